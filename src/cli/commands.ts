@@ -1,0 +1,15 @@
+import type { Command } from 'commander';
+import { registerEcho } from './echo.js';
+import { registerListen } from './listen.js';
+import { registerScore } from './score.js';
+import { registerSend } from './send.js';
+import { registerServe } from './serve.js';
+
+/** Every `mlsam` sub-command, one module each. */
+export function registerCommands(program: Command): void {
+  registerServe(program);
+  registerListen(program);
+  registerEcho(program);
+  registerSend(program);
+  registerScore(program);
+}

@@ -1,0 +1,101 @@
+import { isIP } from 'node:net';
+import { z } from 'zod';
+
+/** An AE title: 1–16 characters of the default repertoire, no backslash, not all spaces. */
+const aeTitle = z
+  .string()
+  .min(1)
+  .max(16)
+  .regex(/^[\x20-\x5b\x5d-\x7e]+$/, 'AE title must be printable ASCII without backslash')
+  .refine((s) => s.trim().length > 0, 'AE title must not be blank');
+
+const port = z.number().int().min(1).max(65535);
+
+export const allowedCallerSchema = z.strictObject({
+  /** Calling AE title, or "*" for any. */
+  aeTitle: z.union([z.literal('*'), aeTitle]),
+  /** Peer address (IP literal) or "*" for any host. */
+  host: z.string().min(1).default('*'),
+});
+
+export const destinationSchema = z.strictObject({
+  name: z.string().min(1),
+  aeTitle,
+  host: z.string().min(1),
+  port,
+  callingAeTitle: aeTitle.optional(),
+});
+
+export const configSchema = z.strictObject({
+  dicom: z.strictObject({
+    aeTitle,
+    host: z.string().min(1),
+    port: z.number().int().min(0).max(65535),
+    allowedCallers: z.array(allowedCallerSchema),
+    /** Associations served at once; more are rejected (transient, local limit exceeded). */
+    maxAssociations: z.number().int().min(1),
+    /** Largest P-DATA-TF PDU we accept and announce. */
+    maxPduLength: z.number().int().min(4096).max(1048576),
+    /** Time allowed for the association request after TCP connect. */
+    associationTimeoutSeconds: z.number().positive(),
+    /** An association with no PDU for this long is aborted. */
+    idleTimeoutSeconds: z.number().positive(),
+  }),
+  redis: z.strictObject({
+    url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
+    keyPrefix: z.string().min(1).regex(/^[A-Za-z0-9_.-]+$/),
+  }),
+  spool: z.strictObject({
+    dir: z.string().min(1),
+    /** C-STORE answers 0xA700 (out of resources) when the spool's file system is fuller than this. */
+    maxDiskUsagePercent: z.number().min(1).max(100),
+  }),
+  series: z.strictObject({
+    quietPeriodSeconds: z.number().positive(),
+    /** node-cron expression for the spool reconciler. */
+    reconcileCron: z.string().min(1),
+    routing: z.strictObject({
+      modalities: z.array(z.string()),
+      /** Accepted BodyPartExamined values; "" accepts a missing or empty one. */
+      bodyParts: z.array(z.string()),
+      /** Instances whose ImageType contains one of these are not scored. */
+      excludeImageTypes: z.array(z.string()),
+      minSlices: z.number().int().min(1),
+    }),
+  }),
+  audit: z.strictObject({
+    retentionDays: z.number().positive(),
+    maxEntries: z.number().int().min(1),
+  }),
+  destinations: z.array(destinationSchema),
+  http: z.strictObject({
+    host: z.string().min(1),
+    port: z.number().int().min(0).max(65535),
+    username: z.string().min(1),
+    password: z.string(),
+  }),
+  model: z.strictObject({
+    path: z.string().min(1),
+    providers: z.array(z.enum(['cpu', 'cuda', 'tensorrt', 'dml', 'coreml'])).min(1),
+  }),
+  log: z.strictObject({
+    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+  }),
+}).superRefine((cfg, ctx) => {
+  if (cfg.http.password === '' && !isLoopback(cfg.http.host)) {
+    ctx.addIssue({
+      code: 'custom',
+      path: ['http', 'password'],
+      message: `must be set when http.host (${cfg.http.host}) is not a loopback address`,
+    });
+  }
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type AllowedCaller = z.infer<typeof allowedCallerSchema>;
+export type Destination = z.infer<typeof destinationSchema>;
+
+export function isLoopback(host: string): boolean {
+  if (host === 'localhost' || host === '::1') return true;
+  return isIP(host) === 4 && host.startsWith('127.');
+}

@@ -1,0 +1,55 @@
+/**
+ * What the listener knows about one instance once it is durably in the spool.
+ * Identifiers only: no PHI travels past the listener (invariant 5).
+ */
+export interface ReceivedInstance {
+  sopClassUid: string;
+  sopInstanceUid: string;
+  studyInstanceUid: string;
+  seriesInstanceUid: string;
+  transferSyntaxUid: string;
+  /** Modality (0008,0060), "" when absent. */
+  modality: string;
+  /** BodyPartExamined (0018,0015), upper-cased, "" when absent. */
+  bodyPartExamined: string;
+  /** ImageType (0008,0008) values, upper-cased. */
+  imageType: string[];
+  /** Absolute path of the Part-10 file in the spool. */
+  path: string;
+  /** Bytes of the dataset as received (without preamble and file meta). */
+  bytes: number;
+  callingAeTitle: string;
+  /** Peer IP address. */
+  callingHost: string;
+  /** Epoch milliseconds when the instance became durable. */
+  receivedAt: number;
+  /** False when the same SOP Instance UID was already in the spool (stored once). */
+  isNew: boolean;
+}
+
+/**
+ * Receives every durably stored instance. Called after the file is fsynced and renamed; the
+ * C-STORE response does not wait on it, so a failing sink (Redis down) never loses an instance:
+ * the spool reconciler covers what the sink missed.
+ */
+export interface InstanceSink {
+  instanceStored(instance: ReceivedInstance): Promise<void>;
+}
+
+/** One association, for the audit trail. */
+export interface AssociationRecord {
+  id: string;
+  callingAeTitle: string;
+  calledAeTitle: string;
+  callingHost: string;
+  startedAt: number;
+  endedAt: number;
+  instances: number;
+  bytes: number;
+  /** accepted-released | aborted | rejected:<reason> | error */
+  outcome: string;
+}
+
+export interface AssociationObserver {
+  associationEnded(record: AssociationRecord): Promise<void>;
+}
