@@ -1,0 +1,79 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, envOverrides, loadConfig } from '../../src/config/load.js';
+
+const tmp = mkdtempSync(join(tmpdir(), 'mlsam-config-'));
+const file = (name: string, content: unknown): string => {
+  const p = join(tmp, name);
+  writeFileSync(p, typeof content === 'string' ? content : JSON.stringify(content));
+  return p;
+};
+
+describe('configuration loader', () => {
+  it('loads the shipped defaults with the DESIGN contract keys', () => {
+    const cfg = loadConfig({ env: {} });
+    expect(cfg.dicom).toMatchObject({ aeTitle: 'MLSAM', host: '0.0.0.0', port: 11112 });
+    expect(cfg.dicom.allowedCallers).toEqual([{ aeTitle: '*', host: '*' }]);
+    expect(cfg.redis.url).toBe('redis://127.0.0.1:6379');
+    expect(cfg.series.quietPeriodSeconds).toBe(30);
+    expect(cfg.destinations).toEqual([]);
+    expect(cfg.http).toMatchObject({ host: '127.0.0.1', port: 8080, username: 'admin', password: '' });
+    expect(cfg.model.providers).toEqual(['cpu']);
+  });
+
+  it('deep-merges MLSAM_CONFIG over the defaults, arrays replace', () => {
+    const p = file('site.json', {
+      dicom: { aeTitle: 'AI_NODE', allowedCallers: [{ aeTitle: 'PACS', host: '10.0.0.5' }] },
+      destinations: [{ name: 'pacs', aeTitle: 'ORTHANC', host: '127.0.0.1', port: 4242 }],
+    });
+    const cfg = loadConfig({ env: { MLSAM_CONFIG: p } });
+    expect(cfg.dicom.aeTitle).toBe('AI_NODE');
+    expect(cfg.dicom.port).toBe(11112); // untouched sibling survives the merge
+    expect(cfg.dicom.allowedCallers).toEqual([{ aeTitle: 'PACS', host: '10.0.0.5' }]);
+    expect(cfg.destinations[0]?.port).toBe(4242);
+  });
+
+  it('applies MLSAM_* environment overrides last, parsing JSON values', () => {
+    const p = file('port.json', { dicom: { port: 2000 } });
+    const cfg = loadConfig({
+      env: {
+        MLSAM_CONFIG: p,
+        MLSAM_DICOM__PORT: '3000',
+        MLSAM_SERIES__QUIET_PERIOD_SECONDS: '2.5',
+        MLSAM_REDIS__URL: 'redis://127.0.0.1:6390',
+        MLSAM_MODEL__PROVIDERS: '["cuda","cpu"]',
+      },
+    });
+    expect(cfg.dicom.port).toBe(3000);
+    expect(cfg.series.quietPeriodSeconds).toBe(2.5);
+    expect(cfg.redis.url).toBe('redis://127.0.0.1:6390');
+    expect(cfg.model.providers).toEqual(['cuda', 'cpu']);
+    expect(envOverrides({ MLSAM_SPOOL__MAX_DISK_USAGE_PERCENT: '90' })).toEqual({ spool: { maxDiskUsagePercent: 90 } });
+  });
+
+  it('names the offending key for unknown keys, wrong types and bad values', () => {
+    expect(() => loadConfig({ env: { MLSAM_DICOM__PORTT: '1' } })).toThrow(/dicom\.portt/);
+    expect(() => loadConfig({ env: { MLSAM_DICOM__PORT: '"abc"' } })).toThrow(/dicom\.port/);
+    expect(() => loadConfig({ env: { MLSAM_DICOM__AE_TITLE: '"THIS_AE_TITLE_IS_TOO_LONG"' } })).toThrow(/dicom\.aeTitle/);
+    expect(() => loadConfig({ env: { MLSAM_CONFIG: file('bad.json', '{ nope') } })).toThrow(ConfigError);
+    expect(() => loadConfig({ env: { MLSAM_CONFIG: join(tmp, 'missing.json') } })).toThrow(/cannot read/);
+  });
+
+  it('refuses an empty HTTP password on a non-loopback host', () => {
+    expect(() => loadConfig({ env: { MLSAM_HTTP__HOST: '0.0.0.0' } })).toThrow(/http\.password/);
+    expect(loadConfig({ env: { MLSAM_HTTP__HOST: '0.0.0.0', MLSAM_HTTP__PASSWORD: 's3cret' } }).http.password).toBe('s3cret');
+  });
+
+  it('stops the CLI at start-up with a message naming the bad key', () => {
+    const r = spawnSync(process.execPath, ['dist/cli/main.js', 'listen'], {
+      env: { ...process.env, MLSAM_SERIES__QUIET_PERIOD_SECONDS: '-1' },
+      encoding: 'utf8',
+      timeout: 20_000,
+    });
+    expect(r.status).not.toBe(0);
+    expect(r.stderr).toMatch(/series\.quietPeriodSeconds/);
+  });
+});
