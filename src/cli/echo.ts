@@ -1,10 +1,19 @@
 import type { Command } from 'commander';
+import { echo } from '../dicom/scu/client.js';
+import { addScuFlags, peerFromFlags, type ScuFlags } from './scu-options.js';
 
 export function registerEcho(program: Command): void {
-  program
-    .command('echo')
-    .description('(not implemented yet)')
-    .action(() => {
-      throw new Error('echo: not implemented yet');
-    });
+  addScuFlags(
+    program.command('echo').description('C-ECHO a DICOM peer (default: this node\'s listener); exits non-zero on failure'),
+  ).action(async (flags: ScuFlags) => {
+    const peer = peerFromFlags(flags);
+    const r = await echo(peer);
+    const target = `${peer.calledAeTitle}@${peer.host}:${peer.port}`;
+    if (r.ok) {
+      process.stdout.write(`C-ECHO ${target}: success (${r.ms} ms)\n`);
+    } else {
+      process.stderr.write(`C-ECHO ${target}: failed: ${r.error ?? `status 0x${(r.status ?? 0xffff).toString(16)}`}\n`);
+      process.exitCode = 1;
+    }
+  });
 }

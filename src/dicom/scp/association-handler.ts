@@ -1,0 +1,406 @@
+import type { Socket } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import dimse from 'dcmjs-dimse';
+import { Writable } from 'node:stream';
+import type { Config } from '../../config/schema.js';
+import type { Logger } from '../../log.js';
+import type { AssociationRecord, ReceivedInstance } from '../received-instance.js';
+import { discardTempFile, InstanceWriter, openTempFile, StoreStatus, type StoreOutcome, type TempFile } from '../spool/instance-writer.js';
+import type { DiskWatermark } from '../spool/spool-layout.js';
+import { isValidUid, STORAGE_SOP_CLASSES } from '../uids.js';
+import { decideAssociation, normalizeHost } from './association-policy.js';
+import { negotiatePresentationContext, PcResult } from './presentation-contexts.js';
+import { PduStream, type CStoreCommand, type DatasetSink } from './pdu-stream.js';
+import { encodeCStoreResponse } from './store-response.js';
+
+const { Scp, Dataset } = dimse;
+const { CEchoResponse, CStoreResponse } = dimse.responses;
+
+type DimseAssociation = InstanceType<typeof dimse.association.Association>;
+type DimsePresentationContext = InstanceType<typeof dimse.association.PresentationContext>;
+type DimseCEchoRequest = InstanceType<typeof dimse.requests.CEchoRequest>;
+type DimseCStoreRequest = InstanceType<typeof dimse.requests.CStoreRequest>;
+type DimseCEchoResponse = InstanceType<typeof CEchoResponse>;
+type DimseCStoreResponse = InstanceType<typeof CStoreResponse>;
+type DimseDataset = InstanceType<typeof Dataset>;
+
+/** Fields of dcmjs-dimse's Network that its typings do not declare. */
+interface NetworkInternals {
+  connected: boolean;
+  connectedTime: number | undefined;
+  lastPduTime: number | undefined;
+  association: DimseAssociation | undefined;
+}
+
+/** What an association needs from the listener that owns it. */
+export interface ListenerContext {
+  config: Config;
+  logger: Logger;
+  spoolDir: string;
+  tmpDir: string;
+  fsync: boolean;
+  watermark: DiskWatermark;
+  /** Associations accepted and still open (this one excluded until accepted). */
+  acceptedAssociations(): number;
+  /** Hands a durable instance to the sink (not awaited by the C-STORE response). */
+  instanceStored(instance: ReceivedInstance): void;
+}
+
+/** A-ABORT PDU: source 2 (service provider), reason as given. */
+function abortPdu(reason: number): Buffer {
+  return Buffer.from([0x07, 0x00, 0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x02, reason]);
+}
+
+/**
+ * One DICOM association on one TCP connection: policy, presentation context negotiation,
+ * C-ECHO, and C-STORE streamed into the spool through {@link InstanceWriter}.
+ */
+export class AssociationHandler extends Scp {
+  readonly id = randomUUID();
+  readonly socket: Socket;
+  readonly startedAt = Date.now();
+  readonly peerHost: string;
+  accepted = false;
+  callingAeTitle = '';
+  calledAeTitle = '';
+  instances = 0;
+  bytes = 0;
+  /** Set once the end of the association is known (released, rejected, aborted). */
+  outcome: string | undefined;
+  private readonly ctx: ListenerContext;
+  private readonly writers = new WeakMap<object, InstanceWriter>();
+  private current: InstanceWriter | undefined;
+  /** A temp file opened ahead for the next instance (keeps open() off the critical path). */
+  private spare: TempFile | undefined;
+  private spareOpening = false;
+  private readonly inFlight = new Set<Promise<unknown>>();
+  private readonly log: Logger;
+  private closing = false;
+
+  constructor(socket: Socket, ctx: ListenerContext) {
+    const d = ctx.config.dicom;
+    super(socket, {
+      connectTimeout: d.idleTimeoutSeconds * 1000,
+      associationTimeout: d.associationTimeoutSeconds * 1000,
+      pduTimeout: d.idleTimeoutSeconds * 1000,
+    });
+    this.socket = socket;
+    this.ctx = ctx;
+    this.peerHost = normalizeHost(socket.remoteAddress);
+    this.log = ctx.logger.child({ assoc: this.id.slice(0, 8), peer: this.peerHost });
+    // Server.listen would set these; we hand over an already connected socket ourselves.
+    const internals = this as unknown as NetworkInternals;
+    internals.connected = true;
+    internals.connectedTime = Date.now();
+    // Put our PDU stream between the socket and the library: it validates framing and routes
+    // C-STORE dataset fragments straight into the spool writer (see pdu-stream.ts).
+    const libraryHandlers = socket.listeners('data') as Array<(chunk: Buffer) => void>;
+    socket.removeAllListeners('data');
+    const pdus = new PduStream(d.maxPduLength, {
+      forward: (bytes) => {
+        for (const h of libraryHandlers) h(bytes);
+      },
+      openStore: (cmd) => this.openStore(cmd),
+      violation: (reason) => this.abortAssociation(`malformed PDU: ${reason}`, 1),
+    });
+    socket.on('data', (chunk: Buffer) => {
+      // Data bypassing the library still counts as activity for its idle (PDU) timeout; before
+      // the association is up, only a complete A-ASSOCIATE-RQ stops the association timer.
+      if (this.accepted) internals.lastPduTime = Date.now();
+      pdus.feed(chunk);
+    });
+    // A connection that drops mid-transfer leaves no temp file and no pending writer behind.
+    socket.once('close', () => {
+      this.closing = true;
+      this.current?.abort('connection closed during transfer');
+      if (this.spare) discardTempFile(this.spare);
+      this.spare = undefined;
+    });
+    this.on('networkError', (err: Error) => {
+      if (this.closing) return;
+      // Timeouts, unreadable PDUs, socket errors: A-ABORT (when still writable) and close.
+      this.abortAssociation(`network: ${err.message}`);
+    });
+  }
+
+  /** Opens the next instance's temp file once the answer is out, while the peer prepares it. */
+  private prepareSpare(): void {
+    if (this.spare || this.spareOpening || this.closing) return;
+    this.spareOpening = true;
+    setImmediate(() => {
+      this.spareOpening = false;
+      if (this.spare || this.closing) return;
+      try {
+        this.spare = openTempFile(this.ctx.tmpDir);
+      } catch {
+        // The writer opens its own file then (and reports the error if that fails too).
+      }
+    });
+  }
+
+  /** Number of C-STOREs still being written. */
+  get pendingStores(): number {
+    return this.inFlight.size;
+  }
+
+  /** Waits for in-flight C-STORE writes to settle. */
+  async settled(): Promise<void> {
+    await Promise.allSettled([...this.inFlight]);
+  }
+
+  /** Aborts the association from our side (A-ABORT, then the connection is closed). */
+  abortAssociation(why: string, reason = 0): void {
+    if (this.closing) return;
+    this.log.warn({ why }, 'aborting association');
+    this.outcome = 'aborted';
+    if (!this.socket.destroyed && this.socket.writable) this.socket.write(abortPdu(reason));
+    this.close();
+  }
+
+  private close(): void {
+    if (this.closing) return;
+    this.closing = true;
+    this.current?.abort('association closed during transfer');
+    this.socket.pause();
+    this.socket.end();
+    // The peer should close after A-ABORT / A-ASSOCIATE-RJ; do not wait for it for long.
+    setTimeout(() => this.socket.destroy(), 1000).unref();
+  }
+
+  override associationRequested(association: DimseAssociation): void {
+    (this as unknown as NetworkInternals).association = association;
+    this.callingAeTitle = association.getCallingAeTitle().trim();
+    this.calledAeTitle = association.getCalledAeTitle().trim();
+    const decision = decideAssociation(this.ctx.config.dicom, {
+      calledAeTitle: this.calledAeTitle,
+      callingAeTitle: this.callingAeTitle,
+      peerHost: this.peerHost,
+      activeAssociations: this.ctx.acceptedAssociations(),
+    });
+    if (!decision.accept) {
+      this.log.warn(
+        { callingAe: this.callingAeTitle, calledAe: this.calledAeTitle, reason: decision.reason },
+        'association rejected',
+      );
+      this.outcome = `rejected:${decision.reason}`;
+      this.sendAssociationReject(decision.result, decision.source, decision.diagnostic);
+      this.closing = true;
+      this.socket.end();
+      setTimeout(() => this.socket.destroy(), 1000).unref();
+      return;
+    }
+    // One operation at a time (no asynchronous operations window): answer each C-STORE in turn.
+    association.setNegotiateAsyncOps(false);
+    association.setMaxAsyncOpsInvoked(1);
+    association.setMaxAsyncOpsPerformed(1);
+    // dcmjs-dimse announces this value as our receive limit and also caps what it sends with it.
+    // We only ever send small command PDUs (responses), far below any peer's limit, so announce ours.
+    association.setMaxPduLength(this.ctx.config.dicom.maxPduLength);
+    const accepted: string[] = [];
+    for (const { id } of association.getPresentationContexts()) {
+      const pc = association.getPresentationContext(id);
+      const d = negotiatePresentationContext(pc.getAbstractSyntaxUid(), pc.getTransferSyntaxUids());
+      if (d.result === PcResult.Accept) {
+        pc.setResult(d.result, d.transferSyntaxUid);
+        accepted.push(`${id}:${pc.getAbstractSyntaxUid()}@${d.transferSyntaxUid}`);
+      } else {
+        pc.setResult(d.result);
+      }
+    }
+    this.accepted = true;
+    this.log.info(
+      { callingAe: this.callingAeTitle, calledAe: this.calledAeTitle, maxPdu: association.getMaxPduLength(), accepted },
+      'association accepted',
+    );
+    this.sendAssociationAccept();
+  }
+
+  override associationReleaseRequested(): void {
+    this.outcome = 'accepted-released';
+    // Answer once every instance of this association is durable and answered.
+    void this.settled().then(() => {
+      if (!this.socket.destroyed) this.sendAssociationReleaseResponse();
+    });
+  }
+
+  override cEchoRequest(request: DimseCEchoRequest, callback: (response: DimseCEchoResponse) => void): void {
+    const response = CEchoResponse.fromRequest(request);
+    response.setStatus(StoreStatus.Success);
+    callback(response);
+  }
+
+  override abort(source: number, reason: number): void {
+    this.log.info({ source, reason }, 'association aborted by peer');
+    this.outcome = 'aborted';
+    this.current?.abort('association aborted by peer');
+    this.closing = true;
+    this.socket.destroy();
+  }
+
+  /** Why an instance cannot be stored, decided before its first byte arrives. */
+  private refusal(sopClassUid: string, sopInstanceUid: string, pc: DimsePresentationContext | undefined): { status: number; reason: string } | undefined {
+    if (!isValidUid(sopInstanceUid)) return { status: StoreStatus.CannotUnderstand, reason: 'invalid AffectedSOPInstanceUID' };
+    if (!pc || pc.getResult() !== PcResult.Accept) {
+      return { status: StoreStatus.CannotUnderstand, reason: 'dataset on a presentation context that was not accepted' };
+    }
+    if (!STORAGE_SOP_CLASSES.includes(sopClassUid) || sopClassUid !== pc.getAbstractSyntaxUid()) {
+      return { status: 0x0122, reason: `SOP class ${sopClassUid} not supported on this presentation context` };
+    }
+    try {
+      const usage = this.ctx.watermark.exceeded();
+      if (usage !== undefined) {
+        return {
+          status: StoreStatus.OutOfResources,
+          reason: `spool disk ${usage.toFixed(1)}% used, above ${this.ctx.config.spool.maxDiskUsagePercent}%`,
+        };
+      }
+    } catch (err) {
+      return { status: StoreStatus.OutOfResources, reason: `spool disk not usable: ${(err as Error).message}` };
+    }
+    return undefined;
+  }
+
+  private newWriter(sopClassUid: string, sopInstanceUid: string, pc: DimsePresentationContext | undefined): InstanceWriter {
+    const refuse = this.refusal(sopClassUid, sopInstanceUid, pc);
+    const tempFile = refuse ? undefined : this.spare;
+    if (tempFile) this.spare = undefined;
+    const writer = new InstanceWriter({
+      ...(tempFile ? { tempFile } : {}),
+      spoolDir: this.ctx.spoolDir,
+      tmpDir: this.ctx.tmpDir,
+      fsync: this.ctx.fsync,
+      meta: { sopClassUid, sopInstanceUid, transferSyntaxUid: pc?.getAcceptedTransferSyntaxUid() ?? '', sourceAeTitle: this.callingAeTitle },
+      ...(refuse ? { refuse } : {}),
+    });
+    this.current = writer;
+    void writer.outcome.then(() => this.prepareSpare());
+    const track = writer.outcome.then(() => writer.released).finally(() => this.inFlight.delete(track));
+    this.inFlight.add(track);
+    return writer;
+  }
+
+  /**
+   * A C-STORE arrived through the PDU stream: its dataset streams into a writer, and once that is
+   * durable we answer it here (the library never sees this C-STORE).
+   */
+  private openStore(cmd: CStoreCommand): DatasetSink {
+    let pc: DimsePresentationContext | undefined;
+    try {
+      pc = (this as unknown as NetworkInternals).association?.getPresentationContext(cmd.presentationContextId);
+    } catch {
+      pc = undefined;
+    }
+    const writer = this.newWriter(cmd.sopClassUid, cmd.sopInstanceUid, pc);
+    return {
+      write: (chunk) => writer.write(chunk),
+      end: () => {
+        if (this.current === writer) this.current = undefined;
+        writer.end();
+        void writer.outcome.then((o) => {
+          const respond = (status: number, errorComment?: string): void => {
+            if (this.socket.destroyed || !this.socket.writable) return;
+            this.socket.write(encodeCStoreResponse({
+              presentationContextId: cmd.presentationContextId,
+              messageIdBeingRespondedTo: cmd.messageId,
+              sopClassUid: cmd.sopClassUid,
+              sopInstanceUid: cmd.sopInstanceUid,
+              status,
+              ...(errorComment ? { errorComment } : {}),
+            }));
+          };
+          this.finishStore(writer, o, respond, cmd.sopInstanceUid);
+        });
+      },
+    };
+  }
+
+  /** Answers one C-STORE from its outcome and hands a stored instance to the sink. */
+  private finishStore(
+    writer: InstanceWriter,
+    o: StoreOutcome,
+    respond: (status: number, comment?: string) => void,
+    sopInstanceUid: string,
+  ): void {
+    if (!o.ok) {
+      this.log.warn({ sopInstanceUid, status: o.status, reason: o.reason }, 'C-STORE failed');
+      respond(o.status, o.reason);
+      return;
+    }
+    this.instances++;
+    this.bytes += o.bytes;
+    respond(StoreStatus.Success);
+    const h = o.header;
+    this.ctx.instanceStored({
+      sopClassUid: h.sopClassUid,
+      sopInstanceUid: h.sopInstanceUid,
+      studyInstanceUid: h.studyInstanceUid,
+      seriesInstanceUid: h.seriesInstanceUid,
+      transferSyntaxUid: writer.transferSyntaxUid,
+      modality: h.modality,
+      bodyPartExamined: h.bodyPartExamined,
+      imageType: h.imageType,
+      path: o.path,
+      bytes: o.bytes,
+      callingAeTitle: this.callingAeTitle,
+      callingHost: this.peerHost,
+      receivedAt: Date.now(),
+      isNew: o.isNew,
+    });
+  }
+
+  override createStoreWritableStream(pc: DimsePresentationContext, request: DimseCStoreRequest): Writable {
+    // Fallback only (C-STOREs normally bypass the library through the PDU stream).
+    const writer = this.newWriter(request.getAffectedSopClassUid() ?? '', request.getAffectedSopInstanceUid() ?? '', pc);
+    this.writers.set(request, writer);
+    return new Writable({
+      write: (chunk: Buffer, _e, cb) => {
+        writer.write(chunk);
+        cb();
+      },
+      final: (cb) => {
+        writer.end();
+        cb();
+      },
+    });
+  }
+
+  override createDatasetFromStoreWritableStream(
+    _writable: Writable,
+    pc: DimsePresentationContext,
+    callback: (dataset: DimseDataset) => void,
+  ): void {
+    // The dataset stays on disk; the C-STORE handler waits for the writer's outcome instead.
+    callback(new Dataset({}, pc.getAcceptedTransferSyntaxUid()));
+  }
+
+  override cStoreRequest(request: DimseCStoreRequest, callback: (response: DimseCStoreResponse) => void): void {
+    const writer = this.writers.get(request);
+    const respond = (status: number, comment?: string): void => {
+      const response = CStoreResponse.fromRequest(request);
+      response.setStatus(status);
+      if (comment) response.setErrorComment(comment.slice(0, 64));
+      if (!this.socket.destroyed) callback(response);
+    };
+    if (!writer) {
+      respond(StoreStatus.ProcessingFailure, 'no dataset');
+      return;
+    }
+    if (this.current === writer) this.current = undefined;
+    void writer.outcome.then((o) => this.finishStore(writer, o, respond, request.getAffectedSopInstanceUid()));
+  }
+
+  /** The audit record, once the connection is closed. */
+  record(endedAt: number): AssociationRecord {
+    return {
+      id: this.id,
+      callingAeTitle: this.callingAeTitle,
+      calledAeTitle: this.calledAeTitle,
+      callingHost: this.peerHost,
+      startedAt: this.startedAt,
+      endedAt,
+      instances: this.instances,
+      bytes: this.bytes,
+      outcome: this.outcome ?? (this.accepted ? 'aborted' : 'error'),
+    };
+  }
+}

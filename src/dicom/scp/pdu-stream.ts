@@ -1,0 +1,255 @@
+/**
+ * Sits between the TCP socket and dcmjs-dimse. It follows the DICOM UL framing of everything the
+ * peer sends (PDU type + 32-bit length, and inside P-DATA-TF the PDV items), and:
+ *
+ *  - aborts at once on garbage, a PDU type that does not exist, or a PDU larger than our max PDU
+ *    (instead of letting the library wait for gigabytes that never come);
+ *  - routes the dataset fragments of a C-STORE straight to a sink (the spool writer) as zero-copy
+ *    slices of the socket chunks — the library never buffers or re-parses instance data;
+ *  - takes C-STORE-RQ command sets out of the stream (the owner answers them itself), so the
+ *    library never runs its per-instance dcmjs command parsing;
+ *  - passes everything else (association PDUs, C-ECHO and other command sets, release, abort) to
+ *    the library unchanged.
+ */
+
+export interface CStoreCommand {
+  presentationContextId: number;
+  messageId: number;
+  sopClassUid: string;
+  sopInstanceUid: string;
+}
+
+export interface DatasetSink {
+  write(chunk: Buffer): void;
+  end(): void;
+}
+
+export interface PduStreamHooks {
+  /** Bytes for dcmjs-dimse's own connection handler. */
+  forward(bytes: Buffer): void;
+  /**
+   * A C-STORE-RQ command with a dataset has arrived (it is not passed to the library); returns
+   * where its dataset goes. `sink.end()` is called when the last fragment has been written; the
+   * owner then answers the C-STORE itself.
+   */
+  openStore(cmd: CStoreCommand): DatasetSink;
+  /** The stream is not DICOM UL (or breaks a limit); called once, nothing is processed after. */
+  violation(reason: string): void;
+}
+
+const PDATA = 4;
+const UNDEFINED_GROUP_LENGTH = -1;
+
+export class PduStream {
+  private readonly hdr = Buffer.alloc(6);
+  private hdrHave = 0;
+  /** Bytes left in the current PDU body. */
+  private pduLeft = 0;
+  private pduType = 0;
+  private inPdu = false;
+  private pdus = 0;
+  /** Current PDV inside a P-DATA-TF. */
+  private readonly pdvHdr = Buffer.alloc(6);
+  private pdvHdrHave = 0;
+  private pdvLeft = 0;
+  private pdvPc = 0;
+  private pdvCtrl = 0;
+  private inPdv = false;
+  /** Fragments of a PDV passed through to the library (commands). */
+  private passParts: Buffer[] = [];
+  /** Command-set bytes collected across fragments. */
+  private commandParts: Buffer[] = [];
+  private pendingStore: CStoreCommand | undefined;
+  private activeStore: { sink: DatasetSink; pc: number } | undefined;
+  private failed = false;
+
+  constructor(private readonly maxPdataLength: number, private readonly hooks: PduStreamHooks, private readonly maxOtherLength = 1 << 20) {}
+
+  get broken(): boolean {
+    return this.failed;
+  }
+
+  feed(chunk: Buffer): void {
+    let pos = 0;
+    const len = chunk.length;
+    while (pos < len && !this.failed) {
+      if (!this.inPdu) {
+        const n = Math.min(6 - this.hdrHave, len - pos);
+        chunk.copy(this.hdr, this.hdrHave, pos, pos + n);
+        this.hdrHave += n;
+        pos += n;
+        if (this.hdrHave < 6) return;
+        this.hdrHave = 0;
+        const type = this.hdr[0]!;
+        const length = this.hdr.readUInt32BE(2);
+        const bad = this.check(type, length);
+        if (bad) return this.fail(bad);
+        this.pdus++;
+        this.pduType = type;
+        this.pduLeft = length;
+        this.inPdu = true;
+        if (type !== PDATA) this.hooks.forward(Buffer.from(this.hdr));
+        if (length === 0) this.endPdu();
+        continue;
+      }
+      if (this.pduType !== PDATA) {
+        const n = Math.min(this.pduLeft, len - pos);
+        this.hooks.forward(chunk.subarray(pos, pos + n));
+        pos += n;
+        this.pduLeft -= n;
+        if (this.pduLeft === 0) this.endPdu();
+        continue;
+      }
+      // Inside a P-DATA-TF body: PDV items.
+      if (!this.inPdv) {
+        const n = Math.min(6 - this.pdvHdrHave, len - pos, this.pduLeft);
+        chunk.copy(this.pdvHdr, this.pdvHdrHave, pos, pos + n);
+        this.pdvHdrHave += n;
+        this.pduLeft -= n;
+        pos += n;
+        if (this.pdvHdrHave < 6) {
+          if (this.pduLeft === 0) return this.fail('P-DATA-TF ends inside a PDV header');
+          continue;
+        }
+        this.pdvHdrHave = 0;
+        const itemLength = this.pdvHdr.readUInt32BE(0);
+        if (itemLength < 2 || itemLength - 2 > this.pduLeft) return this.fail(`PDV item length ${itemLength} does not fit its PDU`);
+        this.pdvPc = this.pdvHdr[4]!;
+        this.pdvCtrl = this.pdvHdr[5]!;
+        this.pdvLeft = itemLength - 2;
+        this.inPdv = true;
+        const isCommand = (this.pdvCtrl & 1) === 1;
+        if (!isCommand && !this.activeStore && this.pendingStore) {
+          const cmd = this.pendingStore;
+          this.pendingStore = undefined;
+          if (cmd.presentationContextId !== this.pdvPc) {
+            return this.fail(`dataset on presentation context ${this.pdvPc}, command on ${cmd.presentationContextId}`);
+          }
+          this.activeStore = { sink: this.hooks.openStore(cmd), pc: this.pdvPc };
+        }
+        if (this.pdvLeft === 0) this.endPdv();
+        continue;
+      }
+      const n = Math.min(this.pdvLeft, len - pos);
+      const slice = chunk.subarray(pos, pos + n);
+      pos += n;
+      this.pdvLeft -= n;
+      this.pduLeft -= n;
+      const isCommand = (this.pdvCtrl & 1) === 1;
+      if (!isCommand && this.activeStore) {
+        this.activeStore.sink.write(slice);
+      } else if (isCommand) {
+        this.commandParts.push(slice);
+      } else {
+        this.passParts.push(slice);
+      }
+      if (this.pdvLeft === 0) this.endPdv();
+    }
+  }
+
+  private endPdv(): void {
+    this.inPdv = false;
+    const isCommand = (this.pdvCtrl & 1) === 1;
+    const last = (this.pdvCtrl & 2) === 2;
+    if (!isCommand && this.activeStore) {
+      if (last) {
+        const { sink } = this.activeStore;
+        this.activeStore = undefined;
+        sink.end();
+      }
+    } else if (isCommand) {
+      // Command sets are small: collect all fragments, then either take a C-STORE out of the
+      // stream or hand the whole command to the library as one last-fragment PDV.
+      this.passParts = [];
+      if (last) {
+        const command = Buffer.concat(this.commandParts);
+        this.commandParts = [];
+        if (!this.takeStore(this.pdvPc, command)) this.forwardPdv(this.pdvPc, this.pdvCtrl, [command]);
+      }
+    } else {
+      const parts = this.passParts;
+      this.passParts = [];
+      this.forwardPdv(this.pdvPc, this.pdvCtrl, parts);
+    }
+    if (this.pduLeft === 0) this.endPdu();
+  }
+
+  private endPdu(): void {
+    this.inPdu = false;
+    if (this.pduType === PDATA && this.inPdv) this.fail('P-DATA-TF ends inside a PDV');
+  }
+
+  private forwardPdv(pc: number, ctrl: number, parts: Buffer[]): void {
+    const valueLength = parts.reduce((n, p) => n + p.length, 0);
+    const head = Buffer.alloc(12);
+    head[0] = PDATA;
+    head.writeUInt32BE(valueLength + 6, 2);
+    head.writeUInt32BE(valueLength + 2, 6);
+    head[10] = pc;
+    head[11] = ctrl;
+    this.hooks.forward(parts.length ? Buffer.concat([head, ...parts]) : head);
+  }
+
+  /** A C-STORE-RQ with a dataset becomes the pending store; anything else goes to the library. */
+  private takeStore(pc: number, command: Buffer): boolean {
+    const c = parseCommand(command);
+    if (!c || c.commandField !== 0x0001 || c.dataSetType === 0x0101 || c.messageId < 0) return false;
+    this.pendingStore = {
+      presentationContextId: pc,
+      messageId: c.messageId,
+      sopClassUid: c.affectedSopClassUid,
+      sopInstanceUid: c.affectedSopInstanceUid,
+    };
+    return true;
+  }
+
+  private check(type: number, length: number): string | undefined {
+    if (type < 1 || type > 7) return `unknown PDU type 0x${type.toString(16)}`;
+    if (this.pdus === 0 && type !== 1) return `first PDU is type ${type}, not A-ASSOCIATE-RQ`;
+    if (type === PDATA) {
+      if (length > this.maxPdataLength) return `P-DATA-TF PDU of ${length} bytes exceeds max PDU ${this.maxPdataLength}`;
+    } else if (length > this.maxOtherLength) {
+      return `PDU type ${type} of ${length} bytes is too long`;
+    }
+    return undefined;
+  }
+
+  private fail(reason: string): void {
+    if (this.failed) return;
+    this.failed = true;
+    this.hooks.violation(reason);
+  }
+}
+
+interface ParsedCommand {
+  commandField: number;
+  messageId: number;
+  dataSetType: number;
+  affectedSopClassUid: string;
+  affectedSopInstanceUid: string;
+}
+
+/** Reads the few elements we need from a command set (always implicit VR little endian). */
+export function parseCommand(buf: Buffer): ParsedCommand | undefined {
+  const out: ParsedCommand = { commandField: -1, messageId: -1, dataSetType: UNDEFINED_GROUP_LENGTH, affectedSopClassUid: '', affectedSopInstanceUid: '' };
+  let pos = 0;
+  while (pos + 8 <= buf.length) {
+    const group = buf.readUInt16LE(pos);
+    const element = buf.readUInt16LE(pos + 2);
+    const length = buf.readUInt32LE(pos + 4);
+    pos += 8;
+    if (group !== 0x0000 || pos + length > buf.length) return undefined;
+    const str = (): string => buf.toString('latin1', pos, pos + length).replace(/[\0 ]+$/, '');
+    const us = (): number => (length >= 2 ? buf.readUInt16LE(pos) : -1);
+    switch (element) {
+      case 0x0002: out.affectedSopClassUid = str(); break;
+      case 0x0100: out.commandField = us(); break;
+      case 0x0110: out.messageId = us(); break;
+      case 0x0800: out.dataSetType = us(); break;
+      case 0x1000: out.affectedSopInstanceUid = str(); break;
+      default: break;
+    }
+    pos += length;
+  }
+  return out;
+}

@@ -1,0 +1,68 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { afterAll, expect, it } from 'vitest';
+import { writeSyntheticSeries } from '../helpers/synthetic-series.js';
+import { run } from '../helpers/dcmtk.js';
+import { REPO_ROOT } from '../helpers/dicom-listener.js';
+
+interface Sample { instances: number; rss: number; heapUsed: number; arrayBuffers: number }
+
+const cleanup: Array<() => Promise<void>> = [];
+afterAll(async () => {
+  for (const c of cleanup.reverse()) await c();
+});
+
+it('keeps RSS flat while receiving a 600-slice series (listener in a child process)', async () => {
+  const work = await mkdtemp(join(tmpdir(), 'mlsam-rss-'));
+  cleanup.push(() => rm(work, { recursive: true, force: true }));
+  const series = await writeSyntheticSeries({ dir: join(work, 'series'), count: 600 });
+  const spool = join(work, 'spool');
+  const child: ChildProcess = spawn(process.execPath, [join(REPO_ROOT, 'dist', 'dicom', 'testing', 'listener-process.js')], {
+    env: {
+      ...process.env,
+      MLSAM_DICOM__HOST: '127.0.0.1',
+      MLSAM_DICOM__PORT: '0',
+      MLSAM_SPOOL__DIR: spool,
+      LISTENER_SAMPLE_MS: '100',
+      MLSAM_LOG__LEVEL: 'warn',
+    },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  cleanup.push(async () => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  const samples: Sample[] = [];
+  const port = await new Promise<number>((resolve, reject) => {
+    const rl = createInterface({ input: child.stdout! });
+    rl.on('line', (line) => {
+      const msg = JSON.parse(line) as { port?: number } & Sample;
+      if (msg.port !== undefined) resolve(msg.port);
+      else samples.push(msg);
+    });
+    child.once('exit', (code) => reject(new Error(`listener exited with ${code}`)));
+  });
+  const r = await run('storescu', ['+sd', '-aec', 'MLSAM', '127.0.0.1', String(port), series.dir], { timeoutMs: 300_000 });
+  expect(r.code, r.stderr).toBe(0);
+  await new Promise((res) => setTimeout(res, 300));
+  const exited = new Promise((res) => child.once('exit', res));
+  child.stdin!.end();
+  await exited;
+  const stored = await readdir(join(spool, series.studyInstanceUid, series.seriesInstanceUid));
+  expect(stored).toHaveLength(600);
+  const last = samples.at(-1)!;
+  expect(last.instances).toBe(600);
+  // RSS saw-tooths with garbage collection of socket buffers; compare peaks, not single samples:
+  // the peak while receiving instances 300-600 must be within 40 MB of the peak during 100-300.
+  const peakOf = (from: number, to: number): number =>
+    Math.max(...samples.filter((s) => s.instances >= from && s.instances <= to).map((s) => s.rss));
+  const early = peakOf(100, 300);
+  const late = peakOf(300, 600);
+  const mb = (n: number): string => (n / 1048576).toFixed(1);
+  console.log(`peak RSS: instances 100-300 ${mb(early)} MB, 300-600 ${mb(late)} MB, at end ${mb(last.rss)} MB (series ${mb(series.fileBytes * 600)} MB)`);
+  expect(late - early).toBeLessThan(40 * 1048576);
+  // Nothing close to the series size is ever held.
+  expect(Math.max(...samples.map((s) => s.rss))).toBeLessThan(series.fileBytes * 600 * 0.75);
+});
