@@ -1,10 +1,17 @@
 import type { Command } from 'commander';
+import { createLogger } from '../log.js';
+import { listenerRole } from '../node/listener-role.js';
+import { runUntilSignal } from '../node/node.js';
+import { addNodeFlags, configFromFlags, type NodeFlags } from './node-options.js';
 
 export function registerListen(program: Command): void {
-  program
-    .command('listen')
-    .description('(not implemented yet)')
-    .action(() => {
-      throw new Error('listen: not implemented yet');
-    });
+  addNodeFlags(
+    program
+      .command('listen')
+      .description('run the DICOM listener: receive series into the spool, track them, queue complete ones'),
+  ).action(async (flags: NodeFlags) => {
+    const config = configFromFlags(flags);
+    const logger = createLogger(config.log.level);
+    await runUntilSignal({ config, logger }, [listenerRole]);
+  });
 }

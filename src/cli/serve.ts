@@ -1,10 +1,22 @@
 import type { Command } from 'commander';
+import { createLogger } from '../log.js';
+import { listenerRole } from '../node/listener-role.js';
+import { runUntilSignal } from '../node/node.js';
+import type { RoleFactory } from '../node/role.js';
+import { addNodeFlags, configFromFlags, type NodeFlags } from './node-options.js';
+
+/**
+ * Every role in one process. Roles are started in this order and stopped in reverse; the
+ * inference and dispatch workers and the admin HTTP server join this list as they are built.
+ */
+export const SERVE_ROLES: readonly RoleFactory[] = [listenerRole];
 
 export function registerServe(program: Command): void {
-  program
-    .command('serve')
-    .description('(not implemented yet)')
-    .action(() => {
-      throw new Error('serve: not implemented yet');
-    });
+  addNodeFlags(
+    program.command('serve').description('run every role in one process (listener, workers, admin)'),
+  ).action(async (flags: NodeFlags) => {
+    const config = configFromFlags(flags);
+    const logger = createLogger(config.log.level);
+    await runUntilSignal({ config, logger }, SERVE_ROLES);
+  });
 }

@@ -1,0 +1,60 @@
+import { createHash } from 'node:crypto';
+import { isAbsolute } from 'node:path';
+import { z } from 'zod';
+import type { JobsOptions } from 'bullmq';
+
+/** BullMQ queue of complete series waiting to be scored. */
+export const INFERENCE_QUEUE = 'inference';
+/** Internal BullMQ queue: one debounced "series may be complete" job per series. */
+export const SETTLE_QUEUE = 'series-settle';
+
+const uid = z.string().min(1).max(64).regex(/^[0-9]+(\.[0-9]+)*$/, 'must be a DICOM UID');
+const isoDate = z.string().datetime({ offset: true });
+
+export const enqueuedBySchema = z.enum(['tracker', 'reconciler', 'admin']);
+export type EnqueuedBy = z.infer<typeof enqueuedBySchema>;
+
+/** Payload of an `inference` job: one series with a fixed content (its set of instances). */
+export const inferenceJobSchema = z.strictObject({
+  studyInstanceUid: uid,
+  seriesInstanceUid: uid,
+  /** Absolute path of the spooled series: `<spool.dir>/<StudyInstanceUID>/<SeriesInstanceUID>`. */
+  seriesDir: z.string().refine((p) => isAbsolute(p), 'must be an absolute path'),
+  instanceCount: z.number().int().min(1),
+  /** sha256 hex of the sorted SOP Instance UIDs joined by "\n" (see instancesHash). */
+  instancesHash: z.string().regex(/^[0-9a-f]{64}$/),
+  callingAeTitle: z.string(),
+  firstReceivedAt: isoDate,
+  lastReceivedAt: isoDate,
+  enqueuedBy: enqueuedBySchema,
+});
+export type InferenceJobData = z.infer<typeof inferenceJobSchema>;
+
+/** Payload of a `series-settle` job. */
+export const settleJobSchema = z.strictObject({
+  seriesInstanceUid: uid,
+});
+export type SettleJobData = z.infer<typeof settleJobSchema>;
+
+/** sha256 hex of the SOP Instance UIDs, sorted (code-unit order) and joined by "\n". */
+export function instancesHash(sopInstanceUids: Iterable<string>): string {
+  const sorted = [...new Set(sopInstanceUids)].sort();
+  return createHash('sha256').update(sorted.join('\n')).digest('hex');
+}
+
+/**
+ * Job id of the inference job for one (series, content): BullMQ keeps one job per id, so every
+ * listener, the reconciler and a repeated settle all land on the same job for the same content,
+ * and a series that grew gets a new id (it "reopens").
+ */
+export function inferenceJobId(seriesInstanceUid: string, hash: string): string {
+  return `series-${seriesInstanceUid}-${hash}`;
+}
+
+/** Options of every inference job (the worker may rely on them: retries with backoff, kept history). */
+export const INFERENCE_JOB_OPTIONS: JobsOptions = {
+  attempts: 3,
+  backoff: { type: 'exponential', delay: 30_000 },
+  removeOnComplete: { age: 30 * 24 * 3600, count: 10_000 },
+  removeOnFail: false,
+};
