@@ -11,6 +11,11 @@
  *  - passes everything else (association PDUs, C-ECHO and other command sets, release, abort) to
  *    the library unchanged.
  */
+import { NO_DATASET, parseCommand } from '../pdu/command-set.js';
+import { PDU_TYPE_PDATA, pdataHeader } from '../pdu/pdata.js';
+
+/** Moved to ../pdu/command-set.ts (shared with the SCU); re-exported for existing importers. */
+export { parseCommand };
 
 export interface CStoreCommand {
   presentationContextId: number;
@@ -37,8 +42,7 @@ export interface PduStreamHooks {
   violation(reason: string): void;
 }
 
-const PDATA = 4;
-const UNDEFINED_GROUP_LENGTH = -1;
+const PDATA = PDU_TYPE_PDATA;
 
 export class PduStream {
   private readonly hdr = Buffer.alloc(6);
@@ -181,19 +185,14 @@ export class PduStream {
 
   private forwardPdv(pc: number, ctrl: number, parts: Buffer[]): void {
     const valueLength = parts.reduce((n, p) => n + p.length, 0);
-    const head = Buffer.alloc(12);
-    head[0] = PDATA;
-    head.writeUInt32BE(valueLength + 6, 2);
-    head.writeUInt32BE(valueLength + 2, 6);
-    head[10] = pc;
-    head[11] = ctrl;
+    const head = pdataHeader(pc, ctrl, valueLength);
     this.hooks.forward(parts.length ? Buffer.concat([head, ...parts]) : head);
   }
 
   /** A C-STORE-RQ with a dataset becomes the pending store; anything else goes to the library. */
   private takeStore(pc: number, command: Buffer): boolean {
     const c = parseCommand(command);
-    if (!c || c.commandField !== 0x0001 || c.dataSetType === 0x0101 || c.messageId < 0) return false;
+    if (!c || c.commandField !== 0x0001 || c.dataSetType === NO_DATASET || c.messageId < 0) return false;
     this.pendingStore = {
       presentationContextId: pc,
       messageId: c.messageId,
@@ -219,37 +218,4 @@ export class PduStream {
     this.failed = true;
     this.hooks.violation(reason);
   }
-}
-
-interface ParsedCommand {
-  commandField: number;
-  messageId: number;
-  dataSetType: number;
-  affectedSopClassUid: string;
-  affectedSopInstanceUid: string;
-}
-
-/** Reads the few elements we need from a command set (always implicit VR little endian). */
-export function parseCommand(buf: Buffer): ParsedCommand | undefined {
-  const out: ParsedCommand = { commandField: -1, messageId: -1, dataSetType: UNDEFINED_GROUP_LENGTH, affectedSopClassUid: '', affectedSopInstanceUid: '' };
-  let pos = 0;
-  while (pos + 8 <= buf.length) {
-    const group = buf.readUInt16LE(pos);
-    const element = buf.readUInt16LE(pos + 2);
-    const length = buf.readUInt32LE(pos + 4);
-    pos += 8;
-    if (group !== 0x0000 || pos + length > buf.length) return undefined;
-    const str = (): string => buf.toString('latin1', pos, pos + length).replace(/[\0 ]+$/, '');
-    const us = (): number => (length >= 2 ? buf.readUInt16LE(pos) : -1);
-    switch (element) {
-      case 0x0002: out.affectedSopClassUid = str(); break;
-      case 0x0100: out.commandField = us(); break;
-      case 0x0110: out.messageId = us(); break;
-      case 0x0800: out.dataSetType = us(); break;
-      case 0x1000: out.affectedSopInstanceUid = str(); break;
-      default: break;
-    }
-    pos += length;
-  }
-  return out;
 }

@@ -2,9 +2,11 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import dimse from 'dcmjs-dimse';
 import { configureDimse } from '../dimse-library.js';
+import { readPart10Info, type Part10Info } from './part10-info.js';
+import { planAssociations, StoreAssociation, type StorePeer } from './store-scu.js';
 
 const { Client } = dimse;
-const { CEchoRequest, CStoreRequest } = dimse.requests;
+const { CEchoRequest } = dimse.requests;
 
 export interface PeerOptions {
   host: string;
@@ -84,62 +86,86 @@ export interface SendFailure {
 }
 
 export interface SendResult {
+  /** Stored with Success or a warning status. */
   sent: number;
+  /** Of `sent`, stored with a warning status (0001, Bxxx). */
+  warnings: number;
+  /** Of `sent`, Explicit VR LE re-encoded to Implicit VR LE (values unchanged) because the peer refused the former. */
+  converted: number;
   failed: SendFailure[];
+  /** Associations opened. */
+  associations: number;
   ms: number;
   error?: string;
 }
 
+const SCAN_CONCURRENCY = 8;
+
+export interface SendOptions {
+  /** Called after each file (sent or failed). */
+  onProgress?(done: number, total: number): void;
+}
+
 /**
- * C-STORE SCU over one association: each file is proposed in its own transfer syntax (plus
- * explicit and implicit VR little endian), datasets are read one at a time while sending.
+ * C-STORE SCU (scu/store-scu.ts): each file's dataset is sent exactly as stored, in its own
+ * transfer syntax, streamed from disk; as few associations as the presentation context limit
+ * allows (one for ordinary runs).
  */
-export function sendFiles(peer: PeerOptions, files: string[]): Promise<SendResult> {
-  configureDimse();
+export async function sendFiles(peer: PeerOptions, files: string[], opts: SendOptions = {}): Promise<SendResult> {
   const t0 = Date.now();
   const failed: SendFailure[] = [];
-  const requests: Array<{ file: string; request: InstanceType<typeof CStoreRequest>; status?: number; comment?: string }> = [];
-  for (const file of files) {
-    try {
-      const request = new CStoreRequest(file);
-      const entry: (typeof requests)[number] = { file, request };
-      request.on('response', (response: InstanceType<typeof dimse.responses.CStoreResponse>) => {
-        entry.status = response.getStatus();
-        const comment = response.getErrorComment?.();
-        if (comment) entry.comment = comment;
-      });
-      requests.push(entry);
-    } catch (err) {
-      failed.push({ file, reason: `not a readable DICOM file: ${(err as Error).message}` });
+  const infos: Part10Info[] = [];
+  let done = 0;
+  const progress = (): void => opts.onProgress?.(++done, files.length);
+  // Headers first (a few KiB of each file, SCAN_CONCURRENCY at a time, order kept): the
+  // presentation contexts must be known before the association is requested.
+  const scanned: Array<Part10Info | Error> = new Array<Part10Info | Error>(files.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < files.length) {
+      const i = next++;
+      scanned[i] = await readPart10Info(files[i]!).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(SCAN_CONCURRENCY, files.length) }, worker));
+  for (let i = 0; i < files.length; i++) {
+    const s = scanned[i]!;
+    if (s instanceof Error) {
+      failed.push({ file: files[i]!, reason: `not a readable DICOM file: ${s.message}` });
+      progress();
+    } else {
+      infos.push(s);
     }
   }
-  if (requests.length === 0) return Promise.resolve({ sent: 0, failed, ms: Date.now() - t0 });
-  return new Promise((resolve) => {
-    const client = new Client();
-    let error: string | undefined;
-    client.on('associationRejected', (r: { result?: number; source?: number; reason?: number }) => {
-      error = rejectText(r);
-    });
-    client.on('networkError', (e: Error) => {
-      error ??= e.message;
-    });
-    client.on('closed', () => {
-      let sent = 0;
-      for (const r of requests) {
-        // Success, or a warning (0001, Bxxx): stored.
-        if (r.status !== undefined && (r.status === 0 || r.status === 1 || (r.status & 0xf000) === 0xb000)) sent++;
-        else {
-          failed.push({
-            file: r.file,
-            reason: r.status === undefined
-              ? (error ?? 'no response (no accepted presentation context?)')
-              : `status 0x${r.status.toString(16).padStart(4, '0')}${r.comment ? ` (${r.comment})` : ''}`,
-          });
-        }
+  const storePeer: StorePeer = { ...peer, timeoutMs: peer.timeoutMs ?? 30_000 };
+  let sent = 0;
+  let warnings = 0;
+  let converted = 0;
+  let associations = 0;
+  let error: string | undefined;
+  for (const batch of planAssociations(infos)) {
+    const assoc = new StoreAssociation(storePeer, batch);
+    associations++;
+    const opened = await assoc.open();
+    if (!opened.ok) {
+      error ??= opened.reason;
+      for (const f of batch) {
+        failed.push({ file: f.path, reason: opened.reason });
+        progress();
       }
-      resolve({ sent, failed, ms: Date.now() - t0, ...(error ? { error } : {}) });
-    });
-    for (const r of requests) client.addRequest(r.request);
-    client.send(peer.host, peer.port, peer.callingAeTitle, peer.calledAeTitle, clientOptions(peer));
-  });
+      continue;
+    }
+    for (const f of batch) {
+      const r = await assoc.store(f);
+      if (r.outcome === 'failed') failed.push({ file: r.file, reason: r.reason ?? 'failed' });
+      else {
+        sent++;
+        if (r.outcome === 'warning') warnings++;
+        if (r.convertedTo) converted++;
+      }
+      progress();
+    }
+    await assoc.close();
+  }
+  return { sent, warnings, converted, failed, associations, ms: Date.now() - t0, ...(error ? { error } : {}) };
 }

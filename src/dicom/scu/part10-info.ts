@@ -1,0 +1,158 @@
+import { open } from 'node:fs/promises';
+import { HeaderScanner } from '../spool/header-scanner.js';
+import { TransferSyntax } from '../uids.js';
+
+/** What a C-STORE SCU needs to know about a file before it sends it. */
+export interface Part10Info {
+  path: string;
+  sopClassUid: string;
+  sopInstanceUid: string;
+  transferSyntaxUid: string;
+  /** Byte offset of the dataset (after preamble, "DICM" and the group 0002 elements). */
+  datasetOffset: number;
+  /** Dataset length in bytes (file size − offset). */
+  datasetLength: number;
+  /** Whether the file had a file meta group (false: a raw dataset). */
+  hasMeta: boolean;
+}
+
+export class NotDicomError extends Error {}
+
+const HEAD_BYTES = 16 * 1024;
+const SCAN_CHUNK = 64 * 1024;
+/** A dataset whose SOP class/instance are not within this many bytes is not scanned further. */
+const MAX_SCAN_BYTES = 4 * 1024 * 1024;
+const EXPLICIT_LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
+const VR_PATTERN = /^[A-Z]{2}$/;
+
+const text = (buf: Buffer, start: number, length: number): string =>
+  buf.toString('latin1', start, start + length).replace(/[\0 ]+$/, '').replace(/^ +/, '');
+
+interface MetaFields {
+  sopClassUid: string;
+  sopInstanceUid: string;
+  transferSyntaxUid: string;
+  end: number;
+}
+
+/**
+ * Parses the group 0002 elements starting at `start` (explicit VR little endian as the standard
+ * requires; implicit VR meta as written by some old tools is tolerated). Returns undefined when
+ * the bytes run out before the group ends (the caller reads more).
+ */
+function parseMeta(buf: Buffer, start: number, atEof: boolean): MetaFields | undefined {
+  const out: MetaFields = { sopClassUid: '', sopInstanceUid: '', transferSyntaxUid: '', end: start };
+  let pos = start;
+  for (;;) {
+    if (pos + 8 > buf.length) {
+      if (atEof) return { ...out, end: pos };
+      return undefined;
+    }
+    const group = buf.readUInt16LE(pos);
+    if (group !== 0x0002) return { ...out, end: pos };
+    const element = buf.readUInt16LE(pos + 2);
+    const vr = buf.toString('latin1', pos + 4, pos + 6);
+    let length: number;
+    let header: number;
+    if (!VR_PATTERN.test(vr)) {
+      length = buf.readUInt32LE(pos + 4);
+      header = 8;
+    } else if (EXPLICIT_LONG_VRS.has(vr)) {
+      if (pos + 12 > buf.length) return atEof ? { ...out, end: pos } : undefined;
+      length = buf.readUInt32LE(pos + 8);
+      header = 12;
+    } else {
+      length = buf.readUInt16LE(pos + 6);
+      header = 8;
+    }
+    if (length === 0xffffffff) throw new NotDicomError('undefined length in the file meta group');
+    if (pos + header + length > buf.length) {
+      if (atEof) throw new NotDicomError('file meta group runs past the end of the file');
+      return undefined;
+    }
+    const v = pos + header;
+    if (element === 0x0002) out.sopClassUid = text(buf, v, length);
+    else if (element === 0x0003) out.sopInstanceUid = text(buf, v, length);
+    else if (element === 0x0010) out.transferSyntaxUid = text(buf, v, length);
+    pos = v + length;
+  }
+}
+
+/** Whether `buf` at `pos` plausibly starts a raw dataset; returns its encoding. */
+function rawDatasetSyntax(buf: Buffer): string | undefined {
+  if (buf.length < 8) return undefined;
+  const group = buf.readUInt16LE(0);
+  // Raw datasets start with group 0008 (or another low, even group).
+  if (group % 2 !== 0 || group < 0x0004 || group > 0x0028) return undefined;
+  const vr = buf.toString('latin1', 4, 6);
+  if (VR_PATTERN.test(vr)) return TransferSyntax.ExplicitVRLittleEndian;
+  const length = buf.readUInt32LE(4);
+  return length < buf.length + (1 << 20) ? TransferSyntax.ImplicitVRLittleEndian : undefined;
+}
+
+/**
+ * Reads a file's Part-10 header: transfer syntax, SOP class and instance (from the file meta, or
+ * from the dataset with the streaming header scanner when the meta lacks them), and where the
+ * dataset starts. Files without a meta group are raw datasets, implicit VR little endian (or
+ * explicit when the VR bytes say so). Reads only the head of the file.
+ */
+export async function readPart10Info(path: string): Promise<Part10Info> {
+  const fh = await open(path, 'r');
+  try {
+    const size = (await fh.stat()).size;
+    const first = Buffer.allocUnsafe(Math.min(size, HEAD_BYTES));
+    let head = first.subarray(0, (await fh.read(first, 0, first.length, 0)).bytesRead);
+    let meta: MetaFields | undefined;
+    let hasMeta = true;
+    const metaStart = head.length >= 132 && head.toString('latin1', 128, 132) === 'DICM' ? 132
+      : head.length >= 8 && head.readUInt16LE(0) === 0x0002 ? 0 : -1;
+    if (metaStart >= 0) {
+      meta = parseMeta(head, metaStart, head.length === size);
+      while (!meta) {
+        // A very large meta group: read more of the file (rare).
+        const bigger = Buffer.allocUnsafe(Math.min(size, head.length * 4));
+        head = bigger.subarray(0, (await fh.read(bigger, 0, bigger.length, 0)).bytesRead);
+        meta = parseMeta(head, metaStart, head.length === size);
+      }
+      if (!meta.transferSyntaxUid) throw new NotDicomError('file meta has no TransferSyntaxUID');
+    } else {
+      const ts = rawDatasetSyntax(head);
+      if (!ts) throw new NotDicomError('not a DICOM file (no "DICM" and no dataset at the start)');
+      hasMeta = false;
+      meta = { sopClassUid: '', sopInstanceUid: '', transferSyntaxUid: ts, end: 0 };
+    }
+    let { sopClassUid, sopInstanceUid } = meta;
+    const { transferSyntaxUid, end } = meta;
+    if (!sopClassUid || !sopInstanceUid) {
+      const scanned = await scanDataset(fh, head, end, size, transferSyntaxUid);
+      sopClassUid ||= scanned.sopClassUid;
+      sopInstanceUid ||= scanned.sopInstanceUid;
+    }
+    if (!sopClassUid) throw new NotDicomError('no SOP Class UID in the file meta or the dataset');
+    if (!sopInstanceUid) throw new NotDicomError('no SOP Instance UID in the file meta or the dataset');
+    return { path, sopClassUid, sopInstanceUid, transferSyntaxUid, datasetOffset: end, datasetLength: size - end, hasMeta };
+  } finally {
+    await fh.close();
+  }
+}
+
+async function scanDataset(
+  fh: Awaited<ReturnType<typeof open>>, head: Buffer, offset: number, size: number, ts: string,
+): Promise<{ sopClassUid: string; sopInstanceUid: string }> {
+  if (ts === '1.2.840.10008.1.2.1.99' || ts === '1.2.840.10008.1.2.2') {
+    throw new NotDicomError(`file meta lacks SOP Class/Instance UID and the dataset (${ts}) cannot be scanned`);
+  }
+  const scanner = new HeaderScanner(ts);
+  scanner.push(head.subarray(offset));
+  let pos = head.length;
+  while (!scanner.done && !scanner.error && pos < size && pos - offset < MAX_SCAN_BYTES) {
+    const chunk = Buffer.allocUnsafe(Math.min(SCAN_CHUNK, size - pos));
+    const { bytesRead } = await fh.read(chunk, 0, chunk.length, pos);
+    if (bytesRead === 0) break;
+    scanner.push(chunk.subarray(0, bytesRead));
+    pos += bytesRead;
+  }
+  if (scanner.error) throw new NotDicomError(`dataset unreadable: ${scanner.error}`);
+  const r = scanner.result();
+  return { sopClassUid: r.sopClassUid, sopInstanceUid: r.sopInstanceUid };
+}
