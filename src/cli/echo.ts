@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { echo } from '../dicom/scu/client.js';
 import { addScuFlags, peerFromFlags, type ScuFlags } from './scu-options.js';
 
 export function registerEcho(program: Command): void {
@@ -7,6 +6,7 @@ export function registerEcho(program: Command): void {
     program.command('echo').description('C-ECHO a DICOM peer (default: this node\'s listener); exits non-zero on failure'),
   ).action(async (flags: ScuFlags) => {
     const peer = peerFromFlags(flags);
+    const { echo } = await import('../dicom/scu/client.js');
     const r = await echo(peer);
     const target = `${peer.calledAeTitle}@${peer.host}:${peer.port}`;
     if (r.ok) {

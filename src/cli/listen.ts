@@ -1,7 +1,5 @@
 import type { Command } from 'commander';
 import { createLogger } from '../log.js';
-import { listenerRole } from '../node/listener-role.js';
-import { runUntilSignal } from '../node/node.js';
 import { addNodeFlags, configFromFlags, type NodeFlags } from './node-options.js';
 
 export function registerListen(program: Command): void {
@@ -12,6 +10,10 @@ export function registerListen(program: Command): void {
   ).action(async (flags: NodeFlags) => {
     const config = configFromFlags(flags);
     const logger = createLogger(config.log.level);
+    const [{ listenerRole }, { runUntilSignal }] = await Promise.all([
+      import('../node/listener-role.js'),
+      import('../node/node.js'),
+    ]);
     await runUntilSignal({ config, logger }, [listenerRole]);
   });
 }

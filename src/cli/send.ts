@@ -1,5 +1,4 @@
 import type { Command } from 'commander';
-import { collectFiles, sendFiles } from '../dicom/scu/client.js';
 import { addScuFlags, peerFromFlags, type ScuFlags } from './scu-options.js';
 
 /** Progress lines on stderr at most this often (short runs print none). */
@@ -15,6 +14,7 @@ export function registerSend(program: Command): void {
       .argument('<paths...>', 'DICOM files or folders'),
   ).action(async (paths: string[], flags: ScuFlags) => {
     const peer = peerFromFlags(flags);
+    const { collectFiles, sendFiles } = await import('../dicom/scu/client.js');
     const files = await collectFiles(paths);
     if (files.length === 0) throw new Error('send: no files found');
     const t0 = Date.now();

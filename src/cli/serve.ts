@@ -1,7 +1,5 @@
 import type { Command } from 'commander';
 import { createLogger } from '../log.js';
-import { listenerRole } from '../node/listener-role.js';
-import { runUntilSignal } from '../node/node.js';
 import type { RoleFactory } from '../node/role.js';
 import { addNodeFlags, configFromFlags, type NodeFlags } from './node-options.js';
 
@@ -9,7 +7,10 @@ import { addNodeFlags, configFromFlags, type NodeFlags } from './node-options.js
  * Every role in one process. Roles are started in this order and stopped in reverse; the
  * inference and dispatch workers and the admin HTTP server join this list as they are built.
  */
-export const SERVE_ROLES: readonly RoleFactory[] = [listenerRole];
+export async function serveRoles(): Promise<readonly RoleFactory[]> {
+  const { listenerRole } = await import('../node/listener-role.js');
+  return [listenerRole];
+}
 
 export function registerServe(program: Command): void {
   addNodeFlags(
@@ -17,6 +18,8 @@ export function registerServe(program: Command): void {
   ).action(async (flags: NodeFlags) => {
     const config = configFromFlags(flags);
     const logger = createLogger(config.log.level);
-    await runUntilSignal({ config, logger }, SERVE_ROLES);
+    // Loaded on demand: `mlsam --help` and the SCU tools need not load BullMQ and the listener.
+    const { runUntilSignal } = await import('../node/node.js');
+    await runUntilSignal({ config, logger }, await serveRoles());
   });
 }
