@@ -1,10 +1,108 @@
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
+import { loadConfig, resolvePath } from '../config/load.js';
+import { createLogger } from '../log.js';
+import type { ScoreProgress, ScoreResult } from '../model/score.js';
+
+const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+interface ScoreFlags {
+  json?: boolean;
+  batchSize?: string;
+  model?: string;
+  threads?: string;
+  keyAttention?: boolean;
+}
+
+/** A relative model path is taken from the working directory, else from the project root. */
+export function resolveModelPath(p: string): string {
+  const abs = resolvePath(p);
+  if (existsSync(abs) || path.isAbsolute(p)) return abs;
+  const fromRoot = path.join(PROJECT_ROOT, p);
+  return existsSync(fromRoot) ? fromRoot : abs;
+}
+
+function positiveInt(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`score: --${name} must be a positive integer, got ${v}`);
+  return n;
+}
+
+const fmt = (p: number): string => p.toFixed(4);
+
+function printHuman(r: ScoreResult): void {
+  const out: string[] = [];
+  out.push(`model ${r.model.name} ${r.model.version}${r.model.provisional ? ' (PROVISIONAL)' : ''} — NOT FOR DIAGNOSTIC USE`);
+  for (const s of r.series) {
+    out.push('');
+    const id = s.seriesInstanceUid ?? `image ${s.keySlices[0]?.file ?? ''}`;
+    out.push(`series ${id}: ${s.slices} slice(s), score ${fmt(s.score)} → ${s.category} (threshold ${s.threshold}, top-${s.k} mean)`);
+    out.push('  key slices:');
+    for (const k of s.keySlices) out.push(`    #${k.index}  ${fmt(k.probability)}  ${k.sopInstanceUid ?? '-'}  ${k.file}`);
+    out.push('  slices (scan order):');
+    for (const sl of r.slices) {
+      if (sl.seriesInstanceUid !== s.seriesInstanceUid || (s.seriesInstanceUid === null && sl.file !== s.keySlices[0]?.file)) continue;
+      out.push(`    ${String(sl.index).padStart(4)}  ${fmt(sl.probability)}  ${sl.sopInstanceUid ?? '-'}  ${sl.file}`);
+    }
+    if (s.dropped.length) {
+      out.push(`  not scored (${s.dropped.length}):`);
+      for (const d of s.dropped) out.push(`    ${d.file}: ${d.reason}`);
+    }
+  }
+  for (const n of r.notScored) {
+    out.push('');
+    out.push(`series ${n.seriesInstanceUid ?? n.file ?? '?'}: NOT SCORED: ${n.reason}`);
+    for (const d of n.dropped) out.push(`    ${d.file}: ${d.reason}`);
+  }
+  if (r.skipped.length) {
+    out.push('');
+    out.push(`skipped files (${r.skipped.length}):`);
+    for (const s of r.skipped) out.push(`  ${s.file}: ${s.reason}`);
+  }
+  out.push('');
+  out.push(`${r.timing.slicesScored} slice(s) in ${r.timing.seconds.toFixed(1)} s (${r.timing.slicesPerSecond} slices/s)`);
+  process.stdout.write(out.join('\n') + '\n');
+}
 
 export function registerScore(program: Command): void {
   program
     .command('score')
-    .description('(not implemented yet)')
-    .action(() => {
-      throw new Error('score: not implemented yet');
+    .description('run the model on DICOM files (any accepted transfer syntax) and PNG/JPEG images; print per-slice and per-series scores')
+    .argument('<paths...>', 'files or folders (walked recursively); each PNG/JPEG file is its own one-slice series')
+    .option('--json', 'print one JSON object on stdout')
+    .option('--batch-size <n>', 'slices per model run (memory is bounded by this)', '16')
+    .option('--model <path>', 'ONNX model file (its .json metadata beside it); default: config model.path')
+    .option('--threads <n>', 'onnxruntime intra-op threads (default: onnxruntime decides)')
+    .option('--key-attention', 'include the fused attention map of each key slice in --json output')
+    .action(async (paths: string[], flags: ScoreFlags) => {
+      const config = loadConfig();
+      const logger = createLogger(config.log.level);
+      const modelPath = resolveModelPath(flags.model ?? config.model.path);
+      const batchSize = positiveInt('batch-size', flags.batchSize);
+      const threads = positiveInt('threads', flags.threads);
+      const tty = process.stderr.isTTY === true;
+      const onProgress = tty
+        ? (p: ScoreProgress) => {
+            process.stderr.write(`\rseries ${p.seriesIndex + 1}/${p.seriesCount}: ${p.done}/${p.total} slices   `);
+            if (p.done === p.total) process.stderr.write('\n');
+          }
+        : undefined;
+      const { scoreFiles } = await import('../model/score.js');
+      const result = await scoreFiles(paths, {
+        modelPath,
+        providers: config.model.providers,
+        batchSize,
+        threads,
+        keyAttention: flags.keyAttention === true,
+        logger,
+        onProgress,
+      });
+      if (flags.json) process.stdout.write(JSON.stringify(result) + '\n');
+      else printHuman(result);
+      // 0: at least one series scored; 2: nothing could be scored.
+      if (result.series.length === 0) process.exitCode = 2;
     });
 }

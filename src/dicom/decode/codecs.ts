@@ -1,0 +1,115 @@
+/**
+ * Compressed-frame decoding through dcmjs-codecs (WebAssembly builds of libjpeg-turbo, CharLS,
+ * OpenJPEG and an RLE decoder). The WASM module is loaded once, on first use.
+ */
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import codecs from 'dcmjs-codecs';
+import { DecodeError } from './errors.js';
+
+const { NativeCodecs, Context } = codecs;
+codecs.log.setLevel('error');
+
+type Decoder = 'jpeg' | 'jpegls' | 'jpeg2000' | 'htj2k' | 'rle';
+
+/** Transfer syntaxes decoded by a codec, and which one. */
+export const ENCAPSULATED_SYNTAXES: Readonly<Record<string, Decoder>> = {
+  '1.2.840.10008.1.2.4.50': 'jpeg', // JPEG baseline (process 1)
+  '1.2.840.10008.1.2.4.51': 'jpeg', // JPEG extended (process 2 & 4)
+  '1.2.840.10008.1.2.4.57': 'jpeg', // JPEG lossless process 14
+  '1.2.840.10008.1.2.4.70': 'jpeg', // JPEG lossless process 14 SV1
+  '1.2.840.10008.1.2.4.80': 'jpegls', // JPEG-LS lossless
+  '1.2.840.10008.1.2.4.81': 'jpegls', // JPEG-LS near-lossless
+  '1.2.840.10008.1.2.4.90': 'jpeg2000', // JPEG 2000 lossless
+  '1.2.840.10008.1.2.4.91': 'jpeg2000', // JPEG 2000
+  '1.2.840.10008.1.2.4.201': 'htj2k',
+  '1.2.840.10008.1.2.4.202': 'htj2k',
+  '1.2.840.10008.1.2.4.203': 'htj2k',
+  '1.2.840.10008.1.2.5': 'rle', // RLE lossless
+};
+
+/** Transfer syntaxes whose pixel data is stored native (dcmjs inflates the deflated one). */
+export const NATIVE_SYNTAXES: ReadonlySet<string> = new Set([
+  '1.2.840.10008.1.2',
+  '1.2.840.10008.1.2.1',
+  '1.2.840.10008.1.2.1.99',
+  '1.2.840.10008.1.2.2',
+]);
+
+let init: Promise<void> | null = null;
+
+/** Load the codec WASM once (idempotent, safe to call concurrently). */
+export function initCodecs(): Promise<void> {
+  if (!init) {
+    const require = createRequire(import.meta.url);
+    const wasm = path.join(path.dirname(require.resolve('dcmjs-codecs')), 'dcmjs-native-codecs.wasm');
+    init = NativeCodecs.initializeAsync({ webAssemblyModulePathOrUrl: wasm, logCodecsInfo: false, logCodecsTrace: false });
+    init.catch(() => {
+      init = null;
+    });
+  }
+  return init;
+}
+
+export interface FrameParams {
+  width: number;
+  height: number;
+  bitsAllocated: number;
+  bitsStored: number;
+  samplesPerPixel: number;
+  pixelRepresentation: number;
+  planarConfiguration: number;
+  photometricInterpretation: string;
+}
+
+export interface DecodedFrame {
+  bytes: Uint8Array;
+  photometricInterpretation: string;
+  planarConfiguration: number;
+}
+
+/** Decode one compressed frame. Call (and await) initCodecs() first. */
+export function decodeFrame(transferSyntaxUid: string, encoded: Uint8Array, p: FrameParams): DecodedFrame {
+  const which = ENCAPSULATED_SYNTAXES[transferSyntaxUid];
+  if (!which) throw new DecodeError('unsupported-transfer-syntax', `no codec for transfer syntax ${transferSyntaxUid}`);
+  if (!NativeCodecs.isInitialized()) throw new Error('codecs not initialised: await initCodecs() first');
+  const ctx = new Context({ ...p, encodedBuffer: encoded });
+  let out;
+  try {
+    switch (which) {
+      case 'jpeg':
+        out = NativeCodecs.decodeJpeg(ctx, { convertColorspaceToRgb: true });
+        break;
+      case 'jpegls':
+        out = NativeCodecs.decodeJpegLs(ctx);
+        break;
+      case 'jpeg2000':
+        out = NativeCodecs.decodeJpeg2000(ctx);
+        break;
+      case 'htj2k':
+        out = NativeCodecs.decodeHtJpeg2000(ctx);
+        break;
+      case 'rle':
+        out = NativeCodecs.decodeRle(ctx);
+        break;
+    }
+  } catch (err) {
+    if (err instanceof Error && err.constructor.name === 'RuntimeError') {
+      // A trap can leave the module's heap in any state: drop it, load a fresh one next time.
+      try {
+        NativeCodecs.release();
+      } catch {
+        // already unusable
+      }
+      init = null;
+    }
+    throw new DecodeError('codec-failed', `${which} decoder failed: ${(err as Error).message ?? String(err)}`, { cause: err });
+  }
+  const bytes = out.getDecodedBuffer();
+  if (!bytes || bytes.byteLength === 0) throw new DecodeError('codec-failed', `${which} decoder returned no pixels`);
+  return {
+    bytes,
+    photometricInterpretation: out.getPhotometricInterpretation() ?? p.photometricInterpretation,
+    planarConfiguration: out.getPlanarConfiguration() ?? p.planarConfiguration,
+  };
+}

@@ -1,0 +1,374 @@
+/**
+ * Score files with the shipped model: the engine behind `mlsam score` and the inference worker.
+ *
+ * 1. Walk the given files and folders; sniff each file: DICOM, PNG, JPEG, or skipped with a reason.
+ * 2. DICOM: read headers only, group by SeriesInstanceUID, select and order slices (select-slices.ts).
+ *    PNG/JPEG: each image file is its own one-slice series.
+ * 3. Per series, decode + preprocess + run in batches of `batchSize` slices (memory is bounded by
+ *    the batch, not the series), then aggregate slice probabilities to a series score (aggregate.ts).
+ */
+import { open, readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { decodeDicomFile, isDecodeError, looksLikeDicom, readDicomHeaderFile, type DicomHeader } from '../dicom/decode/index.js';
+import type { Logger } from '../log.js';
+import { aggregateSeries, seriesPolicy, type SeriesCategory } from './aggregate.js';
+import { decodeImageFile, sniffImage, type ImageFormat } from './image-file.js';
+import { cropBox, toUnit, type CropBox, type SliceImage } from './preprocess.js';
+import { selectSlices, type DroppedSlice, type SelectedSlice } from './select-slices.js';
+import { ModelSession, type ProviderName } from './session.js';
+
+export interface ScoreOptions {
+  /** Path of the .onnx (its .json beside it); ignored when `session` is given. */
+  modelPath?: string;
+  session?: ModelSession;
+  providers?: readonly ProviderName[];
+  batchSize?: number;
+  threads?: number;
+  /** Keep the fused attention map of each series' key slices (default false). */
+  keyAttention?: boolean;
+  /** DICOM series with fewer selected slices are not scored (default 1). */
+  minSlices?: number;
+  logger?: Logger;
+  onProgress?: (p: ScoreProgress) => void;
+}
+
+export interface ScoreProgress {
+  series: string;
+  seriesIndex: number;
+  seriesCount: number;
+  done: number;
+  total: number;
+}
+
+export interface ScoredSlice {
+  file: string;
+  sopInstanceUid: string | null;
+  seriesInstanceUid: string | null;
+  /** Position in the series' scored order (superior first for CT). */
+  index: number;
+  probability: number;
+  instanceNumber: number | null;
+  /** mm along the slice normal (DICOM only). */
+  position: number | null;
+}
+
+export interface KeySliceResult {
+  sopInstanceUid: string | null;
+  file: string;
+  probability: number;
+  index: number;
+  /**
+   * Fused attention (values 0..1, row-major) over `cropBox` of the source image (inclusive pixel
+   * box, the body crop the preprocessing used): upsample it onto that box for a heatmap.
+   */
+  attention?: { width: number; height: number; data: number[]; imageWidth: number; imageHeight: number; cropBox: CropBox };
+}
+
+export interface ScoredSeries {
+  seriesInstanceUid: string | null;
+  studyInstanceUid: string | null;
+  source: 'dicom' | ImageFormat;
+  /** Number of slices scored. */
+  slices: number;
+  score: number;
+  category: SeriesCategory;
+  threshold: number;
+  /** Slices the top-k mean used. */
+  k: number;
+  keySlices: KeySliceResult[];
+  /** Instances of this series that were not scored, with reasons. */
+  dropped: DroppedSlice[];
+}
+
+export interface UnscoredSeries {
+  seriesInstanceUid: string | null;
+  file?: string;
+  reason: string;
+  dropped: DroppedSlice[];
+}
+
+export interface SkippedFile {
+  file: string;
+  reason: string;
+}
+
+export interface ScoreResult {
+  model: { name: string; version: string; provisional: boolean; sha256: string };
+  slices: ScoredSlice[];
+  series: ScoredSeries[];
+  notScored: UnscoredSeries[];
+  skipped: SkippedFile[];
+  timing: { seconds: number; slicesScored: number; slicesPerSecond: number };
+}
+
+type Input =
+  | { kind: 'dicom'; file: string; header: DicomHeader }
+  | { kind: 'image'; file: string; format: ImageFormat };
+
+/** Files under the given paths, folders walked recursively in name order. */
+export async function listFiles(paths: readonly string[], skipped: SkippedFile[]): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (p: string): Promise<void> => {
+    let st;
+    try {
+      st = await stat(p);
+    } catch (err) {
+      skipped.push({ file: p, reason: `cannot stat: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
+      return;
+    }
+    if (st.isDirectory()) {
+      let names: string[];
+      try {
+        names = (await readdir(p)).sort();
+      } catch (err) {
+        skipped.push({ file: p, reason: `cannot list folder: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
+        return;
+      }
+      for (const n of names) await walk(path.join(p, n));
+    } else if (st.isFile()) {
+      out.push(p);
+    } else {
+      skipped.push({ file: p, reason: 'not a regular file' });
+    }
+  };
+  for (const p of paths) await walk(p);
+  return out;
+}
+
+async function readHead(file: string, n = 140): Promise<Uint8Array> {
+  const fh = await open(file, 'r');
+  try {
+    const buf = Buffer.alloc(n);
+    const { bytesRead } = await fh.read(buf, 0, n, 0);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}
+
+async function classify(file: string, skipped: SkippedFile[]): Promise<Input | null> {
+  let head: Uint8Array;
+  try {
+    head = await readHead(file);
+  } catch (err) {
+    skipped.push({ file, reason: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
+    return null;
+  }
+  const format = sniffImage(head);
+  if (format) return { kind: 'image', file, format };
+  if (!looksLikeDicom(head)) {
+    skipped.push({ file, reason: 'not DICOM, PNG or JPEG' });
+    return null;
+  }
+  try {
+    return { kind: 'dicom', file, header: await readDicomHeaderFile(file) };
+  } catch (err) {
+    if (isDecodeError(err)) {
+      skipped.push({ file, reason: `${err.code}: ${err.message}` });
+      return null;
+    }
+    throw err;
+  }
+}
+
+interface PlannedSeries {
+  key: string;
+  seriesInstanceUid: string | null;
+  studyInstanceUid: string | null;
+  source: 'dicom' | ImageFormat;
+  slices: { file: string; header: DicomHeader | null; position: number | null }[];
+  dropped: DroppedSlice[];
+}
+
+function plan(inputs: readonly Input[], notScored: UnscoredSeries[], minSlices: number): PlannedSeries[] {
+  const bySeries = new Map<string, { file: string; header: DicomHeader }[]>();
+  const planned: PlannedSeries[] = [];
+  for (const inp of inputs) {
+    if (inp.kind === 'image') {
+      planned.push({
+        key: `image:${inp.file}`, seriesInstanceUid: null, studyInstanceUid: null, source: inp.format,
+        slices: [{ file: inp.file, header: null, position: null }], dropped: [],
+      });
+      continue;
+    }
+    const uid = inp.header.seriesInstanceUid;
+    if (!uid) {
+      notScored.push({ seriesInstanceUid: null, file: inp.file, reason: 'no SeriesInstanceUID', dropped: [] });
+      continue;
+    }
+    const list = bySeries.get(uid) ?? [];
+    list.push({ file: inp.file, header: inp.header });
+    bySeries.set(uid, list);
+  }
+  const dicom: PlannedSeries[] = [];
+  for (const [uid, list] of bySeries) {
+    const sel = selectSlices(list);
+    if (sel.slices.length === 0) {
+      notScored.push({ seriesInstanceUid: uid, reason: 'no scorable slices (CT Image Storage, axial, not localizer, with pixel data)', dropped: sel.dropped });
+      continue;
+    }
+    if (sel.slices.length < minSlices) {
+      notScored.push({ seriesInstanceUid: uid, reason: `too few axial slices (${sel.slices.length} < ${minSlices})`, dropped: sel.dropped });
+      continue;
+    }
+    dicom.push({
+      key: uid, seriesInstanceUid: uid, studyInstanceUid: list[0]?.header.studyInstanceUid ?? null, source: 'dicom',
+      slices: sel.slices.map((s: SelectedSlice) => ({ file: s.file, header: s.header, position: s.position })), dropped: sel.dropped,
+    });
+  }
+  return [...dicom, ...planned];
+}
+
+async function decodeSlice(file: string, source: PlannedSeries['source']): Promise<SliceImage> {
+  if (source === 'dicom') return (await decodeDicomFile(file)).image;
+  return decodeImageFile(file);
+}
+
+function errorReason(err: unknown): string {
+  if (isDecodeError(err)) return `undecodable (${err.code}): ${err.message}`;
+  return `undecodable: ${(err as Error).message ?? String(err)}`;
+}
+
+/** Score every series found under `paths`. */
+export async function scoreFiles(paths: readonly string[], opts: ScoreOptions = {}): Promise<ScoreResult> {
+  const t0 = performance.now();
+  const log = opts.logger;
+  const skipped: SkippedFile[] = [];
+  const notScored: UnscoredSeries[] = [];
+  const files = await listFiles(paths, skipped);
+  const inputs: Input[] = [];
+  for (const f of files) {
+    const c = await classify(f, skipped);
+    if (c) inputs.push(c);
+  }
+  const series = plan(inputs, notScored, opts.minSlices ?? 1);
+  log?.info({ files: files.length, series: series.length, skipped: skipped.length }, 'inputs read');
+
+  let session = opts.session;
+  const ownSession = !session;
+  if (!session) {
+    if (!opts.modelPath) throw new Error('scoreFiles: modelPath or session is required');
+    session = await ModelSession.load(opts.modelPath, {
+      providers: opts.providers ?? ['cpu'],
+      batchSize: opts.batchSize,
+      threads: opts.threads,
+      logger: log,
+    });
+  }
+  const meta = session.metadata;
+  const policy = seriesPolicy(meta);
+  const slicesOut: ScoredSlice[] = [];
+  const seriesOut: ScoredSeries[] = [];
+  let scoredCount = 0;
+  try {
+    for (const [si, s] of series.entries()) {
+      const ts = performance.now();
+      const scored: { file: string; header: DicomHeader | null; position: number | null; probability: number }[] = [];
+      const dropped = [...s.dropped];
+      const keyAtt = new Map<number, { width: number; height: number; data: Float32Array; imageWidth: number; imageHeight: number; cropBox: CropBox }>();
+      let minKeyProb = -Infinity;
+      const progress = (done: number) =>
+        opts.onProgress?.({ series: s.seriesInstanceUid ?? s.slices[0]?.file ?? '', seriesIndex: si, seriesCount: series.length, done, total: s.slices.length });
+      type Slice = PlannedSeries['slices'][number];
+      const decodeBatch = async (batch: Slice[]): Promise<{ images: SliceImage[]; ok: Slice[] }> => {
+        const images: SliceImage[] = [];
+        const ok: Slice[] = [];
+        for (const sl of batch) {
+          try {
+            images.push(await decodeSlice(sl.file, s.source));
+            ok.push(sl);
+          } catch (err) {
+            dropped.push({ file: sl.file, sopInstanceUid: sl.header?.sopInstanceUid ?? null, reason: errorReason(err) });
+          }
+        }
+        return { images, ok };
+      };
+      const bs = session.batchSize;
+      // Pipelined: the next batch is decoded on the JS thread while onnxruntime runs this one on
+      // its own threads. At most two batches of decoded slices are held at a time.
+      let next: Promise<{ images: SliceImage[]; ok: Slice[] }> | null = decodeBatch(s.slices.slice(0, bs));
+      for (let b = 0; b < s.slices.length; b += bs) {
+        const { images, ok } = await (next as Promise<{ images: SliceImage[]; ok: Slice[] }>);
+        const batch = ok;
+        const running = session.scoreSlices(images);
+        next = b + bs < s.slices.length ? decodeBatch(s.slices.slice(b + bs, b + 2 * bs)) : null;
+        const outs = await running;
+        outs.forEach((o, i) => {
+          const sl = ok[i] as (typeof batch)[number];
+          const index = scored.length;
+          scored.push({ ...sl, probability: o.probability });
+          if (opts.keyAttention && (keyAtt.size < policy.keySlices || o.probability > minKeyProb)) {
+            const img = images[i] as SliceImage;
+            const box = cropBox(toUnit(img, meta.preprocessing), img.width, img.height, meta.preprocessing);
+            keyAtt.set(index, { width: o.attentionWidth, height: o.attentionHeight, data: o.attention, imageWidth: img.width, imageHeight: img.height, cropBox: box });
+            if (keyAtt.size > policy.keySlices) {
+              // drop the lowest-probability map; bounded memory: keySlices maps per series
+              let worst = -1;
+              for (const k of keyAtt.keys()) if (worst < 0 || (scored[k]?.probability ?? 0) <= (scored[worst]?.probability ?? 0)) worst = k;
+              keyAtt.delete(worst);
+            }
+            minKeyProb = Math.min(...[...keyAtt.keys()].map((k) => scored[k]?.probability ?? 0));
+          }
+        });
+        progress(Math.min(b + bs, s.slices.length));
+      }
+      if (scored.length === 0) {
+        notScored.push({ seriesInstanceUid: s.seriesInstanceUid, file: s.source === 'dicom' ? undefined : s.slices[0]?.file, reason: 'no slice could be decoded', dropped });
+        continue;
+      }
+      const agg = aggregateSeries(scored.map((x) => x.probability), policy);
+      scoredCount += scored.length;
+      scored.forEach((x, index) =>
+        slicesOut.push({
+          file: x.file,
+          sopInstanceUid: x.header?.sopInstanceUid ?? null,
+          seriesInstanceUid: s.seriesInstanceUid,
+          index,
+          probability: x.probability,
+          instanceNumber: x.header?.instanceNumber ?? null,
+          position: x.position,
+        }),
+      );
+      seriesOut.push({
+        seriesInstanceUid: s.seriesInstanceUid,
+        studyInstanceUid: s.studyInstanceUid,
+        source: s.source,
+        slices: scored.length,
+        score: agg.score,
+        category: agg.category,
+        threshold: agg.threshold,
+        k: agg.k,
+        keySlices: agg.keySlices.map((k) => {
+          const x = scored[k.index] as (typeof scored)[number];
+          const att = keyAtt.get(k.index);
+          return {
+            sopInstanceUid: x.header?.sopInstanceUid ?? null,
+            file: x.file,
+            probability: k.probability,
+            index: k.index,
+            ...(att
+              ? { attention: { width: att.width, height: att.height, data: Array.from(att.data), imageWidth: att.imageWidth, imageHeight: att.imageHeight, cropBox: att.cropBox } }
+              : {}),
+          };
+        }),
+        dropped,
+      });
+      const secs = (performance.now() - ts) / 1000;
+      log?.info(
+        { seriesInstanceUid: s.seriesInstanceUid, slices: scored.length, dropped: dropped.length, score: agg.score, category: agg.category, seconds: +secs.toFixed(2), slicesPerSecond: +(scored.length / secs).toFixed(1) },
+        'series scored',
+      );
+    }
+  } finally {
+    if (ownSession) await session.release();
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  return {
+    model: { name: meta.name, version: meta.version, provisional: meta.provisional === true, sha256: meta.sha256 },
+    slices: slicesOut,
+    series: seriesOut,
+    notScored,
+    skipped,
+    timing: { seconds: +seconds.toFixed(3), slicesScored: scoredCount, slicesPerSecond: +(scoredCount / seconds).toFixed(2) },
+  };
+}
