@@ -1,0 +1,133 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it, afterAll } from 'vitest';
+import dcmjs from 'dcmjs';
+import {
+  cropBox,
+  preprocessingSchema,
+  preprocessSlice,
+  sliceSize,
+  toUnit,
+  triangleWeights,
+  type Preprocessing,
+  type SliceImage,
+} from '../../src/model/preprocess.js';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const dataRoot = path.resolve(repoRoot, '..', 'shared', 'data');
+const fixDir = path.join(repoRoot, 'tests', 'fixtures', 'model');
+
+interface PreprocFixture {
+  source: string;
+  sopInstanceUid: string;
+  kind: 'hu';
+  file: string;
+  shape: [number, number];
+  cropBox: { y0: number; y1: number; x0: number; x1: number };
+  preprocessing: unknown;
+}
+
+function findFixture(): PreprocFixture {
+  const files = execFileSync('ls', [fixDir]).toString().split('\n');
+  const name = files.find((f) => f.startsWith('preproc-') && f.endsWith('.json'));
+  if (!name) throw new Error('no preproc fixture: run /usr/bin/python3 training/make_fixtures.py');
+  return JSON.parse(readFileSync(path.join(fixDir, name), 'utf8')) as PreprocFixture;
+}
+
+const tmp = mkdtempSync(path.join(tmpdir(), 'mlsam-preproc-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+/** Decode a JPEG Lossless CT slice with DCMTK dcmdjpeg, then read raw pixels with dcmjs; returns HU. */
+function readHuSlice(file: string): { img: SliceImage; sop: string } {
+  const out = path.join(tmp, `${path.basename(file)}.raw.dcm`);
+  execFileSync('dcmdjpeg', [file, out]);
+  const buf = readFileSync(out);
+  const ab = buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength);
+  const dict = dcmjs.data.DicomMessage.readFile(ab);
+  const ds = dcmjs.data.DicomMetaDictionary.naturalizeDataset(dict.dict) as Record<string, unknown>;
+  const rows = ds.Rows as number;
+  const cols = ds.Columns as number;
+  const slope = Number(ds.RescaleSlope ?? 1);
+  const intercept = Number(ds.RescaleIntercept ?? 0);
+  const pix = (ds.PixelData as ArrayBuffer[])[0] as ArrayBuffer;
+  const stored = ds.PixelRepresentation === 1 ? new Int16Array(pix) : new Uint16Array(pix);
+  const data = new Float32Array(rows * cols);
+  for (let i = 0; i < data.length; i++) data[i] = (stored[i] as number) * slope + intercept;
+  return { img: { width: cols, height: rows, data, kind: 'hu' }, sop: ds.SOPInstanceUID as string };
+}
+
+describe('preprocessSlice', () => {
+  const fx = findFixture();
+  const spec: Preprocessing = preprocessingSchema.parse(fx.preprocessing);
+
+  it('matches the Python preprocessing of a real COVID-CT-MD DICOM slice within 1e-3', () => {
+    const { img, sop } = readHuSlice(path.join(dataRoot, fx.source));
+    expect(sop).toBe(fx.sopInstanceUid);
+    const box = cropBox(toUnit(img, spec), img.width, img.height, spec);
+    expect(box).toEqual(fx.cropBox);
+
+    const golden = new Float32Array(readFileSync(path.join(fixDir, fx.file)).buffer.slice(0));
+    const plane = fx.shape[0] * fx.shape[1];
+    expect(golden.length).toBe(plane);
+
+    const offset = 5;
+    const out = new Float32Array(offset + sliceSize(spec) + 3).fill(42);
+    preprocessSlice(img, spec, out, offset);
+    expect(out[offset - 1]).toBe(42);
+    expect(out[offset + sliceSize(spec)]).toBe(42);
+    let maxAbs = 0;
+    for (let c = 0; c < spec.channels; c++) {
+      for (let p = 0; p < plane; p++) {
+        const d = Math.abs((out[offset + c * plane + p] as number) - (golden[p] as number));
+        if (d > maxAbs) maxAbs = d;
+      }
+    }
+    expect(maxAbs).toBeLessThan(1e-3);
+  });
+
+  it('validates the shipped model metadata preprocessing block when present', () => {
+    const meta = path.join(repoRoot, 'models', 'mlsam-mobilenetv2-1.0.0.json');
+    if (!existsSync(meta)) return;
+    const m = JSON.parse(readFileSync(meta, 'utf8')) as { preprocessing: unknown };
+    expect(preprocessingSchema.parse(m.preprocessing)).toEqual(spec);
+  });
+
+  it('triangle weights are normalised and reduce to identity at scale 1', () => {
+    for (const [nIn, nOut] of [
+      [512, 224],
+      [53, 224],
+      [224, 224],
+      [3, 224],
+    ] as const) {
+      const w = triangleWeights(nIn, nOut);
+      for (const row of w.weights) expect(row.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 12);
+    }
+    const id = triangleWeights(224, 224);
+    for (let i = 0; i < 224; i++) {
+      const row = id.weights[i] as Float64Array;
+      expect(row[i - (id.start[i] as number)]).toBeCloseTo(1, 12);
+    }
+  });
+
+  it('display kind: constant gray maps to (v/255 - mean)/std everywhere, tiny images are upsampled', () => {
+    const img: SliceImage = { width: 7, height: 3, data: new Float32Array(21).fill(51), kind: 'display' };
+    const out = preprocessSlice(img, spec);
+    const expected = (51 / 255 - spec.normalize.mean) / spec.normalize.std;
+    for (const v of out) expect(v).toBeCloseTo(expected, 6);
+  });
+
+  it('crops a full-field slice to the body and keeps the whole image when nothing stands out', () => {
+    const w = 100;
+    const h = 80;
+    const data = new Float32Array(w * h).fill(-1000); // air
+    for (let y = 20; y < 60; y++) for (let x = 30; x < 90; x++) data[y * w + x] = 40; // "body"
+    const img: SliceImage = { width: w, height: h, data, kind: 'hu' };
+    const m = Math.floor(spec.crop.marginFraction * 100);
+    expect(cropBox(toUnit(img, spec), w, h, spec)).toEqual({ y0: 20 - m, y1: 59 + m, x0: 30 - m, x1: 89 + m });
+    const air: SliceImage = { width: w, height: h, data: new Float32Array(w * h).fill(-1000), kind: 'hu' };
+    expect(cropBox(toUnit(air, spec), w, h, spec)).toEqual({ y0: 0, y1: h - 1, x0: 0, x1: w - 1 });
+  });
+});
