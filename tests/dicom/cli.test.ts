@@ -1,23 +1,11 @@
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../helpers/dcmtk.js';
+import { mlsam } from '../helpers/process.js';
 import { REPO_ROOT, SHARED_DATA, startTestListener, type TestListener } from '../helpers/dicom-listener.js';
 
 const SAMPLES = join(SHARED_DATA, 'dicom-samples');
-const MAIN = join(REPO_ROOT, 'dist', 'cli', 'main.js');
 
-function mlsam(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, MLSAM_LOG__LEVEL: 'warn' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe('mlsam echo / send (dcmjs-dimse SCU) against the listener', () => {
   let tl: TestListener;

@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -9,37 +9,14 @@ import { ExplicitToImplicit } from '../../src/dicom/scu/explicit-to-implicit.js'
 import { readPart10Info, type Part10Info } from '../../src/dicom/scu/part10-info.js';
 import { MAX_PRESENTATION_CONTEXTS, planAssociations, proposedPairs } from '../../src/dicom/scu/store-scu.js';
 import { dumpDataset, run } from '../helpers/dcmtk.js';
+import { freePort, mlsam } from '../helpers/process.js';
 import { REPO_ROOT, SHARED_DATA, startTestListener, type TestListener } from '../helpers/dicom-listener.js';
 
-const MAIN = join(REPO_ROOT, 'dist', 'cli', 'main.js');
 const P001 = join(SHARED_DATA, 'covid-ct-md', 'P001');
 const SAMPLES = join(SHARED_DATA, 'dicom-samples');
 const JPEG_LOSSLESS_SV1 = '1.2.840.10008.1.2.4.70';
 
-function mlsam(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string; ms: number }> {
-  const t0 = Date.now();
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], { env: { ...process.env, MLSAM_LOG__LEVEL: 'warn' } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr, ms: Date.now() - t0 }));
-  });
-}
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
   const until = Date.now() + timeoutMs;
