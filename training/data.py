@@ -152,6 +152,53 @@ def unit_augment(u: np.ndarray, rng) -> np.ndarray:
     return np.clip((y - 0.5) * c + 0.5 + b, 0, 1)
 
 
+def online_augment(x, rng):
+    """Online augmentation of a batch of cached units x: float32 tensor [B,1,224,224] in [0,1] (train.py
+    --online-aug). Per image: JPEG re-encode at quality 30-95 (p .5) and Gaussian blur sigma .3-1.2 (p .35) so
+    that file format / sharpness are not class cues; random resized crop (area .6-1, aspect 3/4-4/3) + rotation
+    +-10 deg + horizontal flip (p .5) in one bilinear affine resample; gamma, contrast .8-1.2, brightness +-.08.
+    All random numbers come from the numpy RandomState rng (reproducible)."""
+    import torch
+    import torch.nn.functional as F
+    from PIL import Image
+
+    n = x.shape[0]
+    x = x.clone()
+    for i in range(n):
+        if rng.rand() < 0.5:
+            u8 = np.clip(x[i, 0].numpy() * 255.0 + 0.5, 0, 255).astype(np.uint8)
+            buf = io.BytesIO()
+            Image.fromarray(u8).save(buf, format="JPEG", quality=int(rng.randint(30, 96)))
+            buf.seek(0)
+            x[i, 0] = torch.from_numpy(np.asarray(Image.open(buf).convert("L"), dtype=np.float32) / 255.0)
+        if rng.rand() < 0.35:
+            sig = float(rng.uniform(0.3, 1.2))
+            r = np.arange(-3, 4, dtype=np.float32)
+            k = np.exp(-0.5 * (r / sig) ** 2)
+            k = torch.from_numpy(k / k.sum())
+            y = F.pad(x[i:i + 1], (3, 3, 3, 3), mode="replicate")
+            y = F.conv2d(y, k.reshape(1, 1, 1, 7))
+            y = F.conv2d(y, k.reshape(1, 1, 7, 1))
+            x[i:i + 1] = y
+    area = rng.uniform(0.6, 1.0, n)
+    ratio = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3), n))
+    w = np.minimum(1.0, np.sqrt(area * ratio))
+    h = np.minimum(1.0, np.sqrt(area / ratio))
+    cx = rng.uniform(-1, 1, n) * (1 - w)
+    cy = rng.uniform(-1, 1, n) * (1 - h)
+    ang = np.deg2rad(rng.uniform(-10, 10, n))
+    flip = np.where(rng.rand(n) < 0.5, -1.0, 1.0)
+    c, s = np.cos(ang), np.sin(ang)
+    theta = np.stack([np.stack([c * w * flip, -s * h, cx], 1), np.stack([s * w * flip, c * h, cy], 1)], 1)
+    grid = F.affine_grid(torch.from_numpy(theta.astype(np.float32)), list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False).clamp(0, 1)
+    gamma = torch.from_numpy(np.exp(rng.uniform(-0.25, 0.25, n)).astype(np.float32)).reshape(n, 1, 1, 1)
+    con = torch.from_numpy(rng.uniform(0.8, 1.2, n).astype(np.float32)).reshape(n, 1, 1, 1)
+    bri = torch.from_numpy(rng.uniform(-0.08, 0.08, n).astype(np.float32)).reshape(n, 1, 1, 1)
+    x = x.clamp_min(1e-6) ** gamma
+    return ((x - 0.5) * con + 0.5 + bri).clamp(0, 1)
+
+
 def main():
     import torch
 

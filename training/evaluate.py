@@ -181,11 +181,21 @@ def main():
         "hyperParameters": tinfo["args"],
         "durationSeconds": round(tinfo["durationSeconds"], 1),
         "trainImagesPerSecond": round(float(np.mean([h["imgPerSec"] for h in tinfo["history"]])), 2),
-        "frozen": ("features[0:7] (strides 2-8, cached); fine-tuned: features[7:19] + attention heads"
+        "frozen": ("features[0:7] (strides 2-8, run on every online-augmented image without gradient); "
+                   "fine-tuned: features[7:19] + attention heads" if tinfo["args"].get("full_finetune")
+                   and tinfo["args"].get("freeze_stem") else
+                   "features[0] (first conv); fine-tuned: features[1:19] + attention heads"
+                   if tinfo["args"].get("full_finetune") else
+                   "features[0:7] (strides 2-8, cached); fine-tuned: features[7:19] + attention heads"
                    if tinfo["args"].get("unfreeze_mid") else
                    "features[0:14] (strides 2-16, cached); fine-tuned: features[14:19] + attention heads"),
-        "augmentation": "one extra cached view per training image: random Gaussian blur (p .35), JPEG re-encode "
-        "q 30-95 (p .6), affine (rot +-10 deg, scale .88-1.12, shift +-6 %, h-flip p .5), gamma/contrast/brightness",
+        "augmentation": ("online, per training step, on the cached preprocessed 224x224 images (data.online_augment): "
+                         "JPEG re-encode q 30-95 (p .5), Gaussian blur sigma .3-1.2 (p .35), random resized crop "
+                         "(area .6-1, aspect 3/4-4/3) + rotation +-10 deg + h-flip (p .5), gamma +-.25 (log), "
+                         "contrast .8-1.2, brightness +-.08" if tinfo["args"].get("online_aug") else
+                         "one extra cached view per training image: random Gaussian blur (p .35), JPEG re-encode "
+                         "q 30-95 (p .6), affine (rot +-10 deg, scale .88-1.12, shift +-6 %, h-flip p .5), "
+                         "gamma/contrast/brightness"),
         "run": os.path.relpath(args.run, os.path.dirname(HERE)),
     }
     res = {"slice": {"threshold": thr, "rule": "Youden J on validation (covid-ct val + mosmed val)"},

@@ -88,7 +88,10 @@ def render(meta):
             out.append(f"| {g} | {src_} | {c['n']} | {c['positives']} |")
     out.append("")
     out.append(f"Training: {tr['epochs']} epochs, seed {tr['seed']}, {tr['durationSeconds'] / 60:.1f} min, "
-               f"≈ {tr['trainImagesPerSecond']} images/s (cached-feature training step). Manifests (sha256):\n")
+               f"≈ {tr['trainImagesPerSecond']} images/s ("
+               + ("online-augmented images, frozen strides 2-8 run without gradient"
+                  if (tr.get("hyperParameters") or {}).get("online_aug") else "cached-feature training step")
+               + "). Manifests (sha256):\n")
     for k, v in tr["manifestSha256"].items():
         out.append(f"- `{k}` `{v}`")
     out.append("")

@@ -1,6 +1,9 @@
-"""Train ML-SAM heads + the stride-32 part of MobileNetV2 on cached frozen features (training/data.py).
+"""Train ML-SAM (MobileNetV2) on the caches of training/data.py.
 
-Usage: /usr/bin/python3 training/train.py [--epochs 8] [--run training/runs/<UTC date-time>]
+Usage: /usr/bin/python3 training/train.py [--epochs 8] [--run training/runs/<UTC date-time>] [flags]
+  shipped: --full-finetune --freeze-stem --online-aug  (cached 224x224 images, data.online_augment every step,
+           strides 2-8 frozen but run per step, strides 16-32 + heads fine-tuned; see training/run_all.sh)
+  older:   --unfreeze-mid  (cached stride-8 features of two fixed views per image)
 Logs one line per epoch to <run>/log.txt; keeps the best epoch by validation AUC (covid-ct val + mosmed val)
 in <run>/model.pt; writes <run>/train.json (history, timings, seeds).
 """
@@ -20,7 +23,7 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from data import CACHE  # noqa: E402
+from data import CACHE, online_augment  # noqa: E402
 from metrics import auc  # noqa: E402
 from model import MLSAM  # noqa: E402
 
@@ -49,6 +52,29 @@ def predict(model, l8, l16=None, bs=64):
     return np.concatenate(out)
 
 
+def load_units(name, idx=None):
+    u = np.load(os.path.join(CACHE, f"units_{name}.npy"), mmap_mode="r")
+    return np.ascontiguousarray(u if idx is None else u[idx])
+
+
+def to_input(u):
+    """[B,224,224] units in [0,1] (array or tensor) -> normalised 3-channel network input."""
+    x = torch.as_tensor(np.asarray(u, dtype=np.float32) if not torch.is_tensor(u) else u)
+    if x.dim() == 3:
+        x = x[:, None]
+    return ((x - 0.5) / 0.5).repeat(1, 3, 1, 1)
+
+
+def predict_units(model, units, bs=64):
+    """Probabilities from cached preprocessed units through the full network (--full-finetune models)."""
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for s in range(0, len(units), bs):
+            out.append(model(to_input(units[s:s + bs]))[0].numpy())
+    return np.concatenate(out)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--epochs", type=int, default=8)
@@ -65,6 +91,15 @@ def main():
     ap.add_argument("--run", default=None)
     ap.add_argument("--unfreeze-mid", action="store_true",
                     help="also fine-tune features[7:14] (stride 16), training from the cached stride-8 features")
+    ap.add_argument("--full-finetune", action="store_true",
+                    help="fine-tune the whole network (all but features[0], the first conv) from the cached 224x224 "
+                    "units instead of cached stride-8 features")
+    ap.add_argument("--freeze-stem", action="store_true",
+                    help="with --full-finetune: keep features[0:7] (strides 2-8) frozen; it still runs on every "
+                    "online-augmented image (no grad), validation uses the cached stride-8 features")
+    ap.add_argument("--online-aug", action="store_true", help="with --full-finetune: data.online_augment per step")
+    ap.add_argument("--wd", type=float, default=1e-4)
+    ap.add_argument("--aug-seed", type=int, default=1234)
     args = ap.parse_args()
     torch.set_num_threads(2)
     torch.manual_seed(SEED)
@@ -83,26 +118,43 @@ def main():
     y_tr = np.array([i["label"] for i in tr], np.float32)
     sw = {"covid-ct": args.covidct_weight, "mosmed": args.mosmed_weight, "sars-cov-2-ct": args.sars_weight}
     w_tr = np.array([sw[i["source"]] for i in tr], np.float64)
-    views = [load("train"), load("train_aug")]
     va = index("val")
     y_va = np.array([i["label"] for i in va])
     src_va = np.array([i["source"] for i in va])
-    v8, v16 = load("val")
     ctmd = index("ctmd")
-    c8, c16 = load("ctmd")
+    if args.full_finetune:
+        used_idx = np.flatnonzero(w_tr > 0)
+        pos = np.full(len(tr), -1)
+        pos[used_idx] = np.arange(len(used_idx))
+        u_tr = load_units("train", used_idx)
+        if args.freeze_stem:
+            v8, v16 = load("val")
+            c8, c16 = load("ctmd")
+        else:
+            u_va, u_ct = load_units("val"), load_units("ctmd")
+        arng = np.random.RandomState(args.aug_seed)
+    else:
+        views = [load("train"), load("train_aug")]
+        v8, v16 = load("val")
+        c8, c16 = load("ctmd")
     y_ct = np.array([i["label"] for i in ctmd])
     ser_ct = np.array([i["series"] for i in ctmd])
 
     model = MLSAM()
-    model.train_mid = bool(args.unfreeze_mid)
-    for m in ([model.stem] if args.unfreeze_mid else model.frozen()):
-        for p in m.parameters():
+    model.train_mid = bool(args.unfreeze_mid or args.full_finetune)
+    if args.full_finetune:
+        for p in (model.stem if args.freeze_stem else model.stem[0]).parameters():
             p.requires_grad_(False)
-    bb = [p for m in model.trainable_backbone() for p in m.parameters()]
-    if args.unfreeze_mid:
-        bb += list(model.mid.parameters())
+        bb = [p for m in (model.stem, model.mid, model.high, model.top) for p in m.parameters() if p.requires_grad]
+    else:
+        for m in ([model.stem] if args.unfreeze_mid else model.frozen()):
+            for p in m.parameters():
+                p.requires_grad_(False)
+        bb = [p for m in model.trainable_backbone() for p in m.parameters()]
+        if args.unfreeze_mid:
+            bb += list(model.mid.parameters())
     hd = [p for m in model.heads() for p in m.parameters()]
-    opt = torch.optim.AdamW([{"params": bb, "lr": args.lr_backbone}, {"params": hd, "lr": args.lr}], weight_decay=1e-4)
+    opt = torch.optim.AdamW([{"params": bb, "lr": args.lr_backbone}, {"params": hd, "lr": args.lr}], weight_decay=args.wd)
     n = args.draws_per_epoch
     used = {k: int(sum(1 for i in tr if i["source"] == k)) for k, v in sw.items() if v > 0}
     steps_per_epoch = math.ceil(n / args.bs)
@@ -118,18 +170,29 @@ def main():
         tot, cnt = 0.0, 0
         for s in range(0, n, args.bs):
             idx = order[s:s + args.bs]
-            l8 = np.stack([views[v][0][i] for i, v in zip(idx, vsel[s:s + args.bs])]).astype(np.float32)
-            l16 = np.stack([views[v][1][i] for i, v in zip(idx, vsel[s:s + args.bs])]).astype(np.float32)
             y = torch.from_numpy(y_tr[idx])
             y = y * (1 - args.smooth) + 0.5 * args.smooth
             warm = min(1.0, (step + 1) / 50)
             cos = 0.5 * (1 + math.cos(math.pi * step / total))
             for g, b in zip(opt.param_groups, base):
                 g["lr"] = b * warm * cos
-            if args.unfreeze_mid:
+            if args.full_finetune:
+                xb = torch.from_numpy(u_tr[pos[idx]].astype(np.float32))[:, None]
+                if args.online_aug:
+                    xb = online_augment(xb, arng)
+                if args.freeze_stem:
+                    with torch.no_grad():
+                        t8 = model.stem(to_input(xb))
+                else:
+                    t8 = model.stem(to_input(xb))
+                logit, _ = model.forward_features(t8, model.mid(t8))
+            elif args.unfreeze_mid:
+                l8 = np.stack([views[v][0][i] for i, v in zip(idx, vsel[s:s + args.bs])]).astype(np.float32)
                 t8 = torch.from_numpy(l8)
                 logit, _ = model.forward_features(t8, model.mid(t8))
             else:
+                l8 = np.stack([views[v][0][i] for i, v in zip(idx, vsel[s:s + args.bs])]).astype(np.float32)
+                l16 = np.stack([views[v][1][i] for i, v in zip(idx, vsel[s:s + args.bs])]).astype(np.float32)
                 logit, _ = model.forward_features(torch.from_numpy(l8), torch.from_numpy(l16))
             loss = F.binary_cross_entropy_with_logits(logit, y)
             opt.zero_grad()
@@ -138,9 +201,15 @@ def main():
             step += 1
             tot += float(loss) * len(idx)
             cnt += len(idx)
+            if ep == 1 and s // args.bs in (4, 19):
+                log(f"  step {s // args.bs + 1}: {cnt / (time.time() - te):.1f} img/s")
         ttrain = time.time() - te
-        p_va = predict(model, v8, v16)
-        p_ct = predict(model, c8, c16)
+        if args.full_finetune and not args.freeze_stem:
+            p_va = predict_units(model, u_va)
+            p_ct = predict_units(model, u_ct)
+        else:
+            p_va = predict(model, v8, v16)
+            p_ct = predict(model, c8, c16)
         a_all = auc(y_va, p_va)
         a_cc = auc(y_va[src_va == "covid-ct"], p_va[src_va == "covid-ct"])
         a_mm = auc(y_va[src_va == "mosmed"], p_va[src_va == "mosmed"])
