@@ -9,14 +9,10 @@
  * walk silently and dcmjs gives the real verdict.
  */
 import { DecodeError } from './errors.js';
+import { LONG_LENGTH_VRS, Tag, UNDEFINED_LENGTH } from '../encoding.js';
 
 export const MAX_SEQUENCE_DEPTH = 32;
 
-const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
-const UNDEFINED = 0xffffffff;
-const ITEM = 0xfffee000;
-const ITEM_DELIM = 0xfffee00d;
-const SEQ_DELIM = 0xfffee0dd;
 const PIXEL_DATA = 0x7fe00010;
 
 class Stop extends Error {}
@@ -44,13 +40,13 @@ function walkDataset(w: Walk, p: number, end: number, depth: number, stopAt: num
     need(w, p, 8);
     const tag = tagAt(w, p);
     if (tag === stopAt) return p + 8; // item delimiter of an undefined-length item
-    if (tag === ITEM || tag === ITEM_DELIM || tag === SEQ_DELIM) throw new Stop();
+    if (tag === Tag.Item || tag === Tag.ItemDelimitation || tag === Tag.SequenceDelimitation) throw new Stop();
     let len: number;
     let vr = '';
     let q: number;
     if (w.explicit) {
       vr = String.fromCharCode(w.dv.getUint8(p + 4), w.dv.getUint8(p + 5));
-      if (LONG_VRS.has(vr)) {
+      if (LONG_LENGTH_VRS.has(vr)) {
         need(w, p, 12);
         len = w.dv.getUint32(p + 8, w.le);
         q = p + 12;
@@ -63,15 +59,15 @@ function walkDataset(w: Walk, p: number, end: number, depth: number, stopAt: num
       q = p + 8;
     }
     if (tag === PIXEL_DATA && depth === 0 && !w.pixelData) return end;
-    if (tag === PIXEL_DATA && len === UNDEFINED && depth === 0) {
+    if (tag === PIXEL_DATA && len === UNDEFINED_LENGTH && depth === 0) {
       p = checkFragments(w, q);
       continue;
     }
-    const isSeq = vr === 'SQ' || len === UNDEFINED || (vr === '' || vr === 'UN' ? looksLikeItem(w, q, len) : false);
+    const isSeq = vr === 'SQ' || len === UNDEFINED_LENGTH || (vr === '' || vr === 'UN' ? looksLikeItem(w, q, len) : false);
     if (isSeq) {
       p = walkSequence(w, q, len, depth + 1);
     } else {
-      if (len === UNDEFINED) throw new Stop();
+      if (len === UNDEFINED_LENGTH) throw new Stop();
       if (depth === 0 && tag === PIXEL_DATA && q + len > w.dv.byteLength) {
         throw new DecodeError('pixel-data-too-short', `Pixel Data is truncated (${len} bytes declared, ${w.dv.byteLength - q} in the file)`);
       }
@@ -92,8 +88,8 @@ function checkFragments(w: Walk, p: number): number {
     const tag = tagAt(w, p);
     const len = w.dv.getUint32(p + 4, w.le);
     p += 8;
-    if (tag === SEQ_DELIM) return p;
-    if (tag !== ITEM || len === UNDEFINED) throw new Stop();
+    if (tag === Tag.SequenceDelimitation) return p;
+    if (tag !== Tag.Item || len === UNDEFINED_LENGTH) throw new Stop();
     if (p + len > w.dv.byteLength) {
       throw new DecodeError('pixel-data-too-short', `encapsulated Pixel Data is truncated (fragment of ${len} bytes, ${w.dv.byteLength - p} left)`);
     }
@@ -102,22 +98,22 @@ function checkFragments(w: Walk, p: number): number {
 }
 
 function looksLikeItem(w: Walk, q: number, len: number): boolean {
-  return len !== UNDEFINED && len >= 8 && q + 8 <= w.dv.byteLength && tagAt(w, q) === ITEM;
+  return len !== UNDEFINED_LENGTH && len >= 8 && q + 8 <= w.dv.byteLength && tagAt(w, q) === Tag.Item;
 }
 
 function walkSequence(w: Walk, p: number, len: number, depth: number): number {
   if (depth > w.max) {
     throw new DecodeError('parse-failed', `sequences nested deeper than ${w.max} levels`);
   }
-  const end = len === UNDEFINED ? w.dv.byteLength : p + len;
+  const end = len === UNDEFINED_LENGTH ? w.dv.byteLength : p + len;
   while (p < end) {
     need(w, p, 8);
     const tag = tagAt(w, p);
     const ilen = w.dv.getUint32(p + 4, w.le);
     p += 8;
-    if (tag === SEQ_DELIM) return p;
-    if (tag !== ITEM) throw new Stop();
-    if (ilen === UNDEFINED) p = walkDataset(w, p, w.dv.byteLength, depth, ITEM_DELIM);
+    if (tag === Tag.SequenceDelimitation) return p;
+    if (tag !== Tag.Item) throw new Stop();
+    if (ilen === UNDEFINED_LENGTH) p = walkDataset(w, p, w.dv.byteLength, depth, Tag.ItemDelimitation);
     else {
       walkDataset(w, p, Math.min(p + ilen, w.dv.byteLength), depth, -1);
       p += ilen;
@@ -160,7 +156,7 @@ export function metaEnd(buf: Uint8Array): number {
   try {
     while (p + 8 <= buf.byteLength && dv.getUint16(p, true) === 0x0002) {
       const vr = String.fromCharCode(dv.getUint8(p + 4), dv.getUint8(p + 5));
-      if (LONG_VRS.has(vr)) p += 12 + dv.getUint32(p + 8, true);
+      if (LONG_LENGTH_VRS.has(vr)) p += 12 + dv.getUint32(p + 8, true);
       else p += 8 + dv.getUint16(p + 6, true);
     }
   } catch {

@@ -7,13 +7,12 @@
 import dcmjs, { type DicomDataset, type DicomElement } from 'dcmjs';
 import { DecodeError } from './errors.js';
 import { checkNesting, metaEnd } from './nesting-guard.js';
+import { KNOWN_VRS } from '../encoding.js';
+import { TransferSyntax } from '../uids.js';
 
 // dcmjs logs through loglevel, partly with console.log (stdout): keep stdout clean for --json.
 dcmjs.log.setLevel('error');
 dcmjs.log.getLogger('validation.dcmjs').setLevel('silent');
-
-export const TS_IMPLICIT_LE = '1.2.840.10008.1.2';
-export const TS_EXPLICIT_LE = '1.2.840.10008.1.2.1';
 
 export interface ParsedDicom {
   transferSyntaxUid: string;
@@ -33,10 +32,6 @@ export interface ReadOptions {
 }
 
 const PIXEL_DATA = '7FE00010';
-const VRS = new Set([
-  'AE', 'AS', 'AT', 'CS', 'DA', 'DS', 'DT', 'FD', 'FL', 'IS', 'LO', 'LT', 'OB', 'OD', 'OF', 'OL', 'OV', 'OW',
-  'PN', 'SH', 'SL', 'SQ', 'SS', 'ST', 'SV', 'TM', 'UC', 'UI', 'UL', 'UN', 'UR', 'US', 'UT', 'UV',
-]);
 
 /** "DICM" at offset 128. */
 export function hasPart10Preamble(buf: Uint8Array): boolean {
@@ -52,7 +47,7 @@ export function sniffBareDataset(buf: Uint8Array): string | null {
   const group = (buf[0] as number) | ((buf[1] as number) << 8);
   if (group !== 0x0008) return null;
   const vr = String.fromCharCode(buf[4] as number, buf[5] as number);
-  return VRS.has(vr) ? TS_EXPLICIT_LE : TS_IMPLICIT_LE;
+  return KNOWN_VRS.has(vr) ? TransferSyntax.ExplicitVRLittleEndian : TransferSyntax.ImplicitVRLittleEndian;
 }
 
 /** Looks like DICOM: part 10, or a bare little-endian dataset starting in group 0008. */
@@ -97,7 +92,7 @@ function guardNesting(buf: Uint8Array, offset: number, pixelData: boolean): void
   const g1 = ((buf[offset] as number) << 8) | (buf[offset + 1] as number);
   if (!((g0 >= 0x0004 && g0 <= 0x0028) || (g1 >= 0x0004 && g1 <= 0x0028))) return;
   const littleEndian = !((buf[offset] as number) === 0x00 && (buf[offset + 1] as number) === 0x08);
-  const explicit = VRS.has(String.fromCharCode(buf[offset + 4] as number, buf[offset + 5] as number));
+  const explicit = KNOWN_VRS.has(String.fromCharCode(buf[offset + 4] as number, buf[offset + 5] as number));
   checkNesting(buf, offset, explicit, littleEndian, { pixelData });
 }
 

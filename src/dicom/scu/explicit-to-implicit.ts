@@ -8,16 +8,12 @@
  * nothing has to be buffered. UN of undefined length (implicit VR content) is copied as it is.
  * Memory: one element header at a time, values pass through as slices of the input.
  */
+import { LONG_LENGTH_VRS, SHORT_LENGTH_VRS, Tag, UNDEFINED_LENGTH } from '../encoding.js';
 
-const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
-const SHORT_VRS = new Set([
-  'AE', 'AS', 'AT', 'CS', 'DA', 'DS', 'DT', 'FD', 'FL', 'IS', 'LO', 'LT', 'PN', 'SH', 'SL', 'SS', 'ST', 'TM',
-  'UI', 'UL', 'US',
-]);
-const UNDEFINED = 0xffffffff;
-const ITEM = 0xe000;
-const ITEM_DELIM = 0xe00d;
-const SEQ_DELIM = 0xe0dd;
+// Elements of group 0xFFFE (the group is checked apart).
+const ITEM = Tag.Item & 0xffff;
+const ITEM_DELIM = Tag.ItemDelimitation & 0xffff;
+const SEQ_DELIM = Tag.SequenceDelimitation & 0xffff;
 
 interface Frame {
   kind: 'seq' | 'item';
@@ -87,18 +83,18 @@ export class ExplicitToImplicit {
         this.out.push(data.subarray(i, i + 8));
         i += 8;
         this.pos += 8;
-        if (length === UNDEFINED) this.stack.push({ kind: 'seq', end: -1, implicit: true });
+        if (length === UNDEFINED_LENGTH) this.stack.push({ kind: 'seq', end: -1, implicit: true });
         else this.startCopy(length);
         continue;
       }
       const vr = data.toString('latin1', i + 4, i + 6);
       let length: number;
-      if (LONG_VRS.has(vr)) {
+      if (LONG_LENGTH_VRS.has(vr)) {
         if (len - i < 12) break;
         length = data.readUInt32LE(i + 8);
         i += 12;
         this.pos += 12;
-      } else if (SHORT_VRS.has(vr)) {
+      } else if (SHORT_LENGTH_VRS.has(vr)) {
         length = data.readUInt16LE(i + 6);
         i += 8;
         this.pos += 8;
@@ -106,18 +102,18 @@ export class ExplicitToImplicit {
         this.error = `unknown VR ${JSON.stringify(vr)}`;
         break;
       }
-      if (vr === 'SQ' || (vr === 'UN' && length === UNDEFINED)) {
+      if (vr === 'SQ' || (vr === 'UN' && length === UNDEFINED_LENGTH)) {
         if (length === 0) {
           this.out.push(implicitHeader(group, element, 0));
           this.closeFrames();
           continue;
         }
-        this.out.push(implicitHeader(group, element, UNDEFINED));
-        this.stack.push({ kind: 'seq', end: length === UNDEFINED ? -1 : this.pos + length, implicit: vr === 'UN' });
-        if (vr === 'UN' && length !== UNDEFINED) this.error = 'UN sequence of defined length';
+        this.out.push(implicitHeader(group, element, UNDEFINED_LENGTH));
+        this.stack.push({ kind: 'seq', end: length === UNDEFINED_LENGTH ? -1 : this.pos + length, implicit: vr === 'UN' });
+        if (vr === 'UN' && length !== UNDEFINED_LENGTH) this.error = 'UN sequence of defined length';
         continue;
       }
-      if (length === UNDEFINED) {
+      if (length === UNDEFINED_LENGTH) {
         this.error = `undefined length ${vr} (encapsulated data) in an uncompressed dataset`;
         break;
       }
@@ -155,17 +151,17 @@ export class ExplicitToImplicit {
       if (frame.implicit) {
         // Implicit content: item copied unchanged (its length stays valid).
         this.out.push(implicitHeader(group, element, length));
-        if (length === UNDEFINED) this.stack.push({ kind: 'item', end: -1, implicit: true });
+        if (length === UNDEFINED_LENGTH) this.stack.push({ kind: 'item', end: -1, implicit: true });
         else this.startCopy(length);
         return;
       }
-      this.out.push(implicitHeader(group, element, UNDEFINED));
+      this.out.push(implicitHeader(group, element, UNDEFINED_LENGTH));
       if (length === 0) {
         this.out.push(implicitHeader(0xfffe, ITEM_DELIM, 0));
         this.closeFrames();
         return;
       }
-      this.stack.push({ kind: 'item', end: length === UNDEFINED ? -1 : this.pos + length, implicit: false });
+      this.stack.push({ kind: 'item', end: length === UNDEFINED_LENGTH ? -1 : this.pos + length, implicit: false });
     } else if (element === ITEM_DELIM || element === SEQ_DELIM) {
       const want = element === ITEM_DELIM ? 'item' : 'seq';
       if (!frame || frame.kind !== want || frame.end !== -1) {

@@ -1,6 +1,7 @@
 import { open } from 'node:fs/promises';
 import { HeaderScanner } from '../spool/header-scanner.js';
 import { TransferSyntax } from '../uids.js';
+import { LONG_LENGTH_VRS, UNDEFINED_LENGTH } from '../encoding.js';
 
 /** What a C-STORE SCU needs to know about a file before it sends it. */
 export interface Part10Info {
@@ -22,7 +23,6 @@ const HEAD_BYTES = 16 * 1024;
 const SCAN_CHUNK = 64 * 1024;
 /** A dataset whose SOP class/instance are not within this many bytes is not scanned further. */
 const MAX_SCAN_BYTES = 4 * 1024 * 1024;
-const EXPLICIT_LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
 const VR_PATTERN = /^[A-Z]{2}$/;
 
 const text = (buf: Buffer, start: number, length: number): string =>
@@ -57,7 +57,7 @@ function parseMeta(buf: Buffer, start: number, atEof: boolean): MetaFields | und
     if (!VR_PATTERN.test(vr)) {
       length = buf.readUInt32LE(pos + 4);
       header = 8;
-    } else if (EXPLICIT_LONG_VRS.has(vr)) {
+    } else if (LONG_LENGTH_VRS.has(vr)) {
       if (pos + 12 > buf.length) return atEof ? { ...out, end: pos } : undefined;
       length = buf.readUInt32LE(pos + 8);
       header = 12;
@@ -65,7 +65,7 @@ function parseMeta(buf: Buffer, start: number, atEof: boolean): MetaFields | und
       length = buf.readUInt16LE(pos + 6);
       header = 8;
     }
-    if (length === 0xffffffff) throw new NotDicomError('undefined length in the file meta group');
+    if (length === UNDEFINED_LENGTH) throw new NotDicomError('undefined length in the file meta group');
     if (pos + header + length > buf.length) {
       if (atEof) throw new NotDicomError('file meta group runs past the end of the file');
       return undefined;

@@ -7,6 +7,8 @@
  * their delimiters (nested data inside them is skipped); scanning stops at Pixel Data
  * (7FE0,0010) or at the first top-level tag after the last wanted one.
  */
+import { LONG_LENGTH_VRS, SHORT_LENGTH_VRS, Tag, UNDEFINED_LENGTH } from '../encoding.js';
+import { TransferSyntax } from '../uids.js';
 
 const TAG_IMAGE_TYPE = 0x00080008;
 const TAG_SOP_CLASS_UID = 0x00080016;
@@ -17,22 +19,11 @@ const TAG_STUDY_UID = 0x0020000d;
 const TAG_SERIES_UID = 0x0020000e;
 const LAST_WANTED = TAG_SERIES_UID;
 const TAG_PIXEL_DATA = 0x7fe00010;
-const TAG_ITEM = 0xfffee000;
-const TAG_ITEM_DELIM = 0xfffee00d;
-const TAG_SEQ_DELIM = 0xfffee0dd;
-const UNDEFINED = 0xffffffff;
 const MAX_KEPT_VALUE = 1024;
 
 const WANTED = new Set([
   TAG_IMAGE_TYPE, TAG_SOP_CLASS_UID, TAG_SOP_INSTANCE_UID, TAG_MODALITY, TAG_BODY_PART, TAG_STUDY_UID,
   TAG_SERIES_UID,
-]);
-
-/** Explicit VRs with a 2-byte reserved field and a 4-byte length. */
-const LONG_VRS = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
-const SHORT_VRS = new Set([
-  'AE', 'AS', 'AT', 'CS', 'DA', 'DS', 'DT', 'FD', 'FL', 'IS', 'LO', 'LT', 'PN', 'SH', 'SL', 'SS', 'ST', 'TM',
-  'UI', 'UL', 'US',
 ]);
 
 export interface ScannedHeader {
@@ -66,7 +57,7 @@ export class HeaderScanner {
   error: string | undefined;
 
   constructor(transferSyntaxUid: string) {
-    this.implicitTs = transferSyntaxUid === '1.2.840.10008.1.2';
+    this.implicitTs = transferSyntaxUid === TransferSyntax.ImplicitVRLittleEndian;
   }
 
   push(chunk: Buffer): void {
@@ -120,14 +111,14 @@ export class HeaderScanner {
         headerLen = 8;
       } else {
         vr = data.toString('latin1', pos + 4, pos + 6);
-        if (LONG_VRS.has(vr)) {
+        if (LONG_LENGTH_VRS.has(vr)) {
           if (len - pos < 12) {
             this.pending = Buffer.from(data.subarray(pos));
             return;
           }
           length = data.readUInt32LE(pos + 8);
           headerLen = 12;
-        } else if (SHORT_VRS.has(vr)) {
+        } else if (SHORT_LENGTH_VRS.has(vr)) {
           length = data.readUInt16LE(pos + 6);
           headerLen = 8;
         } else {
@@ -141,7 +132,7 @@ export class HeaderScanner {
           this.done = true;
           return;
         }
-        if (WANTED.has(tag) && length !== UNDEFINED) {
+        if (WANTED.has(tag) && length !== UNDEFINED_LENGTH) {
           if (length > MAX_KEPT_VALUE) {
             this.skip = length;
           } else if (length === 0) {
@@ -154,7 +145,7 @@ export class HeaderScanner {
           continue;
         }
       }
-      if (length === UNDEFINED) {
+      if (length === UNDEFINED_LENGTH) {
         // A sequence (SQ, implicit-VR SQ, or UN whose content is implicit VR LE), or encapsulated data.
         this.stack.push({ kind: 'seq', implicit: implicit || vr === 'UN' });
       } else {
@@ -165,20 +156,20 @@ export class HeaderScanner {
 
   private onDelimitation(tag: number, length: number, implicit: boolean): void {
     const frame = this.stack[this.stack.length - 1];
-    if (tag === TAG_ITEM) {
+    if (tag === Tag.Item) {
       if (!frame || frame.kind !== 'seq') {
         this.error = 'item outside a sequence';
         return;
       }
-      if (length === UNDEFINED) this.stack.push({ kind: 'item', implicit });
+      if (length === UNDEFINED_LENGTH) this.stack.push({ kind: 'item', implicit });
       else this.skip = length;
-    } else if (tag === TAG_ITEM_DELIM) {
+    } else if (tag === Tag.ItemDelimitation) {
       if (!frame || frame.kind !== 'item') {
         this.error = 'item delimiter outside an item';
         return;
       }
       this.stack.pop();
-    } else if (tag === TAG_SEQ_DELIM) {
+    } else if (tag === Tag.SequenceDelimitation) {
       if (!frame || frame.kind !== 'seq') {
         this.error = 'sequence delimiter outside a sequence';
         return;
@@ -186,7 +177,7 @@ export class HeaderScanner {
       this.stack.pop();
     } else {
       // Other (FFFE,xxxx) tags are not defined; skip their value.
-      if (length !== UNDEFINED) this.skip = length;
+      if (length !== UNDEFINED_LENGTH) this.skip = length;
     }
   }
 

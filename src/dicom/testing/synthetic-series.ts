@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SopClass, TransferSyntax } from '../uids.js';
+import { LONG_LENGTH_VRS } from '../encoding.js';
 
 /**
  * Synthetic CT series as Part-10 files written from hand-crafted bytes (explicit or implicit VR
@@ -66,15 +67,12 @@ export function newUid(): string {
   return `2.25.${BigInt(`0x${randomBytes(16).toString('hex')}`).toString()}`;
 }
 
-// Long explicit VRs (2 reserved bytes + 32-bit length).
-const LONG = new Set(['OB', 'OW', 'OF', 'SQ', 'UT', 'UN']);
-
 class DatasetBuilder {
   private readonly parts: Buffer[] = [];
   constructor(private readonly explicit: boolean) {}
 
   add(group: number, element: number, vr: string, value: Buffer): this {
-    const long = LONG.has(vr);
+    const long = LONG_LENGTH_VRS.has(vr);
     let header: Buffer;
     if (!this.explicit) {
       header = Buffer.alloc(8);
