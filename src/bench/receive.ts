@@ -14,13 +14,12 @@ import { closeSync, fdatasyncSync, fsyncSync, linkSync, mkdirSync, openSync, unl
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
+import { PROJECT_ROOT } from '../config/load.js';
 import { writeSyntheticSeries } from '../dicom/testing/synthetic-series.js';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-const REPO = resolve(HERE, '..', '..');
+const REPO = PROJECT_ROOT;
 const LISTENER_SCRIPT = join(REPO, 'dist', 'dicom', 'testing', 'listener-process.js');
 const DCMTK_ENV = { ...process.env, TCP_NODELAY: '1' };
 

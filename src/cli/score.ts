@@ -1,12 +1,10 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
-import { loadConfig, resolvePath } from '../config/load.js';
+import { loadConfig, PROJECT_ROOT, resolvePath } from '../config/load.js';
 import { createLogger } from '../log.js';
 import type { ScoreProgress, ScoreResult } from '../model/score.js';
 
-const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 interface ScoreFlags {
   json?: boolean;

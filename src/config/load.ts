@@ -11,7 +11,8 @@ export class ConfigError extends Error {
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 type JsonObject = { [k: string]: Json };
 
-const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** The checkout (or installed package) root: config/, models/ and dist/ live below it. */
+export const PROJECT_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const DEFAULT_CONFIG_PATH = join(PROJECT_ROOT, 'config', 'default.json');
 
 function isObject(v: unknown): v is JsonObject {
