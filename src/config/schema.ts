@@ -49,6 +49,10 @@ export const configSchema = z.strictObject({
     dir: z.string().min(1),
     /** C-STORE answers 0xA700 (out of resources) when the spool's file system is fuller than this. */
     maxDiskUsagePercent: z.number().min(1).max(100),
+    /** Inputs and results are deleted this many days after they were dispatched (never before). */
+    retentionDays: z.number().positive(),
+    /** node-cron expression for the retention sweep. */
+    retentionCron: z.string().min(1),
   }),
   series: z.strictObject({
     quietPeriodSeconds: z.number().positive(),
@@ -73,10 +77,41 @@ export const configSchema = z.strictObject({
     port: z.number().int().min(0).max(65535),
     username: z.string().min(1),
     password: z.string(),
+    /** Show patient name and ID on the dashboard and in the API (default false: UIDs only). */
+    showPhi: z.boolean(),
   }),
   model: z.strictObject({
     path: z.string().min(1),
     providers: z.array(z.enum(['cpu', 'cuda', 'tensorrt', 'dml', 'coreml'])).min(1),
+    /** ONNX Runtime intra-op threads per session; 0 lets ONNX Runtime choose. */
+    intraOpThreads: z.number().int().min(0),
+    /** Slices per inference batch. */
+    batchSize: z.number().int().min(1).max(256),
+  }),
+  worker: z.strictObject({
+    /** Inference jobs one worker process runs at once (each has its own ONNX session). */
+    concurrency: z.number().int().min(1),
+    /** Dispatch jobs one worker process runs at once. */
+    dispatchConcurrency: z.number().int().min(1),
+  }),
+  results: z.strictObject({
+    /** Secondary Capture heatmaps for the top-k slices. */
+    heatmapSlices: z.number().int().min(0).max(50),
+    /** Add the per-slice probability summary image to the SC series. */
+    summaryImage: z.boolean(),
+    /** Send an SR that says why when a series could not be scored. */
+    reportNotScored: z.boolean(),
+  }),
+  dispatch: z.strictObject({
+    /** Tries per (result, destination) before the job is parked as failed. */
+    attempts: z.number().int().min(1),
+    /** First retry delay; doubles on each try up to maxBackoffSeconds. */
+    backoffSeconds: z.number().positive(),
+    maxBackoffSeconds: z.number().positive(),
+    /** Connect / association / response timeout. */
+    timeoutSeconds: z.number().positive(),
+    /** node-cron expression for the periodic C-ECHO of every destination. */
+    echoCron: z.string().min(1),
   }),
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),

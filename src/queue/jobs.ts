@@ -7,6 +7,8 @@ import type { JobsOptions } from 'bullmq';
 export const INFERENCE_QUEUE = 'inference';
 /** Internal BullMQ queue: one debounced "series may be complete" job per series. */
 export const SETTLE_QUEUE = 'series-settle';
+/** BullMQ queue of result sets to send: one job per (result, destination). */
+export const DISPATCH_QUEUE = 'dispatch';
 
 const uid = z.string().min(1).max(64).regex(/^[0-9]+(\.[0-9]+)*$/, 'must be a DICOM UID');
 const isoDate = z.string().datetime({ offset: true });
@@ -58,3 +60,25 @@ export const INFERENCE_JOB_OPTIONS: JobsOptions = {
   removeOnComplete: { age: 30 * 24 * 3600, count: 10_000 },
   removeOnFail: false,
 };
+
+/** Payload of a `dispatch` job: send one series' result objects (SR + SC files) to one destination. */
+export const dispatchJobSchema = z.strictObject({
+  studyInstanceUid: uid,
+  seriesInstanceUid: uid,
+  /** The scored content (inference job's instancesHash) these results belong to. */
+  instancesHash: z.string().regex(/^[0-9a-f]{64}$/),
+  /** config.destinations[].name */
+  destination: z.string().min(1),
+  /** Absolute paths of the Part-10 result files, in send order. */
+  files: z.array(z.string().refine((p) => isAbsolute(p), 'must be an absolute path')).min(1),
+  enqueuedBy: z.enum(['worker', 'admin']),
+});
+export type DispatchJobData = z.infer<typeof dispatchJobSchema>;
+
+/**
+ * Job id of a dispatch job: one per (series, content, model version, destination), so a re-run of
+ * the same inference job, or a second enqueue, lands on the same job (and nothing is sent twice).
+ */
+export function dispatchJobId(seriesInstanceUid: string, hash: string, modelVersion: string, destination: string): string {
+  return `dispatch-${seriesInstanceUid}-${hash.slice(0, 16)}-${modelVersion}-${destination}`.replace(/:/g, '_');
+}

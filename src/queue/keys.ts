@@ -25,4 +25,29 @@ export class Keys {
   associations(): string {
     return `${this.prefix}:audit:associations`;
   }
+
+  /** String: JSON of the series' latest result record (ResultRecord, src/queue/result-record.ts). */
+  result(seriesUid: string): string {
+    return `${this.prefix}:result:${seriesUid}`;
+  }
+
+  /** Sorted set of series UIDs by result update time (epoch ms), for listings. */
+  resultIndex(): string {
+    return `${this.prefix}:result-index`;
+  }
+
+  /** Hash: destination name → JSON DispatchState of the series' latest result. */
+  dispatch(seriesUid: string): string {
+    return `${this.prefix}:dispatch:${seriesUid}`;
+  }
+
+  /** List (newest first, capped): JSON DispatchAttempt of every try to send the series' results. */
+  dispatchLog(seriesUid: string): string {
+    return `${this.prefix}:dispatch:${seriesUid}:log`;
+  }
+
+  /** Hash: destination name → JSON of its last C-ECHO (ok, ms, error, at). */
+  destinationEcho(): string {
+    return `${this.prefix}:destinations:echo`;
+  }
 }

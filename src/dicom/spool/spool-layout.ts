@@ -5,9 +5,17 @@ import { join } from 'node:path';
  * The spool layout (read by the reconciler in src/queue, keep it stable):
  *   <spool>/<StudyInstanceUID>/<SeriesInstanceUID>/<SOPInstanceUID>.dcm
  *   <spool>/.tmp/…            temp files of transfers in progress (same file system)
+ *   <spool>/results/<StudyInstanceUID>/<SeriesInstanceUID>/<hash16>-<modelVersion>/…
+ *                             result objects (SR, SC) of one scored content of a series
  * UIDs are validated before they become path components.
  */
 export const TMP_DIR_NAME = '.tmp';
+export const RESULTS_DIR_NAME = 'results';
+
+/** Folder of the result objects of one (series, content hash, model version). */
+export function resultsDirFor(spoolDir: string, studyUid: string, seriesUid: string, instancesHash: string, modelVersion: string): string {
+  return join(spoolDir, RESULTS_DIR_NAME, studyUid, seriesUid, `${instancesHash.slice(0, 16)}-${modelVersion.replace(/[^A-Za-z0-9._-]/g, '_')}`);
+}
 
 export function spoolPathFor(spoolDir: string, studyUid: string, seriesUid: string, sopInstanceUid: string): string {
   return join(spoolDir, studyUid, seriesUid, `${sopInstanceUid}.dcm`);

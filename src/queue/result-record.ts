@@ -1,0 +1,156 @@
+/**
+ * The result record of a series: what the inference worker writes to Redis (key
+ * `Keys.result(seriesUid)`, JSON) and the results stage, the dispatcher, the dashboard and the API read.
+ * One record per series: the latest scored content. When a series grows and is scored again,
+ * the old record's identity moves into `previous` (the new SR names the old one as predecessor).
+ */
+import { z } from 'zod';
+
+const uid = z.string().min(1).max(64).regex(/^[0-9]+(\.[0-9]+)*$/);
+
+export const resultStatusSchema = z.enum([
+  /** The worker is on it (progress in the BullMQ job). */
+  'scoring',
+  /** Scored; result objects written (see outputs). */
+  'scored',
+  /** Deterministic input problem: not scored, `reason` says why; no retries. */
+  'not-scored',
+  /** A transient failure exhausted its retries; `reason` holds the last error. */
+  'failed',
+]);
+export type ResultStatus = z.infer<typeof resultStatusSchema>;
+
+export const categorySchema = z.enum(['likely', 'indeterminate', 'unlikely']);
+
+export const resultSliceSchema = z.strictObject({
+  /** Position in scored order (0 = most superior). */
+  index: z.number().int().min(0),
+  sopInstanceUid: uid,
+  sopClassUid: uid,
+  /** Absolute path of the spooled instance. */
+  file: z.string(),
+  probability: z.number().min(0).max(1),
+  /** mm along the slice normal. */
+  position: z.number().nullable(),
+  instanceNumber: z.number().int().nullable(),
+});
+export type ResultSlice = z.infer<typeof resultSliceSchema>;
+
+export const attentionMapSchema = z.strictObject({
+  width: z.number().int().min(1),
+  height: z.number().int().min(1),
+  /** Row-major values 0..1, width × height. */
+  data: z.array(z.number()),
+  /** Source image size (Columns × Rows). */
+  imageWidth: z.number().int().min(1),
+  imageHeight: z.number().int().min(1),
+  /** Inclusive pixel box of the source image the map covers (the preprocessing's body crop). */
+  cropBox: z.strictObject({ x0: z.number().int(), y0: z.number().int(), x1: z.number().int(), y1: z.number().int() }),
+});
+export type AttentionMap = z.infer<typeof attentionMapSchema>;
+
+export const keySliceSchema = z.strictObject({
+  index: z.number().int().min(0),
+  sopInstanceUid: uid,
+  probability: z.number().min(0).max(1),
+  attention: attentionMapSchema.optional(),
+});
+export type ResultKeySlice = z.infer<typeof keySliceSchema>;
+
+export const timingsSchema = z.strictObject({
+  /** From the series' last arrival to the job start (includes the quiet period). */
+  waitMs: z.number().min(0).optional(),
+  readMs: z.number().min(0).optional(),
+  decodeMs: z.number().min(0).optional(),
+  preprocessMs: z.number().min(0).optional(),
+  inferMs: z.number().min(0).optional(),
+  aggregateMs: z.number().min(0).optional(),
+  resultsMs: z.number().min(0).optional(),
+  totalMs: z.number().min(0).optional(),
+});
+
+export const outputFileSchema = z.strictObject({
+  kind: z.enum(['sr', 'heatmap', 'summary']),
+  /** Absolute path of the Part-10 file in the spool's results area. */
+  path: z.string(),
+  sopClassUid: uid,
+  sopInstanceUid: uid,
+  seriesInstanceUid: uid,
+  /** For heatmaps: the source slice's SOP Instance UID. */
+  sourceSopInstanceUid: uid.optional(),
+});
+export type OutputFile = z.infer<typeof outputFileSchema>;
+
+export const previousResultSchema = z.strictObject({
+  instancesHash: z.string(),
+  modelVersion: z.string(),
+  srSopInstanceUid: uid.optional(),
+  srSeriesInstanceUid: uid.optional(),
+  finishedAt: z.string().optional(),
+});
+
+export const resultRecordSchema = z.strictObject({
+  studyInstanceUid: uid,
+  seriesInstanceUid: uid,
+  instancesHash: z.string().regex(/^[0-9a-f]{64}$/),
+  jobId: z.string(),
+  seriesDir: z.string(),
+  callingAeTitle: z.string(),
+  status: resultStatusSchema,
+  /** Why not scored / failed. */
+  reason: z.string().optional(),
+  model: z.strictObject({ name: z.string(), version: z.string(), sha256: z.string() }),
+  /** Execution provider the ONNX session really runs on ("cpu", "cuda"). */
+  provider: z.string(),
+  instanceCount: z.number().int().min(0),
+  score: z.number().min(0).max(1).optional(),
+  category: categorySchema.optional(),
+  threshold: z.number().optional(),
+  indeterminateMargin: z.number().optional(),
+  /** Slices the series score used (top-k mean). */
+  k: z.number().int().optional(),
+  /** Scored slices, in scored order. */
+  slices: z.array(resultSliceSchema),
+  keySlices: z.array(keySliceSchema),
+  /** Instances not scored, with reasons (capped at 1000 entries). */
+  dropped: z.array(z.strictObject({ sopInstanceUid: z.string().nullable(), reason: z.string() })),
+  timings: timingsSchema,
+  startedAt: z.string(),
+  finishedAt: z.string().optional(),
+  attemptsMade: z.number().int().min(0),
+  /** Result objects, once written by src/results. */
+  outputs: z.array(outputFileSchema).optional(),
+  /** Earlier results of this series (older content), newest first. */
+  previous: z.array(previousResultSchema).optional(),
+});
+export type ResultRecord = z.infer<typeof resultRecordSchema>;
+
+/** State of sending the latest result to one destination (hash `Keys.dispatch(seriesUid)`). */
+export const dispatchStateSchema = z.strictObject({
+  destination: z.string(),
+  instancesHash: z.string(),
+  status: z.enum(['pending', 'sending', 'sent', 'failed']),
+  attempts: z.number().int().min(0),
+  instancesSent: z.number().int().min(0),
+  warnings: z.number().int().min(0),
+  lastError: z.string().optional(),
+  lastAttemptAt: z.string().optional(),
+  sentAt: z.string().optional(),
+  jobId: z.string(),
+});
+export type DispatchState = z.infer<typeof dispatchStateSchema>;
+
+/** One try to send (list `Keys.dispatchLog(seriesUid)`). */
+export const dispatchAttemptSchema = z.strictObject({
+  destination: z.string(),
+  instancesHash: z.string(),
+  attempt: z.number().int().min(1),
+  at: z.string(),
+  ms: z.number().min(0),
+  outcome: z.enum(['sent', 'failed']),
+  sent: z.number().int().min(0),
+  warnings: z.number().int().min(0),
+  failed: z.number().int().min(0),
+  error: z.string().optional(),
+});
+export type DispatchAttempt = z.infer<typeof dispatchAttemptSchema>;
