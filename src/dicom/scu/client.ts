@@ -3,7 +3,7 @@ import { join } from 'node:path';
 import dimse from 'dcmjs-dimse';
 import { configureDimse } from '../dimse-library.js';
 import { readPart10Info, type Part10Info } from './part10-info.js';
-import { planAssociations, StoreAssociation, type StorePeer } from './store-scu.js';
+import { planAssociations, StoreAssociation, type StoreFileResult, type StorePeer } from './store-scu.js';
 
 const { Client } = dimse;
 const { CEchoRequest } = dimse.requests;
@@ -104,6 +104,8 @@ const SCAN_CONCURRENCY = 8;
 export interface SendOptions {
   /** Called after each file (sent or failed). */
   onProgress?(done: number, total: number): void;
+  /** Called with each file's own outcome (sent / warning / failed, status, reason), in send order. */
+  onResult?(result: StoreFileResult): void;
 }
 
 /**
@@ -117,6 +119,7 @@ export async function sendFiles(peer: PeerOptions, files: string[], opts: SendOp
   const infos: Part10Info[] = [];
   let done = 0;
   const progress = (): void => opts.onProgress?.(++done, files.length);
+  const report = (r: StoreFileResult): void => opts.onResult?.(r);
   // Headers first (a few KiB of each file, SCAN_CONCURRENCY at a time, order kept): the
   // presentation contexts must be known before the association is requested.
   const scanned: Array<Part10Info | Error> = new Array<Part10Info | Error>(files.length);
@@ -132,6 +135,7 @@ export async function sendFiles(peer: PeerOptions, files: string[], opts: SendOp
     const s = scanned[i]!;
     if (s instanceof Error) {
       failed.push({ file: files[i]!, reason: `not a readable DICOM file: ${s.message}` });
+      report({ file: files[i]!, outcome: 'failed', reason: `not a readable DICOM file: ${s.message}` });
       progress();
     } else {
       infos.push(s);
@@ -151,12 +155,14 @@ export async function sendFiles(peer: PeerOptions, files: string[], opts: SendOp
       error ??= opened.reason;
       for (const f of batch) {
         failed.push({ file: f.path, reason: opened.reason });
+        report({ file: f.path, outcome: 'failed', reason: opened.reason });
         progress();
       }
       continue;
     }
     for (const f of batch) {
       const r = await assoc.store(f);
+      report(r);
       if (r.outcome === 'failed') failed.push({ file: r.file, reason: r.reason ?? 'failed' });
       else {
         sent++;

@@ -1,0 +1,257 @@
+/**
+ * Producer side of the `dispatch` queue: one BullMQ job per (result, destination), with the
+ * deterministic job id of src/queue/jobs.ts, so enqueueing the same result twice is one job and
+ * nothing is sent twice. Also the admin's views: re-send, and results not (yet) delivered.
+ */
+import { Queue, type Job, type JobsOptions, type JobState } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config, Destination } from '../../config/schema.js';
+import type { Logger } from '../../log.js';
+import { DISPATCH_QUEUE, dispatchJobId, type DispatchJobData } from '../../queue/jobs.js';
+import { Keys } from '../../queue/keys.js';
+import { throttledWarn, whenReady } from '../../queue/redis.js';
+import { resultRecordSchema, type DispatchState, type ResultRecord } from '../../queue/result-record.js';
+import { DispatchStore, READY_MS } from './state.js';
+
+/** Name of every dispatch job (Bull Board shows it). */
+export const DISPATCH_JOB_NAME = 'send';
+/** Backoff type of dispatch jobs: capped exponential, computed by dispatchBackoffMs (worker setting). */
+export const DISPATCH_BACKOFF = 'dispatch-capped-exponential';
+
+/** Delay before retry n (n = attempts made so far, from 1): min(backoffSeconds · 2^(n-1), maxBackoffSeconds). */
+export function dispatchBackoffMs(attemptsMade: number, dispatch: Config['dispatch']): number {
+  const n = Math.max(1, attemptsMade);
+  const seconds = Math.min(dispatch.backoffSeconds * 2 ** (n - 1), dispatch.maxBackoffSeconds);
+  return Math.round(seconds * 1000);
+}
+
+/** Options of every dispatch job: attempts and backoff from config, finished jobs kept for the dashboard. */
+export function dispatchJobOptions(config: Config): JobsOptions {
+  return {
+    attempts: config.dispatch.attempts,
+    backoff: { type: DISPATCH_BACKOFF, delay: Math.round(config.dispatch.backoffSeconds * 1000) },
+    removeOnComplete: { age: 30 * 24 * 3600, count: 10_000 },
+    // Failed jobs stay until an admin retries or removes them (Bull Board).
+    removeOnFail: false,
+  };
+}
+
+export type EnqueueOutcome =
+  /** A new job was added. */
+  | 'added'
+  /** The job exists and is waiting, active or delayed (worker) or already finished (worker): nothing done. */
+  | 'exists'
+  /** Admin: the completed or failed job was moved back to waiting with its attempts reset. */
+  | 'retried'
+  /** Admin: the job was waiting for its next retry; it runs now. */
+  | 'promoted';
+
+export interface EnqueueResult {
+  destination: string;
+  jobId: string;
+  outcome: EnqueueOutcome;
+  /** The job's state before this call (absent for added). */
+  previousState?: JobState | 'unknown';
+}
+
+export interface DispatcherOptions {
+  config: Config;
+  logger: Logger;
+  /** A command connection (createRedis(url, 'command')); the caller closes it. */
+  redis: Redis;
+}
+
+export interface EnqueueOptions {
+  /** Only these destinations (by name); default every configured one. */
+  destinations?: string[];
+}
+
+/** One result whose objects have not reached every destination (admin listing). */
+export interface UndispatchedResult {
+  studyInstanceUid: string;
+  seriesInstanceUid: string;
+  instancesHash: string;
+  modelVersion: string;
+  resultStatus: ResultRecord['status'];
+  finishedAt?: string;
+  /** Result files in the spool, in send order. */
+  files: string[];
+  /** Why it is listed: no destinations at all, or per destination not sent. */
+  reason: 'no-destinations' | 'not-sent';
+  /** Destinations still owed this result, with their dispatch state (absent: never queued). */
+  destinations: Array<{ name: string; status: DispatchState['status'] | 'not-queued'; attempts: number; lastError?: string; jobId: string }>;
+}
+
+export class Dispatcher {
+  readonly queue: Queue<DispatchJobData>;
+  readonly store: DispatchStore;
+  readonly keys: Keys;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: DispatcherOptions) {
+    const { config, redis } = opts;
+    this.log = opts.logger.child({ component: 'dispatcher' });
+    this.keys = new Keys(config.redis.keyPrefix);
+    this.store = new DispatchStore(redis, config.redis.keyPrefix);
+    this.queue = new Queue<DispatchJobData>(DISPATCH_QUEUE, { connection: redis, prefix: config.redis.keyPrefix });
+    const warn = throttledWarn(this.log);
+    this.queue.on('error', (err) => warn({ err: err.message, queue: DISPATCH_QUEUE }, 'queue error'));
+  }
+
+  private destinations(names?: string[]): Destination[] {
+    const all = this.opts.config.destinations;
+    if (!names) return all;
+    const unknown = names.filter((n) => !all.some((d) => d.name === n));
+    if (unknown.length) throw new Error(`unknown destination(s): ${unknown.join(', ')}`);
+    return all.filter((d) => names.includes(d.name));
+  }
+
+  /**
+   * Queues the record's result objects (`outputs`) for every configured destination: one job per
+   * (result, destination), id dispatchJobId(series, hash, model version, destination).
+   *
+   * - by 'worker': adds the jobs that do not exist yet; an existing job (in any state, completed
+   *   and failed included) is left alone, so a re-run of the same inference job sends nothing again.
+   * - by 'admin' (re-send): a completed or failed job is RETRIED in place (same id, data refreshed
+   *   from the record, attempts reset: the full backoff schedule again), not replaced; a delayed job
+   *   (waiting for its next retry) is promoted to run now; a waiting or active job is left alone.
+   *   A retried completed job sends every file again (the worker treats "nothing left to send" as a
+   *   re-send); a retried failed job sends only what was not delivered yet.
+   *
+   * With no destinations configured, nothing is queued: the results stay in the spool and
+   * listUndispatched() lists them. Returns one entry per destination handled.
+   */
+  async enqueue(record: ResultRecord, by: 'worker' | 'admin', opts: EnqueueOptions = {}): Promise<EnqueueResult[]> {
+    const outputs = record.outputs ?? [];
+    const ids = { series: record.seriesInstanceUid, instancesHash: record.instancesHash, modelVersion: record.model.version };
+    if (outputs.length === 0) {
+      this.log.debug({ ...ids, by }, 'no result objects to dispatch');
+      return [];
+    }
+    const destinations = this.destinations(opts.destinations);
+    if (destinations.length === 0) {
+      this.log.info({ ...ids, files: outputs.length, by }, 'no destinations configured: results stay in the spool');
+      return [];
+    }
+    const files = outputs.map((o) => o.path);
+    await whenReady(this.opts.redis, READY_MS);
+    const results: EnqueueResult[] = [];
+    for (const dest of destinations) {
+      const jobId = dispatchJobId(record.seriesInstanceUid, record.instancesHash, record.model.version, dest.name);
+      const data: DispatchJobData = {
+        studyInstanceUid: record.studyInstanceUid,
+        seriesInstanceUid: record.seriesInstanceUid,
+        instancesHash: record.instancesHash,
+        destination: dest.name,
+        files,
+        enqueuedBy: by,
+      };
+      const pending: DispatchState = {
+        destination: dest.name,
+        instancesHash: record.instancesHash,
+        status: 'pending',
+        attempts: 0,
+        instancesSent: 0,
+        warnings: 0,
+        jobId,
+      };
+      const existing = (await this.queue.getJob(jobId)) as Job<DispatchJobData> | undefined;
+      if (!existing) {
+        // State first: the worker may pick the job up at once and must find its own jobId there.
+        await this.store.setState(record.seriesInstanceUid, pending);
+        await this.queue.add(DISPATCH_JOB_NAME, data, { ...dispatchJobOptions(this.opts.config), jobId });
+        results.push({ destination: dest.name, jobId, outcome: 'added' });
+        this.log.info({ ...ids, destination: dest.name, jobId, files: files.length, by }, 'dispatch queued');
+        continue;
+      }
+      const state = await existing.getState();
+      if (by === 'admin' && (state === 'completed' || state === 'failed')) {
+        await existing.updateData(data);
+        await this.store.setState(record.seriesInstanceUid, pending);
+        await existing.retry(state, { resetAttemptsMade: true, resetAttemptsStarted: true });
+        results.push({ destination: dest.name, jobId, outcome: 'retried', previousState: state });
+        this.log.info({ ...ids, destination: dest.name, jobId, previousState: state }, 'dispatch re-queued by admin');
+      } else if (by === 'admin' && state === 'delayed') {
+        await existing.promote();
+        results.push({ destination: dest.name, jobId, outcome: 'promoted', previousState: state });
+        this.log.info({ ...ids, destination: dest.name, jobId }, 'dispatch retry promoted by admin');
+      } else {
+        results.push({ destination: dest.name, jobId, outcome: 'exists', previousState: state });
+        this.log.debug({ ...ids, destination: dest.name, jobId, state, by }, 'dispatch job exists');
+      }
+    }
+    return results;
+  }
+
+  /** Admin re-send of a series' latest result (read from Redis); throws if there is none with outputs. */
+  async resend(seriesInstanceUid: string, opts: EnqueueOptions = {}): Promise<EnqueueResult[]> {
+    const record = await this.readRecord(seriesInstanceUid);
+    if (!record) throw new Error(`no result record for series ${seriesInstanceUid}`);
+    if (!record.outputs?.length) throw new Error(`series ${seriesInstanceUid} has no result objects to send`);
+    return this.enqueue(record, 'admin', opts);
+  }
+
+  private async readRecord(seriesUid: string): Promise<ResultRecord | undefined> {
+    await whenReady(this.opts.redis, READY_MS);
+    const raw = await this.opts.redis.get(this.keys.result(seriesUid));
+    if (!raw) return undefined;
+    try {
+      const r = resultRecordSchema.safeParse(JSON.parse(raw));
+      return r.success ? r.data : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+
+  /**
+   * Results with result objects that have not reached every configured destination (all of them
+   * when no destination is configured), newest first, looking at the `limit` most recent results.
+   * "Reached" means the destination's DispatchState is `sent` for this very job (series, content
+   * hash, model version); anything else (never queued, pending, sending, failed, an older result's
+   * state) is listed.
+   */
+  async listUndispatched(limit = 1000): Promise<UndispatchedResult[]> {
+    const { redis, config } = this.opts;
+    await whenReady(redis, READY_MS);
+    const uids = await redis.zrevrange(this.keys.resultIndex(), 0, Math.max(0, limit - 1));
+    const out: UndispatchedResult[] = [];
+    for (const uid of uids) {
+      const record = await this.readRecord(uid);
+      if (!record?.outputs?.length) continue;
+      const base = {
+        studyInstanceUid: record.studyInstanceUid,
+        seriesInstanceUid: record.seriesInstanceUid,
+        instancesHash: record.instancesHash,
+        modelVersion: record.model.version,
+        resultStatus: record.status,
+        ...(record.finishedAt ? { finishedAt: record.finishedAt } : {}),
+        files: record.outputs.map((o) => o.path),
+      };
+      if (config.destinations.length === 0) {
+        out.push({ ...base, reason: 'no-destinations', destinations: [] });
+        continue;
+      }
+      const states = new Map((await this.store.states(uid)).map((s) => [s.destination, s]));
+      const owed: UndispatchedResult['destinations'] = [];
+      for (const d of config.destinations) {
+        const jobId = dispatchJobId(record.seriesInstanceUid, record.instancesHash, record.model.version, d.name);
+        const s = states.get(d.name);
+        if (s && s.jobId === jobId && s.status === 'sent') continue;
+        const mine = s && s.jobId === jobId ? s : undefined;
+        owed.push({
+          name: d.name,
+          status: mine?.status ?? 'not-queued',
+          attempts: mine?.attempts ?? 0,
+          ...(mine?.lastError ? { lastError: mine.lastError } : {}),
+          jobId,
+        });
+      }
+      if (owed.length) out.push({ ...base, reason: 'not-sent', destinations: owed });
+    }
+    return out;
+  }
+
+  async close(): Promise<void> {
+    await this.queue.close();
+  }
+}

@@ -1,0 +1,154 @@
+/**
+ * C-ECHO of the configured destinations: at start-up, on demand (admin API) and on
+ * config.dispatch.echoCron. The last result per destination is kept in the hash
+ * Keys.destinationEcho() (destination name → JSON DestinationEcho).
+ */
+import { schedule, validate, type ScheduledTask } from 'node-cron';
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import type { Config, Destination } from '../../config/schema.js';
+import { echo } from '../../dicom/scu/client.js';
+import type { Logger } from '../../log.js';
+import { Keys } from '../../queue/keys.js';
+import { whenReady } from '../../queue/redis.js';
+import { READY_MS } from './state.js';
+
+export const destinationEchoSchema = z.strictObject({
+  destination: z.string(),
+  aeTitle: z.string(),
+  host: z.string(),
+  port: z.number().int(),
+  ok: z.boolean(),
+  /** C-ECHO-RSP status when one came back. */
+  status: z.number().int().optional(),
+  error: z.string().optional(),
+  ms: z.number().min(0),
+  /** ISO time the echo started. */
+  at: z.string(),
+});
+export type DestinationEcho = z.infer<typeof destinationEchoSchema>;
+
+export interface EchoDeps {
+  config: Config;
+  logger: Logger;
+  /** Command connection; the echo results are stored when Redis answers, returned either way. */
+  redis: Redis;
+}
+
+/** C-ECHO one destination. */
+export async function echoDestination(config: Config, dest: Destination): Promise<DestinationEcho> {
+  const at = new Date().toISOString();
+  const r = await echo({
+    host: dest.host,
+    port: dest.port,
+    calledAeTitle: dest.aeTitle,
+    callingAeTitle: dest.callingAeTitle ?? config.dicom.aeTitle,
+    timeoutMs: Math.round(config.dispatch.timeoutSeconds * 1000),
+  });
+  return {
+    destination: dest.name,
+    aeTitle: dest.aeTitle,
+    host: dest.host,
+    port: dest.port,
+    ok: r.ok,
+    ...(r.status === undefined ? {} : { status: r.status }),
+    ...(r.error ? { error: r.error } : r.ok ? {} : { error: 'no C-ECHO response' }),
+    ms: r.ms,
+    at,
+  };
+}
+
+/**
+ * C-ECHO the configured destinations (all, or the named ones) in parallel, store each result in
+ * Keys.destinationEcho() and return them in config order. Echoing all also drops stored entries
+ * of destinations no longer configured. Never throws for an unreachable destination; throws for
+ * an unknown name.
+ */
+export async function echoDestinations(deps: EchoDeps, names?: string[]): Promise<DestinationEcho[]> {
+  const { config, redis } = deps;
+  const log = deps.logger.child({ component: 'destination-echo' });
+  const all = config.destinations;
+  if (names) {
+    const unknown = names.filter((n) => !all.some((d) => d.name === n));
+    if (unknown.length) throw new Error(`unknown destination(s): ${unknown.join(', ')}`);
+  }
+  const targets = names ? all.filter((d) => names.includes(d.name)) : all;
+  const results = await Promise.all(targets.map((d) => echoDestination(config, d)));
+  for (const r of results) {
+    const fields = { destination: r.destination, aeTitle: r.aeTitle, host: r.host, port: r.port, ms: r.ms };
+    if (r.ok) log.info(fields, 'destination answers C-ECHO');
+    else log.warn({ ...fields, err: r.error, status: r.status }, 'destination does not answer C-ECHO');
+  }
+  const key = new Keys(config.redis.keyPrefix).destinationEcho();
+  try {
+    await whenReady(redis, READY_MS);
+    const m = redis.multi();
+    if (results.length) m.hset(key, Object.fromEntries(results.map((r) => [r.destination, JSON.stringify(r)])));
+    if (!names) {
+      const stale = (await redis.hkeys(key)).filter((k) => !all.some((d) => d.name === k));
+      if (stale.length) m.hdel(key, ...stale);
+    }
+    await m.exec();
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, 'could not store the C-ECHO results');
+  }
+  return results;
+}
+
+/** The stored C-ECHO results (config order; destinations never echoed are absent). */
+export async function readDestinationEchoes(redis: Redis, config: Config): Promise<DestinationEcho[]> {
+  await whenReady(redis, READY_MS);
+  const raw = await redis.hgetall(new Keys(config.redis.keyPrefix).destinationEcho());
+  const out: DestinationEcho[] = [];
+  for (const d of config.destinations) {
+    const v = raw[d.name];
+    if (!v) continue;
+    try {
+      const r = destinationEchoSchema.safeParse(JSON.parse(v));
+      if (r.success) out.push(r.data);
+    } catch {
+      /* skip a broken entry */
+    }
+  }
+  return out;
+}
+
+/** Start-up echo plus the periodic one on config.dispatch.echoCron. */
+export class DestinationEchoScheduler {
+  private task: ScheduledTask | undefined;
+  private running: Promise<DestinationEcho[]> | undefined;
+
+  constructor(private readonly deps: EchoDeps) {
+    if (!validate(deps.config.dispatch.echoCron)) {
+      throw new Error(`dispatch.echoCron: invalid cron expression "${deps.config.dispatch.echoCron}"`);
+    }
+  }
+
+  /** Echoes every destination now (in the background; the promise is returned) and then on the schedule. */
+  start(): Promise<DestinationEcho[]> {
+    const first = this.runOnce();
+    this.task ??= schedule(this.deps.config.dispatch.echoCron, () => this.runOnce(), { name: 'destination-echo', noOverlap: true });
+    return first;
+  }
+
+  /** One round (runs never overlap: a call during a round gets that round). Never rejects. */
+  runOnce(): Promise<DestinationEcho[]> {
+    if (this.running) return this.running;
+    this.running = echoDestinations(this.deps)
+      .catch((err: unknown) => {
+        this.deps.logger.warn({ err: (err as Error).message }, 'destination echo failed');
+        return [];
+      })
+      .finally(() => {
+        this.running = undefined;
+      });
+    return this.running;
+  }
+
+  async stop(): Promise<void> {
+    await this.task?.stop();
+    await this.task?.destroy();
+    this.task = undefined;
+    await this.running?.catch(() => undefined);
+  }
+}

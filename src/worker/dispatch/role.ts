@@ -1,0 +1,71 @@
+import type { Redis } from 'ioredis';
+import type { NodeContext, Role, RoleFactory } from '../../node/role.js';
+import { closeRedis, createRedis, withTimeout } from '../../queue/redis.js';
+import { Dispatcher } from './dispatcher.js';
+import { DestinationEchoScheduler, echoDestinations, type DestinationEcho } from './echo.js';
+import { DispatchWorker } from './worker.js';
+
+/** How long running sends get to finish when the role stops (then the worker is closed by force; BullMQ retries the job). */
+const DRAIN_MS = 20_000;
+
+/**
+ * The "dispatch" role: the dispatch worker (config.worker.dispatchConcurrency jobs at once), the
+ * destination C-ECHO at start-up and on config.dispatch.echoCron, and a Dispatcher (producer +
+ * admin helpers) other roles may use once started.
+ *
+ * Add it to a node with one line, e.g. in src/node/worker-role.ts's role list:
+ *   `dispatchRole` (a RoleFactory), or `new DispatchRole(ctx)`.
+ */
+export class DispatchRole implements Role {
+  readonly name = 'dispatch';
+  private redis: Redis | undefined;
+  private workerRedis: Redis | undefined;
+  private worker: DispatchWorker | undefined;
+  private echoes: DestinationEchoScheduler | undefined;
+  /** Producer and admin helpers (enqueue, resend, listUndispatched), set by start(). */
+  dispatcher: Dispatcher | undefined;
+  /** The start-up C-ECHO round (start() does not wait for it: a dead PACS must not delay start-up). */
+  startupEcho: Promise<DestinationEcho[]> | undefined;
+
+  constructor(private readonly ctx: NodeContext) {}
+
+  async start(): Promise<void> {
+    const { config } = this.ctx;
+    const logger = this.ctx.logger.child({ role: this.name });
+    this.redis = createRedis(config.redis.url, 'command', logger);
+    this.workerRedis = createRedis(config.redis.url, 'worker', logger);
+    this.echoes = new DestinationEchoScheduler({ config, logger, redis: this.redis });
+    this.dispatcher = new Dispatcher({ config, logger, redis: this.redis });
+    this.worker = new DispatchWorker({ config, logger, redis: this.redis, workerRedis: this.workerRedis });
+    this.worker.start();
+    this.startupEcho = this.echoes.start();
+    logger.info(
+      { destinations: config.destinations.map((d) => d.name), concurrency: config.worker.dispatchConcurrency },
+      config.destinations.length ? 'dispatch worker started' : 'dispatch worker started; no destinations configured: results stay in the spool',
+    );
+  }
+
+  /** C-ECHO now (all destinations, or the named ones); results also stored for the dashboard. */
+  echo(names?: string[]): Promise<DestinationEcho[]> {
+    if (!this.redis) throw new Error('dispatch role not started');
+    return echoDestinations({ config: this.ctx.config, logger: this.ctx.logger, redis: this.redis }, names);
+  }
+
+  async stop(): Promise<void> {
+    const log = this.ctx.logger.child({ role: this.name });
+    await this.echoes?.stop();
+    if (this.worker) {
+      await withTimeout(this.worker.close(), DRAIN_MS, 'dispatch worker close').catch(async (err: Error) => {
+        log.warn({ err: err.message }, 'sends did not finish: closing by force (the jobs will be retried)');
+        await this.worker?.close(true);
+      });
+    }
+    await this.dispatcher?.close();
+    await Promise.all([this.redis, this.workerRedis].map((r) => (r ? closeRedis(r) : undefined)));
+    this.worker = undefined;
+    this.dispatcher = undefined;
+    this.echoes = undefined;
+  }
+}
+
+export const dispatchRole: RoleFactory = (ctx) => new DispatchRole(ctx);
