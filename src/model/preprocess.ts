@@ -168,11 +168,17 @@ export function preprocessSlice(
   out?: Float32Array,
   offset = 0,
 ): Float32Array {
+  const dst = out ?? new Float32Array(offset + sliceSize(spec));
+  preprocessInto(img, spec, dst, offset);
+  return dst;
+}
+
+/** preprocessSlice into a given buffer; returns the body crop box it used (for attention overlays). */
+export function preprocessInto(img: SliceImage, spec: Preprocessing, dst: Float32Array, offset = 0): CropBox {
   const outH = spec.resize.height;
   const outW = spec.resize.width;
   const plane = outH * outW;
   const size = spec.channels * plane;
-  const dst = out ?? new Float32Array(offset + size);
   if (dst.length < offset + size) {
     throw new Error(`output buffer too small: need ${offset + size}, have ${dst.length}`);
   }
@@ -212,5 +218,5 @@ export function preprocessSlice(
       for (let c = 0; c < spec.channels; c++) dst[offset + c * plane + p] = val;
     }
   }
-  return dst;
+  return box;
 }

@@ -9,11 +9,12 @@
  */
 import { open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { decodeDicomFile, isDecodeError, looksLikeDicom, readDicomHeaderFile, type DicomHeader } from '../dicom/decode/index.js';
+import { isDecodeError, looksLikeDicom, readDicomHeaderFile, type DicomHeader } from '../dicom/decode/index.js';
 import type { Logger } from '../log.js';
 import { aggregateSeries, seriesPolicy, type SeriesCategory } from './aggregate.js';
-import { decodeImageFile, sniffImage, type ImageFormat } from './image-file.js';
-import { cropBox, toUnit, type CropBox, type SliceImage } from './preprocess.js';
+import { sniffImage, type ImageFormat } from './image-file.js';
+import { createPreparer, defaultDecodeThreads, type PreparedSlice, type SlicePreparer } from './prepare.js';
+import { sliceSize, type CropBox } from './preprocess.js';
 import { selectSlices, type DroppedSlice, type SelectedSlice } from './select-slices.js';
 import { ModelSession, type ProviderName } from './session.js';
 
@@ -30,6 +31,27 @@ export interface ScoreOptions {
   minSlices?: number;
   logger?: Logger;
   onProgress?: (p: ScoreProgress) => void;
+  /**
+   * Worker threads that decode + preprocess (default defaultDecodeThreads(): cores − 1, at most 4;
+   * 0 = on the JS thread). Ignored when `preparer` is given.
+   */
+  decodeThreads?: number;
+  /** A preparer to reuse across calls (the inference worker keeps one); not closed here. */
+  preparer?: SlicePreparer;
+}
+
+/**
+ * Busy time per stage, summed over slices / batches, ms. Preparation of batch b+1 overlaps
+ * inference of batch b (and runs on several threads with a pool), so the stages add up to more
+ * than the wall time.
+ */
+export interface StageTimings {
+  /** Listing files and reading headers (classify, group, select). */
+  readMs: number;
+  decodeMs: number;
+  preprocessMs: number;
+  inferMs: number;
+  aggregateMs: number;
 }
 
 export interface ScoreProgress {
@@ -47,6 +69,8 @@ export interface ScoredSlice {
   /** Position in the series' scored order (superior first for CT). */
   index: number;
   probability: number;
+  /** DICOM only. */
+  sopClassUid?: string | null;
   instanceNumber: number | null;
   /** mm along the slice normal (DICOM only). */
   position: number | null;
@@ -98,7 +122,7 @@ export interface ScoreResult {
   series: ScoredSeries[];
   notScored: UnscoredSeries[];
   skipped: SkippedFile[];
-  timing: { seconds: number; slicesScored: number; slicesPerSecond: number };
+  timing: { seconds: number; slicesScored: number; slicesPerSecond: number; stages: StageTimings };
 }
 
 type Input =
@@ -219,11 +243,6 @@ function plan(inputs: readonly Input[], notScored: UnscoredSeries[], minSlices: 
   return [...dicom, ...planned];
 }
 
-async function decodeSlice(file: string, source: PlannedSeries['source']): Promise<SliceImage> {
-  if (source === 'dicom') return (await decodeDicomFile(file)).image;
-  return decodeImageFile(file);
-}
-
 function errorReason(err: unknown): string {
   if (isDecodeError(err)) return `undecodable (${err.code}): ${err.message}`;
   return `undecodable: ${(err as Error).message ?? String(err)}`;
@@ -242,6 +261,7 @@ export async function scoreFiles(paths: readonly string[], opts: ScoreOptions = 
     if (c) inputs.push(c);
   }
   const series = plan(inputs, notScored, opts.minSlices ?? 1);
+  const stages: StageTimings = { readMs: performance.now() - t0, decodeMs: 0, preprocessMs: 0, inferMs: 0, aggregateMs: 0 };
   log?.info({ files: files.length, series: series.length, skipped: skipped.length }, 'inputs read');
 
   let session = opts.session;
@@ -257,6 +277,11 @@ export async function scoreFiles(paths: readonly string[], opts: ScoreOptions = 
   }
   const meta = session.metadata;
   const policy = seriesPolicy(meta);
+  const spec = meta.preprocessing;
+  const perSlice = sliceSize(spec);
+  const preparer = opts.preparer ?? createPreparer(series.length ? (opts.decodeThreads ?? defaultDecodeThreads()) : 0, log);
+  const ownPreparer = !opts.preparer;
+  const buffers = series.length ? [session.newInputBuffer(), session.newInputBuffer()] : [];
   const slicesOut: ScoredSlice[] = [];
   const seriesOut: ScoredSeries[] = [];
   let scoredCount = 0;
@@ -270,37 +295,50 @@ export async function scoreFiles(paths: readonly string[], opts: ScoreOptions = 
       const progress = (done: number) =>
         opts.onProgress?.({ series: s.seriesInstanceUid ?? s.slices[0]?.file ?? '', seriesIndex: si, seriesCount: series.length, done, total: s.slices.length });
       type Slice = PlannedSeries['slices'][number];
-      const decodeBatch = async (batch: Slice[]): Promise<{ images: SliceImage[]; ok: Slice[] }> => {
-        const images: SliceImage[] = [];
+      interface Prepared { input: Float32Array; ok: Slice[]; infos: PreparedSlice[] }
+      /** Decode + preprocess a batch into `input`; failed slices are dropped with their reason. */
+      const prepareBatch = async (batch: Slice[], input: Float32Array): Promise<Prepared> => {
+        const settled = await Promise.allSettled(batch.map((sl, i) => preparer.prepare(sl.file, s.source, spec, input, i * perSlice)));
         const ok: Slice[] = [];
-        for (const sl of batch) {
-          try {
-            images.push(await decodeSlice(sl.file, s.source));
+        const infos: PreparedSlice[] = [];
+        settled.forEach((r, i) => {
+          const sl = batch[i] as Slice;
+          if (r.status === 'fulfilled') {
+            const j = ok.length;
+            if (j !== i) input.copyWithin(j * perSlice, i * perSlice, (i + 1) * perSlice);
             ok.push(sl);
-          } catch (err) {
-            dropped.push({ file: sl.file, sopInstanceUid: sl.header?.sopInstanceUid ?? null, reason: errorReason(err) });
+            infos.push(r.value);
+            stages.decodeMs += r.value.decodeMs;
+            stages.preprocessMs += r.value.preprocessMs;
+          } else {
+            dropped.push({ file: sl.file, sopInstanceUid: sl.header?.sopInstanceUid ?? null, reason: errorReason(r.reason) });
           }
-        }
-        return { images, ok };
+        });
+        return { input, ok, infos };
       };
       const bs = session.batchSize;
-      // Pipelined: the next batch is decoded on the JS thread while onnxruntime runs this one on
-      // its own threads. At most two batches of decoded slices are held at a time.
-      let next: Promise<{ images: SliceImage[]; ok: Slice[] }> | null = decodeBatch(s.slices.slice(0, bs));
-      for (let b = 0; b < s.slices.length; b += bs) {
-        const { images, ok } = await (next as Promise<{ images: SliceImage[]; ok: Slice[] }>);
-        const batch = ok;
-        const running = session.scoreSlices(images);
-        next = b + bs < s.slices.length ? decodeBatch(s.slices.slice(b + bs, b + 2 * bs)) : null;
-        const outs = await running;
+      // Pipelined: batch b+1 is decoded and preprocessed (in the prepare pool, or on the JS
+      // thread) while onnxruntime runs batch b on its own threads. Two input buffers, used in
+      // turn: at most two batches of slices are held at a time, whatever the series length.
+      let next: Promise<Prepared> | null = prepareBatch(s.slices.slice(0, bs), buffers[0] as Float32Array);
+      for (let b = 0, turn = 0; b < s.slices.length; b += bs, turn++) {
+        const { input, ok, infos } = await (next as Promise<Prepared>);
+        const tInfer = performance.now();
+        const running = session.scorePrepared(input, ok.length);
+        next = b + bs < s.slices.length ? prepareBatch(s.slices.slice(b + bs, b + 2 * bs), buffers[(turn + 1) % 2] as Float32Array) : null;
+        // a failed run must not leave the next batch's preparation unobserved
+        const outs = await running.catch(async (err: unknown) => {
+          await next?.catch(() => undefined);
+          throw err;
+        });
+        stages.inferMs += performance.now() - tInfer;
         outs.forEach((o, i) => {
-          const sl = ok[i] as (typeof batch)[number];
+          const sl = ok[i] as Slice;
           const index = scored.length;
           scored.push({ ...sl, probability: o.probability });
           if (opts.keyAttention && (keyAtt.size < policy.keySlices || o.probability > minKeyProb)) {
-            const img = images[i] as SliceImage;
-            const box = cropBox(toUnit(img, meta.preprocessing), img.width, img.height, meta.preprocessing);
-            keyAtt.set(index, { width: o.attentionWidth, height: o.attentionHeight, data: o.attention, imageWidth: img.width, imageHeight: img.height, cropBox: box });
+            const info = infos[i] as PreparedSlice;
+            keyAtt.set(index, { width: o.attentionWidth, height: o.attentionHeight, data: o.attention, imageWidth: info.width, imageHeight: info.height, cropBox: info.cropBox });
             if (keyAtt.size > policy.keySlices) {
               // drop the lowest-probability map; bounded memory: keySlices maps per series
               let worst = -1;
@@ -316,7 +354,9 @@ export async function scoreFiles(paths: readonly string[], opts: ScoreOptions = 
         notScored.push({ seriesInstanceUid: s.seriesInstanceUid, file: s.source === 'dicom' ? undefined : s.slices[0]?.file, reason: 'no slice could be decoded', dropped });
         continue;
       }
+      const tAgg = performance.now();
       const agg = aggregateSeries(scored.map((x) => x.probability), policy);
+      stages.aggregateMs += performance.now() - tAgg;
       scoredCount += scored.length;
       scored.forEach((x, index) =>
         slicesOut.push({
@@ -324,6 +364,7 @@ export async function scoreFiles(paths: readonly string[], opts: ScoreOptions = 
           sopInstanceUid: x.header?.sopInstanceUid ?? null,
           seriesInstanceUid: s.seriesInstanceUid,
           index,
+          ...(x.header ? { sopClassUid: x.header.sopClassUid } : {}),
           probability: x.probability,
           instanceNumber: x.header?.instanceNumber ?? null,
           position: x.position,
@@ -360,6 +401,7 @@ export async function scoreFiles(paths: readonly string[], opts: ScoreOptions = 
       );
     }
   } finally {
+    if (ownPreparer) await preparer.close();
     if (ownSession) await session.release();
   }
   const seconds = (performance.now() - t0) / 1000;
@@ -369,6 +411,11 @@ export async function scoreFiles(paths: readonly string[], opts: ScoreOptions = 
     series: seriesOut,
     notScored,
     skipped,
-    timing: { seconds: +seconds.toFixed(3), slicesScored: scoredCount, slicesPerSecond: +(scoredCount / seconds).toFixed(2) },
+    timing: { seconds: +seconds.toFixed(3), slicesScored: scoredCount, slicesPerSecond: +(scoredCount / seconds).toFixed(2), stages: roundStages(stages) },
   };
+}
+
+function roundStages(st: StageTimings): StageTimings {
+  const r = (x: number) => +x.toFixed(1);
+  return { readMs: r(st.readMs), decodeMs: r(st.decodeMs), preprocessMs: r(st.preprocessMs), inferMs: r(st.inferMs), aggregateMs: r(st.aggregateMs) };
 }

@@ -122,13 +122,25 @@ export class ModelSession {
     if (images.length === 0) return [];
     if (images.length > this.batchSize) throw new RangeError(`at most ${this.batchSize} slices per call, got ${images.length}`);
     images.forEach((img, i) => preprocessSlice(img, this.metadata.preprocessing, this.input, i * this.perSlice));
-    const res = await this.runRaw(this.input, images.length, ['prob', 'attention']);
+    return this.scorePrepared(this.input, images.length);
+  }
+
+  /** A fresh input buffer of batchSize preprocessed slices (for callers that double-buffer). */
+  newInputBuffer(): Float32Array {
+    return new Float32Array(this.batchSize * this.perSlice);
+  }
+
+  /** Score `n` (≤ batchSize) slices already preprocessed into `input` (preprocessSlice layout, slice i at i·sliceSize). */
+  async scorePrepared(input: Float32Array, n: number): Promise<SliceOutput[]> {
+    if (n === 0) return [];
+    if (n > this.batchSize) throw new RangeError(`at most ${this.batchSize} slices per call, got ${n}`);
+    const res = await this.runRaw(input, n, ['prob', 'attention']);
     const prob = res.prob as RawOutput;
     const att = res.attention as RawOutput;
     const h = att.dims[2] ?? 1;
-    const w = att.dims[3] ?? att.data.length / images.length;
+    const w = att.dims[3] ?? att.data.length / n;
     const per = h * w;
-    return images.map((_, i) => ({
+    return Array.from({ length: n }, (_, i) => ({
       probability: prob.data[i] as number,
       attention: att.data.slice(i * per, (i + 1) * per),
       attentionHeight: h,

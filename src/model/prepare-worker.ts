@@ -1,0 +1,36 @@
+/** Worker thread of the prepare pool (prepare.ts): decodes + preprocesses one slice per message. */
+import { parentPort } from 'node:worker_threads';
+import { isDecodeError } from '../dicom/decode/index.js';
+import { prepareSlice, type SliceSource, type WorkerReply } from './prepare.js';
+import { sliceSize, type Preprocessing } from './preprocess.js';
+
+interface Request {
+  id: number;
+  file: string;
+  source: SliceSource;
+  spec: Preprocessing;
+}
+
+if (!parentPort) throw new Error('prepare-worker must run as a worker thread');
+const port = parentPort;
+// One slice at a time (in arrival order): one decoded image in memory per thread, honest timings.
+let chain: Promise<void> = Promise.resolve();
+port.on('message', (req: Request) => {
+  chain = chain.then(() => handle(req));
+});
+
+function handle(req: Request): Promise<void> {
+  const out = new Float32Array(sliceSize(req.spec));
+  return prepareSlice(req.file, req.source, req.spec, out, 0).then(
+    (result) => {
+      const reply: WorkerReply = { id: req.id, ok: true, result, data: out };
+      port.postMessage(reply, [out.buffer]);
+    },
+    (err: unknown) => {
+      const reply: WorkerReply = isDecodeError(err)
+        ? { id: req.id, ok: false, decode: true, code: err.code, message: err.message }
+        : { id: req.id, ok: false, decode: false, message: (err as Error)?.message ?? String(err) };
+      port.postMessage(reply);
+    },
+  );
+}

@@ -1,0 +1,178 @@
+/**
+ * Slice preparation (read + decode + preprocess) for scoring, in this thread or in a small pool of
+ * worker threads. scoreFiles() prepares batch b+1 while ONNX Runtime runs batch b; with a pool,
+ * decoding also runs in parallel across cores. Both paths run the same prepareSlice(), so the
+ * tensors (and the probabilities) are identical whichever is used.
+ */
+import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { decodeDicomFile, DecodeError, isDecodeError, type DecodeErrorCode } from '../dicom/decode/index.js';
+import type { Logger } from '../log.js';
+import { decodeImageFile, type ImageFormat } from './image-file.js';
+import { preprocessInto, sliceSize, type CropBox, type Preprocessing, type SliceImage } from './preprocess.js';
+
+export type SliceSource = 'dicom' | ImageFormat;
+
+export interface PreparedSlice {
+  /** Source image size (Columns × Rows). */
+  width: number;
+  height: number;
+  /** Body crop box the preprocessing used (inclusive). */
+  cropBox: CropBox;
+  /** Read + decode to HU / gray. */
+  decodeMs: number;
+  preprocessMs: number;
+}
+
+/** Prepares one slice into `out` at `offset` (sliceSize(spec) floats). */
+export interface SlicePreparer {
+  /** Worker threads used (0: this thread). */
+  readonly threads: number;
+  prepare(file: string, source: SliceSource, spec: Preprocessing, out: Float32Array, offset: number): Promise<PreparedSlice>;
+  close(): Promise<void>;
+}
+
+export async function decodeSlice(file: string, source: SliceSource): Promise<SliceImage> {
+  if (source === 'dicom') return (await decodeDicomFile(file)).image;
+  return decodeImageFile(file);
+}
+
+/** Decode + preprocess one slice: the one implementation both preparers run. */
+export async function prepareSlice(file: string, source: SliceSource, spec: Preprocessing, out: Float32Array, offset: number): Promise<PreparedSlice> {
+  const t0 = performance.now();
+  const img = await decodeSlice(file, source);
+  const t1 = performance.now();
+  const cropBox = preprocessInto(img, spec, out, offset);
+  const t2 = performance.now();
+  return { width: img.width, height: img.height, cropBox, decodeMs: t1 - t0, preprocessMs: t2 - t1 };
+}
+
+/** Prepares on the JS thread, one slice at a time (no overlap with onnxruntime-node's run, which is synchronous). */
+export function inThreadPreparer(): SlicePreparer {
+  let chain: Promise<unknown> = Promise.resolve();
+  return {
+    threads: 0,
+    prepare(file, source, spec, out, offset) {
+      const p = chain.then(() => prepareSlice(file, source, spec, out, offset));
+      chain = p.catch(() => undefined);
+      return p;
+    },
+    close: async () => undefined,
+  };
+}
+
+/**
+ * Default decode threads: one per core, at most 4. Decoding a JPEG Lossless CT slice and
+ * preprocessing it costs more CPU than running it through the model, so the pool gets the cores
+ * (measured on 2 cores: 2 threads beat 1 and the JS thread).
+ */
+export function defaultDecodeThreads(): number {
+  return Math.max(1, Math.min(4, availableParallelism()));
+}
+
+/** The compiled worker script (dist/model/prepare-worker.js); null when not built. */
+function workerScript(): string | null {
+  const here = fileURLToPath(import.meta.url);
+  const candidates = [path.join(path.dirname(here), 'prepare-worker.js')];
+  // Running from the TypeScript sources (tests): use the built twin.
+  if (here.endsWith('.ts')) candidates.push(path.resolve(path.dirname(here), '..', '..', 'dist', 'model', 'prepare-worker.js'));
+  return candidates.find((c) => existsSync(c)) ?? null;
+}
+
+/** A preparer with `threads` worker threads; 0, or no built worker script, prepares in this thread. */
+export function createPreparer(threads: number, logger?: Logger): SlicePreparer {
+  if (threads <= 0) return inThreadPreparer();
+  const script = workerScript();
+  if (!script) {
+    logger?.warn('prepare-worker.js not built: decoding in the main thread');
+    return inThreadPreparer();
+  }
+  return new PreparePool(script, threads);
+}
+
+interface Task {
+  id: number;
+  file: string;
+  source: SliceSource;
+  spec: Preprocessing;
+  out: Float32Array;
+  offset: number;
+  resolve: (p: PreparedSlice) => void;
+  reject: (e: unknown) => void;
+}
+
+export type WorkerReply =
+  | { id: number; ok: true; result: PreparedSlice; data: Float32Array }
+  | { id: number; ok: false; decode: boolean; code?: string; message: string };
+
+/**
+ * Tasks are posted to a thread as soon as they are asked for (to the thread with the fewest
+ * outstanding): onnxruntime-node runs a batch synchronously on the JS thread, so a pool that waited
+ * for replies before handing out the next slice would sit idle during inference.
+ */
+class PreparePool implements SlicePreparer {
+  private readonly workers = new Map<Worker, Map<number, Task>>();
+  private nextId = 1;
+  private closed = false;
+
+  constructor(private readonly script: string, readonly threads: number) {
+    for (let i = 0; i < threads; i++) this.spawn();
+  }
+
+  private spawn(): void {
+    const w = new Worker(this.script);
+    const tasks = new Map<number, Task>();
+    this.workers.set(w, tasks);
+    w.unref();
+    w.on('message', (msg: WorkerReply) => {
+      const task = tasks.get(msg.id);
+      if (!task) return;
+      tasks.delete(msg.id);
+      if (msg.ok) {
+        task.out.set(msg.data, task.offset);
+        task.resolve(msg.result);
+      } else if (msg.decode) {
+        task.reject(new DecodeError((msg.code ?? 'codec-failed') as DecodeErrorCode, msg.message));
+      } else {
+        task.reject(new Error(msg.message));
+      }
+    });
+    w.on('error', (err) => {
+      // A crashed thread fails its slices (dropped with the reason); a fresh thread replaces it.
+      this.workers.delete(w);
+      for (const t of tasks.values()) t.reject(new Error(`decode thread failed: ${err.message}`));
+      tasks.clear();
+      if (!this.closed) this.spawn();
+    });
+  }
+
+  prepare(file: string, source: SliceSource, spec: Preprocessing, out: Float32Array, offset: number): Promise<PreparedSlice> {
+    if (this.closed) return Promise.reject(new Error('preparer closed'));
+    if (out.length < offset + sliceSize(spec)) return Promise.reject(new RangeError('output buffer too small'));
+    let best: [Worker, Map<number, Task>] | undefined;
+    for (const e of this.workers) if (!best || e[1].size < best[1].size) best = e;
+    if (!best) return Promise.reject(new Error('no decode thread'));
+    const [w, tasks] = best;
+    return new Promise((resolve, reject) => {
+      const id = this.nextId++;
+      tasks.set(id, { id, file, source, spec, out, offset, resolve, reject });
+      w.postMessage({ id, file, source, spec });
+    });
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    const all = [...this.workers];
+    this.workers.clear();
+    for (const [, tasks] of all) {
+      for (const t of tasks.values()) t.reject(new Error('preparer closed'));
+      tasks.clear();
+    }
+    await Promise.all(all.map(([w]) => w.terminate()));
+  }
+}
+
+export { isDecodeError };
