@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { registerAdmin } from './admin.js';
 import { registerEcho } from './echo.js';
 import { registerListen } from './listen.js';
 import { registerScore } from './score.js';
@@ -12,4 +13,5 @@ export function registerCommands(program: Command): void {
   registerEcho(program);
   registerSend(program);
   registerScore(program);
+  registerAdmin(program);
 }

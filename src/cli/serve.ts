@@ -9,7 +9,8 @@ import { addNodeFlags, configFromFlags, type NodeFlags } from './node-options.js
  */
 export async function serveRoles(): Promise<readonly RoleFactory[]> {
   const { listenerRole } = await import('../node/listener-role.js');
-  return [listenerRole];
+  const { adminRole } = await import('../node/admin-role.js');
+  return [listenerRole, adminRole];
 }
 
 export function registerServe(program: Command): void {

@@ -5,6 +5,7 @@ import type { AssociationObserver, AssociationRecord } from '../dicom/received-i
 import type { Logger } from '../log.js';
 import { Keys } from './keys.js';
 import { whenReady, withTimeout } from './redis.js';
+import { associationIncrements, Stats } from './stats.js';
 
 const recordSchema = z.object({
   id: z.string(),
@@ -43,6 +44,8 @@ export class AssociationAudit implements AssociationObserver {
   async associationEnded(record: AssociationRecord): Promise<void> {
     try {
       await withTimeout(this.record(record), 3_000, 'audit');
+      // Shared counters for /metrics (associations, instances, bytes); fire and forget.
+      new Stats(this.opts.redis, this.opts.config.redis.keyPrefix).apply(associationIncrements(record));
     } catch (err) {
       this.log.warn({ err: (err as Error).message, associationId: record.id }, 'could not record association');
     }

@@ -69,7 +69,7 @@ export class ListenProcess {
     if (!existsSync(CLI)) throw new Error(`${CLI} missing: run \`npm run build\` first`);
     this.stderr = '';
     const proc = spawn(process.execPath, [CLI, this.command, '--host', '127.0.0.1', '--port', '0'], {
-      env: { ...process.env, MLSAM_LOG__LEVEL: 'info', ...this.env },
+      env: { ...process.env, MLSAM_LOG__LEVEL: 'info', MLSAM_HTTP__PORT: '0', ...this.env },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     this.proc = proc;

@@ -1,0 +1,106 @@
+/**
+ * Admin actions on one series (dashboard buttons and POST /api/series/:uid/...):
+ * - force: settle the series now, without waiting for the quiet period (tracker.settle force);
+ * - rescore: a new inference job for the series' current content, with a distinct job id
+ *   `<inferenceJobId>-admin-<epoch ms>` and enqueuedBy "admin" (the original job stays in the
+ *   history; the result UIDs are deterministic, so a re-score of the same content gives the same
+ *   objects — a re-send after it replaces nothing in the PACS);
+ * - resend: the dispatcher sends the latest result again to every destination.
+ */
+import type { Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import {
+  INFERENCE_JOB_OPTIONS,
+  inferenceJobId,
+  inferenceJobSchema,
+  type InferenceJobData,
+} from '../queue/jobs.js';
+import { Keys } from '../queue/keys.js';
+import type { ResultRecord } from '../queue/result-record.js';
+import type { SeriesTracker } from '../queue/series-tracker.js';
+
+export type ActionName = 'force' | 'rescore' | 'resend';
+
+export interface ActionResult {
+  ok: boolean;
+  action: ActionName;
+  message: string;
+  [k: string]: unknown;
+}
+
+/** Re-sends a result to every destination (the dispatcher's `enqueue(record, 'admin')`). */
+export type ResendFn = (record: ResultRecord) => Promise<{ jobIds: string[] }>;
+
+export interface ActionsOptions {
+  config: Config;
+  logger: Logger;
+  redis: Redis;
+  tracker: SeriesTracker;
+  inferenceQueue: Queue<InferenceJobData>;
+  resend: ResendFn;
+  getResult(seriesUid: string): Promise<ResultRecord | undefined>;
+}
+
+export class AdminActions {
+  private readonly keys: Keys;
+  private readonly log: Logger;
+
+  constructor(private readonly opts: ActionsOptions) {
+    this.keys = new Keys(opts.config.redis.keyPrefix);
+    this.log = opts.logger.child({ component: 'admin-actions' });
+  }
+
+  async run(action: ActionName, seriesUid: string): Promise<ActionResult> {
+    const r = action === 'force' ? await this.force(seriesUid) : action === 'rescore' ? await this.rescore(seriesUid) : await this.resend(seriesUid);
+    this.log.info({ action, seriesInstanceUid: seriesUid, ok: r.ok, message: r.message }, 'admin action');
+    return r;
+  }
+
+  async force(seriesUid: string): Promise<ActionResult> {
+    const res = await this.opts.tracker.settle(seriesUid, 'admin', { force: true });
+    switch (res.outcome) {
+      case 'not-found':
+        return { ok: false, action: 'force', message: 'series not found' };
+      case 'queued':
+        return { ok: true, action: 'force', message: `queued for scoring (${res.instanceCount} instances)`, jobId: res.jobId };
+      case 'ignored':
+        return { ok: true, action: 'force', message: `completed and ignored: ${res.reason}` };
+      default:
+        return { ok: false, action: 'force', message: `not settled (${res.outcome})` };
+    }
+  }
+
+  async rescore(seriesUid: string): Promise<ActionResult> {
+    const state = await this.opts.tracker.getSeries(seriesUid);
+    if (!state) return { ok: false, action: 'rescore', message: 'series not found' };
+    if (!state.instancesHash || !state.instanceCount) {
+      return { ok: false, action: 'rescore', message: 'series not complete yet: use "force completion" first' };
+    }
+    const jobId = `${inferenceJobId(seriesUid, state.instancesHash)}-admin-${Date.now()}`;
+    const payload = inferenceJobSchema.parse({
+      studyInstanceUid: state.studyInstanceUid,
+      seriesInstanceUid: seriesUid,
+      seriesDir: state.seriesDir,
+      instanceCount: state.instanceCount,
+      instancesHash: state.instancesHash,
+      callingAeTitle: state.callingAeTitle,
+      firstReceivedAt: new Date(state.firstReceivedAt || state.lastReceivedAt).toISOString(),
+      lastReceivedAt: new Date(state.lastReceivedAt).toISOString(),
+      enqueuedBy: 'admin',
+    } satisfies InferenceJobData);
+    await this.opts.inferenceQueue.add('score', payload, { ...INFERENCE_JOB_OPTIONS, jobId });
+    await this.opts.redis.hset(this.keys.series(seriesUid), { status: 'queued', jobId, enqueuedBy: 'admin' });
+    return { ok: true, action: 'rescore', message: 'queued for scoring again', jobId };
+  }
+
+  async resend(seriesUid: string): Promise<ActionResult> {
+    const record = await this.opts.getResult(seriesUid);
+    if (!record) return { ok: false, action: 'resend', message: 'no result for this series' };
+    if (!record.outputs?.length) return { ok: false, action: 'resend', message: `nothing to send (result ${record.status}, no result objects)` };
+    if (this.opts.config.destinations.length === 0) return { ok: false, action: 'resend', message: 'no destinations configured' };
+    const { jobIds } = await this.opts.resend(record);
+    return { ok: true, action: 'resend', message: `re-sending to ${jobIds.length} destination(s)`, jobIds };
+  }
+}

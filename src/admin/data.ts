@@ -1,0 +1,353 @@
+/**
+ * What the dashboard and the API show, read from Redis (tracker state, result records, dispatch
+ * state and log, BullMQ jobs) and, for PHI, SR text and heatmaps, from the spool. One place that
+ * turns the stages' records into one status per series.
+ */
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Job, Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from '../config/schema.js';
+import { parseDicom } from '../dicom/decode/read.js';
+import { Keys } from '../queue/keys.js';
+import {
+  dispatchAttemptSchema,
+  dispatchStateSchema,
+  resultRecordSchema,
+  type DispatchAttempt,
+  type DispatchState,
+  type ResultRecord,
+} from '../queue/result-record.js';
+import type { SeriesState, SeriesTracker } from '../queue/series-tracker.js';
+import { listSeriesInstances } from '../queue/spool.js';
+
+/** One status per series, in pipeline order. */
+export type DisplayStatus =
+  | 'receiving'
+  | 'waiting'
+  | 'queued'
+  | 'scoring'
+  | 'scored'
+  | 'dispatching'
+  | 'sent'
+  | 'failed'
+  | 'ignored'
+  | 'not-scored';
+
+export const STATUS_TEXT: Record<DisplayStatus, string> = {
+  receiving: 'receiving',
+  waiting: 'waiting for the quiet period',
+  queued: 'queued',
+  scoring: 'scoring',
+  scored: 'scored',
+  dispatching: 'sending',
+  sent: 'sent',
+  failed: 'failed',
+  ignored: 'ignored',
+  'not-scored': 'not scored',
+};
+
+/** An arrival within this many ms counts as "receiving" (then "waiting for the quiet period"). */
+const RECEIVING_MS = 5_000;
+
+export interface StageTimings {
+  waitMs?: number;
+  readMs?: number;
+  decodeMs?: number;
+  preprocessMs?: number;
+  inferMs?: number;
+  aggregateMs?: number;
+  resultsMs?: number;
+  totalMs?: number;
+  /** Sum of the successful dispatch attempts' durations. */
+  dispatchMs?: number;
+}
+
+export interface SeriesSummary {
+  seriesInstanceUid: string;
+  studyInstanceUid: string;
+  callingAeTitle: string;
+  status: DisplayStatus;
+  statusText: string;
+  /** Why ignored / not scored / failed. */
+  reason?: string;
+  /** 0..100 while scoring (the BullMQ job's progress). */
+  progress?: number;
+  /** Seconds left of the quiet period while waiting. */
+  quietRemainingSeconds?: number;
+  instancesReceived: number;
+  /** Slices the model scored. */
+  sliceCount?: number;
+  score?: number;
+  category?: string;
+  threshold?: number;
+  model?: { name: string; version: string };
+  timings: StageTimings;
+  firstReceivedAt?: string;
+  lastReceivedAt?: string;
+  finishedAt?: string;
+  jobId?: string;
+  instancesHash?: string;
+  destinations: { destination: string; status: DispatchState['status']; attempts: number; lastError?: string }[];
+}
+
+export interface PatientInfo {
+  patientName: string;
+  patientId: string;
+}
+
+export interface SeriesDetail extends SeriesSummary {
+  tracker?: SeriesState;
+  result?: ResultRecord;
+  dispatch: DispatchState[];
+  attempts: DispatchAttempt[];
+  /** Only when config.http.showPhi. */
+  patient?: PatientInfo;
+  job?: { id: string; state: string; attemptsMade: number; failedReason?: string; progress?: unknown; enqueuedBy?: string };
+}
+
+export interface AdminDataOptions {
+  config: Config;
+  redis: Redis;
+  tracker: SeriesTracker;
+  inferenceQueue: Queue;
+  dispatchQueue: Queue;
+}
+
+const iso = (ms: number | undefined): string | undefined => (ms ? new Date(ms).toISOString() : undefined);
+
+/** BullMQ progress (a number 0..100, a fraction, or an object) as a percentage. */
+export function progressPercent(p: unknown): number | undefined {
+  if (typeof p === 'number' && Number.isFinite(p)) return Math.max(0, Math.min(100, p <= 1 && p > 0 && !Number.isInteger(p) ? p * 100 : p));
+  if (p && typeof p === 'object') {
+    const o = p as Record<string, unknown>;
+    if (typeof o.percent === 'number') return progressPercent(o.percent);
+    const done = [o.done, o.scored, o.slicesDone, o.current].find((v) => typeof v === 'number') as number | undefined;
+    const total = [o.total, o.slices, o.slicesTotal].find((v) => typeof v === 'number') as number | undefined;
+    if (done !== undefined && total) return Math.max(0, Math.min(100, (done / total) * 100));
+  }
+  return undefined;
+}
+
+export class AdminData {
+  readonly keys: Keys;
+
+  constructor(private readonly opts: AdminDataOptions) {
+    this.keys = new Keys(opts.config.redis.keyPrefix);
+  }
+
+  get config(): Config {
+    return this.opts.config;
+  }
+
+  async getResult(seriesUid: string): Promise<ResultRecord | undefined> {
+    const raw = await this.opts.redis.get(this.keys.result(seriesUid));
+    if (!raw) return undefined;
+    const parsed = resultRecordSchema.safeParse(JSON.parse(raw));
+    // A record from a newer writer with extra fields: show what we know rather than nothing.
+    return parsed.success ? parsed.data : (JSON.parse(raw) as ResultRecord);
+  }
+
+  async getDispatch(seriesUid: string): Promise<DispatchState[]> {
+    const h = await this.opts.redis.hgetall(this.keys.dispatch(seriesUid));
+    const out: DispatchState[] = [];
+    for (const v of Object.values(h)) {
+      const p = dispatchStateSchema.safeParse(JSON.parse(v));
+      if (p.success) out.push(p.data);
+    }
+    return out.sort((a, b) => a.destination.localeCompare(b.destination));
+  }
+
+  async getAttempts(seriesUid: string, limit = 100): Promise<DispatchAttempt[]> {
+    const list = await this.opts.redis.lrange(this.keys.dispatchLog(seriesUid), 0, limit - 1);
+    const out: DispatchAttempt[] = [];
+    for (const v of list) {
+      const p = dispatchAttemptSchema.safeParse(JSON.parse(v));
+      if (p.success) out.push(p.data);
+    }
+    return out;
+  }
+
+  /** The most recent series (by last arrival or last result update), newest first. */
+  async listSeries(limit = 100): Promise<SeriesSummary[]> {
+    const r = this.opts.redis;
+    const [a, b] = await Promise.all([
+      r.zrevrange(this.keys.seriesIndex(), 0, limit - 1, 'WITHSCORES'),
+      r.zrevrange(this.keys.resultIndex(), 0, limit - 1, 'WITHSCORES'),
+    ]);
+    const latest = new Map<string, number>();
+    for (const list of [a, b]) {
+      for (let i = 0; i + 1 < list.length; i += 2) {
+        const uid = list[i]!;
+        latest.set(uid, Math.max(latest.get(uid) ?? 0, Number(list[i + 1])));
+      }
+    }
+    const uids = [...latest.entries()].sort((x, y) => y[1] - x[1]).slice(0, limit).map(([u]) => u);
+    const out = await Promise.all(uids.map((u) => this.summary(u)));
+    return out.filter((s): s is SeriesSummary => s !== undefined);
+  }
+
+  async summary(seriesUid: string): Promise<SeriesSummary | undefined> {
+    const d = await this.load(seriesUid);
+    return d ? d.summary : undefined;
+  }
+
+  async detail(seriesUid: string): Promise<SeriesDetail | undefined> {
+    const d = await this.load(seriesUid);
+    if (!d) return undefined;
+    const attempts = await this.getAttempts(seriesUid);
+    const detail: SeriesDetail = { ...d.summary, dispatch: d.dispatch, attempts };
+    if (d.tracker) detail.tracker = d.tracker;
+    if (d.result) detail.result = d.result;
+    if (d.job) {
+      detail.job = {
+        id: d.job.id ?? '',
+        state: await d.job.getState(),
+        attemptsMade: d.job.attemptsMade,
+        ...(d.job.failedReason ? { failedReason: d.job.failedReason } : {}),
+        ...(d.job.progress !== undefined ? { progress: d.job.progress } : {}),
+        enqueuedBy: (d.job.data as { enqueuedBy?: string }).enqueuedBy,
+      };
+    }
+    if (this.opts.config.http.showPhi) {
+      const dir = d.tracker?.seriesDir ?? d.result?.seriesDir;
+      const patient = dir ? await readPatient(dir).catch(() => undefined) : undefined;
+      if (patient) detail.patient = patient;
+    }
+    // Slices' spool paths are internal; the API keeps them (admins may need them), PHI-free.
+    return detail;
+  }
+
+  private async load(seriesUid: string): Promise<
+    { summary: SeriesSummary; tracker?: SeriesState; result?: ResultRecord; dispatch: DispatchState[]; job?: Job } | undefined
+  > {
+    const [tracker, result, dispatch] = await Promise.all([
+      this.opts.tracker.getSeries(seriesUid),
+      this.getResult(seriesUid),
+      this.getDispatch(seriesUid),
+    ]);
+    if (!tracker && !result) return undefined;
+    const jobId = tracker?.jobId ?? result?.jobId;
+    const job = jobId ? await this.opts.inferenceQueue.getJob(jobId).catch(() => undefined) : undefined;
+    const summary = await this.compose(seriesUid, tracker, result, dispatch, job ?? undefined);
+    return { summary, ...(tracker ? { tracker } : {}), ...(result ? { result } : {}), dispatch, ...(job ? { job } : {}) };
+  }
+
+  private async compose(
+    seriesUid: string,
+    tracker: SeriesState | undefined,
+    result: ResultRecord | undefined,
+    dispatch: DispatchState[],
+    job: Job | undefined,
+  ): Promise<SeriesSummary> {
+    const cfg = this.opts.config;
+    const now = Date.now();
+    // The result belongs to the tracker's current content unless the series grew since.
+    const currentHash = tracker?.instancesHash;
+    const resultCurrent = result && (!currentHash || result.instancesHash === currentHash || tracker?.status !== 'queued');
+    let status: DisplayStatus;
+    let reason: string | undefined;
+    let progress: number | undefined;
+    let quietRemainingSeconds: number | undefined;
+    const trackerStatus = tracker?.status as string | undefined;
+    const jobState = job ? await job.getState().catch(() => 'unknown') : undefined;
+
+    if (trackerStatus === 'receiving') {
+      const since = now - (tracker?.lastReceivedAt ?? 0);
+      status = since < RECEIVING_MS ? 'receiving' : 'waiting';
+      quietRemainingSeconds = Math.max(0, Math.round(cfg.series.quietPeriodSeconds - since / 1000));
+    } else if (trackerStatus === 'ignored') {
+      status = 'ignored';
+      reason = tracker?.reason;
+    } else if (resultCurrent && result.status !== 'scoring' && !(jobState === 'active' || jobState === 'waiting' || jobState === 'delayed') ) {
+      if (result.status === 'not-scored') {
+        status = 'not-scored';
+        reason = result.reason;
+      } else if (result.status === 'failed') {
+        status = 'failed';
+        reason = result.reason;
+      } else {
+        status = this.dispatchStatus(result, dispatch);
+        const failed = dispatch.find((d) => d.status === 'failed' && d.instancesHash === result.instancesHash);
+        if (failed) reason = `send to ${failed.destination} failed: ${failed.lastError ?? 'unknown error'}`;
+      }
+    } else if (jobState === 'active' || result?.status === 'scoring' || trackerStatus === 'scoring') {
+      status = 'scoring';
+      progress = progressPercent(job?.progress);
+    } else if (jobState === 'failed') {
+      status = 'failed';
+      reason = job?.failedReason;
+    } else {
+      status = 'queued';
+    }
+
+    const t = resultCurrent ? result.timings : {};
+    const timings: StageTimings = { ...t };
+    const sent = dispatch.filter((d) => d.status === 'sent');
+    if (resultCurrent && sent.length > 0) {
+      const attempts = await this.getAttempts(seriesUid, 50);
+      const ms = attempts.filter((a) => a.outcome === 'sent' && a.instancesHash === result.instancesHash).reduce((s, a) => s + a.ms, 0);
+      if (ms > 0) timings.dispatchMs = ms;
+    }
+    const summary: SeriesSummary = {
+      seriesInstanceUid: seriesUid,
+      studyInstanceUid: tracker?.studyInstanceUid ?? result?.studyInstanceUid ?? '',
+      callingAeTitle: tracker?.callingAeTitle || result?.callingAeTitle || '',
+      status,
+      statusText: STATUS_TEXT[status],
+      instancesReceived: tracker?.instancesReceived ?? result?.instanceCount ?? 0,
+      timings,
+      destinations: dispatch.map((d) => ({
+        destination: d.destination,
+        status: d.status,
+        attempts: d.attempts,
+        ...(d.lastError ? { lastError: d.lastError } : {}),
+      })),
+    };
+    if (reason) summary.reason = reason;
+    if (progress !== undefined) summary.progress = progress;
+    if (quietRemainingSeconds !== undefined && status === 'waiting') summary.quietRemainingSeconds = quietRemainingSeconds;
+    const first = iso(tracker?.firstReceivedAt);
+    const last = iso(tracker?.lastReceivedAt);
+    if (first) summary.firstReceivedAt = first;
+    if (last) summary.lastReceivedAt = last;
+    const jobId = job?.id ?? tracker?.jobId ?? result?.jobId;
+    if (jobId) summary.jobId = jobId;
+    const hash = currentHash ?? result?.instancesHash;
+    if (hash) summary.instancesHash = hash;
+    if (resultCurrent && result) {
+      if (result.slices.length > 0) summary.sliceCount = result.slices.length;
+      if (result.score !== undefined) summary.score = result.score;
+      if (result.category) summary.category = result.category;
+      if (result.threshold !== undefined) summary.threshold = result.threshold;
+      summary.model = { name: result.model.name, version: result.model.version };
+      if (result.finishedAt) summary.finishedAt = result.finishedAt;
+    }
+    return summary;
+  }
+
+  /**
+   * A scored series: "sent" when every configured destination got the current result, "failed" when
+   * one gave up, "sending" while any is pending; with no destinations configured, "scored" is final.
+   */
+  private dispatchStatus(result: ResultRecord, dispatch: DispatchState[]): DisplayStatus {
+    const dests = this.opts.config.destinations.map((d) => d.name);
+    if (dests.length === 0) return 'scored';
+    const current = dispatch.filter((d) => d.instancesHash === result.instancesHash);
+    if (current.some((d) => d.status === 'failed')) return 'failed';
+    if (dests.every((n) => current.some((d) => d.destination === n && d.status === 'sent'))) return 'sent';
+    return 'dispatching';
+  }
+}
+
+/** Patient name and ID from the first spooled instance of a series (for the dashboard when showPhi). */
+export async function readPatient(seriesDir: string): Promise<PatientInfo | undefined> {
+  const sops = await listSeriesInstances(seriesDir);
+  const first = sops.sort()[0];
+  if (!first) return undefined;
+  const parsed = parseDicom(await readFile(join(seriesDir, `${first}.dcm`)), { headerOnly: true });
+  const pn = parsed.dataset['00100010']?.Value?.[0];
+  const id = parsed.dataset['00100020']?.Value?.[0];
+  const name = typeof pn === 'string' ? pn : pn && typeof pn === 'object' ? String((pn as { Alphabetic?: string }).Alphabetic ?? '') : '';
+  return { patientName: name.replace(/\^+$/, '').replace(/\^/g, ' '), patientId: typeof id === 'string' ? id : '' };
+}

@@ -1,0 +1,237 @@
+/**
+ * The admin HTTP server (fastify): dashboard pages, Bull Board, JSON API, /metrics, /healthz and
+ * /readyz. HTTP basic auth (config.http.username/password) guards every route except /healthz and
+ * /readyz (left open for probes; they reveal no PHI). POSTs from another site are refused (the
+ * browser sends basic-auth credentials with cross-site form posts).
+ */
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { timingSafeEqual } from 'node:crypto';
+import fastifyBasicAuth from '@fastify/basic-auth';
+import { createBullBoard } from '@bull-board/api';
+import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
+import { FastifyAdapter } from '@bull-board/fastify';
+import type { Queue } from 'bullmq';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Config } from '../config/schema.js';
+import { isLoopback } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import { listAssociations } from '../queue/audit.js';
+import type { Redis } from 'ioredis';
+import type { ActionName, AdminActions } from './actions.js';
+import type { AdminData } from './data.js';
+import { part10ToPng, readSr, srText, type SrDocument } from './dicom-view.js';
+import type { ReadinessChecker } from './health.js';
+import type { Metrics } from './metrics.js';
+import { associationsPage, notFoundPage, seriesListPage, seriesPage, SERIES_CHART_JS } from './pages.js';
+
+export interface AdminServerDeps {
+  config: Config;
+  logger: Logger;
+  redis: Redis;
+  data: AdminData;
+  actions: AdminActions;
+  readiness: ReadinessChecker;
+  metrics: Metrics;
+  queues: Queue[];
+  /** Runs one spool retention pass now (POST /api/retention/run). */
+  runRetention?: () => Promise<unknown>;
+}
+
+const UID = /^[0-9]+(\.[0-9]+)*$/;
+const OPEN_PATHS = new Set(['/healthz', '/readyz']);
+const ACTIONS: readonly ActionName[] = ['force', 'rescore', 'resend'];
+
+/** Refuses to serve the admin on a non-loopback address without a password (the config schema does too). */
+export function assertSafeBinding(config: Config): void {
+  if (config.http.password === '' && !isLoopback(config.http.host)) {
+    throw new Error(`http.password must be set when http.host (${config.http.host}) is not a loopback address`);
+  }
+}
+
+function safeEqual(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
+
+function uplotDir(): string {
+  const require = createRequire(import.meta.url);
+  return dirname(require.resolve('uplot/dist/uPlot.iife.min.js'));
+}
+
+export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyInstance> {
+  const { config, data, actions, readiness, metrics } = deps;
+  assertSafeBinding(config);
+  const app = Fastify({ logger: false, trustProxy: false, bodyLimit: 64 * 1024 });
+  const log = deps.logger.child({ component: 'admin-http' });
+
+  await app.register(fastifyBasicAuth, {
+    validate: async (username: string, password: string) => {
+      if (!safeEqual(username, config.http.username) || !safeEqual(password, config.http.password)) {
+        throw new Error('wrong username or password');
+      }
+    },
+    authenticate: { realm: 'mlsam-node' },
+  });
+  app.addHook('onRequest', (req, reply, done) => {
+    const path = req.url.split('?')[0] ?? '';
+    if (OPEN_PATHS.has(path)) return done();
+    if (req.method === 'POST') {
+      const site = req.headers['sec-fetch-site'];
+      const origin = req.headers.origin;
+      if (site === 'cross-site' || (origin && origin !== 'null' && new URL(origin).host !== req.headers.host)) {
+        void reply.code(403).send({ error: 'cross-site request refused' });
+        return;
+      }
+    }
+    app.basicAuth(req, reply, done);
+  });
+  app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
+    const code = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
+    if (code >= 500) log.error({ err: err.message, url: req.url.split('?')[0] }, 'admin request failed');
+    if (code === 401) void reply.header('WWW-Authenticate', 'Basic realm="mlsam-node"');
+    void reply.code(code).send({ error: code === 401 ? 'authentication required' : err.message });
+  });
+
+  // Bull Board: inference and dispatch (the internal series-settle queue is left out).
+  const board = new FastifyAdapter();
+  createBullBoard({ queues: deps.queues.map((q) => new BullMQAdapter(q)), serverAdapter: board });
+  board.setBasePath('/admin/queues');
+  await app.register(board.registerPlugin() as never, { prefix: '/admin/queues' });
+
+  // Probes.
+  app.get('/healthz', async () => ({ ok: true, pid: process.pid, uptimeSeconds: Math.round(process.uptime()) }));
+  app.get('/readyz', async (_req, reply) => {
+    const r = await readiness.check();
+    return reply.code(r.ok ? 200 : 503).send(r);
+  });
+  app.get('/metrics', async (_req, reply) => {
+    const m = await metrics.render();
+    return reply.type(m.contentType).send(m.body);
+  });
+
+  // Static: uPlot from node_modules, the chart script.
+  const udir = uplotDir();
+  const statics: Record<string, [string, string]> = {
+    'uPlot.iife.min.js': [join(udir, 'uPlot.iife.min.js'), 'text/javascript; charset=utf-8'],
+    'uPlot.min.css': [join(udir, 'uPlot.min.css'), 'text/css; charset=utf-8'],
+  };
+  app.get<{ Params: { file: string } }>('/admin/static/:file', async (req, reply) => {
+    if (req.params.file === 'series-chart.js') return reply.type('text/javascript; charset=utf-8').send(SERIES_CHART_JS);
+    const s = statics[req.params.file];
+    if (!s) return reply.code(404).send({ error: 'not found' });
+    return reply.type(s[1]).header('cache-control', 'max-age=3600').send(await readFile(s[0]));
+  });
+
+  const html = (reply: FastifyReply, body: string, code = 200): FastifyReply =>
+    reply.code(code).type('text/html; charset=utf-8').header('cache-control', 'no-store').send(body);
+  const limitOf = (q: unknown): number => {
+    const n = Number((q as { limit?: string } | undefined)?.limit ?? 100);
+    return Number.isInteger(n) && n >= 1 && n <= 1000 ? n : 100;
+  };
+  const uidOf = (req: FastifyRequest<{ Params: { uid: string } }>): string | undefined => (UID.test(req.params.uid) && req.params.uid.length <= 64 ? req.params.uid : undefined);
+
+  async function loadSr(uid: string): Promise<{ doc?: SrDocument; error?: string }> {
+    const rec = await data.getResult(uid);
+    const sr = rec?.outputs?.find((o) => o.kind === 'sr');
+    if (!sr) return {};
+    try {
+      return { doc: await readSr(sr.path) };
+    } catch (err) {
+      return { error: `SR ${sr.sopInstanceUid} not readable: ${(err as Error).message}` };
+    }
+  }
+
+  // Pages.
+  app.get('/', async (_req, reply) => reply.redirect('/admin'));
+  app.get('/admin', async (req, reply) => {
+    const limit = limitOf(req.query);
+    return html(reply, seriesListPage(await data.listSeries(limit), { limit }));
+  });
+  app.get<{ Params: { uid: string }; Querystring: { ok?: string; msg?: string } }>('/admin/series/:uid', async (req, reply) => {
+    const uid = uidOf(req);
+    const d = uid ? await data.detail(uid) : undefined;
+    if (!uid || !d) return html(reply, notFoundPage(`No series ${req.params.uid}.`), 404);
+    const sr = await loadSr(uid);
+    const flash = req.query.msg ? { ok: req.query.ok === '1', message: req.query.msg.slice(0, 300) } : undefined;
+    return html(reply, seriesPage(d, { showPhi: config.http.showPhi, ...(sr.doc ? { sr: sr.doc } : {}), ...(sr.error ? { srError: sr.error } : {}), ...(flash ? { flash } : {}) }));
+  });
+  for (const action of ACTIONS) {
+    app.post<{ Params: { uid: string } }>(`/admin/series/:uid/${action}`, async (req, reply) => {
+      const uid = uidOf(req);
+      if (!uid) return html(reply, notFoundPage('Not a series UID.'), 404);
+      const r = await actions.run(action, uid).catch((err: Error) => ({ ok: false, message: err.message }));
+      return reply.redirect(`/admin/series/${uid}?ok=${r.ok ? 1 : 0}&msg=${encodeURIComponent(`${action}: ${r.message}`)}`, 303);
+    });
+  }
+  app.get<{ Querystring: { limit?: string } }>('/admin/associations', async (req, reply) =>
+    html(reply, associationsPage(await listAssociations(deps.redis, config, deps.logger, limitOf(req.query)))),
+  );
+
+  // JSON API.
+  app.get('/api/series', async (req) => data.listSeries(limitOf(req.query)));
+  app.get<{ Params: { uid: string } }>('/api/series/:uid', async (req, reply) => {
+    const uid = uidOf(req);
+    const d = uid ? await data.detail(uid) : undefined;
+    return d ?? reply.code(404).send({ error: 'series not found' });
+  });
+  app.get<{ Params: { uid: string } }>('/api/series/:uid/sr', async (req, reply) => {
+    const uid = uidOf(req);
+    if (!uid) return reply.code(404).send({ error: 'series not found' });
+    const sr = await loadSr(uid);
+    if (sr.error) return reply.code(500).send({ error: sr.error });
+    if (!sr.doc) return reply.code(404).send({ error: 'no SR for this series' });
+    return { ...sr.doc, text: srText(sr.doc) };
+  });
+  app.get<{ Params: { uid: string; sop: string } }>('/api/series/:uid/images/:sop', async (req, reply) => {
+    const uid = uidOf(req);
+    const sop = req.params.sop.replace(/\.png$/, '');
+    if (!uid || !UID.test(sop)) return reply.code(404).send({ error: 'not found' });
+    const rec = await data.getResult(uid);
+    const out = rec?.outputs?.find((o) => o.sopInstanceUid === sop && o.kind !== 'sr');
+    if (!out) return reply.code(404).send({ error: 'no such image in the series result' });
+    try {
+      const png = await part10ToPng(out.path);
+      return reply.type('image/png').header('cache-control', 'private, max-age=300').send(png);
+    } catch (err) {
+      return reply.code(500).send({ error: `cannot render ${sop}: ${(err as Error).message}` });
+    }
+  });
+  for (const action of ACTIONS) {
+    app.post<{ Params: { uid: string } }>(`/api/series/:uid/${action}`, async (req, reply) => {
+      const uid = uidOf(req);
+      if (!uid) return reply.code(404).send({ error: 'series not found' });
+      const r = await actions.run(action, uid);
+      return reply.code(r.ok ? 200 : r.message === 'series not found' ? 404 : 409).send(r);
+    });
+  }
+  app.get<{ Querystring: { limit?: string } }>('/api/associations', async (req) => listAssociations(deps.redis, config, deps.logger, limitOf(req.query)));
+  app.get('/api/queues', async () => {
+    const out: Record<string, Record<string, number>> = {};
+    for (const q of deps.queues) out[q.name] = await q.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'paused', 'prioritized');
+    return out;
+  });
+  app.get('/api/destinations', async () => {
+    const echo = await deps.redis.hgetall(data.keys.destinationEcho());
+    return config.destinations.map((d) => {
+      let last: unknown;
+      try {
+        last = echo[d.name] ? JSON.parse(echo[d.name]!) : undefined;
+      } catch {
+        last = undefined;
+      }
+      return { name: d.name, aeTitle: d.aeTitle, host: d.host, port: d.port, lastEcho: last ?? null };
+    });
+  });
+  app.post('/api/retention/run', async (_req, reply) => {
+    if (!deps.runRetention) return reply.code(404).send({ error: 'retention not available' });
+    return deps.runRetention();
+  });
+  app.setNotFoundHandler((req, reply) => {
+    if (req.url.startsWith('/api/')) return reply.code(404).send({ error: 'not found' });
+    return html(reply, notFoundPage(req.url.split('?')[0] ?? ''), 404);
+  });
+  return app;
+}

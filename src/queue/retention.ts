@@ -1,0 +1,193 @@
+/**
+ * Spool retention: deletes a series' inputs (`<spool>/<study>/<series>/`) and its result objects
+ * (`<spool>/results/<study>/<series>/`), and its Redis records, `spool.retentionDays` after it was
+ * DISPATCHED — never before. "Dispatched" means:
+ *
+ * - destinations configured: the series' latest result (status scored, or not-scored with a
+ *   not-scored SR) covers the spool's current content (same instances hash) and every configured
+ *   destination's DispatchState for that content is "sent"; the age counts from the last sentAt.
+ * - no destinations configured: there is nowhere to send, so the work is done once the result is
+ *   final for the current content: status "scored" or "not-scored"; the age counts from finishedAt.
+ * - a not-scored series without result objects (results.reportNotScored false) is final at
+ *   finishedAt as well (nothing to send).
+ * - an ignored series (routing: not for this model) has nothing to send: it counts from the
+ *   tracker's settledAt, if its content did not change since.
+ *
+ * Kept, whatever their age: series still receiving or queued, scoring, failed (an admin may retry),
+ * with any destination not "sent", or whose spool content grew after the result (new content is
+ * undispatched work). Anything unreadable is kept. One pass never throws.
+ */
+import { readdir, rm, rmdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { Redis } from 'ioredis';
+import { schedule, validate, type ScheduledTask } from 'node-cron';
+import type { Config } from '../config/schema.js';
+import { resolvePath } from '../config/load.js';
+import { RESULTS_DIR_NAME } from '../dicom/spool/spool-layout.js';
+import type { Logger } from '../log.js';
+import { instancesHash } from './jobs.js';
+import { Keys } from './keys.js';
+import { dispatchStateSchema, resultRecordSchema, type ResultRecord } from './result-record.js';
+import { listSeriesInstances, listSpooledSeries } from './spool.js';
+
+export interface RetentionReport {
+  scanned: number;
+  deleted: number;
+  /** Why each kept series was kept, counted by reason. */
+  kept: Record<string, number>;
+  errors: number;
+  deletedSeries: string[];
+}
+
+export interface RetentionOptions {
+  config: Config;
+  logger: Logger;
+  redis: Redis;
+  /** Clock, for tests. */
+  now?: () => number;
+}
+
+type Verdict = { delete: true; dispatchedAt: number } | { delete: false; reason: string };
+
+export class SpoolRetention {
+  private task: ScheduledTask | undefined;
+  private running: Promise<RetentionReport> | undefined;
+  private readonly keys: Keys;
+  private readonly log: Logger;
+  private readonly spoolDir: string;
+
+  constructor(private readonly opts: RetentionOptions) {
+    this.keys = new Keys(opts.config.redis.keyPrefix);
+    this.log = opts.logger.child({ component: 'retention' });
+    this.spoolDir = resolvePath(opts.config.spool.dir);
+    if (!validate(opts.config.spool.retentionCron)) {
+      throw new Error(`spool.retentionCron: invalid cron expression "${opts.config.spool.retentionCron}"`);
+    }
+  }
+
+  start(): void {
+    this.task = schedule(this.opts.config.spool.retentionCron, () => this.runOnce(), { name: 'spool-retention', noOverlap: true });
+  }
+
+  async stop(): Promise<void> {
+    await this.task?.stop();
+    await this.task?.destroy();
+    this.task = undefined;
+    await this.running?.catch(() => undefined);
+  }
+
+  runOnce(): Promise<RetentionReport> {
+    if (this.running) return this.running;
+    this.running = this.pass()
+      .catch((err: unknown) => {
+        this.log.warn({ err: (err as Error).message }, 'retention pass failed');
+        return { scanned: 0, deleted: 0, kept: {}, errors: 1, deletedSeries: [] };
+      })
+      .finally(() => {
+        this.running = undefined;
+      });
+    return this.running;
+  }
+
+  private async pass(): Promise<RetentionReport> {
+    const report: RetentionReport = { scanned: 0, deleted: 0, kept: {}, errors: 0, deletedSeries: [] };
+    const now = (this.opts.now ?? Date.now)();
+    const maxAgeMs = this.opts.config.spool.retentionDays * 86_400_000;
+    for (const s of await listSpooledSeries(this.spoolDir)) {
+      report.scanned++;
+      try {
+        const v = await this.verdict(s.seriesInstanceUid, s.dir);
+        const keep = (reason: string): void => {
+          report.kept[reason] = (report.kept[reason] ?? 0) + 1;
+        };
+        if (!v.delete) keep(v.reason);
+        else if (now - v.dispatchedAt < maxAgeMs) keep('younger than retentionDays');
+        else {
+          await this.remove(s.studyInstanceUid, s.seriesInstanceUid, s.dir);
+          report.deleted++;
+          report.deletedSeries.push(s.seriesInstanceUid);
+          this.log.info(
+            { seriesInstanceUid: s.seriesInstanceUid, dispatchedAt: new Date(v.dispatchedAt).toISOString() },
+            'retention: series deleted from the spool',
+          );
+        }
+      } catch (err) {
+        report.errors++;
+        this.log.warn({ seriesInstanceUid: s.seriesInstanceUid, err: (err as Error).message }, 'retention: series kept (error)');
+        if (/connect|writeable|timed out|ECONNREFUSED/i.test((err as Error).message)) break;
+      }
+    }
+    if (report.deleted || report.errors) this.log.info({ ...report, deletedSeries: undefined }, 'retention pass done');
+    return report;
+  }
+
+  /** Whether a spooled series is dispatched (see the file comment), and since when. */
+  async verdict(seriesUid: string, dir: string): Promise<Verdict> {
+    const r = this.opts.redis;
+    const sops = await listSeriesInstances(dir);
+    if (sops.length === 0) return { delete: false, reason: 'empty series folder' };
+    const hash = instancesHash(sops);
+    const [series, raw, dispatchRaw] = await Promise.all([
+      r.hgetall(this.keys.series(seriesUid)),
+      r.get(this.keys.result(seriesUid)),
+      r.hgetall(this.keys.dispatch(seriesUid)),
+    ]);
+    if (series.status === 'ignored') {
+      if (series.instancesHash !== hash) return { delete: false, reason: 'content changed after it was ignored' };
+      const at = Number(series.settledAt || 0);
+      return at > 0 ? { delete: true, dispatchedAt: at } : { delete: false, reason: 'ignored without a settle time' };
+    }
+    if (!raw) return { delete: false, reason: 'no result' };
+    const parsed = resultRecordSchema.safeParse(JSON.parse(raw));
+    if (!parsed.success) return { delete: false, reason: 'unreadable result record' };
+    const rec: ResultRecord = parsed.data;
+    if (rec.instancesHash !== hash) return { delete: false, reason: 'content changed after the result' };
+    if (series.status === 'receiving') return { delete: false, reason: 'receiving' };
+    if (rec.status === 'scoring') return { delete: false, reason: 'scoring' };
+    if (rec.status === 'failed') return { delete: false, reason: 'failed' };
+    const finishedAt = rec.finishedAt ? Date.parse(rec.finishedAt) : NaN;
+    const destinations = this.opts.config.destinations.map((d) => d.name);
+    const nothingToSend = !rec.outputs?.length;
+    if (destinations.length === 0 || (rec.status === 'not-scored' && nothingToSend)) {
+      return Number.isFinite(finishedAt) ? { delete: true, dispatchedAt: finishedAt } : { delete: false, reason: 'no finish time' };
+    }
+    if (nothingToSend) return { delete: false, reason: 'scored without result objects' };
+    let last = 0;
+    for (const name of destinations) {
+      const v = dispatchRaw[name];
+      const st = v ? dispatchStateSchema.safeParse(JSON.parse(v)) : undefined;
+      if (!st?.success || st.data.instancesHash !== rec.instancesHash || st.data.status !== 'sent') {
+        return { delete: false, reason: 'not sent to every destination' };
+      }
+      const at = st.data.sentAt ? Date.parse(st.data.sentAt) : NaN;
+      if (!Number.isFinite(at)) return { delete: false, reason: 'sent without a time' };
+      last = Math.max(last, at);
+    }
+    return { delete: true, dispatchedAt: last };
+  }
+
+  private async remove(studyUid: string, seriesUid: string, dir: string): Promise<void> {
+    // Results first: a crash in between leaves inputs (re-scored, same UIDs), never orphaned outputs only.
+    const resultsDir = join(this.spoolDir, RESULTS_DIR_NAME, studyUid, seriesUid);
+    await rm(resultsDir, { recursive: true, force: true });
+    await rm(dir, { recursive: true, force: true });
+    await rmdirIfEmpty(join(this.spoolDir, RESULTS_DIR_NAME, studyUid));
+    await rmdirIfEmpty(join(this.spoolDir, studyUid));
+    const k = this.keys;
+    await this.opts.redis
+      .multi()
+      .del(k.series(seriesUid), k.seriesInstances(seriesUid), k.result(seriesUid), k.dispatch(seriesUid), k.dispatchLog(seriesUid))
+      .zrem(k.seriesIndex(), seriesUid)
+      .zrem(k.resultIndex(), seriesUid)
+      .exec();
+  }
+}
+
+async function rmdirIfEmpty(dir: string): Promise<void> {
+  try {
+    if ((await readdir(dir)).length === 0) await rmdir(dir);
+  } catch {
+    /* gone or not empty meanwhile */
+  }
+}
+
