@@ -93,6 +93,13 @@ export const configSchema = z.strictObject({
     concurrency: z.number().int().min(1),
     /** Dispatch jobs one worker process runs at once. */
     dispatchConcurrency: z.number().int().min(1),
+    /**
+     * BullMQ job lock of an inference job; renewed every half of it while the job runs. A worker
+     * that dies (SIGKILL, host lost) leaves its job to another worker once the lock has expired.
+     */
+    lockDurationSeconds: z.number().positive(),
+    /** How often a worker looks for jobs whose lock expired (stalled) and takes them back. */
+    stalledIntervalSeconds: z.number().positive(),
   }),
   results: z.strictObject({
     /** Secondary Capture heatmaps for the top-k slices. */

@@ -23,7 +23,15 @@ import { throttledWarn, whenReady, withTimeout } from './redis.js';
 import { routeSeries, type IgnoreCode, type RoutableInstance } from './routing.js';
 import { listSeriesInstances, readInstanceHeader, seriesDirLastChange, seriesDirOf } from './spool.js';
 
-export type SeriesStatus = 'receiving' | 'queued' | 'ignored';
+export type SeriesStatus =
+  | 'receiving'
+  | 'queued'
+  | 'ignored'
+  /** Set by the inference worker (src/worker/inference) as the job runs and ends. */
+  | 'scoring'
+  | 'scored'
+  | 'not-scored'
+  | 'failed';
 
 /** A series as the tracker keeps it in Redis (hash `<prefix>:series:<uid>`). */
 export interface SeriesState {
