@@ -12,7 +12,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -351,6 +351,7 @@ export async function startOrthanc(opts: OrthancOptions = {}): Promise<Orthanc> 
   let dicomPort = opts.dicomPort ?? (await freePort());
   while (dicomPort === httpPort) dicomPort = await freePort();
   const workDir = opts.workDir ?? (await mkdtemp(join(tmpdir(), 'mlsam-orthanc-')));
+  await mkdir(workDir, { recursive: true });
   const removeWorkDir = opts.keepWorkDir === undefined ? opts.workDir === undefined : !opts.keepWorkDir;
   const luaScripts: string[] = [];
   for (const [i, src] of (opts.lua ?? []).entries()) {
