@@ -1,0 +1,261 @@
+/**
+ * Result objects of a scored series: the SR (TID 1500), the heatmap Secondary Captures of the key
+ * slices and the summary chart, written as Part-10 files into the spool's results folder.
+ *
+ * Deterministic: the UIDs come from (series UID, instances hash, model version, role) and every
+ * date and time from the record, so the same record gives the same files byte for byte, and a
+ * re-run overwrites them with identical content. Each file is written to a temp name, fsynced and
+ * renamed (DESIGN invariant 1 applies to results too).
+ */
+import { randomBytes } from 'node:crypto';
+import * as fs from 'node:fs';
+import { join } from 'node:path';
+import type { Config } from '../config/schema.js';
+import { resolvePath } from '../config/load.js';
+import { decodeDicomFile } from '../dicom/decode/index.js';
+import { fsyncDir, resultsDirFor } from '../dicom/spool/spool-layout.js';
+import type { Logger } from '../log.js';
+import type { ModelMetadata } from '../model/metadata.js';
+import type { OutputFile, ResultRecord } from '../queue/result-record.js';
+import { dicomDateTime, NOT_FOR_DIAGNOSTIC_USE, resultSeriesNumbers, type ModelInfo } from './common.js';
+import { part10 } from './dataset.js';
+import { blendHeatmap, chartSvg, compositeSvg, heatmapOverlaySvg, rasterizeSvg, windowed, type Window } from './render.js';
+import { buildSc, SECONDARY_CAPTURE } from './sc.js';
+import { readSourceInstance, type SourceInstance } from './source.js';
+import { buildSr, COMPREHENSIVE_3D_SR } from './sr.js';
+import { resultUid, resultUids, type UidBasis } from './uids.js';
+
+export { resultUid, resultUids, type UidBasis } from './uids.js';
+export { COMPREHENSIVE_3D_SR } from './sr.js';
+export { SECONDARY_CAPTURE } from './sc.js';
+
+export interface WriteResultOptions {
+  config: Config;
+  logger: Logger;
+  /** The model's metadata: its window for the heatmaps, its aggregation for the SR's parameters. */
+  metadata?: ModelMetadata;
+}
+
+/** Lung window used when the model metadata gives none. */
+const DEFAULT_WINDOW: Window = { center: -600, width: 1500 };
+const SUMMARY_SIZE = { width: 1024, height: 576 };
+
+/** File names inside the results folder, by role. */
+export const OUTPUT_NAMES = {
+  sr: 'sr.dcm',
+  heatmap: (i: number) => `heatmap-${String(i + 1).padStart(2, '0')}.dcm`,
+  summary: 'summary.dcm',
+} as const;
+const OUTPUT_NAME_RE = /^(sr|summary|heatmap-\d+)\.dcm$/;
+
+async function writeAtomic(dir: string, name: string, bytes: Buffer): Promise<void> {
+  const path = join(dir, name);
+  try {
+    const st = await fs.promises.stat(path);
+    if (st.size === bytes.length && (await fs.promises.readFile(path)).equals(bytes)) return;
+  } catch {
+    // not there yet
+  }
+  const tmp = join(dir, `.${name}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+  const fh = await fs.promises.open(tmp, 'w');
+  try {
+    await fh.writeFile(bytes);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+  try {
+    await fs.promises.rename(tmp, path);
+  } catch (err) {
+    await fs.promises.rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** Removes result files of an earlier run that this run does not write (e.g. fewer heatmaps configured), and stale temp files. */
+async function removeStale(dir: string, keep: Set<string>): Promise<void> {
+  const now = Date.now();
+  for (const name of await fs.promises.readdir(dir)) {
+    const p = join(dir, name);
+    if (OUTPUT_NAME_RE.test(name) && !keep.has(name)) {
+      await fs.promises.rm(p, { force: true });
+    } else if (name.startsWith('.') && name.endsWith('.tmp')) {
+      try {
+        if (now - (await fs.promises.stat(p)).mtimeMs > 3_600_000) await fs.promises.rm(p, { force: true });
+      } catch {
+        // gone meanwhile
+      }
+    }
+  }
+}
+
+/** The instance patient and study modules are copied from: the first scored slice, else the first file of the series folder. */
+async function primarySource(record: ResultRecord): Promise<{ source: SourceInstance; evidence: { sopClassUid: string; sopInstanceUid: string }[] }> {
+  if (record.slices.length > 0) {
+    return {
+      source: await readSourceInstance((record.slices[0] as ResultRecord['slices'][number]).file),
+      evidence: record.slices.map((s) => ({ sopClassUid: s.sopClassUid, sopInstanceUid: s.sopInstanceUid })),
+    };
+  }
+  // Not scored: every instance received for the series is the evidence.
+  let names: string[] = [];
+  try {
+    names = (await fs.promises.readdir(record.seriesDir)).filter((n) => n.endsWith('.dcm')).sort();
+  } catch (err) {
+    throw new Error(`cannot list series folder ${record.seriesDir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  let source: SourceInstance | undefined;
+  const evidence: { sopClassUid: string; sopInstanceUid: string }[] = [];
+  for (const n of names) {
+    try {
+      const s = await readSourceInstance(join(record.seriesDir, n));
+      if (s.seriesInstanceUid !== record.seriesInstanceUid) continue;
+      source ??= s;
+      evidence.push({ sopClassUid: s.sopClassUid, sopInstanceUid: s.sopInstanceUid });
+    } catch {
+      // an unreadable instance is not evidence
+    }
+  }
+  if (!source) throw new Error(`no readable instance of series ${record.seriesInstanceUid} in ${record.seriesDir}`);
+  return { source, evidence };
+}
+
+function parametersText(record: ResultRecord, metadata: ModelMetadata | undefined, window: Window): string {
+  const agg = metadata?.series.aggregation;
+  return [
+    `aggregation=${agg ? `${agg.method} (kFraction ${agg.kFraction}, kMin ${agg.kMin})` : 'topk-mean'}`,
+    `k=${record.k ?? '?'}`,
+    `threshold=${record.threshold ?? '?'}`,
+    `indeterminateMargin=${record.indeterminateMargin ?? '?'}`,
+    `window=${window.center}/${window.width}`,
+    `sha256=${record.model.sha256}`,
+  ].join('; ');
+}
+
+/**
+ * Writes the result objects of `record` and returns them. Status 'scored': SR, heatmaps of the top
+ * `results.heatmapSlices` key slices, summary chart (if `results.summaryImage`). Status
+ * 'not-scored': an SR saying why (if `results.reportNotScored`), else nothing. Other statuses:
+ * nothing.
+ */
+export async function writeResultObjects(record: ResultRecord, opts: WriteResultOptions): Promise<OutputFile[]> {
+  const t0 = performance.now();
+  const { config, logger, metadata } = opts;
+  const scored = record.status === 'scored';
+  if (!scored && !(record.status === 'not-scored' && config.results.reportNotScored)) return [];
+  const model: ModelInfo = record.model;
+  const basis: UidBasis = { seriesInstanceUid: record.seriesInstanceUid, instancesHash: record.instancesHash, modelVersion: model.version };
+  const uids = resultUids(basis);
+  const { source, evidence } = await primarySource(record);
+  const when = dicomDateTime(record.finishedAt ?? record.startedAt, source.timezoneOffset);
+  const numbers = resultSeriesNumbers(source.seriesNumber);
+  const aeTitle = config.dicom.aeTitle;
+  const window: Window = metadata?.preprocessing.window ?? DEFAULT_WINDOW;
+  const dir = resultsDirFor(resolvePath(config.spool.dir), record.studyInstanceUid, record.seriesInstanceUid, record.instancesHash, model.version);
+  await fs.promises.mkdir(dir, { recursive: true });
+
+  const files: { name: string; bytes: Buffer; out: Omit<OutputFile, 'path'> }[] = [];
+
+  // SR
+  const predecessors = (record.previous ?? [])
+    .filter((p) => p.srSopInstanceUid && !(p.instancesHash === record.instancesHash && p.modelVersion === model.version))
+    .map((p) => ({
+      sopInstanceUid: p.srSopInstanceUid as string,
+      seriesInstanceUid:
+        p.srSeriesInstanceUid ?? resultUid({ seriesInstanceUid: record.seriesInstanceUid, instancesHash: p.instancesHash, modelVersion: p.modelVersion }, 'sr-series'),
+    }));
+  const srUid = scored ? uids.sr : uids.srNotScored;
+  const sr = buildSr({
+    record, source, model, sopInstanceUid: srUid, seriesInstanceUid: uids.srSeries, seriesNumber: numbers.sr,
+    deviceObserverUid: resultUid({ seriesInstanceUid: '', instancesHash: '', modelVersion: model.version }, `device:${aeTitle}:${model.name}`),
+    trackingUid: resultUid(basis, 'tracking'),
+    aeTitle, when, evidence, predecessors, parameters: parametersText(record, metadata, window),
+  });
+  files.push({
+    name: OUTPUT_NAMES.sr,
+    bytes: part10(sr, COMPREHENSIVE_3D_SR, srUid, aeTitle),
+    out: { kind: 'sr', sopClassUid: COMPREHENSIVE_3D_SR, sopInstanceUid: srUid, seriesInstanceUid: uids.srSeries },
+  });
+
+  if (scored) {
+    const slicesById = new Map(record.slices.map((s) => [s.sopInstanceUid, s]));
+    const keys = record.keySlices.slice(0, config.results.heatmapSlices);
+    const seriesLine = `Series score ${(record.score ?? 0).toFixed(3)}: ${record.category ?? '?'} (threshold ${(record.threshold ?? 0).toFixed(3)})`;
+    for (const [i, key] of keys.entries()) {
+      const slice = slicesById.get(key.sopInstanceUid);
+      if (!slice) throw new Error(`key slice ${key.sopInstanceUid} is not among the scored slices`);
+      const inst = await readSourceInstance(slice.file);
+      const { image } = await decodeDicomFile(slice.file);
+      const gray = windowed(image, window);
+      const att = key.attention && key.attention.imageWidth === image.width && key.attention.imageHeight === image.height ? key.attention : undefined;
+      const rgb = { width: image.width, height: image.height, data: blendHeatmap(gray, image.width, image.height, att) };
+      const sliceNo = `Slice ${key.index + 1}/${record.slices.length}` +
+        (slice.instanceNumber !== null ? `, instance ${slice.instanceNumber}` : '') +
+        (slice.position !== null ? `, ${slice.position.toFixed(1)} mm` : '');
+      const overlay = heatmapOverlaySvg(image.width, image.height, {
+        lines: [
+          `${model.name} ${model.version}`,
+          sliceNo,
+          `Slice probability ${key.probability.toFixed(3)} (key slice ${i + 1} of ${keys.length})`,
+          seriesLine,
+        ],
+        cropBox: att?.cropBox,
+        hasAttention: att !== undefined,
+      });
+      const pixels = await compositeSvg(rgb, overlay);
+      const uid = uids.heatmap(key.sopInstanceUid);
+      const sc = buildSc({
+        source, model, sopInstanceUid: uid, seriesInstanceUid: uids.scSeries, seriesNumber: numbers.sc, instanceNumber: i + 1,
+        aeTitle, when, image: pixels,
+        sourceSlice: { sopClassUid: slice.sopClassUid, sopInstanceUid: slice.sopInstanceUid, instance: inst },
+        derivation: `Lung window ${window.center}/${window.width} with ${model.name} ${model.version} attention map blended in colour; ${NOT_FOR_DIAGNOSTIC_USE}`,
+        comments: `${NOT_FOR_DIAGNOSTIC_USE}. ${model.name} ${model.version} attention heatmap. ${sliceNo}. Slice probability ${key.probability.toFixed(3)}. ${seriesLine}.`,
+      });
+      files.push({
+        name: OUTPUT_NAMES.heatmap(i),
+        bytes: part10(sc, SECONDARY_CAPTURE, uid, aeTitle),
+        out: { kind: 'heatmap', sopClassUid: SECONDARY_CAPTURE, sopInstanceUid: uid, seriesInstanceUid: uids.scSeries, sourceSopInstanceUid: slice.sopInstanceUid },
+      });
+    }
+    if (config.results.summaryImage && record.slices.length > 0) {
+      const { width, height } = SUMMARY_SIZE;
+      const svg = chartSvg(width, height, {
+        title: `${model.name} ${model.version}: COVID-19 pattern probability per slice`,
+        subtitle: `Series ${source.seriesNumber ?? '?'}, ${record.slices.length} slices scored. ${seriesLine}, mean of the top ${record.k ?? '?'} slices.`,
+        probabilities: record.slices.map((s) => s.probability),
+        positions: record.slices.map((s) => s.position),
+        threshold: record.threshold ?? 0.5,
+        margin: record.indeterminateMargin ?? 0,
+        score: record.score ?? 0,
+        category: record.category ?? '?',
+        keySlices: record.keySlices.map((k) => k.index),
+        keyLabels: record.keySlices.map((k) => {
+          const n = slicesById.get(k.sopInstanceUid)?.instanceNumber;
+          return n !== null && n !== undefined ? `#${n}` : `${k.index + 1}`;
+        }),
+      });
+      const pixels = await rasterizeSvg(svg, width, height);
+      const sc = buildSc({
+        source, model, sopInstanceUid: uids.summary, seriesInstanceUid: uids.scSeries, seriesNumber: numbers.sc, instanceNumber: keys.length + 1,
+        aeTitle, when, image: pixels,
+        derivation: `Chart of the ${model.name} ${model.version} slice probabilities; ${NOT_FOR_DIAGNOSTIC_USE}`,
+        comments: `${NOT_FOR_DIAGNOSTIC_USE}. ${model.name} ${model.version} per-slice probability along the scan, threshold and key slices marked. ${seriesLine}.`,
+      });
+      files.push({
+        name: OUTPUT_NAMES.summary,
+        bytes: part10(sc, SECONDARY_CAPTURE, uids.summary, aeTitle),
+        out: { kind: 'summary', sopClassUid: SECONDARY_CAPTURE, sopInstanceUid: uids.summary, seriesInstanceUid: uids.scSeries },
+      });
+    }
+  }
+
+  for (const f of files) await writeAtomic(dir, f.name, f.bytes);
+  await removeStale(dir, new Set(files.map((f) => f.name)));
+  await fsyncDir(dir);
+  const outputs: OutputFile[] = files.map((f) => ({ ...f.out, path: join(dir, f.name) }));
+  logger.info(
+    { seriesInstanceUid: record.seriesInstanceUid, status: record.status, objects: outputs.length, srSopInstanceUid: srUid, ms: Math.round(performance.now() - t0) },
+    'result objects written',
+  );
+  return outputs;
+}

@@ -1,0 +1,291 @@
+/**
+ * Pixels of the Secondary Captures: the attention heatmap over a lung-window slice and the
+ * per-slice probability chart. Colour blending is plain arithmetic on the pixels; every line of
+ * text, the legend and the chart are SVG rasterised by sharp (librsvg, DejaVu fonts).
+ */
+import sharp from 'sharp';
+import type { SliceImage } from '../model/preprocess.js';
+import type { AttentionMap } from '../queue/result-record.js';
+import { NOT_FOR_DIAGNOSTIC_USE } from './common.js';
+
+export interface RgbImage {
+  width: number;
+  height: number;
+  /** Interleaved RGB, 8 bits per sample, row-major. */
+  data: Buffer;
+}
+
+/** Colour map (jet) stops: position 0..1 → RGB. The legend is drawn from the same stops. */
+export const COLOR_STOPS: readonly [number, [number, number, number]][] = [
+  [0, [0, 0, 128]],
+  [0.11, [0, 0, 255]],
+  [0.36, [0, 255, 255]],
+  [0.61, [255, 255, 0]],
+  [0.86, [255, 0, 0]],
+  [1, [128, 0, 0]],
+];
+
+export function colorAt(v: number): [number, number, number] {
+  const x = v < 0 ? 0 : v > 1 ? 1 : v;
+  for (let i = 1; i < COLOR_STOPS.length; i++) {
+    const [p1, c1] = COLOR_STOPS[i] as [number, [number, number, number]];
+    const [p0, c0] = COLOR_STOPS[i - 1] as [number, [number, number, number]];
+    if (x <= p1) {
+      const t = (x - p0) / (p1 - p0);
+      return [c0[0] + (c1[0] - c0[0]) * t, c0[1] + (c1[1] - c0[1]) * t, c0[2] + (c1[2] - c0[2]) * t];
+    }
+  }
+  return [128, 0, 0];
+}
+
+/** Attention below this is not drawn; above it opacity rises linearly to MAX_ALPHA. */
+const ALPHA_FLOOR = 0.2;
+const ALPHA_RANGE = 0.5;
+const MAX_ALPHA = 0.6;
+
+export interface Window {
+  center: number;
+  width: number;
+}
+
+/** 8-bit gray of a slice in a window (HU for CT; display-range images are used as they are). */
+export function windowed(img: SliceImage, w: Window): Uint8Array {
+  const n = img.width * img.height;
+  const out = new Uint8Array(n);
+  if (img.kind === 'hu') {
+    const lo = w.center - w.width / 2;
+    for (let i = 0; i < n; i++) {
+      const v = (((img.data[i] as number) - lo) / w.width) * 255;
+      out[i] = v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v);
+    }
+  } else {
+    for (let i = 0; i < n; i++) {
+      const v = img.data[i] as number;
+      out[i] = v <= 0 ? 0 : v >= 255 ? 255 : Math.round(v);
+    }
+  }
+  return out;
+}
+
+/** Bilinear sample of the attention map at a source pixel inside its crop box (pixel centres aligned). */
+function attentionAt(map: AttentionMap, x: number, y: number): number {
+  const { x0, y0, x1, y1 } = map.cropBox;
+  const bw = x1 - x0 + 1;
+  const bh = y1 - y0 + 1;
+  const fx = Math.min(Math.max(((x - x0 + 0.5) / bw) * map.width - 0.5, 0), map.width - 1);
+  const fy = Math.min(Math.max(((y - y0 + 0.5) / bh) * map.height - 0.5, 0), map.height - 1);
+  const ix = Math.floor(fx);
+  const iy = Math.floor(fy);
+  const jx = Math.min(ix + 1, map.width - 1);
+  const jy = Math.min(iy + 1, map.height - 1);
+  const tx = fx - ix;
+  const ty = fy - iy;
+  const d = map.data;
+  const a = (d[iy * map.width + ix] ?? 0) * (1 - tx) + (d[iy * map.width + jx] ?? 0) * tx;
+  const b = (d[jy * map.width + ix] ?? 0) * (1 - tx) + (d[jy * map.width + jx] ?? 0) * tx;
+  return a * (1 - ty) + b * ty;
+}
+
+/** Gray slice with the attention map upsampled onto its crop box and blended in colour. */
+export function blendHeatmap(gray: Uint8Array, width: number, height: number, map: AttentionMap | undefined): Buffer {
+  const out = Buffer.alloc(width * height * 3);
+  for (let i = 0; i < width * height; i++) {
+    const g = gray[i] as number;
+    out[i * 3] = g;
+    out[i * 3 + 1] = g;
+    out[i * 3 + 2] = g;
+  }
+  if (!map || map.data.length < map.width * map.height) return out;
+  const { x0, y0, x1, y1 } = map.cropBox;
+  for (let y = Math.max(0, y0); y <= Math.min(height - 1, y1); y++) {
+    for (let x = Math.max(0, x0); x <= Math.min(width - 1, x1); x++) {
+      const a = attentionAt(map, x, y);
+      const alpha = Math.min(Math.max((a - ALPHA_FLOOR) / ALPHA_RANGE, 0), 1) * MAX_ALPHA;
+      if (alpha <= 0) continue;
+      const [r, g, b] = colorAt(a);
+      const i = (y * width + x) * 3;
+      const v = gray[y * width + x] as number;
+      out[i] = Math.round(v * (1 - alpha) + r * alpha);
+      out[i + 1] = Math.round(v * (1 - alpha) + g * alpha);
+      out[i + 2] = Math.round(v * (1 - alpha) + b * alpha);
+    }
+  }
+  return out;
+}
+
+export function xmlEscape(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+}
+
+const FONT = "DejaVu Sans, sans-serif";
+
+function gradientStops(): string {
+  return COLOR_STOPS.map(([p, [r, g, b]]) => `<stop offset="${(1 - p).toFixed(3)}" stop-color="rgb(${r},${g},${b})"/>`).reverse().join('');
+}
+
+export interface HeatmapText {
+  /** Lines at the top left (model, version, slice, probability, series result). */
+  lines: string[];
+  /** Draw the crop box the map covers. */
+  cropBox?: AttentionMap['cropBox'];
+  hasAttention: boolean;
+}
+
+/** The overlay of a heatmap: text panel, colour legend, crop box outline, NOT FOR DIAGNOSTIC USE banner. */
+export function heatmapOverlaySvg(width: number, height: number, t: HeatmapText): string {
+  const fs = Math.max(11, Math.round(width / 38));
+  const pad = Math.round(fs * 0.5);
+  const lh = Math.round(fs * 1.3);
+  const lines = t.hasAttention ? t.lines : [...t.lines, 'attention map not available'];
+  const panelW = Math.min(width - 2 * pad, Math.round(Math.max(...lines.map((l) => l.length)) * fs * 0.62) + 2 * pad);
+  const panelH = lines.length * lh + pad;
+  const text = lines
+    .map((l, i) => `<text x="${2 * pad}" y="${pad + (i + 1) * lh - Math.round(lh * 0.25)}" font-size="${fs}"${i === 0 ? ' font-weight="bold"' : ''}>${xmlEscape(l)}</text>`)
+    .join('');
+  // Legend: a vertical bar at the right, high at the top.
+  const barW = Math.max(10, Math.round(width / 40));
+  const barH = Math.round(height * 0.4);
+  const barX = width - barW - pad * 2 - Math.round(fs * 2.2);
+  const barY = Math.round((height - barH) / 2);
+  const floorY = barY + Math.round(barH * (1 - ALPHA_FLOOR));
+  const tick = (v: number, y: number) =>
+    `<line x1="${barX + barW}" y1="${y}" x2="${barX + barW + 3}" y2="${y}" stroke="white" stroke-width="1"/>` +
+    `<text x="${barX + barW + 5}" y="${y + Math.round(fs * 0.3)}" font-size="${Math.round(fs * 0.85)}">${v.toFixed(1)}</text>`;
+  const legend = t.hasAttention
+    ? `<defs><linearGradient id="jet" x1="0" y1="0" x2="0" y2="1">${gradientStops()}</linearGradient></defs>` +
+      `<rect x="${barX - 2 * pad}" y="${barY - lh - pad}" width="${barW + 3 * pad + Math.round(fs * 2.2)}" height="${barH + lh + 2 * pad}" fill="black" fill-opacity="0.55"/>` +
+      `<rect x="${barX}" y="${barY}" width="${barW}" height="${barH}" fill="url(#jet)"/>` +
+      // below the floor the map is not drawn: grey that part of the bar out
+      `<rect x="${barX}" y="${floorY}" width="${barW}" height="${barY + barH - floorY}" fill="black" fill-opacity="0.7"/>` +
+      `<rect x="${barX}" y="${barY}" width="${barW}" height="${barH}" fill="none" stroke="white" stroke-width="1"/>` +
+      tick(1, barY) + tick(0.5, barY + Math.round(barH / 2)) + tick(ALPHA_FLOOR, floorY) + tick(0, barY + barH) +
+      `<text x="${barX + barW / 2 + Math.round(fs * 0.4)}" y="${barY - pad}" font-size="${Math.round(fs * 0.85)}" text-anchor="middle">attention</text>`
+    : '';
+  const box = t.cropBox && t.hasAttention
+    ? `<rect x="${t.cropBox.x0 + 0.5}" y="${t.cropBox.y0 + 0.5}" width="${t.cropBox.x1 - t.cropBox.x0}" height="${t.cropBox.y1 - t.cropBox.y0}" fill="none" stroke="white" stroke-opacity="0.5" stroke-width="1" stroke-dasharray="4 4"/>`
+    : '';
+  const bfs = Math.round(fs * 1.25);
+  const bannerH = Math.round(bfs * 1.6);
+  const banner =
+    `<rect x="0" y="${height - bannerH}" width="${width}" height="${bannerH}" fill="#b00000" fill-opacity="0.85"/>` +
+    `<text x="${width / 2}" y="${height - Math.round(bannerH * 0.3)}" font-size="${bfs}" font-weight="bold" text-anchor="middle">${NOT_FOR_DIAGNOSTIC_USE}</text>`;
+  return (
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">` +
+    `<g font-family="${FONT}" fill="white">` +
+    box +
+    `<rect x="${pad}" y="${pad}" width="${panelW}" height="${panelH}" fill="black" fill-opacity="0.6"/>` +
+    text + legend + banner +
+    `</g></svg>`
+  );
+}
+
+/** Composites an SVG overlay onto an RGB image; returns RGB of the same size. */
+export async function compositeSvg(rgb: RgbImage, svg: string): Promise<RgbImage> {
+  const { data, info } = await sharp(rgb.data, { raw: { width: rgb.width, height: rgb.height, channels: 3 } })
+    .composite([{ input: Buffer.from(svg), top: 0, left: 0 }])
+    .removeAlpha()
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  if (info.width !== rgb.width || info.height !== rgb.height || info.channels !== 3) {
+    throw new Error(`overlay changed the image to ${info.width}x${info.height}x${info.channels}`);
+  }
+  return { width: info.width, height: info.height, data };
+}
+
+export interface ChartInput {
+  title: string;
+  subtitle: string;
+  /** Slice probabilities in scored order (superior first). */
+  probabilities: number[];
+  /** mm along the slice normal per slice, when known for every slice. */
+  positions: (number | null)[];
+  threshold: number;
+  margin: number;
+  score: number;
+  category: string;
+  /** Indices (scored order) of the key slices, best first. */
+  keySlices: number[];
+  /** Label per key slice (e.g. instance number). */
+  keyLabels: string[];
+}
+
+/** The per-slice probability chart as SVG (dark background, like a viewer). */
+export function chartSvg(width: number, height: number, c: ChartInput): string {
+  const fs = Math.round(width / 64);
+  const left = Math.round(fs * 4.5);
+  const right = Math.round(fs * 2);
+  const top = Math.round(fs * 6.4);
+  const bottom = Math.round(fs * 6.5);
+  const pw = width - left - right;
+  const ph = height - top - bottom;
+  const n = c.probabilities.length;
+  const usePos = n > 1 && c.positions.every((p) => p !== null);
+  const xs: number[] = usePos ? (c.positions as number[]) : c.probabilities.map((_, i) => i);
+  // Scored order runs left to right (superior first); positions are monotonic along it.
+  const x0 = xs[0] ?? 0;
+  const span = n > 1 && xs[n - 1] !== x0 ? (xs[n - 1] as number) - x0 : 1;
+  const X = (i: number) => left + (n > 1 ? (((xs[i] as number) - x0) / span) * pw : pw / 2);
+  const Y = (p: number) => top + (1 - p) * ph;
+  const parts: string[] = [];
+  parts.push(`<rect x="0" y="0" width="${width}" height="${height}" fill="black"/>`);
+  // indeterminate band and grid
+  parts.push(`<rect x="${left}" y="${Y(Math.min(1, c.threshold + c.margin))}" width="${pw}" height="${Y(Math.max(0, c.threshold - c.margin)) - Y(Math.min(1, c.threshold + c.margin))}" fill="#806000" fill-opacity="0.35"/>`);
+  for (const g of [0, 0.25, 0.5, 0.75, 1]) {
+    parts.push(`<line x1="${left}" y1="${Y(g)}" x2="${left + pw}" y2="${Y(g)}" stroke="#555" stroke-width="1"/>`);
+    parts.push(`<text x="${left - fs * 0.5}" y="${Y(g) + fs * 0.35}" font-size="${fs}" text-anchor="end">${g.toFixed(2)}</text>`);
+  }
+  parts.push(`<rect x="${left}" y="${top}" width="${pw}" height="${ph}" fill="none" stroke="#aaa" stroke-width="1"/>`);
+  // threshold
+  parts.push(`<line x1="${left}" y1="${Y(c.threshold)}" x2="${left + pw}" y2="${Y(c.threshold)}" stroke="#ffd000" stroke-width="2" stroke-dasharray="10 6"/>`);
+  parts.push(`<text x="${left + pw - fs * 0.5}" y="${Y(c.threshold) - fs * 0.5}" font-size="${fs}" fill="#ffd000" text-anchor="end">threshold ${c.threshold.toFixed(3)} (band: indeterminate +/-${c.margin.toFixed(2)})</text>`);
+  // curve
+  if (n > 0) {
+    const pts = c.probabilities.map((p, i) => `${X(i).toFixed(1)},${Y(p).toFixed(1)}`).join(' ');
+    parts.push(`<polyline points="${pts}" fill="none" stroke="#3fa9ff" stroke-width="2" stroke-linejoin="round"/>`);
+    if (n <= 400) parts.push(c.probabilities.map((p, i) => `<circle cx="${X(i).toFixed(1)}" cy="${Y(p).toFixed(1)}" r="2" fill="#3fa9ff"/>`).join(''));
+  }
+  // key slices
+  c.keySlices.forEach((k, j) => {
+    const p = c.probabilities[k];
+    if (p === undefined) return;
+    const x = X(k);
+    parts.push(`<line x1="${x}" y1="${top}" x2="${x}" y2="${top + ph}" stroke="#ff4040" stroke-width="1" stroke-opacity="0.6"/>`);
+    parts.push(`<circle cx="${x}" cy="${Y(p)}" r="${Math.round(fs * 0.45)}" fill="none" stroke="#ff4040" stroke-width="2"/>`);
+    parts.push(`<text x="${x}" y="${top - fs * 0.4 - (j % 2) * fs * 1.1}" font-size="${fs * 0.9}" fill="#ff8080" text-anchor="middle">${xmlEscape(c.keyLabels[j] ?? String(k + 1))}</text>`);
+  });
+  // axes labels
+  parts.push(`<text x="${left + pw / 2}" y="${top + ph + fs * 1.8}" font-size="${fs}" text-anchor="middle">${usePos ? 'position along the scan (mm along the slice normal, in scored order)' : 'slice (scored order, superior first)'}</text>`);
+  if (usePos) {
+    parts.push(`<text x="${left}" y="${top + ph + fs * 1.8}" font-size="${fs}" text-anchor="start">${xmlEscape(formatMm(xs[0] as number))}</text>`);
+    parts.push(`<text x="${left + pw}" y="${top + ph + fs * 1.8}" font-size="${fs}" text-anchor="end">${xmlEscape(formatMm(xs[n - 1] as number))}</text>`);
+  }
+  parts.push(`<text transform="translate(${fs * 1.3},${top + ph / 2}) rotate(-90)" font-size="${fs}" text-anchor="middle">slice probability</text>`);
+  // titles and banner
+  parts.push(`<text x="${left}" y="${fs * 1.6}" font-size="${fs * 1.3}" font-weight="bold">${xmlEscape(c.title)}</text>`);
+  parts.push(`<text x="${left}" y="${fs * 3.1}" font-size="${fs}">${xmlEscape(c.subtitle)}</text>`);
+  const legendY = top + ph + fs * 3.4;
+  parts.push(`<line x1="${left}" y1="${legendY}" x2="${left + fs * 2}" y2="${legendY}" stroke="#3fa9ff" stroke-width="2"/><text x="${left + fs * 2.5}" y="${legendY + fs * 0.35}" font-size="${fs}">slice probability</text>`);
+  parts.push(`<circle cx="${left + fs * 13}" cy="${legendY}" r="${Math.round(fs * 0.45)}" fill="none" stroke="#ff4040" stroke-width="2"/><text x="${left + fs * 14}" y="${legendY + fs * 0.35}" font-size="${fs}">key slice (label: instance number)</text>`);
+  const bannerH = Math.round(fs * 1.9);
+  parts.push(`<rect x="0" y="${height - bannerH}" width="${width}" height="${bannerH}" fill="#b00000"/>`);
+  parts.push(`<text x="${width / 2}" y="${height - bannerH * 0.28}" font-size="${fs * 1.3}" font-weight="bold" text-anchor="middle">${NOT_FOR_DIAGNOSTIC_USE}</text>`);
+  return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}"><g font-family="${FONT}" fill="white">${parts.join('')}</g></svg>`;
+}
+
+function formatMm(v: number): string {
+  return `${v.toFixed(1)} mm`;
+}
+
+/** Rasterises an SVG to RGB (opaque) at its own size. */
+export async function rasterizeSvg(svg: string, width: number, height: number): Promise<RgbImage> {
+  const { data, info } = await sharp(Buffer.from(svg))
+    .resize(width, height, { fit: 'fill' })
+    .flatten({ background: '#000000' })
+    .removeAlpha()
+    .raw()
+    .toBuffer({ resolveWithObject: true });
+  if (info.channels !== 3 || info.width !== width || info.height !== height) {
+    throw new Error(`chart rasterised to ${info.width}x${info.height}x${info.channels}`);
+  }
+  return { width, height, data };
+}
