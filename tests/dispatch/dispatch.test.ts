@@ -13,6 +13,7 @@ import { readDestinationEchoes } from '../../src/worker/dispatch/echo.js';
 import { DispatchRole } from '../../src/worker/dispatch/role.js';
 import { cleanup, freePort, logger, testConfig, waitFor } from '../queue/helpers.js';
 import { destination, Harness, makeResultSet, startStorescp, type Storescp } from './helpers.js';
+import { startScriptedScp } from './scripted-scp.js';
 
 let work: string;
 const toStop: Array<{ stop(): Promise<void> }> = [];
@@ -50,7 +51,7 @@ describe('dispatch backoff', () => {
   });
 });
 
-describe('dispatch to DCMTK storescp', () => {
+describe('dispatch to DCMTK storescp (and a scripted SCP for per-instance statuses)', () => {
   it('sends every result file once, records state and attempt; a second enqueue is the same job; an admin re-send sends all again', async () => {
     const s = await scp();
     const config = await testConfig('dispatch', { destinations: [destination('pacs', s.port)] });
@@ -134,6 +135,43 @@ describe('dispatch to DCMTK storescp', () => {
     }
     expect(job.attemptsMade).toBe(log.length);
     expect(await h.dispatcher.store.getState(series, 'late')).toMatchObject({ status: 'sent', attempts: log.length, instancesSent: 3 });
+  });
+
+  it('checks each instance status: a warning counts as delivered, a refused instance fails the attempt and is resent alone until stored', async () => {
+    const peer = await startScriptedScp();
+    toStop.push(peer);
+    const config = await testConfig('dispatch', {
+      destinations: [destination('pacs', peer.port, 'SCRIPTED')],
+      dispatch: { attempts: 5, backoffSeconds: 0.2, maxBackoffSeconds: 0.4, timeoutSeconds: 3 },
+    });
+    configs.push(config);
+    const h = new Harness(config);
+    harnesses.push(h);
+    const set = await makeResultSet(join(work, 'g'), 4);
+    const series = set.record.seriesInstanceUid;
+    const [warned, , refused] = set.sopInstanceUids;
+    peer.script(warned!, [0xb007]); // Coercion of data elements: a warning
+    peer.script(refused!, [0xa700, 0xc000]); // Out of resources, then cannot understand, then Success
+    const [r] = await h.dispatcher.enqueue(set.record, 'worker');
+    const job = await h.waitState(r!.jobId, ['completed'], 20_000);
+
+    expect(job.attemptsMade).toBe(3);
+    expect(job.returnvalue).toMatchObject({ delivered: 4, warnings: 1, sentThisAttempt: 1, attempt: 3 });
+    const byUid = new Map<string, number[]>();
+    for (const x of peer.receptions) byUid.set(x.sopInstanceUid, [...(byUid.get(x.sopInstanceUid) ?? []), x.status]);
+    expect(byUid.get(refused!)).toEqual([0xa700, 0xc000, 0]);
+    expect(byUid.get(warned!)).toEqual([0xb007]);
+    for (const uid of set.sopInstanceUids.filter((u) => u !== refused && u !== warned)) expect(byUid.get(uid)).toEqual([0]);
+
+    const log = (await h.dispatcher.store.attempts(series)).reverse();
+    expect(log.map((a) => [a.attempt, a.outcome, a.sent, a.warnings, a.failed])).toEqual([
+      [1, 'failed', 3, 1, 1],
+      [2, 'failed', 0, 0, 1],
+      [3, 'sent', 1, 0, 0],
+    ]);
+    expect(log[0]!.error).toMatch(/^1 of 4 instance\(s\) not stored: status 0xa700/);
+    expect(log[1]!.error).toMatch(/^1 of 1 instance\(s\) not stored: status 0xc000/);
+    expect(await h.dispatcher.store.getState(series, 'pacs')).toMatchObject({ status: 'sent', attempts: 3, instancesSent: 4, warnings: 1 });
   });
 
   it('parks the job as failed after the last attempt; a dashboard retry and an admin re-send both deliver', async () => {

@@ -71,6 +71,8 @@ export interface ResultSet {
   record: ResultRecord;
   files: string[];
   sopInstanceUids: string[];
+  /** SeriesInstanceUID of the result files. */
+  resultSeriesUid: string;
 }
 
 /**
@@ -81,6 +83,7 @@ export interface ResultSet {
 export async function makeResultSet(dir: string, count = 4): Promise<ResultSet> {
   const studyInstanceUid = newUid();
   const seriesInstanceUid = newUid();
+  // The result objects are a new series of the source study.
   const series = await writeSyntheticSeries({ dir, count, rows: 32, columns: 32, studyInstanceUid, seriesInstanceUid: newUid() });
   const sourceHash = instancesHash([newUid(), newUid()]);
   const files = series.instances.map((i) => i.path);
@@ -111,7 +114,7 @@ export async function makeResultSet(dir: string, count = 4): Promise<ResultSet> 
       seriesInstanceUid: series.seriesInstanceUid,
     })),
   };
-  return { record, files, sopInstanceUids: series.instances.map((i) => i.sopInstanceUid) };
+  return { record, files, sopInstanceUids: series.instances.map((i) => i.sopInstanceUid), resultSeriesUid: series.seriesInstanceUid };
 }
 
 export function destination(name: string, port: number, aeTitle = 'STORESCP'): Destination {
