@@ -274,9 +274,12 @@ export class AdminData {
     } else if (jobState === 'active' || result?.status === 'scoring' || trackerStatus === 'scoring') {
       status = 'scoring';
       progress = progressPercent(job?.progress);
-    } else if (jobState === 'failed') {
+    } else if (jobState === 'failed' || trackerStatus === 'failed') {
       status = 'failed';
-      reason = job?.failedReason;
+      reason = job?.failedReason ?? tracker?.reason;
+    } else if (trackerStatus === 'not-scored') {
+      status = 'not-scored';
+      reason = tracker?.reason;
     } else {
       status = 'queued';
     }

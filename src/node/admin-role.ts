@@ -1,63 +1,27 @@
 import { Queue } from 'bullmq';
 import type { FastifyInstance } from 'fastify';
 import type { Redis } from 'ioredis';
-import { AdminActions, type ResendFn } from '../admin/actions.js';
+import { AdminActions } from '../admin/actions.js';
 import { AdminData } from '../admin/data.js';
 import { ReadinessChecker, type EchoFn } from '../admin/health.js';
 import { Metrics } from '../admin/metrics.js';
 import { assertSafeBinding, buildAdminServer } from '../admin/server.js';
 import type { Config } from '../config/schema.js';
-import { echo } from '../dicom/scu/client.js';
-import { DISPATCH_QUEUE, dispatchJobId, dispatchJobSchema, type DispatchJobData, type InferenceJobData } from '../queue/jobs.js';
-import { closeRedis, createRedis, throttledWarn } from '../queue/redis.js';
+import type { Logger } from '../log.js';
+import type { InferenceJobData } from '../queue/jobs.js';
+import { closeRedis, createRedis } from '../queue/redis.js';
 import { SpoolRetention } from '../queue/retention.js';
 import { SeriesTracker } from '../queue/series-tracker.js';
+import { Dispatcher } from '../worker/dispatch/dispatcher.js';
+import { echoDestinations } from '../worker/dispatch/echo.js';
 import type { NodeContext, Role, RoleFactory } from './role.js';
 
-/** C-ECHO of one configured destination (src/dicom/scu/client.ts). */
-export function destinationEcho(config: Config): EchoFn {
+/** C-ECHO of one configured destination: the dispatcher's echo (it also stores the result for the dashboard). */
+export function destinationEcho(config: Config, logger: Logger, redis: Redis): EchoFn {
   return async (name) => {
-    const d = config.destinations.find((x) => x.name === name);
-    if (!d) return { ok: false, error: `no destination ${name}` };
-    const r = await echo({
-      host: d.host,
-      port: d.port,
-      calledAeTitle: d.aeTitle,
-      callingAeTitle: d.callingAeTitle ?? config.dicom.aeTitle,
-      timeoutMs: Math.min(config.dispatch.timeoutSeconds, 10) * 1000,
-    });
-    return { ok: r.ok, ms: r.ms, ...(r.error ? { error: r.error } : r.ok ? {} : { error: `status ${r.status ?? 'none'}` }) };
-  };
-}
-
-/**
- * Re-send through a dispatch job per destination: the deterministic job id plus `-admin-<ms>` (the
- * original job stays in the history), enqueuedBy "admin", files in the result's order (SR first).
- */
-export function queueResend(config: Config, dispatchQueue: Queue<DispatchJobData>): ResendFn {
-  return async (record) => {
-    const files = [...(record.outputs ?? [])].sort((a, b) => (a.kind === 'sr' ? -1 : b.kind === 'sr' ? 1 : 0)).map((o) => o.path);
-    const jobIds: string[] = [];
-    for (const d of config.destinations) {
-      const jobId = `${dispatchJobId(record.seriesInstanceUid, record.instancesHash, record.model.version, d.name)}-admin-${Date.now()}`;
-      const data = dispatchJobSchema.parse({
-        studyInstanceUid: record.studyInstanceUid,
-        seriesInstanceUid: record.seriesInstanceUid,
-        instancesHash: record.instancesHash,
-        destination: d.name,
-        files,
-        enqueuedBy: 'admin',
-      } satisfies DispatchJobData);
-      await dispatchQueue.add('send', data, {
-        jobId,
-        attempts: config.dispatch.attempts,
-        backoff: { type: 'exponential', delay: config.dispatch.backoffSeconds * 1000 },
-        removeOnComplete: { age: 30 * 86_400, count: 10_000 },
-        removeOnFail: false,
-      });
-      jobIds.push(jobId);
-    }
-    return { jobIds };
+    const [r] = await echoDestinations({ config, logger, redis }, [name]);
+    if (!r) return { ok: false, error: `no destination ${name}` };
+    return { ok: r.ok, ms: r.ms, ...(r.error ? { error: r.error } : {}) };
   };
 }
 
@@ -69,9 +33,8 @@ export function queueResend(config: Config, dispatchQueue: Queue<DispatchJobData
 export class AdminRole implements Role {
   readonly name = 'admin';
   private redis: Redis | undefined;
-  private queueRedis: Redis | undefined;
   private tracker: SeriesTracker | undefined;
-  private queues: Queue[] = [];
+  private dispatcher: Dispatcher | undefined;
   private app: FastifyInstance | undefined;
   private retention: SpoolRetention | undefined;
   /** Where the server is bound, once started. */
@@ -83,29 +46,25 @@ export class AdminRole implements Role {
     const { config } = this.ctx;
     const logger = this.ctx.logger.child({ role: this.name });
     assertSafeBinding(config);
-    // Fail-fast connection for reads (the pages answer quickly when Redis is down);
-    // a patient one for BullMQ queues (Bull Board, job counts, adding jobs).
+    // Fail-fast connection: pages, API and probes answer at once when Redis is down.
     this.redis = createRedis(config.redis.url, 'command', logger);
-    this.queueRedis = createRedis(config.redis.url, 'worker', logger);
     this.tracker = new SeriesTracker({ config, logger, redis: this.redis });
-    const prefix = config.redis.keyPrefix;
-    const dispatchQueue = new Queue<DispatchJobData>(DISPATCH_QUEUE, { connection: this.queueRedis, prefix });
+    this.dispatcher = new Dispatcher({ config, logger, redis: this.redis });
+    const dispatchQueue = this.dispatcher.queue;
     const inferenceQueue = this.tracker.inferenceQueue as Queue<InferenceJobData>;
-    this.queues = [dispatchQueue];
-    const warn = throttledWarn(logger);
-    dispatchQueue.on('error', (err) => warn({ err: err.message, queue: DISPATCH_QUEUE }, 'queue error'));
     const shown = [inferenceQueue as Queue, dispatchQueue as Queue];
     const data = new AdminData({ config, redis: this.redis, tracker: this.tracker, inferenceQueue, dispatchQueue });
+    const dispatcher = this.dispatcher;
     const actions = new AdminActions({
       config,
       logger,
       redis: this.redis,
       tracker: this.tracker,
       inferenceQueue,
-      resend: queueResend(config, dispatchQueue),
+      resend: async (record) => ({ jobIds: (await dispatcher.enqueue(record, 'admin')).map((r) => r.jobId) }),
       getResult: (uid) => data.getResult(uid),
     });
-    const readiness = new ReadinessChecker(config, this.redis, destinationEcho(config));
+    const readiness = new ReadinessChecker(config, this.redis, destinationEcho(config, logger, this.redis));
     const metrics = new Metrics({ config, redis: this.redis, queues: shown });
     this.retention = new SpoolRetention({ config, logger, redis: this.redis });
     const retention = this.retention;
@@ -124,8 +83,8 @@ export class AdminRole implements Role {
   async stop(): Promise<void> {
     await this.retention?.stop();
     await this.app?.close().catch(() => undefined);
-    await Promise.all([...this.queues.map((q) => q.close()), this.tracker?.close()].map((p) => p?.catch(() => undefined)));
-    await Promise.all([this.redis, this.queueRedis].map((r) => (r ? closeRedis(r) : undefined)));
+    await Promise.all([this.dispatcher?.close(), this.tracker?.close()].map((p) => p?.catch(() => undefined)));
+    if (this.redis) await closeRedis(this.redis);
   }
 }
 

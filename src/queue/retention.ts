@@ -143,6 +143,8 @@ export class SpoolRetention {
     const rec: ResultRecord = parsed.data;
     if (rec.instancesHash !== hash) return { delete: false, reason: 'content changed after the result' };
     if (series.status === 'receiving') return { delete: false, reason: 'receiving' };
+    // A newer inference job than the result's (e.g. an admin re-score) is still to come.
+    if (series.jobId && rec.jobId && series.jobId !== rec.jobId) return { delete: false, reason: 'a newer job is pending' };
     if (rec.status === 'scoring') return { delete: false, reason: 'scoring' };
     if (rec.status === 'failed') return { delete: false, reason: 'failed' };
     const finishedAt = rec.finishedAt ? Date.parse(rec.finishedAt) : NaN;
