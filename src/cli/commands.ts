@@ -5,11 +5,13 @@ import { registerListen } from './listen.js';
 import { registerScore } from './score.js';
 import { registerSend } from './send.js';
 import { registerServe } from './serve.js';
+import { registerWork } from './work.js';
 
 /** Every `mlsam` sub-command, one module each. */
 export function registerCommands(program: Command): void {
   registerServe(program);
   registerListen(program);
+  registerWork(program);
   registerEcho(program);
   registerSend(program);
   registerScore(program);

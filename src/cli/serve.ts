@@ -9,8 +9,9 @@ import { addNodeFlags, configFromFlags, type NodeFlags } from './node-options.js
  */
 export async function serveRoles(): Promise<readonly RoleFactory[]> {
   const { listenerRole } = await import('../node/listener-role.js');
+  const { workerRole } = await import('../node/worker-role.js');
   const { adminRole } = await import('../node/admin-role.js');
-  return [listenerRole, adminRole];
+  return [listenerRole, workerRole, adminRole];
 }
 
 export function registerServe(program: Command): void {

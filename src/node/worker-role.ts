@@ -1,0 +1,73 @@
+import type { Redis } from 'ioredis';
+import { resolveModelPath } from '../cli/score.js';
+import { closeRedis, createRedis } from '../queue/redis.js';
+import { InferenceWorker, type OnResult } from '../worker/inference/inference-worker.js';
+import type { NodeContext, Role, RoleFactory } from './role.js';
+
+/** What the "work" role runs beside the inference worker. */
+export interface WorkerStages {
+  /**
+   * Called with every finished record ('scored' / 'not-scored') before the inference job completes:
+   * the results stage (SR + SC writer) and the dispatch enqueue. Its outputs go into the record.
+   */
+  onResult?: OnResult;
+  /** More roles started after the inference worker and stopped before it (the dispatch worker). */
+  roles?: readonly RoleFactory[];
+}
+
+/**
+ * ▼ PIPELINE: the stages after inference plug in here (one line each), e.g.
+ *   onResult: resultsStage(ctx),            // src/results: SR/SC, then enqueue dispatch jobs
+ *   roles: [dispatchWorkerRole],             // src/worker/dispatch
+ */
+export function workerStages(_ctx: NodeContext): WorkerStages {
+  return {};
+}
+
+/**
+ * The "work" role: the inference worker (worker.concurrency jobs at once, one ONNX session each)
+ * and the stages after it (workerStages). `mlsam work` runs it; `mlsam serve` runs it after the listener.
+ */
+export class WorkerRole implements Role {
+  readonly name = 'worker';
+  private redis: Redis | undefined;
+  private workerRedis: Redis | undefined;
+  inference: InferenceWorker | undefined;
+  private readonly extra: Role[] = [];
+
+  constructor(
+    private readonly ctx: NodeContext,
+    private readonly stages: WorkerStages = workerStages(ctx),
+  ) {}
+
+  async start(): Promise<void> {
+    const { config } = this.ctx;
+    const logger = this.ctx.logger.child({ role: this.name });
+    this.redis = createRedis(config.redis.url, 'command', logger);
+    this.workerRedis = createRedis(config.redis.url, 'worker', logger);
+    this.inference = new InferenceWorker({
+      config,
+      logger,
+      redis: this.redis,
+      workerRedis: this.workerRedis,
+      modelPath: resolveModelPath(config.model.path),
+      onResult: this.stages.onResult,
+    });
+    await this.inference.start();
+    for (const f of this.stages.roles ?? []) {
+      const role = f(this.ctx);
+      await role.start();
+      this.extra.push(role);
+    }
+  }
+
+  async stop(): Promise<void> {
+    for (const role of this.extra.splice(0).reverse()) {
+      await role.stop().catch((err: Error) => this.ctx.logger.warn({ role: role.name, err: err.message }, 'stage did not stop cleanly'));
+    }
+    await this.inference?.stop();
+    await Promise.all([this.redis, this.workerRedis].map((r) => (r ? closeRedis(r) : undefined)));
+  }
+}
+
+export const workerRole: RoleFactory = (ctx) => new WorkerRole(ctx);

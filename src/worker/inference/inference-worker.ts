@@ -1,0 +1,282 @@
+/**
+ * The inference worker: a BullMQ worker on the `inference` queue. Each job is one spooled series
+ * with a fixed content; it is scored by the same engine as `mlsam score` (scoreFiles: select and
+ * order slices, decode + preprocess in a thread pool overlapping inference, ONNX in batches,
+ * aggregate) and its result record is written to Redis.
+ *
+ * Outcomes:
+ * - scored      → record 'scored'; onResult (results + dispatch stages) runs before the job completes.
+ * - not scored  → deterministic input problem (no usable slices, undecodable, too short): record
+ *                 'not-scored' with the reason, onResult runs, then UnrecoverableError
+ *                 ('not scored: <reason>'): no retries.
+ * - other error → transient: the job retries with backoff (INFERENCE_JOB_OPTIONS); on the last
+ *                 attempt the record says 'failed' with the error.
+ * A worker killed mid-job holds the job's lock until it expires (worker.lockDurationSeconds); another
+ * worker's stalled-job check (worker.stalledIntervalSeconds) then runs it again from the start.
+ */
+import path from 'node:path';
+import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Config } from '../../config/schema.js';
+import type { Logger } from '../../log.js';
+import { createPreparer, defaultDecodeThreads, type SlicePreparer } from '../../model/prepare.js';
+import { scoreFiles, type ScoreResult } from '../../model/score.js';
+import { ModelSession } from '../../model/session.js';
+import { INFERENCE_QUEUE, inferenceJobSchema, type InferenceJobData } from '../../queue/jobs.js';
+import { Keys } from '../../queue/keys.js';
+import { throttledWarn } from '../../queue/redis.js';
+import type { OutputFile, ResultRecord } from '../../queue/result-record.js';
+import { MAX_DROPPED, previousOf, ResultStore } from './result-store.js';
+
+/**
+ * Pipeline hook: called with the finished record (status 'scored' or 'not-scored') before the job
+ * completes. Returned outputs are stored in the record. Throwing fails the job (retried: transient).
+ */
+export type OnResult = (record: ResultRecord, job: Job<InferenceJobData>) => Promise<OutputFile[] | void>;
+
+export interface InferenceWorkerOptions {
+  config: Config;
+  logger: Logger;
+  /** Blocking connection for BullMQ (createRedis(url, 'worker')). */
+  workerRedis: Redis;
+  /** Command connection for result records (createRedis(url, 'command')). */
+  redis: Redis;
+  /** Absolute path of the .onnx file (its .json beside it). */
+  modelPath: string;
+  onResult?: OnResult;
+  /** Decode threads shared by this worker's jobs (default defaultDecodeThreads()). */
+  decodeThreads?: number;
+}
+
+/** Progress reported through BullMQ (job.progress). */
+export interface InferenceProgress {
+  done: number;
+  total: number;
+}
+
+class NotScored extends Error {}
+
+export class InferenceWorker {
+  private worker: Worker<InferenceJobData> | undefined;
+  private readonly sessions: ModelSession[] = [];
+  private readonly free: ModelSession[] = [];
+  private readonly waiting: ((s: ModelSession) => void)[] = [];
+  private preparer: SlicePreparer | undefined;
+  private readonly store: ResultStore;
+  private readonly log: Logger;
+  readonly keys: Keys;
+
+  constructor(private readonly opts: InferenceWorkerOptions) {
+    this.keys = new Keys(opts.config.redis.keyPrefix);
+    this.store = new ResultStore(opts.redis, this.keys);
+    this.log = opts.logger.child({ component: 'inference-worker' });
+  }
+
+  /** The execution provider the sessions really run on ("cpu", "cuda"). */
+  get provider(): string {
+    return this.sessions[0]?.providers[0] ?? 'cpu';
+  }
+
+  /** Loads one ONNX session per concurrency slot, then starts taking jobs. */
+  async start(): Promise<void> {
+    const { config } = this.opts;
+    const concurrency = config.worker.concurrency;
+    for (let i = 0; i < concurrency; i++) {
+      const s = await ModelSession.load(this.opts.modelPath, {
+        providers: config.model.providers,
+        batchSize: config.model.batchSize,
+        threads: config.model.intraOpThreads || undefined,
+        logger: i === 0 ? this.log : undefined,
+      });
+      this.sessions.push(s);
+      this.free.push(s);
+    }
+    this.preparer = createPreparer(this.opts.decodeThreads ?? defaultDecodeThreads(), this.log);
+    this.worker = new Worker<InferenceJobData>(INFERENCE_QUEUE, (job) => this.process(job), {
+      connection: this.opts.workerRedis,
+      prefix: config.redis.keyPrefix,
+      concurrency,
+      lockDuration: Math.round(config.worker.lockDurationSeconds * 1000),
+      stalledInterval: Math.round(config.worker.stalledIntervalSeconds * 1000),
+      // A job whose worker died twice is failed rather than retried forever.
+      maxStalledCount: 2,
+    });
+    const warn = throttledWarn(this.log);
+    this.worker.on('error', (err) => warn({ err: err.message }, 'inference worker error'));
+    this.worker.on('stalled', (jobId) => this.log.warn({ jobId }, 'inference job stalled (its worker died?): taken back'));
+    this.log.info(
+      { concurrency, provider: this.provider, batchSize: config.model.batchSize, decodeThreads: this.preparer.threads },
+      'inference worker started',
+    );
+  }
+
+  /** Stops taking jobs; waits up to `graceMs` for running ones, then leaves them to stalled-job recovery. */
+  async stop(graceMs = 20_000): Promise<void> {
+    if (this.worker) {
+      const w = this.worker;
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<'timeout'>((r) => (timer = setTimeout(() => r('timeout'), graceMs)));
+      const res = await Promise.race([w.close().then(() => 'closed' as const), timedOut]);
+      clearTimeout(timer);
+      if (res === 'timeout') {
+        this.log.warn({ graceMs }, 'inference jobs still running: leaving them to another worker');
+        await w.close(true).catch(() => undefined);
+      }
+      this.worker = undefined;
+    }
+    await this.preparer?.close();
+    this.preparer = undefined;
+    for (const s of this.sessions.splice(0)) await s.release().catch(() => undefined);
+    this.free.length = 0;
+  }
+
+  private acquire(): Promise<ModelSession> {
+    const s = this.free.pop();
+    if (s) return Promise.resolve(s);
+    return new Promise((resolve) => this.waiting.push(resolve));
+  }
+
+  private releaseSession(s: ModelSession): void {
+    const next = this.waiting.shift();
+    if (next) next(s);
+    else this.free.push(s);
+  }
+
+  /** The job processor (public for tests and tools). */
+  async process(job: Job<InferenceJobData>): Promise<{ status: 'scored'; score: number; category: string }> {
+    const started = Date.now();
+    const parsed = inferenceJobSchema.safeParse(job.data);
+    if (!parsed.success) throw new UnrecoverableError(`not scored: invalid job data: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
+    const data = parsed.data;
+    const log = this.log.child({ jobId: job.id, seriesInstanceUid: data.seriesInstanceUid, attempt: job.attemptsMade + 1 });
+    const meta = (this.sessions[0] as ModelSession).metadata;
+    const existing = await this.store.read(data.seriesInstanceUid);
+    const previous = previousOf(existing, data.instancesHash);
+    const base: ResultRecord = {
+      studyInstanceUid: data.studyInstanceUid,
+      seriesInstanceUid: data.seriesInstanceUid,
+      instancesHash: data.instancesHash,
+      jobId: String(job.id),
+      seriesDir: data.seriesDir,
+      callingAeTitle: data.callingAeTitle,
+      status: 'scoring',
+      model: { name: meta.name, version: meta.version, sha256: meta.sha256 },
+      provider: this.provider,
+      instanceCount: data.instanceCount,
+      slices: [],
+      keySlices: [],
+      dropped: [],
+      timings: { waitMs: Math.max(0, started - Date.parse(data.lastReceivedAt)) },
+      startedAt: new Date(started).toISOString(),
+      attemptsMade: job.attemptsMade + 1,
+      ...(previous?.length ? { previous } : {}),
+    };
+    await this.store.write(base, 'take');
+    log.info({ instances: data.instanceCount }, 'scoring series');
+
+    let record: ResultRecord = base;
+    try {
+      const session = await this.acquire();
+      let result: ScoreResult;
+      try {
+        result = await scoreFiles([data.seriesDir], {
+          session,
+          preparer: this.preparer,
+          keyAttention: true,
+          minSlices: this.opts.config.series.routing.minSlices,
+          onProgress: (p) => {
+            const progress: InferenceProgress = { done: p.done, total: p.total };
+            job.updateProgress(progress).catch((err: Error) => log.debug({ err: err.message }, 'progress not recorded'));
+          },
+        });
+      } finally {
+        this.releaseSession(session);
+      }
+      record = this.toRecord(base, data, result, started);
+      if (record.status === 'scored') {
+        log.info({ slices: record.slices.length, score: record.score, category: record.category, ms: record.timings.totalMs }, 'series scored');
+      } else {
+        log.warn({ reason: record.reason, dropped: record.dropped.length }, 'series not scored');
+      }
+      if (this.opts.onResult) {
+        const t = Date.now();
+        const outputs = await this.opts.onResult(record, job);
+        record = { ...record, ...(outputs ? { outputs } : {}), timings: { ...record.timings, resultsMs: Date.now() - t } };
+      }
+      record = { ...record, finishedAt: new Date().toISOString(), timings: { ...record.timings, totalMs: Date.now() - started } };
+      const mine = await this.store.write(record, 'own');
+      if (!mine) log.warn('a newer job took this series over: result not recorded');
+      if (record.status === 'not-scored') throw new NotScored(record.reason ?? 'not scored');
+      return { status: 'scored', score: record.score ?? 0, category: record.category ?? 'indeterminate' };
+    } catch (err) {
+      if (err instanceof NotScored) throw new UnrecoverableError(`not scored: ${err.message}`);
+      const msg = (err as Error)?.message ?? String(err);
+      const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      log.warn({ err: msg, last }, last ? 'inference job failed (no retries left)' : 'inference job failed (will retry)');
+      const failed: ResultRecord = last
+        ? { ...base, status: 'failed', reason: msg, finishedAt: new Date().toISOString(), timings: { ...base.timings, totalMs: Date.now() - started } }
+        : { ...base, reason: `attempt ${job.attemptsMade + 1} failed, will retry: ${msg}` };
+      await this.store.write(failed, 'own').catch((e: Error) => log.warn({ err: e.message }, 'could not record the failure'));
+      throw err;
+    }
+  }
+
+  /** The scoreFiles result of one series folder → the record ('scored' or 'not-scored'). */
+  private toRecord(base: ResultRecord, data: InferenceJobData, r: ScoreResult, started: number): ResultRecord {
+    const uid = data.seriesInstanceUid;
+    const st = r.timing.stages;
+    const timings = { ...base.timings, readMs: st.readMs, decodeMs: st.decodeMs, preprocessMs: st.preprocessMs, inferMs: st.inferMs, aggregateMs: st.aggregateMs, totalMs: Date.now() - started };
+    const series = r.series.find((s) => s.seriesInstanceUid === uid);
+    const unscored = r.notScored.find((s) => s.seriesInstanceUid === uid);
+    const others = r.series.length + r.notScored.length - (series ? 1 : 0) - (unscored ? 1 : 0);
+    const skipped = r.skipped.map((s) => ({ sopInstanceUid: null, reason: `${path.basename(s.file)}: ${s.reason}` }));
+    if (others > 0) skipped.push({ sopInstanceUid: null, reason: `${others} other series in the folder (not this job's)` });
+    const meta = (this.sessions[0] as ModelSession).metadata;
+    const minSlices = this.opts.config.series.routing.minSlices;
+    const dropped = (d: { sopInstanceUid: string | null; reason: string }[]) =>
+      [...d.map((x) => ({ sopInstanceUid: x.sopInstanceUid, reason: x.reason })), ...skipped].slice(0, MAX_DROPPED);
+    if (series && series.slices >= minSlices) {
+      const slices = r.slices.filter((s) => s.seriesInstanceUid === uid);
+      return {
+        ...base,
+        status: 'scored',
+        score: series.score,
+        category: series.category,
+        threshold: series.threshold,
+        indeterminateMargin: meta.series.indeterminateMargin,
+        k: series.k,
+        slices: slices.map((s) => ({
+          index: s.index,
+          sopInstanceUid: s.sopInstanceUid as string,
+          sopClassUid: s.sopClassUid as string,
+          file: path.resolve(s.file),
+          probability: s.probability,
+          position: s.position,
+          instanceNumber: s.instanceNumber,
+        })),
+        keySlices: series.keySlices.map((k) => ({
+          index: k.index,
+          sopInstanceUid: k.sopInstanceUid as string,
+          probability: k.probability,
+          ...(k.attention ? { attention: k.attention } : {}),
+        })),
+        dropped: dropped(series.dropped),
+        timings,
+      };
+    }
+    let reason: string;
+    let d: { sopInstanceUid: string | null; reason: string }[] = [];
+    if (series) {
+      reason = `too few decodable slices (${series.slices} < ${minSlices})`;
+      d = series.dropped;
+    } else if (unscored) {
+      reason = unscored.reason;
+      d = unscored.dropped;
+    } else if (r.skipped.some((s) => s.file === data.seriesDir)) {
+      reason = `series folder unreadable: ${r.skipped.find((s) => s.file === data.seriesDir)?.reason ?? ''}`;
+    } else {
+      reason = 'no DICOM instance of this series in its spool folder';
+    }
+    return { ...base, status: 'not-scored', reason, dropped: dropped(d), timings };
+  }
+}
