@@ -236,7 +236,7 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
       });
       const pixels = await rasterizeSvg(svg, width, height);
       const sc = buildSc({
-        source, model, sopInstanceUid: uids.summary, seriesInstanceUid: uids.scSeries, seriesNumber: numbers.sc, instanceNumber: keys.length + 1,
+        source, model, sopInstanceUid: uids.summary, seriesInstanceUid: uids.scSeries, seriesNumber: numbers.sc, instanceNumber: record.keySlices.length + 1,
         aeTitle, when, image: pixels,
         derivation: `Chart of the ${model.name} ${model.version} slice probabilities; ${NOT_FOR_DIAGNOSTIC_USE}`,
         comments: `${NOT_FOR_DIAGNOSTIC_USE}. ${model.name} ${model.version} per-slice probability along the scan, threshold and key slices marked. ${seriesLine}.`,

@@ -80,23 +80,17 @@ export interface SourceInstance {
   bodyPartExamined: string | null;
 }
 
-type DictEntry = { vr: string };
-let dictByTag: Map<number, string> | null = null;
+type DictEntry = { vr?: string };
 
 /** VR of a tag in the data dictionary (dcmjs's); UN when unknown, private or ambiguous. */
 function dictionaryVr(tag: number): string {
-  if (!dictByTag) {
-    dictByTag = new Map();
-    const dict = (dcmjs.data.DicomMetaDictionary as unknown as { dictionary: Record<string, DictEntry> }).dictionary;
-    for (const [key, e] of Object.entries(dict)) {
-      const m = /^\(([0-9A-F]{4}),([0-9A-F]{4})\)$/i.exec(key);
-      if (!m || !e.vr || !KNOWN_VRS.has(e.vr)) continue;
-      dictByTag.set(tagOf(parseInt(m[1] as string, 16), parseInt(m[2] as string, 16)), e.vr);
-    }
-  }
   if ((tag >>> 16) % 2 === 1) return 'UN';
   if ((tag & 0xffff) === 0) return 'UL';
-  return dictByTag.get(tag) ?? 'UN';
+  // dcmjs's dictionary answers lookups by key but does not enumerate its entries.
+  const dict = (dcmjs.data.DicomMetaDictionary as unknown as { dictionary: Record<string, DictEntry | undefined> }).dictionary;
+  const hex = (n: number) => n.toString(16).toUpperCase().padStart(4, '0');
+  const vr = dict[`(${hex(tag >>> 16)},${hex(tag & 0xffff)})`]?.vr;
+  return vr && KNOWN_VRS.has(vr) ? vr : 'UN';
 }
 
 class Reader {
