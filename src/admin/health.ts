@@ -15,7 +15,7 @@ import type { Config } from '../config/schema.js';
 import { resolvePath } from '../config/load.js';
 import { diskUsagePercent } from '../dicom/spool/spool-layout.js';
 import { loadModelMetadata } from '../model/metadata.js';
-import { withTimeout } from '../queue/redis.js';
+import { whenReady, withTimeout } from '../queue/redis.js';
 
 export interface CheckResult {
   ok: boolean;
@@ -66,6 +66,8 @@ export class ReadinessChecker {
   }
 
   private async checkRedis(): Promise<CheckResult> {
+    // Just started or reconnecting: give the handshake a moment before calling Redis unreachable.
+    if (this.redis.status !== 'ready') await whenReady(this.redis, 1_500).catch(() => undefined);
     if (this.redis.status !== 'ready') return { ok: false, error: `redis not reachable at ${redactUrl(this.config.redis.url)} (connection ${this.redis.status})` };
     const t0 = Date.now();
     const pong = await this.redis.ping();

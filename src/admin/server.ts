@@ -41,6 +41,7 @@ export interface AdminServerDeps {
 
 const UID = /^[0-9]+(\.[0-9]+)*$/;
 const OPEN_PATHS = new Set(['/healthz', '/readyz']);
+const REDIS_DOWN = /writeable|ECONNREFUSED|Connection is closed|redis not connected|enableOfflineQueue|MaxRetriesPerRequest/i;
 const ACTIONS: readonly ActionName[] = ['force', 'rescore', 'resend'];
 
 /** Refuses to serve the admin on a non-loopback address without a password (the config schema does too). */
@@ -89,10 +90,11 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyIn
     app.basicAuth(req, reply, done);
   });
   app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
-    const code = err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
+    const redisDown = !err.statusCode && REDIS_DOWN.test(err.message);
+    const code = redisDown ? 503 : err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
     if (code >= 500) log.error({ err: err.message, url: req.url.split('?')[0] }, 'admin request failed');
     if (code === 401) void reply.header('WWW-Authenticate', 'Basic realm="mlsam-node"');
-    void reply.code(code).send({ error: code === 401 ? 'authentication required' : err.message });
+    void reply.code(code).send({ error: code === 401 ? 'authentication required' : redisDown ? `redis unavailable: ${err.message}` : err.message });
   });
 
   // Bull Board: inference and dispatch (the internal series-settle queue is left out).
