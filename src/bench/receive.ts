@@ -15,6 +15,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { createInterface } from 'node:readline';
 import { PROJECT_ROOT } from '../config/load.js';
 import { writeSyntheticSeries } from '../dicom/testing/synthetic-series.js';
@@ -161,9 +162,21 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 };
 
-async function main(): Promise<void> {
-  const slices = arg('slices', 300);
-  const rounds = arg('rounds', 3);
+export interface ReceiveBenchRow {
+  name: string;
+  /** Median wall time of one storescu run, ms. */
+  ms: number;
+  /** Instances per second. */
+  ips: number;
+  mbs: number;
+  /** storescp time / this time (1 = as fast as storescp). */
+  ratio: number;
+  /** Peak RSS of our listener process (MB), sampled. */
+  rss: number | undefined;
+}
+
+/** Runs the receive benchmark (also used by `npm run bench`, src/bench/run-all.ts); returns its Markdown and rows. */
+export async function receiveBench(slices = 300, rounds = 3): Promise<{ text: string; rows: ReceiveBenchRow[]; floorMs: number }> {
   const work = await mkdtemp(join(tmpdir(), 'mlsam-bench-'));
   try {
     process.stdout.write(`generating ${slices} slices 512x512 ...\n`);
@@ -213,16 +226,23 @@ async function main(): Promise<void> {
       `All runs per target (s): ${rows.map((r) => `${r.name}: ${times.get(r.name)!.map((x) => (x / 1000).toFixed(2)).join(', ')}`).join('; ')}`,
       ``,
     ];
-    const text = lines.join('\n');
-    process.stdout.write(`\n${text}`);
-    await mkdir(join(REPO, 'bench-results'), { recursive: true });
-    await writeFile(join(REPO, 'bench-results', 'receive.md'), text);
+    return { text: lines.join('\n'), rows, floorMs };
   } finally {
     await rm(work, { recursive: true, force: true });
   }
 }
 
-main().catch((err: unknown) => {
-  process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
-  process.exit(1);
-});
+async function main(): Promise<void> {
+  const { text } = await receiveBench(arg('slices', 300), arg('rounds', 3));
+  process.stdout.write(`\n${text}`);
+  await mkdir(join(REPO, 'bench-results'), { recursive: true });
+  await writeFile(join(REPO, 'bench-results', 'receive.md'), text);
+}
+
+// Run only as a script (`node dist/bench/receive.js`), not when imported by run-all.
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`bench: ${(err as Error).stack ?? String(err)}\n`);
+    process.exit(1);
+  });
+}
