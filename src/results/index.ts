@@ -17,7 +17,7 @@ import { fsyncDir, resultsDirFor } from '../dicom/spool/spool-layout.js';
 import type { Logger } from '../log.js';
 import type { ModelMetadata } from '../model/metadata.js';
 import type { OutputFile, ResultRecord } from '../queue/result-record.js';
-import { dicomDateTime, NOT_FOR_DIAGNOSTIC_USE, resultSeriesNumbers, type ModelInfo } from './common.js';
+import { dicomDateTime, NOT_FOR_DIAGNOSTIC_USE, resultSeriesNumbers, type DicomDateTime, type ModelInfo } from './common.js';
 import { part10 } from './dataset.js';
 import { blendHeatmap, chartSvg, compositeSvg, heatmapOverlaySvg, rasterizeSvg, windowed, type Window } from './render.js';
 import { buildSc, SECONDARY_CAPTURE } from './sc.js';
@@ -120,6 +120,20 @@ async function primarySource(record: ResultRecord): Promise<{ source: SourceInst
   return { source, evidence };
 }
 
+/**
+ * The date and time of an earlier run's objects of this same content (same SR UID): a re-run of
+ * the job (new startedAt) keeps them, so it rewrites the same bytes under the same UIDs.
+ */
+async function earlierWhen(dir: string, srUid: string): Promise<DicomDateTime | null> {
+  try {
+    const prev = await readSourceInstance(join(dir, OUTPUT_NAMES.sr));
+    if (prev.sopInstanceUid !== srUid || !prev.contentDate || !prev.contentTime) return null;
+    return { date: prev.contentDate, time: prev.contentTime };
+  } catch {
+    return null;
+  }
+}
+
 function parametersText(record: ResultRecord, metadata: ModelMetadata | undefined, window: Window): string {
   const agg = metadata?.series.aggregation;
   return [
@@ -147,12 +161,13 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
   const basis: UidBasis = { seriesInstanceUid: record.seriesInstanceUid, instancesHash: record.instancesHash, modelVersion: model.version };
   const uids = resultUids(basis);
   const { source, evidence } = await primarySource(record);
-  const when = dicomDateTime(record.finishedAt ?? record.startedAt, source.timezoneOffset);
+  const dir = resultsDirFor(resolvePath(config.spool.dir), record.studyInstanceUid, record.seriesInstanceUid, record.instancesHash, model.version);
+  await fs.promises.mkdir(dir, { recursive: true });
+  const srUid = scored ? uids.sr : uids.srNotScored;
+  const when = (await earlierWhen(dir, srUid)) ?? dicomDateTime(record.finishedAt ?? record.startedAt, source.timezoneOffset);
   const numbers = resultSeriesNumbers(source.seriesNumber);
   const aeTitle = config.dicom.aeTitle;
   const window: Window = metadata?.preprocessing.window ?? DEFAULT_WINDOW;
-  const dir = resultsDirFor(resolvePath(config.spool.dir), record.studyInstanceUid, record.seriesInstanceUid, record.instancesHash, model.version);
-  await fs.promises.mkdir(dir, { recursive: true });
 
   const files: { name: string; bytes: Buffer; out: Omit<OutputFile, 'path'> }[] = [];
 
@@ -164,7 +179,6 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
       seriesInstanceUid:
         p.srSeriesInstanceUid ?? resultUid({ seriesInstanceUid: record.seriesInstanceUid, instancesHash: p.instancesHash, modelVersion: p.modelVersion }, 'sr-series'),
     }));
-  const srUid = scored ? uids.sr : uids.srNotScored;
   const sr = buildSr({
     record, source, model, sopInstanceUid: srUid, seriesInstanceUid: uids.srSeries, seriesNumber: numbers.sr,
     deviceObserverUid: resultUid({ seriesInstanceUid: '', instancesHash: '', modelVersion: model.version }, `device:${aeTitle}:${model.name}`),

@@ -57,7 +57,7 @@ export const TYPE2_PATIENT_STUDY: ReadonlyArray<[number, string]> = [
 const VALUES: ReadonlySet<number> = new Set([
   tagOf(0x0008, 0x0016), tagOf(0x0008, 0x0018), tagOf(0x0008, 0x0060), tagOf(0x0020, 0x000e), tagOf(0x0020, 0x0011),
   tagOf(0x0020, 0x0013), tagOf(0x0020, 0x0037), tagOf(0x0028, 0x0030), tagOf(0x0028, 0x0010), tagOf(0x0028, 0x0011),
-  tagOf(0x0008, 0x0201), tagOf(0x0018, 0x0015), tagOf(0x0020, 0x000d),
+  tagOf(0x0008, 0x0201), tagOf(0x0018, 0x0015), tagOf(0x0020, 0x000d), tagOf(0x0008, 0x0023), tagOf(0x0008, 0x0033),
 ]);
 
 const PIXEL_DATA = tagOf(0x7fe0, 0x0010);
@@ -78,6 +78,8 @@ export interface SourceInstance {
   columns: number | null;
   timezoneOffset: string | null;
   bodyPartExamined: string | null;
+  contentDate: string | null;
+  contentTime: string | null;
 }
 
 type DictEntry = { vr?: string };
@@ -253,5 +255,7 @@ export function parseSourceInstance(buf: Buffer, name = 'source'): SourceInstanc
     columns: num(tagOf(0x0028, 0x0011)),
     timezoneOffset: str(tagOf(0x0008, 0x0201)),
     bodyPartExamined: str(tagOf(0x0018, 0x0015)),
+    contentDate: str(tagOf(0x0008, 0x0023)),
+    contentTime: str(tagOf(0x0008, 0x0033)),
   };
 }

@@ -174,6 +174,10 @@ describe('result objects of a scored series', () => {
       expect(readFileSync(o.path).equals(before[i]!.bytes)).toBe(true);
       expect(statSync(o.path).mtimeMs).toBe(before[i]!.mtime); // identical content is not rewritten
     });
+    // a retried job: same content, a later run; the objects keep their date and time, so their bytes
+    const retried = { ...structuredClone(record), startedAt: '2026-11-27T08:00:00.000Z', finishedAt: '2026-11-27T08:00:05.000Z', attemptsMade: 2 };
+    const again2 = await writeResultObjects(retried, { config: testConfig(spool), logger, metadata: meta });
+    again2.forEach((o, i) => expect(readFileSync(o.path).equals(before[i]!.bytes), o.path).toBe(true));
     const spool2 = path.join(tmp, 'spool2');
     const other = await writeResultObjects(structuredClone(record), { config: testConfig(spool2), logger, metadata: meta });
     expect(other.map((o) => o.sopInstanceUid)).toEqual(outputs.map((o) => o.sopInstanceUid));
