@@ -45,7 +45,7 @@ export function buildSc(inp: ScInput): Dataset {
   // Laterality is required (2C) for paired body parts; copying the source's body part tells that it is not.
   if (source.bodyPartExamined) setString(ds, tagOf(0x0018, 0x0015), 'CS', source.bodyPartExamined);
   else setString(ds, tagOf(0x0020, 0x0060), 'CS', null);
-  setString(ds, tagOf(0x0008, 0x103e), 'LO', `AI heatmaps ${model.name} ${model.version} - ${NOT_FOR_DIAGNOSTIC_USE}`);
+  setString(ds, tagOf(0x0008, 0x103e), 'LO', `${NOT_FOR_DIAGNOSTIC_USE} - AI heatmaps ${model.name} ${model.version}`);
   // General Equipment + SC Equipment
   setEquipment(ds, inp.aeTitle);
   setString(ds, tagOf(0x0008, 0x0064), 'CS', 'WSD');

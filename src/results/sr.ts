@@ -208,7 +208,7 @@ export function buildSr(inp: SrInput): Dataset {
   setString(ds, tagOf(0x0020, 0x0011), 'IS', String(inp.seriesNumber));
   setString(ds, tagOf(0x0008, 0x0021), 'DA', inp.when.date);
   setString(ds, tagOf(0x0008, 0x0031), 'TM', inp.when.time);
-  setString(ds, tagOf(0x0008, 0x103e), 'LO', `AI report ${model.name} ${model.version} - ${NOT_FOR_DIAGNOSTIC_USE}`);
+  setString(ds, tagOf(0x0008, 0x103e), 'LO', `${NOT_FOR_DIAGNOSTIC_USE} - AI report ${model.name} ${model.version}`);
   setSequence(ds, tagOf(0x0008, 0x1111), []);
   // General + Enhanced General Equipment
   setEquipment(ds, inp.aeTitle);
