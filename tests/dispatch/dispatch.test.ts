@@ -12,7 +12,7 @@ import { dispatchBackoffMs, DISPATCH_JOB_NAME } from '../../src/worker/dispatch/
 import { readDestinationEchoes } from '../../src/worker/dispatch/echo.js';
 import { DispatchRole } from '../../src/worker/dispatch/role.js';
 import { cleanup, freePort, logger, testConfig, waitFor } from '../queue/helpers.js';
-import { destination, Harness, makeResultSet, startStorescp, type Storescp } from './helpers.js';
+import { destination, Harness, makeResultSet, makeScoredResultSet, startStorescp, type Storescp } from './helpers.js';
 import { startScriptedScp } from './scripted-scp.js';
 
 let work: string;
@@ -58,7 +58,7 @@ describe('dispatch to DCMTK storescp (and a scripted SCP for per-instance status
     configs.push(config);
     const h = new Harness(config);
     harnesses.push(h);
-    const set = await makeResultSet(join(work, 'a'), 4);
+    const set = await makeScoredResultSet(config);
     const series = set.record.seriesInstanceUid;
     const jobId = dispatchJobId(series, set.record.instancesHash, '1.0.0', 'pacs');
 

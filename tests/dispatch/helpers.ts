@@ -6,9 +6,11 @@ import { join } from 'node:path';
 import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config, Destination } from '../../src/config/schema.js';
+import { resolvePath } from '../../src/config/load.js';
 import { instancesHash, type DispatchJobData } from '../../src/queue/jobs.js';
 import { closeRedis, createRedis } from '../../src/queue/redis.js';
 import type { ResultRecord } from '../../src/queue/result-record.js';
+import { writeResultObjects } from '../../src/results/index.js';
 import { Dispatcher } from '../../src/worker/dispatch/dispatcher.js';
 import { DispatchWorker } from '../../src/worker/dispatch/worker.js';
 import { newUid, writeSyntheticSeries } from '../helpers/synthetic-series.js';
@@ -54,7 +56,7 @@ export async function startStorescp(port: number, extra: string[] = []): Promise
     dir,
     receptions() {
       // "I: storing DICOM file: <dir>/<MODALITY>.<SOPInstanceUID>"
-      return [...out.matchAll(/storing DICOM file: \S*\/[A-Z]+\.([0-9.]+)\s/g)].map((m) => m[1]!);
+      return [...out.matchAll(/storing DICOM file: \S*\/[A-Za-z0-9]+\.([0-9.]+)\s/g)].map((m) => m[1]!);
     },
     async stop() {
       if (proc.exitCode === null && proc.signalCode === null && proc.pid) {
@@ -117,6 +119,68 @@ export async function makeResultSet(dir: string, count = 4): Promise<ResultSet> 
   return { record, files, sopInstanceUids: series.instances.map((i) => i.sopInstanceUid), resultSeriesUid: series.seriesInstanceUid };
 }
 
+/**
+ * Real result objects: a synthetic CT series (128×128, 6 slices) spooled under config.spool.dir,
+ * a hand-made 'scored' ResultRecord for it (two key slices with attention maps), and the SR,
+ * heatmap SCs and summary SC that src/results writeResultObjects makes of it (4 files).
+ */
+export async function makeScoredResultSet(config: Config): Promise<ResultSet> {
+  const studyInstanceUid = newUid();
+  const seriesInstanceUid = newUid();
+  const spool = resolvePath(config.spool.dir);
+  const series = await writeSyntheticSeries({
+    dir: join(spool, studyInstanceUid, seriesInstanceUid), count: 6, rows: 128, columns: 128, studyInstanceUid, seriesInstanceUid,
+    fileName: (i) => `slice-${i + 1}.dcm`,
+  });
+  const probabilities = [0.1, 0.35, 0.8, 0.9, 0.4, 0.2];
+  const slices = series.instances.map((inst, index) => ({
+    index,
+    sopInstanceUid: inst.sopInstanceUid,
+    sopClassUid: series.sopClassUid,
+    file: inst.path,
+    probability: probabilities[index]!,
+    position: inst.z,
+    instanceNumber: inst.instanceNumber,
+  }));
+  const attention = {
+    width: 8, height: 8, imageWidth: 128, imageHeight: 128, cropBox: { x0: 0, y0: 0, x1: 127, y1: 127 },
+    data: Array.from({ length: 64 }, (_, i) => ((i % 8) + Math.floor(i / 8)) / 14),
+  };
+  const keySlices = [3, 2].map((i) => ({ index: i, sopInstanceUid: slices[i]!.sopInstanceUid, probability: probabilities[i]!, attention }));
+  const hash = instancesHash(slices.map((x) => x.sopInstanceUid));
+  const record: ResultRecord = {
+    studyInstanceUid,
+    seriesInstanceUid,
+    instancesHash: hash,
+    jobId: `series-${seriesInstanceUid}-${hash}`,
+    seriesDir: series.dir,
+    callingAeTitle: 'PACS',
+    status: 'scored',
+    model: { name: 'mlsam-test', version: '1.0.0', sha256: '0'.repeat(64) },
+    provider: 'cpu',
+    instanceCount: slices.length,
+    score: 0.85,
+    category: 'likely',
+    threshold: 0.5,
+    indeterminateMargin: 0.1,
+    k: 2,
+    slices,
+    keySlices,
+    dropped: [],
+    timings: {},
+    startedAt: '2026-11-26T01:02:03.456Z',
+    finishedAt: '2026-11-26T01:02:09.789Z',
+    attemptsMade: 1,
+  };
+  const outputs = await writeResultObjects(record, { config, logger });
+  return {
+    record: { ...record, outputs },
+    files: outputs.map((o) => o.path),
+    sopInstanceUids: outputs.map((o) => o.sopInstanceUid),
+    resultSeriesUid: outputs[0]!.seriesInstanceUid,
+  };
+}
+
 export function destination(name: string, port: number, aeTitle = 'STORESCP'): Destination {
   return { name, aeTitle, host: '127.0.0.1', port };
 }
@@ -142,9 +206,10 @@ export class Harness {
 
   /** Waits until the job is in one of `states`; returns it. */
   async waitState(id: string, states: string[], timeoutMs = 30_000): Promise<Job<DispatchJobData>> {
+    // State first, then the job: a job read before its state changed would carry stale fields.
     return waitFor(async () => {
-      const j = await this.job(id);
-      return j && states.includes(await j.getState()) ? j : undefined;
+      if (!states.includes(await this.dispatcher.queue.getJobState(id))) return undefined;
+      return this.job(id);
     }, timeoutMs, `job ${id} in ${states.join('/')}`, 50);
   }
 

@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/schema.js';
 import { startOrthanc, type Orthanc } from '../../src/demo/orthanc.js';
 import { cleanup, freePort, testConfig, waitFor } from '../queue/helpers.js';
-import { destination, Harness, makeResultSet } from './helpers.js';
+import { destination, Harness, makeScoredResultSet } from './helpers.js';
 
 /**
  * Counts the C-STOREs that reach Orthanc, per SOP Instance UID, even for instances it already
@@ -33,7 +33,6 @@ end
 let orthanc: Orthanc;
 let config: Config;
 let h: Harness;
-let work: string;
 
 let orthancDir: string;
 
@@ -50,7 +49,6 @@ async function instanceCount(): Promise<number> {
 }
 
 beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), 'mlsam-dispatch-orthanc-'));
   orthancDir = await mkdtemp(join(tmpdir(), 'mlsam-orthanc-'));
   orthanc = await startOrthanc({
     aeTitle: 'ORTHANC',
@@ -72,12 +70,12 @@ afterAll(async () => {
   await h?.close();
   await orthanc?.stop();
   if (config) await cleanup(config);
-  await rm(work, { recursive: true, force: true });
 });
 
 describe('dispatch to Orthanc', () => {
   it('stores every result instance (read back over REST); running the same job twice leaves the instance count unchanged', async () => {
-    const set = await makeResultSet(join(work, 'a'), 4);
+    const set = await makeScoredResultSet(config);
+    expect(set.record.outputs!.map((o) => o.kind)).toEqual(['sr', 'heatmap', 'heatmap', 'summary']);
     const before = await instanceCount();
     const [added] = await h.dispatcher.enqueue(set.record, 'worker');
     await h.waitState(added!.jobId, ['completed']);
@@ -85,6 +83,8 @@ describe('dispatch to Orthanc', () => {
     expect(stored.map((i) => i.MainDicomTags.SOPInstanceUID).sort()).toEqual([...set.sopInstanceUids].sort());
     expect(await instanceCount()).toBe(before + 4);
     for (const i of stored) expect(await orthanc.instanceMetadata(i.ID, 'RemoteAET')).toBe('MLSAM');
+    const modalities = await Promise.all(stored.map(async (i) => [i.MainDicomTags.SOPInstanceUID, (await orthanc.instanceTags(i.ID)).Modality]));
+    expect(Object.fromEntries(modalities)).toEqual(Object.fromEntries(set.record.outputs!.map((o) => [o.sopInstanceUid, o.kind === 'sr' ? 'SR' : 'OT'])));
 
     // The same job again (admin re-send: every file is sent a second time).
     const [again] = await h.dispatcher.enqueue(set.record, 'admin');
@@ -109,7 +109,7 @@ describe('dispatch to Orthanc', () => {
     const lh = new Harness(lateConfig);
     let late: Orthanc | undefined;
     try {
-      const set = await makeResultSet(join(work, 'late'), 3);
+      const set = await makeScoredResultSet(lateConfig);
       const series = set.record.seriesInstanceUid;
       const [r] = await lh.dispatcher.enqueue(set.record, 'worker');
       await waitFor(async () => (await lh.dispatcher.store.attempts(series)).length >= 2 || undefined, 20_000, '2 failed attempts');
@@ -125,10 +125,10 @@ describe('dispatch to Orthanc', () => {
       const log = (await lh.dispatcher.store.attempts(series)).reverse();
       expect(log.length).toBe(job.attemptsMade);
       expect(log.slice(0, -1).every((a) => a.outcome === 'failed' && a.sent === 0)).toBe(true);
-      expect(log.at(-1)).toMatchObject({ outcome: 'sent', sent: 3 });
+      expect(log.at(-1)).toMatchObject({ outcome: 'sent', sent: 4 });
       const stored = await late.instancesOfStudy(set.record.studyInstanceUid);
       expect(stored.map((i) => i.MainDicomTags.SOPInstanceUID).sort()).toEqual([...set.sopInstanceUids].sort());
-      expect((await late.get<{ CountInstances: number }>('/statistics')).CountInstances).toBe(3);
+      expect((await late.get<{ CountInstances: number }>('/statistics')).CountInstances).toBe(4);
       const c = await calls(lateDir);
       expect(Object.keys(c).sort()).toEqual([...set.sopInstanceUids].sort());
       expect(Object.values(c).every((n) => n === 1)).toBe(true);
