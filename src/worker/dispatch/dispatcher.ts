@@ -7,7 +7,7 @@ import { Queue, type Job, type JobsOptions, type JobState } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config, Destination } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
-import { DISPATCH_QUEUE, dispatchJobId, type DispatchJobData } from '../../queue/jobs.js';
+import { DISPATCH_QUEUE, dispatchJobId, dispatchJobSchema, type DispatchJobData } from '../../queue/jobs.js';
 import { Keys } from '../../queue/keys.js';
 import { throttledWarn, whenReady } from '../../queue/redis.js';
 import { resultRecordSchema, type DispatchState, type ResultRecord } from '../../queue/result-record.js';
@@ -138,14 +138,15 @@ export class Dispatcher {
     const results: EnqueueResult[] = [];
     for (const dest of destinations) {
       const jobId = dispatchJobId(record.seriesInstanceUid, record.instancesHash, record.model.version, dest.name);
-      const data: DispatchJobData = {
+      // Validated here, so a bad record (e.g. relative paths) fails the caller, not N retries later.
+      const data: DispatchJobData = dispatchJobSchema.parse({
         studyInstanceUid: record.studyInstanceUid,
         seriesInstanceUid: record.seriesInstanceUid,
         instancesHash: record.instancesHash,
         destination: dest.name,
         files,
         enqueuedBy: by,
-      };
+      });
       const pending: DispatchState = {
         destination: dest.name,
         instancesHash: record.instancesHash,

@@ -1,7 +1,8 @@
 import type { Redis } from 'ioredis';
 import type { NodeContext, Role, RoleFactory } from '../../node/role.js';
 import { closeRedis, createRedis, withTimeout } from '../../queue/redis.js';
-import { Dispatcher } from './dispatcher.js';
+import type { ResultRecord } from '../../queue/result-record.js';
+import { Dispatcher, type EnqueueOptions, type EnqueueResult } from './dispatcher.js';
 import { DestinationEchoScheduler, echoDestinations, type DestinationEcho } from './echo.js';
 import { DispatchWorker } from './worker.js';
 
@@ -43,6 +44,12 @@ export class DispatchRole implements Role {
       { destinations: config.destinations.map((d) => d.name), concurrency: config.worker.dispatchConcurrency },
       config.destinations.length ? 'dispatch worker started' : 'dispatch worker started; no destinations configured: results stay in the spool',
     );
+  }
+
+  /** Dispatcher.enqueue through this role's dispatcher (for the results stage and the admin API). */
+  enqueue(record: ResultRecord, by: 'worker' | 'admin', opts?: EnqueueOptions): Promise<EnqueueResult[]> {
+    if (!this.dispatcher) throw new Error('dispatch role not started');
+    return this.dispatcher.enqueue(record, by, opts);
   }
 
   /** C-ECHO now (all destinations, or the named ones); results also stored for the dashboard. */

@@ -88,6 +88,9 @@ export class DispatchWorker {
       connection: this.opts.workerRedis,
       prefix: config.redis.keyPrefix,
       concurrency: this.opts.concurrency ?? config.worker.dispatchConcurrency,
+      // A worker killed mid-send leaves its job to another one once the lock expires (as for inference).
+      lockDuration: Math.round(config.worker.lockDurationSeconds * 1000),
+      stalledInterval: Math.round(config.worker.stalledIntervalSeconds * 1000),
       settings: {
         // Used for jobs whose backoff type is not built in, i.e. DISPATCH_BACKOFF (dispatchJobOptions).
         backoffStrategy: (attemptsMade: number) => dispatchBackoffMs(attemptsMade, config.dispatch),
@@ -121,7 +124,9 @@ export class DispatchWorker {
   async process(job: Job<DispatchJobData, DispatchJobResult>): Promise<DispatchJobResult> {
     const t0 = Date.now();
     const at = new Date(t0).toISOString();
-    const data = dispatchJobSchema.parse(job.data);
+    const parsed = dispatchJobSchema.safeParse(job.data);
+    if (!parsed.success) throw new UnrecoverableError(`invalid dispatch job data: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    const data = parsed.data;
     const jobId = job.id ?? '';
     const attempt = job.attemptsMade + 1;
     const finalTry = attempt >= (job.opts.attempts ?? 1);
