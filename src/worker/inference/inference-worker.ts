@@ -77,6 +77,11 @@ export class InferenceWorker {
     return this.sessions[0]?.providers[0] ?? 'cpu';
   }
 
+  /** Threads of the decode + preprocess pool (0: the JS thread). */
+  get decodeThreads(): number {
+    return this.preparer?.threads ?? 0;
+  }
+
   /** Loads one ONNX session per concurrency slot, then starts taking jobs. */
   async start(): Promise<void> {
     const { config } = this.opts;
