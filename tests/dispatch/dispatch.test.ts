@@ -84,7 +84,7 @@ describe('dispatch to DCMTK storescp (and a scripted SCP for per-instance status
     expect(log).toHaveLength(1);
     expect(log[0]).toMatchObject({ destination: 'pacs', attempt: 1, outcome: 'sent', sent: 4, failed: 0 });
     // The result record itself is not touched by the dispatcher.
-    expect(await h.redis.exists(new Keys(config.redis.keyPrefix).result(series))).toBe(0);
+    expect(await (await h.ready()).exists(new Keys(config.redis.keyPrefix).result(series))).toBe(0);
 
     // The inference worker enqueueing the same result again sends nothing.
     expect((await h.dispatcher.enqueue(set.record, 'worker'))[0]!.outcome).toBe('exists');
@@ -240,7 +240,7 @@ describe('dispatch to DCMTK storescp (and a scripted SCP for per-instance status
     harnesses.push(h);
     const set = await makeResultSet(join(work, 'e'), 2);
     const keys = new Keys(config.redis.keyPrefix);
-    await h.redis.set(keys.result(set.record.seriesInstanceUid), JSON.stringify(set.record));
+    await (await h.ready()).set(keys.result(set.record.seriesInstanceUid), JSON.stringify(set.record));
     await h.redis.zadd(keys.resultIndex(), Date.now(), set.record.seriesInstanceUid);
     expect(await h.dispatcher.enqueue(set.record, 'worker')).toEqual([]);
     expect(await h.dispatcher.queue.count()).toBe(0);

@@ -8,7 +8,7 @@ import type { Redis } from 'ioredis';
 import type { Config, Destination } from '../../src/config/schema.js';
 import { resolvePath } from '../../src/config/load.js';
 import { instancesHash, type DispatchJobData } from '../../src/queue/jobs.js';
-import { closeRedis, createRedis } from '../../src/queue/redis.js';
+import { closeRedis, createRedis, whenReady } from '../../src/queue/redis.js';
 import type { ResultRecord } from '../../src/queue/result-record.js';
 import { writeResultObjects } from '../../src/results/index.js';
 import { Dispatcher } from '../../src/worker/dispatch/dispatcher.js';
@@ -198,6 +198,12 @@ export class Harness {
     this.dispatcher = new Dispatcher({ config, logger, redis: this.redis });
     this.worker = new DispatchWorker({ config, logger, redis: this.redis, workerRedis: this.workerRedis });
     if (startWorker) this.worker.start();
+  }
+
+  /** The command connection has no offline queue: wait for it before using it directly. */
+  async ready(): Promise<Redis> {
+    await whenReady(this.redis, 5_000);
+    return this.redis;
   }
 
   job(id: string): Promise<Job<DispatchJobData> | undefined> {
