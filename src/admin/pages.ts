@@ -41,7 +41,7 @@ button:hover{background:#1d3557;color:#fff}.flash{padding:8px 12px;margin-bottom
 .heatmaps img{display:block;width:256px;height:auto;image-rendering:auto}.heatmaps figcaption{font-size:12px;color:#4a5560;margin-top:4px;max-width:256px}
 pre.sr{background:#fff;padding:12px;box-shadow:0 1px 2px rgba(0,0,0,.08);overflow:auto;font-size:12px;margin:0}
 #chart{background:#fff;padding:8px;box-shadow:0 1px 2px rgba(0,0,0,.08);min-height:300px}.phi{background:#fff8e1;border-left:3px solid #d99a0b}
-.notice{font-size:12px;color:#a61b1b;font-weight:600}
+.notice{font-size:12px;color:#a61b1b;font-weight:600}.nowrap{white-space:nowrap}
 `;
 
 export function layout(title: string, body: string, opts: { refreshSeconds?: number; head?: string } = {}): string {
@@ -79,13 +79,13 @@ export function statusCell(s: SeriesSummary): string {
 
 export function seriesListPage(list: SeriesSummary[], opts: { limit: number }): string {
   const rows = list.map((s) => `<tr data-series-uid="${esc(s.seriesInstanceUid)}">
-<td class="mono"><a href="/admin/series/${esc(s.seriesInstanceUid)}" title="${esc(s.seriesInstanceUid)}">${esc(shortUid(s.seriesInstanceUid))}</a></td>
+<td class="mono nowrap"><a href="/admin/series/${esc(s.seriesInstanceUid)}" title="${esc(s.seriesInstanceUid)}">${esc(shortUid(s.seriesInstanceUid))}</a></td>
 <td>${esc(s.callingAeTitle)}</td><td>${statusCell(s)}</td>
 <td>${s.sliceCount !== undefined ? `${esc(s.sliceCount)} <span class="muted">/ ${esc(s.instancesReceived)}</span>` : esc(s.instancesReceived)}</td>
 <td>${s.score !== undefined ? esc(s.score.toFixed(3)) : ''}</td>
 <td>${s.category ? `<span class="c-${esc(s.category)}">${esc(s.category)}</span>` : ''}</td>
 <td class="reason">${esc(timingsText(s.timings))}</td>
-<td class="mono">${esc(fmtTime(s.lastReceivedAt ?? s.finishedAt))}</td></tr>`);
+<td class="mono nowrap">${esc(fmtTime(s.lastReceivedAt ?? s.finishedAt))}</td></tr>`);
   const body = `<h1>Series</h1>
 <p class="muted">The ${esc(opts.limit)} most recent series; this page refreshes every 10 s. Slices: scored / received.</p>
 <table id="series"><thead><tr><th>Series</th><th>Calling AE</th><th>Status</th><th>Slices</th><th>Score</th><th>Category</th><th>Timings</th><th>Last received</th></tr></thead>
@@ -168,7 +168,7 @@ ${action('rescore', 'Re-score', 'Run the model again on the same instances')}${a
 
   const dispatchRows = d.dispatch.map((s) => `<tr><td>${esc(s.destination)}</td><td><span class="badge s-${s.status === 'sent' ? 'sent' : s.status === 'failed' ? 'failed' : 'dispatching'}">${esc(s.status)}</span></td>
 <td>${esc(s.attempts)}</td><td>${esc(s.instancesSent)}</td><td>${esc(s.warnings)}</td><td>${esc(fmtTime(s.lastAttemptAt))}</td><td>${esc(fmtTime(s.sentAt))}</td><td class="reason">${esc(s.lastError ?? '')}</td></tr>`);
-  const attemptRows = d.attempts.map((a) => `<tr><td class="mono">${esc(fmtTime(a.at))}</td><td>${esc(a.destination)}</td><td>${esc(a.attempt)}</td>
+  const attemptRows = d.attempts.map((a) => `<tr><td class="mono nowrap">${esc(fmtTime(a.at))}</td><td>${esc(a.destination)}</td><td>${esc(a.attempt)}</td>
 <td><span class="badge s-${a.outcome === 'sent' ? 'sent' : 'failed'}">${esc(a.outcome)}</span></td><td>${esc(a.sent)}</td><td>${esc(a.warnings)}</td><td>${esc(a.failed)}</td><td>${esc(fmtMs(a.ms))}</td><td class="reason">${esc(a.error ?? '')}</td></tr>`);
   const dispatch = `<h2>Dispatch</h2>${dispatchRows.length ? `<table id="dispatch"><thead><tr><th>Destination</th><th>Status</th><th>Attempts</th><th>Sent</th><th>Warnings</th><th>Last attempt</th><th>Sent at</th><th>Last error</th></tr></thead><tbody>${dispatchRows.join('')}</tbody></table>` : '<p class="muted">Nothing sent yet.</p>'}
 ${attemptRows.length ? `<h2>Dispatch attempts</h2><table id="attempts"><thead><tr><th>At</th><th>Destination</th><th>#</th><th>Outcome</th><th>Sent</th><th>Warnings</th><th>Failed</th><th>Took</th><th>Error</th></tr></thead><tbody>${attemptRows.join('')}</tbody></table>` : ''}`;

@@ -148,6 +148,7 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyIn
 
   // Pages.
   app.get('/', async (_req, reply) => reply.redirect('/admin'));
+  app.get('/favicon.ico', async (_req, reply) => reply.code(204).send());
   app.get('/admin', async (req, reply) => {
     const limit = limitOf(req.query);
     return html(reply, seriesListPage(await data.listSeries(limit), { limit }));

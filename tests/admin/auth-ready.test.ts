@@ -1,5 +1,4 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -7,7 +6,7 @@ import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { mlsam } from '../helpers/process.js';
 import { cleanup, freePort, PrivateRedis, testConfig, waitFor } from '../queue/helpers.js';
-import { DaemonProcess, envOf, http } from './helpers.js';
+import { DaemonProcess, envOf, http, startStorescp } from './helpers.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -120,22 +119,10 @@ describe('/readyz', () => {
 
   it('passes when the destination answers C-ECHO (a real SCP: dcmtk storescp)', async () => {
     const port = await freePort();
-    const { spawn } = await import('node:child_process');
     const dir = await mkdtemp(join(tmpdir(), 'mlsam-scp-'));
     cleanups.push(() => rm(dir, { recursive: true, force: true }));
-    const scp = spawn('storescp', ['--aetitle', 'PACS', '--output-directory', dir, String(port)], { env: { ...process.env, TCP_NODELAY: '1' }, stdio: 'ignore' });
-    cleanups.push(async () => {
-      if (scp.exitCode === null) {
-        const exited = new Promise((res) => scp.once('exit', res));
-        scp.kill('SIGKILL');
-        await exited;
-      }
-    });
-    await waitFor(() => new Promise<boolean>((res) => {
-      const s: Server = createServer();
-      s.once('error', () => res(true));
-      s.listen(port, '127.0.0.1', () => s.close(() => res(false)));
-    }), 10_000, 'storescp listening');
+    const scp = await startStorescp(port, dir);
+    cleanups.push(() => scp.stop());
     const c = await setup('admin-ready-3', { destinations: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port }] });
     const p = await start(c);
     const r = await http(p.httpPort)('/readyz');

@@ -321,3 +321,26 @@ export function plainRedis(url: string): Redis {
   r.on('error', () => undefined);
   return r;
 }
+
+/** DCMTK storescp (TCP_NODELAY=1) writing what it receives into `dir`; stop() kills it by PID. */
+export async function startStorescp(port: number, dir: string, aeTitle = 'PACS'): Promise<{ stop(): Promise<void> }> {
+  const { createServer } = await import('node:net');
+  const proc = spawn('storescp', ['+xa', '--aetitle', aeTitle, '-od', dir, String(port)], {
+    env: { ...process.env, TCP_NODELAY: '1' },
+    stdio: 'ignore',
+  });
+  await waitFor(() => new Promise<boolean>((res) => {
+    if (proc.exitCode !== null) return res(false);
+    const s = createServer();
+    s.once('error', () => res(true));
+    s.listen(port, '127.0.0.1', () => s.close(() => res(false)));
+  }), 10_000, `storescp on ${port}`);
+  return {
+    async stop() {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      const exited = new Promise((r) => proc.once('exit', r));
+      proc.kill('SIGKILL');
+      await exited;
+    },
+  };
+}

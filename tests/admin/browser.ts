@@ -1,0 +1,70 @@
+import { mkdir } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { chromium } from 'playwright-core';
+
+export const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+  '--disable-component-update', '--disable-sync',
+];
+
+export interface DashboardCheck {
+  /** Text of the series row on the dashboard. */
+  rowText: string;
+  /** Canvas elements uPlot drew into the chart. */
+  chartCanvases: number;
+  /** Natural sizes of the heatmap images that loaded. */
+  heatmaps: { width: number; height: number }[];
+  srText: string;
+  consoleErrors: string[];
+}
+
+/**
+ * Debian's chromium (headless, via playwright-core) with the admin's basic-auth credentials:
+ * opens the dashboard, finds the series row, follows its link, waits for the uPlot chart and the
+ * heatmap images, and saves full-page screenshots of both pages.
+ */
+export async function checkDashboard(opts: {
+  port: number;
+  credentials: [string, string];
+  seriesUid: string;
+  screenshot: string;
+  listScreenshot?: string;
+}): Promise<DashboardCheck> {
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS, headless: true });
+  try {
+    const context = await browser.newContext({
+      httpCredentials: { username: opts.credentials[0], password: opts.credentials[1] },
+      viewport: { width: 1360, height: 900 },
+    });
+    const page = await context.newPage();
+    const consoleErrors: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error') consoleErrors.push(m.text());
+    });
+    page.on('pageerror', (e) => consoleErrors.push(e.message));
+    await page.goto(`http://127.0.0.1:${opts.port}/admin`);
+    const row = page.locator(`tr[data-series-uid="${opts.seriesUid}"]`);
+    await row.waitFor({ timeout: 10_000 });
+    const rowText = (await row.innerText()).replace(/\s+/g, ' ').trim();
+    await mkdir(dirname(opts.screenshot), { recursive: true });
+    if (opts.listScreenshot) await page.screenshot({ path: opts.listScreenshot, fullPage: true });
+    await row.locator('a').first().click();
+    await page.waitForURL(`**/admin/series/${opts.seriesUid}`);
+    await page.locator('#chart[data-ready="1"] canvas').first().waitFor({ timeout: 10_000 });
+    const chartCanvases = await page.locator('#chart canvas').count();
+    const imgs = page.locator('img.heatmap');
+    // (No DOM types in this project: the page-side code is a string / untyped.)
+    await page.waitForFunction("[...document.querySelectorAll('img.heatmap')].every((i) => i.complete)", null, { timeout: 20_000 });
+    const heatmaps = await imgs.evaluateAll((els: unknown[]) =>
+      els.map((e) => {
+        const img = e as { naturalWidth: number; naturalHeight: number };
+        return { width: img.naturalWidth, height: img.naturalHeight };
+      }),
+    );
+    const srText = (await page.locator('#sr').innerText().catch(() => '')).trim();
+    await page.screenshot({ path: opts.screenshot, fullPage: true });
+    return { rowText, chartCanvases, heatmaps, srText, consoleErrors };
+  } finally {
+    await browser.close();
+  }
+}
