@@ -153,6 +153,20 @@ function toModalityValues(raw: ArrayLike<number>, pm: PixelModule, n: number): F
   const slope = pm.rescaleSlope;
   const icpt = pm.rescaleIntercept;
   const out = new Float32Array(n);
+  if (pm.bitsStored < 32 && shift >= 0 && shift < 32) {
+    // Same values as the general loop below, with integer ops (raw samples are unsigned < 2^32):
+    // floor(x / 2^shift) = x >>> shift, and % 2^bitsStored = & (2^bitsStored − 1). This loop runs
+    // once per pixel of every slice scored.
+    const mask = range - 1;
+    if (raw instanceof Uint16Array || raw instanceof Uint8Array || raw instanceof Uint32Array) {
+      for (let i = 0; i < n; i++) {
+        let v = ((raw[i] as number) >>> shift) & mask;
+        if (signed && v >= half) v -= range;
+        out[i] = v * slope + icpt;
+      }
+      return out;
+    }
+  }
   for (let i = 0; i < n; i++) {
     let v = Math.floor((raw[i] as number) / 2 ** shift) % range;
     if (signed && v >= half) v -= range;
