@@ -269,7 +269,7 @@ describe('dispatch to DCMTK storescp (and a scripted SCP for per-instance status
 });
 
 describe('DispatchRole: C-ECHO of destinations and the worker', () => {
-  it('echoes every destination at start-up, on demand and on the cron schedule, and sends through its worker', async () => {
+  it('echoes every destination at start-up, on demand and on the cron schedule, and sends what was enqueued before it started', async () => {
     const s = await scp();
     const downPort = await freePort();
     const config = await testConfig('dispatch', {
@@ -279,6 +279,10 @@ describe('DispatchRole: C-ECHO of destinations and the worker', () => {
     configs.push(config);
     const role = new DispatchRole({ config, logger });
     toStop.push(role);
+    // The results stage may enqueue before the role has started (the inference worker starts first).
+    const set = await makeResultSet(join(work, 'f'), 2);
+    const [added] = await role.enqueue(set.record, 'worker', { destinations: ['up'] });
+    expect(added!.outcome).toBe('added');
     await role.start();
     const startup = await role.startupEcho!;
     expect(startup.map((e) => [e.destination, e.ok])).toEqual([['up', true], ['down', false]]);
@@ -303,9 +307,7 @@ describe('DispatchRole: C-ECHO of destinations and the worker', () => {
       return e.length === 2 && e.every((x) => Date.parse(x.at) > t) ? e : undefined;
     }, 10_000, 'a cron echo round');
 
-    // The role's worker takes jobs enqueued through its dispatcher.
-    const set = await makeResultSet(join(work, 'f'), 2);
-    const [added] = await role.dispatcher!.enqueue(set.record, 'worker', { destinations: ['up'] });
+    // The role's worker took the job enqueued before start().
     await h.waitState(added!.jobId, ['completed']);
     expect(s.receptions().sort()).toEqual([...set.sopInstanceUids].sort());
   });

@@ -12,10 +12,20 @@ const DRAIN_MS = 20_000;
 /**
  * The "dispatch" role: the dispatch worker (config.worker.dispatchConcurrency jobs at once), the
  * destination C-ECHO at start-up and on config.dispatch.echoCron, and a Dispatcher (producer +
- * admin helpers) other roles may use once started.
+ * admin helpers) that enqueue() uses — also before start(), since the inference worker may finish
+ * a job before the roles after it have started.
  *
- * Add it to a node with one line, e.g. in src/node/worker-role.ts's role list:
- *   `dispatchRole` (a RoleFactory), or `new DispatchRole(ctx)`.
+ * In src/node/worker-role.ts (one role object shared by the results stage and the role list):
+ *   const dispatch = new DispatchRole(ctx);
+ *   return {
+ *     onResult: async (record) => {
+ *       const outputs = await writeResultObjects(record, { config: ctx.config, logger: ctx.logger, metadata });
+ *       await dispatch.enqueue({ ...record, outputs }, 'worker');
+ *       return outputs;
+ *     },
+ *     roles: [() => dispatch],
+ *   };
+ * (Only the worker, no enqueue from this process: `roles: [dispatchRole]`.)
  */
 export class DispatchRole implements Role {
   readonly name = 'dispatch';
@@ -23,21 +33,33 @@ export class DispatchRole implements Role {
   private workerRedis: Redis | undefined;
   private worker: DispatchWorker | undefined;
   private echoes: DestinationEchoScheduler | undefined;
-  /** Producer and admin helpers (enqueue, resend, listUndispatched), set by start(). */
+  /** Producer and admin helpers (enqueue, resend, listUndispatched), set by start() or the first enqueue(). */
   dispatcher: Dispatcher | undefined;
+  private stopped = false;
   /** The start-up C-ECHO round (start() does not wait for it: a dead PACS must not delay start-up). */
   startupEcho: Promise<DestinationEcho[]> | undefined;
 
   constructor(private readonly ctx: NodeContext) {}
 
+  /** The producer side (command connection + Dispatcher), made on first need: start() or an early enqueue(). */
+  private producer(): Dispatcher {
+    if (this.stopped) throw new Error('dispatch role stopped');
+    if (!this.dispatcher) {
+      const { config } = this.ctx;
+      const logger = this.ctx.logger.child({ role: this.name });
+      this.redis = createRedis(config.redis.url, 'command', logger);
+      this.dispatcher = new Dispatcher({ config, logger, redis: this.redis });
+    }
+    return this.dispatcher;
+  }
+
   async start(): Promise<void> {
     const { config } = this.ctx;
     const logger = this.ctx.logger.child({ role: this.name });
-    this.redis = createRedis(config.redis.url, 'command', logger);
+    this.producer();
     this.workerRedis = createRedis(config.redis.url, 'worker', logger);
-    this.echoes = new DestinationEchoScheduler({ config, logger, redis: this.redis });
-    this.dispatcher = new Dispatcher({ config, logger, redis: this.redis });
-    this.worker = new DispatchWorker({ config, logger, redis: this.redis, workerRedis: this.workerRedis });
+    this.echoes = new DestinationEchoScheduler({ config, logger, redis: this.redis! });
+    this.worker = new DispatchWorker({ config, logger, redis: this.redis!, workerRedis: this.workerRedis });
     this.worker.start();
     this.startupEcho = this.echoes.start();
     logger.info(
@@ -48,8 +70,8 @@ export class DispatchRole implements Role {
 
   /** Dispatcher.enqueue through this role's dispatcher (for the results stage and the admin API). */
   enqueue(record: ResultRecord, by: 'worker' | 'admin', opts?: EnqueueOptions): Promise<EnqueueResult[]> {
-    if (!this.dispatcher) throw new Error('dispatch role not started');
-    return this.dispatcher.enqueue(record, by, opts);
+    // Works before start() too: the inference worker may finish a job before this role has started.
+    return this.producer().enqueue(record, by, opts);
   }
 
   /** C-ECHO now (all destinations, or the named ones); results also stored for the dashboard. */
@@ -59,6 +81,7 @@ export class DispatchRole implements Role {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     const log = this.ctx.logger.child({ role: this.name });
     await this.echoes?.stop();
     if (this.worker) {
