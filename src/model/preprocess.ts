@@ -51,24 +51,40 @@ export function sliceSize(spec: Preprocessing): number {
   return spec.channels * spec.resize.height * spec.resize.width;
 }
 
+const scratchBuffers = new Map<string, Float64Array>();
+
+/** A reusable float64 buffer of at least `n` values (its first n are returned; contents undefined). */
+function scratch(name: string, n: number): Float64Array {
+  let b = scratchBuffers.get(name);
+  if (!b || b.length < n) {
+    b = new Float64Array(n);
+    scratchBuffers.set(name, b);
+  }
+  return b.length === n ? b : b.subarray(0, n);
+}
+
 /** Step 1: image to [0,1] (float64). */
 export function toUnit(img: SliceImage, spec: Preprocessing): Float64Array {
+  return toUnitInto(img, spec, new Float64Array(img.width * img.height));
+}
+
+function toUnitInto(img: SliceImage, spec: Preprocessing, v: Float64Array): Float64Array {
   const n = img.width * img.height;
   if (img.data.length < n) {
     throw new Error(`slice data has ${img.data.length} values, expected ${n}`);
   }
-  const v = new Float64Array(n);
+  const data = img.data;
   if (img.kind === 'hu') {
     const w = spec.window.width;
     const lo = spec.window.center - w / 2;
     for (let i = 0; i < n; i++) {
-      const x = ((img.data[i] as number) - lo) / w;
+      const x = ((data[i] as number) - lo) / w;
       v[i] = x < 0 ? 0 : x > 1 ? 1 : x;
     }
   } else {
     const s = spec.display.scale;
     for (let i = 0; i < n; i++) {
-      const x = (img.data[i] as number) / s;
+      const x = (data[i] as number) / s;
       v[i] = x < 0 ? 0 : x > 1 ? 1 : x;
     }
   }
@@ -184,7 +200,9 @@ export function preprocessInto(img: SliceImage, spec: Preprocessing, dst: Float3
   }
   if (!(img.width > 0 && img.height > 0)) throw new Error('empty slice');
 
-  const v = toUnit(img, spec);
+  // Scratch buffers reused from slice to slice (a 512x512 slice would otherwise allocate ~3 MB of
+  // float64 per call); same arithmetic as toUnit() and a fresh buffer.
+  const v = toUnitInto(img, spec, scratch('unit', img.width * img.height));
   const box = cropBox(v, img.width, img.height, spec);
   const ch = box.y1 - box.y0 + 1;
   const cw = box.x1 - box.x0 + 1;
@@ -192,7 +210,8 @@ export function preprocessInto(img: SliceImage, spec: Preprocessing, dst: Float3
   const wx = triangleWeights(cw, outW);
 
   // rows first: tmp[outH][cw]
-  const tmp = new Float64Array(outH * cw);
+  const tmp = scratch('rows', outH * cw);
+  tmp.fill(0);
   for (let i = 0; i < outH; i++) {
     const s0 = wy.start[i] as number;
     const w = wy.weights[i] as Float64Array;
