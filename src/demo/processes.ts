@@ -48,11 +48,13 @@ export class MlsamProcess {
     await writeFile(configPath, JSON.stringify(o.config, null, 2));
     const logPath = join(o.workDir, `${name}.log`);
     const fd = openSync(logPath, 'a');
+    // The config file is the one source: inherited MLSAM_* variables would override it.
+    const inherited = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('MLSAM_')));
     let proc: ChildProcess;
     try {
       proc = spawn(process.execPath, [MLSAM_CLI, o.command, ...(o.args ?? [])], {
         cwd: PROJECT_ROOT,
-        env: { ...process.env, TCP_NODELAY: '1', MLSAM_CONFIG: configPath, ...o.env },
+        env: { ...inherited, TCP_NODELAY: '1', MLSAM_CONFIG: configPath, ...o.env },
         stdio: ['ignore', fd, fd],
       });
     } finally {
