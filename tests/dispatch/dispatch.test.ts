@@ -11,6 +11,7 @@ import { Keys } from '../../src/queue/keys.js';
 import { dispatchBackoffMs, DISPATCH_JOB_NAME } from '../../src/worker/dispatch/dispatcher.js';
 import { readDestinationEchoes } from '../../src/worker/dispatch/echo.js';
 import { DispatchRole } from '../../src/worker/dispatch/role.js';
+import { DISPATCH_LOG_CAP } from '../../src/worker/dispatch/state.js';
 import { cleanup, freePort, logger, testConfig, waitFor } from '../queue/helpers.js';
 import { destination, Harness, makeResultSet, makeScoredResultSet, startStorescp, type Storescp } from './helpers.js';
 import { startScriptedScp } from './scripted-scp.js';
@@ -48,6 +49,30 @@ describe('dispatch backoff', () => {
   it('doubles from backoffSeconds and stops at maxBackoffSeconds', () => {
     const d = { attempts: 10, backoffSeconds: 15, maxBackoffSeconds: 900, timeoutSeconds: 30, echoCron: '* * * * *' };
     expect([1, 2, 3, 4, 5, 6, 7, 8, 9].map((n) => dispatchBackoffMs(n, d) / 1000)).toEqual([15, 30, 60, 120, 240, 480, 900, 900, 900]);
+  });
+});
+
+describe('dispatch state in Redis', () => {
+  it("keeps the latest requested dispatch: an older job's tries do not overwrite a newer job's state; the log is capped", async () => {
+    const config = await testConfig('dispatch', { destinations: [] });
+    configs.push(config);
+    const h = new Harness(config, false);
+    harnesses.push(h);
+    const store = h.dispatcher.store;
+    const base = { destination: 'pacs', attempts: 0, instancesSent: 0, warnings: 0 };
+    await store.setState('1.2.3', { ...base, instancesHash: 'old', status: 'pending', jobId: 'job-old' });
+    expect(await store.updateState('1.2.3', { ...base, instancesHash: 'old', status: 'sending', jobId: 'job-old', attempts: 1 })).toBe(true);
+    await store.setState('1.2.3', { ...base, instancesHash: 'new', status: 'pending', jobId: 'job-new' });
+    expect(await store.updateState('1.2.3', { ...base, instancesHash: 'old', status: 'failed', jobId: 'job-old', attempts: 2 })).toBe(false);
+    expect(await store.getState('1.2.3', 'pacs')).toMatchObject({ jobId: 'job-new', status: 'pending' });
+    expect(await store.updateState('1.2.3', { ...base, instancesHash: 'new', status: 'sent', jobId: 'job-new', attempts: 1 })).toBe(true);
+    expect(await store.getState('1.2.3', 'pacs')).toMatchObject({ jobId: 'job-new', status: 'sent' });
+    for (let i = 1; i <= DISPATCH_LOG_CAP + 5; i++) {
+      await store.logAttempt('1.2.3', { destination: 'pacs', instancesHash: 'new', attempt: i, at: new Date().toISOString(), ms: 1, outcome: 'failed', sent: 0, warnings: 0, failed: 1 });
+    }
+    const log = await store.attempts('1.2.3');
+    expect(log).toHaveLength(DISPATCH_LOG_CAP);
+    expect(log[0]!.attempt).toBe(DISPATCH_LOG_CAP + 5);
   });
 });
 

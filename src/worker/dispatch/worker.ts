@@ -120,7 +120,7 @@ export class DispatchWorker {
     return this.worker?.isRunning() ?? false;
   }
 
-  /** One try of one job (exported for the tests through the class; BullMQ calls it). */
+  /** One try of one job (the Worker's processor). */
   async process(job: Job<DispatchJobData, DispatchJobResult>): Promise<DispatchJobResult> {
     const t0 = Date.now();
     const at = new Date(t0).toISOString();
