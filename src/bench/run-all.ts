@@ -29,6 +29,7 @@ import { freePort, startOrthanc, type Orthanc } from '../demo/orthanc.js';
 import { dropRedisPrefix, MlsamProcess } from '../demo/processes.js';
 import { Keys } from '../queue/keys.js';
 import type { ResultRecord } from '../queue/result-record.js';
+import { runInferBench } from './infer.js';
 import { receiveBench } from './receive.js';
 
 const { values: opts } = parseArgs({
@@ -87,23 +88,30 @@ async function machine(): Promise<string[]> {
   ];
 }
 
-/** Section 2: the inference worker's own bench (src/bench/infer.ts), if it is there. */
-async function inferSection(): Promise<string[]> {
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await import(new URL('./infer.js', import.meta.url).href)) as Record<string, unknown>;
-  } catch (err) {
-    return [`Not measured: src/bench/infer.ts is not available (${(err as Error).message.split('\n')[0]}).`];
-  }
-  const fn = ['inferBench', 'runInferBench', 'benchInfer', 'runInferenceBench', 'inferenceBench']
-    .map((n) => mod[n])
-    .find((f): f is (o?: unknown) => Promise<unknown> => typeof f === 'function');
-  if (!fn) return [`Not measured: src/bench/infer.ts exports none of the expected functions (${Object.keys(mod).join(', ')}).`];
-  const r = (await fn(opts.quick ? { slices: 48, rounds: 1 } : {})) as Record<string, unknown> | string;
-  if (typeof r === 'string') return [r.replace(/^# .*\n+/, '')];
-  if (typeof r.text === 'string') return [r.text.replace(/^# .*\n+/, '')];
-  if (typeof r.markdown === 'string') return [r.markdown.replace(/^# .*\n+/, '')];
-  return ['```json', JSON.stringify(r, null, 2), '```'];
+/** Section 2: the inference worker's own bench (src/bench/infer.ts runInferBench). */
+async function inferSection(quick: boolean): Promise<string[]> {
+  const r = await runInferBench({ ...(quick ? { memorySlices: 0, rounds: 1 } : {}), log: (l) => log(`  ${l}`) });
+  const st = r.stages;
+  return [
+    `${r.cores} cores; batch ${r.batchSize}; onnxruntime intra-op threads ${r.threads || 'default'}; decode threads ${r.decodeThreads}; ` +
+      `CPU provider; ${r.slices} slices of a real series (covid-ct-md P001, JPEG Lossless); best of the timed rounds.`,
+    '',
+    '| path | slices | slices/s |',
+    '|---|---:|---:|',
+    `| worker (BullMQ job: read, decode, preprocess, infer, aggregate, record) | ${r.slices} | ${r.workerSlicesPerSec} |`,
+    `| bare onnxruntime-node (same model, batch, threads; tensors ready) | ${r.slices} | ${r.bareSlicesPerSec} |`,
+    '',
+    `**Ratio worker / bare: ${r.ratio}** (target ≥ 0.9).`,
+    '',
+    `Worker stage busy times (ms; decode and preprocess run in threads beside inference): read ${st.readMs}, decode ${st.decodeMs}, ` +
+      `preprocess ${st.preprocessMs}, infer ${st.inferMs}, aggregate ${st.aggregateMs}, total ${st.totalMs}.`,
+    '',
+    r.memory
+      ? `Memory: a ${r.memory.slices}-slice synthetic 512×512 series scored at ${r.memory.workerSlicesPerSec} slices/s with a peak RSS of ` +
+        `${r.memory.peakRssMb} MB in the bench process (target < 1024 MB; ${r.memory.baselineRssMb} MB before the job)` +
+        `${r.memory.ratio === undefined ? '' : `; ratio to bare onnxruntime on that uncompressed series: ${r.memory.ratio}`}.`
+      : 'Memory run skipped (--quick).',
+  ];
 }
 
 interface E2eRow {
@@ -236,7 +244,7 @@ async function main(): Promise<void> {
   }
   if (!skip.has('infer')) {
     log('infer: worker path vs bare ONNX Runtime ...');
-    sections.push('## 2. Worker throughput against bare ONNX Runtime', '', ...(await inferSection()), '');
+    sections.push('## 2. Worker throughput against bare ONNX Runtime', '', ...(await inferSection(quick)), '');
   }
   if (!skip.has('e2e')) {
     const quiet = 2;

@@ -27,7 +27,7 @@ import { collectFiles, sendFiles } from '../dicom/scu/client.js';
 import { INFERENCE_QUEUE } from '../queue/jobs.js';
 import { Keys } from '../queue/keys.js';
 import type { DispatchState, ResultRecord } from '../queue/result-record.js';
-import { forwarderLua, startOrthanc, type Orthanc, type OrthancResource } from './orthanc.js';
+import { forwarderLua, freePort, startOrthanc, type Orthanc, type OrthancResource } from './orthanc.js';
 import { writePhantomSeries } from './phantom.js';
 import { dropRedisPrefix, MlsamProcess, portOr, PrivateRedisServer, redisAnswers } from './processes.js';
 import { srCategory, srSeriesProbability } from './sr-read.js';
@@ -46,6 +46,7 @@ const { values: opts } = parseArgs({
     redis: { type: 'string' },
     exit: { type: 'boolean', default: false },
     keep: { type: 'boolean', default: false },
+    'any-ports': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -60,9 +61,13 @@ if (opts.help) {
   --redis <url>         Redis to use (default MLSAM_REDIS__URL, redis://127.0.0.1:6379, else a private redis-server)
   --exit                stop everything once the result is in Orthanc (default: keep running until Ctrl-C)
   --keep                keep the temp folder (spool, logs, Orthanc storage)
+  --any-ports           any free ports (default: 8042/4242 for Orthanc, 11112/8080 for the node when free)
 `);
   process.exit(0);
 }
+
+/** The usual port when it is free (and --any-ports is not given), else any free one. */
+const port = (preferred: number): Promise<number> => (opts['any-ports'] ? freePort() : portOr(preferred));
 
 const num = (name: string, v: string | undefined): number => {
   const n = Number(v);
@@ -235,10 +240,10 @@ async function main(): Promise<void> {
   cleanups.push({ what: 'drop the demo Redis keys', fn: () => dropRedisPrefix(redisUrl, keyPrefix) });
 
   // 2. Orthanc, told about our node (port chosen now, before the node starts).
-  const nodePort = await portOr(11112);
+  const nodePort = await port(11112);
   const orthanc = await startOrthanc({
-    httpPort: await portOr(8042),
-    dicomPort: await portOr(4242),
+    httpPort: await port(8042),
+    dicomPort: await port(4242),
     workDir: join(work, 'orthanc'),
     keepWorkDir: true,
     modalities: {
@@ -252,7 +257,7 @@ async function main(): Promise<void> {
   say(`• Orthanc ${(await orthanc.system()).Version} (pid ${orthanc.pid}): web UI ${orthanc.explorerUrl}, DICOM ${orthanc.aeTitle}@127.0.0.1:${orthanc.dicomPort}`);
 
   // 3. The node: every role in one process.
-  const httpPort = await portOr(8080);
+  const httpPort = await port(8080);
   const node = await MlsamProcess.start({
     command: 'serve',
     workDir: work,
