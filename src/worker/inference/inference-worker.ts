@@ -109,6 +109,12 @@ export class InferenceWorker {
     const warn = throttledWarn(this.log);
     this.worker.on('error', (err) => warn({ err: err.message }, 'inference worker error'));
     this.worker.on('stalled', (jobId) => this.log.warn({ jobId }, 'inference job stalled (its worker died?): taken back'));
+    // A job failed outside the processor (stalled more than maxStalledCount times: its workers kept
+    // dying) leaves its record at 'scoring': say 'failed' there too.
+    this.worker.on('failed', (job, err) => {
+      if (!job || err instanceof UnrecoverableError || !/stalled/i.test(err.message)) return;
+      void this.markFailed(job, err.message).catch((e: Error) => this.log.warn({ jobId: job.id, err: e.message }, 'could not record the failure'));
+    });
     this.log.info(
       { concurrency, provider: this.provider, batchSize: config.model.batchSize, decodeThreads: this.preparer.threads },
       'inference worker started',
@@ -224,6 +230,13 @@ export class InferenceWorker {
       await this.store.write(failed, 'own').catch((e: Error) => log.warn({ err: e.message }, 'could not record the failure'));
       throw err;
     }
+  }
+
+  private async markFailed(job: Job<InferenceJobData>, reason: string): Promise<void> {
+    const rec = await this.store.read(job.data.seriesInstanceUid);
+    if (!rec || rec.jobId !== String(job.id) || rec.status !== 'scoring') return;
+    await this.store.write({ ...rec, status: 'failed', reason, finishedAt: new Date().toISOString() }, 'own');
+    this.log.warn({ jobId: job.id, seriesInstanceUid: job.data.seriesInstanceUid, reason }, 'inference job failed');
   }
 
   /** The scoreFiles result of one series folder → the record ('scored' or 'not-scored'). */
