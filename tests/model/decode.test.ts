@@ -76,6 +76,10 @@ describe('transfer syntaxes decode to the same pixels as the references', () => 
     await expectSamePixels(ts('1.2.840.10008.1.2.5'), dcmtk('dcmdrle', [], ts('1.2.840.10008.1.2.5'), 'rle.dcm'));
   });
 
+  it('JPEG baseline (lossy, 8-bit colour, process 1) equals dcmdjpeg: libjpeg-turbo and DCMTK agree bit for bit', async () => {
+    await expectSamePixels(ts('1.2.840.10008.1.2.4.50'), dcmtk('dcmdjpeg', [], ts('1.2.840.10008.1.2.4.50'), 'j50.dcm'));
+  });
+
   it('the same NM image in JPEG-LS lossless, JPEG 2000 lossless and RLE decodes identically', async () => {
     await expectSamePixels(ts('1.2.840.10008.1.2.4.80'), ts('1.2.840.10008.1.2.4.90'));
     await expectSamePixels(ts('1.2.840.10008.1.2.4.80'), ts('1.2.840.10008.1.2.5'));
