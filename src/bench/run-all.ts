@@ -78,7 +78,8 @@ async function machine(): Promise<string[]> {
   const dcmtk = /\$dcmtk: \S+ (v[\d.]+)/.exec(await capture('storescu', ['--version']))?.[1] ?? '?';
   const redis = /v=([\d.]+)/.exec(await capture('redis-server', ['--version']))?.[1] ?? '?';
   const gpu = (await capture('nvidia-smi', ['--query-gpu=name', '--format=csv,noheader'])).trim();
-  const commit = (await capture('git', ['-C', PROJECT_ROOT, 'rev-parse', '--short', 'HEAD'])).trim();
+  const dirty = (await capture('git', ['-C', PROJECT_ROOT, 'status', '--porcelain', '--untracked-files=no'])).trim() !== '';
+  const commit = `${(await capture('git', ['-C', PROJECT_ROOT, 'rev-parse', '--short', 'HEAD'])).trim()}${dirty ? ' (with uncommitted changes)' : ''}`;
   return [
     `- Date: ${new Date().toISOString()}`,
     `- Machine: ${hostname()}, ${cpu.length} × ${cpu[0]?.model.trim() ?? '?'}, ${(totalmem() / 1073741824).toFixed(1)} GiB RAM, ${osType()} ${release()}` +

@@ -37,8 +37,11 @@ export function srItems(tags: Tags): SrItem[] {
       const item: SrItem = { valueType, path: [...path, concept], depth, concept };
       if (valueType === 'NUM') {
         const mv = first(it.MeasuredValueSequence);
+        // FloatingPointValue (full precision) when present, else the DS NumericValue.
+        const fp = Number(str(mv?.FloatingPointValue));
         const n = Number(str(mv?.NumericValue));
-        if (mv && Number.isFinite(n)) item.value = n;
+        if (mv && str(mv.FloatingPointValue) !== '' && Number.isFinite(fp)) item.value = fp;
+        else if (mv && Number.isFinite(n)) item.value = n;
         const unit = first(mv?.MeasurementUnitsCodeSequence);
         if (unit) item.unit = str(unit.CodeValue);
       } else if (valueType === 'CODE') {
@@ -55,11 +58,13 @@ export function srItems(tags: Tags): SrItem[] {
 }
 
 /**
- * The series probability of our SR: the shallowest NUM item whose concept name says
- * "probability" (per-slice probabilities of the key slices sit deeper, under their image items).
+ * The series probability of our SR: the NUM item named "… probability, series" (src/results/sr.ts),
+ * else the shallowest NUM item whose concept name says "probability".
  */
 export function srSeriesProbability(tags: Tags): number | undefined {
   const nums = srItems(tags).filter((i) => i.valueType === 'NUM' && i.value !== undefined && /probab/i.test(i.concept));
+  const series = nums.find((i) => /series/i.test(i.concept));
+  if (series) return series.value;
   nums.sort((a, b) => a.depth - b.depth);
   return nums[0]?.value;
 }
