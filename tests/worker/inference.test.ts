@@ -310,4 +310,28 @@ describe('inference worker', () => {
     expect(job?.attemptsMade).toBe(2);
     expect(basename(r3.seriesDir)).toBe(doomed.seriesInstanceUid);
   }, 300_000);
+
+  it('skips a job whose series grew after it was queued when the job for the new content is waiting', async () => {
+    const c = await config('wk-grown');
+    const queue = queueOf(c);
+    const redis = redisOf(c);
+    const files = await p001Files(11);
+    const sops = await Promise.all(files.map(async (f) => (await import('../../src/dicom/decode/index.js').then((m) => m.readDicomHeaderFile(f))).sopInstanceUid as string));
+    const ids = newIds();
+    // spool names as the listener writes them: <SOP Instance UID>.dcm
+    const dir = await spoolSeries(c.spool.dir, files.slice(0, 10), ids, (i) => `${sops[i]}.dcm`);
+    await retagSeries(dir, ids);
+    const old = await addJob(queue, dir, ids);
+    await copyFile(files[10] as string, join(dir, `${sops[10]}.dcm`));
+    await dcmodify(join(dir, `${sops[10]}.dcm`), { '(0020,000E)': ids.seriesInstanceUid, '(0020,000D)': ids.studyInstanceUid });
+    const grown = await addJob(queue, dir, ids);
+    await worker(c);
+    const rec = await waitForRecord(redis, c, ids.seriesInstanceUid, ['scored', 'not-scored', 'failed']);
+    expect(rec).toMatchObject({ status: 'scored', jobId: grown, instanceCount: 11 });
+    expect(rec.slices).toHaveLength(11);
+    expect(rec.previous).toBeUndefined(); // the old content was never scored, so it is no predecessor
+    const oldJob = await queue.getJob(old);
+    expect(await oldJob?.getState()).toBe('completed');
+    expect(oldJob?.returnvalue).toEqual({ status: 'superseded', instancesHash: rec.instancesHash });
+  }, 120_000);
 });

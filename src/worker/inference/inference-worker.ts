@@ -15,16 +15,17 @@
  * worker's stalled-job check (worker.stalledIntervalSeconds) then runs it again from the start.
  */
 import path from 'node:path';
-import { UnrecoverableError, Worker, type Job } from 'bullmq';
+import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import { createPreparer, defaultDecodeThreads, type SlicePreparer } from '../../model/prepare.js';
 import { scoreFiles, type ScoreResult } from '../../model/score.js';
 import { ModelSession } from '../../model/session.js';
-import { INFERENCE_QUEUE, inferenceJobSchema, type InferenceJobData } from '../../queue/jobs.js';
+import { INFERENCE_QUEUE, inferenceJobId, inferenceJobSchema, instancesHash, type InferenceJobData } from '../../queue/jobs.js';
 import { Keys } from '../../queue/keys.js';
 import { throttledWarn } from '../../queue/redis.js';
+import { listSeriesInstances } from '../../queue/spool.js';
 import type { OutputFile, ResultRecord } from '../../queue/result-record.js';
 import { MAX_DROPPED, previousOf, ResultStore } from './result-store.js';
 
@@ -56,8 +57,15 @@ export interface InferenceProgress {
 
 class NotScored extends Error {}
 
+/** What a completed inference job returns (job.returnvalue). */
+export type InferenceJobResult =
+  | { status: 'scored'; score: number; category: string }
+  /** The series got more instances after this job was queued; the job for the new content scores it. */
+  | { status: 'superseded'; instancesHash: string };
+
 export class InferenceWorker {
   private worker: Worker<InferenceJobData> | undefined;
+  private queue: Queue<InferenceJobData> | undefined;
   private readonly sessions: ModelSession[] = [];
   private readonly free: ModelSession[] = [];
   private readonly waiting: ((s: ModelSession) => void)[] = [];
@@ -97,6 +105,8 @@ export class InferenceWorker {
       this.free.push(s);
     }
     this.preparer = createPreparer(this.opts.decodeThreads ?? defaultDecodeThreads(), this.log);
+    this.queue = new Queue<InferenceJobData>(INFERENCE_QUEUE, { connection: this.opts.redis, prefix: config.redis.keyPrefix });
+    this.queue.on('error', () => undefined);
     this.worker = new Worker<InferenceJobData>(INFERENCE_QUEUE, (job) => this.process(job), {
       connection: this.opts.workerRedis,
       prefix: config.redis.keyPrefix,
@@ -137,6 +147,8 @@ export class InferenceWorker {
     }
     await this.preparer?.close();
     this.preparer = undefined;
+    await this.queue?.close().catch(() => undefined);
+    this.queue = undefined;
     for (const s of this.sessions.splice(0)) await s.release().catch(() => undefined);
     this.free.length = 0;
   }
@@ -154,12 +166,17 @@ export class InferenceWorker {
   }
 
   /** The job processor (public for tests and tools). */
-  async process(job: Job<InferenceJobData>): Promise<{ status: 'scored'; score: number; category: string }> {
+  async process(job: Job<InferenceJobData>): Promise<InferenceJobResult> {
     const started = Date.now();
     const parsed = inferenceJobSchema.safeParse(job.data);
     if (!parsed.success) throw new UnrecoverableError(`not scored: invalid job data: ${parsed.error.issues[0]?.message ?? 'invalid'}`);
     const data = parsed.data;
     const log = this.log.child({ jobId: job.id, seriesInstanceUid: data.seriesInstanceUid, attempt: job.attemptsMade + 1 });
+    const superseded = await this.newerContent(data);
+    if (superseded) {
+      log.info({ instancesHash: superseded }, 'series content changed since this job was queued: the job for the new content scores it');
+      return { status: 'superseded', instancesHash: superseded };
+    }
     const meta = (this.sessions[0] as ModelSession).metadata;
     const existing = await this.store.read(data.seriesInstanceUid);
     const previous = previousOf(existing, data.instancesHash);
@@ -230,6 +247,22 @@ export class InferenceWorker {
       await this.store.write(failed, 'own').catch((e: Error) => log.warn({ err: e.message }, 'could not record the failure'));
       throw err;
     }
+  }
+
+  /**
+   * The content hash of the spooled folder when it differs from the job's and a job for it is
+   * queued or coming (the tracker sees the series receiving): scoring this older content would
+   * only produce a result the newer one replaces at once. Else null (score what is there).
+   */
+  private async newerContent(data: InferenceJobData): Promise<string | null> {
+    const sops = await listSeriesInstances(data.seriesDir);
+    if (sops.length === 0) return null;
+    const current = instancesHash(sops);
+    if (current === data.instancesHash) return null;
+    const newer = await this.queue?.getJob(inferenceJobId(data.seriesInstanceUid, current));
+    if (newer && !(await newer.isCompleted()) && !(await newer.isFailed())) return current;
+    const status = await this.opts.redis.hget(this.keys.series(data.seriesInstanceUid), 'status');
+    return status === 'receiving' ? current : null;
   }
 
   private async markFailed(job: Job<InferenceJobData>, reason: string): Promise<void> {
