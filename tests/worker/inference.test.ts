@@ -306,6 +306,7 @@ describe('inference worker', () => {
     await addJob(queue, ddir, doomed, { attempts: 2 });
     const r3 = await waitForRecord(redis, c, doomed.seriesInstanceUid, ['failed']);
     expect(r3).toMatchObject({ status: 'failed', reason: 'results store unavailable', attemptsMade: 2 });
+    expect(r3.slices).toHaveLength(10); // scored, then the results stage failed: the scores stay visible
     const job = (await queue.getJobs(['failed'])).find((j) => j.data.seriesInstanceUid === doomed.seriesInstanceUid);
     expect(job?.attemptsMade).toBe(2);
     expect(basename(r3.seriesDir)).toBe(doomed.seriesInstanceUid);

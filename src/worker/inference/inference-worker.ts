@@ -241,8 +241,9 @@ export class InferenceWorker {
       const msg = (err as Error)?.message ?? String(err);
       const last = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       log.warn({ err: msg, last }, last ? 'inference job failed (no retries left)' : 'inference job failed (will retry)');
+      // A failure after scoring (the results stage) keeps the scores in the record.
       const failed: ResultRecord = last
-        ? { ...base, status: 'failed', reason: msg, finishedAt: new Date().toISOString(), timings: { ...base.timings, totalMs: Date.now() - started } }
+        ? { ...record, status: 'failed', reason: msg, finishedAt: new Date().toISOString(), timings: { ...record.timings, totalMs: Date.now() - started } }
         : { ...base, reason: `attempt ${job.attemptsMade + 1} failed, will retry: ${msg}` };
       await this.store.write(failed, 'own').catch((e: Error) => log.warn({ err: e.message }, 'could not record the failure'));
       throw err;
