@@ -333,10 +333,14 @@ async function main(): Promise<void> {
   say('');
   say(`RESULT (${((Date.now() - tSent) / 1000).toFixed(1)} s after the last instance was sent; NOT FOR DIAGNOSTIC USE)`);
   if (record?.status === 'scored') {
-    say(`  COVID-19 pneumonia pattern probability: ${(srScore ?? record.score)?.toFixed(3)} → ${srCat ?? record.category} ` +
+    say(`  COVID-19 pneumonia pattern probability: ${(srScore ?? record.score)?.toFixed(3)} → ${record.category ?? srCat} ` +
       `(threshold ${record.threshold ?? '?'}, model ${record.model.name} ${record.model.version}, ${record.slices.length} slices)`);
     if (srScore !== undefined && record.score !== undefined && Math.abs(srScore - record.score) > 1e-3) {
       say(`  WARNING: the SR in Orthanc says ${srScore}, the node computed ${record.score}`);
+    }
+    if (srScore === undefined) say('  WARNING: no series probability found in the SR stored in Orthanc');
+    if (srCat && record.category && !srCat.toLowerCase().includes(record.category)) {
+      say(`  WARNING: the SR in Orthanc says "${srCat}", the node computed ${record.category}`);
     }
     if (record.keySlices.length) {
       say(`  key slices: ${record.keySlices.slice(0, 5).map((k) => `#${k.index + 1} ${k.probability.toFixed(2)}`).join(', ')}`);

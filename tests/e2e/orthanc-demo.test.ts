@@ -1,0 +1,62 @@
+/**
+ * `npm run demo` (dist/demo/demo.js) as a user runs it: it starts Orthanc and `mlsam serve`,
+ * sends the synthetic phantom (30 slices here, to keep CI time down) into Orthanc, prints the
+ * score read back from the SR in Orthanc and where to look, keeps running, and on Ctrl-C (SIGINT)
+ * stops every process it started and removes its temp folder.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { expect, it } from 'vitest';
+import { REPO_ROOT } from '../helpers/dicom-listener.js';
+import { waitFor } from '../queue/helpers.js';
+
+const DEMO = join(REPO_ROOT, 'dist', 'demo', 'demo.js');
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+it('npm run demo: phantom → Orthanc → node → SR back in Orthanc; Ctrl-C stops what it started', async () => {
+  expect(existsSync(DEMO), 'run `npm run build` first').toBe(true);
+  const child = spawn(process.execPath, [DEMO, '--slices', '30', '--quiet-period', '1', '--stable-age', '1', '--any-ports', '--timeout', '240'], {
+    cwd: REPO_ROOT,
+    env: { ...process.env, TCP_NODELAY: '1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+  try {
+    await waitFor(async () => {
+      if (child.exitCode !== null) throw new Error(`demo exited ${child.exitCode}:\n${out}`);
+      return out.includes('press Ctrl-C');
+    }, 240_000, `the demo's result\n${out}`, 250);
+  } catch (err) {
+    child.kill('SIGINT');
+    await exited;
+    throw err;
+  }
+  const score = /probability: (\d\.\d{3}) → (likely|unlikely|indeterminate)/.exec(out);
+  expect(score, out).not.toBeNull();
+  expect(out).toMatch(/in Orthanc, same study: 1 SR \+ [1-9]\d* Secondary Capture image\(s\)/);
+  expect(out).toMatch(/Orthanc study: +http:\/\/127\.0\.0\.1:\d+\/app\/explorer\.html#study\?uuid=[0-9a-f-]+/);
+  expect(out).toMatch(/Dashboard: +http:\/\/127\.0\.0\.1:\d+\//);
+  expect(out).not.toMatch(/WARNING/);
+  const pids = [...out.matchAll(/\(pid (\d+)\)/g)].map((m) => Number(m[1]));
+  expect(pids.length).toBeGreaterThanOrEqual(2); // Orthanc and mlsam serve (and redis-server if it had to start one)
+  expect(pids.every(alive)).toBe(true);
+  const temp = /temp folder (\/\S+)\)/.exec(out)?.[1];
+  expect(temp && existsSync(temp)).toBe(true);
+
+  child.kill('SIGINT');
+  expect(await exited).toBe(130);
+  expect(pids.filter(alive)).toEqual([]);
+  expect(existsSync(temp!)).toBe(false);
+});
