@@ -1,5 +1,8 @@
 import type { Redis } from 'ioredis';
 import { resolveModelPath } from '../cli/score.js';
+import { loadModelMetadata, type ModelMetadata } from '../model/metadata.js';
+import { writeResultObjects } from '../results/index.js';
+import { DispatchRole } from '../worker/dispatch/role.js';
 import { closeRedis, createRedis } from '../queue/redis.js';
 import { InferenceWorker, type OnResult } from '../worker/inference/inference-worker.js';
 import type { NodeContext, Role, RoleFactory } from './role.js';
@@ -16,12 +19,21 @@ export interface WorkerStages {
 }
 
 /**
- * ▼ PIPELINE: the stages after inference plug in here (one line each), e.g.
- *   onResult: resultsStage(ctx),            // src/results: SR/SC, then enqueue dispatch jobs
- *   roles: [dispatchWorkerRole],             // src/worker/dispatch
+ * ▼ PIPELINE after inference: src/results writes the SR + SC objects into the spool, then
+ * src/worker/dispatch queues one job per destination; the dispatch worker runs in this role too.
  */
-export function workerStages(_ctx: NodeContext): WorkerStages {
-  return {};
+export function workerStages(ctx: NodeContext): WorkerStages {
+  const dispatch = new DispatchRole(ctx);
+  let metadata: Promise<ModelMetadata> | undefined;
+  return {
+    onResult: async (record) => {
+      metadata ??= loadModelMetadata(resolveModelPath(ctx.config.model.path), { verifyHash: false }).then((m) => m.metadata);
+      const outputs = await writeResultObjects(record, { config: ctx.config, logger: ctx.logger, metadata: await metadata });
+      if (outputs.length > 0) await dispatch.enqueue({ ...record, outputs }, 'worker');
+      return outputs;
+    },
+    roles: [() => dispatch],
+  };
 }
 
 /**
