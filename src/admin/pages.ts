@@ -38,7 +38,7 @@ dl.kv{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px;margin:0}d
 .actions form{display:inline-block;margin-right:8px}button{padding:6px 12px;border:1px solid #1d3557;background:#fff;color:#1d3557;border-radius:4px;cursor:pointer;font-weight:600}
 button:hover{background:#1d3557;color:#fff}.flash{padding:8px 12px;margin-bottom:12px;border-radius:4px}.flash.ok{background:#dcf5e3}.flash.err{background:#fde2e1}
 .heatmaps{display:flex;flex-wrap:wrap;gap:12px}.heatmaps figure{margin:0;background:#fff;padding:8px;box-shadow:0 1px 2px rgba(0,0,0,.08)}
-.heatmaps img{display:block;width:256px;height:auto;image-rendering:auto}.heatmaps figcaption{font-size:12px;color:#4a5560;margin-top:4px;max-width:256px}
+.heatmaps img{display:block;width:300px;height:auto}.heatmaps figure.summary img{width:600px}.heatmaps figcaption{font-size:12px;color:#4a5560;margin-top:4px}
 pre.sr{background:#fff;padding:12px;box-shadow:0 1px 2px rgba(0,0,0,.08);overflow:auto;font-size:12px;margin:0}
 #chart{background:#fff;padding:8px;box-shadow:0 1px 2px rgba(0,0,0,.08);min-height:300px}.phi{background:#fff8e1;border-left:3px solid #d99a0b}
 .notice{font-size:12px;color:#a61b1b;font-weight:600}.nowrap{white-space:nowrap}
@@ -81,7 +81,7 @@ export function seriesListPage(list: SeriesSummary[], opts: { limit: number }): 
   const rows = list.map((s) => `<tr data-series-uid="${esc(s.seriesInstanceUid)}">
 <td class="mono nowrap"><a href="/admin/series/${esc(s.seriesInstanceUid)}" title="${esc(s.seriesInstanceUid)}">${esc(shortUid(s.seriesInstanceUid))}</a></td>
 <td>${esc(s.callingAeTitle)}</td><td>${statusCell(s)}</td>
-<td>${s.sliceCount !== undefined ? `${esc(s.sliceCount)} <span class="muted">/ ${esc(s.instancesReceived)}</span>` : esc(s.instancesReceived)}</td>
+<td class="nowrap">${s.sliceCount !== undefined ? `${esc(s.sliceCount)} <span class="muted">/ ${esc(s.instancesReceived)}</span>` : esc(s.instancesReceived)}</td>
 <td>${s.score !== undefined ? esc(s.score.toFixed(3)) : ''}</td>
 <td>${s.category ? `<span class="c-${esc(s.category)}">${esc(s.category)}</span>` : ''}</td>
 <td class="reason">${esc(timingsText(s.timings))}</td>
@@ -141,11 +141,12 @@ ${action('rescore', 'Re-score', 'Run the model again on the same instances')}${a
 
   const slices = r?.slices ?? [];
   const chartData = {
-    x: slices.map((s) => s.index),
+    // 1-based slice numbers, as the burned-in text of the heatmaps and the SR say.
+    x: slices.map((s) => s.index + 1),
     p: slices.map((s) => s.probability),
     pos: slices.map((s) => s.position),
     threshold: r?.threshold ?? null,
-    key: (r?.keySlices ?? []).map((k) => k.index),
+    key: (r?.keySlices ?? []).map((k) => k.index + 1),
   };
   const chart = slices.length
     ? `<h2>Per-slice probability</h2><div id="chart" data-slices="${esc(slices.length)}"></div>
@@ -159,8 +160,11 @@ ${action('rescore', 'Re-score', 'Run the model again on the same instances')}${a
     ? `<h2>Heatmaps</h2><div class="heatmaps">${heatmaps
         .map((o) => {
           const s = o.sourceSopInstanceUid ? sliceBySop.get(o.sourceSopInstanceUid) : undefined;
-          const cap = o.kind === 'summary' ? 'Summary' : s ? `Slice ${s.index}${s.instanceNumber !== null ? ` (instance ${s.instanceNumber})` : ''}, p = ${s.probability.toFixed(3)}` : 'Heatmap';
-          return `<figure><img class="heatmap" alt="${esc(cap)}" src="/api/series/${esc(uid)}/images/${esc(o.sopInstanceUid)}.png" loading="lazy"><figcaption>${esc(cap)}</figcaption></figure>`;
+          const cap = o.kind === 'summary'
+            ? 'Summary: probability along the scan'
+            : s ? `Slice ${s.index + 1}/${slices.length}${s.instanceNumber !== null ? ` (instance ${s.instanceNumber})` : ''}, p = ${s.probability.toFixed(3)}` : 'Heatmap';
+          const src = `/api/series/${esc(uid)}/images/${esc(o.sopInstanceUid)}.png`;
+          return `<figure class="${o.kind === 'summary' ? 'summary' : ''}"><a href="${src}" target="_blank" rel="noopener"><img class="heatmap" alt="${esc(cap)}" src="${src}" loading="lazy"></a><figcaption>${esc(cap)}</figcaption></figure>`;
         })
         .join('')}</div>`
     : '';
@@ -217,7 +221,7 @@ export const SERIES_CHART_JS = `(function(){
   var data=[d.x,d.p,key];
   if(thr!==null){series.push({label:'threshold',stroke:'#d99a0b',dash:[6,4],width:1,points:{show:false}});data.push(d.x.map(function(){return thr;}));}
   var width=Math.max(320,Math.min(el.clientWidth-16,1200));
-  var u=new uPlot({width:width,height:280,series:series,scales:{x:{time:false},y:{range:[0,1]}},
-    axes:[{label:'slice (superior → inferior)'},{label:'probability'}]},data,el);
+  var u=new uPlot({width:width,height:280,series:series,legend:{live:false},scales:{x:{time:false},y:{range:[0,1]}},
+    axes:[{label:'slice number (scored order, superior → inferior)'},{label:'probability'}]},data,el);
   el.setAttribute('data-ready','1');
 })();`;
