@@ -1,9 +1,9 @@
 import { rm } from 'node:fs/promises';
-import { Queue } from 'bullmq';
+import { Queue, Worker } from 'bullmq';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/schema.js';
-import { DISPATCH_QUEUE, INFERENCE_QUEUE, inferenceJobId } from '../../src/queue/jobs.js';
+import { DISPATCH_QUEUE, INFERENCE_JOB_OPTIONS, INFERENCE_QUEUE, inferenceJobId } from '../../src/queue/jobs.js';
 import { Keys } from '../../src/queue/keys.js';
 import { cleanup, freePort, testConfig, waitFor } from '../queue/helpers.js';
 import {
@@ -165,6 +165,37 @@ describe('admin API (mlsam admin, real Redis)', () => {
     expect((await js.text()).length).toBeGreaterThan(10_000);
     expect(await (await get('/admin/associations')).text()).toContain('120.6 KiB');
     expect((await get('/admin/queues')).status).toBe(200);
+  });
+
+  it('a series whose job a worker runs shows "scoring" with the job\'s progress', async () => {
+    const s = await spoolSeries(config, 3);
+    await trackSeries(redis, config, s, { status: 'queued' });
+    const connection = { host: '127.0.0.1', port: 6379 };
+    const queue = new Queue(INFERENCE_QUEUE, { connection, prefix: config.redis.keyPrefix });
+    let release: () => void = () => undefined;
+    const hold = new Promise<void>((r) => (release = r));
+    const worker = new Worker(INFERENCE_QUEUE, async (job) => {
+      if (job.id !== inferenceJobId(s.seriesInstanceUid, s.instancesHash)) return; // only this test's job
+      await job.updateProgress({ done: 5, total: 20 });
+      await hold;
+    }, { connection: { ...connection, maxRetriesPerRequest: null }, prefix: config.redis.keyPrefix });
+    try {
+      await queue.add('score', {
+        studyInstanceUid: s.studyInstanceUid, seriesInstanceUid: s.seriesInstanceUid, seriesDir: s.seriesDir, instanceCount: 3,
+        instancesHash: s.instancesHash, callingAeTitle: 'PACS', firstReceivedAt: new Date().toISOString(), lastReceivedAt: new Date().toISOString(), enqueuedBy: 'tracker',
+      }, { ...INFERENCE_JOB_OPTIONS, jobId: inferenceJobId(s.seriesInstanceUid, s.instancesHash) });
+      const summary = await waitFor(async () => {
+        const d = (await (await get(`/api/series/${s.seriesInstanceUid}`)).json()) as Summary & { progress?: number };
+        return d.status === 'scoring' && d.progress ? d : undefined;
+      }, 10_000, 'scoring with progress');
+      expect(summary.progress).toBe(25);
+      const list = await (await get('/admin')).text();
+      expect(list).toContain('scoring 25%');
+    } finally {
+      release();
+      await worker.close();
+      await queue.close();
+    }
   });
 
   it('pages escape what they show (a hostile calling AE title)', async () => {
