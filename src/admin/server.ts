@@ -99,7 +99,11 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyIn
 
   // Bull Board: inference and dispatch (the internal series-settle queue is left out).
   const board = new FastifyAdapter();
-  createBullBoard({ queues: deps.queues.map((q) => new BullMQAdapter(q)), serverAdapter: board });
+  createBullBoard({
+    queues: deps.queues.map((q) => new BullMQAdapter(q)),
+    serverAdapter: board,
+    options: { uiConfig: { boardTitle: 'mlsam-node queues', hideDocsLink: true, miscLinks: [{ text: 'Series dashboard', url: '/admin' }] } },
+  });
   board.setBasePath('/admin/queues');
   await app.register(board.registerPlugin() as never, { prefix: '/admin/queues' });
 
