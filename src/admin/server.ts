@@ -82,7 +82,13 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyIn
     if (req.method === 'POST') {
       const site = req.headers['sec-fetch-site'];
       const origin = req.headers.origin;
-      if (site === 'cross-site' || (origin && origin !== 'null' && new URL(origin).host !== req.headers.host)) {
+      let foreign = false;
+      try {
+        foreign = Boolean(origin && origin !== 'null' && new URL(origin).host !== req.headers.host);
+      } catch {
+        foreign = true; // a malformed Origin
+      }
+      if (site === 'cross-site' || foreign) {
         void reply.code(403).send({ error: 'cross-site request refused' });
         return;
       }
