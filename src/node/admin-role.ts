@@ -37,6 +37,7 @@ export class AdminRole implements Role {
   private dispatcher: Dispatcher | undefined;
   private app: FastifyInstance | undefined;
   private retention: SpoolRetention | undefined;
+  private deriveTimer: NodeJS.Timeout | undefined;
   /** Where the server is bound, once started. */
   address: { host: string; port: number } | undefined;
 
@@ -77,10 +78,14 @@ export class AdminRole implements Role {
     const port = typeof addr === 'object' && addr ? addr.port : config.http.port;
     this.address = { host: config.http.host, port };
     this.retention.start();
+    // Count the stages' events even when nobody scrapes /metrics for a while (the window is two days).
+    this.deriveTimer = setInterval(() => void metrics.derive(true).catch(() => undefined), 60_000);
+    this.deriveTimer.unref();
     logger.info({ host: config.http.host, port, url: `http://${config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host}:${port}/admin` }, 'admin listening');
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.deriveTimer);
     await this.retention?.stop();
     await this.app?.close().catch(() => undefined);
     await Promise.all([this.dispatcher?.close(), this.tracker?.close()].map((p) => p?.catch(() => undefined)));
