@@ -6,7 +6,7 @@ import { loadConfig } from '../../src/config/load.js';
 import type { Config } from '../../src/config/schema.js';
 import { mlsam } from '../helpers/process.js';
 import { cleanup, freePort, PrivateRedis, testConfig, waitFor } from '../queue/helpers.js';
-import { DaemonProcess, envOf, http, startStorescp } from './helpers.js';
+import { DaemonProcess, envOf, http, plainRedis, spoolSeries, startStorescp, trackSeries, writeResult } from './helpers.js';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 afterEach(async () => {
@@ -51,6 +51,24 @@ describe('admin authentication', () => {
     // A cross-site form post is refused even with the browser's stored credentials.
     const xsite = await right('/admin/series/1.2.3/force', { method: 'POST', headers: { origin: 'http://evil.example', 'sec-fetch-site': 'cross-site' } });
     expect(xsite.status).toBe(403);
+  });
+
+  it('shows no PHI unless http.showPhi (default false)', async () => {
+    const c = await setup('admin-nophi', { series: { routing: { minSlices: 3 } } });
+    const redis = plainRedis(c.redis.url);
+    cleanups.push(async () => redis.disconnect());
+    const s = await spoolSeries(c, 3, { patientName: 'SECRET^NAME', patientId: 'SECRET-ID' });
+    await trackSeries(redis, c, s, { status: 'queued' });
+    await writeResult(redis, c, s, 'scored');
+    const p = await start(c);
+    const get = http(p.httpPort, ['ops', 'pa55-word']);
+    const api = await (await get(`/api/series/${s.seriesInstanceUid}`)).text();
+    const page = await (await get(`/admin/series/${s.seriesInstanceUid}`)).text();
+    expect(api).toContain(s.seriesInstanceUid);
+    expect(page).toContain('id="chart-data"');
+    for (const body of [api, page, await (await get('/admin')).text(), await (await get('/api/series')).text()]) {
+      expect(body).not.toMatch(/SECRET|patientName|Patient name/);
+    }
   });
 
   it('refuses a non-loopback http.host without a password, at config load and at `mlsam admin` start', async () => {
