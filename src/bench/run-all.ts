@@ -54,6 +54,7 @@ for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 
+/** stdout and stderr of a command; '' when it fails to run or exits non-zero. */
 function capture(cmd: string, args: string[]): Promise<string> {
   return new Promise((res) => {
     const c = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -61,7 +62,7 @@ function capture(cmd: string, args: string[]): Promise<string> {
     c.stdout.on('data', (d: Buffer) => (out += d.toString()));
     c.stderr.on('data', (d: Buffer) => (out += d.toString()));
     c.on('error', () => res(''));
-    c.on('close', () => res(out));
+    c.on('close', (code) => res(code === 0 ? out : ''));
   });
 }
 
@@ -78,8 +79,9 @@ async function machine(): Promise<string[]> {
   const dcmtk = /\$dcmtk: \S+ (v[\d.]+)/.exec(await capture('storescu', ['--version']))?.[1] ?? '?';
   const redis = /v=([\d.]+)/.exec(await capture('redis-server', ['--version']))?.[1] ?? '?';
   const gpu = (await capture('nvidia-smi', ['--query-gpu=name', '--format=csv,noheader'])).trim();
-  const dirty = (await capture('git', ['-C', PROJECT_ROOT, 'status', '--porcelain', '--untracked-files=no'])).trim() !== '';
-  const commit = `${(await capture('git', ['-C', PROJECT_ROOT, 'rev-parse', '--short', 'HEAD'])).trim()}${dirty ? ' (with uncommitted changes)' : ''}`;
+  const head = (await capture('git', ['-C', PROJECT_ROOT, 'rev-parse', '--short', 'HEAD'])).trim();
+  const dirty = head !== '' && (await capture('git', ['-C', PROJECT_ROOT, 'status', '--porcelain', '--untracked-files=no'])).trim() !== '';
+  const commit = `${head}${dirty ? ' (with uncommitted changes)' : ''}`;
   return [
     `- Date: ${new Date().toISOString()}`,
     `- Machine: ${hostname()}, ${cpu.length} × ${cpu[0]?.model.trim() ?? '?'}, ${(totalmem() / 1073741824).toFixed(1)} GiB RAM, ${osType()} ${release()}` +
@@ -197,7 +199,8 @@ async function e2eSection(sizes: number[], quiet: number): Promise<{ rows: E2eRo
           const j = await redis.get(keys.result(series.seriesInstanceUid));
           rec = j ? (JSON.parse(j) as ResultRecord) : undefined;
           const inStudy = await orthanc.post<string[]>('/tools/find', { Level: 'Instance', Query: { StudyInstanceUID: series.studyInstanceUid } });
-          objects = inStudy.length - count;
+          // The CT went straight to the listener: every instance of the study in Orthanc is a result object.
+          objects = inStudy.length;
           if (rec?.outputs && objects >= rec.outputs.length) tAll = Date.now();
         }
         await sleep(100);
