@@ -262,7 +262,7 @@ async function main(): Promise<void> {
         `(last instance acknowledged) until the SR is found in Orthanc (REST polled every 100 ms), minus the quiet period ` +
         `(${quiet} s here; 30 s by default). One warm-up series of 30 slices ran first and is not reported.`,
       '',
-      '| slices | send (s) | last instance → SR in Orthanc, minus quiet (s) | → all result objects in Orthanc (s) | result objects | worker: wait / read+decode / infer / results (s) | slices/s in the worker |',
+      '| slices | send (s) | last instance → SR in Orthanc, minus quiet (s) | → all result objects in Orthanc (s) | result objects | worker: wait (incl. quiet) / read+decode+preprocess / infer / results (s) | slices/s in the worker |',
       '|---:|---:|---:|---:|---:|---|---:|',
       ...e.rows.map((r) => {
         const t = r.rec?.timings ?? {};

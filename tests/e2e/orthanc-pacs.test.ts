@@ -179,6 +179,8 @@ describe.skipIf(!existsSync(P001))('Orthanc as the PACS, end to end', () => {
       const path = join(dir, `${o.ID}.dcm`);
       await writeFile(path, await orthanc.instanceFile(o.ID));
       const v = await run('dciodvfy', [path]);
+      // dciodvfy names the IOD it checked first (proof it recognised the object), then its findings.
+      expect(v.stdout + v.stderr).toMatch(/^(Comprehensive3DSR|EnhancedSR|SCImage|MultiframeTrueColorSCImage)$/m);
       const errors = (v.stdout + v.stderr).split('\n').filter((l) => /^Error/.test(l));
       expect(errors, `${o.series.MainDicomTags.Modality} ${o.MainDicomTags.SOPInstanceUID}`).toEqual([]);
     }
