@@ -260,7 +260,9 @@ async function main(): Promise<void> {
       `\`mlsam listen\` and \`mlsam work\` as separate processes on one Redis; Orthanc (loopback) as the destination PACS. ` +
         `A synthetic 512×512 CT series is sent with \`TCP_NODELAY=1 storescu\` to the listener; latency runs from storescu's exit ` +
         `(last instance acknowledged) until the SR is found in Orthanc (REST polled every 100 ms), minus the quiet period ` +
-        `(${quiet} s here; 30 s by default). One warm-up series of 30 slices ran first and is not reported.`,
+        `(${quiet} s here; 30 s by default). One warm-up series of 30 slices ran first and is not reported. ` +
+        `The worker columns come from the series' result record: stage busy times, where decoding and preprocessing ` +
+        `run in threads beside inference (so they overlap), and slices per second of the whole job.`,
       '',
       '| slices | send (s) | last instance → SR in Orthanc, minus quiet (s) | → all result objects in Orthanc (s) | result objects | worker: wait (incl. quiet) / read+decode+preprocess / infer / results (s) | slices/s in the worker |',
       '|---:|---:|---:|---:|---:|---|---:|',
