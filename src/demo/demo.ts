@@ -131,7 +131,7 @@ interface Watch {
 }
 
 function progressText(p: unknown): string {
-  if (typeof p === 'number') return `${Math.round(p)}%`;
+  if (typeof p === 'number') return p > 0 ? `${Math.round(p)}%` : 'started';
   if (p && typeof p === 'object') {
     const o = p as Record<string, unknown>;
     const done = o.done ?? o.slicesDone ?? o.processed;
@@ -167,12 +167,13 @@ async function waitForResult(w: Watch, timeoutMs: number): Promise<{ record: Res
       .then((j) => (j ? (JSON.parse(j) as ResultRecord) : undefined))
       .catch(() => undefined);
     if (s.status) {
+      const received = await w.redis.hlen(w.keys.seriesInstances(w.seriesUid)).catch(() => 0);
       if (s.status === 'receiving') {
-        status(`node received ${s.instancesReceived ?? 0}/${w.expected} instances, then waits for the quiet period`);
+        status(`node received ${received}/${w.expected} instances; it scores the series once none arrived for the quiet period`);
       } else if (s.status === 'ignored') {
         phase('ignored', `• node: series ignored: ${s.reason ?? s.ignoreCode ?? '?'}`);
-      } else if (s.status === 'queued') {
-        phase('queued', `• node: ${s.instanceCount ?? s.instancesReceived} instances received; series complete, queued for scoring`);
+      } else {
+        phase('queued', `• node: ${s.instanceCount ?? received} instances received; series complete, queued for scoring`);
       }
     }
     if (s.jobId && (!record || record.status === 'scoring')) {
