@@ -351,7 +351,7 @@ async function main(): Promise<void> {
   }
   say(`  in Orthanc, same study: 1 SR + ${objects.length - 1} Secondary Capture image(s)`);
   say(`  Orthanc study:  ${orthanc.explorerUrl}#study?uuid=${studyId}`);
-  say(`  Dashboard:      http://127.0.0.1:${httpPort}/  (user admin, no password: loopback only)`);
+  say(`  Dashboard:      http://127.0.0.1:${httpPort}/admin/series/${seriesUid}  (user admin, empty password: loopback only)`);
   say(`  Series in API:  http://127.0.0.1:${httpPort}/api/series/${seriesUid}`);
   if (opts.exit) return;
   say('\nRunning; press Ctrl-C to stop Orthanc, the node and everything else the demo started.');

@@ -47,7 +47,12 @@ it('npm run demo: phantom → Orthanc → node → SR back in Orthanc; Ctrl-C st
   expect(score, out).not.toBeNull();
   expect(out).toMatch(/in Orthanc, same study: 1 SR \+ [1-9]\d* Secondary Capture image\(s\)/);
   expect(out).toMatch(/Orthanc study: +http:\/\/127\.0\.0\.1:\d+\/app\/explorer\.html#study\?uuid=[0-9a-f-]+/);
-  expect(out).toMatch(/Dashboard: +http:\/\/127\.0\.0\.1:\d+\//);
+  // The dashboard's series page answers (basic auth admin with the empty loopback password).
+  const dashboard = /Dashboard: +(http:\/\/127\.0\.0\.1:\d+\/admin\/series\/([0-9.]+))/.exec(out);
+  expect(dashboard, out).not.toBeNull();
+  const page = await fetch(dashboard![1]!, { headers: { authorization: `Basic ${Buffer.from('admin:').toString('base64')}` } });
+  expect(page.status).toBe(200);
+  expect(await page.text()).toContain(dashboard![2]!);
   expect(out).not.toMatch(/WARNING/);
   const pids = [...out.matchAll(/\(pid (\d+)\)/g)].map((m) => Number(m[1]));
   expect(pids.length).toBeGreaterThanOrEqual(2); // Orthanc and mlsam serve (and redis-server if it had to start one)
