@@ -50,7 +50,11 @@ const running = new Set<{ stop(): Promise<unknown> }>();
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.once(sig, () => {
     log(`\n${sig}: stopping what the bench started ...`);
-    void Promise.allSettled([...running].map((p) => p.stop())).then(() => process.exit(130));
+    void (async () => {
+      // Newest first: the processes, then the temp files and Redis keys registered before them.
+      for (const p of [...running].reverse()) await p.stop().catch(() => undefined);
+      process.exit(130);
+    })();
   });
 }
 
@@ -157,6 +161,14 @@ async function e2eSection(sizes: number[], quiet: number): Promise<{ rows: E2eRo
   let listener: MlsamProcess | undefined;
   let worker: MlsamProcess | undefined;
   const notes: string[] = [];
+  const leftovers = {
+    stop: async (): Promise<void> => {
+      redis.disconnect();
+      await dropRedisPrefix(opts.redis, prefix);
+      await rm(work, { recursive: true, force: true });
+    },
+  };
+  running.add(leftovers);
   try {
     orthanc = await startOrthanc({ modalities: { mlsam: { aeTitle: 'MLSAM', port: 104 } }, workDir: join(work, 'orthanc') });
     running.add(orthanc);
@@ -219,9 +231,8 @@ async function e2eSection(sizes: number[], quiet: number): Promise<{ rows: E2eRo
     await worker?.stop();
     await listener?.stop();
     await orthanc?.stop();
-    redis.disconnect();
-    await dropRedisPrefix(opts.redis, prefix);
-    await rm(work, { recursive: true, force: true });
+    await leftovers.stop();
+    for (const p of [worker, listener, orthanc, leftovers]) if (p) running.delete(p);
   }
 }
 

@@ -7,7 +7,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { expect, it } from 'vitest';
+import { expect, it, onTestFinished } from 'vitest';
 import { REPO_ROOT } from '../helpers/dicom-listener.js';
 import { waitFor } from '../queue/helpers.js';
 
@@ -33,16 +33,17 @@ it('npm run demo: phantom → Orthanc → node → SR back in Orthanc; Ctrl-C st
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  try {
-    await waitFor(async () => {
-      if (child.exitCode !== null) throw new Error(`demo exited ${child.exitCode}:\n${out}`);
-      return out.includes('press Ctrl-C');
-    }, 240_000, `the demo's result\n${out}`, 250);
-  } catch (err) {
-    child.kill('SIGINT');
-    await exited;
-    throw err;
-  }
+  // Whatever fails below, the demo gets its Ctrl-C so that it stops what it started.
+  onTestFinished(async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      child.kill('SIGINT');
+      await exited;
+    }
+  });
+  await waitFor(async () => {
+    if (child.exitCode !== null) throw new Error(`demo exited ${child.exitCode}:\n${out}`);
+    return out.includes('press Ctrl-C');
+  }, 240_000, `the demo's result`, 250);
   const score = /probability: (\d\.\d{3}) → (likely|unlikely|indeterminate)/.exec(out);
   expect(score, out).not.toBeNull();
   expect(out).toMatch(/in Orthanc, same study: 1 SR \+ [1-9]\d* Secondary Capture image\(s\)/);
