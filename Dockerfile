@@ -34,7 +34,9 @@ ENV NODE_ENV=production \
     NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
 WORKDIR /app
-RUN groupadd --system --gid 10001 mlsam && useradd --system --uid 10001 --gid mlsam --home-dir /app --shell /usr/sbin/nologin mlsam \
+# Fonts for the text, legends and charts burned into the Secondary Captures (sharp renders SVG with fontconfig).
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-dejavu-core fontconfig && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 mlsam && useradd --system --uid 10001 --gid mlsam --home-dir /app --shell /usr/sbin/nologin mlsam \
  && mkdir -p /var/lib/mlsam/spool && chown -R mlsam:mlsam /var/lib/mlsam
 COPY --from=build-gpu --chown=root:root /app/node_modules ./node_modules
 COPY --from=build-gpu --chown=root:root /app/dist ./dist
@@ -64,8 +66,10 @@ ENV NODE_ENV=production \
     ONNXRUNTIME_NODE_INSTALL=skip \
     MLSAM_SPOOL__DIR=/var/lib/mlsam/spool
 WORKDIR /app
-# Fixed uid/gid (also in the gpu-worker target): containers of both images share one spool volume.
-RUN groupadd --system --gid 10001 mlsam && useradd --system --uid 10001 --gid mlsam --home-dir /app --shell /usr/sbin/nologin mlsam \
+# Fonts for the text burned into the Secondary Captures; fixed uid/gid (also in the gpu-worker
+# target): containers of both images share one spool volume.
+RUN apt-get update && apt-get install -y --no-install-recommends fonts-dejavu-core fontconfig && rm -rf /var/lib/apt/lists/* \
+ && groupadd --system --gid 10001 mlsam && useradd --system --uid 10001 --gid mlsam --home-dir /app --shell /usr/sbin/nologin mlsam \
  && mkdir -p /var/lib/mlsam/spool && chown -R mlsam:mlsam /var/lib/mlsam
 COPY --from=build --chown=root:root /app/node_modules ./node_modules
 COPY --from=build --chown=root:root /app/dist ./dist
