@@ -1,5 +1,4 @@
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { REPO_ROOT } from './dicom-listener.js';
 
@@ -29,15 +28,5 @@ export function mlsam(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Mlsa
   });
 }
 
-/** A TCP port free on 127.0.0.1 at the time of asking. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
-}
+/** A TCP port free on 127.0.0.1 at the time of asking (the demo's and the bench's helper). */
+export { freePort } from '../../src/demo/orthanc.js';

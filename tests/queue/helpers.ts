@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { loadConfig } from '../../src/config/load.js';
+import { dropRedisPrefix } from '../../src/demo/processes.js';
 import type { Config } from '../../src/config/schema.js';
 import { createLogger } from '../../src/log.js';
 
@@ -45,23 +46,7 @@ function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Reco
 }
 
 /** Deletes every key under a test prefix (never FLUSHDB: Redis is shared). */
-export async function dropPrefix(url: string, prefix: string): Promise<void> {
-  const r = new Redis(url, { maxRetriesPerRequest: 1, lazyConnect: true, retryStrategy: () => null });
-  r.on('error', () => undefined);
-  try {
-    await r.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await r.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length) await r.del(...keys);
-    } while (cursor !== '0');
-  } catch {
-    /* Redis gone: nothing to clean */
-  } finally {
-    r.disconnect();
-  }
-}
+export const dropPrefix = dropRedisPrefix;
 
 export async function cleanup(config: Config): Promise<void> {
   await dropPrefix(config.redis.url, config.redis.keyPrefix);
