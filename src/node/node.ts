@@ -58,32 +58,32 @@ export async function runUntilSignal(
     logger.flush();
     process.exit(1);
   });
+  // Handlers first: a signal while the later roles are still starting (the worker loads its model)
+  // must shut down gracefully too, not kill the process mid-start.
+  let signalled: NodeJS.Signals | undefined;
+  let onStopRequested: (() => void) | undefined;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (signalled) {
+      logger.warn({ signal }, 'second signal: exiting now');
+      logger.flush();
+      process.exit(1);
+    }
+    signalled = signal;
+    logger.info({ signal }, 'shutting down');
+    const timer = setTimeout(() => {
+      logger.error({ shutdownTimeoutMs }, 'shutdown timed out: exiting');
+      logger.flush();
+      process.exit(1);
+    }, shutdownTimeoutMs);
+    timer.unref();
+    onStopRequested?.();
+  };
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
   const node = await startNode(ctx, factories);
-  await new Promise<void>((resolve) => {
-    let signalled = false;
-    const onSignal = (signal: NodeJS.Signals): void => {
-      if (signalled) {
-        logger.warn({ signal }, 'second signal: exiting now');
-        logger.flush();
-        process.exit(1);
-      }
-      signalled = true;
-      logger.info({ signal }, 'shutting down');
-      const timer = setTimeout(() => {
-        logger.error({ shutdownTimeoutMs }, 'shutdown timed out: exiting');
-        logger.flush();
-        process.exit(1);
-      }, shutdownTimeoutMs);
-      timer.unref();
-      void node.stop().then(() => {
-        clearTimeout(timer);
-        logger.info('stopped');
-        resolve();
-      });
-    };
-    process.on('SIGTERM', onSignal);
-    process.on('SIGINT', onSignal);
-  });
+  if (!signalled) await new Promise<void>((resolve) => (onStopRequested = resolve));
+  await node.stop();
+  logger.info('stopped');
   logger.flush();
   // Everything is closed; should a library still hold a handle, do not hang on it.
   setTimeout(() => process.exit(0), 2_000).unref();
