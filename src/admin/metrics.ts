@@ -12,6 +12,7 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import { resolvePath } from '../config/load.js';
 import { loadModelMetadata } from '../model/metadata.js';
+import { listWorkers } from '../queue/worker-registry.js';
 import { Keys } from '../queue/keys.js';
 import { dispatchAttemptSchema, resultRecordSchema } from '../queue/result-record.js';
 import {
@@ -125,6 +126,24 @@ export class Metrics {
           this.set({ name: metadata.name, version: metadata.version, sha256: metadata.sha256 }, 1);
         } catch {
           /* readyz says why */
+        }
+      },
+    });
+
+    const redisForWorkers = opts.redis;
+    new Gauge({
+      name: 'mlsam_worker_info',
+      help: 'Inference workers alive (value 1): the execution provider each really runs on, its model and host',
+      labelNames: ['worker', 'provider', 'model', 'version'],
+      registers: [reg],
+      async collect() {
+        this.reset();
+        try {
+          for (const w of await listWorkers(redisForWorkers, config.redis.keyPrefix)) {
+            this.set({ worker: w.id, provider: w.provider, model: w.model, version: w.version }, 1);
+          }
+        } catch {
+          /* Redis down: mlsam_redis_up says so */
         }
       },
     });

@@ -2,6 +2,7 @@
  * Server-rendered HTML of the dashboard: no framework, every value escaped (esc) or embedded as
  * JSON that cannot close its <script> element (jsonForScript).
  */
+import type { WorkerInfo } from '../queue/worker-registry.js';
 import type { AssociationRecord } from '../dicom/received-instance.js';
 import type { SeriesDetail, SeriesSummary, StageTimings } from './data.js';
 import type { SrDocument, SrNode } from './dicom-view.js';
@@ -77,7 +78,14 @@ export function statusCell(s: SeriesSummary): string {
   return `<span class="badge s-${esc(s.status)}">${esc(s.statusText)}${s.status === 'scoring' && s.progress !== undefined ? ` ${esc(Math.round(s.progress))}%` : ''}</span>${extra}`;
 }
 
-export function seriesListPage(list: SeriesSummary[], opts: { limit: number }): string {
+function workersLine(workers: readonly WorkerInfo[]): string {
+  if (workers.length === 0) return '<p class="muted" id="workers">No inference worker is running.</p>';
+  const items = workers.map((w) =>
+    `<span class="nowrap"><b>${esc(w.provider)}</b> ${esc(w.host)} <span class="muted">(pid ${esc(w.pid)}, ${esc(w.model)} ${esc(w.version)}, ${esc(w.concurrency)} at once)</span></span>`);
+  return `<p id="workers">Inference workers: ${items.join(' · ')}</p>`;
+}
+
+export function seriesListPage(list: SeriesSummary[], opts: { limit: number; workers?: readonly WorkerInfo[] }): string {
   const rows = list.map((s) => `<tr data-series-uid="${esc(s.seriesInstanceUid)}">
 <td class="mono nowrap"><a href="/admin/series/${esc(s.seriesInstanceUid)}" title="${esc(s.seriesInstanceUid)}">${esc(shortUid(s.seriesInstanceUid))}</a></td>
 <td>${esc(s.callingAeTitle)}</td><td>${statusCell(s)}</td>
@@ -87,6 +95,7 @@ export function seriesListPage(list: SeriesSummary[], opts: { limit: number }): 
 <td class="reason">${esc(timingsText(s.timings))}</td>
 <td class="mono nowrap">${esc(fmtTime(s.lastReceivedAt ?? s.finishedAt))}</td></tr>`);
   const body = `<h1>Series</h1>
+${workersLine(opts.workers ?? [])}
 <p class="muted">The ${esc(opts.limit)} most recent series; this page refreshes every 10 s. Slices: scored / received.</p>
 <table id="series"><thead><tr><th>Series</th><th>Calling AE</th><th>Status</th><th>Slices</th><th>Score</th><th>Category</th><th>Timings</th><th>Last received</th></tr></thead>
 <tbody>${rows.join('\n') || '<tr><td colspan="8" class="muted">No series received yet.</td></tr>'}</tbody></table>`;

@@ -4,6 +4,7 @@
  * /readyz (left open for probes; they reveal no PHI). POSTs from another site are refused (the
  * browser sends basic-auth credentials with cross-site form posts).
  */
+import { listWorkers } from '../queue/worker-registry.js';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -161,7 +162,7 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyIn
   app.get('/favicon.ico', async (_req, reply) => reply.code(204).send());
   app.get('/admin', async (req, reply) => {
     const limit = limitOf(req.query);
-    return html(reply, seriesListPage(await data.listSeries(limit), { limit }));
+    return html(reply, seriesListPage(await data.listSeries(limit), { limit, workers: await listWorkers(deps.redis, config.redis.keyPrefix).catch(() => []) }));
   });
   app.get<{ Params: { uid: string }; Querystring: { ok?: string; msg?: string } }>('/admin/series/:uid', async (req, reply) => {
     const uid = uidOf(req);
@@ -226,6 +227,7 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyIn
     for (const q of deps.queues) out[q.name] = await q.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'paused', 'prioritized');
     return out;
   });
+  app.get('/api/workers', async () => listWorkers(deps.redis, config.redis.keyPrefix));
   app.get('/api/destinations', async () => {
     const echo = await deps.redis.hgetall(data.keys.destinationEcho());
     return config.destinations.map((d) => {

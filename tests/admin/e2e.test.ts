@@ -127,6 +127,11 @@ describe('admin after a real series went through `mlsam serve`', () => {
     expect(body).toMatch(/mlsam_slices_per_second [1-9]/);
     expect(body).toContain('mlsam_queue_jobs{queue="inference",state="completed"} 1');
     expect(body).toContain('mlsam_queue_jobs{queue="dispatch",state="completed"} 1');
+    // The execution provider the worker really runs on (CPU here: no CUDA on this machine).
+    expect(body).toMatch(/mlsam_worker_info\{worker="[^"]+:\d+",provider="cpu",model="[^"]+",version="[^"]+"\} 1/);
+    const workers = (await (await get('/api/workers')).json()) as { provider: string; requestedProviders: string[]; pid: number }[];
+    expect(workers).toHaveLength(1);
+    expect(workers[0]).toMatchObject({ provider: 'cpu', requestedProviders: ['cpu'], pid: daemon.pid });
   });
 
   it('/readyz passes on the running daemon (Redis, spool, model, the PACS answers C-ECHO)', async () => {

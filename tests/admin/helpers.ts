@@ -31,6 +31,10 @@ export function envOf(c: Config, extra: Record<string, string> = {}): Record<str
 /** A `mlsam <command>` process (admin or serve) with the admin HTTP server on a free port. */
 export class DaemonProcess {
   private proc: ChildProcess | undefined;
+  /** PID of the running daemon. */
+  get pid(): number | undefined {
+    return this.proc?.pid;
+  }
   stderr = '';
   httpPort = 0;
   dicomPort = 0;

@@ -27,6 +27,7 @@ import { Keys } from '../../queue/keys.js';
 import { throttledWarn } from '../../queue/redis.js';
 import { listSeriesInstances } from '../../queue/spool.js';
 import type { OutputFile, ResultRecord } from '../../queue/result-record.js';
+import { WorkerHeartbeat } from '../../queue/worker-registry.js';
 import { MAX_DROPPED, previousOf, ResultStore } from './result-store.js';
 
 /**
@@ -70,6 +71,7 @@ export class InferenceWorker {
   private readonly free: ModelSession[] = [];
   private readonly waiting: ((s: ModelSession) => void)[] = [];
   private preparer: SlicePreparer | undefined;
+  private heartbeat: WorkerHeartbeat | undefined;
   private readonly store: ResultStore;
   private readonly log: Logger;
   readonly keys: Keys;
@@ -125,6 +127,15 @@ export class InferenceWorker {
       if (!job || err instanceof UnrecoverableError || !/stalled/i.test(err.message)) return;
       void this.markFailed(job, err.message).catch((e: Error) => this.log.warn({ jobId: job.id, err: e.message }, 'could not record the failure'));
     });
+    const meta = (this.sessions[0] as ModelSession).metadata;
+    this.heartbeat = new WorkerHeartbeat(this.opts.redis, config.redis.keyPrefix, {
+      provider: this.provider,
+      requestedProviders: [...config.model.providers],
+      model: meta.name,
+      version: meta.version,
+      concurrency,
+    });
+    this.heartbeat.start();
     this.log.info(
       { concurrency, provider: this.provider, batchSize: config.model.batchSize, decodeThreads: this.preparer.threads },
       'inference worker started',
@@ -133,6 +144,8 @@ export class InferenceWorker {
 
   /** Stops taking jobs; waits up to `graceMs` for running ones, then leaves them to stalled-job recovery. */
   async stop(graceMs = 20_000): Promise<void> {
+    await this.heartbeat?.stop();
+    this.heartbeat = undefined;
     if (this.worker) {
       const w = this.worker;
       let timer: NodeJS.Timeout | undefined;
