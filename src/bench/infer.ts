@@ -233,6 +233,31 @@ function num(name: string): number | undefined {
   return n;
 }
 
+/** The report of one run as Markdown lines (bench:infer and section 2 of `npm run bench`). */
+export function inferReportLines(r: InferBenchResult, memorySkipped: string): string[] {
+  const st = r.stages;
+  return [
+    `${r.cores} cores; batch ${r.batchSize}; onnxruntime intra-op threads ${r.threads || 'default'}; decode threads ${r.decodeThreads}; ` +
+      `CPU provider; ${r.slices} slices of a real series (JPEG Lossless covid-ct-md P001 by default); best of the timed rounds.`,
+    '',
+    '| path | slices | slices/s |',
+    '|---|---:|---:|',
+    `| worker (BullMQ job: read, decode, preprocess, infer, aggregate, record) | ${r.slices} | ${r.workerSlicesPerSec} |`,
+    `| bare onnxruntime-node (same model, batch, threads; tensors ready) | ${r.slices} | ${r.bareSlicesPerSec} |`,
+    '',
+    `**Ratio worker / bare: ${r.ratio}** (target ≥ 0.9).`,
+    '',
+    `Worker stage busy times (ms; decode and preprocess run in threads beside inference): read ${st.readMs}, decode ${st.decodeMs}, ` +
+      `preprocess ${st.preprocessMs}, infer ${st.inferMs}, aggregate ${st.aggregateMs}, total ${st.totalMs}.`,
+    '',
+    r.memory
+      ? `Memory: a ${r.memory.slices}-slice synthetic 512×512 series scored at ${r.memory.workerSlicesPerSec} slices/s with a peak RSS of ` +
+        `${r.memory.peakRssMb} MB in the bench process (target < 1024 MB; ${r.memory.baselineRssMb} MB before the job)` +
+        `${r.memory.ratio === undefined ? '' : `; ratio to bare onnxruntime on that uncompressed series: ${r.memory.ratio}`}.`
+      : memorySkipped,
+  ];
+}
+
 async function main(): Promise<void> {
   const r = await runInferBench({
     series: arg('series'),
@@ -242,26 +267,7 @@ async function main(): Promise<void> {
     decodeThreads: num('decode-threads'),
     rounds: num('rounds'),
   });
-  const st = r.stages;
-  const lines = [
-    `# Inference benchmark (${new Date().toISOString()})`,
-    '',
-    `${r.cores} cores; batch ${r.batchSize}; onnxruntime intra-op threads ${r.threads || 'default'}; decode threads ${r.decodeThreads}; CPU provider.`,
-    '',
-    '| path | slices | slices/s |',
-    '|---|---:|---:|',
-    `| worker (BullMQ job: read, decode, preprocess, infer, aggregate, record) | ${r.slices} | ${r.workerSlicesPerSec} |`,
-    `| bare onnxruntime-node (same model, batch, threads; tensors ready) | ${r.slices} | ${r.bareSlicesPerSec} |`,
-    '',
-    `**ratio worker / bare: ${r.ratio}** (target ≥ 0.9)`,
-    '',
-    `Worker stage busy times (ms, best round; decode/preprocess run in threads beside inference): read ${st.readMs}, decode ${st.decodeMs}, preprocess ${st.preprocessMs}, infer ${st.inferMs}, aggregate ${st.aggregateMs}, total ${st.totalMs}.`,
-    '',
-    r.memory
-      ? `Memory: ${r.memory.slices}-slice synthetic 512×512 series (uncompressed) scored at ${r.memory.workerSlicesPerSec} slices/s (ratio to bare ${r.memory.ratio}); peak RSS ${r.memory.peakRssMb} MB (target < 1024 MB; ${r.memory.baselineRssMb} MB before the job).`
-      : 'Memory run skipped.',
-    '',
-  ];
+  const lines = [`# Inference benchmark (${new Date().toISOString()})`, '', ...inferReportLines(r, 'Memory run skipped.'), ''];
   process.stdout.write(lines.join('\n'));
   await mkdir(join(PROJECT_ROOT, 'bench-results'), { recursive: true });
   await writeFile(join(PROJECT_ROOT, 'bench-results', 'infer.md'), lines.join('\n'));

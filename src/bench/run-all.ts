@@ -29,7 +29,7 @@ import { freePort, startOrthanc, type Orthanc } from '../demo/orthanc.js';
 import { dropRedisPrefix, MlsamProcess } from '../demo/processes.js';
 import { Keys } from '../queue/keys.js';
 import type { ResultRecord } from '../queue/result-record.js';
-import { runInferBench } from './infer.js';
+import { inferReportLines, runInferBench } from './infer.js';
 import { receiveBench } from './receive.js';
 
 const { values: opts } = parseArgs({
@@ -98,27 +98,7 @@ async function machine(): Promise<string[]> {
 /** Section 2: the inference worker's own bench (src/bench/infer.ts runInferBench). */
 async function inferSection(quick: boolean): Promise<string[]> {
   const r = await runInferBench({ ...(quick ? { memorySlices: 0, rounds: 1 } : {}), log: (l) => log(`  ${l}`) });
-  const st = r.stages;
-  return [
-    `${r.cores} cores; batch ${r.batchSize}; onnxruntime intra-op threads ${r.threads || 'default'}; decode threads ${r.decodeThreads}; ` +
-      `CPU provider; ${r.slices} slices of a real series (covid-ct-md P001, JPEG Lossless); best of the timed rounds.`,
-    '',
-    '| path | slices | slices/s |',
-    '|---|---:|---:|',
-    `| worker (BullMQ job: read, decode, preprocess, infer, aggregate, record) | ${r.slices} | ${r.workerSlicesPerSec} |`,
-    `| bare onnxruntime-node (same model, batch, threads; tensors ready) | ${r.slices} | ${r.bareSlicesPerSec} |`,
-    '',
-    `**Ratio worker / bare: ${r.ratio}** (target ≥ 0.9).`,
-    '',
-    `Worker stage busy times (ms; decode and preprocess run in threads beside inference): read ${st.readMs}, decode ${st.decodeMs}, ` +
-      `preprocess ${st.preprocessMs}, infer ${st.inferMs}, aggregate ${st.aggregateMs}, total ${st.totalMs}.`,
-    '',
-    r.memory
-      ? `Memory: a ${r.memory.slices}-slice synthetic 512×512 series scored at ${r.memory.workerSlicesPerSec} slices/s with a peak RSS of ` +
-        `${r.memory.peakRssMb} MB in the bench process (target < 1024 MB; ${r.memory.baselineRssMb} MB before the job)` +
-        `${r.memory.ratio === undefined ? '' : `; ratio to bare onnxruntime on that uncompressed series: ${r.memory.ratio}`}.`
-      : 'Memory run skipped (--quick).',
-  ];
+  return inferReportLines(r, 'Memory run skipped (--quick).');
 }
 
 interface E2eRow {
