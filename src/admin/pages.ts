@@ -2,10 +2,10 @@
  * Server-rendered HTML of the dashboard: no framework, every value escaped (esc) or embedded as
  * JSON that cannot close its <script> element (jsonForScript).
  */
-import type { WorkerInfo } from '../queue/worker-registry.js';
 import type { AssociationRecord } from '../dicom/received-instance.js';
 import type { SeriesDetail, SeriesSummary, StageTimings } from './data.js';
 import type { SrDocument, SrNode } from './dicom-view.js';
+import type { WorkerInfo } from '../queue/worker-registry.js';
 
 export function esc(v: unknown): string {
   return String(v ?? '')

@@ -4,7 +4,6 @@
  * /readyz (left open for probes; they reveal no PHI). POSTs from another site are refused (the
  * browser sends basic-auth credentials with cross-site form posts).
  */
-import { listWorkers } from '../queue/worker-registry.js';
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
@@ -19,6 +18,8 @@ import type { Config } from '../config/schema.js';
 import { isLoopback } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { listAssociations } from '../queue/audit.js';
+import { whenReady } from '../queue/redis.js';
+import { listWorkers } from '../queue/worker-registry.js';
 import type { Redis } from 'ioredis';
 import type { ActionName, AdminActions } from './actions.js';
 import type { AdminData } from './data.js';
@@ -26,6 +27,9 @@ import { part10ToPng, readSr, srText, type SrDocument } from './dicom-view.js';
 import type { ReadinessChecker } from './health.js';
 import type { Metrics } from './metrics.js';
 import { associationsPage, notFoundPage, seriesListPage, seriesPage, SERIES_CHART_JS } from './pages.js';
+
+/** How long a request waits for a (re)connecting Redis before it is answered 503. */
+const REDIS_WAIT_MS = 2_000;
 
 export interface AdminServerDeps {
   config: Config;
@@ -38,6 +42,8 @@ export interface AdminServerDeps {
   queues: Queue[];
   /** Runs one spool retention pass now (POST /api/retention/run). */
   runRetention?: () => Promise<unknown>;
+  /** Results not yet sent to every destination (all results when none is configured: they stay in the spool). */
+  listUndispatched?: (limit: number) => Promise<unknown>;
 }
 
 const UID = /^[0-9]+(\.[0-9]+)*$/;
@@ -95,6 +101,12 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyIn
       }
     }
     app.basicAuth(req, reply, done);
+  });
+  // The command connection does not queue commands while it (re)connects: a request right after
+  // start-up or a Redis blip waits briefly for it instead of failing at once (still 503 if it stays down).
+  app.addHook('preHandler', async (req) => {
+    if (req.url === '/healthz' || req.url === '/readyz') return;
+    await whenReady(deps.redis, REDIS_WAIT_MS).catch(() => undefined);
   });
   app.setErrorHandler((err: Error & { statusCode?: number }, req, reply) => {
     const redisDown = !err.statusCode && REDIS_DOWN.test(err.message);
@@ -239,6 +251,10 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyIn
       }
       return { name: d.name, aeTitle: d.aeTitle, host: d.host, port: d.port, lastEcho: last ?? null };
     });
+  });
+  app.get<{ Querystring: { limit?: string } }>('/api/results/undispatched', async (req, reply) => {
+    if (!deps.listUndispatched) return reply.code(404).send({ error: 'not available' });
+    return deps.listUndispatched(limitOf(req.query));
   });
   app.post('/api/retention/run', async (_req, reply) => {
     if (!deps.runRetention) return reply.code(404).send({ error: 'retention not available' });

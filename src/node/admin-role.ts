@@ -72,6 +72,7 @@ export class AdminRole implements Role {
     this.app = await buildAdminServer({
       config, logger, redis: this.redis, data, actions, readiness, metrics, queues: shown,
       runRetention: () => retention.runOnce(),
+      listUndispatched: (limit) => dispatcher.listUndispatched(limit),
     });
     await this.app.listen({ host: config.http.host, port: config.http.port });
     const addr = this.app.server.address();

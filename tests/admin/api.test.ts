@@ -148,6 +148,18 @@ describe('admin API (mlsam admin, real Redis)', () => {
     expect(q[INFERENCE_QUEUE]).toHaveProperty('waiting');
   });
 
+  it('GET /api/results/undispatched lists results not yet sent to every destination', async () => {
+    const r = await get('/api/results/undispatched');
+    expect(r.status).toBe(200);
+    const list = (await r.json()) as { seriesInstanceUid: string; files: string[]; reason: string; destinations: { name: string; status: string }[] }[];
+    const uids = list.map((x) => x.seriesInstanceUid);
+    expect(uids).toContain(S.sendFailed!.seriesInstanceUid);
+    expect(uids).not.toContain(S.sent!.seriesInstanceUid);
+    const failed = list.find((x) => x.seriesInstanceUid === S.sendFailed!.seriesInstanceUid)!;
+    expect(failed.files.length).toBeGreaterThan(0);
+    expect(failed).toMatchObject({ reason: 'not-sent', destinations: [{ name: 'pacs', status: 'failed' }] });
+  });
+
   it('pages: the series list, a series page with chart data, heatmaps, SR, dispatch attempts and PHI, the associations page', async () => {
     const list = await (await get('/admin')).text();
     for (const s of Object.values(S)) expect(list).toContain(`data-series-uid="${s.seriesInstanceUid}"`);

@@ -6,7 +6,7 @@ import dcmjs from 'dcmjs';
 import { Redis } from 'ioredis';
 import type { Config } from '../../src/config/schema.js';
 import { writeSyntheticSeries, newUid } from '../../src/dicom/testing/synthetic-series.js';
-import { inferenceJobId, instancesHash } from '../../src/queue/jobs.js';
+import { dispatchJobId, inferenceJobId, instancesHash } from '../../src/queue/jobs.js';
 import { Keys } from '../../src/queue/keys.js';
 import type { DispatchAttempt, DispatchState, ResultRecord } from '../../src/queue/result-record.js';
 import { MLSAM_MAIN } from '../helpers/process.js';
@@ -313,7 +313,8 @@ export async function writeDispatch(redis: Redis, config: Config, s: SeededSerie
     warnings: 0,
     ...(outcome === 'failed' ? { lastError: 'association rejected' } : { sentAt: new Date(at).toISOString() }),
     lastAttemptAt: new Date(at).toISOString(),
-    jobId: `dispatch-${s.seriesInstanceUid}-${dest}`,
+    // The id the real dispatcher gives this (result, destination) job.
+    jobId: dispatchJobId(s.seriesInstanceUid, s.instancesHash, s.record?.model.version ?? 'none', dest),
   };
   const m = redis.multi().hset(keys.dispatch(s.seriesInstanceUid), dest, JSON.stringify(state));
   for (const a of attempts) m.lpush(keys.dispatchLog(s.seriesInstanceUid), JSON.stringify(a));
