@@ -13,6 +13,7 @@ import { Keys } from '../queue/keys.js';
 import {
   dispatchAttemptSchema,
   dispatchStateSchema,
+  parseStored,
   resultRecordSchema,
   type DispatchAttempt,
   type DispatchState,
@@ -143,17 +144,16 @@ export class AdminData {
   async getResult(seriesUid: string): Promise<ResultRecord | undefined> {
     const raw = await this.opts.redis.get(this.keys.result(seriesUid));
     if (!raw) return undefined;
-    const parsed = resultRecordSchema.safeParse(JSON.parse(raw));
     // A record from a newer writer with extra fields: show what we know rather than nothing.
-    return parsed.success ? parsed.data : (JSON.parse(raw) as ResultRecord);
+    return parseStored(resultRecordSchema, raw) ?? (JSON.parse(raw) as ResultRecord);
   }
 
   async getDispatch(seriesUid: string): Promise<DispatchState[]> {
     const h = await this.opts.redis.hgetall(this.keys.dispatch(seriesUid));
     const out: DispatchState[] = [];
     for (const v of Object.values(h)) {
-      const p = dispatchStateSchema.safeParse(JSON.parse(v));
-      if (p.success) out.push(p.data);
+      const s = parseStored(dispatchStateSchema, v);
+      if (s) out.push(s);
     }
     return out.sort((a, b) => a.destination.localeCompare(b.destination));
   }
@@ -162,8 +162,8 @@ export class AdminData {
     const list = await this.opts.redis.lrange(this.keys.dispatchLog(seriesUid), 0, limit - 1);
     const out: DispatchAttempt[] = [];
     for (const v of list) {
-      const p = dispatchAttemptSchema.safeParse(JSON.parse(v));
-      if (p.success) out.push(p.data);
+      const a = parseStored(dispatchAttemptSchema, v);
+      if (a) out.push(a);
     }
     return out;
   }

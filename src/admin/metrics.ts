@@ -14,7 +14,7 @@ import { resolvePath } from '../config/load.js';
 import { loadModelMetadata } from '../model/metadata.js';
 import { listWorkers } from '../queue/worker-registry.js';
 import { Keys } from '../queue/keys.js';
-import { dispatchAttemptSchema, resultRecordSchema } from '../queue/result-record.js';
+import { dispatchAttemptSchema, parseStored, resultRecordSchema } from '../queue/result-record.js';
 import {
   dispatchIncrements,
   ignoredIncrements,
@@ -187,14 +187,12 @@ export class Metrics {
       resultUids.forEach((uid, i) => {
         const rec = res[i * 2]?.[1] as string | null;
         const log = (res[i * 2 + 1]?.[1] as string[] | null) ?? [];
-        if (rec) {
-          const parsed = resultRecordSchema.safeParse(safeJson(rec));
-          const ev = parsed.success ? resultIncrements(parsed.data) : undefined;
-          if (ev) events.push(ev);
-        }
-        for (const a of log) {
-          const parsed = dispatchAttemptSchema.safeParse(safeJson(a));
-          if (parsed.success) events.push(dispatchIncrements(uid, parsed.data));
+        const parsed = parseStored(resultRecordSchema, rec);
+        const ev = parsed ? resultIncrements(parsed) : undefined;
+        if (ev) events.push(ev);
+        for (const raw of log) {
+          const a = parseStored(dispatchAttemptSchema, raw);
+          if (a) events.push(dispatchIncrements(uid, a));
         }
       });
     }
@@ -212,14 +210,6 @@ export class Metrics {
       if ((await this.stats.applyOnce(e.id, e.inc)) !== 'error') this.counted.add(e.id);
     }));
     if (this.counted.size > 100_000) this.counted.clear();
-  }
-}
-
-function safeJson(s: string): unknown {
-  try {
-    return JSON.parse(s);
-  } catch {
-    return undefined;
   }
 }
 

@@ -154,3 +154,19 @@ export const dispatchAttemptSchema = z.strictObject({
   error: z.string().optional(),
 });
 export type DispatchAttempt = z.infer<typeof dispatchAttemptSchema>;
+
+/**
+ * A stored JSON value (result record, dispatch state, attempt) validated against its schema:
+ * undefined when it is not JSON or not valid, so every reader skips a damaged entry the same way.
+ */
+export function parseStored<T>(schema: z.ZodType<T>, raw: string | null | undefined): T | undefined {
+  if (!raw) return undefined;
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    return undefined;
+  }
+  const r = schema.safeParse(value);
+  return r.success ? r.data : undefined;
+}

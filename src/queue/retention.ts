@@ -27,7 +27,7 @@ import { RESULTS_DIR_NAME } from '../dicom/spool/spool-layout.js';
 import type { Logger } from '../log.js';
 import { instancesHash } from './jobs.js';
 import { Keys } from './keys.js';
-import { dispatchStateSchema, resultRecordSchema, type ResultRecord } from './result-record.js';
+import { dispatchStateSchema, parseStored, resultRecordSchema, type ResultRecord } from './result-record.js';
 import { listSeriesInstances, listSpooledSeries } from './spool.js';
 
 export interface RetentionReport {
@@ -138,9 +138,8 @@ export class SpoolRetention {
       return at > 0 ? { delete: true, dispatchedAt: at } : { delete: false, reason: 'ignored without a settle time' };
     }
     if (!raw) return { delete: false, reason: 'no result' };
-    const parsed = resultRecordSchema.safeParse(JSON.parse(raw));
-    if (!parsed.success) return { delete: false, reason: 'unreadable result record' };
-    const rec: ResultRecord = parsed.data;
+    const rec: ResultRecord | undefined = parseStored(resultRecordSchema, raw);
+    if (!rec) return { delete: false, reason: 'unreadable result record' };
     if (rec.instancesHash !== hash) return { delete: false, reason: 'content changed after the result' };
     if (series.status === 'receiving') return { delete: false, reason: 'receiving' };
     // A newer inference job than the result's (e.g. an admin re-score) is still to come.
@@ -156,12 +155,11 @@ export class SpoolRetention {
     if (nothingToSend) return { delete: false, reason: 'scored without result objects' };
     let last = 0;
     for (const name of destinations) {
-      const v = dispatchRaw[name];
-      const st = v ? dispatchStateSchema.safeParse(JSON.parse(v)) : undefined;
-      if (!st?.success || st.data.instancesHash !== rec.instancesHash || st.data.status !== 'sent') {
+      const st = parseStored(dispatchStateSchema, dispatchRaw[name]);
+      if (!st || st.instancesHash !== rec.instancesHash || st.status !== 'sent') {
         return { delete: false, reason: 'not sent to every destination' };
       }
-      const at = st.data.sentAt ? Date.parse(st.data.sentAt) : NaN;
+      const at = st.sentAt ? Date.parse(st.sentAt) : NaN;
       if (!Number.isFinite(at)) return { delete: false, reason: 'sent without a time' };
       last = Math.max(last, at);
     }

@@ -10,7 +10,7 @@ import type { Logger } from '../../log.js';
 import { DISPATCH_QUEUE, dispatchJobId, dispatchJobSchema, type DispatchJobData } from '../../queue/jobs.js';
 import { Keys } from '../../queue/keys.js';
 import { throttledWarn, whenReady } from '../../queue/redis.js';
-import { resultRecordSchema, type DispatchState, type ResultRecord } from '../../queue/result-record.js';
+import { parseStored, resultRecordSchema, type DispatchState, type ResultRecord } from '../../queue/result-record.js';
 import { DispatchStore, READY_MS } from './state.js';
 
 /** Name of every dispatch job (Bull Board shows it). */
@@ -194,14 +194,7 @@ export class Dispatcher {
 
   private async readRecord(seriesUid: string): Promise<ResultRecord | undefined> {
     await whenReady(this.opts.redis, READY_MS);
-    const raw = await this.opts.redis.get(this.keys.result(seriesUid));
-    if (!raw) return undefined;
-    try {
-      const r = resultRecordSchema.safeParse(JSON.parse(raw));
-      return r.success ? r.data : undefined;
-    } catch {
-      return undefined;
-    }
+    return parseStored(resultRecordSchema, await this.opts.redis.get(this.keys.result(seriesUid)));
   }
 
   /**

@@ -9,6 +9,7 @@ import { whenReady } from '../../queue/redis.js';
 import {
   dispatchAttemptSchema,
   dispatchStateSchema,
+  parseStored,
   type DispatchAttempt,
   type DispatchState,
 } from '../../queue/result-record.js';
@@ -62,7 +63,7 @@ export class DispatchStore {
   async getState(seriesUid: string, destination: string): Promise<DispatchState | undefined> {
     await this.ready();
     const raw = await this.redis.hget(this.keys.dispatch(seriesUid), destination);
-    return raw ? parseOr(raw, dispatchStateSchema.safeParse.bind(dispatchStateSchema)) : undefined;
+    return parseStored(dispatchStateSchema, raw);
   }
 
   /** Every destination's state for the series. */
@@ -70,7 +71,7 @@ export class DispatchStore {
     await this.ready();
     const all = await this.redis.hgetall(this.keys.dispatch(seriesUid));
     return Object.values(all)
-      .map((raw) => parseOr(raw, dispatchStateSchema.safeParse.bind(dispatchStateSchema)))
+      .map((raw) => parseStored(dispatchStateSchema, raw))
       .filter((s): s is DispatchState => s !== undefined);
   }
 
@@ -87,16 +88,8 @@ export class DispatchStore {
     await this.ready();
     const raw = await this.redis.lrange(this.keys.dispatchLog(seriesUid), 0, limit - 1);
     return raw
-      .map((r) => parseOr(r, dispatchAttemptSchema.safeParse.bind(dispatchAttemptSchema)))
+      .map((r) => parseStored(dispatchAttemptSchema, r))
       .filter((a): a is DispatchAttempt => a !== undefined);
   }
 }
 
-function parseOr<T>(raw: string, parse: (v: unknown) => { success: true; data: T } | { success: false }): T | undefined {
-  try {
-    const r = parse(JSON.parse(raw));
-    return r.success ? r.data : undefined;
-  } catch {
-    return undefined;
-  }
-}

@@ -4,7 +4,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Keys } from '../../queue/keys.js';
-import { resultRecordSchema, type ResultRecord } from '../../queue/result-record.js';
+import { parseStored, resultRecordSchema, type ResultRecord } from '../../queue/result-record.js';
 
 /** Earlier results kept in `previous`. */
 export const MAX_PREVIOUS = 20;
@@ -42,14 +42,7 @@ export class ResultStore {
 
   /** The current record, or null (missing or not a valid record). */
   async read(seriesUid: string): Promise<ResultRecord | null> {
-    const raw = await this.redis.get(this.keys.result(seriesUid));
-    if (!raw) return null;
-    try {
-      const r = resultRecordSchema.safeParse(JSON.parse(raw));
-      return r.success ? r.data : null;
-    } catch {
-      return null;
-    }
+    return parseStored(resultRecordSchema, await this.redis.get(this.keys.result(seriesUid))) ?? null;
   }
 
   /**
