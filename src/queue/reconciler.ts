@@ -1,9 +1,9 @@
-import { schedule, validate, type ScheduledTask } from 'node-cron';
 import type { Config } from '../config/schema.js';
 import { resolvePath } from '../config/load.js';
 import type { Logger } from '../log.js';
 import { inferenceJobId, instancesHash } from './jobs.js';
 import { withTimeout } from './redis.js';
+import { ScheduledPass } from './scheduled-pass.js';
 import type { SeriesTracker, SettleResult } from './series-tracker.js';
 import { listSeriesInstances, listSpooledSeries, type SpooledSeries } from './spool.js';
 
@@ -35,8 +35,7 @@ export interface ReconcilerOptions {
  * (the inference job id is derived from the content).
  */
 export class Reconciler {
-  private task: ScheduledTask | undefined;
-  private running: Promise<ReconcileReport> | undefined;
+  private readonly schedule: ScheduledPass<ReconcileReport>;
   private readonly log: Logger;
   private readonly spoolDir: string;
   private readonly quietMs: number;
@@ -45,39 +44,31 @@ export class Reconciler {
     this.log = opts.logger.child({ component: 'reconciler' });
     this.spoolDir = resolvePath(opts.config.spool.dir);
     this.quietMs = opts.config.series.quietPeriodSeconds * 1000;
-    if (!validate(opts.config.series.reconcileCron)) {
-      throw new Error(`series.reconcileCron: invalid cron expression "${opts.config.series.reconcileCron}"`);
-    }
+    this.schedule = new ScheduledPass({
+      cronKey: 'series.reconcileCron',
+      cron: opts.config.series.reconcileCron,
+      name: 'spool-reconciler',
+      run: () => this.pass(),
+      onError: (err) => {
+        this.log.warn({ err: err.message }, 'reconcile pass failed');
+        return { scanned: 0, pending: 0, upToDate: 0, queued: 0, ignored: 0, deferred: 0, errors: 1 };
+      },
+    });
   }
 
   /** Runs once now (in the background) and then on the cron schedule. */
   start(): void {
     void this.runOnce();
-    this.task = schedule(this.opts.config.series.reconcileCron, () => this.runOnce(), {
-      name: 'spool-reconciler',
-      noOverlap: true,
-    });
+    this.schedule.start();
   }
 
-  async stop(): Promise<void> {
-    await this.task?.stop();
-    await this.task?.destroy();
-    this.task = undefined;
-    await this.running?.catch(() => undefined);
+  stop(): Promise<void> {
+    return this.schedule.stop();
   }
 
   /** One pass over the spool; never throws (a failed pass is logged and retried next time). */
   runOnce(): Promise<ReconcileReport> {
-    if (this.running) return this.running;
-    this.running = this.pass()
-      .catch((err: unknown) => {
-        this.log.warn({ err: (err as Error).message }, 'reconcile pass failed');
-        return { scanned: 0, pending: 0, upToDate: 0, queued: 0, ignored: 0, deferred: 0, errors: 1 };
-      })
-      .finally(() => {
-        this.running = undefined;
-      });
-    return this.running;
+    return this.schedule.runOnce();
   }
 
   private async pass(): Promise<ReconcileReport> {

@@ -20,13 +20,13 @@
 import { readdir, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Redis } from 'ioredis';
-import { schedule, validate, type ScheduledTask } from 'node-cron';
 import type { Config } from '../config/schema.js';
 import { resolvePath } from '../config/load.js';
 import { RESULTS_DIR_NAME } from '../dicom/spool/spool-layout.js';
 import type { Logger } from '../log.js';
 import { instancesHash } from './jobs.js';
 import { Keys } from './keys.js';
+import { ScheduledPass } from './scheduled-pass.js';
 import { dispatchStateSchema, parseStored, resultRecordSchema, type ResultRecord } from './result-record.js';
 import { listSeriesInstances, listSpooledSeries } from './spool.js';
 
@@ -50,8 +50,7 @@ export interface RetentionOptions {
 type Verdict = { delete: true; dispatchedAt: number } | { delete: false; reason: string };
 
 export class SpoolRetention {
-  private task: ScheduledTask | undefined;
-  private running: Promise<RetentionReport> | undefined;
+  private readonly schedule: ScheduledPass<RetentionReport>;
   private readonly keys: Keys;
   private readonly log: Logger;
   private readonly spoolDir: string;
@@ -60,33 +59,29 @@ export class SpoolRetention {
     this.keys = new Keys(opts.config.redis.keyPrefix);
     this.log = opts.logger.child({ component: 'retention' });
     this.spoolDir = resolvePath(opts.config.spool.dir);
-    if (!validate(opts.config.spool.retentionCron)) {
-      throw new Error(`spool.retentionCron: invalid cron expression "${opts.config.spool.retentionCron}"`);
-    }
+    this.schedule = new ScheduledPass({
+      cronKey: 'spool.retentionCron',
+      cron: opts.config.spool.retentionCron,
+      name: 'spool-retention',
+      run: () => this.pass(),
+      onError: (err) => {
+        this.log.warn({ err: err.message }, 'retention pass failed');
+        return { scanned: 0, deleted: 0, kept: {}, errors: 1, deletedSeries: [] };
+      },
+    });
   }
 
   start(): void {
-    this.task = schedule(this.opts.config.spool.retentionCron, () => this.runOnce(), { name: 'spool-retention', noOverlap: true });
+    this.schedule.start();
   }
 
-  async stop(): Promise<void> {
-    await this.task?.stop();
-    await this.task?.destroy();
-    this.task = undefined;
-    await this.running?.catch(() => undefined);
+  stop(): Promise<void> {
+    return this.schedule.stop();
   }
 
+  /** One sweep (never rejects; a call during a sweep gets that sweep). */
   runOnce(): Promise<RetentionReport> {
-    if (this.running) return this.running;
-    this.running = this.pass()
-      .catch((err: unknown) => {
-        this.log.warn({ err: (err as Error).message }, 'retention pass failed');
-        return { scanned: 0, deleted: 0, kept: {}, errors: 1, deletedSeries: [] };
-      })
-      .finally(() => {
-        this.running = undefined;
-      });
-    return this.running;
+    return this.schedule.runOnce();
   }
 
   private async pass(): Promise<RetentionReport> {

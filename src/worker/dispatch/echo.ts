@@ -3,7 +3,6 @@
  * config.dispatch.echoCron. The last result per destination is kept in the hash
  * Keys.destinationEcho() (destination name → JSON DestinationEcho).
  */
-import { schedule, validate, type ScheduledTask } from 'node-cron';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import type { Config, Destination } from '../../config/schema.js';
@@ -11,6 +10,7 @@ import { echo } from '../../dicom/scu/client.js';
 import type { Logger } from '../../log.js';
 import { Keys } from '../../queue/keys.js';
 import { whenReady } from '../../queue/redis.js';
+import { ScheduledPass } from '../../queue/scheduled-pass.js';
 import { READY_MS } from './state.js';
 
 export const destinationEchoSchema = z.strictObject({
@@ -115,40 +115,34 @@ export async function readDestinationEchoes(redis: Redis, config: Config): Promi
 
 /** Start-up echo plus the periodic one on config.dispatch.echoCron. */
 export class DestinationEchoScheduler {
-  private task: ScheduledTask | undefined;
-  private running: Promise<DestinationEcho[]> | undefined;
+  private readonly schedule: ScheduledPass<DestinationEcho[]>;
 
-  constructor(private readonly deps: EchoDeps) {
-    if (!validate(deps.config.dispatch.echoCron)) {
-      throw new Error(`dispatch.echoCron: invalid cron expression "${deps.config.dispatch.echoCron}"`);
-    }
+  constructor(deps: EchoDeps) {
+    this.schedule = new ScheduledPass({
+      cronKey: 'dispatch.echoCron',
+      cron: deps.config.dispatch.echoCron,
+      name: 'destination-echo',
+      run: () => echoDestinations(deps),
+      onError: (err) => {
+        deps.logger.warn({ err: err.message }, 'destination echo failed');
+        return [];
+      },
+    });
   }
 
   /** Echoes every destination now (in the background; the promise is returned) and then on the schedule. */
   start(): Promise<DestinationEcho[]> {
     const first = this.runOnce();
-    this.task ??= schedule(this.deps.config.dispatch.echoCron, () => this.runOnce(), { name: 'destination-echo', noOverlap: true });
+    this.schedule.start();
     return first;
   }
 
   /** One round (runs never overlap: a call during a round gets that round). Never rejects. */
   runOnce(): Promise<DestinationEcho[]> {
-    if (this.running) return this.running;
-    this.running = echoDestinations(this.deps)
-      .catch((err: unknown) => {
-        this.deps.logger.warn({ err: (err as Error).message }, 'destination echo failed');
-        return [];
-      })
-      .finally(() => {
-        this.running = undefined;
-      });
-    return this.running;
+    return this.schedule.runOnce();
   }
 
-  async stop(): Promise<void> {
-    await this.task?.stop();
-    await this.task?.destroy();
-    this.task = undefined;
-    await this.running?.catch(() => undefined);
+  stop(): Promise<void> {
+    return this.schedule.stop();
   }
 }
