@@ -1,6 +1,5 @@
 import type { Redis } from 'ioredis';
 import { resolveModelPath } from '../cli/score.js';
-import { loadModelMetadata, type ModelMetadata } from '../model/metadata.js';
 import { writeResultObjects } from '../results/index.js';
 import { DispatchRole } from '../worker/dispatch/role.js';
 import { closeRedis, createRedis } from '../queue/redis.js';
@@ -24,11 +23,9 @@ export interface WorkerStages {
  */
 export function workerStages(ctx: NodeContext): WorkerStages {
   const dispatch = new DispatchRole(ctx);
-  let metadata: Promise<ModelMetadata> | undefined;
   return {
-    onResult: async (record) => {
-      metadata ??= loadModelMetadata(resolveModelPath(ctx.config.model.path), { verifyHash: false }).then((m) => m.metadata);
-      const outputs = await writeResultObjects(record, { config: ctx.config, logger: ctx.logger, metadata: await metadata });
+    onResult: async (record, _job, metadata) => {
+      const outputs = await writeResultObjects(record, { config: ctx.config, logger: ctx.logger, metadata });
       if (outputs.length > 0) await dispatch.enqueue({ ...record, outputs }, 'worker');
       return outputs;
     },

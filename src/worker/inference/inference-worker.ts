@@ -21,6 +21,7 @@ import type { Config } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import { createPreparer, defaultDecodeThreads, type SlicePreparer } from '../../model/prepare.js';
 import { scoreFiles, type ScoreResult } from '../../model/score.js';
+import type { ModelMetadata } from '../../model/metadata.js';
 import { ModelSession } from '../../model/session.js';
 import { INFERENCE_QUEUE, inferenceJobId, inferenceJobSchema, instancesHash, type InferenceJobData } from '../../queue/jobs.js';
 import { Keys } from '../../queue/keys.js';
@@ -34,7 +35,8 @@ import { MAX_DROPPED, previousOf, ResultStore } from './result-store.js';
  * Pipeline hook: called with the finished record (status 'scored' or 'not-scored') before the job
  * completes. Returned outputs are stored in the record. Throwing fails the job (retried: transient).
  */
-export type OnResult = (record: ResultRecord, job: Job<InferenceJobData>) => Promise<OutputFile[] | void>;
+/** The stage after scoring; `metadata` is the loaded model's (its window, aggregation). */
+export type OnResult = (record: ResultRecord, job: Job<InferenceJobData>, metadata: ModelMetadata) => Promise<OutputFile[] | void>;
 
 export interface InferenceWorkerOptions {
   config: Config;
@@ -241,7 +243,7 @@ export class InferenceWorker {
       }
       if (this.opts.onResult) {
         const t = Date.now();
-        const outputs = await this.opts.onResult(record, job);
+        const outputs = await this.opts.onResult(record, job, meta);
         record = { ...record, ...(outputs ? { outputs } : {}), timings: { ...record.timings, resultsMs: Date.now() - t } };
       }
       record = { ...record, finishedAt: new Date().toISOString(), timings: { ...record.timings, totalMs: Date.now() - started } };
