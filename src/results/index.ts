@@ -12,7 +12,7 @@ import * as fs from 'node:fs';
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import { resolvePath } from '../config/load.js';
-import { decodeDicomFile } from '../dicom/decode/index.js';
+import { decodeDicom } from '../dicom/decode/index.js';
 import { fsyncDir, resultsDirFor } from '../dicom/spool/spool-layout.js';
 import type { Logger } from '../log.js';
 import type { ModelMetadata } from '../model/metadata.js';
@@ -21,7 +21,7 @@ import { dicomDateTime, NOT_FOR_DIAGNOSTIC_USE, resultSeriesNumbers, type DicomD
 import { part10 } from './dataset.js';
 import { blendHeatmap, chartSvg, compositeSvg, heatmapOverlaySvg, rasterizeSvg, windowed, type Window } from './render.js';
 import { buildSc, SECONDARY_CAPTURE } from './sc.js';
-import { readSourceInstance, type SourceInstance } from './source.js';
+import { parseSourceInstance, readSourceInstance, type SourceInstance } from './source.js';
 import { buildSr, COMPREHENSIVE_3D_SR } from './sr.js';
 import { resultUid, resultUids, type UidBasis } from './uids.js';
 
@@ -198,8 +198,10 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
     for (const [i, key] of keys.entries()) {
       const slice = slicesById.get(key.sopInstanceUid);
       if (!slice) throw new Error(`key slice ${key.sopInstanceUid} is not among the scored slices`);
-      const inst = await readSourceInstance(slice.file);
-      const { image } = await decodeDicomFile(slice.file);
+      // One read: the header walk and the pixel decode share the bytes.
+      const buf = await fs.promises.readFile(slice.file);
+      const inst = parseSourceInstance(buf, slice.file);
+      const { image } = await decodeDicom(buf);
       const gray = windowed(image, window);
       const att = key.attention && key.attention.imageWidth === image.width && key.attention.imageHeight === image.height ? key.attention : undefined;
       const rgb = { width: image.width, height: image.height, data: blendHeatmap(gray, image.width, image.height, att) };
