@@ -11,6 +11,7 @@ import { DISPATCH_QUEUE, dispatchJobId, dispatchJobSchema, type DispatchJobData 
 import { Keys } from '../../queue/keys.js';
 import { throttledWarn, whenReady } from '../../queue/redis.js';
 import { parseStored, resultRecordSchema, type DispatchState, type ResultRecord } from '../../queue/result-record.js';
+import { selectDestinations } from './destinations.js';
 import { DispatchStore, READY_MS } from './state.js';
 
 /** Name of every dispatch job (Bull Board shows it). */
@@ -99,11 +100,7 @@ export class Dispatcher {
   }
 
   private destinations(names?: string[]): Destination[] {
-    const all = this.opts.config.destinations;
-    if (!names) return all;
-    const unknown = names.filter((n) => !all.some((d) => d.name === n));
-    if (unknown.length) throw new Error(`unknown destination(s): ${unknown.join(', ')}`);
-    return all.filter((d) => names.includes(d.name));
+    return selectDestinations(this.opts.config.destinations, names);
   }
 
   /**

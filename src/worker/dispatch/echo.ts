@@ -10,7 +10,9 @@ import { echo } from '../../dicom/scu/client.js';
 import type { Logger } from '../../log.js';
 import { Keys } from '../../queue/keys.js';
 import { whenReady } from '../../queue/redis.js';
+import { parseStored } from '../../queue/result-record.js';
 import { ScheduledPass } from '../../queue/scheduled-pass.js';
+import { destinationPeer, selectDestinations } from './destinations.js';
 import { READY_MS } from './state.js';
 
 export const destinationEchoSchema = z.strictObject({
@@ -38,13 +40,7 @@ export interface EchoDeps {
 /** C-ECHO one destination. */
 export async function echoDestination(config: Config, dest: Destination): Promise<DestinationEcho> {
   const at = new Date().toISOString();
-  const r = await echo({
-    host: dest.host,
-    port: dest.port,
-    calledAeTitle: dest.aeTitle,
-    callingAeTitle: dest.callingAeTitle ?? config.dicom.aeTitle,
-    timeoutMs: Math.round(config.dispatch.timeoutSeconds * 1000),
-  });
+  const r = await echo(destinationPeer(config, dest));
   return {
     destination: dest.name,
     aeTitle: dest.aeTitle,
@@ -67,12 +63,7 @@ export async function echoDestination(config: Config, dest: Destination): Promis
 export async function echoDestinations(deps: EchoDeps, names?: string[]): Promise<DestinationEcho[]> {
   const { config, redis } = deps;
   const log = deps.logger.child({ component: 'destination-echo' });
-  const all = config.destinations;
-  if (names) {
-    const unknown = names.filter((n) => !all.some((d) => d.name === n));
-    if (unknown.length) throw new Error(`unknown destination(s): ${unknown.join(', ')}`);
-  }
-  const targets = names ? all.filter((d) => names.includes(d.name)) : all;
+  const targets = selectDestinations(config.destinations, names);
   const results = await Promise.all(targets.map((d) => echoDestination(config, d)));
   for (const r of results) {
     const fields = { destination: r.destination, aeTitle: r.aeTitle, host: r.host, port: r.port, ms: r.ms };
@@ -85,7 +76,7 @@ export async function echoDestinations(deps: EchoDeps, names?: string[]): Promis
     const m = redis.multi();
     if (results.length) m.hset(key, Object.fromEntries(results.map((r) => [r.destination, JSON.stringify(r)])));
     if (!names) {
-      const stale = (await redis.hkeys(key)).filter((k) => !all.some((d) => d.name === k));
+      const stale = (await redis.hkeys(key)).filter((k) => !config.destinations.some((d) => d.name === k));
       if (stale.length) m.hdel(key, ...stale);
     }
     await m.exec();
@@ -102,13 +93,8 @@ export async function readDestinationEchoes(redis: Redis, config: Config): Promi
   const out: DestinationEcho[] = [];
   for (const d of config.destinations) {
     const v = raw[d.name];
-    if (!v) continue;
-    try {
-      const r = destinationEchoSchema.safeParse(JSON.parse(v));
-      if (r.success) out.push(r.data);
-    } catch {
-      /* skip a broken entry */
-    }
+    const r = parseStored(destinationEchoSchema, v);
+    if (r) out.push(r);
   }
   return out;
 }

@@ -19,11 +19,11 @@ import { UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../../config/schema.js';
 import { sendFiles } from '../../dicom/scu/client.js';
-import type { StoreFileResult } from '../../dicom/scu/store-scu.js';
 import type { Logger } from '../../log.js';
 import { DISPATCH_QUEUE, dispatchJobSchema, type DispatchJobData } from '../../queue/jobs.js';
 import { throttledWarn } from '../../queue/redis.js';
 import type { DispatchAttempt, DispatchState } from '../../queue/result-record.js';
+import { destinationPeer } from './destinations.js';
 import { dispatchBackoffMs } from './dispatcher.js';
 import { DispatchStore } from './state.js';
 
@@ -176,41 +176,24 @@ export class DispatchWorker {
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'could not record the dispatch state');
     }
-    const results: StoreFileResult[] = [];
-    const sent = await sendFiles(
-      {
-        host: dest.host,
-        port: dest.port,
-        calledAeTitle: dest.aeTitle,
-        callingAeTitle: dest.callingAeTitle ?? this.opts.config.dicom.aeTitle,
-        timeoutMs: Math.round(this.opts.config.dispatch.timeoutSeconds * 1000),
+    const sent = await sendFiles(destinationPeer(this.opts.config, dest), todo, {
+      onResult: (r) => {
+        if (r.outcome === 'failed') return;
+        progress.delivered.add(r.file);
+        if (r.outcome === 'warning') {
+          log.warn({ file: basename(r.file), status: hex4(r.status), reason: r.reason }, 'instance stored with a warning status (counted delivered)');
+        }
       },
-      todo,
-      { onResult: (r) => results.push(r) },
-    );
-    let warnings = 0;
-    const failures: StoreFileResult[] = [];
-    for (const r of results) {
-      if (r.outcome === 'failed') {
-        failures.push(r);
-        continue;
-      }
-      progress.delivered.add(r.file);
-      if (r.outcome === 'warning') {
-        warnings++;
-        log.warn({ file: basename(r.file), status: hex4(r.status), reason: r.reason }, 'instance stored with a warning status (counted delivered)');
-      }
-    }
+    });
+    const warnings = sent.warnings;
     progress.warnings += warnings;
-    // Files the SCU did not report at all (should not happen) are not delivered.
-    const unreported = todo.filter((f) => !results.some((r) => r.file === f));
     try {
       await job.updateProgress({ total: data.files.length, delivered: [...progress.delivered], warnings: progress.warnings } satisfies DispatchProgress);
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'could not record the delivered files');
     }
-    const sentNow = results.length - failures.length;
-    if (failures.length === 0 && unreported.length === 0 && progress.delivered.size === data.files.length) {
+    const sentNow = sent.sent;
+    if (sent.failed.length === 0 && progress.delivered.size === data.files.length) {
       const done = new Date().toISOString();
       await record(state({ status: 'sent', sentAt: done, instancesSent: progress.delivered.size, warnings: progress.warnings }), {
         outcome: 'sent', sent: sentNow, warnings, failed: 0,
@@ -218,9 +201,8 @@ export class DispatchWorker {
       log.info({ files: data.files.length, sentNow, warnings: progress.warnings, ms: Date.now() - t0, associations: sent.associations }, 'results dispatched');
       return { destination: data.destination, delivered: progress.delivered.size, warnings: progress.warnings, sentThisAttempt: sentNow, attempt, ms: Date.now() - t0 };
     }
-    const nFailed = failures.length + unreported.length;
-    const first = failures[0];
-    const reason = `${nFailed} of ${todo.length} instance(s) not stored: ${first?.reason ?? 'no response'}`;
+    const nFailed = sent.failed.length;
+    const reason = `${nFailed} of ${todo.length} instance(s) not stored: ${sent.failed[0]?.reason ?? 'no response'}`;
     await record(state({ status: finalTry ? 'failed' : 'pending', lastError: reason, instancesSent: progress.delivered.size, warnings: progress.warnings }), {
       outcome: 'failed', sent: sentNow, warnings, failed: nFailed, error: reason,
     });

@@ -1,0 +1,21 @@
+import type { Config, Destination } from '../../config/schema.js';
+import type { PeerOptions } from '../../dicom/scu/client.js';
+
+/** The configured destinations, or the named ones (config order); throws for an unknown name. */
+export function selectDestinations(all: readonly Destination[], names?: readonly string[]): Destination[] {
+  if (!names) return [...all];
+  const unknown = names.filter((n) => !all.some((d) => d.name === n));
+  if (unknown.length) throw new Error(`unknown destination(s): ${unknown.join(', ')}`);
+  return all.filter((d) => names.includes(d.name));
+}
+
+/** How we reach a destination: the same for its C-ECHO and its C-STOREs. */
+export function destinationPeer(config: Config, dest: Destination): PeerOptions {
+  return {
+    host: dest.host,
+    port: dest.port,
+    calledAeTitle: dest.aeTitle,
+    callingAeTitle: dest.callingAeTitle ?? config.dicom.aeTitle,
+    timeoutMs: Math.round(config.dispatch.timeoutSeconds * 1000),
+  };
+}
