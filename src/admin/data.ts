@@ -10,17 +10,10 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../config/schema.js';
 import { parseDicom } from '../dicom/decode/read.js';
 import { Keys } from '../queue/keys.js';
-import {
-  dispatchAttemptSchema,
-  dispatchStateSchema,
-  parseStored,
-  resultRecordSchema,
-  type DispatchAttempt,
-  type DispatchState,
-  type ResultRecord,
-} from '../queue/result-record.js';
+import { parseStored, resultRecordSchema, type DispatchAttempt, type DispatchState, type ResultRecord } from '../queue/result-record.js';
 import type { SeriesState, SeriesTracker } from '../queue/series-tracker.js';
 import { listSeriesInstances } from '../queue/spool.js';
+import { DispatchStore } from '../worker/dispatch/state.js';
 
 /** One status per series, in pipeline order. */
 export type DisplayStatus =
@@ -112,7 +105,6 @@ export interface AdminDataOptions {
   redis: Redis;
   tracker: SeriesTracker;
   inferenceQueue: Queue;
-  dispatchQueue: Queue;
 }
 
 const iso = (ms: number | undefined): string | undefined => (ms ? new Date(ms).toISOString() : undefined);
@@ -132,9 +124,11 @@ export function progressPercent(p: unknown): number | undefined {
 
 export class AdminData {
   readonly keys: Keys;
+  private readonly dispatchStore: DispatchStore;
 
   constructor(private readonly opts: AdminDataOptions) {
     this.keys = new Keys(opts.config.redis.keyPrefix);
+    this.dispatchStore = new DispatchStore(opts.redis, opts.config.redis.keyPrefix);
   }
 
   get config(): Config {
@@ -149,23 +143,11 @@ export class AdminData {
   }
 
   async getDispatch(seriesUid: string): Promise<DispatchState[]> {
-    const h = await this.opts.redis.hgetall(this.keys.dispatch(seriesUid));
-    const out: DispatchState[] = [];
-    for (const v of Object.values(h)) {
-      const s = parseStored(dispatchStateSchema, v);
-      if (s) out.push(s);
-    }
-    return out.sort((a, b) => a.destination.localeCompare(b.destination));
+    return (await this.dispatchStore.states(seriesUid)).sort((a, b) => a.destination.localeCompare(b.destination));
   }
 
-  async getAttempts(seriesUid: string, limit = 100): Promise<DispatchAttempt[]> {
-    const list = await this.opts.redis.lrange(this.keys.dispatchLog(seriesUid), 0, limit - 1);
-    const out: DispatchAttempt[] = [];
-    for (const v of list) {
-      const a = parseStored(dispatchAttemptSchema, v);
-      if (a) out.push(a);
-    }
-    return out;
+  getAttempts(seriesUid: string, limit = 100): Promise<DispatchAttempt[]> {
+    return this.dispatchStore.attempts(seriesUid, limit);
   }
 
   /** The most recent series (by last arrival or last result update), newest first. */

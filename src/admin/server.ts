@@ -20,6 +20,7 @@ import type { Logger } from '../log.js';
 import { listAssociations } from '../queue/audit.js';
 import { whenReady } from '../queue/redis.js';
 import { listWorkers } from '../queue/worker-registry.js';
+import { readDestinationEchoes } from '../worker/dispatch/echo.js';
 import type { Redis } from 'ioredis';
 import type { ActionName, AdminActions } from './actions.js';
 import type { AdminData } from './data.js';
@@ -241,16 +242,8 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyIn
   });
   app.get('/api/workers', async () => listWorkers(deps.redis, config.redis.keyPrefix));
   app.get('/api/destinations', async () => {
-    const echo = await deps.redis.hgetall(data.keys.destinationEcho());
-    return config.destinations.map((d) => {
-      let last: unknown;
-      try {
-        last = echo[d.name] ? JSON.parse(echo[d.name]!) : undefined;
-      } catch {
-        last = undefined;
-      }
-      return { name: d.name, aeTitle: d.aeTitle, host: d.host, port: d.port, lastEcho: last ?? null };
-    });
+    const echoes = new Map((await readDestinationEchoes(deps.redis, config)).map((e) => [e.destination, e]));
+    return config.destinations.map((d) => ({ name: d.name, aeTitle: d.aeTitle, host: d.host, port: d.port, lastEcho: echoes.get(d.name) ?? null }));
   });
   app.get<{ Querystring: { limit?: string } }>('/api/results/undispatched', async (req, reply) => {
     if (!deps.listUndispatched) return reply.code(404).send({ error: 'not available' });

@@ -54,7 +54,7 @@ export class AdminRole implements Role {
     const dispatchQueue = this.dispatcher.queue;
     const inferenceQueue = this.tracker.inferenceQueue as Queue<InferenceJobData>;
     const shown = [inferenceQueue as Queue, dispatchQueue as Queue];
-    const data = new AdminData({ config, redis: this.redis, tracker: this.tracker, inferenceQueue, dispatchQueue });
+    const data = new AdminData({ config, redis: this.redis, tracker: this.tracker, inferenceQueue });
     const dispatcher = this.dispatcher;
     const actions = new AdminActions({
       config,

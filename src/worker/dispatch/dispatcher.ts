@@ -10,9 +10,9 @@ import type { Logger } from '../../log.js';
 import { DISPATCH_QUEUE, dispatchJobId, dispatchJobSchema, type DispatchJobData } from '../../queue/jobs.js';
 import { Keys } from '../../queue/keys.js';
 import { throttledWarn, whenReady } from '../../queue/redis.js';
-import { parseStored, resultRecordSchema, type DispatchState, type ResultRecord } from '../../queue/result-record.js';
+import { parseStored, resultRecordSchema, type DispatchState, type OutputFile, type ResultRecord } from '../../queue/result-record.js';
 import { selectDestinations } from './destinations.js';
-import { DispatchStore, READY_MS } from './state.js';
+import { DispatchStore, parseDispatchStates, READY_MS } from './state.js';
 
 /** Name of every dispatch job (Bull Board shows it). */
 export const DISPATCH_JOB_NAME = 'send';
@@ -205,10 +205,23 @@ export class Dispatcher {
     const { redis, config } = this.opts;
     await whenReady(redis, READY_MS);
     const uids = await redis.zrevrange(this.keys.resultIndex(), 0, Math.max(0, limit - 1));
+    if (uids.length === 0) return [];
+    // Two round trips in all: the records (MGET), then the dispatch states of those with outputs.
+    const records = (await redis.mget(...uids.map((u) => this.keys.result(u))))
+      .map((raw) => parseStored(resultRecordSchema, raw))
+      .filter((r): r is ResultRecord & { outputs: OutputFile[] } => Boolean(r?.outputs?.length));
+    const statesOf = new Map<string, Map<string, DispatchState>>();
+    if (config.destinations.length > 0 && records.length > 0) {
+      const p = redis.pipeline();
+      for (const r of records) p.hgetall(this.keys.dispatch(r.seriesInstanceUid));
+      const res = (await p.exec()) ?? [];
+      records.forEach((r, i) => {
+        const states = parseDispatchStates((res[i]?.[1] as Record<string, string> | null) ?? {});
+        statesOf.set(r.seriesInstanceUid, new Map(states.map((st) => [st.destination, st])));
+      });
+    }
     const out: UndispatchedResult[] = [];
-    for (const uid of uids) {
-      const record = await this.readRecord(uid);
-      if (!record?.outputs?.length) continue;
+    for (const record of records) {
       const base = {
         studyInstanceUid: record.studyInstanceUid,
         seriesInstanceUid: record.seriesInstanceUid,
@@ -222,7 +235,7 @@ export class Dispatcher {
         out.push({ ...base, reason: 'no-destinations', destinations: [] });
         continue;
       }
-      const states = new Map((await this.store.states(uid)).map((s) => [s.destination, s]));
+      const states = statesOf.get(record.seriesInstanceUid) ?? new Map<string, DispatchState>();
       const owed: UndispatchedResult['destinations'] = [];
       for (const d of config.destinations) {
         const jobId = dispatchJobId(record.seriesInstanceUid, record.instancesHash, record.model.version, d.name);

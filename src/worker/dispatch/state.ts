@@ -69,10 +69,7 @@ export class DispatchStore {
   /** Every destination's state for the series. */
   async states(seriesUid: string): Promise<DispatchState[]> {
     await this.ready();
-    const all = await this.redis.hgetall(this.keys.dispatch(seriesUid));
-    return Object.values(all)
-      .map((raw) => parseStored(dispatchStateSchema, raw))
-      .filter((s): s is DispatchState => s !== undefined);
+    return parseDispatchStates(await this.redis.hgetall(this.keys.dispatch(seriesUid)));
   }
 
   /** Prepends one attempt to the series' log, keeping the newest DISPATCH_LOG_CAP. */
@@ -93,3 +90,9 @@ export class DispatchStore {
   }
 }
 
+/** The valid entries of a `Keys.dispatch(uid)` hash (destination → DispatchState JSON). */
+export function parseDispatchStates(hash: Record<string, string>): DispatchState[] {
+  return Object.values(hash)
+    .map((raw) => parseStored(dispatchStateSchema, raw))
+    .filter((s): s is DispatchState => s !== undefined);
+}
