@@ -10,6 +10,9 @@ export interface NodeFlags {
   spool?: string;
   quietPeriod?: string;
   redis?: string;
+  /** `mlsam admin` only. */
+  httpHost?: string;
+  httpPort?: string;
 }
 
 export function addNodeFlags(cmd: Command): Command {
@@ -39,5 +42,9 @@ export function configFromFlags(flags: NodeFlags): Config {
   if (flags.spool !== undefined) overrides.spool = { dir: flags.spool };
   if (flags.quietPeriod !== undefined) overrides.series = { quietPeriodSeconds: num('--quiet-period', flags.quietPeriod) };
   if (flags.redis !== undefined) overrides.redis = { url: flags.redis };
+  const http: Record<string, string | number> = {};
+  if (flags.httpHost !== undefined) http.host = flags.httpHost;
+  if (flags.httpPort !== undefined) http.port = num('--http-port', flags.httpPort);
+  if (Object.keys(http).length) overrides.http = http;
   return loadConfig({ overrides });
 }
