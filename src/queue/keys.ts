@@ -50,4 +50,14 @@ export class Keys {
   destinationEcho(): string {
     return `${this.prefix}:destinations:echo`;
   }
+
+  /** Sorted set: inference worker id (host:pid) → last heartbeat (epoch ms). */
+  workers(): string {
+    return `${this.prefix}:workers`;
+  }
+
+  /** String with TTL: JSON WorkerInfo of one inference worker (src/queue/worker-registry.ts). */
+  worker(id: string): string {
+    return `${this.prefix}:workers:${id}`;
+  }
 }
