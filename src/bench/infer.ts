@@ -25,6 +25,7 @@ import { resolveModelPath } from '../cli/score.js';
 import { decodeSlice } from '../model/prepare.js';
 import { preprocessSlice } from '../model/preprocess.js';
 import { ModelSession } from '../model/session.js';
+import { dropRedisPrefix } from '../demo/processes.js';
 import { INFERENCE_JOB_OPTIONS, INFERENCE_QUEUE, inferenceJobId, instancesHash, type InferenceJobData } from '../queue/jobs.js';
 import { Keys } from '../queue/keys.js';
 import { closeRedis, createRedis } from '../queue/redis.js';
@@ -211,9 +212,7 @@ export async function runInferBench(opts: InferBenchOptions = {}): Promise<Infer
     await worker.stop().catch(() => undefined);
     await queue.obliterate({ force: true }).catch(() => undefined);
     await queue.close().catch(() => undefined);
-    for (const k of [keys.resultIndex()]) await redis.del(k).catch(() => undefined);
-    const stream = redis.scanStream({ match: `${prefix}:*`, count: 500 });
-    for await (const batch of stream as AsyncIterable<string[]>) if (batch.length) await redis.del(...batch).catch(() => undefined);
+    await dropRedisPrefix(config.redis.url, prefix);
     await closeRedis(redis);
     await closeRedis(workerRedis);
     await rm(spool, { recursive: true, force: true });

@@ -28,7 +28,7 @@ import { writeSyntheticSeries } from '../dicom/testing/synthetic-series.js';
 import { freePort, startOrthanc, type Orthanc } from '../demo/orthanc.js';
 import { dropRedisPrefix, MlsamProcess } from '../demo/processes.js';
 import { Keys } from '../queue/keys.js';
-import type { ResultRecord } from '../queue/result-record.js';
+import { parseStored, resultRecordSchema, type ResultRecord } from '../queue/result-record.js';
 import { inferReportLines, runInferBench } from './infer.js';
 import { receiveBench } from './receive.js';
 
@@ -189,7 +189,7 @@ async function e2eSection(sizes: number[], quiet: number): Promise<{ rows: E2eRo
         if (!tSr && (await srIn(orthanc, series.studyInstanceUid)).length) tSr = Date.now();
         if (tSr) {
           const j = await redis.get(keys.result(series.seriesInstanceUid));
-          rec = j ? (JSON.parse(j) as ResultRecord) : undefined;
+          rec = parseStored(resultRecordSchema, j);
           const inStudy = await orthanc.post<string[]>('/tools/find', { Level: 'Instance', Query: { StudyInstanceUID: series.studyInstanceUid } });
           // The CT went straight to the listener: every instance of the study in Orthanc is a result object.
           objects = inStudy.length;

@@ -26,7 +26,8 @@ import { Redis } from 'ioredis';
 import { collectFiles, sendFiles } from '../dicom/scu/client.js';
 import { INFERENCE_QUEUE } from '../queue/jobs.js';
 import { Keys } from '../queue/keys.js';
-import type { DispatchState, ResultRecord } from '../queue/result-record.js';
+import { parseStored, resultRecordSchema, type ResultRecord } from '../queue/result-record.js';
+import { parseDispatchStates } from '../worker/dispatch/state.js';
 import { forwarderLua, freePort, startOrthanc, type Orthanc, type OrthancResource } from './orthanc.js';
 import { writePhantomSeries } from './phantom.js';
 import { dropRedisPrefix, MlsamProcess, portOr, PrivateRedisServer, redisAnswers } from './processes.js';
@@ -164,7 +165,7 @@ async function waitForResult(w: Watch, timeoutMs: number): Promise<{ record: Res
     const s = await w.redis.hgetall(w.keys.series(w.seriesUid));
     const record = await w.redis
       .get(w.keys.result(w.seriesUid))
-      .then((j) => (j ? (JSON.parse(j) as ResultRecord) : undefined))
+      .then((j) => parseStored(resultRecordSchema, j))
       .catch(() => undefined);
     if (s.status) {
       const received = await w.redis.hlen(w.keys.seriesInstances(w.seriesUid)).catch(() => 0);
@@ -188,15 +189,10 @@ async function waitForResult(w: Watch, timeoutMs: number): Promise<{ record: Res
     } else if (record?.status === 'not-scored' || record?.status === 'failed') {
       phase(`rec-${record.status}`, `• node: ${record.status}: ${record.reason ?? ''}`);
     }
-    const dispatch = await w.redis.hgetall(w.keys.dispatch(w.seriesUid));
-    for (const [dest, json] of Object.entries(dispatch)) {
-      try {
-        const d = JSON.parse(json) as DispatchState;
-        if (d.status === 'sending' || d.status === 'pending') status(`sending results to ${dest}: ${d.instancesSent} sent, try ${d.attempts}`);
-        if (d.status === 'failed') phase(`dfail-${dest}-${d.attempts}`, `  dispatch to ${dest} failed (try ${d.attempts}): ${d.lastError ?? ''}`);
-      } catch {
-        /* partial */
-      }
+    for (const d of parseDispatchStates(await w.redis.hgetall(w.keys.dispatch(w.seriesUid)))) {
+      const dest = d.destination;
+      if (d.status === 'sending' || d.status === 'pending') status(`sending results to ${dest}: ${d.instancesSent} sent, try ${d.attempts}`);
+      if (d.status === 'failed') phase(`dfail-${dest}-${d.attempts}`, `  dispatch to ${dest} failed (try ${d.attempts}): ${d.lastError ?? ''}`);
     }
     // Orthanc: our objects in the same study.
     const series = await w.orthanc.seriesOfStudy(w.studyUid).catch(() => [] as OrthancResource[]);

@@ -175,4 +175,3 @@ class PreparePool implements SlicePreparer {
   }
 }
 
-export { isDecodeError };
