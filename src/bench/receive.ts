@@ -9,7 +9,7 @@
  *
  *   npm run bench:receive [-- --slices 300 --rounds 3]
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { closeSync, fdatasyncSync, fsyncSync, linkSync, mkdirSync, openSync, unlinkSync, writeSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createConnection } from 'node:net';
@@ -18,6 +18,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createInterface } from 'node:readline';
 import { PROJECT_ROOT } from '../config/load.js';
+import { freePort, stopChild } from '../demo/child-process.js';
 import { writeSyntheticSeries } from '../dicom/testing/synthetic-series.js';
 
 const REPO = PROJECT_ROOT;
@@ -57,26 +58,6 @@ async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
     if (Date.now() > until) throw new Error(`port ${port} did not open`);
     await new Promise((r) => setTimeout(r, 50));
   }
-}
-
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((r) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const port = (srv.address() as { port: number }).port;
-      srv.close(() => r(port));
-    });
-  });
-}
-
-function stopChild(child: ChildProcess): Promise<void> {
-  return new Promise((r) => {
-    if (child.exitCode !== null || child.signalCode !== null) return r();
-    child.once('exit', () => r());
-    child.kill('SIGTERM');
-    setTimeout(() => child.kill('SIGKILL'), 5000).unref();
-  });
 }
 
 interface Target {

@@ -13,9 +13,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort, stopChild } from './child-process.js';
 
 export const ORTHANC_BIN = process.env.ORTHANC_BIN ?? '/usr/sbin/Orthanc';
 
@@ -52,19 +52,6 @@ export interface OrthancOptions {
   startTimeoutMs?: number;
   /** Binary (default $ORTHANC_BIN or /usr/sbin/Orthanc). */
   binary?: string;
-}
-
-/** A TCP port free on 127.0.0.1 at the time of asking. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const addr = srv.address();
-      const port = typeof addr === 'object' && addr ? addr.port : 0;
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -271,14 +258,7 @@ export class Orthanc {
   async stop(graceMs = 10_000): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    const p = this.proc;
-    if (p.exitCode === null && p.signalCode === null) {
-      const exited = new Promise<void>((r) => p.once('exit', () => r()));
-      p.kill('SIGTERM');
-      const timer = setTimeout(() => p.kill('SIGKILL'), graceMs);
-      await exited;
-      clearTimeout(timer);
-    }
+    await stopChild(this.proc, 'SIGTERM', graceMs);
     if (this.removeWorkDir) await rm(this.workDir, { recursive: true, force: true });
   }
 }

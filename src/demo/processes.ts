@@ -10,7 +10,7 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { PROJECT_ROOT } from '../config/load.js';
-import { freePort } from './orthanc.js';
+import { freePort, stopChild } from './child-process.js';
 
 export const MLSAM_CLI = join(PROJECT_ROOT, 'dist', 'cli', 'main.js');
 
@@ -119,14 +119,7 @@ export class MlsamProcess {
 
   /** Sends `signal`, SIGKILL after `graceMs`; resolves with the exit code (null when killed). */
   async stop(signal: NodeJS.Signals = 'SIGTERM', graceMs = 20_000): Promise<number | null> {
-    const p = this.proc;
-    if (!this.running) return p.exitCode;
-    const exited = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
-    p.kill(signal);
-    const timer = setTimeout(() => p.kill('SIGKILL'), graceMs);
-    const code = await exited;
-    clearTimeout(timer);
-    return code;
+    return stopChild(this.proc, signal, graceMs);
   }
 }
 
@@ -188,13 +181,7 @@ export class PrivateRedisServer {
   }
 
   async stop(): Promise<void> {
-    const p = this.proc;
-    if (p.exitCode !== null || p.signalCode !== null) return;
-    const exited = new Promise((r) => p.once('exit', r));
-    p.kill('SIGTERM');
-    const timer = setTimeout(() => p.kill('SIGKILL'), 5000);
-    await exited;
-    clearTimeout(timer);
+    await stopChild(this.proc);
   }
 }
 

@@ -29,4 +29,4 @@ export function mlsam(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Mlsa
 }
 
 /** A TCP port free on 127.0.0.1 at the time of asking (the demo's and the bench's helper). */
-export { freePort } from '../../src/demo/orthanc.js';
+export { freePort } from '../../src/demo/child-process.js';
