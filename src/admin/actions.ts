@@ -7,17 +7,8 @@
  *   objects — a re-send after it replaces nothing in the PACS);
  * - resend: the dispatcher sends the latest result again to every destination.
  */
-import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import {
-  INFERENCE_JOB_OPTIONS,
-  inferenceJobId,
-  inferenceJobSchema,
-  type InferenceJobData,
-} from '../queue/jobs.js';
-import { Keys } from '../queue/keys.js';
 import type { ResultRecord } from '../queue/result-record.js';
 import type { SeriesTracker } from '../queue/series-tracker.js';
 
@@ -36,19 +27,15 @@ export type ResendFn = (record: ResultRecord) => Promise<{ jobIds: string[] }>;
 export interface ActionsOptions {
   config: Config;
   logger: Logger;
-  redis: Redis;
   tracker: SeriesTracker;
-  inferenceQueue: Queue<InferenceJobData>;
   resend: ResendFn;
   getResult(seriesUid: string): Promise<ResultRecord | undefined>;
 }
 
 export class AdminActions {
-  private readonly keys: Keys;
   private readonly log: Logger;
 
   constructor(private readonly opts: ActionsOptions) {
-    this.keys = new Keys(opts.config.redis.keyPrefix);
     this.log = opts.logger.child({ component: 'admin-actions' });
   }
 
@@ -75,24 +62,9 @@ export class AdminActions {
   async rescore(seriesUid: string): Promise<ActionResult> {
     const state = await this.opts.tracker.getSeries(seriesUid);
     if (!state) return { ok: false, action: 'rescore', message: 'series not found' };
-    if (!state.instancesHash || !state.instanceCount) {
-      return { ok: false, action: 'rescore', message: 'series not complete yet: use "force completion" first' };
-    }
-    const jobId = `${inferenceJobId(seriesUid, state.instancesHash)}-admin-${Date.now()}`;
-    const payload = inferenceJobSchema.parse({
-      studyInstanceUid: state.studyInstanceUid,
-      seriesInstanceUid: seriesUid,
-      seriesDir: state.seriesDir,
-      instanceCount: state.instanceCount,
-      instancesHash: state.instancesHash,
-      callingAeTitle: state.callingAeTitle,
-      firstReceivedAt: new Date(state.firstReceivedAt || state.lastReceivedAt).toISOString(),
-      lastReceivedAt: new Date(state.lastReceivedAt).toISOString(),
-      enqueuedBy: 'admin',
-    } satisfies InferenceJobData);
-    await this.opts.inferenceQueue.add('score', payload, { ...INFERENCE_JOB_OPTIONS, jobId });
-    await this.opts.redis.hset(this.keys.series(seriesUid), { status: 'queued', jobId, enqueuedBy: 'admin' });
-    return { ok: true, action: 'rescore', message: 'queued for scoring again', jobId };
+    const queued = await this.opts.tracker.requeue(seriesUid);
+    if (!queued) return { ok: false, action: 'rescore', message: 'series not complete yet: use "force completion" first' };
+    return { ok: true, action: 'rescore', message: 'queued for scoring again', jobId: queued.jobId };
   }
 
   async resend(seriesUid: string): Promise<ActionResult> {

@@ -59,9 +59,7 @@ export class AdminRole implements Role {
     const actions = new AdminActions({
       config,
       logger,
-      redis: this.redis,
       tracker: this.tracker,
-      inferenceQueue,
       resend: async (record) => ({ jobIds: (await dispatcher.enqueue(record, 'admin')).map((r) => r.jobId) }),
       getResult: (uid) => data.getResult(uid),
     });

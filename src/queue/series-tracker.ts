@@ -375,6 +375,32 @@ export class SeriesTracker implements InstanceSink {
     return { outcome: 'queued', jobId, instanceCount, instancesHash: hash };
   }
 
+  /**
+   * Scores the series' settled content again (admin "re-score"): a new inference job with its own
+   * id (`<content job id>-admin-<ms>`, so a completed job of the same content does not block it),
+   * and the series recorded as queued for it. Undefined when the series was never settled.
+   */
+  async requeue(seriesInstanceUid: string): Promise<{ jobId: string } | undefined> {
+    const state = await this.getSeries(seriesInstanceUid);
+    if (!state?.instancesHash || !state.instanceCount) return undefined;
+    const jobId = `${inferenceJobId(seriesInstanceUid, state.instancesHash)}-admin-${Date.now()}`;
+    const payload = inferenceJobSchema.parse({
+      studyInstanceUid: state.studyInstanceUid,
+      seriesInstanceUid,
+      seriesDir: state.seriesDir,
+      instanceCount: state.instanceCount,
+      instancesHash: state.instancesHash,
+      callingAeTitle: state.callingAeTitle,
+      firstReceivedAt: new Date(state.firstReceivedAt || state.lastReceivedAt).toISOString(),
+      lastReceivedAt: new Date(state.lastReceivedAt).toISOString(),
+      enqueuedBy: 'admin',
+    } satisfies InferenceJobData);
+    await this.inferenceQueue.add('score', payload, { ...INFERENCE_JOB_OPTIONS, jobId });
+    await this.opts.redis.hset(this.keys.series(seriesInstanceUid), { status: 'queued', jobId, enqueuedBy: 'admin' });
+    this.log.info({ seriesInstanceUid, jobId, by: 'admin' }, 'series queued for scoring again');
+    return { jobId };
+  }
+
   private async finalize(key: string, expectedLast: string, fields: Record<string, string>): Promise<void> {
     const args = Object.entries(fields).flat();
     const ok = (await this.redisCmd('mlsamFinalizeSeries')(key, expectedLast, ...args)) as number;
