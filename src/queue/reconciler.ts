@@ -2,7 +2,7 @@ import type { Config } from '../config/schema.js';
 import { resolvePath } from '../config/load.js';
 import type { Logger } from '../log.js';
 import { inferenceJobId, instancesHash } from './jobs.js';
-import { withTimeout } from './redis.js';
+import { isRedisUnavailable, withTimeout } from './redis.js';
 import { ScheduledPass } from './scheduled-pass.js';
 import type { SeriesTracker, SettleResult } from './series-tracker.js';
 import { listSeriesInstances, listSpooledSeries, type SpooledSeries } from './spool.js';
@@ -91,7 +91,7 @@ export class Reconciler {
         report.errors++;
         this.log.warn({ seriesInstanceUid: s.seriesInstanceUid, err: (err as Error).message }, 'could not reconcile series');
         // Redis down: no point in trying the other series now.
-        if (/connect|writeable|timed out|ECONNREFUSED/i.test((err as Error).message)) break;
+        if (isRedisUnavailable(err)) break;
       }
     }
     if (report.queued || report.ignored || report.errors) this.log.info(report, 'reconcile pass done');

@@ -63,6 +63,11 @@ export async function closeRedis(client: Redis): Promise<void> {
   client.disconnect();
 }
 
+/** The error of a Redis call made while Redis is unreachable (a pass over many series stops at it). */
+export function isRedisUnavailable(err: unknown): boolean {
+  return /connect|writeable|timed out|ECONNREFUSED/i.test((err as Error)?.message ?? '');
+}
+
 /**
  * Waits (briefly) until the client is connected: covers the start-up window and short reconnects
  * without an offline queue. Rejects after `ms` so callers on the receive path give up quickly.

@@ -26,6 +26,7 @@ import { RESULTS_DIR_NAME } from '../dicom/spool/spool-layout.js';
 import type { Logger } from '../log.js';
 import { instancesHash } from './jobs.js';
 import { Keys } from './keys.js';
+import { isRedisUnavailable } from './redis.js';
 import { ScheduledPass } from './scheduled-pass.js';
 import { dispatchStateSchema, parseStored, resultRecordSchema, type ResultRecord } from './result-record.js';
 import { listSeriesInstances, listSpooledSeries } from './spool.js';
@@ -109,7 +110,7 @@ export class SpoolRetention {
       } catch (err) {
         report.errors++;
         this.log.warn({ seriesInstanceUid: s.seriesInstanceUid, err: (err as Error).message }, 'retention: series kept (error)');
-        if (/connect|writeable|timed out|ECONNREFUSED/i.test((err as Error).message)) break;
+        if (isRedisUnavailable(err)) break;
       }
     }
     if (report.deleted || report.errors) this.log.info({ ...report, deletedSeries: undefined }, 'retention pass done');
