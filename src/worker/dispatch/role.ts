@@ -15,16 +15,8 @@ const DRAIN_MS = 20_000;
  * admin helpers) that enqueue() uses — also before start(), since the inference worker may finish
  * a job before the roles after it have started.
  *
- * In src/node/worker-role.ts (one role object shared by the results stage and the role list):
- *   const dispatch = new DispatchRole(ctx);
- *   return {
- *     onResult: async (record) => {
- *       const outputs = await writeResultObjects(record, { config: ctx.config, logger: ctx.logger, metadata });
- *       await dispatch.enqueue({ ...record, outputs }, 'worker');
- *       return outputs;
- *     },
- *     roles: [() => dispatch],
- *   };
+ * src/node/worker-role.ts (workerStages) shares one DispatchRole between the results stage, which
+ * calls enqueue() after writing the result objects, and the role list.
  * (Only the worker, no enqueue from this process: `roles: [dispatchRole]`.)
  */
 export class DispatchRole implements Role {
