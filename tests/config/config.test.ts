@@ -1,11 +1,12 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, envOverrides, loadConfig } from '../../src/config/load.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'mlsam-config-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const file = (name: string, content: unknown): string => {
   const p = join(tmp, name);
   writeFileSync(p, typeof content === 'string' ? content : JSON.stringify(content));
