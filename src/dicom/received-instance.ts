@@ -46,8 +46,23 @@ export interface AssociationRecord {
   endedAt: number;
   instances: number;
   bytes: number;
+  /** C-ECHO requests answered (absent in records written before it was counted). */
+  echoes?: number;
   /** accepted-released | aborted | rejected:<reason> | error */
   outcome: string;
+  /** C-STOREs answered with a failure status (absent when none). */
+  failed?: number;
+  /** The first of those, with status and reason (e.g. "dataset cannot be read: …"). */
+  failures?: StoreFailureRecord[];
+  /** Why we aborted the association (malformed PDU, too slow, …). */
+  reason?: string;
+}
+
+/** One refused C-STORE in the audit trail (identifiers only). */
+export interface StoreFailureRecord {
+  sopInstanceUid: string;
+  status: number;
+  reason: string;
 }
 
 export interface AssociationObserver {

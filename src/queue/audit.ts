@@ -16,7 +16,11 @@ const recordSchema = z.object({
   endedAt: z.number(),
   instances: z.number(),
   bytes: z.number(),
+  echoes: z.number().optional(),
   outcome: z.string(),
+  failed: z.number().optional(),
+  failures: z.array(z.object({ sopInstanceUid: z.string(), status: z.number(), reason: z.string() })).optional(),
+  reason: z.string().optional(),
 });
 
 export interface AssociationAuditOptions {

@@ -4,7 +4,7 @@ import dimse from 'dcmjs-dimse';
 import { Writable } from 'node:stream';
 import type { Config } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
-import type { AssociationRecord, ReceivedInstance } from '../received-instance.js';
+import type { AssociationRecord, ReceivedInstance, StoreFailureRecord } from '../received-instance.js';
 import { discardTempFile, InstanceWriter, openTempFile, StoreStatus, type StoreOutcome, type TempFile } from '../spool/instance-writer.js';
 import type { DiskWatermark } from '../spool/spool-layout.js';
 import { isValidUid, STORAGE_SOP_CLASSES } from '../uids.js';
@@ -30,7 +30,12 @@ interface NetworkInternals {
   connectedTime: number | undefined;
   lastPduTime: number | undefined;
   association: DimseAssociation | undefined;
+  /** Stops the library's own association / PDU timers. */
+  _reset(): void;
 }
+
+/** Refused C-STOREs listed in one association's audit record (the count covers all). */
+const MAX_AUDITED_FAILURES = 20;
 
 /** What an association needs from the listener that owns it. */
 export interface ListenerContext {
@@ -65,8 +70,15 @@ export class AssociationHandler extends Scp {
   calledAeTitle = '';
   instances = 0;
   bytes = 0;
+  /** C-ECHO requests answered (the audit tells an echo from a store). */
+  echoes = 0;
   /** Set once the end of the association is known (released, rejected, aborted). */
   outcome: string | undefined;
+  /** Why we aborted the association (for the audit). */
+  abortReason: string | undefined;
+  /** C-STOREs answered with a failure status, and the first few of them with their reasons. */
+  failedStores = 0;
+  readonly failures: StoreFailureRecord[] = [];
   private readonly ctx: ListenerContext;
   private readonly writers = new WeakMap<object, InstanceWriter>();
   private current: InstanceWriter | undefined;
@@ -76,6 +88,10 @@ export class AssociationHandler extends Scp {
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly log: Logger;
   private closing = false;
+  private readonly pdus: PduStream;
+  /** Progress deadline: bytes received since the current window started. */
+  private windowBytes = 0;
+  private progressTimer: NodeJS.Timeout | undefined;
 
   constructor(socket: Socket, ctx: ListenerContext) {
     const d = ctx.config.dicom;
@@ -102,16 +118,24 @@ export class AssociationHandler extends Scp {
       },
       openStore: (cmd) => this.openStore(cmd),
       violation: (reason) => this.abortAssociation(`malformed PDU: ${reason}`, 1),
+      associated: () => this.accepted,
     });
+    this.pdus = pdus;
     socket.on('data', (chunk: Buffer) => {
+      // After A-ASSOCIATE-RJ / A-ABORT nothing more is processed (the bytes are read and dropped
+      // while we wait for the peer to close).
+      if (this.closing) return;
+      this.windowBytes += chunk.length;
       // Data bypassing the library still counts as activity for its idle (PDU) timeout; before
       // the association is up, only a complete A-ASSOCIATE-RQ stops the association timer.
       if (this.accepted) internals.lastPduTime = Date.now();
       pdus.feed(chunk);
     });
+    this.startProgressDeadline();
     // A connection that drops mid-transfer leaves no temp file and no pending writer behind.
     socket.once('close', () => {
       this.closing = true;
+      if (this.progressTimer) clearInterval(this.progressTimer);
       this.current?.abort('connection closed during transfer');
       if (this.spare) discardTempFile(this.spare);
       this.spare = undefined;
@@ -121,6 +145,43 @@ export class AssociationHandler extends Scp {
       // Timeouts, unreadable PDUs, socket errors: A-ABORT (when still writable) and close.
       this.abortAssociation(`network: ${err.message}`);
     });
+  }
+
+  /**
+   * The progress deadline (dicom.progressTimeoutSeconds, dicom.minTransferBytesPerSecond): while
+   * the peer owes us bytes (inside a PDU or a dataset), every window of progressTimeoutSeconds
+   * must bring at least minTransferBytesPerSecond × progressTimeoutSeconds bytes, else the
+   * association is aborted (a peer trickling a byte a second would otherwise hold an
+   * association and a growing temp file forever: the idle timeout only sees silence). A window
+   * in which this process itself was not running (event loop blocked) judges nobody.
+   */
+  private startProgressDeadline(): void {
+    const d = this.ctx.config.dicom;
+    if (d.minTransferBytesPerSecond <= 0) return;
+    const windowMs = d.progressTimeoutSeconds * 1000;
+    const minBytes = d.minTransferBytesPerSecond * d.progressTimeoutSeconds;
+    const tickMs = Math.max(50, Math.min(1000, windowMs / 4));
+    let windowStart = Date.now();
+    let lastTick = windowStart;
+    this.progressTimer = setInterval(() => {
+      const now = Date.now();
+      const late = now - lastTick > 2 * tickMs + 250;
+      lastTick = now;
+      if (late || !this.pdus.inTransit || this.closing) {
+        windowStart = now;
+        this.windowBytes = 0;
+        return;
+      }
+      if (now - windowStart < windowMs) return;
+      const got = this.windowBytes;
+      windowStart = now;
+      this.windowBytes = 0;
+      if (got < minBytes) {
+        const secs = d.progressTimeoutSeconds;
+        this.abortAssociation(`too slow: ${got} bytes in ${secs} s mid-transfer (at least ${d.minTransferBytesPerSecond} bytes/s required)`);
+      }
+    }, tickMs);
+    this.progressTimer.unref();
   }
 
   /** Opens the next instance's temp file once the answer is out, while the peer prepares it. */
@@ -148,23 +209,29 @@ export class AssociationHandler extends Scp {
     await Promise.allSettled([...this.inFlight]);
   }
 
-  /** Aborts the association from our side (A-ABORT, then the connection is closed). */
+  /** Aborts the association from our side (A-ABORT, then the peer is given ARTIM to close). */
   abortAssociation(why: string, reason = 0): void {
     if (this.closing) return;
     this.log.warn({ why }, 'aborting association');
     this.outcome = 'aborted';
+    this.abortReason = why;
     if (!this.socket.destroyed && this.socket.writable) this.socket.write(abortPdu(reason));
-    this.close();
+    this.current?.abort(`association aborted: ${why}`);
+    this.awaitPeerClose();
   }
 
-  private close(): void {
+  /**
+   * After an A-ASSOCIATE-RJ or A-ABORT (PS3.8 Sta13): nothing more is processed, but the socket
+   * is still read (and the bytes dropped) so that the peer's close is seen and no RST can make
+   * it lose our last PDU; the peer closes the connection, or we do when ARTIM expires.
+   */
+  private awaitPeerClose(): void {
     if (this.closing) return;
     this.closing = true;
-    this.current?.abort('association closed during transfer');
-    this.socket.pause();
-    this.socket.end();
-    // The peer should close after A-ABORT / A-ASSOCIATE-RJ; do not wait for it for long.
-    setTimeout(() => this.socket.destroy(), 1000).unref();
+    (this as unknown as NetworkInternals)._reset();
+    if (this.progressTimer) clearInterval(this.progressTimer);
+    this.socket.resume();
+    setTimeout(() => this.socket.destroy(), this.ctx.config.dicom.artimTimeoutSeconds * 1000).unref();
   }
 
   override associationRequested(association: DimseAssociation): void {
@@ -184,9 +251,7 @@ export class AssociationHandler extends Scp {
       );
       this.outcome = `rejected:${decision.reason}`;
       this.sendAssociationReject(decision.result, decision.source, decision.diagnostic);
-      this.closing = true;
-      this.socket.end();
-      setTimeout(() => this.socket.destroy(), 1000).unref();
+      this.awaitPeerClose();
       return;
     }
     // One operation at a time (no asynchronous operations window): answer each C-STORE in turn.
@@ -224,6 +289,7 @@ export class AssociationHandler extends Scp {
   }
 
   override cEchoRequest(request: DimseCEchoRequest, callback: (response: DimseCEchoResponse) => void): void {
+    this.echoes++;
     const response = CEchoResponse.fromRequest(request);
     response.setStatus(StoreStatus.Success);
     callback(response);
@@ -269,6 +335,8 @@ export class AssociationHandler extends Scp {
       spoolDir: this.ctx.spoolDir,
       tmpDir: this.ctx.tmpDir,
       fsync: this.ctx.fsync,
+      limits: { maxSequenceDepth: this.ctx.config.dicom.maxSequenceDepth, maxItems: this.ctx.config.dicom.maxItemsPerInstance },
+      watermark: this.ctx.watermark,
       meta: { sopClassUid, sopInstanceUid, transferSyntaxUid: pc?.getAcceptedTransferSyntaxUid() ?? '', sourceAeTitle: this.callingAeTitle },
       ...(refuse ? { refuse } : {}),
     });
@@ -323,6 +391,8 @@ export class AssociationHandler extends Scp {
   ): void {
     if (!o.ok) {
       this.log.warn({ sopInstanceUid, status: o.status, reason: o.reason }, 'C-STORE failed');
+      this.failedStores++;
+      if (this.failures.length < MAX_AUDITED_FAILURES) this.failures.push({ sopInstanceUid, status: o.status, reason: o.reason });
       respond(o.status, o.reason);
       return;
     }
@@ -400,7 +470,10 @@ export class AssociationHandler extends Scp {
       endedAt,
       instances: this.instances,
       bytes: this.bytes,
+      echoes: this.echoes,
       outcome: this.outcome ?? (this.accepted ? 'aborted' : 'error'),
+      ...(this.failedStores > 0 ? { failed: this.failedStores, failures: this.failures } : {}),
+      ...(this.abortReason ? { reason: this.abortReason } : {}),
     };
   }
 }
