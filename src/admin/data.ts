@@ -57,10 +57,24 @@ export interface StageTimings {
   dispatchMs?: number;
 }
 
+/** What identifies a series to a person, from its first spooled instance (no PHI). */
+export interface SeriesInfo {
+  /** StudyDate as DICOM writes it (YYYYMMDD). */
+  studyDate?: string;
+  seriesDescription?: string;
+  modality?: string;
+  seriesNumber?: string;
+  bodyPartExamined?: string;
+}
+
 export interface SeriesSummary {
   seriesInstanceUid: string;
   studyInstanceUid: string;
   callingAeTitle: string;
+  /** Study date, description, modality, series number (absent once the inputs are gone). */
+  info: SeriesInfo;
+  /** Patient name and ID: only when config.http.showPhi. */
+  patient?: PatientInfo;
   status: DisplayStatus;
   statusText: string;
   /** Why ignored / not scored / failed. */
@@ -95,8 +109,6 @@ export interface SeriesDetail extends SeriesSummary {
   result?: ResultRecord;
   dispatch: DispatchState[];
   attempts: DispatchAttempt[];
-  /** Only when config.http.showPhi. */
-  patient?: PatientInfo;
   job?: { id: string; state: string; attemptsMade: number; failedReason?: string; progress?: unknown; enqueuedBy?: string };
 }
 
@@ -108,6 +120,12 @@ export interface AdminDataOptions {
 }
 
 const iso = (ms: number | undefined): string | undefined => (ms ? new Date(ms).toISOString() : undefined);
+
+/** Statuses that change by themselves soon: the dashboard updates every second while one is shown. */
+export const ACTIVE_STATUSES: ReadonlySet<DisplayStatus> = new Set(['receiving', 'waiting', 'queued', 'scoring', 'dispatching']);
+
+/** Series headers already read (they do not change); bounded. */
+const HEADER_CACHE_MAX = 5000;
 
 /** BullMQ progress (a number 0..100, a fraction, or an object) as a percentage. */
 export function progressPercent(p: unknown): number | undefined {
@@ -125,6 +143,7 @@ export function progressPercent(p: unknown): number | undefined {
 export class AdminData {
   readonly keys: Keys;
   private readonly dispatchStore: DispatchStore;
+  private readonly headers = new Map<string, SeriesHeader>();
 
   constructor(private readonly opts: AdminDataOptions) {
     this.keys = new Keys(opts.config.redis.keyPrefix);
@@ -191,11 +210,6 @@ export class AdminData {
         enqueuedBy: (d.job.data as { enqueuedBy?: string }).enqueuedBy,
       };
     }
-    if (this.opts.config.http.showPhi) {
-      const dir = d.tracker?.seriesDir ?? d.result?.seriesDir;
-      const patient = dir ? await readPatient(dir).catch(() => undefined) : undefined;
-      if (patient) detail.patient = patient;
-    }
     // Slices' spool paths are internal; the API keeps them (admins may need them), PHI-free.
     return detail;
   }
@@ -213,6 +227,17 @@ export class AdminData {
     const job = jobId ? await this.opts.inferenceQueue.getJob(jobId).catch(() => undefined) : undefined;
     const summary = await this.compose(seriesUid, tracker, result, dispatch, job ?? undefined);
     return { summary, ...(tracker ? { tracker } : {}), ...(result ? { result } : {}), dispatch, ...(job ? { job } : {}) };
+  }
+
+  /** Study/series attributes (and patient, for showPhi) of a series, read once from its first spooled instance. */
+  private async header(seriesUid: string, seriesDir: string | undefined): Promise<SeriesHeader | undefined> {
+    const cached = this.headers.get(seriesUid);
+    if (cached || !seriesDir) return cached;
+    const h = await readSeriesHeader(seriesDir).catch(() => undefined);
+    if (!h) return undefined;
+    if (this.headers.size >= HEADER_CACHE_MAX) this.headers.delete(this.headers.keys().next().value as string);
+    this.headers.set(seriesUid, h);
+    return h;
   }
 
   private async compose(
@@ -274,10 +299,13 @@ export class AdminData {
       const ms = attempts.filter((a) => a.outcome === 'sent' && a.instancesHash === result.instancesHash).reduce((s, a) => s + a.ms, 0);
       if (ms > 0) timings.dispatchMs = ms;
     }
+    const header = await this.header(seriesUid, tracker?.seriesDir ?? result?.seriesDir);
     const summary: SeriesSummary = {
       seriesInstanceUid: seriesUid,
       studyInstanceUid: tracker?.studyInstanceUid ?? result?.studyInstanceUid ?? '',
       callingAeTitle: tracker?.callingAeTitle || result?.callingAeTitle || '',
+      info: header?.info ?? {},
+      ...(cfg.http.showPhi && header?.patient ? { patient: header.patient } : {}),
       status,
       statusText: STATUS_TEXT[status],
       instancesReceived: tracker?.instancesReceived ?? result?.instanceCount ?? 0,
@@ -325,14 +353,34 @@ export class AdminData {
   }
 }
 
-/** Patient name and ID from the first spooled instance of a series (for the dashboard when showPhi). */
-export async function readPatient(seriesDir: string): Promise<PatientInfo | undefined> {
+interface SeriesHeader {
+  info: SeriesInfo;
+  patient: PatientInfo;
+}
+
+const text = (v: unknown): string | undefined => {
+  const first = Array.isArray(v) ? v[0] : undefined;
+  const raw = typeof first === 'string' || typeof first === 'number' ? String(first)
+    : first && typeof first === 'object' ? String((first as { Alphabetic?: string }).Alphabetic ?? '') : '';
+  const t = raw.trim();
+  return t === '' ? undefined : t;
+};
+
+/** Study date, series description, modality, series number, body part and patient of the first spooled instance of a series. */
+export async function readSeriesHeader(seriesDir: string): Promise<SeriesHeader | undefined> {
   const sops = await listSeriesInstances(seriesDir);
   const first = sops.sort()[0];
   if (!first) return undefined;
-  const parsed = parseDicom(await readFile(join(seriesDir, `${first}.dcm`)), { headerOnly: true });
-  const pn = parsed.dataset['00100010']?.Value?.[0];
-  const id = parsed.dataset['00100020']?.Value?.[0];
-  const name = typeof pn === 'string' ? pn : pn && typeof pn === 'object' ? String((pn as { Alphabetic?: string }).Alphabetic ?? '') : '';
-  return { patientName: name.replace(/\^+$/, '').replace(/\^/g, ' '), patientId: typeof id === 'string' ? id : '' };
+  const ds = parseDicom(await readFile(join(seriesDir, `${first}.dcm`)), { headerOnly: true }).dataset;
+  const at = (tag: string): string | undefined => text(ds[tag]?.Value);
+  const info: SeriesInfo = {};
+  const fields: [keyof SeriesInfo, string][] = [
+    ['studyDate', '00080020'], ['seriesDescription', '0008103E'], ['modality', '00080060'], ['seriesNumber', '00200011'], ['bodyPartExamined', '00180015'],
+  ];
+  for (const [k, tag] of fields) {
+    const v = at(tag);
+    if (v !== undefined) info[k] = v;
+  }
+  const name = at('00100010') ?? '';
+  return { info, patient: { patientName: name.replace(/\^+$/, '').replace(/\^/g, ' '), patientId: at('00100020') ?? '' } };
 }

@@ -2,7 +2,10 @@
  * Server-rendered HTML of the dashboard: no framework, every value escaped (esc) or embedded as
  * JSON that cannot close its <script> element (jsonForScript).
  */
+import { dirname } from 'node:path';
 import type { AssociationRecord } from '../dicom/received-instance.js';
+import type { OpacityMeasure, ResultRecord, SeriesOpacity } from '../queue/result-record.js';
+import type { ActionName } from './actions.js';
 import type { SeriesDetail, SeriesSummary, StageTimings } from './data.js';
 import type { SrDocument, SrNode } from './dicom-view.js';
 import type { WorkerInfo } from '../queue/worker-registry.js';
@@ -41,18 +44,32 @@ button:hover{background:#1d3557;color:#fff}.flash{padding:8px 12px;margin-bottom
 .heatmaps{display:flex;flex-wrap:wrap;gap:12px}.heatmaps figure{margin:0;background:#fff;padding:8px;box-shadow:0 1px 2px rgba(0,0,0,.08)}
 .heatmaps img{display:block;width:300px;height:auto}.heatmaps figure.summary img{width:600px}.heatmaps figcaption{font-size:12px;color:#4a5560;margin-top:4px}
 pre.sr{background:#fff;padding:12px;box-shadow:0 1px 2px rgba(0,0,0,.08);overflow:auto;font-size:12px;margin:0}
-#chart{background:#fff;padding:8px;box-shadow:0 1px 2px rgba(0,0,0,.08);min-height:300px}.phi{background:#fff8e1;border-left:3px solid #d99a0b}
+#chart .u-legend th{text-transform:none;font-size:12px;background:none}#chart{background:#fff;padding:8px;box-shadow:0 1px 2px rgba(0,0,0,.08);min-height:300px}.phi{background:#fff8e1;border-left:3px solid #d99a0b}
 .notice{font-size:12px;color:#a61b1b;font-weight:600}.nowrap{white-space:nowrap}
+.note{font-size:12px;color:#6b7280;margin:6px 0}.info{background:#eef6ff;border-left:3px solid #1d4ed8}table.opacity{width:auto}table.opacity td,table.opacity th{text-align:right}table.opacity td:first-child,table.opacity th:first-child{text-align:left}
 `;
 
-export function layout(title: string, body: string, opts: { refreshSeconds?: number; head?: string } = {}): string {
+export interface LayoutOptions {
+  /** Plain meta refresh (pages without live updates). */
+  refreshSeconds?: number;
+  head?: string;
+  /**
+   * Server-sent events URL: the page's live parts are replaced as they change (see LIVE_JS);
+   * without JavaScript the page reloads every 10 s instead.
+   */
+  live?: string;
+}
+
+export function layout(title: string, body: string, opts: LayoutOptions = {}): string {
+  const refresh = opts.refreshSeconds ? `<meta http-equiv="refresh" content="${opts.refreshSeconds}">` : '';
+  const live = opts.live ? `<noscript><meta http-equiv="refresh" content="10"></noscript>` : '';
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-${opts.refreshSeconds ? `<meta http-equiv="refresh" content="${opts.refreshSeconds}">` : ''}
+${refresh}${live}
 <title>${esc(title)} · mlsam-node</title><style>${CSS}</style>${opts.head ?? ''}</head>
-<body><header><span class="brand">mlsam-node</span><a href="/admin">Series</a><a href="/admin/associations">Associations</a>
+<body${opts.live ? ` data-live="${esc(opts.live)}"` : ''}><header><span class="brand">mlsam-node</span><a href="/admin">Series</a><a href="/admin/associations">Associations</a>
 <a href="/admin/queues">Queues</a><a href="/metrics">Metrics</a><a href="/readyz">Ready?</a></header>
-<main>${body}</main></body></html>`;
+<main>${body}</main>${opts.live ? '<script src="/admin/static/live.js"></script>' : ''}</body></html>`;
 }
 
 const fmtMs = (ms: number | undefined): string => (ms === undefined ? '' : ms >= 10_000 ? `${(ms / 1000).toFixed(0)} s` : ms >= 1000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`);
@@ -62,6 +79,18 @@ export function timingsText(t: StageTimings): string {
     ['wait', t.waitMs], ['read', t.readMs], ['decode', t.decodeMs], ['preprocess', t.preprocessMs], ['infer', t.inferMs],
     ['aggregate', t.aggregateMs], ['results', t.resultsMs], ['total', t.totalMs], ['send', t.dispatchMs],
   ];
+  return parts.filter(([, v]) => v !== undefined).map(([k, v]) => `${k} ${fmtMs(v)}`).join(' · ');
+}
+
+/** Why the stage times do not add up (shown under every table or list of them). */
+export const TIMINGS_NOTE =
+  'Stage times overlap: read, decode and preprocess run in worker threads while ONNX Runtime infers the previous batch, ' +
+  'so decode and preprocess (busy time summed over the threads) can add up to more than total. ' +
+  'wait is from the last instance to the job start (it includes the quiet period); total is the inference job (scoring and result objects); send comes after it.';
+
+/** The list's short form: waited, took, sent (every stage in the cell's title and on the series page). */
+export function timingsShort(t: StageTimings): string {
+  const parts: [string, number | undefined][] = [['wait', t.waitMs], ['total', t.totalMs], ['send', t.dispatchMs]];
   return parts.filter(([, v]) => v !== undefined).map(([k, v]) => `${k} ${fmtMs(v)}`).join(' · ');
 }
 
@@ -85,21 +114,56 @@ function workersLine(workers: readonly WorkerInfo[]): string {
   return `<p id="workers">Inference workers: ${items.join(' · ')}</p>`;
 }
 
-export function seriesListPage(list: SeriesSummary[], opts: { limit: number; workers?: readonly WorkerInfo[] }): string {
-  const rows = list.map((s) => `<tr data-series-uid="${esc(s.seriesInstanceUid)}">
+/** DICOM DA (YYYYMMDD) as YYYY-MM-DD. */
+export const fmtDate = (da: string | undefined): string => (da && /^\d{8}$/.test(da) ? `${da.slice(0, 4)}-${da.slice(4, 6)}-${da.slice(6)}` : da ?? '');
+
+export interface SeriesListOptions {
+  limit: number;
+  workers?: readonly WorkerInfo[];
+  /** Patient name and ID columns (config.http.showPhi). */
+  showPhi: boolean;
+  /** Names of the configured destinations. */
+  destinations: readonly string[];
+  /** Where result objects stay (config spool.dir + /results). */
+  resultsDir: string;
+}
+
+const listColumns = (showPhi: boolean): string[] => [
+  'Series', 'Study date', 'Description', 'Modality', 'Series #', ...(showPhi ? ['Patient'] : []), 'Calling AE', 'Status', 'Slices', 'Score', 'Category', 'Timings', 'Last received',
+];
+
+/** The rows of the series list (the <tbody> the live updates replace). */
+export function seriesRows(list: readonly SeriesSummary[], showPhi: boolean): string {
+  const rows = list.map((s) => `<tr data-series-uid="${esc(s.seriesInstanceUid)}" data-status="${esc(s.status)}">
 <td class="mono nowrap"><a href="/admin/series/${esc(s.seriesInstanceUid)}" title="${esc(s.seriesInstanceUid)}">${esc(shortUid(s.seriesInstanceUid))}</a></td>
+<td class="nowrap">${esc(fmtDate(s.info.studyDate))}</td><td>${esc(s.info.seriesDescription ?? '')}</td><td>${esc(s.info.modality ?? '')}</td><td>${esc(s.info.seriesNumber ?? '')}</td>
+${showPhi ? `<td class="phi">${s.patient ? `${esc(s.patient.patientName)} <span class="muted">${esc(s.patient.patientId)}</span>` : ''}</td>` : ''}
 <td>${esc(s.callingAeTitle)}</td><td>${statusCell(s)}</td>
 <td class="nowrap">${s.sliceCount !== undefined ? `${esc(s.sliceCount)} <span class="muted">/ ${esc(s.instancesReceived)}</span>` : esc(s.instancesReceived)}</td>
 <td>${s.score !== undefined ? esc(s.score.toFixed(3)) : ''}</td>
 <td>${s.category ? `<span class="c-${esc(s.category)}">${esc(s.category)}</span>` : ''}</td>
-<td class="reason">${esc(timingsText(s.timings))}</td>
+<td class="reason" title="${esc(timingsText(s.timings))}">${esc(timingsShort(s.timings))}</td>
 <td class="mono nowrap">${esc(fmtTime(s.lastReceivedAt ?? s.finishedAt))}</td></tr>`);
+  return rows.join('\n') || `<tr><td colspan="${listColumns(showPhi).length}" class="muted">No series received yet.</td></tr>`;
+}
+
+/** Where results go: the destinations, or (none configured) the spool folder they stay in. */
+function destinationsLine(destinations: readonly string[], resultsDir: string): string {
+  return destinations.length
+    ? `<p id="destinations">Results are sent to: ${destinations.map((d) => `<b>${esc(d)}</b>`).join(', ')}.</p>`
+    : `<p class="card info" id="destinations">No destinations are configured: results (SR and Secondary Captures) stay in the spool, under <span class="mono">${esc(resultsDir)}</span> (<a href="/api/results/undispatched">list of files</a>). Add a destination (config key <span class="mono">destinations</span>) to have them sent back to your PACS.</p>`;
+}
+
+export function seriesListPage(list: SeriesSummary[], opts: SeriesListOptions): string {
+  const cols = listColumns(opts.showPhi);
   const body = `<h1>Series</h1>
 ${workersLine(opts.workers ?? [])}
-<p class="muted">The ${esc(opts.limit)} most recent series; this page refreshes every 10 s. Slices: scored / received.</p>
-<table id="series"><thead><tr><th>Series</th><th>Calling AE</th><th>Status</th><th>Slices</th><th>Score</th><th>Category</th><th>Timings</th><th>Last received</th></tr></thead>
-<tbody>${rows.join('\n') || '<tr><td colspan="8" class="muted">No series received yet.</td></tr>'}</tbody></table>`;
-  return layout('Series', body, { refreshSeconds: 10 });
+${destinationsLine(opts.destinations, opts.resultsDir)}
+<p class="muted">The ${esc(opts.limit)} most recent series, updated live (every second while a series is received, queued, scored or sent). Slices: scored / received.</p>
+<table id="series"><thead><tr>${cols.map((c) => `<th${c === 'Timings' ? ` title="${esc(TIMINGS_NOTE)}"` : ''}>${esc(c)}</th>`).join('')}</tr></thead>
+<tbody id="series-rows">${seriesRows(list, opts.showPhi)}</tbody></table>
+<p class="note" id="timings-note">Timings: hover a cell for every stage. ${esc(TIMINGS_NOTE)}</p>`;
+  return layout('Series', body, { live: `/admin/live?limit=${opts.limit}` });
 }
 
 function srNodes(nodes: SrNode[]): string {
@@ -123,7 +187,69 @@ export interface SeriesPageExtras {
   srError?: string;
   flash?: { ok: boolean; message: string };
   showPhi: boolean;
+  /** Names of the configured destinations. */
+  destinations: readonly string[];
 }
+
+/** The per-slice chart's data (read by SERIES_CHART_JS). */
+export interface ChartData {
+  /** 1-based slice numbers in scored order, as the heatmaps' burned-in text and the SR say. */
+  slice: number[];
+  /** mm along the slice normal (null where unknown): the x axis when every slice has one, as on the summary image. */
+  pos: (number | null)[];
+  p: number[];
+  /** Lung opacity, % of the slice's lung area (null where not measured). */
+  opacity: (number | null)[] | null;
+  /** Slice numbers with too little lung to drive the score. */
+  ineligible: number[];
+  threshold: number | null;
+  key: number[];
+}
+
+export function chartData(r: ResultRecord | undefined): ChartData {
+  const slices = r?.slices ?? [];
+  const hasOpacity = slices.some((s) => s.opacityPercent !== undefined);
+  return {
+    slice: slices.map((s) => s.index + 1),
+    pos: slices.map((s) => s.position),
+    p: slices.map((s) => s.probability),
+    opacity: hasOpacity ? slices.map((s) => s.opacityPercent ?? null) : null,
+    ineligible: slices.filter((s) => s.eligible === false).map((s) => s.index + 1),
+    threshold: r?.threshold ?? null,
+    key: (r?.keySlices ?? []).map((k) => k.index + 1),
+  };
+}
+
+const pct = (v: number): string => `${v.toFixed(1)} %`;
+
+/** Lung volumes and opacity burden per lung (records from the HU opacity quantification). */
+function opacityTable(o: SeriesOpacity): string {
+  const row = (label: string, m: OpacityMeasure): string =>
+    `<tr><td>${esc(label)}</td><td>${esc(m.lungMl.toFixed(0))}</td><td>${esc(m.opacityMl.toFixed(1))}</td><td>${esc(pct(m.percentOpacity))}</td><td>${esc(pct(m.percentHighOpacity))}</td></tr>`;
+  return `<h2>Lung opacity</h2><table id="opacity" class="opacity"><thead><tr><th>Lung</th><th>Lung volume (mL)</th><th>Opacity (mL)</th><th>Opacity</th><th>High opacity</th></tr></thead>
+<tbody>${row('both', o.total)}${row('right', o.right)}${row('left', o.left)}</tbody></table>
+<p class="note">Opacity: ground glass and consolidation, ${esc(o.opacityHu[0])} to ${esc(o.opacityHu[1])} HU inside the lung mask, vessels removed; high opacity: ${esc(o.highOpacityHu[0])} to ${esc(o.highOpacityHu[1])} HU. Percentages of that lung's volume (method ${esc(o.method)}).</p>`;
+}
+
+/** The status shown on the series page (the part its live updates replace). */
+export function seriesStatusHtml(d: SeriesSummary): string {
+  return statusCell(d);
+}
+
+/** Which actions make sense in a state: force only while the series may still grow, re-score once settled, re-send with something to send. */
+export function availableActions(d: SeriesDetail, destinations: readonly string[]): ActionName[] {
+  const out: ActionName[] = [];
+  if (d.status === 'receiving' || d.status === 'waiting') out.push('force');
+  if (d.tracker && !['receiving', 'waiting', 'queued', 'scoring'].includes(d.status)) out.push('rescore');
+  if (destinations.length > 0 && d.result?.outputs?.length && ['scored', 'sent', 'failed', 'dispatching'].includes(d.status)) out.push('resend');
+  return out;
+}
+
+const ACTION_LABELS: Record<ActionName, [string, string]> = {
+  force: ['Force completion', 'Settle now without waiting for the quiet period'],
+  rescore: ['Re-score', 'Run the model again on the same instances'],
+  resend: ['Re-send', 'Send the latest result objects to every destination again'],
+};
 
 export function seriesPage(d: SeriesDetail, x: SeriesPageExtras): string {
   const r = d.result;
@@ -133,35 +259,35 @@ export function seriesPage(d: SeriesDetail, x: SeriesPageExtras): string {
     ? `<div class="card phi"><dl class="kv">${kv('Patient name', esc(d.patient.patientName))}${kv('Patient ID', esc(d.patient.patientId))}</dl></div>`
     : '';
   const flash = x.flash ? `<div class="flash ${x.flash.ok ? 'ok' : 'err'}">${esc(x.flash.message)}</div>` : '';
-  const action = (name: string, label: string, title: string): string =>
-    `<form method="post" action="/admin/series/${esc(uid)}/${esc(name)}"><button type="submit" title="${esc(title)}">${esc(label)}</button></form>`;
+  const fusion = r?.fusion
+    ? ` <span class="muted" id="fusion">fusion ${esc(r.fusion)}${r.fusion === 'cnn+opacity' && r.cnnScore !== undefined ? `, CNN alone ${esc(r.cnnScore.toFixed(3))}` : ''}</span>`
+    : '';
   const summary = `<div class="card"><dl class="kv">
 ${kv('Series UID', `<span class="mono">${esc(uid)}</span>`)}${kv('Study UID', `<span class="mono">${esc(d.studyInstanceUid)}</span>`)}
-${kv('Status', statusCell(d))}${kv('Calling AE', esc(d.callingAeTitle))}
+${kv('Study date', esc(fmtDate(d.info.studyDate)))}${kv('Series', esc([d.info.seriesNumber ? `#${d.info.seriesNumber}` : '', d.info.seriesDescription ?? '', d.info.modality ?? ''].filter(Boolean).join(' · ')))}
+${kv('Status', `<span id="series-status">${seriesStatusHtml(d)}</span>`)}${kv('Calling AE', esc(d.callingAeTitle))}
 ${kv('Instances received', esc(d.instancesReceived))}${kv('Slices scored', d.sliceCount !== undefined ? esc(d.sliceCount) : '')}
-${kv('Score', d.score !== undefined ? `${esc(d.score.toFixed(4))}${d.threshold !== undefined ? ` <span class="muted">(threshold ${esc(d.threshold)})</span>` : ''}` : '')}
+${kv('Score', d.score !== undefined ? `${esc(d.score.toFixed(4))}${d.threshold !== undefined ? ` <span class="muted">(threshold ${esc(d.threshold)})</span>` : ''}${fusion}` : '')}
 ${kv('Category', d.category ? `<span class="c-${esc(d.category)}">${esc(d.category)}</span>` : '')}
 ${kv('Model', d.model ? esc(`${d.model.name} ${d.model.version}${r ? ` on ${r.provider}` : ''}`) : '')}
-${kv('Timings', esc(timingsText(d.timings)))}${kv('First received', esc(fmtTime(d.firstReceivedAt)))}${kv('Last received', esc(fmtTime(d.lastReceivedAt)))}
+${kv('Timings', d.timings.totalMs !== undefined || d.timings.waitMs !== undefined ? `${esc(timingsText(d.timings))}<div class="note">${esc(TIMINGS_NOTE)}</div>` : '')}
+${kv('First received', esc(fmtTime(d.firstReceivedAt)))}${kv('Last received', esc(fmtTime(d.lastReceivedAt)))}
 ${kv('Finished', esc(fmtTime(d.finishedAt)))}${kv('Job', d.job ? `<span class="mono">${esc(d.job.id)}</span> (${esc(d.job.state)}, attempts ${esc(d.job.attemptsMade)}${d.job.enqueuedBy ? `, by ${esc(d.job.enqueuedBy)}` : ''})` : d.jobId ? `<span class="mono">${esc(d.jobId)}</span>` : '')}
 </dl></div>`;
-  const actions = `<div class="actions card">${action('force', 'Force completion', 'Settle now without waiting for the quiet period')}
-${action('rescore', 'Re-score', 'Run the model again on the same instances')}${action('resend', 'Re-send', 'Send the latest result objects to every destination again')}</div>`;
+  const offered = availableActions(d, x.destinations);
+  const actions = `<div class="actions card" id="actions">${offered.length
+    ? offered.map((a) => `<form method="post" action="/admin/series/${esc(uid)}/${esc(a)}"><button type="submit" title="${esc(ACTION_LABELS[a][1])}">${esc(ACTION_LABELS[a][0])}</button></form>`).join('\n')
+    : `<span class="muted">No actions while the series is ${esc(d.statusText)}.</span>`}</div>`;
 
   const slices = r?.slices ?? [];
-  const chartData = {
-    // 1-based slice numbers, as the burned-in text of the heatmaps and the SR say.
-    x: slices.map((s) => s.index + 1),
-    p: slices.map((s) => s.probability),
-    pos: slices.map((s) => s.position),
-    threshold: r?.threshold ?? null,
-    key: (r?.keySlices ?? []).map((k) => k.index + 1),
-  };
+  const cd = chartData(r);
   const chart = slices.length
-    ? `<h2>Per-slice probability</h2><div id="chart" data-slices="${esc(slices.length)}"></div>
-<script type="application/json" id="chart-data">${jsonForScript(chartData)}</script>
+    ? `<h2>Per-slice probability${cd.opacity ? ' and lung opacity' : ''}</h2><div id="chart" data-slices="${esc(slices.length)}"></div>
+<p class="note">${cd.pos.every((p) => p !== null) && slices.length > 1 ? 'x: position along the scan in mm along the slice normal, superior on the left (as on the summary image); the legend also names the slice number. ' : 'x: slice number in scored order, superior first. '}${cd.opacity ? 'Right axis: lung opacity, % of the slice\'s lung area. ' : ''}${cd.ineligible.length ? `Grey: ${esc(cd.ineligible.length)} slice(s) with too little lung to count (they do not drive the score and are never key slices).` : ''}</p>
+<script type="application/json" id="chart-data">${jsonForScript(cd)}</script>
 <script src="/admin/static/uPlot.iife.min.js"></script><script src="/admin/static/series-chart.js"></script>`
     : '';
+  const opacity = r?.opacity ? opacityTable(r.opacity) : '';
 
   const heatmaps = (r?.outputs ?? []).filter((o) => o.kind === 'heatmap' || o.kind === 'summary');
   const sliceBySop = new Map(slices.map((s) => [s.sopInstanceUid, s]));
@@ -171,7 +297,7 @@ ${action('rescore', 'Re-score', 'Run the model again on the same instances')}${a
           const s = o.sourceSopInstanceUid ? sliceBySop.get(o.sourceSopInstanceUid) : undefined;
           const cap = o.kind === 'summary'
             ? 'Summary: probability along the scan'
-            : s ? `Slice ${s.index + 1}/${slices.length}${s.instanceNumber !== null ? ` (instance ${s.instanceNumber})` : ''}, p = ${s.probability.toFixed(3)}` : 'Heatmap';
+            : s ? `Slice ${s.index + 1}/${slices.length}${s.instanceNumber !== null ? ` (instance ${s.instanceNumber})` : ''}, p = ${s.probability.toFixed(3)}${s.opacityPercent !== undefined ? `, opacity ${pct(s.opacityPercent)}` : ''}` : 'Heatmap';
           const src = `/api/series/${esc(uid)}/images/${esc(o.sopInstanceUid)}.png`;
           return `<figure class="${o.kind === 'summary' ? 'summary' : ''}"><a href="${src}" target="_blank" rel="noopener"><img class="heatmap" alt="${esc(cap)}" src="${src}" loading="lazy"></a><figcaption>${esc(cap)}</figcaption></figure>`;
         })
@@ -183,7 +309,11 @@ ${action('rescore', 'Re-score', 'Run the model again on the same instances')}${a
 <td>${esc(s.attempts)}</td><td>${esc(s.instancesSent)}</td><td>${esc(s.warnings)}</td><td>${esc(fmtTime(s.lastAttemptAt))}</td><td>${esc(fmtTime(s.sentAt))}</td><td class="reason">${esc(s.lastError ?? '')}</td></tr>`);
   const attemptRows = d.attempts.map((a) => `<tr><td class="mono nowrap">${esc(fmtTime(a.at))}</td><td>${esc(a.destination)}</td><td>${esc(a.attempt)}</td>
 <td><span class="badge s-${a.outcome === 'sent' ? 'sent' : 'failed'}">${esc(a.outcome)}</span></td><td>${esc(a.sent)}</td><td>${esc(a.warnings)}</td><td>${esc(a.failed)}</td><td>${esc(fmtMs(a.ms))}</td><td class="reason">${esc(a.error ?? '')}</td></tr>`);
-  const dispatch = `<h2>Dispatch</h2>${dispatchRows.length ? `<table id="dispatch"><thead><tr><th>Destination</th><th>Status</th><th>Attempts</th><th>Sent</th><th>Warnings</th><th>Last attempt</th><th>Sent at</th><th>Last error</th></tr></thead><tbody>${dispatchRows.join('')}</tbody></table>` : '<p class="muted">Nothing sent yet.</p>'}
+  const resultsDir = r?.outputs?.[0] ? dirname(r.outputs[0].path) : undefined;
+  const nothingSent = x.destinations.length === 0
+    ? `<p class="card info" id="dispatch-note">No destinations are configured: the results stay in the spool${resultsDir ? `, in <span class="mono">${esc(resultsDir)}</span> (${esc(r?.outputs?.length ?? 0)} files)` : ''}. Add a destination (config key <span class="mono">destinations</span>) to have them sent to your PACS.</p>`
+    : `<p class="muted" id="dispatch-note">${r?.outputs?.length ? `Not sent yet to ${esc(x.destinations.join(', '))}.` : 'No result objects to send yet.'}</p>`;
+  const dispatch = `<h2>Dispatch</h2>${dispatchRows.length ? `<table id="dispatch"><thead><tr><th>Destination</th><th>Status</th><th>Attempts</th><th>Sent</th><th>Warnings</th><th>Last attempt</th><th>Sent at</th><th>Last error</th></tr></thead><tbody>${dispatchRows.join('')}</tbody></table>` : nothingSent}
 ${attemptRows.length ? `<h2>Dispatch attempts</h2><table id="attempts"><thead><tr><th>At</th><th>Destination</th><th>#</th><th>Outcome</th><th>Sent</th><th>Warnings</th><th>Failed</th><th>Took</th><th>Error</th></tr></thead><tbody>${attemptRows.join('')}</tbody></table>` : ''}`;
   const dropped = r?.dropped.length
     ? `<h2>Instances not scored (${esc(r.dropped.length)})</h2><table><thead><tr><th>SOP Instance UID</th><th>Reason</th></tr></thead><tbody>${r.dropped
@@ -192,17 +322,27 @@ ${attemptRows.length ? `<h2>Dispatch attempts</h2><table id="attempts"><thead><t
         .join('')}</tbody></table>`
     : '';
   const head = slices.length ? '<link rel="stylesheet" href="/admin/static/uPlot.min.css">' : '';
-  const body = `<h1>Series <span class="mono">${esc(shortUid(uid))}</span></h1>${flash}${phi}${summary}${actions}
-<p class="notice">NOT FOR DIAGNOSTIC USE</p>${chart}${images}${sr}${dispatch}${dropped}`;
-  return layout(`Series ${uid}`, body, { head });
+  const body = `<h1>Series <span class="mono">${esc(shortUid(uid))}</span>${d.info.seriesDescription ? ` <span class="muted">${esc(d.info.seriesDescription)}</span>` : ''}</h1>${flash}${phi}${summary}${actions}
+<p class="notice">NOT FOR DIAGNOSTIC USE</p>${chart}${opacity}${images}${sr}${dispatch}${dropped}`;
+  return layout(`Series ${uid}`, body, { head, live: `/admin/series/${uid}/live?status=${encodeURIComponent(d.status)}` });
+}
+
+/** What an association did: C-ECHO (verification), C-STORE (instances), both, or nothing. */
+export function associationServices(a: AssociationRecord): string {
+  const parts: string[] = [];
+  if (a.echoes) parts.push(a.echoes > 1 ? `C-ECHO ×${a.echoes}` : 'C-ECHO');
+  if (a.instances > 0) parts.push(`C-STORE ${a.instances} instance${a.instances === 1 ? '' : 's'}`);
+  if (parts.length) return parts.join(' + ');
+  if (!a.outcome.startsWith('accepted')) return '—';
+  return a.echoes === undefined ? 'no instances' : 'nothing (no request)';
 }
 
 export function associationsPage(list: AssociationRecord[]): string {
   const rows = list.map((a) => `<tr><td class="mono">${esc(fmtTime(new Date(a.startedAt).toISOString()))}</td><td>${esc(a.callingAeTitle)}</td><td>${esc(a.calledAeTitle)}</td>
-<td class="mono">${esc(a.callingHost)}</td><td>${esc(a.instances)}</td><td>${esc(formatBytes(a.bytes))}</td><td>${esc(fmtMs(a.endedAt - a.startedAt))}</td>
+<td class="mono">${esc(a.callingHost)}</td><td class="service">${esc(associationServices(a))}</td><td>${esc(formatBytes(a.bytes))}</td><td>${esc(fmtMs(a.endedAt - a.startedAt))}</td>
 <td><span class="badge ${a.outcome.startsWith('accepted') ? 's-sent' : 's-failed'}">${esc(a.outcome)}</span></td></tr>`);
-  const body = `<h1>Associations</h1><p class="muted">The listener's audit trail, newest first.</p>
-<table id="associations"><thead><tr><th>Started</th><th>Calling AE</th><th>Called AE</th><th>Host</th><th>Instances</th><th>Bytes</th><th>Duration</th><th>Outcome</th></tr></thead>
+  const body = `<h1>Associations</h1><p class="muted">The listener's audit trail, newest first. C-ECHO is a verification (a PACS or an admin checking the node answers); C-STORE sends instances.</p>
+<table id="associations"><thead><tr><th>Started</th><th>Calling AE</th><th>Called AE</th><th>Host</th><th>Service</th><th>Bytes</th><th>Duration</th><th>Outcome</th></tr></thead>
 <tbody>${rows.join('') || '<tr><td colspan="8" class="muted">No associations recorded.</td></tr>'}</tbody></table>`;
   return layout('Associations', body, { refreshSeconds: 30 });
 }
@@ -218,19 +358,57 @@ export function notFoundPage(what: string): string {
   return layout('Not found', `<h1>Not found</h1><p>${esc(what)}</p><p><a href="/admin">Back to the series list</a></p>`);
 }
 
-/** The chart script (served as /admin/static/series-chart.js): reads #chart-data, draws with uPlot. */
+/**
+ * The chart script (served as /admin/static/series-chart.js): reads #chart-data (ChartData), draws
+ * with uPlot: slice probability, key slices, threshold, slices with too little lung (grey), and
+ * lung opacity (%) on its own right-hand axis when the record has it. x is mm along the slice
+ * normal when every slice has a position (superior on the left, as on the summary image), else
+ * the slice number.
+ */
 export const SERIES_CHART_JS = `(function(){
   var el=document.getElementById('chart');var src=document.getElementById('chart-data');
   if(!el||!src||typeof uPlot==='undefined'){return;}
   var d=JSON.parse(src.textContent);
-  var thr=d.threshold;var keys=new Set(d.key);
-  var key=d.x.map(function(x,i){return keys.has(x)?d.p[i]:null;});
-  var series=[{label:'slice'},{label:'probability',stroke:'#1d3557',width:2,points:{show:false}},
-    {label:'key slices',stroke:'#c0392b',width:0,paths:function(){return null;},points:{show:true,size:8,fill:'#c0392b'}}];
-  var data=[d.x,d.p,key];
-  if(thr!==null){series.push({label:'threshold',stroke:'#d99a0b',dash:[6,4],width:1,points:{show:false}});data.push(d.x.map(function(){return thr;}));}
+  var n=d.p.length;var byMm=n>1&&d.pos.every(function(v){return v!==null;});
+  var order=d.p.map(function(_,i){return i;});
+  // uPlot wants x ascending: positions usually fall from head to feet, so sort them and flip the axis.
+  var desc=byMm&&d.pos[n-1]<d.pos[0];
+  if(byMm){order.sort(function(a,b){return d.pos[a]-d.pos[b];});}
+  var pick=function(a){return order.map(function(i){return a[i];});};
+  var xs=byMm?pick(d.pos):pick(d.slice);var sl=pick(d.slice);
+  var keys=new Set(d.key);var inel=new Set(d.ineligible);var thr=d.threshold;
+  var p=pick(d.p);
+  var key=order.map(function(i){return keys.has(d.slice[i])?d.p[i]:null;});
+  var grey=order.map(function(i){return inel.has(d.slice[i])?d.p[i]:null;});
+  var xLabel=function(u,v,si,idx){if(v===null||v===undefined)return '--';var s=idx===null||idx===undefined?'':' (slice '+sl[idx]+')';return byMm?v.toFixed(1)+' mm'+s:'slice '+v;};
+  var series=[{label:byMm?'position':'slice',value:xLabel},
+    {label:'probability',stroke:'#1d3557',width:2,points:{show:false},scale:'p'},
+    {label:'key slices',stroke:'#c0392b',width:0,paths:function(){return null;},points:{show:true,size:8,fill:'#c0392b'},scale:'p'}];
+  var data=[xs,p,key];
+  if(d.ineligible.length){series.push({label:'too little lung',stroke:'#9aa1a9',width:0,paths:function(){return null;},points:{show:true,size:7,fill:'#d5d9de'},scale:'p'});data.push(grey);}
+  if(thr!==null){series.push({label:'threshold',stroke:'#d99a0b',dash:[6,4],width:1,points:{show:false},scale:'p'});data.push(xs.map(function(){return thr;}));}
+  var axes=[{label:byMm?'position along the scan (mm along the slice normal, superior on the left)':'slice number (scored order, superior → inferior)'},{label:'probability',scale:'p'}];
+  var scales={x:{time:false,dir:desc?-1:1},p:{range:[0,1]}};
+  if(d.opacity){
+    series.push({label:'lung opacity %',stroke:'#2a9d8f',width:2,points:{show:false},scale:'pct',value:function(u,v){return v===null||v===undefined?'--':v.toFixed(1)+' %';}});
+    data.push(pick(d.opacity));
+    axes.push({label:'lung opacity (% of lung area)',scale:'pct',side:1,grid:{show:false}});
+    scales.pct={range:[0,100]};
+  }
   var width=Math.max(320,Math.min(el.clientWidth-16,1200));
-  var u=new uPlot({width:width,height:280,series:series,legend:{live:false},scales:{x:{time:false},y:{range:[0,1]}},
-    axes:[{label:'slice number (scored order, superior → inferior)'},{label:'probability'}]},data,el);
-  el.setAttribute('data-ready','1');
+  var u=new uPlot({width:width,height:300,series:series,legend:{live:true},scales:scales,axes:axes},data,el);
+  el.setAttribute('data-ready','1');el.setAttribute('data-x',byMm?'mm':'slice');
+})();`;
+
+/**
+ * Live updates (served as /admin/static/live.js): listens to the page's server-sent events
+ * (body[data-live]); "html" replaces the inner HTML of the element it names, "reload" reloads the
+ * page (the series page when its status changed). EventSource reconnects by itself.
+ */
+export const LIVE_JS = `(function(){
+  var url=document.body.getAttribute('data-live');if(!url||typeof EventSource==='undefined'){return;}
+  var es=new EventSource(url);var n=0;
+  es.addEventListener('html',function(e){var m=JSON.parse(e.data);var t=document.getElementById(m.id);if(t){t.innerHTML=m.html;}document.body.setAttribute('data-live-updates',String(++n));});
+  es.addEventListener('reload',function(){es.close();location.reload();});
+  window.addEventListener('pagehide',function(){es.close();});
 })();`;

@@ -27,7 +27,9 @@ import type { AdminData } from './data.js';
 import { part10ToPng, readSr, srText, type SrDocument } from './dicom-view.js';
 import type { ReadinessChecker } from './health.js';
 import type { Metrics } from './metrics.js';
-import { associationsPage, notFoundPage, seriesListPage, seriesPage, SERIES_CHART_JS } from './pages.js';
+import { ACTIVE_STATUSES } from './data.js';
+import { LiveStreams, type LiveEvent } from './live.js';
+import { associationsPage, LIVE_JS, notFoundPage, seriesListPage, seriesPage, seriesRows, seriesStatusHtml, SERIES_CHART_JS } from './pages.js';
 
 /** How long a request waits for a (re)connecting Redis before it is answered 503. */
 const REDIS_WAIT_MS = 2_000;
@@ -51,6 +53,17 @@ const UID = /^[0-9]+(\.[0-9]+)*$/;
 const OPEN_PATHS = new Set(['/healthz', '/readyz']);
 const REDIS_DOWN = /writeable|ECONNREFUSED|Connection is closed|redis not connected|enableOfflineQueue|MaxRetriesPerRequest/i;
 const ACTIONS: readonly ActionName[] = ['force', 'rescore', 'resend'];
+
+/**
+ * Bull Board's page, made to work on an offline hospital network and to lead back: the web-font
+ * stylesheet it loads from the internet is dropped (its CSS falls back to the system fonts) and a
+ * link to the series dashboard is added.
+ */
+export function bullBoardHtml(html: string): string {
+  return html
+    .replace(/<link[^>]+href="https?:\/\/fonts\.(googleapis|gstatic)\.com[^"]*"[^>]*>\s*/g, '')
+    .replace(/<body([^>]*)>/, '<body$1><a id="mlsam-back" href="/admin" style="position:fixed;right:16px;bottom:12px;z-index:1000;background:#1d3557;color:#fff;padding:6px 12px;border-radius:4px;font:600 13px system-ui,sans-serif;text-decoration:none;box-shadow:0 1px 4px rgba(0,0,0,.3)">← Series dashboard</a>');
+}
 
 /** Refuses to serve the admin on a non-loopback address without a password (the config schema does too). */
 export function assertSafeBinding(config: Config): void {
@@ -125,6 +138,12 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyIn
     options: { uiConfig: { boardTitle: 'mlsam-node queues', hideDocsLink: true, miscLinks: [{ text: 'Series dashboard', url: '/admin' }] } },
   });
   board.setBasePath('/admin/queues');
+  // (Registered before the board's plugin so that its routes inherit it.)
+  app.addHook('onSend', async (req, reply, payload) => {
+    if (typeof payload !== 'string' || !req.url.startsWith('/admin/queues')) return payload;
+    if (!String(reply.getHeader('content-type') ?? '').startsWith('text/html')) return payload;
+    return bullBoardHtml(payload);
+  });
   await app.register(board.registerPlugin() as never, { prefix: '/admin/queues' });
 
   // Probes.
@@ -146,6 +165,7 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyIn
   };
   app.get<{ Params: { file: string } }>('/admin/static/:file', async (req, reply) => {
     if (req.params.file === 'series-chart.js') return reply.type('text/javascript; charset=utf-8').send(SERIES_CHART_JS);
+    if (req.params.file === 'live.js') return reply.type('text/javascript; charset=utf-8').send(LIVE_JS);
     const s = statics[req.params.file];
     if (!s) return reply.code(404).send({ error: 'not found' });
     return reply.type(s[1]).header('cache-control', 'max-age=3600').send(await readFile(s[0]));
@@ -173,9 +193,39 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyIn
   // Pages.
   app.get('/', async (_req, reply) => reply.redirect('/admin'));
   app.get('/favicon.ico', async (_req, reply) => reply.code(204).send());
+  const destinations = config.destinations.map((d) => d.name);
+  const showPhi = config.http.showPhi;
   app.get('/admin', async (req, reply) => {
     const limit = limitOf(req.query);
-    return html(reply, seriesListPage(await data.listSeries(limit), { limit, workers: await listWorkers(deps.redis, config.redis.keyPrefix).catch(() => []) }));
+    return html(reply, seriesListPage(await data.listSeries(limit), {
+      limit, showPhi, destinations, resultsDir: join(config.spool.dir, 'results'),
+      workers: await listWorkers(deps.redis, config.redis.keyPrefix).catch(() => []),
+    }));
+  });
+  // Live updates (server-sent events): the list's rows; a series page's status, and a reload once it changed.
+  const live = new LiveStreams();
+  app.addHook('preClose', (done) => {
+    live.closeAll();
+    done();
+  });
+  app.get('/admin/live', (req, reply) => {
+    const limit = limitOf(req.query);
+    live.serve(req, reply, async () => {
+      const list = await data.listSeries(limit);
+      return { active: list.some((s) => ACTIVE_STATUSES.has(s.status)), events: [{ event: 'html', data: { id: 'series-rows', html: seriesRows(list, showPhi) } }] };
+    });
+  });
+  app.get<{ Params: { uid: string }; Querystring: { status?: string } }>('/admin/series/:uid/live', (req, reply) => {
+    const uid = uidOf(req);
+    if (!uid) return reply.code(404).send({ error: 'not a series UID' });
+    const rendered = req.query.status;
+    live.serve(req, reply, async () => {
+      const s = await data.summary(uid);
+      if (!s) return { active: false, events: [] };
+      const events: LiveEvent[] = [{ event: 'html', data: { id: 'series-status', html: seriesStatusHtml(s) } }];
+      if (rendered && s.status !== rendered) events.push({ event: 'reload', data: { status: s.status } });
+      return { active: ACTIVE_STATUSES.has(s.status), events };
+    });
   });
   app.get<{ Params: { uid: string }; Querystring: { ok?: string; msg?: string } }>('/admin/series/:uid', async (req, reply) => {
     const uid = uidOf(req);
@@ -183,7 +233,7 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyIn
     if (!uid || !d) return html(reply, notFoundPage(`No series ${req.params.uid}.`), 404);
     const sr = await loadSr(uid);
     const flash = req.query.msg ? { ok: req.query.ok === '1', message: req.query.msg.slice(0, 300) } : undefined;
-    return html(reply, seriesPage(d, { showPhi: config.http.showPhi, ...(sr.doc ? { sr: sr.doc } : {}), ...(sr.error ? { srError: sr.error } : {}), ...(flash ? { flash } : {}) }));
+    return html(reply, seriesPage(d, { showPhi, destinations, ...(sr.doc ? { sr: sr.doc } : {}), ...(sr.error ? { srError: sr.error } : {}), ...(flash ? { flash } : {}) }));
   });
   for (const action of ACTIONS) {
     app.post<{ Params: { uid: string } }>(`/admin/series/:uid/${action}`, async (req, reply) => {

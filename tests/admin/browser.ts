@@ -1,6 +1,6 @@
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { chromium } from 'playwright-core';
+import { chromium, type Page } from 'playwright-core';
 
 export const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
@@ -18,9 +18,40 @@ export interface DashboardCheck {
   consoleErrors: string[];
 }
 
+/** A chromium page logged into the dashboard, with the console errors and every URL it requested. */
+export interface DashboardPage {
+  page: Page;
+  consoleErrors: string[];
+  requests: string[];
+}
+
 /**
  * Debian's chromium (headless, via playwright-core) with the admin's basic-auth credentials:
- * opens the dashboard, finds the series row, follows its link, waits for the uPlot chart and the
+ * runs `fn` with a fresh page and closes the browser afterwards, whatever happens.
+ */
+export async function withDashboardPage<T>(credentials: [string, string], fn: (p: DashboardPage) => Promise<T>): Promise<T> {
+  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS, headless: true });
+  try {
+    const context = await browser.newContext({
+      httpCredentials: { username: credentials[0], password: credentials[1] },
+      viewport: { width: 1360, height: 900 },
+    });
+    const page = await context.newPage();
+    const consoleErrors: string[] = [];
+    const requests: string[] = [];
+    page.on('console', (m) => {
+      if (m.type() === 'error') consoleErrors.push(m.text());
+    });
+    page.on('pageerror', (e) => consoleErrors.push(e.message));
+    page.on('request', (r) => requests.push(r.url()));
+    return await fn({ page, consoleErrors, requests });
+  } finally {
+    await browser.close();
+  }
+}
+
+/**
+ * Opens the dashboard, finds the series row, follows its link, waits for the uPlot chart and the
  * heatmap images, and saves full-page screenshots of both pages.
  */
 export async function checkDashboard(opts: {
@@ -30,18 +61,7 @@ export async function checkDashboard(opts: {
   screenshot: string;
   listScreenshot?: string;
 }): Promise<DashboardCheck> {
-  const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS, headless: true });
-  try {
-    const context = await browser.newContext({
-      httpCredentials: { username: opts.credentials[0], password: opts.credentials[1] },
-      viewport: { width: 1360, height: 900 },
-    });
-    const page = await context.newPage();
-    const consoleErrors: string[] = [];
-    page.on('console', (m) => {
-      if (m.type() === 'error') consoleErrors.push(m.text());
-    });
-    page.on('pageerror', (e) => consoleErrors.push(e.message));
+  return withDashboardPage(opts.credentials, async ({ page, consoleErrors }) => {
     await page.goto(`http://127.0.0.1:${opts.port}/admin`);
     const row = page.locator(`tr[data-series-uid="${opts.seriesUid}"]`);
     await row.waitFor({ timeout: 10_000 });
@@ -64,7 +84,5 @@ export async function checkDashboard(opts: {
     const srText = (await page.locator('#sr').innerText().catch(() => '')).trim();
     await page.screenshot({ path: opts.screenshot, fullPage: true });
     return { rowText, chartCanvases, heatmaps, srText, consoleErrors };
-  } finally {
-    await browser.close();
-  }
+  });
 }

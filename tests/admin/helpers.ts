@@ -182,7 +182,11 @@ export interface SeededSeries {
 }
 
 /** A synthetic CT series in the spool (files named <SOP UID>.dcm as the listener writes them). */
-export async function spoolSeries(config: Config, count: number, opts: { patientName?: string; patientId?: string } = {}): Promise<SeededSeries> {
+export async function spoolSeries(
+  config: Config,
+  count: number,
+  opts: { patientName?: string; patientId?: string; seriesDescription?: string; seriesNumber?: number } = {},
+): Promise<SeededSeries> {
   const studyInstanceUid = newUid();
   const seriesInstanceUid = newUid();
   const prefix = newUid();
@@ -192,6 +196,8 @@ export async function spoolSeries(config: Config, count: number, opts: { patient
     fileName: (i) => `${prefix}.${i + 1}.dcm`,
     ...(opts.patientName ? { patientName: opts.patientName } : {}),
     ...(opts.patientId ? { patientId: opts.patientId } : {}),
+    ...(opts.seriesDescription ? { seriesDescription: opts.seriesDescription } : {}),
+    ...(opts.seriesNumber !== undefined ? { seriesNumber: opts.seriesNumber } : {}),
   });
   const sops = s.instances.map((i) => i.sopInstanceUid);
   return { studyInstanceUid, seriesInstanceUid, seriesDir, instancesHash: instancesHash(sops), sops };
@@ -241,7 +247,7 @@ export async function writeResult(
   config: Config,
   s: SeededSeries,
   status: ResultRecord['status'],
-  opts: { reason?: string; finishedAt?: number; score?: number; outputs?: boolean } = {},
+  opts: { reason?: string; finishedAt?: number; score?: number; outputs?: boolean; opacity?: boolean } = {},
 ): Promise<ResultRecord> {
   const keys = new Keys(config.redis.keyPrefix);
   const finished = opts.finishedAt ?? Date.now() - 30_000;
@@ -250,7 +256,23 @@ export async function writeResult(
   const slices = scored
     ? s.sops.map((sop, i) => ({ index: i, sopInstanceUid: sop, sopClassUid: '1.2.840.10008.5.1.4.1.1.2', file: join(s.seriesDir, `${sop}.dcm`), probability: probs[i]!, position: i * 2.5, instanceNumber: i + 1 }))
     : [];
-  const top = [...slices].sort((a, b) => b.probability - a.probability).slice(0, 2);
+  if (scored && opts.opacity) {
+    // What the fused CNN + HU opacity model writes: per-slice lung area and opacity, the first two
+    // and the last slice with too little lung (above the apex, below the bases).
+    const n = slices.length;
+    for (const [i, sl] of slices.entries()) {
+      const lung = i < 2 || i === n - 1 ? 150 : 9_000 + 400 * i;
+      Object.assign(sl, {
+        cnnProbability: Math.max(0, sl.probability - 0.05),
+        lungAreaMm2: lung,
+        opacityPercent: lung < 1_000 ? 0 : Math.round(10 * (2 + 30 * Math.sin((i / n) * Math.PI))) / 10,
+        highOpacityPercent: lung < 1_000 ? 0 : Math.round(10 * (1 + 5 * Math.sin((i / n) * Math.PI))) / 10,
+        eligible: lung >= 1_000,
+        ...(lung < 1_000 ? { ineligibleReason: 'lung area 150 mm² < 1000 mm²' } : {}),
+      });
+    }
+  }
+  const top = [...slices].filter((x) => (x as { eligible?: boolean }).eligible !== false).sort((a, b) => b.probability - a.probability).slice(0, 2);
   const record: ResultRecord = {
     studyInstanceUid: s.studyInstanceUid,
     seriesInstanceUid: s.seriesInstanceUid,
@@ -264,6 +286,18 @@ export async function writeResult(
     provider: 'cpu',
     instanceCount: s.sops.length,
     ...(scored ? { score: opts.score ?? 0.81, category: 'likely' as const, threshold: 0.5, k: 2 } : {}),
+    ...(scored && opts.opacity ? {
+      cnnScore: 0.74,
+      fusion: 'cnn+opacity' as const,
+      opacity: {
+        method: 'hu-threshold-v1',
+        opacityHu: [-750, 50] as [number, number],
+        highOpacityHu: [-300, 50] as [number, number],
+        total: { lungMl: 4200, opacityMl: 630, highOpacityMl: 84, percentOpacity: 15, percentHighOpacity: 2 },
+        left: { lungMl: 1900, opacityMl: 190, highOpacityMl: 19, percentOpacity: 10, percentHighOpacity: 1 },
+        right: { lungMl: 2300, opacityMl: 440, highOpacityMl: 65, percentOpacity: 19.1, percentHighOpacity: 2.8 },
+      },
+    } : {}),
     slices,
     keySlices: top.map((t) => ({ index: t.index, sopInstanceUid: t.sopInstanceUid, probability: t.probability })),
     dropped: status === 'not-scored' ? [{ sopInstanceUid: null, reason: opts.reason ?? 'not scored' }] : [],
