@@ -17,5 +17,7 @@ export function createLogger(level: string = process.env.MLSAM_LOG__LEVEL ?? 'in
     level,
     redact: { paths: PHI_PATHS, censor: '[phi]' },
     base: { pid: process.pid },
-  }, pino.destination({ dest: 2, sync: false }));
+  // Synchronous on a terminal (a person reading it: ordered with what goes to stdout, such as
+  // the start-up summary), asynchronous otherwise.
+  }, pino.destination({ dest: 2, sync: process.stderr.isTTY === true }));
 }

@@ -17,6 +17,6 @@ export function registerAdmin(program: Command): void {
       const config = configFromFlags(flags);
       const logger = createLogger(config.log.level);
       const [{ adminRole }, { runUntilSignal }] = await Promise.all([import('../node/admin-role.js'), import('../node/node.js')]);
-      await runUntilSignal({ config, logger }, [adminRole]);
+      await runUntilSignal({ config, logger }, [adminRole], 'admin');
     });
 }

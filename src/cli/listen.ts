@@ -14,6 +14,6 @@ export function registerListen(program: Command): void {
       import('../node/listener-role.js'),
       import('../node/node.js'),
     ]);
-    await runUntilSignal({ config, logger }, [listenerRole]);
+    await runUntilSignal({ config, logger }, [listenerRole], 'listen');
   });
 }

@@ -22,6 +22,6 @@ export function registerServe(program: Command): void {
     const logger = createLogger(config.log.level);
     // Loaded on demand: `mlsam --help` and the SCU tools need not load BullMQ and the listener.
     const { runUntilSignal } = await import('../node/node.js');
-    await runUntilSignal({ config, logger }, await serveRoles());
+    await runUntilSignal({ config, logger }, await serveRoles(), 'serve');
   });
 }

@@ -12,6 +12,6 @@ export function registerWork(program: Command): void {
       const config = configFromFlags(flags);
       const logger = createLogger(config.log.level);
       const [{ workerRole }, { runUntilSignal }] = await Promise.all([import('../node/worker-role.js'), import('../node/node.js')]);
-      await runUntilSignal({ config, logger }, [workerRole]);
+      await runUntilSignal({ config, logger }, [workerRole], 'work');
     });
 }

@@ -14,7 +14,7 @@ import { SpoolRetention } from '../queue/retention.js';
 import { SeriesTracker } from '../queue/series-tracker.js';
 import { Dispatcher } from '../worker/dispatch/dispatcher.js';
 import { echoDestinations } from '../worker/dispatch/echo.js';
-import type { NodeContext, Role, RoleFactory } from './role.js';
+import type { NodeContext, Role, RoleFactory, SummaryLine } from './role.js';
 
 /** C-ECHO of one configured destination: the dispatcher's echo (it also stores the result for the dashboard). */
 export function destinationEcho(config: Config, logger: Logger, redis: Redis): EchoFn {
@@ -81,6 +81,18 @@ export class AdminRole implements Role {
     this.deriveTimer = setInterval(() => void metrics.derive(true).catch(() => undefined), 60_000);
     this.deriveTimer.unref();
     logger.info({ host: config.http.host, port, url: `http://${config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host}:${port}/admin` }, 'admin listening');
+  }
+
+  summary(): SummaryLine[] {
+    if (!this.address) return [];
+    const { http } = this.ctx.config;
+    const { host, port } = this.address;
+    const all = host === '0.0.0.0' || host === '::';
+    const shown = all ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+    const login = http.password === ''
+      ? `user ${http.username}, empty password (allowed because it listens on loopback only)`
+      : `user ${http.username}, the password in http.password`;
+    return [['Dashboard', `http://${shown}:${port}/admin${all ? ` (listening on every interface)` : ''}; log in as ${login}`]];
   }
 
   async stop(): Promise<void> {

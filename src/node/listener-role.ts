@@ -4,7 +4,7 @@ import { AssociationAudit } from '../queue/audit.js';
 import { Reconciler } from '../queue/reconciler.js';
 import { closeRedis, createRedis, withTimeout } from '../queue/redis.js';
 import { SeriesTracker } from '../queue/series-tracker.js';
-import type { NodeContext, Role, RoleFactory } from './role.js';
+import type { NodeContext, Role, RoleFactory, SummaryLine } from './role.js';
 
 /** How long open associations get to finish when the listener stops. */
 const DRAIN_MS = 10_000;
@@ -42,6 +42,14 @@ export class ListenerRole implements Role {
       { host: this.address.host, port: this.address.port, aeTitle: config.dicom.aeTitle, spool: config.spool.dir },
       'listening',
     );
+  }
+
+  summary(): SummaryLine[] {
+    const { config } = this.ctx;
+    if (!this.address) return [];
+    const { host, port } = this.address;
+    const peer = host === '0.0.0.0' || host === '::' ? '<this host>' : host;
+    return [['DICOM', `AE title ${config.dicom.aeTitle} on ${host}:${port}; send a series with: TCP_NODELAY=1 storescu -aec ${config.dicom.aeTitle} ${peer} ${port} <files>`]];
   }
 
   async stop(): Promise<void> {

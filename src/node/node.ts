@@ -1,5 +1,6 @@
 import type { Logger } from '../log.js';
 import type { NodeContext, Role, RoleFactory } from './role.js';
+import { startupSummary } from './summary.js';
 
 export interface RunningNode {
   readonly roles: readonly Role[];
@@ -37,11 +38,13 @@ export async function startNode(ctx: NodeContext, factories: readonly RoleFactor
 
 /**
  * Runs a node until SIGTERM or SIGINT, then shuts it down gracefully and exits 0. A second
- * signal, or a shutdown longer than `shutdownTimeoutMs`, exits 1 at once.
+ * signal, or a shutdown longer than `shutdownTimeoutMs`, exits 1 at once. Once started, prints
+ * the start-up summary on stdout when that is a terminal (`command` names it).
  */
 export async function runUntilSignal(
   ctx: NodeContext,
   factories: readonly RoleFactory[],
+  command: string,
   shutdownTimeoutMs = 30_000,
 ): Promise<void> {
   const logger: Logger = ctx.logger;
@@ -81,6 +84,8 @@ export async function runUntilSignal(
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
   const node = await startNode(ctx, factories);
+  // On a terminal the log lines are written synchronously (src/log.ts): the summary comes after them.
+  if (!signalled && process.stdout.isTTY) process.stdout.write(startupSummary(ctx.config, command, node.roles));
   if (!signalled) await new Promise<void>((resolve) => (onStopRequested = resolve));
   await node.stop();
   logger.info('stopped');

@@ -16,6 +16,10 @@ export interface Role {
   readonly name: string;
   start(): Promise<void>;
   stop(): Promise<void>;
+  /** Lines of the start-up summary a person reads on a terminal ([label, text]), once started. */
+  summary?(): SummaryLine[];
 }
+
+export type SummaryLine = [label: string, text: string];
 
 export type RoleFactory = (ctx: NodeContext) => Role;

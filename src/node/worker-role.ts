@@ -4,7 +4,8 @@ import { writeResultObjects } from '../results/index.js';
 import { DispatchRole } from '../worker/dispatch/role.js';
 import { closeRedis, createRedis } from '../queue/redis.js';
 import { InferenceWorker, type OnResult } from '../worker/inference/inference-worker.js';
-import type { NodeContext, Role, RoleFactory } from './role.js';
+import { basename, resolve } from 'node:path';
+import type { NodeContext, Role, RoleFactory, SummaryLine } from './role.js';
 
 /** What the "work" role runs beside the inference worker. */
 export interface WorkerStages {
@@ -68,6 +69,17 @@ export class WorkerRole implements Role {
       await role.start();
       this.extra.push(role);
     }
+  }
+
+  summary(): SummaryLine[] {
+    const { config } = this.ctx;
+    const dests = config.destinations.map((d) => `${d.name} (${d.aeTitle}@${d.host}:${d.port})`);
+    return [
+      ['Worker', `${basename(config.model.path)} on ${this.inference?.provider ?? '?'}, ${config.worker.concurrency} series at a time, ${config.model.batchSize} slices per batch`],
+      ['Results', dests.length
+        ? `SR + Secondary Captures sent to ${dests.join(', ')}; copies in ${resolve(config.spool.dir, 'results')}`
+        : `no destinations configured: SR + Secondary Captures stay in the spool, ${resolve(config.spool.dir, 'results')}`],
+    ];
   }
 
   async stop(): Promise<void> {

@@ -41,14 +41,17 @@ export class DaemonProcess {
 
   constructor(private readonly env: Record<string, string>, private readonly command: 'admin' | 'serve' = 'admin') {}
 
-  async start(): Promise<number> {
+  /** Starts it; `onStdout` gets what it writes on stdout (ignored otherwise). */
+  async start(opts: { onStdout?: (chunk: string) => void } = {}): Promise<number> {
     if (!existsSync(MLSAM_MAIN)) throw new Error(`${MLSAM_MAIN} missing: run \`npm run build\` first`);
     const args = this.command === 'serve' ? ['serve', '--host', '127.0.0.1', '--port', '0'] : ['admin', '--http-port', '0'];
     const proc = spawn(process.execPath, [MLSAM_MAIN, ...args], {
       env: { ...process.env, MLSAM_LOG__LEVEL: 'info', MLSAM_HTTP__PORT: '0', ...this.env },
-      stdio: ['ignore', 'ignore', 'pipe'],
+      stdio: ['ignore', opts.onStdout ? 'pipe' : 'ignore', 'pipe'],
     });
     this.proc = proc;
+    const onStdout = opts.onStdout;
+    if (onStdout) proc.stdout?.on('data', (d: Buffer) => onStdout(d.toString()));
     proc.stderr?.on('data', (d: Buffer) => (this.stderr += d.toString()));
     this.httpPort = await waitFor(async () => {
       if (proc.exitCode !== null) throw new Error(`mlsam ${this.command} exited ${proc.exitCode}: ${this.stderr}`);
