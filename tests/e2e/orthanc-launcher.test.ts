@@ -2,9 +2,9 @@
  * The Orthanc launcher (src/demo/orthanc.ts) and its Lua forwarder, against DCMTK peers:
  * a CT series uploaded by a known modality is forwarded to the node AE (here a storescp named
  * MLSAM) once stable; a non-CT series is not; a CT series sent by the node itself is not bounced
- * back; an AE Orthanc does not know is refused. No mlsam daemon involved. The same forwarding
- * checks run against the copy of the script in compose.yaml, so the documented deployment and the
- * tested one cannot drift apart.
+ * back; an AE Orthanc does not know is refused. No mlsam daemon involved. The script compose.yaml
+ * mounts into Orthanc (docker/orthanc/) must be this generated one, so the documented deployment
+ * and the tested one cannot drift apart.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
@@ -128,24 +128,17 @@ describe('Orthanc launcher with forwarderLua()', () => {
   });
 });
 
-describe('the forwarder in compose.yaml', () => {
-  let pacs: Pacs;
-  beforeAll(async () => {
-    // The script is the block under `orthanc-forwarder: content: |` (6-space indent).
+describe('the forwarder compose.yaml mounts into Orthanc', () => {
+  it('is the script forwarderLua() generates (the one run above), and compose.yaml and its Orthanc config load it', async () => {
+    const lua = await readFile(join(REPO_ROOT, 'docker', 'orthanc', 'forward-ct-to-mlsam.lua'), 'utf8');
+    expect(lua).toBe(forwarderLua({ modality: 'mlsam', nodeAeTitle: 'MLSAM' }));
     const compose = await readFile(join(REPO_ROOT, 'compose.yaml'), 'utf8');
-    const m = /orthanc-forwarder:\n\s+content: \|\n((?: {6}.*\n|\n)+)/.exec(compose);
-    expect(m, 'orthanc-forwarder block in compose.yaml').not.toBeNull();
-    const lua = m![1]!.split('\n').map((l) => l.slice(6)).join('\n');
-    expect(lua).toContain('function OnStableSeries');
-    pacs = new Pacs('compose', lua);
-    await pacs.start();
-  });
-  afterAll(() => pacs?.stop());
-
-  it('forwards the CT series only (not OT, not what the node sent)', async () => {
-    const { names, jobs } = await pacs.forwardScenario();
-    expect(jobs).toBe(1);
-    expect(names).toHaveLength(4);
-    expect(names.every((n) => n.startsWith('CT.'))).toBe(true);
+    expect(compose).toContain('- ./docker/orthanc/forward-ct-to-mlsam.lua:/etc/orthanc/forward-ct-to-mlsam.lua:ro');
+    expect(compose).toContain('- ./docker/orthanc/orthanc.json:/etc/orthanc/orthanc.json:ro');
+    const orthanc = JSON.parse(await readFile(join(REPO_ROOT, 'docker', 'orthanc', 'orthanc.json'), 'utf8')) as {
+      LuaScripts: string[]; DicomModalities: Record<string, { AET: string; Port: number }>;
+    };
+    expect(orthanc.LuaScripts).toEqual(['/etc/orthanc/forward-ct-to-mlsam.lua']);
+    expect(orthanc.DicomModalities.mlsam).toMatchObject({ AET: 'MLSAM', Port: 11112 });
   });
 });
