@@ -18,12 +18,28 @@ export const allowedCallerSchema = z.strictObject({
   host: z.string().min(1).default('*'),
 });
 
+/** PEM file paths for DICOM TLS; "" means not given. */
+const pemPath = z.string();
+
+/** DICOM TLS to one destination (PS3.15 B.9 / BCP 195: TLS 1.2 or later, the server certificate checked). */
+export const destinationTlsSchema = z.strictObject({
+  /** CA certificate(s) the destination's certificate must chain to; default dicom.tls.caFile. */
+  caFile: pemPath.optional(),
+  /** Our client certificate and key; default dicom.tls.certFile / keyFile (the node's identity). */
+  certFile: pemPath.optional(),
+  keyFile: pemPath.optional(),
+  /** Check that the certificate names the host (default true; DICOM peers often have IP-only certificates). */
+  verifyHostname: z.boolean().default(true),
+});
+
 export const destinationSchema = z.strictObject({
   name: z.string().min(1),
   aeTitle,
   host: z.string().min(1),
   port,
   callingAeTitle: aeTitle.optional(),
+  /** Present: C-ECHO and C-STORE to this destination over DICOM TLS. */
+  tls: destinationTlsSchema.optional(),
 });
 
 export const configSchema = z.strictObject({
@@ -40,6 +56,31 @@ export const configSchema = z.strictObject({
     associationTimeoutSeconds: z.number().positive(),
     /** An association with no PDU for this long is aborted. */
     idleTimeoutSeconds: z.number().positive(),
+    /**
+     * Progress deadline: while a PDU or a dataset is on its way, at least
+     * minTransferBytesPerSecond × progressTimeoutSeconds bytes must arrive in every
+     * progressTimeoutSeconds, else the association is aborted and the partial instance removed.
+     */
+    progressTimeoutSeconds: z.number().positive(),
+    /** 0 turns the progress deadline off. */
+    minTransferBytesPerSecond: z.number().min(0),
+    /** After an A-ASSOCIATE-RJ or A-ABORT, how long we wait for the peer to close (PS3.8 ARTIM). */
+    artimTimeoutSeconds: z.number().positive(),
+    /** Sequences nested deeper than this in a dataset: C-STORE answered 0xC000. */
+    maxSequenceDepth: z.number().int().min(1).max(10000),
+    /** Sequence items plus Pixel Data fragments allowed in one dataset. */
+    maxItemsPerInstance: z.number().int().min(1),
+    /** DICOM TLS for the listener (plain TCP when disabled). */
+    tls: z.strictObject({
+      enabled: z.boolean(),
+      /** PEM certificate (chain) and private key of this node. */
+      certFile: pemPath,
+      keyFile: pemPath,
+      /** PEM CA certificate(s) that client certificates must chain to (and default trust for destinations). */
+      caFile: pemPath,
+      /** Refuse peers without a client certificate that chains to caFile. */
+      requireClientCert: z.boolean(),
+    }),
   }),
   redis: z.strictObject({
     url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
@@ -124,6 +165,15 @@ export const configSchema = z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   }),
 }).superRefine((cfg, ctx) => {
+  const tls = cfg.dicom.tls;
+  if (tls.enabled) {
+    for (const key of ['certFile', 'keyFile'] as const) {
+      if (tls[key] === '') ctx.addIssue({ code: 'custom', path: ['dicom', 'tls', key], message: 'must be set when dicom.tls.enabled is true' });
+    }
+  }
+  if (tls.requireClientCert && tls.caFile === '') {
+    ctx.addIssue({ code: 'custom', path: ['dicom', 'tls', 'caFile'], message: 'must be set when dicom.tls.requireClientCert is true' });
+  }
   if (cfg.http.password === '' && !isLoopback(cfg.http.host)) {
     ctx.addIssue({
       code: 'custom',
@@ -136,6 +186,7 @@ export const configSchema = z.strictObject({
 export type Config = z.infer<typeof configSchema>;
 export type AllowedCaller = z.infer<typeof allowedCallerSchema>;
 export type Destination = z.infer<typeof destinationSchema>;
+export type DestinationTls = z.infer<typeof destinationTlsSchema>;
 
 export function isLoopback(host: string): boolean {
   if (host === 'localhost' || host === '::1') return true;

@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -44,6 +44,8 @@ async function dcmdumpValue(path: string, tag: string): Promise<string | undefin
   const m = r.stdout.split('\n')[0]?.match(/\[(.*?)\]/);
   return m?.[1]?.trim() ?? '';
 }
+
+const EXPLICIT = '1.2.840.10008.1.2.1';
 
 function scan(ts: string, data: Buffer, chunk: (i: number) => number): ReturnType<HeaderScanner['result']> & { error?: string } {
   const s = new HeaderScanner(ts);
@@ -96,5 +98,137 @@ describe('HeaderScanner against dcmdump', () => {
         expect(got).toEqual(whole);
       }
     }
+  });
+});
+
+/** Every sample file DCMTK reads, plus the real JPEG Lossless CT slices. */
+const READABLE = [
+  ...FILES.filter((f) => !f.includes('Deeply-Nested')),
+  join(SHARED_DATA, 'dicom-samples', 'pydicom-data', '693_UNCR.dcm'),
+  join(SHARED_DATA, 'dicom-samples', 'orthanc-tests', 'odd', 'Issue22-NoPixelData.dcm'),
+  join(SHARED_DATA, 'dicom-samples', 'orthanc-tests', 'odd', 'Issue140.dcm'),
+  join(SHARED_DATA, 'dicom-samples', 'orthanc-tests', 'odd', 'Issue143.dcm'),
+  join(SHARED_DATA, 'dicom-samples', 'orthanc-tests', 'odd', 'SignedCT.dcm'),
+  join(SHARED_DATA, 'dicom-samples', 'orthanc-tests', 'odd', 'sample-pdf.dcm'),
+  join(SHARED_DATA, 'dicom-samples', 'orthanc-tests', 'TransferSyntaxes', '1.2.840.10008.1.2.4.70.dcm'),
+  join(SHARED_DATA, 'dicom-samples', 'orthanc-tests', 'TransferSyntaxes', '1.2.840.10008.1.2.4.90.dcm'),
+  join(SHARED_DATA, 'dicom-samples', 'orthanc-tests', 'TransferSyntaxes', '1.2.840.10008.1.2.5.dcm'),
+  join(SHARED_DATA, 'covid-ct-md', 'P001', '98C14734-ASSH_10.dcm'),
+];
+
+function validate(ts: string, data: Buffer, chunk: number): string | undefined {
+  const s = new HeaderScanner(ts, { validate: true });
+  for (let pos = 0; pos < data.length; pos += chunk) s.push(data.subarray(pos, pos + chunk));
+  return s.incomplete();
+}
+
+describe('HeaderScanner validate mode (the listener refuses what DCMTK cannot read)', () => {
+  const tmp: string[] = [];
+  afterAll(async () => {
+    for (const t of tmp) await rm(t, { recursive: true, force: true });
+  });
+
+  it.each(READABLE)('accepts %s whole and in any chunking, with the same header', async (file) => {
+    expect((await run('dcmdump', ['-q', file])).code).toBe(0);
+    const { ts, data } = await datasetOf(file);
+    const header = scan(ts, data, () => data.length);
+    for (const chunk of [data.length, 1, 7, 4093]) {
+      expect(validate(ts, data, chunk), `chunks of ${chunk}`).toBeUndefined();
+      const s = new HeaderScanner(ts, { validate: true });
+      for (let pos = 0; pos < data.length; pos += chunk) s.push(data.subarray(pos, pos + chunk));
+      expect(s.result()).toEqual(header);
+      expect(s.bytes).toBe(data.length);
+    }
+  });
+
+  it('refuses a dataset cut anywhere inside Pixel Data, as dcmdump does', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'mlsam-cut-'));
+    tmp.push(dir);
+    let seed = 11;
+    const rnd = (n: number): number => (seed = (seed * 1103515245 + 12345) % 2147483648) % n;
+    for (const file of [READABLE.at(-1)!, FILES[1]!, READABLE.find((f) => f.endsWith('1.2.840.10008.1.2.5.dcm'))!]) {
+      const bytes = await readFile(file);
+      const { ts, data } = await datasetOf(file);
+      const pixelStart = data.indexOf(Buffer.from([0xe0, 0x7f, 0x10, 0x00]));
+      expect(pixelStart).toBeGreaterThan(0);
+      for (let i = 0; i < 6; i++) {
+        const cut = pixelStart + 1 + rnd(data.length - pixelStart - 1);
+        const problem = validate(ts, data.subarray(0, cut), 4096);
+        expect(problem, `${file} cut at ${cut} of ${data.length}`).toMatch(/dataset ends inside|not closed/);
+        const truncated = join(dir, `cut-${i}.dcm`);
+        await writeFile(truncated, bytes.subarray(0, bytes.length - data.length + cut));
+        expect((await run('dcmdump', ['-q', truncated])).code, `dcmdump reads ${file} cut at ${cut}`).not.toBe(0);
+      }
+    }
+  });
+
+  it('refuses impossible lengths, overruns, stray delimiters, deep nesting and too many items', () => {
+    const el = (group: number, element: number, vr: string, value: Buffer, length = value.length): Buffer => {
+      const long = ['OB', 'OW', 'SQ', 'UN', 'UT'].includes(vr);
+      const h = Buffer.alloc(long ? 12 : 8);
+      h.writeUInt16LE(group, 0);
+      h.writeUInt16LE(element, 2);
+      h.write(vr, 4, 'latin1');
+      if (long) h.writeUInt32LE(length >>> 0, 8);
+      else h.writeUInt16LE(length, 6);
+      return Buffer.concat([h, value]);
+    };
+    const tagOnly = (tag: number, length: number): Buffer => {
+      const b = Buffer.alloc(8);
+      b.writeUInt16LE(tag >>> 16, 0);
+      b.writeUInt16LE(tag & 0xffff, 2);
+      b.writeUInt32LE(length >>> 0, 4);
+      return b;
+    };
+    const ITEM = 0xfffee000;
+    const ITEM_END = 0xfffee00d;
+    const SEQ_END = 0xfffee0dd;
+    const header = Buffer.concat([el(0x0020, 0x000d, 'UI', Buffer.from('1.2.3\0')), el(0x0020, 0x000e, 'UI', Buffer.from('1.2.4\0'))]);
+    const ok = (b: Buffer): void => expect(validate(EXPLICIT, Buffer.concat([header, b]), 5)).toBeUndefined();
+    const bad = (b: Buffer, re: RegExp): void => expect(validate(EXPLICIT, Buffer.concat([header, b]), 5)).toMatch(re);
+    // The audit's example: OW Pixel Data of length 0x7fffffff in a 1.2 KB dataset.
+    bad(el(0x7fe0, 0x0010, 'OW', Buffer.alloc(1100), 0x7fffffff), /ends inside element \(7FE0,0010\): 2147482547 of its bytes missing/);
+    ok(el(0x7fe0, 0x0010, 'OW', Buffer.alloc(1100)));
+    // A defined-length sequence whose item overruns it, and an element overrunning its item.
+    const item = Buffer.concat([tagOnly(ITEM, 10), el(0x0008, 0x0100, 'SH', Buffer.from('AB'))]);
+    ok(el(0x0008, 0x1140, 'SQ', item));
+    bad(el(0x0008, 0x1140, 'SQ', item, item.length - 2), /overruns/);
+    bad(el(0x0008, 0x1140, 'SQ', Buffer.concat([tagOnly(ITEM, 8), el(0x0008, 0x0100, 'SH', Buffer.from('AB'))])), /overruns/);
+    // Undefined lengths must be closed by their delimiters.
+    const undefSeq = (content: Buffer): Buffer => Buffer.concat([el(0x0008, 0x1140, 'SQ', Buffer.alloc(0), 0xffffffff), content]);
+    ok(undefSeq(Buffer.concat([tagOnly(ITEM, 0xffffffff), tagOnly(ITEM_END, 0), tagOnly(SEQ_END, 0)])));
+    bad(undefSeq(Buffer.concat([tagOnly(ITEM, 0xffffffff), tagOnly(ITEM_END, 0)])), /ends inside a sequence/);
+    bad(undefSeq(tagOnly(ITEM_END, 0)), /item delimiter outside/);
+    bad(tagOnly(SEQ_END, 0), /sequence delimiter outside/);
+    // Encapsulated Pixel Data: fragments then the sequence delimiter.
+    const frags = (parts: Buffer[]): Buffer => Buffer.concat([el(0x7fe0, 0x0010, 'OB', Buffer.alloc(0), 0xffffffff), ...parts]);
+    ok(frags([tagOnly(ITEM, 0), tagOnly(ITEM, 4), Buffer.alloc(4), tagOnly(SEQ_END, 0)]));
+    bad(frags([tagOnly(ITEM, 0), tagOnly(ITEM, 4), Buffer.alloc(4)]), /encapsulated Pixel Data \(not closed\)/);
+    bad(frags([tagOnly(ITEM, 0), tagOnly(ITEM, 400), Buffer.alloc(4), tagOnly(SEQ_END, 0)]), /fragment or item: 388 of its bytes missing/);
+    bad(frags([el(0x0008, 0x0100, 'SH', Buffer.from('AB'))]), /directly inside encapsulated Pixel Data/);
+    // Nesting: 32 levels pass, 33 do not; a million unclosed levels stop at the limit (no memory).
+    const nest = (levels: number, close: boolean): Buffer => {
+      const open = Buffer.concat([el(0x0008, 0x1140, 'SQ', Buffer.alloc(0), 0xffffffff), tagOnly(ITEM, 0xffffffff)]);
+      const shut = Buffer.concat([tagOnly(ITEM_END, 0), tagOnly(SEQ_END, 0)]);
+      return Buffer.concat([...Array<Buffer>(levels).fill(open), ...(close ? Array<Buffer>(levels).fill(shut) : [])]);
+    };
+    ok(nest(32, true));
+    bad(nest(33, true), /nested deeper than 32 levels/);
+    const s = new HeaderScanner(EXPLICIT, { validate: true });
+    const heapBefore = process.memoryUsage().heapUsed;
+    const level = nest(1, false);
+    s.push(header);
+    for (let i = 0; i < 1_000_000; i++) s.push(level);
+    expect(s.incomplete()).toMatch(/nested deeper than 32 levels/);
+    expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(20 * 1048576);
+    // Items: bounded per dataset.
+    const many = Buffer.concat([el(0x0008, 0x1140, 'SQ', Buffer.alloc(0), 0xffffffff), ...Array<Buffer>(11).fill(tagOnly(ITEM, 0)), tagOnly(SEQ_END, 0)]);
+    const limited = (limit: number): string | undefined => {
+      const v = new HeaderScanner(EXPLICIT, { validate: true, limits: { maxSequenceDepth: 32, maxItems: limit } });
+      v.push(Buffer.concat([header, many]));
+      return v.incomplete();
+    };
+    expect(limited(11)).toBeUndefined();
+    expect(limited(10)).toMatch(/more than 10 items/);
   });
 });

@@ -139,6 +139,7 @@ export class DicomListener {
         this.log.info(
           { assoc: record.id.slice(0, 8), callingAe: record.callingAeTitle, host: record.callingHost,
             instances: record.instances, bytes: record.bytes, outcome: record.outcome,
+            ...(record.failed ? { failed: record.failed } : {}), ...(record.reason ? { reason: record.reason } : {}),
             ms: record.endedAt - record.startedAt },
           'association ended',
         );

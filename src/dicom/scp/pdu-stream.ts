@@ -3,7 +3,11 @@
  * peer sends (PDU type + 32-bit length, and inside P-DATA-TF the PDV items), and:
  *
  *  - aborts at once on garbage, a PDU type that does not exist, or a PDU larger than our max PDU
- *    (instead of letting the library wait for gigabytes that never come);
+ *    (instead of letting the library wait for gigabytes that never come), and on PDUs an SCP
+ *    must not receive where they come (PS3.8 9.2 state machine): a second A-ASSOCIATE-RQ,
+ *    A-ASSOCIATE-AC/RJ or A-RELEASE-RP from the requestor, P-DATA-TF before the association is
+ *    accepted or after the peer's A-RELEASE-RQ, a dataset no C-STORE announced, a command set
+ *    longer than {@link MAX_COMMAND_SET};
  *  - routes the dataset fragments of a C-STORE straight to a sink (the spool writer) as zero-copy
  *    slices of the socket chunks — the library never buffers or re-parses instance data;
  *  - takes C-STORE-RQ command sets out of the stream (the owner answers them itself), so the
@@ -40,9 +44,17 @@ export interface PduStreamHooks {
   openStore(cmd: CStoreCommand): DatasetSink;
   /** The stream is not DICOM UL (or breaks a limit); called once, nothing is processed after. */
   violation(reason: string): void;
+  /** Whether the association is accepted (P-DATA-TF before that is a violation); default true. */
+  associated?(): boolean;
 }
 
 const PDATA = PDU_TYPE_PDATA;
+const ASSOCIATE_RQ = 0x01;
+const RELEASE_RQ = 0x05;
+/** PDU types only an acceptor sends or that answer our own request (we never request a release). */
+const NOT_FOR_AN_ACCEPTOR: ReadonlyMap<number, string> = new Map([[0x02, 'A-ASSOCIATE-AC'], [0x03, 'A-ASSOCIATE-RJ'], [0x06, 'A-RELEASE-RP']]);
+/** Longest command set we collect (real ones are a few hundred bytes). */
+export const MAX_COMMAND_SET = 64 * 1024;
 
 export class PduStream {
   private readonly hdr = Buffer.alloc(6);
@@ -59,10 +71,10 @@ export class PduStream {
   private pdvPc = 0;
   private pdvCtrl = 0;
   private inPdv = false;
-  /** Fragments of a PDV passed through to the library (commands). */
-  private passParts: Buffer[] = [];
   /** Command-set bytes collected across fragments. */
   private commandParts: Buffer[] = [];
+  private commandBytes = 0;
+  private releaseRequested = false;
   private pendingStore: CStoreCommand | undefined;
   private activeStore: { sink: DatasetSink; pc: number } | undefined;
   private failed = false;
@@ -71,6 +83,15 @@ export class PduStream {
 
   get broken(): boolean {
     return this.failed;
+  }
+
+  /**
+   * True while the peer owes us bytes: inside a PDU, between the fragments of a command set,
+   * or between a C-STORE-RQ and the last fragment of its dataset (what the progress deadline
+   * watches; between messages the idle timeout applies instead).
+   */
+  get inTransit(): boolean {
+    return !this.failed && (this.hdrHave > 0 || this.inPdu || this.commandParts.length > 0 || this.pendingStore !== undefined || this.activeStore !== undefined);
   }
 
   feed(chunk: Buffer): void {
@@ -123,13 +144,18 @@ export class PduStream {
         this.pdvLeft = itemLength - 2;
         this.inPdv = true;
         const isCommand = (this.pdvCtrl & 1) === 1;
-        if (!isCommand && !this.activeStore && this.pendingStore) {
+        if (!isCommand && !this.activeStore) {
           const cmd = this.pendingStore;
+          if (!cmd) return this.fail('dataset fragment without a C-STORE request announcing it');
           this.pendingStore = undefined;
           if (cmd.presentationContextId !== this.pdvPc) {
             return this.fail(`dataset on presentation context ${this.pdvPc}, command on ${cmd.presentationContextId}`);
           }
           this.activeStore = { sink: this.hooks.openStore(cmd), pc: this.pdvPc };
+        } else if (!isCommand && this.activeStore && this.activeStore.pc !== this.pdvPc) {
+          return this.fail(`dataset fragment on presentation context ${this.pdvPc} inside a dataset on ${this.activeStore.pc}`);
+        } else if (isCommand && (this.activeStore || this.pendingStore)) {
+          return this.fail('command fragment while a C-STORE dataset is expected');
         }
         if (this.pdvLeft === 0) this.endPdv();
         continue;
@@ -139,13 +165,13 @@ export class PduStream {
       pos += n;
       this.pdvLeft -= n;
       this.pduLeft -= n;
-      const isCommand = (this.pdvCtrl & 1) === 1;
-      if (!isCommand && this.activeStore) {
-        this.activeStore.sink.write(slice);
-      } else if (isCommand) {
-        this.commandParts.push(slice);
+      if ((this.pdvCtrl & 1) === 0) {
+        this.activeStore!.sink.write(slice);
       } else {
-        this.passParts.push(slice);
+        this.commandBytes += slice.length;
+        if (this.commandBytes > MAX_COMMAND_SET) return this.fail(`command set longer than ${MAX_COMMAND_SET} bytes`);
+        // Copied: the socket chunk it came from must not stay alive until the last fragment.
+        this.commandParts.push(Buffer.from(slice));
       }
       if (this.pdvLeft === 0) this.endPdv();
     }
@@ -155,25 +181,19 @@ export class PduStream {
     this.inPdv = false;
     const isCommand = (this.pdvCtrl & 1) === 1;
     const last = (this.pdvCtrl & 2) === 2;
-    if (!isCommand && this.activeStore) {
+    if (!isCommand) {
       if (last) {
-        const { sink } = this.activeStore;
+        const { sink } = this.activeStore!;
         this.activeStore = undefined;
         sink.end();
       }
-    } else if (isCommand) {
+    } else if (last) {
       // Command sets are small: collect all fragments, then either take a C-STORE out of the
       // stream or hand the whole command to the library as one last-fragment PDV.
-      this.passParts = [];
-      if (last) {
-        const command = Buffer.concat(this.commandParts);
-        this.commandParts = [];
-        if (!this.takeStore(this.pdvPc, command)) this.forwardPdv(this.pdvPc, this.pdvCtrl, [command]);
-      }
-    } else {
-      const parts = this.passParts;
-      this.passParts = [];
-      this.forwardPdv(this.pdvPc, this.pdvCtrl, parts);
+      const command = Buffer.concat(this.commandParts);
+      this.commandParts = [];
+      this.commandBytes = 0;
+      if (!this.takeStore(this.pdvPc, command)) this.forwardPdv(this.pdvPc, this.pdvCtrl, [command]);
     }
     if (this.pduLeft === 0) this.endPdu();
   }
@@ -204,11 +224,21 @@ export class PduStream {
 
   private check(type: number, length: number): string | undefined {
     if (type < 1 || type > 7) return `unknown PDU type 0x${type.toString(16)}`;
-    if (this.pdus === 0 && type !== 1) return `first PDU is type ${type}, not A-ASSOCIATE-RQ`;
+    if (this.pdus === 0 && type !== ASSOCIATE_RQ) return `first PDU is type ${type}, not A-ASSOCIATE-RQ`;
+    if (this.pdus > 0 && type === ASSOCIATE_RQ) return 'a second A-ASSOCIATE-RQ';
+    const forAcceptor = NOT_FOR_AN_ACCEPTOR.get(type);
+    if (forAcceptor) return `${forAcceptor} from the requestor`;
     if (type === PDATA) {
+      if (this.releaseRequested) return 'P-DATA-TF after A-RELEASE-RQ';
+      if (this.hooks.associated && !this.hooks.associated()) return 'P-DATA-TF before the association was accepted';
       if (length > this.maxPdataLength) return `P-DATA-TF PDU of ${length} bytes exceeds max PDU ${this.maxPdataLength}`;
     } else if (length > this.maxOtherLength) {
       return `PDU type ${type} of ${length} bytes is too long`;
+    }
+    if (type === RELEASE_RQ) {
+      if (this.releaseRequested) return 'a second A-RELEASE-RQ';
+      if (this.pendingStore || this.activeStore || this.commandParts.length > 0) return 'A-RELEASE-RQ in the middle of a message';
+      this.releaseRequested = true;
     }
     return undefined;
   }

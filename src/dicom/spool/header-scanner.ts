@@ -1,11 +1,21 @@
 /**
- * Incremental scanner over a DICOM dataset stream (implicit or explicit VR little endian) that
- * picks out the few top-level header attributes the listener needs while the bytes go to disk.
+ * Incremental walker over a DICOM dataset stream (implicit or explicit VR little endian) that
+ * picks out the few top-level header attributes the listener needs while the bytes go to disk,
+ * and, in `validate` mode, checks the structure of the whole dataset on the way.
  *
  * It never buffers more than one element header plus the (small) values it keeps; everything
  * else is skipped by counting. Sequences and items of undefined length are followed through
- * their delimiters (nested data inside them is skipped); scanning stops at Pixel Data
- * (7FE0,0010) or at the first top-level tag after the last wanted one.
+ * their delimiters (nested data inside them is skipped).
+ *
+ * - Header mode (default; the SCU and the spool readers): scanning stops at Pixel Data
+ *   (7FE0,0010) or at the first top-level tag after the last wanted one (`done`).
+ * - Validate mode (the listener): the walk goes on to the last byte. Every element, item and
+ *   encapsulated fragment must fit inside the item or sequence that holds it, every undefined
+ *   length must be closed by its delimiter, and at the end of the stream nothing may be left
+ *   open (`incomplete()`): a dataset cut short — or one that declares a length it never sends —
+ *   is not a dataset DCMTK or pydicom can read. Sequence nesting and the number of items are
+ *   bounded ({@link ScanLimits}), so the walker's memory stays a few hundred bytes whatever the
+ *   input.
  */
 import { LONG_LENGTH_VRS, SHORT_LENGTH_VRS, Tag, UNDEFINED_LENGTH } from '../encoding.js';
 import { TransferSyntax } from '../uids.js';
@@ -20,6 +30,8 @@ const TAG_SERIES_UID = 0x0020000e;
 const LAST_WANTED = TAG_SERIES_UID;
 const TAG_PIXEL_DATA = 0x7fe00010;
 const MAX_KEPT_VALUE = 1024;
+/** Longest element header (explicit VR with a 32-bit length). */
+const MAX_HEADER = 12;
 
 const WANTED = new Set([
   TAG_IMAGE_TYPE, TAG_SOP_CLASS_UID, TAG_SOP_INSTANCE_UID, TAG_MODALITY, TAG_BODY_PART, TAG_STUDY_UID,
@@ -36,44 +48,107 @@ export interface ScannedHeader {
   imageType: string[];
 }
 
+/** Bounds on the work one dataset may cause (config dicom.maxSequenceDepth / maxItemsPerInstance). */
+export interface ScanLimits {
+  /** Sequences nested deeper than this are refused. */
+  maxSequenceDepth: number;
+  /** Sequence items plus encapsulated fragments in one dataset. */
+  maxItems: number;
+}
+
+export const DEFAULT_SCAN_LIMITS: ScanLimits = { maxSequenceDepth: 32, maxItems: 1_000_000 };
+
+export interface HeaderScannerOptions {
+  /** Walk and check the whole dataset (see the module comment). */
+  validate?: boolean;
+  limits?: ScanLimits;
+}
+
 interface Frame {
-  /** 'seq': inside a sequence (expects items); 'item': inside an item (expects elements). */
-  kind: 'seq' | 'item';
+  /** seq: expects items; item: expects elements; frags: encapsulated Pixel Data, expects fragments. */
+  kind: 'seq' | 'item' | 'frags';
   implicit: boolean;
+  /** Offset where a defined-length frame ends; -1 for an undefined length (ends at its delimiter). */
+  end: number;
+  /** The nearest defined end of this frame or one around it; -1 when there is none (top level). */
+  limit: number;
+}
+
+interface ElementHeader {
+  tag: number;
+  vr: string;
+  length: number;
+  headerLength: number;
 }
 
 export class HeaderScanner {
   private readonly implicitTs: boolean;
+  private readonly validate: boolean;
+  private readonly limits: ScanLimits;
+  /** Start of an element header split across chunks (at most MAX_HEADER - 1 bytes). */
   private pending: Buffer | null = null;
   private skip = 0;
   private collectTag = 0;
   private collectLeft = 0;
   private collected: Buffer[] = [];
   private readonly stack: Frame[] = [];
+  private sequenceDepth = 0;
+  private items = 0;
+  /** Dataset bytes consumed so far. */
+  private offset = 0;
+  /** The element whose value is being skipped or collected (for messages). */
+  private valueTag = 0;
   private readonly values = new Map<number, string>();
   /** True once everything wanted is known (or the header is over). */
   done = false;
-  /** Set when the bytes cannot be a dataset in the negotiated syntax; scanning stops. */
+  /** Set when the bytes cannot be a dataset in the negotiated syntax (or break a limit); scanning stops. */
   error: string | undefined;
 
-  constructor(transferSyntaxUid: string) {
+  constructor(transferSyntaxUid: string, opts: HeaderScannerOptions = {}) {
     this.implicitTs = transferSyntaxUid === TransferSyntax.ImplicitVRLittleEndian;
+    this.validate = opts.validate ?? false;
+    this.limits = opts.limits ?? DEFAULT_SCAN_LIMITS;
+  }
+
+  /** Dataset bytes walked so far. */
+  get bytes(): number {
+    return this.offset;
+  }
+
+  private get stopped(): boolean {
+    return this.error !== undefined || (this.done && !this.validate);
   }
 
   push(chunk: Buffer): void {
-    if (this.done || this.error) return;
-    let data = chunk;
-    if (this.pending) {
-      data = Buffer.concat([this.pending, chunk]);
-      this.pending = null;
-    }
+    if (this.stopped) return;
     let pos = 0;
+    if (this.pending) {
+      // Only a header can be split: complete it from the head of this chunk.
+      const held = this.pending;
+      const bridge = Buffer.concat([held, chunk.subarray(0, MAX_HEADER)]);
+      const h = this.readHeader(bridge, 0);
+      if (h === null) return;
+      if (h === undefined) {
+        this.pending = bridge;
+        return;
+      }
+      this.pending = null;
+      pos = h.headerLength - held.length;
+      this.offset += h.headerLength;
+      this.onHeader(h);
+    }
+    this.run(chunk, pos);
+  }
+
+  private run(data: Buffer, start: number): void {
+    let pos = start;
     const len = data.length;
-    while (pos < len && !this.done) {
+    while (pos < len && !this.stopped) {
       if (this.skip > 0) {
         const n = Math.min(this.skip, len - pos);
         this.skip -= n;
         pos += n;
+        this.offset += n;
         continue;
       }
       if (this.collectLeft > 0) {
@@ -81,103 +156,191 @@ export class HeaderScanner {
         this.collected.push(Buffer.from(data.subarray(pos, pos + n)));
         this.collectLeft -= n;
         pos += n;
+        this.offset += n;
         if (this.collectLeft === 0) this.finishValue();
         continue;
       }
-      const frame = this.stack[this.stack.length - 1];
-      const implicit = frame ? frame.implicit : this.implicitTs;
-      if (len - pos < 8) {
+      if (!this.closeFrames()) return;
+      const h = this.readHeader(data, pos);
+      if (h === null) return;
+      if (h === undefined) {
         this.pending = Buffer.from(data.subarray(pos));
         return;
       }
-      const group = data.readUInt16LE(pos);
-      const element = data.readUInt16LE(pos + 2);
-      const tag = ((group << 16) | element) >>> 0;
-      if (group === 0xfffe) {
-        const length = data.readUInt32LE(pos + 4);
-        pos += 8;
-        this.onDelimitation(tag, length, implicit);
-        continue;
-      }
-      if (frame && frame.kind === 'seq') {
-        this.error = `element (${hex(tag)}) directly inside a sequence`;
-        return;
-      }
-      let vr = '';
-      let length: number;
-      let headerLen: number;
-      if (implicit) {
-        length = data.readUInt32LE(pos + 4);
-        headerLen = 8;
-      } else {
-        vr = data.toString('latin1', pos + 4, pos + 6);
-        if (LONG_LENGTH_VRS.has(vr)) {
-          if (len - pos < 12) {
-            this.pending = Buffer.from(data.subarray(pos));
-            return;
-          }
-          length = data.readUInt32LE(pos + 8);
-          headerLen = 12;
-        } else if (SHORT_LENGTH_VRS.has(vr)) {
-          length = data.readUInt16LE(pos + 6);
-          headerLen = 8;
-        } else {
-          this.error = `unknown VR ${JSON.stringify(vr)} at (${hex(tag)})`;
-          return;
-        }
-      }
-      pos += headerLen;
-      if (!frame) {
-        if (tag === TAG_PIXEL_DATA || tag > LAST_WANTED) {
-          this.done = true;
-          return;
-        }
-        if (WANTED.has(tag) && length !== UNDEFINED_LENGTH) {
-          if (length > MAX_KEPT_VALUE) {
-            this.skip = length;
-          } else if (length === 0) {
-            this.values.set(tag, '');
-          } else {
-            this.collectTag = tag;
-            this.collectLeft = length;
-            this.collected = [];
-          }
-          continue;
-        }
-      }
-      if (length === UNDEFINED_LENGTH) {
-        // A sequence (SQ, implicit-VR SQ, or UN whose content is implicit VR LE), or encapsulated data.
-        this.stack.push({ kind: 'seq', implicit: implicit || vr === 'UN' });
-      } else {
-        this.skip = length;
-      }
+      pos += h.headerLength;
+      this.offset += h.headerLength;
+      this.onHeader(h);
     }
+    if (!this.stopped && this.skip === 0 && this.collectLeft === 0) this.closeFrames();
   }
 
-  private onDelimitation(tag: number, length: number, implicit: boolean): void {
+  /** The element header at `pos`: undefined when more bytes are needed, null on an error. */
+  private readHeader(data: Buffer, pos: number): ElementHeader | undefined | null {
+    const avail = data.length - pos;
+    if (avail < 8) return undefined;
+    const group = data.readUInt16LE(pos);
+    const tag = ((group << 16) | data.readUInt16LE(pos + 2)) >>> 0;
     const frame = this.stack[this.stack.length - 1];
+    if (group === 0xfffe || (frame ? frame.implicit : this.implicitTs)) {
+      return { tag, vr: '', length: data.readUInt32LE(pos + 4), headerLength: 8 };
+    }
+    const vr = data.toString('latin1', pos + 4, pos + 6);
+    if (LONG_LENGTH_VRS.has(vr)) {
+      if (avail < 12) return undefined;
+      return { tag, vr, length: data.readUInt32LE(pos + 8), headerLength: 12 };
+    }
+    if (SHORT_LENGTH_VRS.has(vr)) return { tag, vr, length: data.readUInt16LE(pos + 6), headerLength: 8 };
+    return this.fail(`unknown VR ${JSON.stringify(vr)} at (${hex(tag)})`);
+  }
+
+  private fail(reason: string): null {
+    this.error ??= reason;
+    return null;
+  }
+
+  private top(): Frame | undefined {
+    return this.stack[this.stack.length - 1];
+  }
+
+  /** The nearest defined end around the current position (-1: none known). */
+  private limit(): number {
+    return this.top()?.limit ?? -1;
+  }
+
+  /** A value of `length` bytes starting at the current offset must end by the enclosing limit. */
+  private fits(length: number, what: () => string): boolean {
+    const limit = this.limit();
+    if (limit >= 0 && this.offset + length > limit) {
+      this.fail(`${what()} of ${length} bytes overruns its enclosing item by ${this.offset + length - limit} bytes`);
+      return false;
+    }
+    return true;
+  }
+
+  private onHeader(h: ElementHeader): void {
+    if (h.tag >>> 16 === 0xfffe) return this.onDelimitation(h.tag, h.length);
+    const frame = this.top();
+    if (frame && frame.kind !== 'item') {
+      this.fail(`element (${hex(h.tag)}) directly inside ${frame.kind === 'seq' ? 'a sequence' : 'encapsulated Pixel Data'}`);
+      return;
+    }
+    if (this.limit() >= 0 && this.offset > this.limit()) {
+      this.fail(`element header (${hex(h.tag)}) overruns its enclosing item`);
+      return;
+    }
+    const { tag, vr, length } = h;
+    const implicit = frame ? frame.implicit : this.implicitTs;
+    if (!frame && !this.done) {
+      if (tag === TAG_PIXEL_DATA || tag > LAST_WANTED) {
+        this.done = true;
+        if (!this.validate) return;
+      } else if (WANTED.has(tag) && length !== UNDEFINED_LENGTH) {
+        if (length > MAX_KEPT_VALUE) this.skipValue(tag, length);
+        else if (length === 0) this.values.set(tag, '');
+        else {
+          this.collectTag = tag;
+          this.valueTag = tag;
+          this.collectLeft = length;
+          this.collected = [];
+        }
+        return;
+      }
+    }
+    if (length === UNDEFINED_LENGTH) {
+      if (!implicit && (vr === 'OB' || vr === 'OW')) {
+        // Encapsulated (compressed) Pixel Data: fragments, then a sequence delimiter.
+        this.pushFrame('frags', false, -1);
+      } else if (implicit || vr === 'SQ' || vr === 'UN') {
+        // A sequence (SQ, implicit-VR SQ, or UN whose content is implicit VR LE).
+        this.pushSequence(implicit || vr === 'UN', -1);
+      } else {
+        this.fail(`undefined length on a ${vr} element (${hex(tag)})`);
+      }
+      return;
+    }
+    if (!this.fits(length, () => `element (${hex(tag)})`)) return;
+    if (this.validate && vr === 'SQ') this.pushSequence(false, this.offset + length);
+    else this.skipValue(tag, length);
+  }
+
+  private skipValue(tag: number, length: number): void {
+    this.valueTag = tag;
+    this.skip = length;
+  }
+
+  private pushSequence(implicit: boolean, end: number): void {
+    if (this.sequenceDepth >= this.limits.maxSequenceDepth) {
+      this.fail(`sequences nested deeper than ${this.limits.maxSequenceDepth} levels`);
+      return;
+    }
+    this.sequenceDepth++;
+    this.pushFrame('seq', implicit, end);
+  }
+
+  private pushFrame(kind: Frame['kind'], implicit: boolean, end: number): void {
+    this.stack.push({ kind, implicit, end, limit: end >= 0 ? end : this.limit() });
+  }
+
+  private popFrame(): void {
+    if (this.stack.pop()?.kind === 'seq') this.sequenceDepth--;
+  }
+
+  /**
+   * Closes the defined-length frames that end at the current offset; fails when an
+   * undefined-length one reaches the end of the frame around it without its delimiter.
+   */
+  private closeFrames(): boolean {
+    for (let f = this.top(); f; f = this.top()) {
+      if (f.end >= 0) {
+        if (this.offset < f.end) return true;
+        this.popFrame();
+        continue;
+      }
+      if (f.limit >= 0 && this.offset >= f.limit) {
+        this.fail(`${describe(f)} of undefined length not closed before the end of its enclosing item`);
+        return false;
+      }
+      return true;
+    }
+    return true;
+  }
+
+  private onDelimitation(tag: number, length: number): void {
+    const frame = this.top();
     if (tag === Tag.Item) {
-      if (!frame || frame.kind !== 'seq') {
-        this.error = 'item outside a sequence';
+      if (!frame || frame.kind === 'item') {
+        this.fail('item outside a sequence');
         return;
       }
-      if (length === UNDEFINED_LENGTH) this.stack.push({ kind: 'item', implicit });
-      else this.skip = length;
+      if (++this.items > this.limits.maxItems) {
+        this.fail(`more than ${this.limits.maxItems} items`);
+        return;
+      }
+      if (length === UNDEFINED_LENGTH) {
+        if (frame.kind === 'frags') this.fail('encapsulated Pixel Data fragment of undefined length');
+        else this.pushFrame('item', frame.implicit, -1);
+        return;
+      }
+      if (!this.fits(length, () => (frame.kind === 'frags' ? 'Pixel Data fragment' : 'item'))) return;
+      if (this.validate && frame.kind === 'seq') this.pushFrame('item', frame.implicit, this.offset + length);
+      else this.skipValue(tag, length);
     } else if (tag === Tag.ItemDelimitation) {
-      if (!frame || frame.kind !== 'item') {
-        this.error = 'item delimiter outside an item';
+      if (!frame || frame.kind !== 'item' || frame.end >= 0) {
+        this.fail('item delimiter outside an item of undefined length');
         return;
       }
-      this.stack.pop();
+      this.popFrame();
     } else if (tag === Tag.SequenceDelimitation) {
-      if (!frame || frame.kind !== 'seq') {
-        this.error = 'sequence delimiter outside a sequence';
+      if (!frame || frame.kind === 'item' || frame.end >= 0) {
+        this.fail('sequence delimiter outside a sequence of undefined length');
         return;
       }
-      this.stack.pop();
-    } else {
+      this.popFrame();
+    } else if (this.validate) {
+      this.fail(`undefined tag (${hex(tag)})`);
+    } else if (length !== UNDEFINED_LENGTH) {
       // Other (FFFE,xxxx) tags are not defined; skip their value.
-      if (length !== UNDEFINED_LENGTH) this.skip = length;
+      this.skipValue(tag, length);
     }
   }
 
@@ -189,6 +352,23 @@ export class HeaderScanner {
       // Everything wanted sits at or before (0020,000E); nothing later is needed.
       this.done = true;
     }
+  }
+
+  /**
+   * Validate mode, once the stream has ended: why the bytes are not a complete, well-formed
+   * dataset, or undefined when they are.
+   */
+  incomplete(): string | undefined {
+    if (this.error) return this.error;
+    const left = this.skip + this.collectLeft;
+    if (left > 0) {
+      const what = this.valueTag === Tag.Item ? 'a Pixel Data fragment or item' : `element (${hex(this.valueTag)})`;
+      return `dataset ends inside ${what}: ${left} of its bytes missing`;
+    }
+    if (this.pending) return 'dataset ends inside an element header';
+    const open = this.top();
+    if (open) return `dataset ends inside ${describe(open)} (not closed)`;
+    return undefined;
   }
 
   /** The attributes found so far ("" / [] for the missing ones). */
@@ -205,6 +385,20 @@ export class HeaderScanner {
       imageType: imageType === '' ? [] : imageType.split('\\').map((s) => s.trim().toUpperCase()),
     };
   }
+}
+
+/**
+ * Checks a whole dataset held in memory (tests, the fuzz suite, spool checks): undefined when it
+ * is complete and well-formed, else why not.
+ */
+export function datasetProblem(dataset: Buffer, transferSyntaxUid: string, limits: ScanLimits = DEFAULT_SCAN_LIMITS): string | undefined {
+  const s = new HeaderScanner(transferSyntaxUid, { validate: true, limits });
+  s.push(dataset);
+  return s.incomplete();
+}
+
+function describe(f: Frame): string {
+  return f.kind === 'seq' ? 'a sequence' : f.kind === 'item' ? 'an item' : 'encapsulated Pixel Data';
 }
 
 function hex(tag: number): string {

@@ -3,13 +3,15 @@ import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { isValidUid } from '../uids.js';
 import { buildPart10Header, type FileMetaFields } from './file-meta.js';
-import { HeaderScanner, type ScannedHeader } from './header-scanner.js';
-import { fsyncDir, spoolPathFor } from './spool-layout.js';
+import { HeaderScanner, type ScanLimits, type ScannedHeader } from './header-scanner.js';
+import { fsyncDir, spoolPathFor, type DiskWatermark } from './spool-layout.js';
 
 /** C-STORE status codes the listener answers with. */
 export const StoreStatus = {
   Success: 0x0000,
   OutOfResources: 0xa700,
+  /** Data Set does not match SOP Class (its SOP Class UID is not the one the C-STORE names). */
+  DataSetDoesNotMatchSopClass: 0xa900,
   CannotUnderstand: 0xc000,
   ProcessingFailure: 0x0110,
 } as const;
@@ -27,6 +29,10 @@ export interface InstanceWriterOptions {
   refuse?: { status: number; reason: string };
   /** An empty temp file opened ahead of time (see {@link openTempFile}); else one is opened now. */
   tempFile?: TempFile;
+  /** Bounds on nesting and items (default DEFAULT_SCAN_LIMITS). */
+  limits?: ScanLimits;
+  /** Every byte written is counted against it; crossing it mid-transfer refuses the instance (0xA700). */
+  watermark?: DiskWatermark;
 }
 
 /** An open, empty temp file in the spool's temp directory. */
@@ -70,6 +76,12 @@ export function discardTempFile(t: TempFile): void {
  * `outcome` settles after that, so the C-STORE response can wait for it; the temp name is closed
  * and unlinked right after (`released`).
  *
+ * Every byte also goes through the validating {@link HeaderScanner}: a dataset that is cut short,
+ * declares lengths it does not hold, nests too deep or has too many items is answered 0xC000 and
+ * never reaches its final name (as soon as the walk fails, the temp file is dropped and the rest
+ * of the bytes is only counted). A dataset whose SOP Class UID differs from the C-STORE's is
+ * answered 0xA900.
+ *
  * Writes go straight into the page cache with synchronous calls (like DCMTK's storescp): a
  * fragment is never held in memory after write() returns, and no thread-pool round trip is paid
  * per fragment. Only the fsyncs (which wait for the disk) run asynchronously.
@@ -91,12 +103,14 @@ export class InstanceWriter {
   private error: NodeJS.ErrnoException | undefined;
   /** Set when the header shows this SOP instance is already in the spool: the rest is not written. */
   private duplicateOf: string | undefined;
+  /** Set when the spool crossed its watermark during this transfer: the rest is not written. */
+  private refusedMidway: { status: number; reason: string } | undefined;
   private duplicateChecked = false;
 
   constructor(opts: InstanceWriterOptions) {
     this.opts = opts;
     this.tmpPath = opts.tempFile?.path ?? tempName(opts.tmpDir);
-    this.scanner = new HeaderScanner(opts.meta.transferSyntaxUid);
+    this.scanner = new HeaderScanner(opts.meta.transferSyntaxUid, { validate: true, ...(opts.limits ? { limits: opts.limits } : {}) });
     this.outcome = new Promise<StoreOutcome>((resolve) => {
       this.resolveOutcome = resolve;
     });
@@ -117,6 +131,7 @@ export class InstanceWriter {
         this.fd = fs.openSync(this.tmpPath, 'w', 0o644);
       }
       const header = buildPart10Header(opts.meta);
+      opts.watermark?.note(header.length);
       writeAllSync(this.fd, header);
     } catch (err) {
       this.fail(err);
@@ -137,11 +152,41 @@ export class InstanceWriter {
     this.bytes += chunk.length;
     this.scanner.push(chunk);
     if (!this.duplicateChecked && this.scanner.done) this.checkDuplicate();
-    if (this.fd === null || this.error) return;
+    if (this.fd === null || this.error || this.refusedMidway) return;
+    if (this.scanner.error) {
+      // Not a dataset that can be stored: drop what was written, count the rest.
+      this.dropTemp();
+      return;
+    }
+    const over = this.opts.watermark?.note(chunk.length);
+    if (over !== undefined) {
+      this.refusedMidway = {
+        status: StoreStatus.OutOfResources,
+        reason: `spool disk ${over.toFixed(1)}% used during the transfer, above ${this.opts.watermark!.maxPercent}%`,
+      };
+      this.dropTemp();
+      return;
+    }
     try {
       writeAllSync(this.fd, chunk);
     } catch (err) {
       this.fail(err);
+    }
+  }
+
+  /** Closes and unlinks the temp file while the transfer goes on (the bytes still arriving are only counted). */
+  private dropTemp(): void {
+    if (this.fd === null) return;
+    try {
+      fs.closeSync(this.fd);
+    } catch {
+      // already closed
+    }
+    this.fd = null;
+    try {
+      fs.unlinkSync(this.tmpPath);
+    } catch {
+      // already gone
     }
   }
 
@@ -157,19 +202,7 @@ export class InstanceWriter {
     const path = spoolPathFor(this.opts.spoolDir, h.studyInstanceUid, h.seriesInstanceUid, this.opts.meta.sopInstanceUid);
     if (!fs.existsSync(path)) return;
     this.duplicateOf = path;
-    if (this.fd !== null) {
-      try {
-        fs.closeSync(this.fd);
-      } catch {
-        // already closed
-      }
-      this.fd = null;
-    }
-    try {
-      fs.unlinkSync(this.tmpPath);
-    } catch {
-      // already gone
-    }
+    this.dropTemp();
   }
 
   /** The dataset is complete: make it durable and visible, then settle `outcome`. */
@@ -228,28 +261,29 @@ export class InstanceWriter {
     if (this.error) throw this.error;
     const header = this.scanner.result();
     const { meta } = this.opts;
+    const fail = (reason: string, status: number = StoreStatus.CannotUnderstand): StoreOutcome => {
+      this.removeTemp();
+      return { ok: false, status, reason, bytes };
+    };
+    if (this.refusedMidway) return fail(this.refusedMidway.reason, this.refusedMidway.status);
+    const problem = this.scanner.incomplete();
+    if (problem !== undefined) return fail(`dataset cannot be read: ${problem}`);
+    if (!isValidUid(header.studyInstanceUid)) return fail('invalid or missing StudyInstanceUID');
+    if (!isValidUid(header.seriesInstanceUid)) return fail('invalid or missing SeriesInstanceUID');
+    if (header.sopInstanceUid !== '' && header.sopInstanceUid !== meta.sopInstanceUid) {
+      return fail('SOPInstanceUID in the dataset differs from the C-STORE request');
+    }
+    if (header.sopClassUid !== '' && header.sopClassUid !== meta.sopClassUid) {
+      return fail(`SOPClassUID in the dataset (${header.sopClassUid}) differs from the C-STORE request`, StoreStatus.DataSetDoesNotMatchSopClass);
+    }
+    header.sopInstanceUid = meta.sopInstanceUid;
+    header.sopClassUid = meta.sopClassUid;
     if (this.duplicateOf !== undefined) {
       this.markReleased();
-      if (header.sopInstanceUid !== '' && header.sopInstanceUid !== meta.sopInstanceUid) {
-        return { ok: false, status: StoreStatus.CannotUnderstand, reason: 'SOPInstanceUID in the dataset differs from the C-STORE request', bytes };
-      }
-      header.sopInstanceUid = meta.sopInstanceUid;
-      if (header.sopClassUid === '') header.sopClassUid = meta.sopClassUid;
       return { ok: true, path: this.duplicateOf, isNew: false, header, bytes };
     }
     const fd = this.fd!;
     if (this.opts.fsync) await fdatasyncAsync(fd);
-    const fail = (reason: string): StoreOutcome => {
-      this.removeTemp();
-      return { ok: false, status: StoreStatus.CannotUnderstand, reason, bytes };
-    };
-    if (!isValidUid(header.studyInstanceUid)) return fail(`invalid or missing StudyInstanceUID${this.scanError()}`);
-    if (!isValidUid(header.seriesInstanceUid)) return fail(`invalid or missing SeriesInstanceUID${this.scanError()}`);
-    if (header.sopInstanceUid !== '' && header.sopInstanceUid !== meta.sopInstanceUid) {
-      return fail('SOPInstanceUID in the dataset differs from the C-STORE request');
-    }
-    header.sopInstanceUid = meta.sopInstanceUid;
-    if (header.sopClassUid === '') header.sopClassUid = meta.sopClassUid;
     const path = spoolPathFor(this.opts.spoolDir, header.studyInstanceUid, header.seriesInstanceUid, meta.sopInstanceUid);
     // The data is complete (and synced): the final name may appear before the temp fd is closed.
     const isNew = await linkNoReplace(this.tmpPath, path, this.opts.spoolDir, this.opts.fsync);
@@ -258,10 +292,6 @@ export class InstanceWriter {
     const tmp = this.tmpPath;
     setImmediate(() => fs.close(fd, () => fs.unlink(tmp, () => this.markReleased())));
     return { ok: true, path, isNew, header, bytes };
-  }
-
-  private scanError(): string {
-    return this.scanner.error ? ` (${this.scanner.error})` : '';
   }
 }
 

@@ -52,28 +52,63 @@ export async function prepareSpool(spoolDir: string, staleMs = 3_600_000): Promi
   }
 }
 
+/** Bytes in use and in total on the file system holding `dir`, as `df` counts them. */
+function diskUsage(dir: string): { used: number; total: number } {
+  const s = fs.statfsSync(dir);
+  const used = (s.blocks - s.bfree) * s.bsize;
+  return { used, total: used + s.bavail * s.bsize };
+}
+
 /** Percentage of the file system holding `dir` in use, as `df` computes it. */
 export function diskUsagePercent(dir: string): number {
-  const s = fs.statfsSync(dir);
-  const used = s.blocks - s.bfree;
-  const total = used + s.bavail;
+  const { used, total } = diskUsage(dir);
   return total > 0 ? (used / total) * 100 : 0;
 }
 
-/** Disk-usage check for the watermark, cached for `ttlMs` so it costs nothing per instance. */
+/**
+ * Disk-usage check for the watermark. The file system is asked at most every `ttlMs` (so the
+ * check costs nothing per instance); in between, every byte the writers report with
+ * {@link note} is added to the last answer, so a burst of instances cannot carry the spool past
+ * the watermark before the next look.
+ */
 export class DiskWatermark {
-  private checkedAt = 0;
-  private percent = 0;
+  private checkedAt = -Infinity;
+  private used = 0;
+  private total = 0;
+  /** Bytes written since the file system was last asked. */
+  private written = 0;
 
-  constructor(private readonly dir: string, private readonly maxPercent: number, private readonly ttlMs = 1000) {}
+  constructor(private readonly dir: string, readonly maxPercent: number, private readonly ttlMs = 1000) {}
+
+  private percent(): number {
+    return this.total > 0 ? ((this.used + this.written) / this.total) * 100 : 0;
+  }
+
+  private refresh(): void {
+    const now = Date.now();
+    if (now - this.checkedAt < this.ttlMs) return;
+    ({ used: this.used, total: this.total } = diskUsage(this.dir));
+    this.written = 0;
+    this.checkedAt = now;
+  }
 
   /** Usage in percent when above the watermark, else undefined. */
   exceeded(): number | undefined {
-    const now = Date.now();
-    if (now - this.checkedAt >= this.ttlMs) {
-      this.percent = diskUsagePercent(this.dir);
-      this.checkedAt = now;
-    }
-    return this.percent > this.maxPercent ? this.percent : undefined;
+    this.refresh();
+    const p = this.percent();
+    return p > this.maxPercent ? p : undefined;
+  }
+
+  /**
+   * `bytes` are about to be written: counts them, and answers the usage in percent when writing
+   * them would go above the watermark (they are then not counted), else undefined.
+   */
+  note(bytes: number): number | undefined {
+    this.refresh();
+    this.written += bytes;
+    const p = this.percent();
+    if (p <= this.maxPercent) return undefined;
+    this.written -= bytes;
+    return p;
   }
 }
