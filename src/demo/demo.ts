@@ -30,7 +30,7 @@ import { parseStored, resultRecordSchema, type ResultRecord } from '../queue/res
 import { parseDispatchStates } from '../worker/dispatch/state.js';
 import { freePort } from './child-process.js';
 import { forwarderLua, startOrthanc, type Orthanc, type OrthancResource } from './orthanc.js';
-import { writePhantomSeries } from './phantom.js';
+import { lesionRanking, writePhantomSeries, type PhantomSeries } from './phantom.js';
 import { dropRedisPrefix, MlsamProcess, portOr, PrivateRedisServer, redisAnswers } from './processes.js';
 import { srCategory, srSeriesProbability } from './sr-read.js';
 
@@ -211,6 +211,21 @@ async function waitForResult(w: Watch, timeoutMs: number): Promise<{ record: Res
   }
 }
 
+/**
+ * What the phantom can tell about the model: the slice probabilities of the slices that cut a
+ * lesion against those of the lesion-free lung slices (a rank AUC), in plain words.
+ */
+function phantomCheck(ph: PhantomSeries, record: ResultRecord): string {
+  const bySop = new Map(record.slices.map((s) => [s.sopInstanceUid, s.probability]));
+  const p = ph.instances.map((i) => bySop.get(i.sopInstanceUid) ?? Number.NaN);
+  const r = lesionRanking(p, ph);
+  const verdict = r.auc >= 0.8 ? 'the model ranks the lesion slices above the lesion-free ones'
+    : r.auc > 0.5 ? 'the model ranks the lesion slices only weakly above the lesion-free ones'
+      : 'the model does NOT rank the lesion slices above the lesion-free ones';
+  return `  phantom check: lesion slices mean p ${r.lesionMean.toFixed(3)} (${r.lesion}), lesion-free lung slices ${r.lesionFreeMean.toFixed(3)} ` +
+    `(${r.lesionFree}); ranking AUC ${r.auc.toFixed(3)}: ${verdict}`;
+}
+
 async function main(): Promise<void> {
   const quiet = num('quiet-period', opts['quiet-period']);
   const stableAge = num('stable-age', opts['stable-age']);
@@ -277,6 +292,7 @@ async function main(): Promise<void> {
   let files: string[];
   let seriesUid: string | undefined;
   let studyUid: string | undefined;
+  let phantom: PhantomSeries | undefined;
   if (opts.series) {
     const dir = resolve(opts.series);
     if (!existsSync(dir)) throw new Error(`--series ${dir}: no such folder`);
@@ -286,11 +302,15 @@ async function main(): Promise<void> {
     const slices = Math.round(num('slices', opts.slices));
     say(`• generating the synthetic chest CT phantom: ${slices} slices 512×512 ...`);
     const ph = await writePhantomSeries({ dir: join(work, 'phantom'), slices });
+    phantom = ph;
     files = ph.instances.map((i) => i.path);
     seriesUid = ph.seriesInstanceUid;
     studyUid = ph.studyInstanceUid;
-    const gg = ph.groundGlassSlices;
-    say(`  ground-glass opacities in slices ${gg.length ? `${gg[0]! + 1}–${gg[gg.length - 1]! + 1}` : 'none'}`);
+    const range = (v: number[]): string => (v.length ? `${v[0]! + 1}–${v[v.length - 1]! + 1}` : 'none');
+    const gg = ph.lesions.filter((l) => l.kind === 'ground-glass').length;
+    say(`  lung on slices ${range(ph.lungSlices)}; ${gg} ground-glass opacities and ${ph.lesions.length - gg} consolidation cut ` +
+      `${ph.lesionSlices.length} of them (${range(ph.lesionSlices)}); the other ${ph.lungSlices.length - ph.lesionSlices.length} lung slices are lesion-free`);
+    say('  (a phantom, not a patient: what it can show is whether the model ranks the lesion slices above the lesion-free ones)');
   }
   say(`• sending ${files.length} instances to Orthanc as ${UPLOADER_AET} (C-STORE) ...`);
   const sent = await sendFiles(
@@ -331,7 +351,7 @@ async function main(): Promise<void> {
   say('');
   say(`RESULT (${((Date.now() - tSent) / 1000).toFixed(1)} s after the last instance was sent; NOT FOR DIAGNOSTIC USE)`);
   if (record?.status === 'scored') {
-    say(`  COVID-19 pneumonia pattern probability: ${(srScore ?? record.score)?.toFixed(3)} → ${record.category ?? srCat} ` +
+    say(`  series score (COVID-19 pneumonia pattern probability): ${(srScore ?? record.score)?.toFixed(3)} → ${record.category ?? srCat} ` +
       `(threshold ${record.threshold ?? '?'}, model ${record.model.name} ${record.model.version}, ${record.slices.length} slices)`);
     if (srScore !== undefined && record.score !== undefined && Math.abs(srScore - record.score) > 1e-3) {
       say(`  WARNING: the SR in Orthanc says ${srScore}, the node computed ${record.score}`);
@@ -343,6 +363,7 @@ async function main(): Promise<void> {
     if (record.keySlices.length) {
       say(`  key slices: ${record.keySlices.slice(0, 5).map((k) => `#${k.index + 1} ${k.probability.toFixed(2)}`).join(', ')}`);
     }
+    if (phantom) say(phantomCheck(phantom, record));
   } else {
     say(`  not scored: ${record?.reason ?? 'see the SR'}`);
   }

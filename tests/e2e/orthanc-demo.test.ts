@@ -2,7 +2,9 @@
  * `npm run demo` (dist/demo/demo.js) as a user runs it: it starts Orthanc and `mlsam serve`,
  * sends the synthetic phantom (30 slices here, to keep CI time down) into Orthanc, prints the
  * score read back from the SR in Orthanc and where to look, keeps running, and on Ctrl-C (SIGINT)
- * stops every process it started and removes its temp folder.
+ * stops every process it started and removes its temp folder. What the phantom can show about
+ * the model is checked last, on its own: the slices that cut a lesion must rank above the
+ * lesion-free lung slices (not a fixed category: the series score of a phantom proves nothing).
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -44,7 +46,12 @@ it('npm run demo: phantom → Orthanc → node → SR back in Orthanc; Ctrl-C st
     if (child.exitCode !== null) throw new Error(`demo exited ${child.exitCode}:\n${out}`);
     return out.includes('press Ctrl-C');
   }, 240_000, `the demo's result`, 250);
-  const score = /probability: (\d\.\d{3}) → (likely|unlikely|indeterminate)/.exec(out);
+  const score = /series score \(COVID-19 pneumonia pattern probability\): (\d\.\d{3}) → (likely|unlikely|indeterminate)/.exec(out);
+  expect(out).toMatch(/lung on slices \d+–\d+; 4 ground-glass opacities and 1 consolidation cut \d+ of them \(\d+–\d+\); the other \d+ lung slices are lesion-free/);
+  const check = /phantom check: lesion slices mean p (\d\.\d{3}) \((\d+)\), lesion-free lung slices (\d\.\d{3}) \((\d+)\); ranking AUC (\d\.\d{3}): (.*)/.exec(out);
+  expect(check, out).not.toBeNull();
+  expect(Number(check![2])).toBeGreaterThan(0);
+  expect(Number(check![4])).toBeGreaterThan(0);
   expect(score, out).not.toBeNull();
   expect(out).toMatch(/in Orthanc, same study: 1 SR \+ [1-9]\d* Secondary Capture image\(s\)/);
   expect(out).toMatch(/Orthanc study: +http:\/\/127\.0\.0\.1:\d+\/app\/explorer\.html#study\?uuid=[0-9a-f-]+/);
@@ -65,4 +72,9 @@ it('npm run demo: phantom → Orthanc → node → SR back in Orthanc; Ctrl-C st
   expect(await exited).toBe(130);
   expect(pids.filter(alive)).toEqual([]);
   expect(existsSync(temp!)).toBe(false);
+
+  // What the phantom can show: the model ranks the lesion slices above the lesion-free lung slices.
+  const auc = Number(check![5]);
+  expect(auc, `the shipped model does not rank the phantom's lesion slices above its lesion-free lung slices: ${check![0]}`).toBeGreaterThanOrEqual(0.8);
+  expect(Number(check![1])).toBeGreaterThan(Number(check![3]));
 });
