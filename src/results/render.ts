@@ -212,12 +212,10 @@ export interface ChartInput {
 /** The per-slice probability chart as SVG (dark background, like a viewer). */
 export function chartSvg(width: number, height: number, c: ChartInput): string {
   const fs = Math.round(width / 64);
+  const labelFs = fs * 0.9;
   const left = Math.round(fs * 4.5);
   const right = Math.round(fs * 2);
-  const top = Math.round(fs * 6.4);
-  const bottom = Math.round(fs * 6.5);
   const pw = width - left - right;
-  const ph = height - top - bottom;
   const n = c.probabilities.length;
   const usePos = n > 1 && c.positions.every((p) => p !== null);
   const xs: number[] = usePos ? (c.positions as number[]) : c.probabilities.map((_, i) => i);
@@ -225,6 +223,15 @@ export function chartSvg(width: number, height: number, c: ChartInput): string {
   const x0 = xs[0] ?? 0;
   const span = n > 1 && xs[n - 1] !== x0 ? (xs[n - 1] as number) - x0 : 1;
   const X = (i: number) => left + (n > 1 ? (((xs[i] as number) - x0) / span) * pw : pw / 2);
+  const XofMm = (mm: number) => left + ((mm - x0) / span) * pw;
+  // Key-slice labels: placed without overlaps in as few rows as fit (leader lines to their slices).
+  const keys = c.keySlices.map((k, j) => ({ k, x: X(k), label: c.keyLabels[j] ?? String(k + 1) })).filter((e) => c.probabilities[e.k] !== undefined);
+  const layout = layoutLabels(keys.map((e) => e.x), keys.map((e) => labelWidth(e.label, labelFs)), left, left + pw, fs * 0.5);
+  const rows = Math.max(1, layout.rows);
+  const rowH = layout.fontScale * labelFs * 1.25;
+  const top = Math.round(fs * 4.4 + rows * rowH + fs * 0.6);
+  const bottom = Math.round(fs * 7.4);
+  const ph = height - top - bottom;
   const Y = (p: number) => top + (1 - p) * ph;
   const parts: string[] = [];
   parts.push(`<rect x="0" y="0" width="${width}" height="${height}" fill="black"/>`);
@@ -235,6 +242,14 @@ export function chartSvg(width: number, height: number, c: ChartInput): string {
     parts.push(`<text x="${left - fs * 0.5}" y="${Y(g) + fs * 0.35}" font-size="${fs}" text-anchor="end">${g.toFixed(2)}</text>`);
   }
   parts.push(`<rect x="${left}" y="${top}" width="${pw}" height="${ph}" fill="none" stroke="#aaa" stroke-width="1"/>`);
+  // x ticks: mm along the slice normal (the dashboard's chart uses the same axis), else slice numbers
+  const ticks = usePos ? niceTicks(Math.min(x0, xs[n - 1] as number), Math.max(x0, xs[n - 1] as number), 8) : niceTicks(1, Math.max(1, n), 8).filter((v) => Number.isInteger(v));
+  for (const v of ticks) {
+    const x = usePos ? XofMm(v) : X(v - 1);
+    if (x < left - 0.5 || x > left + pw + 0.5) continue;
+    parts.push(`<line x1="${x.toFixed(1)}" y1="${top + ph}" x2="${x.toFixed(1)}" y2="${top + ph + fs * 0.4}" stroke="#aaa" stroke-width="1"/>`);
+    parts.push(`<text x="${x.toFixed(1)}" y="${top + ph + fs * 1.4}" font-size="${fs * 0.85}" text-anchor="middle">${xmlEscape(usePos ? formatTick(v) : String(v))}</text>`);
+  }
   // threshold
   parts.push(`<line x1="${left}" y1="${Y(c.threshold)}" x2="${left + pw}" y2="${Y(c.threshold)}" stroke="#ffd000" stroke-width="2" stroke-dasharray="10 6"/>`);
   parts.push(`<text x="${left + pw - fs * 0.5}" y="${Y(c.threshold) - fs * 0.5}" font-size="${fs}" fill="#ffd000" text-anchor="end">threshold ${c.threshold.toFixed(3)} (band: indeterminate +/-${c.margin.toFixed(2)})</text>`);
@@ -244,26 +259,26 @@ export function chartSvg(width: number, height: number, c: ChartInput): string {
     parts.push(`<polyline points="${pts}" fill="none" stroke="#3fa9ff" stroke-width="2" stroke-linejoin="round"/>`);
     if (n <= 400) parts.push(c.probabilities.map((p, i) => `<circle cx="${X(i).toFixed(1)}" cy="${Y(p).toFixed(1)}" r="2" fill="#3fa9ff"/>`).join(''));
   }
-  // key slices
-  c.keySlices.forEach((k, j) => {
-    const p = c.probabilities[k];
-    if (p === undefined) return;
-    const x = X(k);
-    parts.push(`<line x1="${x}" y1="${top}" x2="${x}" y2="${top + ph}" stroke="#ff4040" stroke-width="1" stroke-opacity="0.6"/>`);
-    parts.push(`<circle cx="${x}" cy="${Y(p)}" r="${Math.round(fs * 0.45)}" fill="none" stroke="#ff4040" stroke-width="2"/>`);
-    parts.push(`<text x="${x}" y="${top - fs * 0.4 - (j % 2) * fs * 1.1}" font-size="${fs * 0.9}" fill="#ff8080" text-anchor="middle">${xmlEscape(c.keyLabels[j] ?? String(k + 1))}</text>`);
+  // key slices, their labels in rows above the plot (row 0 nearest), a leader line where a label moved
+  keys.forEach((e, j) => {
+    const p = c.probabilities[e.k] as number;
+    const lx = layout.x[j] as number;
+    const row = layout.row[j] as number;
+    const baseline = top - fs * 0.5 - row * rowH;
+    parts.push(`<line x1="${e.x}" y1="${top}" x2="${e.x}" y2="${top + ph}" stroke="#ff4040" stroke-width="1" stroke-opacity="0.6"/>`);
+    parts.push(`<circle cx="${e.x}" cy="${Y(p)}" r="${Math.round(fs * 0.45)}" fill="none" stroke="#ff4040" stroke-width="2"/>`);
+    if (Math.abs(lx - e.x) > 1 || row > 0) {
+      parts.push(`<line x1="${lx.toFixed(1)}" y1="${(baseline + fs * 0.15).toFixed(1)}" x2="${e.x}" y2="${top}" stroke="#ff8080" stroke-width="1" stroke-opacity="0.7"/>`);
+    }
+    parts.push(`<text class="key-label" x="${lx.toFixed(1)}" y="${baseline.toFixed(1)}" font-size="${(labelFs * layout.fontScale).toFixed(1)}" fill="#ff8080" text-anchor="middle">${xmlEscape(e.label)}</text>`);
   });
   // axes labels
-  parts.push(`<text x="${left + pw / 2}" y="${top + ph + fs * 1.8}" font-size="${fs}" text-anchor="middle">${usePos ? 'position along the scan (mm along the slice normal, in scored order)' : 'slice (scored order, superior first)'}</text>`);
-  if (usePos) {
-    parts.push(`<text x="${left}" y="${top + ph + fs * 1.8}" font-size="${fs}" text-anchor="start">${xmlEscape(formatMm(xs[0] as number))}</text>`);
-    parts.push(`<text x="${left + pw}" y="${top + ph + fs * 1.8}" font-size="${fs}" text-anchor="end">${xmlEscape(formatMm(xs[n - 1] as number))}</text>`);
-  }
+  parts.push(`<text x="${left + pw / 2}" y="${top + ph + fs * 2.8}" font-size="${fs}" text-anchor="middle">${usePos ? 'position along the scan (mm along the slice normal, superior on the left)' : 'slice (scored order, superior first)'}</text>`);
   parts.push(`<text transform="translate(${fs * 1.3},${top + ph / 2}) rotate(-90)" font-size="${fs}" text-anchor="middle">slice probability</text>`);
   // titles and banner
   parts.push(`<text x="${left}" y="${fs * 1.6}" font-size="${fs * 1.3}" font-weight="bold">${xmlEscape(c.title)}</text>`);
   parts.push(`<text x="${left}" y="${fs * 3.1}" font-size="${fs}">${xmlEscape(c.subtitle)}</text>`);
-  const legendY = top + ph + fs * 3.4;
+  const legendY = top + ph + fs * 4.2;
   parts.push(`<line x1="${left}" y1="${legendY}" x2="${left + fs * 2}" y2="${legendY}" stroke="#3fa9ff" stroke-width="2"/><text x="${left + fs * 2.5}" y="${legendY + fs * 0.35}" font-size="${fs}">slice probability</text>`);
   parts.push(`<circle cx="${left + fs * 13}" cy="${legendY}" r="${Math.round(fs * 0.45)}" fill="none" stroke="#ff4040" stroke-width="2"/><text x="${left + fs * 14}" y="${legendY + fs * 0.35}" font-size="${fs}">key slice (label: instance number)</text>`);
   const bannerH = Math.round(fs * 1.9);
@@ -272,8 +287,67 @@ export function chartSvg(width: number, height: number, c: ChartInput): string {
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}"><g font-family="${FONT}" fill="white">${parts.join('')}</g></svg>`;
 }
 
-function formatMm(v: number): string {
-  return `${v.toFixed(1)} mm`;
+/** Width of a chart label in px (DejaVu Sans: about 0.62 em per character, digits and '#'). */
+function labelWidth(text: string, fontSize: number): number {
+  return text.length * fontSize * 0.62;
+}
+
+/**
+ * Places labels centred as near as they can be to `want` (their slices' x), inside [lo, hi], with
+ * at least `gap` between neighbours in a row: the fewest rows (up to 3) in which they fit, labels
+ * dealt to the rows in x order; if even 3 rows cannot hold them, the font shrinks until they do.
+ * Returns each label's x and row (in the input order), the rows used and the font scale.
+ */
+export function layoutLabels(want: readonly number[], widths: readonly number[], lo: number, hi: number, gap: number): { x: number[]; row: number[]; rows: number; fontScale: number } {
+  const n = want.length;
+  const order = want.map((_, i) => i).sort((a, b) => (want[a] as number) - (want[b] as number));
+  const place = (rows: number, scale: number): { x: number[]; row: number[] } | undefined => {
+    const x = new Array<number>(n).fill(0);
+    const row = new Array<number>(n).fill(0);
+    for (let r = 0; r < rows; r++) {
+      const ids = order.filter((_, k) => k % rows === r);
+      const w = ids.map((i) => (widths[i] as number) * scale);
+      const total = w.reduce((s, v) => s + v, 0) + gap * Math.max(0, ids.length - 1);
+      if (total > hi - lo) return undefined;
+      // Forward: no overlap with the left neighbour, inside lo; backward: inside hi, no overlap on the right.
+      const pos = ids.map((i) => want[i] as number);
+      for (let k = 0; k < ids.length; k++) {
+        const minX = k === 0 ? lo + (w[k] as number) / 2 : (pos[k - 1] as number) + ((w[k - 1] as number) + (w[k] as number)) / 2 + gap;
+        pos[k] = Math.max(pos[k] as number, minX);
+      }
+      for (let k = ids.length - 1; k >= 0; k--) {
+        const maxX = k === ids.length - 1 ? hi - (w[k] as number) / 2 : (pos[k + 1] as number) - ((w[k] as number) + (w[k + 1] as number)) / 2 - gap;
+        pos[k] = Math.min(pos[k] as number, maxX);
+      }
+      ids.forEach((i, k) => {
+        x[i] = pos[k] as number;
+        row[i] = r;
+      });
+    }
+    return { x, row };
+  };
+  for (let scale = 1; scale > 0.3; scale *= 0.85) {
+    for (let rows = 1; rows <= 3; rows++) {
+      const p = place(rows, scale);
+      if (p) return { ...p, rows: n === 0 ? 0 : rows, fontScale: scale };
+    }
+  }
+  return { x: [...want], row: new Array<number>(n).fill(0), rows: 1, fontScale: 0.3 };
+}
+
+/** Round tick values (1, 2 or 5 × 10^k apart) covering [lo, hi], about `target` of them. */
+function niceTicks(lo: number, hi: number, target: number): number[] {
+  if (!(hi > lo)) return [lo];
+  const raw = (hi - lo) / Math.max(1, target);
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const step = ([1, 2, 5, 10].find((m) => m * mag >= raw) ?? 10) * mag;
+  const out: number[] = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(Math.round(v * 1e6) / 1e6);
+  return out;
+}
+
+function formatTick(v: number): string {
+  return `${Number.isInteger(v) ? v.toFixed(0) : v.toFixed(1)}`;
 }
 
 /** Rasterises an SVG to RGB (opaque) at its own size. */
