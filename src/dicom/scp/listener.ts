@@ -1,10 +1,12 @@
 import * as net from 'node:net';
+import * as tls from 'node:tls';
 import type { Config } from '../../config/schema.js';
 import { resolvePath } from '../../config/load.js';
 import type { Logger } from '../../log.js';
 import type { AssociationObserver, InstanceSink, ReceivedInstance } from '../received-instance.js';
 import { DiskWatermark, prepareSpool, spoolTmpDir } from '../spool/spool-layout.js';
 import { configureDimse } from '../dimse-library.js';
+import { serverTlsOptions } from '../tls.js';
 import { AssociationHandler, type ListenerContext } from './association-handler.js';
 
 export interface ListenerOptions {
@@ -21,7 +23,10 @@ export interface ListenerOptions {
 
 /**
  * The DICOM C-ECHO / C-STORE SCP. It owns the TCP server (bound to config.dicom.host:port, which
- * dcmjs-dimse's Server cannot do) and runs one {@link AssociationHandler} per connection.
+ * dcmjs-dimse's Server cannot do) and runs one {@link AssociationHandler} per connection. With
+ * dicom.tls.enabled the server speaks DICOM TLS only (TLS 1.2+, our certificate, client
+ * certificates checked against dicom.tls.caFile when required); a handshake must finish within
+ * the association timeout.
  */
 export class DicomListener {
   private readonly opts: ListenerOptions;
@@ -65,7 +70,17 @@ export class DicomListener {
     if (this.server) throw new Error('listener already started');
     configureDimse();
     await prepareSpool(this.ctx.spoolDir);
-    const server = net.createServer({ noDelay: true }, (socket) => this.onConnection(socket));
+    const useTls = this.opts.config.dicom.tls.enabled;
+    const server: net.Server = useTls
+      ? tls.createServer({ ...serverTlsOptions(this.opts.config), noDelay: true }, (socket) => this.onConnection(socket))
+      : net.createServer({ noDelay: true }, (socket) => this.onConnection(socket));
+    if (useTls) {
+      // A failed handshake (no or untrusted client certificate, plain DICOM on the TLS port, timeout).
+      server.on('tlsClientError', (err: Error & { code?: string }, socket: tls.TLSSocket) => {
+        this.log.warn({ peer: socket.remoteAddress, err: err.message, code: err.code }, 'TLS handshake failed');
+        socket.destroy();
+      });
+    }
     this.server = server;
     const { host, port } = this.opts.config.dicom;
     await new Promise<void>((resolve, reject) => {
@@ -79,7 +94,7 @@ export class DicomListener {
     server.on('error', (err) => this.log.error({ err: err.message }, 'DICOM server error'));
     const addr = server.address() as net.AddressInfo;
     this.log.info(
-      { host: addr.address, port: addr.port, aeTitle: this.opts.config.dicom.aeTitle, spool: this.ctx.spoolDir },
+      { host: addr.address, port: addr.port, aeTitle: this.opts.config.dicom.aeTitle, spool: this.ctx.spoolDir, tls: useTls },
       'DICOM listener started',
     );
     return { host: addr.address, port: addr.port };

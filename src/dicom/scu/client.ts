@@ -1,12 +1,8 @@
 import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import dimse from 'dcmjs-dimse';
-import { configureDimse } from '../dimse-library.js';
+import type { ScuTls } from '../tls.js';
 import { readPart10Info, type Part10Info } from './part10-info.js';
 import { planAssociations, StoreAssociation, type StoreFileResult, type StorePeer } from './store-scu.js';
-
-const { Client } = dimse;
-const { CEchoRequest } = dimse.requests;
 
 export interface PeerOptions {
   host: string;
@@ -16,6 +12,8 @@ export interface PeerOptions {
   callingAeTitle: string;
   /** Connect / association / PDU timeout in milliseconds (default 30 s). */
   timeoutMs?: number;
+  /** DICOM TLS instead of plain TCP. */
+  tls?: ScuTls;
 }
 
 export interface EchoResult {
@@ -25,43 +23,23 @@ export interface EchoResult {
   ms: number;
 }
 
-function clientOptions(peer: PeerOptions): {
-  connectTimeout: number; associationTimeout: number; pduTimeout: number; datasetWriteOptions: Record<string, unknown>;
-} {
-  const t = peer.timeoutMs ?? 30_000;
-  // The library re-encodes each dataset with dcmjs: send values as they are in the file, even
-  // where they break a VR's length rule (real archives hold such files).
-  return { connectTimeout: t, associationTimeout: t, pduTimeout: t, datasetWriteOptions: { allowInvalidVRLength: true } };
-}
+const DEFAULT_TIMEOUT_MS = 30_000;
 
-function rejectText(r: { result?: number; source?: number; reason?: number } | undefined): string {
-  return `association rejected (result ${r?.result}, source ${r?.source}, reason ${r?.reason})`;
-}
-
-/** C-ECHO SCU: one association, one C-ECHO. */
-export function echo(peer: PeerOptions): Promise<EchoResult> {
-  configureDimse();
+/** C-ECHO SCU: one association (Verification only), one C-ECHO, release. */
+export async function echo(peer: PeerOptions): Promise<EchoResult> {
   const t0 = Date.now();
-  return new Promise((resolve) => {
-    const client = new Client();
-    const request = new CEchoRequest();
-    let status: number | undefined;
-    let error: string | undefined;
-    request.on('response', (response: InstanceType<typeof dimse.responses.CEchoResponse>) => {
-      status = response.getStatus();
-    });
-    client.on('associationRejected', (r: { result?: number; source?: number; reason?: number }) => {
-      error = rejectText(r);
-    });
-    client.on('networkError', (e: Error) => {
-      error ??= e.message;
-    });
-    client.on('closed', () => {
-      resolve({ ok: status === 0 && !error, ...(status === undefined ? {} : { status }), ...(error ? { error } : {}), ms: Date.now() - t0 });
-    });
-    client.addRequest(request);
-    client.send(peer.host, peer.port, peer.callingAeTitle, peer.calledAeTitle, clientOptions(peer));
-  });
+  const assoc = new StoreAssociation({ ...peer, timeoutMs: peer.timeoutMs ?? DEFAULT_TIMEOUT_MS }, [], { verification: true });
+  const opened = await assoc.open();
+  if (!opened.ok) return { ok: false, error: opened.reason, ms: Date.now() - t0 };
+  let status: number | undefined;
+  let error: string | undefined;
+  try {
+    status = await assoc.echo();
+  } catch (err) {
+    error = (err as Error).message;
+  }
+  await assoc.close();
+  return { ok: status === 0 && !error, ...(status === undefined ? {} : { status }), ...(error ? { error } : {}), ms: Date.now() - t0 };
 }
 
 /** Files under the given files and folders (folders recursively), sorted per folder. */
@@ -141,7 +119,7 @@ export async function sendFiles(peer: PeerOptions, files: string[], opts: SendOp
       infos.push(s);
     }
   }
-  const storePeer: StorePeer = { ...peer, timeoutMs: peer.timeoutMs ?? 30_000 };
+  const storePeer: StorePeer = { ...peer, timeoutMs: peer.timeoutMs ?? DEFAULT_TIMEOUT_MS };
   let sent = 0;
   let warnings = 0;
   let converted = 0;

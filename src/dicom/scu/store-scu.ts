@@ -16,14 +16,19 @@
  * accepted; an Explicit VR Little Endian file whose syntax was refused is re-encoded on the fly to
  * Implicit VR Little Endian (explicit-to-implicit.ts: element headers only, every value byte kept);
  * compressed data is never transcoded: without an accepted context the file fails with the reason.
+ *
+ * The same association class runs the C-ECHO SCU (a Verification context is proposed on request),
+ * and both go over DICOM TLS when the peer has `tls` settings (../tls.ts).
  */
 import { connect, type Socket } from 'node:net';
+import { connect as tlsConnect } from 'node:tls';
 import { open } from 'node:fs/promises';
 import dimse from 'dcmjs-dimse';
 import { configureDimse } from '../dimse-library.js';
 import { encodeCommandSet, parseCommand, str, us, type ParsedCommand } from '../pdu/command-set.js';
 import { PDU_TYPE_PDATA, PDV_COMMAND, PDV_ITEM_OVERHEAD, PDV_LAST, pdataHeader, pdataPdu } from '../pdu/pdata.js';
-import { TransferSyntax } from '../uids.js';
+import { scuConnectOptions, type ScuTls } from '../tls.js';
+import { SopClass, TransferSyntax, VERIFICATION_TRANSFER_SYNTAXES } from '../uids.js';
 import { ExplicitToImplicit } from './explicit-to-implicit.js';
 import type { Part10Info } from './part10-info.js';
 
@@ -35,6 +40,8 @@ export interface StorePeer {
   callingAeTitle: string;
   /** Connect / association / response (idle) timeout in milliseconds. */
   timeoutMs: number;
+  /** DICOM TLS instead of plain TCP. */
+  tls?: ScuTls;
 }
 
 export type StoreOutcome = 'sent' | 'warning' | 'failed';
@@ -198,7 +205,10 @@ export class StoreAssociation {
   private released = false;
   private readonly closed: Promise<void>;
 
-  constructor(private readonly peer: StorePeer, files: readonly Part10Info[]) {
+  /** Presentation context ID proposed for Verification (C-ECHO), when asked for. */
+  private readonly verificationPc: number | undefined;
+
+  constructor(private readonly peer: StorePeer, files: readonly Part10Info[], opts: { verification?: boolean } = {}) {
     configureDimse();
     this.association = new dimse.association.Association(peer.callingAeTitle, peer.calledAeTitle);
     for (const [sopClass, ts] of proposedPairs(files)) {
@@ -206,7 +216,14 @@ export class StoreAssociation {
       this.association.addTransferSyntaxToPresentationContext(id, ts);
       this.proposed.set(id, [sopClass, ts]);
     }
-    this.socket = connect({ host: peer.host, port: peer.port, noDelay: true });
+    if (opts.verification) {
+      const id = this.association.addPresentationContext(SopClass.Verification);
+      for (const ts of VERIFICATION_TRANSFER_SYNTAXES) this.association.addTransferSyntaxToPresentationContext(id, ts);
+      this.verificationPc = id;
+    }
+    this.socket = peer.tls
+      ? tlsConnect(scuConnectOptions(peer.host, peer.port, peer.tls))
+      : connect({ host: peer.host, port: peer.port, noDelay: true });
     this.socket.setNoDelay(true);
     const Network = networkClass();
     this.network = new Network(this.socket, {
@@ -370,10 +387,40 @@ export class StoreAssociation {
     }
   }
 
+  /**
+   * C-ECHO on the Verification context (the association must have been made with
+   * `verification: true`); resolves with the response status, rejects when none comes.
+   */
+  async echo(): Promise<number> {
+    if (this.failure) throw new Error(this.failure);
+    const pc = this.verificationPc;
+    if (pc === undefined || this.association.getPresentationContext(pc).getResult() !== dimse.constants.PresentationContextResult.Accept) {
+      throw new Error('peer did not accept the Verification SOP class');
+    }
+    this.messageId = (this.messageId % 0xffff) + 1;
+    const messageId = this.messageId;
+    const response = new Promise<ParsedCommand>((resolve) => {
+      this.pending = { messageId, resolve };
+    });
+    const timer = setTimeout(() => this.abort('no C-ECHO response'), this.peer.timeoutMs);
+    try {
+      await this.write(pdataPdu(pc, PDV_COMMAND | PDV_LAST, encodeCommandSet([
+        [0x0002, str(SopClass.Verification, '\0')],
+        [0x0100, us(0x0030)],
+        [0x0110, us(messageId)],
+        [0x0800, us(0x0101)],
+      ])));
+      return (await this.race(response)).status;
+    } finally {
+      clearTimeout(timer);
+      this.pending = undefined;
+    }
+  }
+
   private onCommand(_pc: number, bytes: Buffer): void {
     const cmd = parseCommand(bytes);
     if (!cmd) return this.abort('protocol error: unreadable command set from the peer');
-    if (cmd.commandField !== 0x8001) return; // Not a C-STORE-RSP: nothing we asked for.
+    if (cmd.commandField !== 0x8001 && cmd.commandField !== 0x8030) return; // Not a C-STORE-RSP / C-ECHO-RSP: nothing we asked for.
     const p = this.pending;
     if (p && cmd.messageIdBeingRespondedTo === p.messageId) {
       this.pending = undefined;

@@ -1,5 +1,6 @@
 import type { Config, Destination } from '../../config/schema.js';
 import type { PeerOptions } from '../../dicom/scu/client.js';
+import { scuTls } from '../../dicom/tls.js';
 
 /** The configured destinations, or the named ones (config order); throws for an unknown name. */
 export function selectDestinations(all: readonly Destination[], names?: readonly string[]): Destination[] {
@@ -9,9 +10,13 @@ export function selectDestinations(all: readonly Destination[], names?: readonly
   return all.filter((d) => names.includes(d.name));
 }
 
-/** How we reach a destination: the same for its C-ECHO and its C-STOREs. */
+/**
+ * How we reach a destination: the same for its C-ECHO and its C-STOREs (over DICOM TLS when the
+ * destination has `tls`; its PEM files are read here, so a renewed certificate is used at once).
+ */
 export function destinationPeer(config: Config, dest: Destination): PeerOptions {
   return {
+    ...(dest.tls ? { tls: scuTls(config, dest.tls, `destinations[${dest.name}].tls`) } : {}),
     host: dest.host,
     port: dest.port,
     calledAeTitle: dest.aeTitle,
