@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/schema.js';
 import { writePhantomSeries, type PhantomSeries } from '../../src/demo/phantom.js';
 import { REPO_ROOT } from '../helpers/dicom-listener.js';
+import { run } from '../helpers/dcmtk.js';
 import { storescu } from '../e2e/helpers.js';
 import { cleanup, freePort, sleep, testConfig, waitFor } from '../queue/helpers.js';
 import { checkDashboard } from './browser.js';
@@ -132,6 +133,20 @@ describe('admin after a real series went through `mlsam serve`', () => {
     const workers = (await (await get('/api/workers')).json()) as { provider: string; requestedProviders: string[]; pid: number }[];
     expect(workers).toHaveLength(1);
     expect(workers[0]).toMatchObject({ provider: 'cpu', requestedProviders: ['cpu'], pid: daemon.pid });
+  });
+
+  it('the associations page tells a C-ECHO (DCMTK echoscu) from the C-STORE of the series', async () => {
+    const echo = await run('echoscu', ['-aet', 'ECHOCHECK', '-aec', 'MLSAM', '127.0.0.1', String(daemon.dicomPort)]);
+    expect(echo.code, echo.stderr).toBe(0);
+    const list = await waitFor(async () => {
+      const l = (await (await get('/api/associations')).json()) as { callingAeTitle: string; instances: number; echoes?: number }[];
+      return l.some((a) => a.callingAeTitle === 'ECHOCHECK') ? l : undefined;
+    }, 10_000, 'the echo association in the audit');
+    expect(list.find((a) => a.callingAeTitle === 'ECHOCHECK')).toMatchObject({ instances: 0, echoes: 1 });
+    expect(list.find((a) => a.callingAeTitle === 'CTSCANNER')).toMatchObject({ instances: SLICES, echoes: 0 });
+    const page = await (await get('/admin/associations')).text();
+    expect(page).toMatch(/<td>ECHOCHECK<\/td>.*?<td class="service">C-ECHO<\/td>/s);
+    expect(page).toMatch(new RegExp(`<td>CTSCANNER</td>.*?<td class="service">C-STORE ${SLICES} instances</td>`, 's'));
   });
 
   it('/readyz passes on the running daemon (Redis, spool, model, the PACS answers C-ECHO)', async () => {
