@@ -18,7 +18,9 @@ import {
   CT_IMAGE_STORAGE, cStoreRq, datasetOfFile, datasetPdus, EXPLICIT_LE, JPEG_LOSSLESS_SV1, pdu, PduType, RawPeer, releaseRq,
 } from '../helpers/raw-peer.js';
 import { pdataPdu } from '../../src/dicom/pdu/pdata.js';
+import type { AssociationRecord } from '../../src/dicom/received-instance.js';
 import { writeSyntheticSeries, newUid } from '../helpers/synthetic-series.js';
+import { el, ui } from '../helpers/dataset-bytes.js';
 
 const P001_SLICE = join(SHARED_DATA, 'covid-ct-md', 'P001', '98C14734-ASSH_1.dcm');
 const DEEPLY_NESTED = join(SHARED_DATA, 'dicom-samples', 'orthanc-tests', 'odd', '2026-05-06-Deeply-Nested-Sequence.dcm');
@@ -39,19 +41,6 @@ async function spoolFiles(dir: string): Promise<string[]> {
   return out;
 }
 
-/** An explicit VR LE element. */
-function el(group: number, element: number, vr: string, value: Buffer, length = value.length): Buffer {
-  const long = ['OB', 'OW', 'SQ', 'UN', 'UT'].includes(vr);
-  const h = Buffer.alloc(long ? 12 : 8);
-  h.writeUInt16LE(group, 0);
-  h.writeUInt16LE(element, 2);
-  h.write(vr, 4, 'latin1');
-  if (long) h.writeUInt32LE(length >>> 0, 8);
-  else h.writeUInt16LE(length, 6);
-  return Buffer.concat([h, value]);
-}
-const ui = (s: string): Buffer => Buffer.from(s.length % 2 ? `${s}\0` : s, 'latin1');
-
 /** A small CT header (explicit VR LE) naming the given SOP class. */
 function ctHeader(sopClassUid: string, sopInstanceUid: string): Buffer {
   return Buffer.concat([
@@ -71,6 +60,16 @@ describe('datasets that cannot be read get no Success', () => {
   afterAll(async () => {
     await tl?.stop();
   });
+
+  /** One C-STORE on an association of its own; its status and the association's audit record. */
+  async function storeOne(pc: number, sopInstanceUid: string, dataset: Buffer): Promise<{ status: number | undefined; record: AssociationRecord }> {
+    const n = tl.records.length;
+    const peer = await RawPeer.connect(tl.port);
+    await peer.associate();
+    const status = await peer.store(pc, CT_IMAGE_STORAGE, sopInstanceUid, dataset);
+    expect(await peer.release()).toBe(true);
+    return { status, record: (await tl.waitForRecords(n + 1))[n]! };
+  }
 
   it('a JPEG Lossless CT slice cut to 42 KB (last fragment flagged) gets 0xC000; nothing is spooled; the audit says why', async () => {
     const { data, sopInstanceUid, transferSyntaxUid } = await datasetOfFile(P001_SLICE);
@@ -101,12 +100,9 @@ describe('datasets that cannot be read get no Success', () => {
     const ds = Buffer.concat([ctHeader(CT_IMAGE_STORAGE, sop), el(0x7fe0, 0x0010, 'OW', Buffer.alloc(1000, 7), 0x7fffffff)]);
     expect(ds.length).toBeLessThan(1300);
     const before = (await spoolFiles(tl.spoolDir)).length;
-    const peer = await RawPeer.connect(tl.port);
-    await peer.associate();
-    expect(await peer.store(PC_EXPLICIT, CT_IMAGE_STORAGE, sop, ds)).toBe(0xc000);
-    expect(await peer.release()).toBe(true);
-    const recs = await tl.waitForRecords(2);
-    expect(recs[1]!.failures![0]!.reason).toMatch(/element \(7FE0,0010\): 2147482647 of its bytes missing/);
+    const { status, record } = await storeOne(PC_EXPLICIT, sop, ds);
+    expect(status).toBe(0xc000);
+    expect(record.failures![0]!.reason).toMatch(/element \(7FE0,0010\): 2147482647 of its bytes missing/);
     expect((await spoolFiles(tl.spoolDir)).length).toBe(before);
   });
 
@@ -114,12 +110,9 @@ describe('datasets that cannot be read get no Success', () => {
     const { data, sopInstanceUid, transferSyntaxUid } = await datasetOfFile(DEEPLY_NESTED);
     expect(transferSyntaxUid).toBe(EXPLICIT_LE);
     const before = (await spoolFiles(tl.spoolDir)).length;
-    const peer = await RawPeer.connect(tl.port);
-    await peer.associate();
-    expect(await peer.store(PC_EXPLICIT, CT_IMAGE_STORAGE, sopInstanceUid, data)).toBe(0xc000);
-    expect(await peer.release()).toBe(true);
-    const recs = await tl.waitForRecords(3);
-    expect(recs[2]!.failures![0]!.reason).toMatch(/nested deeper than 32 levels/);
+    const { status, record } = await storeOne(PC_EXPLICIT, sopInstanceUid, data);
+    expect(status).toBe(0xc000);
+    expect(record.failures![0]!.reason).toMatch(/nested deeper than 32 levels/);
     expect((await spoolFiles(tl.spoolDir)).length).toBe(before);
     await tl.idle();
     expect(await readdir(join(tl.spoolDir, '.tmp'))).toEqual([]);

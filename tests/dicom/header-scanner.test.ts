@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HeaderScanner } from '../../src/dicom/spool/header-scanner.js';
+import { el, ITEM, ITEM_END, SEQ_END, tagOnly } from '../helpers/dataset-bytes.js';
 import { run } from '../helpers/dcmtk.js';
 import { SHARED_DATA } from '../helpers/dicom-listener.js';
 
@@ -163,26 +164,6 @@ describe('HeaderScanner validate mode (the listener refuses what DCMTK cannot re
   });
 
   it('refuses impossible lengths, overruns, stray delimiters, deep nesting and too many items', () => {
-    const el = (group: number, element: number, vr: string, value: Buffer, length = value.length): Buffer => {
-      const long = ['OB', 'OW', 'SQ', 'UN', 'UT'].includes(vr);
-      const h = Buffer.alloc(long ? 12 : 8);
-      h.writeUInt16LE(group, 0);
-      h.writeUInt16LE(element, 2);
-      h.write(vr, 4, 'latin1');
-      if (long) h.writeUInt32LE(length >>> 0, 8);
-      else h.writeUInt16LE(length, 6);
-      return Buffer.concat([h, value]);
-    };
-    const tagOnly = (tag: number, length: number): Buffer => {
-      const b = Buffer.alloc(8);
-      b.writeUInt16LE(tag >>> 16, 0);
-      b.writeUInt16LE(tag & 0xffff, 2);
-      b.writeUInt32LE(length >>> 0, 4);
-      return b;
-    };
-    const ITEM = 0xfffee000;
-    const ITEM_END = 0xfffee00d;
-    const SEQ_END = 0xfffee0dd;
     const header = Buffer.concat([el(0x0020, 0x000d, 'UI', Buffer.from('1.2.3\0')), el(0x0020, 0x000e, 'UI', Buffer.from('1.2.4\0'))]);
     const ok = (b: Buffer): void => expect(validate(EXPLICIT, Buffer.concat([header, b]), 5)).toBeUndefined();
     const bad = (b: Buffer, re: RegExp): void => expect(validate(EXPLICIT, Buffer.concat([header, b]), 5)).toMatch(re);

@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadConfig } from '../../src/config/load.js';
+import type { Config } from '../../src/config/schema.js';
 import { startOrthanc, type Orthanc } from '../../src/demo/orthanc.js';
 import { collectFiles, echo, sendFiles } from '../../src/dicom/scu/client.js';
 import { scuTls } from '../../src/dicom/tls.js';
@@ -34,6 +35,21 @@ afterAll(async () => {
   await pki?.remove();
   if (work) await rm(work, { recursive: true, force: true });
 });
+
+/**
+ * Config of a node whose SCU identity is the test client certificate (trusting the test CA),
+ * with these destinations.
+ */
+function scuConfig(destinations: unknown[] = [], extra: Record<string, unknown> = {}): Config {
+  return loadConfig({
+    env: {},
+    overrides: {
+      dicom: { tls: { enabled: false, certFile: pki.client.cert, keyFile: pki.client.key, caFile: pki.ca, requireClientCert: false } },
+      destinations,
+      ...extra,
+    } as never,
+  });
+}
 
 /** storescu/echoscu TLS arguments: our key and certificate, trust the test CA. */
 function dcmtkTls(pair: { key: string; cert: string }, ca: string): string[] {
@@ -92,7 +108,7 @@ describe('the listener over DICOM TLS (client certificates required)', () => {
     expect(plain.code).not.toBe(0);
     expect(await spooled(tl.spoolDir)).toBe(before);
     // Our own SCU, with the client certificate: works (sendFiles and echo over TLS).
-    const config = loadConfig({ env: {}, overrides: { dicom: { tls: { enabled: false, certFile: pki.client.cert, keyFile: pki.client.key, caFile: pki.ca, requireClientCert: false } } } as never });
+    const config = scuConfig();
     const tls = scuTls(config, { verifyHostname: true });
     const peer = { host: '127.0.0.1', port: tl.port, calledAeTitle: 'MLSAM', callingAeTitle: 'OURSCU', timeoutMs: 10_000, tls };
     expect(await echo(peer)).toMatchObject({ ok: true, status: 0 });
@@ -143,18 +159,11 @@ describe('the SCU over DICOM TLS into storescp --enable-tls', () => {
   });
 
   it('a destination with tls: C-ECHO and C-STORE succeed with the node\'s certificate; the wrong trust or no certificate fail with a reason', async () => {
-    const config = loadConfig({
-      env: {},
-      overrides: {
-        dicom: { tls: { enabled: false, certFile: pki.client.cert, keyFile: pki.client.key, caFile: pki.ca, requireClientCert: false } },
-        destinations: [
+    const config = scuConfig([
           { name: 'scp', aeTitle: 'STORESCP', host: '127.0.0.1', port: scp.port, tls: {} },
           { name: 'untrusted', aeTitle: 'STORESCP', host: '127.0.0.1', port: scp.port, tls: { caFile: pki.rogueCa } },
           { name: 'plain', aeTitle: 'STORESCP', host: '127.0.0.1', port: scp.port },
-        ],
-        dispatch: { timeoutSeconds: 5 },
-      },
-    } as never);
+        ], { dispatch: { timeoutSeconds: 5 } });
     const [good, untrusted, plain] = config.destinations;
     expect(await echoDestination(config, good!)).toMatchObject({ ok: true, status: 0 });
     const sent = await sendFiles(destinationPeer(config, good!), await collectFiles([series.dir]));
@@ -172,17 +181,10 @@ describe('the SCU over DICOM TLS into storescp --enable-tls', () => {
   it('checks the host name unless told not to', async () => {
     const other = await startStorescp(await freePort(), ['+tls', pki.noSan.key, pki.noSan.cert, '-pw', '+cf', pki.ca]);
     try {
-      const config = loadConfig({
-        env: {},
-        overrides: {
-          dicom: { tls: { enabled: false, certFile: pki.client.cert, keyFile: pki.client.key, caFile: pki.ca, requireClientCert: false } },
-          destinations: [
+      const config = scuConfig([
             { name: 'checked', aeTitle: 'STORESCP', host: '127.0.0.1', port: other.port, tls: {} },
             { name: 'unchecked', aeTitle: 'STORESCP', host: '127.0.0.1', port: other.port, tls: { verifyHostname: false } },
-          ],
-          dispatch: { timeoutSeconds: 5 },
-        },
-      } as never);
+          ], { dispatch: { timeoutSeconds: 5 } });
       const checked = await echoDestination(config, config.destinations[0]!);
       expect(checked.ok).toBe(false);
       expect(checked.error).toMatch(/IP: 127\.0\.0\.1 is not in the cert's list|altnames|Hostname/i);
@@ -228,13 +230,7 @@ describe('Orthanc DICOM TLS', () => {
     expect(tl.instances.slice(before).every((i) => i.callingAeTitle === 'ORTHANC')).toBe(true);
     // node → Orthanc: a fresh series over TLS, read back over REST.
     const out = await writeSyntheticSeries({ dir: join(work, 'to-orthanc'), count: 3, rows: 32, columns: 32 });
-    const config = loadConfig({
-      env: {},
-      overrides: {
-        dicom: { tls: { enabled: false, certFile: pki.client.cert, keyFile: pki.client.key, caFile: pki.ca, requireClientCert: false } },
-        destinations: [{ name: 'orthanc', aeTitle: 'ORTHANC', host: '127.0.0.1', port: orthanc.dicomPort, tls: {} }],
-      },
-    } as never);
+    const config = scuConfig([{ name: 'orthanc', aeTitle: 'ORTHANC', host: '127.0.0.1', port: orthanc.dicomPort, tls: {} }]);
     const dest = config.destinations[0]!;
     expect(await echoDestination(config, dest)).toMatchObject({ ok: true });
     const sent = await sendFiles(destinationPeer(config, dest), await collectFiles([out.dir]));

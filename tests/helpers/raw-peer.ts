@@ -6,7 +6,7 @@
 import { readFile } from 'node:fs/promises';
 import { connect as netConnect, type Socket } from 'node:net';
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls';
-import { encodeCommandSet, parseCommand, str, us, type ParsedCommand } from '../../src/dicom/pdu/command-set.js';
+import { cEchoRequest, cStoreRequest, parseCommand, type ParsedCommand } from '../../src/dicom/pdu/command-set.js';
 import { PDV_COMMAND, PDV_LAST, pdataPdu } from '../../src/dicom/pdu/pdata.js';
 import { readPart10Info } from '../../src/dicom/scu/part10-info.js';
 
@@ -76,24 +76,12 @@ export const abortPdu = (): Buffer => pdu(PduType.Abort, Buffer.alloc(4));
 
 /** C-STORE-RQ command set in one P-DATA-TF PDU. */
 export function cStoreRq(pc: number, messageId: number, sopClassUid: string, sopInstanceUid: string): Buffer {
-  return pdataPdu(pc, PDV_COMMAND | PDV_LAST, encodeCommandSet([
-    [0x0002, str(sopClassUid, '\0')],
-    [0x0100, us(0x0001)],
-    [0x0110, us(messageId)],
-    [0x0700, us(0x0000)],
-    [0x0800, us(0x0000)],
-    [0x1000, str(sopInstanceUid, '\0')],
-  ]));
+  return pdataPdu(pc, PDV_COMMAND | PDV_LAST, cStoreRequest(messageId, sopClassUid, sopInstanceUid));
 }
 
 /** C-ECHO-RQ command set in one P-DATA-TF PDU. */
 export function cEchoRq(pc: number, messageId: number): Buffer {
-  return pdataPdu(pc, PDV_COMMAND | PDV_LAST, encodeCommandSet([
-    [0x0002, str(VERIFICATION, '\0')],
-    [0x0100, us(0x0030)],
-    [0x0110, us(messageId)],
-    [0x0800, us(0x0101)],
-  ]));
+  return pdataPdu(pc, PDV_COMMAND | PDV_LAST, cEchoRequest(messageId));
 }
 
 /** A dataset as P-DATA-TF PDUs of at most `maxValue` bytes each, the last one flagged last (unless `last` is false). */

@@ -9,7 +9,7 @@ import { mkdtemp, rm, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, type TestContext } from 'vitest';
 import { diskUsagePercent } from '../../src/dicom/spool/spool-layout.js';
 import { startTestListener } from '../helpers/dicom-listener.js';
 import { CT_IMAGE_STORAGE, datasetOfFile, RawPeer } from '../helpers/raw-peer.js';
@@ -22,20 +22,22 @@ afterAll(async () => {
   for (const c of cleanup.reverse()) await c();
 });
 
-/** A tmpfs of `mb` MB on a fresh folder, or the reason it cannot be mounted here. */
-async function tmpfs(mb: number): Promise<{ dir: string } | { skip: string }> {
+/** A tmpfs of `mb` MB on a fresh folder; skips the test (with the reason) where it cannot be mounted. */
+async function tmpfs(ctx: TestContext, mb: number): Promise<string> {
   const dir = await mkdtemp(join(tmpdir(), 'mlsam-tmpfs-'));
   try {
     await exec('mount', ['-t', 'tmpfs', '-o', `size=${mb}m,mode=0700`, 'tmpfs', dir]);
   } catch (err) {
     await rm(dir, { recursive: true, force: true });
-    return { skip: `cannot mount a tmpfs here (${(err as Error).message.split('\n')[0]}): disk-full tests skipped` };
+    const why = `cannot mount a tmpfs here (${(err as Error).message.split('\n')[0]}): disk-full test skipped`;
+    console.warn(why);
+    ctx.skip(why);
   }
   cleanup.push(async () => {
     await exec('umount', [dir]).catch(() => exec('umount', ['-l', dir]));
     await rm(dir, { recursive: true, force: true });
   });
-  return { dir };
+  return dir;
 }
 
 /** Sends every dataset on one association; the statuses in order. */
@@ -63,25 +65,21 @@ describe('spool disk full (tmpfs)', () => {
   }
 
   it('a burst of 64 instances (32 MB) into a 32 MB spool with the watermark at 50 %: the watermark holds', async (ctx) => {
-    const fs = await tmpfs(32);
-    if ('skip' in fs) {
-      console.warn(fs.skip);
-      return ctx.skip(fs.skip);
-    }
+    const dir = await tmpfs(ctx, 32);
     const datasets = await data();
-    const tl = await startTestListener({ spool: { dir: fs.dir, maxDiskUsagePercent: 50 } });
+    const tl = await startTestListener({ spool: { dir, maxDiskUsagePercent: 50 } });
     try {
       // Two associations at once, as fast as the loopback goes.
       const [a, b] = await Promise.all([sendAll(tl.port, datasets.slice(0, 32)), sendAll(tl.port, datasets.slice(32))]);
       const statuses = [...a!, ...b!];
-      const usage = diskUsagePercent(fs.dir);
+      const usage = diskUsagePercent(dir);
       console.log(`watermark burst: ${statuses.filter((s) => s === 0).length} stored, ${statuses.filter((s) => s === 0xa700).length} answered 0xA700; spool at ${usage.toFixed(1)} %`);
       expect(statuses.filter((s) => s === 0).length).toBeGreaterThan(10);
       expect(new Set(statuses)).toEqual(new Set([0, 0xa700]));
       // Within one PDU, a page per file and the directories of the watermark.
       expect(usage).toBeLessThan(52);
       await tl.idle();
-      const spool = await checkSpool(fs.dir);
+      const spool = await checkSpool(dir);
       expect(spool.invalid).toEqual([]);
       expect(spool.temp).toEqual([]);
       const acked = datasets.filter((_, i) => statuses[i] === 0).map((d) => d.sopInstanceUid);
@@ -92,13 +90,9 @@ describe('spool disk full (tmpfs)', () => {
   });
 
   it('a full disk (watermark 100 %) answers 0xA700, keeps no partial file, and serves again once there is room', async (ctx) => {
-    const fs = await tmpfs(8);
-    if ('skip' in fs) {
-      console.warn(fs.skip);
-      return ctx.skip(fs.skip);
-    }
+    const dir = await tmpfs(ctx, 8);
     const datasets = await data();
-    const tl = await startTestListener({ spool: { dir: fs.dir, maxDiskUsagePercent: 100 } });
+    const tl = await startTestListener({ spool: { dir, maxDiskUsagePercent: 100 } });
     try {
       const statuses = await sendAll(tl.port, datasets.slice(0, 24));
       console.log(`full disk: ${statuses.filter((s) => s === 0).length} stored, then ${statuses.filter((s) => s === 0xa700).length} answered 0xA700`);
@@ -106,7 +100,7 @@ describe('spool disk full (tmpfs)', () => {
       expect(statuses.filter((s) => s === 0xa700).length).toBeGreaterThan(5);
       expect(new Set(statuses)).toEqual(new Set([0, 0xa700]));
       await tl.idle();
-      const spool = await checkSpool(fs.dir);
+      const spool = await checkSpool(dir);
       expect(spool.invalid).toEqual([]);
       expect(spool.temp).toEqual([]);
       const acked = datasets.slice(0, 24).filter((_, i) => statuses[i] === 0).map((d) => d.sopInstanceUid);

@@ -12,9 +12,10 @@
  * Everything is derived from (seed, index), so a case is regenerated from those two numbers;
  * a case also serialises to JSON (bytes in base64) to be replayed as saved.
  */
-import { encodeCommandSet, str, us } from '../../src/dicom/pdu/command-set.js';
-import { PDV_COMMAND, PDV_LAST, pdataPdu } from '../../src/dicom/pdu/pdata.js';
-import { abortPdu, associateRq, CT_IMAGE_STORAGE, pdu, releaseRq, VERIFICATION } from '../helpers/raw-peer.js';
+import { LONG_LENGTH_VRS } from '../../src/dicom/encoding.js';
+import { PDV_LAST, pdataPdu } from '../../src/dicom/pdu/pdata.js';
+import { element, ITEM, ITEM_END, SEQ_END, tagOnly, text, u16, ui as uidValue } from '../helpers/dataset-bytes.js';
+import { abortPdu, associateRq, cEchoRq, cStoreRq, CT_IMAGE_STORAGE, pdu, releaseRq } from '../helpers/raw-peer.js';
 
 /** mulberry32: small, fast, good enough for fuzzing. */
 export class Rng {
@@ -72,40 +73,6 @@ export interface FuzzCase {
 /** Presentation contexts raw-peer's default A-ASSOCIATE-RQ proposes. */
 const PC = { echo: 1, explicit: 3, implicit: 5, jpeg: 7 } as const;
 const MR_IMAGE_STORAGE = '1.2.840.10008.5.1.4.1.1.4';
-const LONG_VRS = new Set(['OB', 'OW', 'SQ', 'UN', 'UT']);
-
-/** Data element in explicit or implicit VR little endian. */
-function element(explicit: boolean, tag: number, vr: string, value: Buffer, length = value.length): Buffer {
-  const long = LONG_VRS.has(vr);
-  const h = Buffer.alloc(explicit ? (long ? 12 : 8) : 8);
-  h.writeUInt16LE(tag >>> 16, 0);
-  h.writeUInt16LE(tag & 0xffff, 2);
-  if (!explicit) h.writeUInt32LE(length >>> 0, 4);
-  else {
-    h.write(vr, 4, 'latin1');
-    if (long) h.writeUInt32LE(length >>> 0, 8);
-    else h.writeUInt16LE(length & 0xffff, 6);
-  }
-  return Buffer.concat([h, value]);
-}
-
-const tagOnly = (tag: number, length: number): Buffer => {
-  const b = Buffer.alloc(8);
-  b.writeUInt16LE(tag >>> 16, 0);
-  b.writeUInt16LE(tag & 0xffff, 2);
-  b.writeUInt32LE(length >>> 0, 4);
-  return b;
-};
-const ITEM = 0xfffee000;
-const ITEM_END = 0xfffee00d;
-const SEQ_END = 0xfffee0dd;
-const text = (s: string, pad = ' '): Buffer => Buffer.from(s.length % 2 ? s + pad : s, 'latin1');
-const uidValue = (s: string): Buffer => text(s, '\0');
-const u16 = (n: number): Buffer => {
-  const b = Buffer.alloc(2);
-  b.writeUInt16LE(n);
-  return b;
-};
 
 /** UID root of fuzz cases: <root>.<seed>.<index>.<n>, so a spooled file names its case. */
 export const FUZZ_UID_ROOT = '1.2.826.0.1.3680043.10.543';
@@ -183,8 +150,8 @@ function elementOffsets(ds: Buffer, explicit: boolean): Array<{ at: number; leng
   let p = 0;
   while (p + 8 <= ds.length && out.length < 64) {
     const vr = ds.toString('latin1', p + 4, p + 6);
-    const long = !explicit || LONG_VRS.has(vr);
-    const lengthAt = explicit ? (LONG_VRS.has(vr) ? p + 8 : p + 6) : p + 4;
+    const long = !explicit || LONG_LENGTH_VRS.has(vr);
+    const lengthAt = explicit ? (LONG_LENGTH_VRS.has(vr) ? p + 8 : p + 6) : p + 4;
     out.push({ at: p, lengthAt, long });
     if (lengthAt + (long ? 4 : 2) > ds.length) break;
     const len = long ? ds.readUInt32LE(lengthAt) : ds.readUInt16LE(lengthAt);
@@ -265,69 +232,43 @@ function touch(c: { stores: StoreSent[] }, p: Pdu | undefined): void {
   if (p?.kind === 'command' || p?.kind === 'assoc') for (const s of c.stores) delete s.dataset;
 }
 
+/** Changes a copy of one PDU picked from `candidates` (the stores it carries lose their known bytes). */
+function mutateOne(rng: Rng, candidates: Pdu[], c: { stores: StoreSent[] }, change: (b: Buffer) => void): void {
+  if (!candidates.length) return;
+  const p = rng.pick(candidates);
+  touch(c, p);
+  const b = Buffer.from(p.bytes);
+  change(b);
+  p.bytes = b;
+}
+
+const withPdv = (pdus: Pdu[]): Pdu[] => pdus.filter((p) => p.kind === 'data' || p.kind === 'command');
+
 const FRAMING_MUTATIONS: Record<string, FramingMutation> = {
-  pduHeader: (rng, pdus, c) => {
-    const p = rng.pick(pdus);
-    touch(c, p);
-    const b = Buffer.from(p.bytes);
+  pduHeader: (rng, pdus, c) => mutateOne(rng, pdus, c, (b) => {
     const i = rng.int(Math.min(12, b.length));
     b[i] = rng.chance(0.5) ? rng.int(256) : b[i]! ^ (1 << rng.int(8));
-    p.bytes = b;
-  },
-  pduLength: (rng, pdus, c) => {
-    const p = rng.pick(pdus);
-    touch(c, p);
-    const b = Buffer.from(p.bytes);
-    if (b.length < 6) return;
+  }),
+  pduLength: (rng, pdus, c) => mutateOne(rng, pdus.filter((p) => p.bytes.length >= 6), c, (b) => {
     const len = b.readUInt32BE(2);
     b.writeUInt32BE(rng.pick([len + 1, Math.max(0, len - 1), 0, 0xffffffff, rng.int(0x20000), len * 2]) >>> 0, 2);
-    p.bytes = b;
-  },
-  pdvLength: (rng, pdus, c) => {
-    const data = pdus.filter((p) => p.kind === 'data' || p.kind === 'command');
-    if (!data.length) return;
-    const p = rng.pick(data);
-    touch(c, p);
-    const b = Buffer.from(p.bytes);
+  }),
+  pdvLength: (rng, pdus, c) => mutateOne(rng, withPdv(pdus), c, (b) => {
     const len = b.readUInt32BE(6);
     b.writeUInt32BE(rng.pick([len + 1, Math.max(0, len - 1), 0, 1, 2, 0xffffffff]) >>> 0, 6);
-    p.bytes = b;
-  },
-  pdvControl: (rng, pdus, c) => {
-    const data = pdus.filter((p) => p.kind === 'data' || p.kind === 'command');
-    if (!data.length) return;
-    const p = rng.pick(data);
-    touch(c, p);
-    const b = Buffer.from(p.bytes);
+  }),
+  pdvControl: (rng, pdus, c) => mutateOne(rng, withPdv(pdus), c, (b) => {
     b[11] = rng.int(4);
-    p.bytes = b;
-  },
-  pdvContext: (rng, pdus, c) => {
-    const data = pdus.filter((p) => p.kind === 'data' || p.kind === 'command');
-    if (!data.length) return;
-    const p = rng.pick(data);
-    touch(c, p);
-    const b = Buffer.from(p.bytes);
+  }),
+  pdvContext: (rng, pdus, c) => mutateOne(rng, withPdv(pdus), c, (b) => {
     b[10] = rng.pick([0, 1, 2, 3, 5, 7, 9, 255]);
-    p.bytes = b;
-  },
-  command: (rng, pdus, c) => {
-    const cmds = pdus.filter((p) => p.kind === 'command');
-    if (!cmds.length) return;
-    const p = rng.pick(cmds);
-    touch(c, p);
-    const b = Buffer.from(p.bytes);
+  }),
+  command: (rng, pdus, c) => mutateOne(rng, pdus.filter((p) => p.kind === 'command'), c, (b) => {
     for (let i = rng.range(1, 4); i > 0; i--) b[12 + rng.int(b.length - 12)] = rng.int(256);
-    p.bytes = b;
-  },
-  association: (rng, pdus, c) => {
-    const p = pdus.find((x) => x.kind === 'assoc');
-    if (!p) return;
-    touch(c, p);
-    const b = Buffer.from(p.bytes);
+  }),
+  association: (rng, pdus, c) => mutateOne(rng, pdus.filter((p) => p.kind === 'assoc'), c, (b) => {
     for (let i = rng.range(1, 6); i > 0; i--) b[6 + rng.int(b.length - 6)] = rng.int(256);
-    p.bytes = b;
-  },
+  }),
   drop: (rng, pdus, c) => {
     if (pdus.length < 2) return;
     const i = 1 + rng.int(pdus.length - 1);
@@ -406,26 +347,6 @@ function frameDataset(rng: Rng, pc: number, ds: Buffer, maxValue: number, store:
   return out;
 }
 
-function storeCommand(pc: number, messageId: number, sopClassUid: string, sopInstanceUid: string): Buffer {
-  return pdataPdu(pc, PDV_COMMAND | PDV_LAST, encodeCommandSet([
-    [0x0002, str(sopClassUid, '\0')],
-    [0x0100, us(0x0001)],
-    [0x0110, us(messageId)],
-    [0x0700, us(0x0000)],
-    [0x0800, us(0x0000)],
-    [0x1000, str(sopInstanceUid, '\0')],
-  ]));
-}
-
-function echoCommand(pc: number, messageId: number): Buffer {
-  return pdataPdu(pc, PDV_COMMAND | PDV_LAST, encodeCommandSet([
-    [0x0002, str(VERIFICATION, '\0')],
-    [0x0100, us(0x0030)],
-    [0x0110, us(messageId)],
-    [0x0800, us(0x0101)],
-  ]));
-}
-
 /** Case `index` of run `seed`. */
 export function generateCase(seed: number, index: number): FuzzCase {
   const rng = new Rng((Math.imul(seed, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca6b)) >>> 0);
@@ -447,7 +368,7 @@ export function generateCase(seed: number, index: number): FuzzCase {
   for (let op = 0; op < ops; op++) {
     const messageId = op + 1;
     if (rng.chance(0.15)) {
-      pdus.push({ kind: 'command', bytes: echoCommand(PC.echo, messageId) });
+      pdus.push({ kind: 'command', bytes: cEchoRq(PC.echo, messageId) });
       continue;
     }
     const syntax = rng.pick(['explicit', 'implicit', 'jpeg'] as const);
@@ -461,7 +382,7 @@ export function generateCase(seed: number, index: number): FuzzCase {
     }
     const store = c.stores.length;
     c.stores.push({ sopInstanceUid, dataset: ds });
-    pdus.push({ kind: 'command', store, bytes: storeCommand(pc, messageId, CT_IMAGE_STORAGE, sopInstanceUid) });
+    pdus.push({ kind: 'command', store, bytes: cStoreRq(pc, messageId, CT_IMAGE_STORAGE, sopInstanceUid) });
     pdus.push(...frameDataset(rng, pc, ds, Math.max(16, Math.min(maxPdu || 16384, 16384) - 6), store));
   }
   const end = rng.next();

@@ -3,6 +3,7 @@
  * parser both sides use. Shared by the SCP (scp/pdu-stream.ts, scp/store-response.ts) and the
  * C-STORE SCU (scu/store-scu.ts).
  */
+import { SopClass } from '../uids.js';
 
 /** One command element: (0000,element) with its value bytes (already padded to even length). */
 export type CommandElement = readonly [element: number, value: Buffer];
@@ -39,6 +40,28 @@ export function encodeCommandSet(elements: readonly CommandElement[]): Buffer {
 
 /** CommandDataSetType value meaning "no dataset follows". */
 export const NO_DATASET = 0x0101;
+
+/** C-STORE-RQ command set (priority medium, a dataset follows). */
+export function cStoreRequest(messageId: number, sopClassUid: string, sopInstanceUid: string): Buffer {
+  return encodeCommandSet([
+    [0x0002, str(sopClassUid, '\0')],
+    [0x0100, us(0x0001)],
+    [0x0110, us(messageId)],
+    [0x0700, us(0x0000)],
+    [0x0800, us(0x0000)],
+    [0x1000, str(sopInstanceUid, '\0')],
+  ]);
+}
+
+/** C-ECHO-RQ command set (Verification SOP class, no dataset). */
+export function cEchoRequest(messageId: number): Buffer {
+  return encodeCommandSet([
+    [0x0002, str(SopClass.Verification, '\0')],
+    [0x0100, us(0x0030)],
+    [0x0110, us(messageId)],
+    [0x0800, us(NO_DATASET)],
+  ]);
+}
 
 export interface ParsedCommand {
   commandField: number;

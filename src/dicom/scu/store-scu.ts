@@ -25,7 +25,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { open } from 'node:fs/promises';
 import dimse from 'dcmjs-dimse';
 import { configureDimse } from '../dimse-library.js';
-import { encodeCommandSet, parseCommand, str, us, type ParsedCommand } from '../pdu/command-set.js';
+import { cEchoRequest, cStoreRequest, parseCommand, type ParsedCommand } from '../pdu/command-set.js';
 import { PDU_TYPE_PDATA, PDV_COMMAND, PDV_ITEM_OVERHEAD, PDV_LAST, pdataHeader, pdataPdu } from '../pdu/pdata.js';
 import { scuConnectOptions, type ScuTls } from '../tls.js';
 import { SopClass, TransferSyntax, VERIFICATION_TRANSFER_SYNTAXES } from '../uids.js';
@@ -352,20 +352,9 @@ export class StoreAssociation {
       const problem = await convertible(file);
       if (problem) return { file: file.path, outcome: 'failed', reason: `cannot re-encode to ${convertTo}: ${problem}` };
     }
-    this.messageId = (this.messageId % 0xffff) + 1;
-    const messageId = this.messageId;
-    const response = new Promise<ParsedCommand>((resolve) => {
-      this.pending = { messageId, resolve };
-    });
+    const { messageId, response } = this.nextRequest();
     try {
-      await this.write(pdataPdu(pc, PDV_COMMAND | PDV_LAST, encodeCommandSet([
-        [0x0002, str(file.sopClassUid, '\0')],
-        [0x0100, us(0x0001)],
-        [0x0110, us(messageId)],
-        [0x0700, us(0x0000)],
-        [0x0800, us(0x0000)],
-        [0x1000, str(file.sopInstanceUid, '\0')],
-      ])));
+      await this.write(pdataPdu(pc, PDV_COMMAND | PDV_LAST, cStoreRequest(messageId, file.sopClassUid, file.sopInstanceUid)));
       await this.sendFileDataset(pc, file, convertTo ? new ExplicitToImplicit() : undefined);
       const rsp = await this.race(response);
       const outcome = classifyStatus(rsp.status);
@@ -387,6 +376,16 @@ export class StoreAssociation {
     }
   }
 
+  /** The next message ID, and the response to it (resolved by onCommand). */
+  private nextRequest(): { messageId: number; response: Promise<ParsedCommand> } {
+    this.messageId = (this.messageId % 0xffff) + 1;
+    const messageId = this.messageId;
+    const response = new Promise<ParsedCommand>((resolve) => {
+      this.pending = { messageId, resolve };
+    });
+    return { messageId, response };
+  }
+
   /**
    * C-ECHO on the Verification context (the association must have been made with
    * `verification: true`); resolves with the response status, rejects when none comes.
@@ -397,19 +396,10 @@ export class StoreAssociation {
     if (pc === undefined || this.association.getPresentationContext(pc).getResult() !== dimse.constants.PresentationContextResult.Accept) {
       throw new Error('peer did not accept the Verification SOP class');
     }
-    this.messageId = (this.messageId % 0xffff) + 1;
-    const messageId = this.messageId;
-    const response = new Promise<ParsedCommand>((resolve) => {
-      this.pending = { messageId, resolve };
-    });
+    const { messageId, response } = this.nextRequest();
     const timer = setTimeout(() => this.abort('no C-ECHO response'), this.peer.timeoutMs);
     try {
-      await this.write(pdataPdu(pc, PDV_COMMAND | PDV_LAST, encodeCommandSet([
-        [0x0002, str(SopClass.Verification, '\0')],
-        [0x0100, us(0x0030)],
-        [0x0110, us(messageId)],
-        [0x0800, us(0x0101)],
-      ])));
+      await this.write(pdataPdu(pc, PDV_COMMAND | PDV_LAST, cEchoRequest(messageId)));
       return (await this.race(response)).status;
     } finally {
       clearTimeout(timer);
