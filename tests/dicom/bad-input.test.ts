@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../helpers/dcmtk.js';
-import { SHARED_DATA, startTestListener, type TestListener } from '../helpers/dicom-listener.js';
+import { SHARED_DATA, spoolFiles, startTestListener, type TestListener } from '../helpers/dicom-listener.js';
 import {
   CT_IMAGE_STORAGE, cStoreRq, datasetOfFile, datasetPdus, EXPLICIT_LE, JPEG_LOSSLESS_SV1, pdu, PduType, RawPeer, releaseRq,
 } from '../helpers/raw-peer.js';
@@ -27,19 +27,6 @@ const DEEPLY_NESTED = join(SHARED_DATA, 'dicom-samples', 'orthanc-tests', 'odd',
 /** Presentation contexts of raw-peer's default A-ASSOCIATE-RQ. */
 const PC_EXPLICIT = 3;
 const PC_JPEG = 7;
-
-async function spoolFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string): Promise<void> => {
-    for (const e of await readdir(d, { withFileTypes: true })) {
-      if (e.name === '.tmp') continue;
-      if (e.isDirectory()) await walk(join(d, e.name));
-      else out.push(join(d, e.name));
-    }
-  };
-  await walk(dir);
-  return out;
-}
 
 /** A small CT header (explicit VR LE) naming the given SOP class. */
 function ctHeader(sopClassUid: string, sopInstanceUid: string): Buffer {

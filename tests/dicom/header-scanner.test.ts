@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { HeaderScanner } from '../../src/dicom/spool/header-scanner.js';
-import { el, ITEM, ITEM_END, SEQ_END, tagOnly } from '../helpers/dataset-bytes.js';
+import { el, element, ITEM, ITEM_END, SEQ_END, tagOnly } from '../helpers/dataset-bytes.js';
 import { run } from '../helpers/dcmtk.js';
 import { SHARED_DATA } from '../helpers/dicom-listener.js';
 
@@ -187,6 +187,8 @@ describe('HeaderScanner validate mode (the listener refuses what DCMTK cannot re
     bad(frags([tagOnly(ITEM, 0), tagOnly(ITEM, 4), Buffer.alloc(4)]), /encapsulated Pixel Data \(not closed\)/);
     bad(frags([tagOnly(ITEM, 0), tagOnly(ITEM, 400), Buffer.alloc(4), tagOnly(SEQ_END, 0)]), /fragment or item: 388 of its bytes missing/);
     bad(frags([el(0x0008, 0x0100, 'SH', Buffer.from('AB'))]), /directly inside encapsulated Pixel Data/);
+    // Only Pixel Data may be encapsulated (the long fuzz run found bit flips in its tag that DCMTK refuses).
+    bad(Buffer.concat([el(0x7fe0, 0x0018, 'OB', Buffer.alloc(0), 0xffffffff), tagOnly(ITEM, 0), tagOnly(SEQ_END, 0)]), /undefined length on OB element \(7FE0,0018\) that is not Pixel Data/);
     // Nesting: 32 levels pass, 33 do not; a million unclosed levels stop at the limit (no memory).
     const nest = (levels: number, close: boolean): Buffer => {
       const open = Buffer.concat([el(0x0008, 0x1140, 'SQ', Buffer.alloc(0), 0xffffffff), tagOnly(ITEM, 0xffffffff)]);
@@ -202,6 +204,18 @@ describe('HeaderScanner validate mode (the listener refuses what DCMTK cannot re
     for (let i = 0; i < 1_000_000; i++) s.push(level);
     expect(s.incomplete()).toMatch(/nested deeper than 32 levels/);
     expect(process.memoryUsage().heapUsed - heapBefore).toBeLessThan(20 * 1048576);
+    // Implicit VR: the dictionary tells a sequence from a value (as DCMTK reads it).
+    const IMPLICIT = '1.2.840.10008.1.2';
+    const iel = (tag: number, value: Buffer, length = value.length): Buffer => element(false, tag, '', value, length);
+    const implicit = (b: Buffer): string | undefined => validate(IMPLICIT, Buffer.concat([iel(0x0020000d, Buffer.from('1.2.3\0')), b]), 3);
+    const emptyItems = Buffer.concat([tagOnly(ITEM, 0xffffffff), tagOnly(ITEM_END, 0), tagOnly(SEQ_END, 0)]);
+    expect(implicit(Buffer.concat([iel(0x00081140, Buffer.alloc(0), 0xffffffff), emptyItems]))).toBeUndefined();
+    expect(implicit(Buffer.concat([iel(0x00091010, Buffer.alloc(0), 0xffffffff), emptyItems]))).toBeUndefined();
+    expect(implicit(Buffer.concat([iel(0x00280030, Buffer.alloc(0), 0xffffffff), emptyItems]))).toMatch(/undefined length on DS element \(0028,0030\)/);
+    // A defined-length implicit SQ is walked too: its item must hold its element exactly (8 + 4 bytes).
+    const implicitItem = (length: number): Buffer => Buffer.concat([tagOnly(ITEM, length), iel(0x00081150, Buffer.from('1.2\0'))]);
+    expect(implicit(iel(0x00081140, implicitItem(12)))).toBeUndefined();
+    expect(implicit(iel(0x00081140, implicitItem(10)))).toMatch(/overruns/);
     // Items: bounded per dataset.
     const many = Buffer.concat([el(0x0008, 0x1140, 'SQ', Buffer.alloc(0), 0xffffffff), ...Array<Buffer>(11).fill(tagOnly(ITEM, 0)), tagOnly(SEQ_END, 0)]);
     const limited = (limit: number): string | undefined => {

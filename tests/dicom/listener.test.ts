@@ -5,25 +5,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeSyntheticSeries, type SyntheticSeries } from '../helpers/synthetic-series.js';
 import { dumpDataset, run } from '../helpers/dcmtk.js';
-import { SHARED_DATA, startTestListener, type TestListener } from '../helpers/dicom-listener.js';
+import { SHARED_DATA, spoolFiles, startTestListener, type TestListener } from '../helpers/dicom-listener.js';
 import { associateRq as buildAssociateRq, IMPLICIT_LE, VERIFICATION } from '../helpers/raw-peer.js';
 
 const P001 = join(SHARED_DATA, 'covid-ct-md', 'P001');
 const UNKNOWN_SOP = join(SHARED_DATA, 'dicom-samples', 'orthanc-tests', 'odd', 'UnknownSopClassUid.dcm');
-
-async function spoolFiles(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  const walk = async (d: string): Promise<void> => {
-    for (const e of await readdir(d, { withFileTypes: true })) {
-      if (e.name === '.tmp') continue;
-      const p = join(d, e.name);
-      if (e.isDirectory()) await walk(p);
-      else out.push(p);
-    }
-  };
-  await walk(dir);
-  return out.sort();
-}
 
 /** A hand-built A-ASSOCIATE-RQ proposing Verification with implicit VR LE. */
 function associateRq(called: string, calling: string): Buffer {

@@ -2,7 +2,7 @@
  * DICOM TLS both ways, against DCMTK (storescu/echoscu --enable-tls, storescp --enable-tls) and
  * Orthanc's DICOM TLS, with certificates made for the test by openssl (tests/helpers/tls-certs.ts).
  */
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +14,7 @@ import { scuTls } from '../../src/dicom/tls.js';
 import { destinationPeer } from '../../src/worker/dispatch/destinations.js';
 import { echoDestination } from '../../src/worker/dispatch/echo.js';
 import { run } from '../helpers/dcmtk.js';
-import { startTestListener, type TestListener } from '../helpers/dicom-listener.js';
+import { spoolFiles, startTestListener, type TestListener } from '../helpers/dicom-listener.js';
 import { freePort, mlsam } from '../helpers/process.js';
 import { cStoreRq, RawPeer } from '../helpers/raw-peer.js';
 import { writeSyntheticSeries, type SyntheticSeries } from '../helpers/synthetic-series.js';
@@ -56,19 +56,6 @@ function dcmtkTls(pair: { key: string; cert: string }, ca: string): string[] {
   return ['+tls', pair.key, pair.cert, '-pw', '+cf', ca];
 }
 
-async function spooled(dir: string): Promise<number> {
-  let n = 0;
-  const walk = async (d: string): Promise<void> => {
-    for (const e of await readdir(d, { withFileTypes: true })) {
-      if (e.name === '.tmp') continue;
-      if (e.isDirectory()) await walk(join(d, e.name));
-      else n++;
-    }
-  };
-  await walk(dir);
-  return n;
-}
-
 describe('the listener over DICOM TLS (client certificates required)', () => {
   let tl: TestListener;
   beforeAll(async () => {
@@ -99,14 +86,14 @@ describe('the listener over DICOM TLS (client certificates required)', () => {
   });
 
   it('refuses a peer without a client certificate, one from another CA, and plain DICOM on the TLS port; keeps serving', async () => {
-    const before = await spooled(tl.spoolDir);
+    const before = (await spoolFiles(tl.spoolDir)).length;
     const anonymous = await run('storescu', ['+tla', '+cf', pki.ca, '-aec', 'MLSAM', '127.0.0.1', String(tl.port), series.instances[0]!.path]);
     expect(anonymous.code).not.toBe(0);
     const rogue = await run('storescu', [...dcmtkTls(pki.rogueClient, pki.ca), '-aec', 'MLSAM', '127.0.0.1', String(tl.port), series.instances[0]!.path]);
     expect(rogue.code).not.toBe(0);
     const plain = await run('storescu', ['-to', '5', '-ta', '5', '-aec', 'MLSAM', '127.0.0.1', String(tl.port), series.instances[0]!.path]);
     expect(plain.code).not.toBe(0);
-    expect(await spooled(tl.spoolDir)).toBe(before);
+    expect((await spoolFiles(tl.spoolDir)).length).toBe(before);
     // Our own SCU, with the client certificate: works (sendFiles and echo over TLS).
     const config = scuConfig();
     const tls = scuTls(config, { verifyHostname: true });

@@ -176,13 +176,13 @@ export async function runCampaign(opts: CampaignOptions): Promise<FuzzReport> {
   };
   /** Acknowledged instances: their case and the hash of the dataset sent for them (when known). */
   const acked = new Map<string, { pos: number; sha?: string }>();
-  /** Case index → its position in this run (differs from the index when replaying). */
-  const positionOf = new Map<number, number>();
+  /** Case (seed.index) → its position in this run (differs from the index when replaying). */
+  const positionOf = new Map<string, number>();
   const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
   /** The case a spooled file's SOP Instance UID comes from (cases are regenerated from their index). */
   const caseOf = (uid: string): FuzzCase | undefined => {
     const k = caseOfUid(uid);
-    const pos = k ? positionOf.get(k.index) : undefined;
+    const pos = k ? positionOf.get(`${k.seed}.${k.index}`) : undefined;
     return pos === undefined ? undefined : opts.cases(pos);
   };
   const inFlight = new Set<FuzzCase>();
@@ -206,7 +206,7 @@ export async function runCampaign(opts: CampaignOptions): Promise<FuzzReport> {
       const i = next++;
       if (i >= opts.count) return;
       const c = opts.cases(i);
-      positionOf.set(c.index, i);
+      positionOf.set(`${c.seed}.${c.index}`, i);
       for (const m of c.mutations) report.mutations[m] = (report.mutations[m] ?? 0) + 1;
       if (c.mutations.length === 0) report.mutations.none = (report.mutations.none ?? 0) + 1;
       await restarting;

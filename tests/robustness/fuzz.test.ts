@@ -4,11 +4,13 @@
  * seed) and writes test-artifacts/fuzz-report.json. Settings:
  *   FUZZ_CASES, FUZZ_SEED, FUZZ_CONCURRENCY   override the mode's defaults
  *   FUZZ_REPLAY=<file.json | folder>          run saved failing cases (test-artifacts/fuzz-failures/) instead
+ * Both modes also replay tests/robustness/corpus/: cases earlier runs found (saved the same way).
  */
 import { mkdtemp, readdir, readFile, rm, mkdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, expect, it } from 'vitest';
+import { fileURLToPath } from 'node:url';
 import { REPO_ROOT } from '../helpers/dicom-listener.js';
 import { deserializeCase, generateCase, type FuzzCase } from './fuzz-cases.js';
 import { runCampaign, type FuzzReport } from './fuzz-campaign.js';
@@ -19,6 +21,7 @@ const SEED = Number(process.env.FUZZ_SEED ?? (LONG ? Math.floor(Math.random() * 
 const COUNT = Number(process.env.FUZZ_CASES ?? (LONG ? 10_000 : 1_000));
 const CONCURRENCY = Number(process.env.FUZZ_CONCURRENCY ?? 12);
 const ARTIFACTS = join(REPO_ROOT, 'test-artifacts');
+const CORPUS = fileURLToPath(new URL('corpus', import.meta.url));
 
 const cleanup: Array<() => Promise<void>> = [];
 afterAll(async () => {
@@ -44,13 +47,14 @@ it(`${REPLAY ? 'replays saved fuzz cases' : `survives ${COUNT} fuzz cases`}: no 
   const spoolDir = await mkdtemp(join(tmpdir(), 'mlsam-fuzz-'));
   cleanup.push(() => rm(spoolDir, { recursive: true, force: true }));
   const replay = REPLAY ? await replayCases(REPLAY) : undefined;
+  const corpus = replay ? [] : await replayCases(CORPUS);
   const report = await runCampaign({
     spoolDir,
     artifactsDir: join(ARTIFACTS, REPLAY ? 'fuzz-replay' : ''),
     seed: SEED,
-    count: replay?.length ?? COUNT,
+    count: replay?.length ?? COUNT + corpus.length,
     concurrency: CONCURRENCY,
-    cases: (i) => replay?.[i] ?? generateCase(SEED, i),
+    cases: (i) => replay?.[i] ?? (i < COUNT ? generateCase(SEED, i) : corpus[i - COUNT]!),
     onProgress: (done, total, r) => {
       if (LONG) console.log(`fuzz: ${done}/${total} cases, ${r.failures.length} failures, RSS peak ${r.rssMb.peak} MB`);
     },

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { datasetProblem } from '../../src/dicom/spool/header-scanner.js';
 import { readPart10Info } from '../../src/dicom/scu/part10-info.js';
 import { run } from '../helpers/dcmtk.js';
+import { spoolFiles } from '../helpers/dicom-listener.js';
 
 export interface SpoolCheck {
   /** SOP Instance UID → path of every spooled instance. */
@@ -15,21 +16,6 @@ export interface SpoolCheck {
   invalid: Array<{ path: string; problem: string }>;
   /** Files left in <spool>/.tmp. */
   temp: string[];
-}
-
-async function walk(dir: string, out: string[]): Promise<void> {
-  let entries;
-  try {
-    entries = await readdir(dir, { withFileTypes: true });
-  } catch {
-    return;
-  }
-  for (const e of entries) {
-    if (e.name === '.tmp' || e.name === 'results') continue;
-    const p = join(dir, e.name);
-    if (e.isDirectory()) await walk(p, out);
-    else if (e.name.endsWith('.dcm')) out.push(p);
-  }
 }
 
 /** dcmdump reading each file to its end (+P: print one tag only); the files it fails on. */
@@ -47,8 +33,7 @@ async function dcmdumpFailures(paths: string[]): Promise<Set<string>> {
 }
 
 export async function checkSpool(spoolDir: string): Promise<SpoolCheck> {
-  const paths: string[] = [];
-  await walk(spoolDir, paths);
+  const paths = (await spoolFiles(spoolDir)).filter((p) => p.endsWith('.dcm'));
   const files = new Map<string, string>();
   const invalid: SpoolCheck['invalid'] = [];
   for (const p of paths) {

@@ -17,6 +17,7 @@
  *   bounded ({@link ScanLimits}), so the walker's memory stays a few hundred bytes whatever the
  *   input.
  */
+import { standardVr } from '../dictionary.js';
 import { LONG_LENGTH_VRS, SHORT_LENGTH_VRS, Tag, UNDEFINED_LENGTH } from '../encoding.js';
 import { TransferSyntax } from '../uids.js';
 
@@ -246,9 +247,21 @@ export class HeaderScanner {
         return;
       }
     }
+    // Implicit VR: the dictionary says what a standard element is (validate mode only).
+    const knownVr = implicit && this.validate ? standardVr(tag) : undefined;
     if (length === UNDEFINED_LENGTH) {
-      if (!implicit && (vr === 'OB' || vr === 'OW')) {
-        // Encapsulated (compressed) Pixel Data: fragments, then a sequence delimiter.
+      if (implicit && tag === TAG_PIXEL_DATA) {
+        this.pushFrame('frags', false, -1);
+      } else if (knownVr !== undefined && knownVr !== 'SQ') {
+        // DCMTK reads an undefined length only on sequences (and unknown or private elements).
+        this.fail(`undefined length on ${knownVr} element (${hex(tag)})`);
+      } else if (!implicit && (vr === 'OB' || vr === 'OW')) {
+        // Encapsulated (compressed) Pixel Data: fragments, then a sequence delimiter. Only Pixel
+        // Data may be encapsulated (PS3.5 A.4): DCMTK refuses an undefined length on any other.
+        if (tag !== TAG_PIXEL_DATA) {
+          this.fail(`undefined length on ${vr} element (${hex(tag)}) that is not Pixel Data`);
+          return;
+        }
         this.pushFrame('frags', false, -1);
       } else if (implicit || vr === 'SQ' || vr === 'UN') {
         // A sequence (SQ, implicit-VR SQ, or UN whose content is implicit VR LE).
@@ -259,7 +272,7 @@ export class HeaderScanner {
       return;
     }
     if (!this.fits(length, () => `element (${hex(tag)})`)) return;
-    if (this.validate && vr === 'SQ') this.pushSequence(false, this.offset + length);
+    if (this.validate && (vr === 'SQ' || knownVr === 'SQ')) this.pushSequence(implicit, this.offset + length);
     else this.skipValue(tag, length);
   }
 
