@@ -103,9 +103,8 @@ function sequence(rng: Rng, explicit: boolean, depth: number): Buffer {
       : Buffer.concat([tagOnly(ITEM, content.length), content]));
   }
   const body = Buffer.concat(items);
-  // Explicit VR sequences may have a defined length; implicit ones here always use delimiters
-  // (a defined-length implicit SQ is opaque without a dictionary, which is fine too).
-  return rng.chance(0.5) && explicit
+  // Defined or undefined length (an implicit VR one is known to be a sequence from the dictionary).
+  return rng.chance(0.5)
     ? element(explicit, 0x00081140, 'SQ', body)
     : Buffer.concat([element(explicit, 0x00081140, 'SQ', Buffer.alloc(0), 0xffffffff), body, tagOnly(SEQ_END, 0)]);
 }
