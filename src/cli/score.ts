@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig, PROJECT_ROOT, resolvePath } from '../config/load.js';
 import { createLogger } from '../log.js';
-import type { ScoreProgress, ScoreResult } from '../model/score.js';
+import type { ScoreProgress, ScoreResult } from '../scoring/score.js';
 
 
 interface ScoreFlags {
@@ -88,7 +88,7 @@ export function registerScore(program: Command): void {
             if (p.done === p.total) process.stderr.write('\n');
           }
         : undefined;
-      const { scoreFiles } = await import('../model/score.js');
+      const { scoreFiles } = await import('../scoring/score.js');
       const result = await scoreFiles(paths, {
         modelPath,
         providers: config.model.providers,

@@ -33,8 +33,60 @@ export const resultSliceSchema = z.strictObject({
   /** mm along the slice normal. */
   position: z.number().nullable(),
   instanceNumber: z.number().int().nullable(),
+  /** The CNN's own COVID-19-pattern probability (`probability` is the fused, final number). */
+  cnnProbability: z.number().min(0).max(1).optional(),
+  /** Lung area on this slice, mm² (HU input only). */
+  lungAreaMm2: z.number().min(0).optional(),
+  /** Opacity (ground glass + consolidation) as % of this slice's lung area (HU input only). */
+  opacityPercent: z.number().min(0).max(100).optional(),
+  /** High opacity (consolidation) as % of this slice's lung area (HU input only). */
+  highOpacityPercent: z.number().min(0).max(100).optional(),
+  /** False when the slice holds too little lung to drive the score or be a key slice; `ineligibleReason` says why. */
+  eligible: z.boolean().optional(),
+  ineligibleReason: z.string().optional(),
 });
 export type ResultSlice = z.infer<typeof resultSliceSchema>;
+
+/** Volumes and percentages of one lung region (left, right or both). */
+export const opacityMeasureSchema = z.strictObject({
+  lungMl: z.number().min(0),
+  /** Ground glass + consolidation, vessels suppressed. */
+  opacityMl: z.number().min(0),
+  /** Consolidation only. */
+  highOpacityMl: z.number().min(0),
+  /** opacityMl / lungMl × 100 (0 when there is no lung). */
+  percentOpacity: z.number().min(0).max(100),
+  /** highOpacityMl / lungMl × 100. */
+  percentHighOpacity: z.number().min(0).max(100),
+});
+export type OpacityMeasure = z.infer<typeof opacityMeasureSchema>;
+
+/** Series-level lung and opacity quantification from HU (absent for 8-bit inputs). */
+export const seriesOpacitySchema = z.strictObject({
+  /** Method id and HU ranges used, as in the model metadata's `quantification` block. */
+  method: z.string(),
+  opacityHu: z.tuple([z.number(), z.number()]),
+  highOpacityHu: z.tuple([z.number(), z.number()]),
+  total: opacityMeasureSchema,
+  left: opacityMeasureSchema,
+  right: opacityMeasureSchema,
+});
+export type SeriesOpacity = z.infer<typeof seriesOpacitySchema>;
+
+/**
+ * Where on a key slice the finding is, in DICOM SCOORD image coordinates of the source image
+ * (column, row; (0,0) is the top-left corner of the top-left pixel, so pixel (c, r) has its centre
+ * at (c + 0.5, r + 0.5)). Always inside the lung mask.
+ */
+export const keyRegionSchema = z.strictObject({
+  /** Attention peak inside the lungs (or the opacity centroid where no attention map exists). */
+  peak: z.tuple([z.number(), z.number()]),
+  /** Closed outline (first point = last point) of the largest opacity region, flat [x0, y0, x1, y1, …]; absent when the slice has none. */
+  polygon: z.array(z.number()).optional(),
+  /** Area inside `polygon`, mm². */
+  polygonAreaMm2: z.number().min(0).optional(),
+});
+export type KeyRegion = z.infer<typeof keyRegionSchema>;
 
 export const attentionMapSchema = z.strictObject({
   width: z.number().int().min(1),
@@ -53,7 +105,12 @@ export const keySliceSchema = z.strictObject({
   index: z.number().int().min(0),
   sopInstanceUid: uid,
   probability: z.number().min(0).max(1),
+  /** Attention over `cropBox`, already zero outside the lung mask. */
   attention: attentionMapSchema.optional(),
+  cnnProbability: z.number().min(0).max(1).optional(),
+  opacityPercent: z.number().min(0).max(100).optional(),
+  highOpacityPercent: z.number().min(0).max(100).optional(),
+  region: keyRegionSchema.optional(),
 });
 export type ResultKeySlice = z.infer<typeof keySliceSchema>;
 
@@ -109,6 +166,12 @@ export const resultRecordSchema = z.strictObject({
   indeterminateMargin: z.number().optional(),
   /** Slices the series score used (top-k mean). */
   k: z.number().int().optional(),
+  /** The CNN-only series score (before fusion with the opacity burden). */
+  cnnScore: z.number().min(0).max(1).optional(),
+  /** How slice probabilities and the series score were made: 'cnn+opacity' (HU input) or 'cnn-only' (no HU). */
+  fusion: z.enum(['cnn+opacity', 'cnn-only']).optional(),
+  /** Lung and opacity quantification (HU input only). */
+  opacity: seriesOpacitySchema.optional(),
   /** Scored slices, in scored order. */
   slices: z.array(resultSliceSchema),
   keySlices: z.array(keySliceSchema),

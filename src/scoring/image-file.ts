@@ -4,7 +4,7 @@
  * sets were made; the result is a SliceImage of kind 'display' (0..255).
  */
 import sharp, { type OutputInfo } from 'sharp';
-import type { SliceImage } from './preprocess.js';
+import type { SliceImage } from '../model/preprocess.js';
 
 export type ImageFormat = 'png' | 'jpeg';
 

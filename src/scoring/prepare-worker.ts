@@ -2,7 +2,7 @@
 import { parentPort } from 'node:worker_threads';
 import { isDecodeError } from '../dicom/decode/index.js';
 import { prepareSlice, type SliceSource, type WorkerReply } from './prepare.js';
-import { sliceSize, type Preprocessing } from './preprocess.js';
+import { sliceSize, type Preprocessing } from '../model/preprocess.js';
 
 interface Request {
   id: number;

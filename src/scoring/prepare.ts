@@ -12,7 +12,7 @@ import { Worker } from 'node:worker_threads';
 import { decodeDicomFile, DecodeError, isDecodeError, type DecodeErrorCode } from '../dicom/decode/index.js';
 import type { Logger } from '../log.js';
 import { decodeImageFile, type ImageFormat } from './image-file.js';
-import { preprocessInto, sliceSize, type CropBox, type Preprocessing, type SliceImage } from './preprocess.js';
+import { preprocessInto, sliceSize, type CropBox, type Preprocessing, type SliceImage } from '../model/preprocess.js';
 
 export type SliceSource = 'dicom' | ImageFormat;
 
@@ -73,12 +73,12 @@ export function defaultDecodeThreads(): number {
   return Math.max(1, Math.min(4, availableParallelism()));
 }
 
-/** The compiled worker script (dist/model/prepare-worker.js); null when not built. */
+/** The compiled worker script (dist/scoring/prepare-worker.js); null when not built. */
 function workerScript(): string | null {
   const here = fileURLToPath(import.meta.url);
   const candidates = [path.join(path.dirname(here), 'prepare-worker.js')];
   // Running from the TypeScript sources (tests): use the built twin.
-  if (here.endsWith('.ts')) candidates.push(path.resolve(path.dirname(here), '..', '..', 'dist', 'model', 'prepare-worker.js'));
+  if (here.endsWith('.ts')) candidates.push(path.resolve(path.dirname(here), '..', '..', 'dist', 'scoring', 'prepare-worker.js'));
   return candidates.find((c) => existsSync(c)) ?? null;
 }
 

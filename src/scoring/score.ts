@@ -11,12 +11,12 @@ import { open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isDecodeError, looksLikeDicom, readDicomHeaderFile, type DicomHeader } from '../dicom/decode/index.js';
 import type { Logger } from '../log.js';
-import { aggregateSeries, seriesPolicy, type SeriesCategory } from './aggregate.js';
+import { aggregateSeries, seriesPolicy, type SeriesCategory } from '../model/aggregate.js';
 import { sniffImage, type ImageFormat } from './image-file.js';
 import { createPreparer, defaultDecodeThreads, type PreparedSlice, type SlicePreparer } from './prepare.js';
-import { sliceSize, type CropBox } from './preprocess.js';
+import { sliceSize, type CropBox } from '../model/preprocess.js';
 import { selectSlices, type DroppedSlice, type SelectedSlice } from './select-slices.js';
-import { ModelSession, type ProviderName } from './session.js';
+import { ModelSession, type ProviderName } from '../model/session.js';
 
 export interface ScoreOptions {
   /** Path of the .onnx (its .json beside it); ignored when `session` is given. */

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readDicomHeaderFile, type DicomHeader } from '../../src/dicom/decode/index.js';
 import { aggregateSeries, categorize, topK, type SeriesPolicy } from '../../src/model/aggregate.js';
-import { selectSlices, type Candidate } from '../../src/model/select-slices.js';
+import { selectSlices, type Candidate } from '../../src/scoring/select-slices.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const covid = path.resolve(repoRoot, '..', 'shared', 'data', 'covid-ct-md');

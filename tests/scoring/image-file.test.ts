@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { decodeImageFile, sniffImage } from '../../src/model/image-file.js';
+import { decodeImageFile, sniffImage } from '../../src/scoring/image-file.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const covidCt = path.resolve(repoRoot, '..', 'shared', 'data', 'covid-ct');
