@@ -7,7 +7,7 @@ import { DISPATCH_QUEUE, INFERENCE_JOB_OPTIONS, INFERENCE_QUEUE, inferenceJobId 
 import { Keys } from '../../src/queue/keys.js';
 import { cleanup, freePort, testConfig, waitFor } from '../queue/helpers.js';
 import {
-  DaemonProcess, envOf, http, plainRedis, spoolSeries, trackSeries, writeDispatch, writeResult, type SeededSeries,
+  plainRedis, spoolSeries, startAdmin, trackSeries, writeDispatch, writeResult, type DaemonProcess, type http, type SeededSeries,
 } from './helpers.js';
 
 /**
@@ -63,9 +63,7 @@ beforeAll(async () => {
   await new Promise((r) => setTimeout(r, 200)); // the stats increment is fire-and-forget
   await closeRedis(cmd);
 
-  admin = new DaemonProcess(envOf(config));
-  await admin.start();
-  get = http(admin.httpPort, AUTH);
+  ({ admin, get } = await startAdmin(config, AUTH));
 });
 
 afterAll(async () => {
@@ -78,6 +76,8 @@ type Summary = { seriesInstanceUid: string; status: string; statusText: string; 
 
 describe('admin API (mlsam admin, real Redis)', () => {
   it('GET /api/series lists every series with one status, reason, AE, slices, score, category and timings', async () => {
+    // "receiving" means an instance within the last 5 s: arriving now, however long the admin took to start.
+    await redis.hset(new Keys(config.redis.keyPrefix).series(S.receiving!.seriesInstanceUid), 'lastReceivedAt', String(Date.now()));
     const res = await get('/api/series');
     expect(res.status).toBe(200);
     const list = (await res.json()) as Summary[];

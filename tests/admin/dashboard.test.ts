@@ -6,7 +6,7 @@ import { INFERENCE_JOB_OPTIONS, INFERENCE_QUEUE, inferenceJobId } from '../../sr
 import { REPO_ROOT } from '../helpers/dicom-listener.js';
 import { cleanup, testConfig, waitFor } from '../queue/helpers.js';
 import { withDashboardPage } from './browser.js';
-import { DaemonProcess, envOf, http, plainRedis, spoolSeries, trackSeries, writeResult, type SeededSeries } from './helpers.js';
+import { plainRedis, spoolSeries, startAdmin, trackSeries, writeResult, type DaemonProcess, type http, type SeededSeries } from './helpers.js';
 
 /**
  * The dashboard as a PACS admin reads it (a real `mlsam admin`, real Redis, headless chromium),
@@ -38,9 +38,7 @@ beforeAll(async () => {
   await writeResult(redis, config, S.plain, 'scored', { finishedAt: Date.now() - 20_000 });
   S.receiving = await spoolSeries(config, 3);
   await trackSeries(redis, config, S.receiving, { status: 'receiving', lastReceivedAt: Date.now() });
-  admin = new DaemonProcess(envOf(config));
-  await admin.start();
-  get = http(admin.httpPort, AUTH);
+  ({ admin, get } = await startAdmin(config, AUTH));
 });
 
 afterAll(async () => {

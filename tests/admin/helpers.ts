@@ -83,6 +83,13 @@ export class DaemonProcess {
   }
 }
 
+/** `mlsam admin` on this config, and a fetch with these credentials. */
+export async function startAdmin(config: Config, auth: [string, string]): Promise<{ admin: DaemonProcess; get: ReturnType<typeof http> }> {
+  const admin = new DaemonProcess(envOf(config));
+  await admin.start();
+  return { admin, get: http(admin.httpPort, auth) };
+}
+
 /** fetch with basic auth (undefined credentials: none). */
 export function http(port: number, creds?: [string, string]) {
   return async (path: string, init: RequestInit = {}): Promise<Response> => {
