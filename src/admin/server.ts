@@ -267,7 +267,7 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyIn
     const sop = req.params.sop.replace(/\.png$/, '');
     if (!uid || !UID.test(sop)) return reply.code(404).send({ error: 'not found' });
     const rec = await data.getResult(uid);
-    const out = rec?.outputs?.find((o) => o.sopInstanceUid === sop && o.kind !== 'sr');
+    const out = rec?.outputs?.find((o) => o.sopInstanceUid === sop && (o.kind === 'heatmap' || o.kind === 'summary'));
     if (!out) return reply.code(404).send({ error: 'no such image in the series result' });
     try {
       const png = await part10ToPng(out.path);

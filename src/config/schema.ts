@@ -149,6 +149,8 @@ export const configSchema = z.strictObject({
     summaryImage: z.boolean(),
     /** Send an SR that says why when a series could not be scored. */
     reportNotScored: z.boolean(),
+    /** Add a Key Object Selection document ("Of Interest") naming the key slices, for viewers that flag key images. */
+    keyObjectSelection: z.boolean(),
   }),
   dispatch: z.strictObject({
     /** Tries per (result, destination) before the job is parked as failed. */

@@ -127,7 +127,7 @@ export const timingsSchema = z.strictObject({
 });
 
 export const outputFileSchema = z.strictObject({
-  kind: z.enum(['sr', 'heatmap', 'summary']),
+  kind: z.enum(['sr', 'kos', 'heatmap', 'summary']),
   /** Absolute path of the Part-10 file in the spool's results area. */
   path: z.string(),
   sopClassUid: uid,

@@ -116,8 +116,46 @@ export function patientOrientation(iop: number[] | null): string[] | null {
   return row && col ? [row, col] : null;
 }
 
-/** Series numbers of the result series: 9000 + source series number (SR), 9500 + it (SC). */
-export function resultSeriesNumbers(sourceSeriesNumber: number | null): { sr: number; sc: number } {
+/** Series numbers of the result series: 8000 + source series number (KO), 9000 + it (SR), 9500 + it (SC). */
+export function resultSeriesNumbers(sourceSeriesNumber: number | null): { kos: number; sr: number; sc: number } {
   const s = sourceSeriesNumber !== null && Number.isInteger(sourceSeriesNumber) && sourceSeriesNumber >= 0 ? sourceSeriesNumber : 0;
-  return { sr: 9000 + s, sc: 9500 + s };
+  return { kos: 8000 + s, sr: 9000 + s, sc: 9500 + s };
+}
+
+/** What every result object's header says about itself. */
+export interface ObjectHeader {
+  source: SourceInstance;
+  model: ModelInfo;
+  sopClassUid: string;
+  sopInstanceUid: string;
+  modality: string;
+  seriesInstanceUid: string;
+  seriesNumber: number;
+  seriesDescription: string;
+  instanceNumber: number;
+  aeTitle: string;
+  when: DicomDateTime;
+}
+
+/**
+ * Patient and study modules (copied), SOP Common, General Series, General Equipment, and the
+ * instance number and content date/time: the header every result object shares.
+ */
+export function setObjectHeader(ds: Dataset, h: ObjectHeader): void {
+  copyPatientStudy(ds, h.source);
+  setString(ds, tagOf(0x0008, 0x0016), 'UI', h.sopClassUid);
+  setString(ds, tagOf(0x0008, 0x0018), 'UI', h.sopInstanceUid);
+  setString(ds, tagOf(0x0008, 0x0012), 'DA', h.when.date);
+  setString(ds, tagOf(0x0008, 0x0013), 'TM', h.when.time);
+  setContributingEquipment(ds, h.model, h.when);
+  setString(ds, tagOf(0x0008, 0x0060), 'CS', h.modality);
+  setString(ds, tagOf(0x0020, 0x000e), 'UI', h.seriesInstanceUid);
+  setString(ds, tagOf(0x0020, 0x0011), 'IS', String(h.seriesNumber));
+  setString(ds, tagOf(0x0008, 0x0021), 'DA', h.when.date);
+  setString(ds, tagOf(0x0008, 0x0031), 'TM', h.when.time);
+  setString(ds, tagOf(0x0008, 0x103e), 'LO', `${NOT_FOR_DIAGNOSTIC_USE} - ${h.seriesDescription} ${h.model.name} ${h.model.version}`);
+  setEquipment(ds, h.aeTitle);
+  setString(ds, tagOf(0x0020, 0x0013), 'IS', String(h.instanceNumber));
+  setString(ds, tagOf(0x0008, 0x0023), 'DA', h.when.date);
+  setString(ds, tagOf(0x0008, 0x0033), 'TM', h.when.time);
 }

@@ -75,6 +75,13 @@ export function setUS(ds: Dataset, tag: number, ...values: number[]): void {
   ds.set(tag, encodeElement(tag, 'US', b));
 }
 
+/** An FL element (32-bit floats, e.g. SCOORD Graphic Data). */
+export function setFL(ds: Dataset, tag: number, values: readonly number[]): void {
+  const b = Buffer.alloc(values.length * 4);
+  values.forEach((v, i) => b.writeFloatLE(v, i * 4));
+  ds.set(tag, encodeElement(tag, 'FL', b));
+}
+
 export function setOB(ds: Dataset, tag: number, bytes: Buffer): void {
   ds.set(tag, encodeElement(tag, 'OB', bytes, 0x00));
 }

@@ -1,6 +1,7 @@
 /**
- * Result objects of a scored series: the SR (TID 1500), the heatmap Secondary Captures of the key
- * slices and the summary chart, written as Part-10 files into the spool's results folder.
+ * Result objects of a scored series: the SR (TID 1500), the Key Object Selection document of the key
+ * slices, the heatmap Secondary Captures of the key slices and the summary chart, written as
+ * Part-10 files into the spool's results folder.
  *
  * Deterministic: the UIDs come from (series UID, instances hash, model version, role) and every
  * date and time from the record, so the same record gives the same files byte for byte, and a
@@ -22,18 +23,28 @@ import { part10 } from './dataset.js';
 import { blendHeatmap, chartSvg, compositeSvg, heatmapOverlaySvg, rasterizeSvg, windowed, type Window } from './render.js';
 import { buildSc, SECONDARY_CAPTURE } from './sc.js';
 import { parseSourceInstance, readSourceInstance, type SourceInstance } from './source.js';
+import { buildKos, KEY_OBJECT_SELECTION } from './kos.js';
 import { buildSr, COMPREHENSIVE_3D_SR } from './sr.js';
 import { resultUid, resultUids, type UidBasis } from './uids.js';
 
 export { resultUid, resultUids, type UidBasis } from './uids.js';
 export { COMPREHENSIVE_3D_SR } from './sr.js';
 export { SECONDARY_CAPTURE } from './sc.js';
+export { KEY_OBJECT_SELECTION } from './kos.js';
 
 export interface WriteResultOptions {
   config: Config;
   logger: Logger;
   /** The model's metadata: its window for the heatmaps, its aggregation for the SR's parameters. */
   metadata?: ModelMetadata;
+}
+
+/** A key slice with its scored-slice entry and its file, read once. */
+interface KeySliceFile {
+  key: ResultRecord['keySlices'][number];
+  slice: ResultRecord['slices'][number];
+  buf: Buffer;
+  inst: SourceInstance;
 }
 
 /** Lung window used when the model metadata gives none. */
@@ -43,10 +54,11 @@ const SUMMARY_SIZE = { width: 1024, height: 576 };
 /** File names inside the results folder, by role. */
 export const OUTPUT_NAMES = {
   sr: 'sr.dcm',
+  kos: 'kos.dcm',
   heatmap: (i: number) => `heatmap-${String(i + 1).padStart(2, '0')}.dcm`,
   summary: 'summary.dcm',
 } as const;
-const OUTPUT_NAME_RE = /^(sr|summary|heatmap-\d+)\.dcm$/;
+const OUTPUT_NAME_RE = /^(sr|kos|summary|heatmap-\d+)\.dcm$/;
 
 async function writeAtomic(dir: string, name: string, bytes: Buffer): Promise<void> {
   const path = join(dir, name);
@@ -142,13 +154,16 @@ function parametersText(record: ResultRecord, metadata: ModelMetadata | undefine
     `threshold=${record.threshold ?? '?'}`,
     `indeterminateMargin=${record.indeterminateMargin ?? '?'}`,
     `window=${window.center}/${window.width}`,
+    ...(record.fusion ? [`fusion=${record.fusion}`] : []),
+    ...(record.opacity ? [`opacity=${record.opacity.method} (opacity HU ${record.opacity.opacityHu.join('..')}, high opacity HU ${record.opacity.highOpacityHu.join('..')})`] : []),
     `sha256=${record.model.sha256}`,
   ].join('; ');
 }
 
 /**
- * Writes the result objects of `record` and returns them. Status 'scored': SR, heatmaps of the top
- * `results.heatmapSlices` key slices, summary chart (if `results.summaryImage`). Status
+ * Writes the result objects of `record` and returns them. Status 'scored': SR, Key Object Selection
+ * of the key slices (if `results.keyObjectSelection`), heatmaps of the top `results.heatmapSlices`
+ * key slices, summary chart (if `results.summaryImage`). Status
  * 'not-scored': an SR saying why (if `results.reportNotScored`), else nothing. Other statuses:
  * nothing.
  */
@@ -171,6 +186,18 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
 
   const files: { name: string; bytes: Buffer; out: Omit<OutputFile, 'path'> }[] = [];
 
+  // The key slices, read once: the SR needs each one's size, the heatmaps its pixels.
+  const slicesById = new Map(record.slices.map((s) => [s.sopInstanceUid, s]));
+  const keySlices: KeySliceFile[] = [];
+  if (scored) {
+    for (const key of record.keySlices) {
+      const slice = slicesById.get(key.sopInstanceUid);
+      if (!slice) throw new Error(`key slice ${key.sopInstanceUid} is not among the scored slices`);
+      const buf = await fs.promises.readFile(slice.file);
+      keySlices.push({ key, slice, buf, inst: parseSourceInstance(buf, slice.file) });
+    }
+  }
+
   // SR
   const predecessors = (record.previous ?? [])
     .filter((p) => p.srSopInstanceUid && !(p.instancesHash === record.instancesHash && p.modelVersion === model.version))
@@ -179,11 +206,17 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
       seriesInstanceUid:
         p.srSeriesInstanceUid ?? resultUid({ seriesInstanceUid: record.seriesInstanceUid, instancesHash: p.instancesHash, modelVersion: p.modelVersion }, 'sr-series'),
     }));
+  const deviceObserverUid = resultUid({ seriesInstanceUid: '', instancesHash: '', modelVersion: model.version }, `device:${aeTitle}:${model.name}`);
   const sr = buildSr({
-    record, source, model, sopInstanceUid: srUid, seriesInstanceUid: uids.srSeries, seriesNumber: numbers.sr,
-    deviceObserverUid: resultUid({ seriesInstanceUid: '', instancesHash: '', modelVersion: model.version }, `device:${aeTitle}:${model.name}`),
-    trackingUid: resultUid(basis, 'tracking'),
+    record, source, model, sopInstanceUid: srUid, seriesInstanceUid: uids.srSeries, seriesNumber: numbers.sr, deviceObserverUid,
+    trackingUid: (of) => resultUid(basis, of === 'series' ? 'tracking' : `tracking:${of}`),
     aeTitle, when, evidence, predecessors, parameters: parametersText(record, metadata, window),
+    keySlices: keySlices.map((k) => ({
+      key: k.key,
+      ref: { sopClassUid: k.slice.sopClassUid, sopInstanceUid: k.slice.sopInstanceUid },
+      geometry: { columns: k.inst.columns ?? 0, rows: k.inst.rows ?? 0 },
+      instanceNumber: k.slice.instanceNumber,
+    })),
   });
   files.push({
     name: OUTPUT_NAMES.sr,
@@ -191,31 +224,41 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
     out: { kind: 'sr', sopClassUid: COMPREHENSIVE_3D_SR, sopInstanceUid: srUid, seriesInstanceUid: uids.srSeries },
   });
 
+  if (scored && config.results.keyObjectSelection && keySlices.length > 0) {
+    const kos = buildKos({
+      record, source, model, sopInstanceUid: uids.kos, seriesInstanceUid: uids.kosSeries, seriesNumber: numbers.kos, deviceObserverUid, aeTitle, when,
+      keySlices: keySlices.map((k) => ({
+        ref: { sopClassUid: k.slice.sopClassUid, sopInstanceUid: k.slice.sopInstanceUid }, probability: k.key.probability, instanceNumber: k.slice.instanceNumber,
+      })),
+    });
+    files.push({
+      name: OUTPUT_NAMES.kos,
+      bytes: part10(kos, KEY_OBJECT_SELECTION, uids.kos, aeTitle),
+      out: { kind: 'kos', sopClassUid: KEY_OBJECT_SELECTION, sopInstanceUid: uids.kos, seriesInstanceUid: uids.kosSeries },
+    });
+  }
+
   if (scored) {
-    const slicesById = new Map(record.slices.map((s) => [s.sopInstanceUid, s]));
-    const keys = record.keySlices.slice(0, config.results.heatmapSlices);
-    const seriesLine = `Series score ${(record.score ?? 0).toFixed(3)}: ${record.category ?? '?'} (threshold ${(record.threshold ?? 0).toFixed(3)})`;
-    for (const [i, key] of keys.entries()) {
-      const slice = slicesById.get(key.sopInstanceUid);
-      if (!slice) throw new Error(`key slice ${key.sopInstanceUid} is not among the scored slices`);
+    const keys = keySlices.slice(0, config.results.heatmapSlices);
+    const series = `Series ${(record.score ?? 0).toFixed(3)}: ${record.category ?? '?'}`;
+    const seriesLine = `${series} (threshold ${(record.threshold ?? 0).toFixed(3)})`;
+    for (const [i, { key, slice, buf, inst }] of keys.entries()) {
       // One read: the header walk and the pixel decode share the bytes.
-      const buf = await fs.promises.readFile(slice.file);
-      const inst = parseSourceInstance(buf, slice.file);
       const { image } = await decodeDicom(buf);
       const gray = windowed(image, window);
       const att = key.attention && key.attention.imageWidth === image.width && key.attention.imageHeight === image.height ? key.attention : undefined;
       const rgb = { width: image.width, height: image.height, data: blendHeatmap(gray, image.width, image.height, att) };
-      const sliceNo = `Slice ${key.index + 1}/${record.slices.length}` +
-        (slice.instanceNumber !== null ? `, instance ${slice.instanceNumber}` : '') +
-        (slice.position !== null ? `, ${slice.position.toFixed(1)} mm` : '');
+      const where = [`Slice ${key.index + 1}/${record.slices.length}`,
+        ...(slice.instanceNumber !== null ? [`instance ${slice.instanceNumber}`] : []),
+        ...(slice.position !== null ? [`${slice.position.toFixed(1)} mm`] : [])].join(', ');
       const overlay = heatmapOverlaySvg(image.width, image.height, {
         lines: [
           `${model.name} ${model.version}`,
-          sliceNo,
-          `Slice probability ${key.probability.toFixed(3)} (key slice ${i + 1} of ${keys.length})`,
-          seriesLine,
+          where,
+          `Slice probability ${key.probability.toFixed(3)}, key ${i + 1}/${keys.length}`,
+          // short lines: the band stays clear of the image's bottom corners
+          `${series} (thr. ${(record.threshold ?? 0).toFixed(3)})`,
         ],
-        cropBox: att?.cropBox,
         hasAttention: att !== undefined,
       });
       const pixels = await compositeSvg(rgb, overlay);
@@ -225,7 +268,7 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
         aeTitle, when, image: pixels,
         sourceSlice: { sopClassUid: slice.sopClassUid, sopInstanceUid: slice.sopInstanceUid, instance: inst },
         derivation: `Lung window ${window.center}/${window.width} with ${model.name} ${model.version} attention map blended in colour; ${NOT_FOR_DIAGNOSTIC_USE}`,
-        comments: `${NOT_FOR_DIAGNOSTIC_USE}. ${model.name} ${model.version} attention heatmap. ${sliceNo}. Slice probability ${key.probability.toFixed(3)}. ${seriesLine}.`,
+        comments: `${NOT_FOR_DIAGNOSTIC_USE}. ${model.name} ${model.version} attention heatmap. ${where}. Slice probability ${key.probability.toFixed(3)}. ${seriesLine}.`,
       });
       files.push({
         name: OUTPUT_NAMES.heatmap(i),

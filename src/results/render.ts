@@ -124,56 +124,62 @@ function gradientStops(): string {
 }
 
 export interface HeatmapText {
-  /** Lines at the top left (model, version, slice, probability, series result). */
+  /** Lines of the text band (model, slice, probability, series result), centred above the banner. */
   lines: string[];
-  /** Draw the crop box the map covers. */
-  cropBox?: AttentionMap['cropBox'];
   hasAttention: boolean;
 }
 
-/** The overlay of a heatmap: text panel, colour legend, crop box outline, NOT FOR DIAGNOSTIC USE banner. */
+/** Font size of a heatmap's burned-in text: readable when the image is shown 300 px wide (the dashboard). */
+export function heatmapFontSize(width: number): number {
+  return Math.max(12, Math.round(width / 30));
+}
+
+/**
+ * The overlay of a heatmap: colour legend (right, middle), a text band centred above the red NOT
+ * FOR DIAGNOSTIC USE banner (bottom). Nothing in the corners or along the top edge, where viewers
+ * draw their own overlays (patient and series, window, image number) and cine controls.
+ */
 export function heatmapOverlaySvg(width: number, height: number, t: HeatmapText): string {
-  const fs = Math.max(11, Math.round(width / 38));
+  const fs = heatmapFontSize(width);
   const pad = Math.round(fs * 0.5);
-  const lh = Math.round(fs * 1.3);
+  const lh = Math.round(fs * 1.25);
   const lines = t.hasAttention ? t.lines : [...t.lines, 'attention map not available'];
-  const panelW = Math.min(width - 2 * pad, Math.round(Math.max(...lines.map((l) => l.length)) * fs * 0.62) + 2 * pad);
-  const panelH = lines.length * lh + pad;
+  const bfs = Math.round(fs * 1.2);
+  const bannerH = Math.round(bfs * 1.6);
+  // Text band: as wide as its longest line (DejaVu Sans averages ~0.52 em per character here), centred.
+  const bandW = Math.min(width, Math.round(Math.max(...lines.map((l) => l.length)) * fs * 0.54) + 2 * pad);
+  const bandH = lines.length * lh + pad;
+  const bandY = height - bannerH - bandH;
   const text = lines
-    .map((l, i) => `<text x="${2 * pad}" y="${pad + (i + 1) * lh - Math.round(lh * 0.25)}" font-size="${fs}"${i === 0 ? ' font-weight="bold"' : ''}>${xmlEscape(l)}</text>`)
+    .map((l, i) => `<text x="${width / 2}" y="${bandY + (i + 1) * lh - Math.round(lh * 0.2)}" font-size="${fs}" text-anchor="middle"${i === 0 ? ' font-weight="bold"' : ''}>${xmlEscape(l)}</text>`)
     .join('');
-  // Legend: a vertical bar at the right, high at the top.
+  // Legend: a vertical bar at the right, high at the top, in the middle third of the height.
+  const lfs = Math.round(fs * 0.8);
   const barW = Math.max(10, Math.round(width / 40));
-  const barH = Math.round(height * 0.4);
-  const barX = width - barW - pad * 2 - Math.round(fs * 2.2);
+  const barH = Math.round(height * 0.34);
+  const barX = width - barW - pad * 2 - Math.round(lfs * 2.2);
   const barY = Math.round((height - barH) / 2);
   const floorY = barY + Math.round(barH * (1 - ALPHA_FLOOR));
   const tick = (v: number, y: number) =>
     `<line x1="${barX + barW}" y1="${y}" x2="${barX + barW + 3}" y2="${y}" stroke="white" stroke-width="1"/>` +
-    `<text x="${barX + barW + 5}" y="${y + Math.round(fs * 0.3)}" font-size="${Math.round(fs * 0.85)}">${v.toFixed(1)}</text>`;
+    `<text x="${barX + barW + 5}" y="${y + Math.round(lfs * 0.35)}" font-size="${lfs}">${v.toFixed(1)}</text>`;
   const legend = t.hasAttention
     ? `<defs><linearGradient id="jet" x1="0" y1="0" x2="0" y2="1">${gradientStops()}</linearGradient></defs>` +
-      `<rect x="${barX - 2 * pad}" y="${barY - lh - pad}" width="${barW + 3 * pad + Math.round(fs * 2.2)}" height="${barH + lh + 2 * pad}" fill="black" fill-opacity="0.55"/>` +
+      `<rect x="${barX - 2 * pad}" y="${barY - lh - pad}" width="${barW + 3 * pad + Math.round(lfs * 2.2)}" height="${barH + lh + 2 * pad}" fill="black" fill-opacity="0.55"/>` +
       `<rect x="${barX}" y="${barY}" width="${barW}" height="${barH}" fill="url(#jet)"/>` +
       // below the floor the map is not drawn: grey that part of the bar out
       `<rect x="${barX}" y="${floorY}" width="${barW}" height="${barY + barH - floorY}" fill="black" fill-opacity="0.7"/>` +
       `<rect x="${barX}" y="${barY}" width="${barW}" height="${barH}" fill="none" stroke="white" stroke-width="1"/>` +
       tick(1, barY) + tick(0.5, barY + Math.round(barH / 2)) + tick(ALPHA_FLOOR, floorY) + tick(0, barY + barH) +
-      `<text x="${barX + barW / 2 + Math.round(fs * 0.4)}" y="${barY - pad}" font-size="${Math.round(fs * 0.85)}" text-anchor="middle">attention</text>`
+      `<text x="${barX + barW / 2 + Math.round(lfs * 0.4)}" y="${barY - pad}" font-size="${lfs}" text-anchor="middle">attention</text>`
     : '';
-  const box = t.cropBox && t.hasAttention
-    ? `<rect x="${t.cropBox.x0 + 0.5}" y="${t.cropBox.y0 + 0.5}" width="${t.cropBox.x1 - t.cropBox.x0}" height="${t.cropBox.y1 - t.cropBox.y0}" fill="none" stroke="white" stroke-opacity="0.5" stroke-width="1" stroke-dasharray="4 4"/>`
-    : '';
-  const bfs = Math.round(fs * 1.25);
-  const bannerH = Math.round(bfs * 1.6);
   const banner =
-    `<rect x="0" y="${height - bannerH}" width="${width}" height="${bannerH}" fill="#b00000" fill-opacity="0.85"/>` +
+    `<rect x="0" y="${height - bannerH}" width="${width}" height="${bannerH}" fill="#b00000" fill-opacity="0.9"/>` +
     `<text x="${width / 2}" y="${height - Math.round(bannerH * 0.3)}" font-size="${bfs}" font-weight="bold" text-anchor="middle">${NOT_FOR_DIAGNOSTIC_USE}</text>`;
   return (
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">` +
     `<g font-family="${FONT}" fill="white">` +
-    box +
-    `<rect x="${pad}" y="${pad}" width="${panelW}" height="${panelH}" fill="black" fill-opacity="0.6"/>` +
+    `<rect x="${Math.round((width - bandW) / 2)}" y="${bandY}" width="${bandW}" height="${bandH}" fill="black" fill-opacity="0.65"/>` +
     text + legend + banner +
     `</g></svg>`
   );

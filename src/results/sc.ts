@@ -1,8 +1,5 @@
 /** Secondary Capture Image Storage datasets (8-bit RGB) for the heatmaps and the summary chart. */
-import {
-  Codes, copyPatientStudy, MANUFACTURER, NOT_FOR_DIAGNOSTIC_USE, patientOrientation, setContributingEquipment, setEquipment,
-  softwareVersion, type DicomDateTime, type ModelInfo,
-} from './common.js';
+import { Codes, MANUFACTURER, patientOrientation, setObjectHeader, softwareVersion, type DicomDateTime, type ModelInfo } from './common.js';
 import { setCode, setOB, setSequence, setString, setUS, tagOf, type Dataset } from './dataset.js';
 import type { RgbImage } from './render.js';
 import type { SourceInstance } from './source.js';
@@ -29,34 +26,23 @@ export function buildSc(inp: ScInput): Dataset {
   const { source, model, image } = inp;
   if (image.data.length !== image.width * image.height * 3) throw new Error('SC pixel data is not width x height x 3');
   const ds: Dataset = new Map();
-  copyPatientStudy(ds, source);
-  // SOP Common
-  setString(ds, tagOf(0x0008, 0x0016), 'UI', SECONDARY_CAPTURE);
-  setString(ds, tagOf(0x0008, 0x0018), 'UI', inp.sopInstanceUid);
-  setString(ds, tagOf(0x0008, 0x0012), 'DA', inp.when.date);
-  setString(ds, tagOf(0x0008, 0x0013), 'TM', inp.when.time);
-  setContributingEquipment(ds, model, inp.when);
-  // General Series
-  setString(ds, tagOf(0x0008, 0x0060), 'CS', 'OT');
-  setString(ds, tagOf(0x0020, 0x000e), 'UI', inp.seriesInstanceUid);
-  setString(ds, tagOf(0x0020, 0x0011), 'IS', String(inp.seriesNumber));
-  setString(ds, tagOf(0x0008, 0x0021), 'DA', inp.when.date);
-  setString(ds, tagOf(0x0008, 0x0031), 'TM', inp.when.time);
+  // Modality: the source's (CT), as the SC Equipment module allows for a converted image. OT would
+  // make viewers treat the series as a cine loop (OHIF plays OT and US series on their own).
+  setObjectHeader(ds, {
+    source, model, sopClassUid: SECONDARY_CAPTURE, sopInstanceUid: inp.sopInstanceUid, modality: source.modality ?? 'CT',
+    seriesInstanceUid: inp.seriesInstanceUid, seriesNumber: inp.seriesNumber, seriesDescription: 'AI heatmaps',
+    instanceNumber: inp.instanceNumber, aeTitle: inp.aeTitle, when: inp.when,
+  });
   // Laterality is required (2C) for paired body parts; copying the source's body part tells that it is not.
   if (source.bodyPartExamined) setString(ds, tagOf(0x0018, 0x0015), 'CS', source.bodyPartExamined);
   else setString(ds, tagOf(0x0020, 0x0060), 'CS', null);
-  setString(ds, tagOf(0x0008, 0x103e), 'LO', `${NOT_FOR_DIAGNOSTIC_USE} - AI heatmaps ${model.name} ${model.version}`);
-  // General Equipment + SC Equipment
-  setEquipment(ds, inp.aeTitle);
+  // SC Equipment
   setString(ds, tagOf(0x0008, 0x0064), 'CS', 'WSD');
   setString(ds, tagOf(0x0018, 0x1016), 'LO', MANUFACTURER);
   setString(ds, tagOf(0x0018, 0x1018), 'LO', MANUFACTURER);
   setString(ds, tagOf(0x0018, 0x1019), 'LO', softwareVersion());
   // General Image + SC Image
-  setString(ds, tagOf(0x0020, 0x0013), 'IS', String(inp.instanceNumber));
   setString(ds, tagOf(0x0020, 0x0020), 'CS', inp.sourceSlice ? patientOrientation(inp.sourceSlice.instance.imageOrientationPatient) : null);
-  setString(ds, tagOf(0x0008, 0x0023), 'DA', inp.when.date);
-  setString(ds, tagOf(0x0008, 0x0033), 'TM', inp.when.time);
   setString(ds, tagOf(0x0008, 0x0008), 'CS', ['DERIVED', 'SECONDARY']);
   setString(ds, tagOf(0x0008, 0x2111), 'ST', inp.derivation);
   setString(ds, tagOf(0x0020, 0x4000), 'LT', inp.comments);

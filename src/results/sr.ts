@@ -1,49 +1,59 @@
 /**
- * The Structured Report: Comprehensive 3D SR structured after TID 1500 (Measurement Report).
+ * The Structured Report: Comprehensive 3D SR structured after TID 1500 (Measurement Report), laid
+ * out so that viewers which read TID 1500 (OHIF and others) find a region on a CT image for every
+ * measurement group, jump to it and print its values.
  *
- *   CONTAINER (126000, DCM, "Imaging Measurement Report")                         TID 1500
- *     HAS CONCEPT MOD  Language of Content Item and Descendants = English         TID 1204
- *     HAS OBS CONTEXT  Observer Type = Device, Device Observer UID/Name/...        TID 1001/1004
+ *   CONTAINER (126000, DCM, "Imaging Measurement Report")                           TID 1500
+ *     HAS CONCEPT MOD  Language = English                                           TID 1204
+ *     HAS OBS CONTEXT  Observer Type = Device, Device Observer UID/Name/...         TID 1001/1004
  *     HAS CONCEPT MOD  Procedure reported = CT of chest
+ *     CONTAINS CONTAINER Image Library                                              TID 1600
+ *       CONTAINS CONTAINER Image Library Group (Modality CT, Target Region Chest)
+ *         CONTAINS IMAGE   every CT slice the measurements point at
  *     CONTAINS CONTAINER Imaging Measurements                        (scored)
- *       CONTAINS CONTAINER Measurement Group                                      TID 1501
- *         HAS OBS CONTEXT  Tracking Identifier, Tracking Unique Identifier
- *         HAS OBS CONTEXT  Algorithm Name, Algorithm Version, Algorithm Parameters TID 4019
- *         HAS CONCEPT MOD  Finding = COVID-19
- *         CONTAINS NUM     series probability; decision threshold
- *         CONTAINS CODE    category (likely / indeterminate / unlikely)
- *         CONTAINS NUM     slice probability, one per key slice, best first        TID 300
- *           INFERRED FROM IMAGE  Source of Measurement = the CT slice            TID 320
- *         CONTAINS TEXT    Comment: summary, NOT FOR DIAGNOSTIC USE
+ *       CONTAINS CONTAINER Measurement Group: the series                            TID 1411
+ *         Tracking Identifier/UID, Finding COVID-19, algorithm                       TID 4108, 4019
+ *         CONTAINS SCOORD Image Region: what the model analysed on each slice the score averages
+ *         CONTAINS NUM    series probability, decision threshold, lung opacity (% of lung volume,
+ *                         ml; both lungs, right, left; when the model work gives them)   TID 1419
+ *         CONTAINS CODE   category (likely / indeterminate / unlikely)
+ *       CONTAINS CONTAINER Measurement Group: one per key slice, best first          TID 1501
+ *         Tracking Identifier/UID, Finding COVID-19, Finding Site Lung, algorithm
+ *         CONTAINS TEXT   Comment: the series result in one line
+ *         CONTAINS NUM    slice probability, opacity and high opacity (% of the slice's lung area),
+ *                         area of the outlined region                               TID 300
+ *           INFERRED FROM SCOORD: the region (outline, else its peak) SELECTED FROM the CT slice  TID 320
  *     CONTAINS CONTAINER Qualitative Evaluations
  *       CONTAINS CODE    AI result status (scored / not scored)
- *       CONTAINS TEXT    Comment: why not scored (not scored) / NOT FOR DIAGNOSTIC USE
+ *       CONTAINS TEXT    Comment: summary, NOT FOR DIAGNOSTIC USE / why not scored
  *
- * Concepts DICOM has no code for (the probabilities, threshold, category) use the local scheme
- * 99MLSAM, declared in the Coding Scheme Identification Sequence.
+ * DCM, SCT and UCUM codes where they exist; concepts DICOM has no code for (the probabilities,
+ * threshold, category, opacity burden) use the local scheme 99MLSAM, declared in the Coding Scheme
+ * Identification Sequence.
  */
-import type { ResultRecord } from '../queue/result-record.js';
+import type { OpacityMeasure, ResultKeySlice, ResultRecord } from '../queue/result-record.js';
 import {
-  Codes, copyPatientStudy, LOCAL_SCHEME, MANUFACTURER, NOT_FOR_DIAGNOSTIC_USE, setCodingSchemes, setContributingEquipment,
-  setEquipment, type DicomDateTime, type ModelInfo,
+  Codes, LOCAL_SCHEME, MANUFACTURER, NOT_FOR_DIAGNOSTIC_USE, setCodingSchemes, setObjectHeader, type DicomDateTime, type ModelInfo,
 } from './common.js';
-import { codeItem, formatDs, setCode, setSequence, setString, tagOf, type Code, type Dataset } from './dataset.js';
+import {
+  code, container, hierarchicalReference, image, languageAndDeviceObserver, num, scoord, setDocumentContent, text, uidref, type Rel, type SopRef,
+} from './content.js';
+import { setSequence, setString, tagOf, type Code, type Dataset } from './dataset.js';
+import { analysedRegion, keyRegionGraphic, type SliceGeometry } from './regions.js';
 import type { SourceInstance } from './source.js';
 
 export const COMPREHENSIVE_3D_SR = '1.2.840.10008.5.1.4.1.1.88.34';
 
 const C = {
   report: { value: '126000', scheme: 'DCM', meaning: 'Imaging Measurement Report' },
-  language: { value: '121049', scheme: 'DCM', meaning: 'Language of Content Item and Descendants' },
-  english: { value: 'en', scheme: 'RFC5646', meaning: 'English' },
-  observerType: { value: '121005', scheme: 'DCM', meaning: 'Observer Type' },
-  device: { value: '121007', scheme: 'DCM', meaning: 'Device' },
-  deviceUid: { value: '121012', scheme: 'DCM', meaning: 'Device Observer UID' },
-  deviceName: { value: '121013', scheme: 'DCM', meaning: 'Device Observer Name' },
-  deviceManufacturer: { value: '121014', scheme: 'DCM', meaning: 'Device Observer Manufacturer' },
-  deviceModel: { value: '121015', scheme: 'DCM', meaning: 'Device Observer Model Name' },
   procedureReported: { value: '121058', scheme: 'DCM', meaning: 'Procedure reported' },
   ctChest: { value: '169069000', scheme: 'SCT', meaning: 'CT of chest' },
+  imageLibrary: { value: '111028', scheme: 'DCM', meaning: 'Image Library' },
+  imageLibraryGroup: { value: '126200', scheme: 'DCM', meaning: 'Image Library Group' },
+  modality: { value: '121139', scheme: 'DCM', meaning: 'Modality' },
+  ct: { value: 'CT', scheme: 'DCM', meaning: 'Computed Tomography' },
+  targetRegion: { value: '123014', scheme: 'DCM', meaning: 'Target Region' },
+  chest: { value: '51185008', scheme: 'SCT', meaning: 'Chest' },
   imagingMeasurements: { value: '126010', scheme: 'DCM', meaning: 'Imaging Measurements' },
   measurementGroup: { value: '125007', scheme: 'DCM', meaning: 'Measurement Group' },
   trackingId: { value: '112039', scheme: 'DCM', meaning: 'Tracking Identifier' },
@@ -53,16 +63,37 @@ const C = {
   algorithmParameters: { value: '111002', scheme: 'DCM', meaning: 'Algorithm Parameters' },
   finding: { value: '121071', scheme: 'DCM', meaning: 'Finding' },
   covid19: { value: '840539006', scheme: 'SCT', meaning: 'COVID-19' },
+  findingSite: { value: '363698007', scheme: 'SCT', meaning: 'Finding Site' },
+  lung: { value: '39607008', scheme: 'SCT', meaning: 'Lung' },
+  rightLung: { value: '3341006', scheme: 'SCT', meaning: 'Right lung' },
+  leftLung: { value: '44029006', scheme: 'SCT', meaning: 'Left lung' },
+  imageRegion: { value: '111030', scheme: 'DCM', meaning: 'Image Region' },
   sourceOfMeasurement: { value: '121112', scheme: 'DCM', meaning: 'Source of Measurement' },
+  area: { value: '42798000', scheme: 'SCT', meaning: 'Area' },
+  volume: { value: '118565006', scheme: 'SCT', meaning: 'Volume' },
   comment: { value: '121106', scheme: 'DCM', meaning: 'Comment' },
   qualitative: { value: 'C0034375', scheme: 'UMLS', meaning: 'Qualitative Evaluations' },
-  seriesProbability: { value: 'SERIES-PROB', scheme: LOCAL_SCHEME, meaning: 'COVID-19 pattern probability, series' },
-  sliceProbability: { value: 'SLICE-PROB', scheme: LOCAL_SCHEME, meaning: 'COVID-19 pattern probability, slice' },
+  seriesProbability: { value: 'SERIES-PROB', scheme: LOCAL_SCHEME, meaning: 'Series probability' },
+  sliceProbability: { value: 'SLICE-PROB', scheme: LOCAL_SCHEME, meaning: 'Slice probability' },
+  cnnSeriesProbability: { value: 'CNN-SERIES-PROB', scheme: LOCAL_SCHEME, meaning: 'Series probability, CNN only' },
+  cnnSliceProbability: { value: 'CNN-SLICE-PROB', scheme: LOCAL_SCHEME, meaning: 'Slice probability, CNN only' },
   threshold: { value: 'THRESHOLD', scheme: LOCAL_SCHEME, meaning: 'Decision threshold' },
   category: { value: 'CATEGORY', scheme: LOCAL_SCHEME, meaning: 'AI result category' },
+  opacityVolumePercent: { value: 'OPACITY-PCT-VOL', scheme: LOCAL_SCHEME, meaning: 'Opacity, % of lung volume' },
+  highOpacityVolumePercent: { value: 'HIGH-OPACITY-PCT-VOL', scheme: LOCAL_SCHEME, meaning: 'High opacity, % of lung volume' },
+  opacityVolume: { value: 'OPACITY-VOL', scheme: LOCAL_SCHEME, meaning: 'Opacity volume' },
+  highOpacityVolume: { value: 'HIGH-OPACITY-VOL', scheme: LOCAL_SCHEME, meaning: 'High opacity volume' },
+  opacityAreaPercent: { value: 'OPACITY-PCT-AREA', scheme: LOCAL_SCHEME, meaning: 'Opacity, % of lung on slice' },
+  highOpacityAreaPercent: { value: 'HIGH-OPACITY-PCT-AREA', scheme: LOCAL_SCHEME, meaning: 'High opacity, % of lung on slice' },
   status: { value: 'STATUS', scheme: LOCAL_SCHEME, meaning: 'AI result status' },
   scored: { value: 'SCORED', scheme: LOCAL_SCHEME, meaning: 'Scored' },
   notScored: { value: 'NOT-SCORED', scheme: LOCAL_SCHEME, meaning: 'Not scored' },
+} satisfies Record<string, Code>;
+
+const U = {
+  percent: { value: '%', scheme: 'UCUM', meaning: 'percent' },
+  ml: { value: 'ml', scheme: 'UCUM', meaning: 'milliliter' },
+  mm2: { value: 'mm2', scheme: 'UCUM', meaning: 'square millimeter' },
 } satisfies Record<string, Code>;
 
 const CATEGORY: Record<string, Code> = {
@@ -71,99 +102,13 @@ const CATEGORY: Record<string, Code> = {
   unlikely: { value: 'UNLIKELY', scheme: LOCAL_SCHEME, meaning: 'COVID-19 pattern unlikely' },
 };
 
-type Rel = 'CONTAINS' | 'HAS OBS CONTEXT' | 'HAS CONCEPT MOD' | 'INFERRED FROM';
-
-const T = {
-  relationship: tagOf(0x0040, 0xa010),
-  valueType: tagOf(0x0040, 0xa040),
-  conceptName: tagOf(0x0040, 0xa043),
-  continuity: tagOf(0x0040, 0xa050),
-  content: tagOf(0x0040, 0xa730),
-  text: tagOf(0x0040, 0xa160),
-  conceptCode: tagOf(0x0040, 0xa168),
-  uid: tagOf(0x0040, 0xa124),
-  measured: tagOf(0x0040, 0xa300),
-  units: tagOf(0x0040, 0x08ea),
-  numeric: tagOf(0x0040, 0xa30a),
-  refSop: tagOf(0x0008, 0x1199),
-  refClass: tagOf(0x0008, 0x1150),
-  refInstance: tagOf(0x0008, 0x1155),
-  template: tagOf(0x0040, 0xa504),
-  mappingResource: tagOf(0x0008, 0x0105),
-  templateId: tagOf(0x0040, 0xdb00),
-  refSeries: tagOf(0x0008, 0x1115),
-  studyUid: tagOf(0x0020, 0x000d),
-  seriesUid: tagOf(0x0020, 0x000e),
-} as const;
-
-function item(rel: Rel | null, valueType: string, concept: Code, children: Dataset[] = []): Dataset {
-  const ds: Dataset = new Map();
-  if (rel) setString(ds, T.relationship, 'CS', rel);
-  setString(ds, T.valueType, 'CS', valueType);
-  setCode(ds, T.conceptName, concept);
-  if (children.length) setSequence(ds, T.content, children);
-  return ds;
-}
-
-function container(rel: Rel | null, concept: Code, children: Dataset[]): Dataset {
-  const ds = item(rel, 'CONTAINER', concept, children);
-  setString(ds, T.continuity, 'CS', 'SEPARATE');
-  return ds;
-}
-
-function text(rel: Rel, concept: Code, value: string): Dataset {
-  const ds = item(rel, 'TEXT', concept);
-  setString(ds, T.text, 'UT', value);
-  return ds;
-}
-
-function code(rel: Rel, concept: Code, value: Code): Dataset {
-  const ds = item(rel, 'CODE', concept);
-  setSequence(ds, T.conceptCode, [codeItem(value)]);
-  return ds;
-}
-
-function uidref(rel: Rel, concept: Code, uid: string): Dataset {
-  const ds = item(rel, 'UIDREF', concept);
-  setString(ds, T.uid, 'UI', uid);
-  return ds;
-}
-
-function num(rel: Rel, concept: Code, value: number, units: Code, children: Dataset[] = []): Dataset {
-  const ds = item(rel, 'NUM', concept, children);
-  const mv: Dataset = new Map();
-  setSequence(mv, T.units, [codeItem(units)]);
-  setString(mv, T.numeric, 'DS', formatDs(value, 4));
-  setSequence(ds, T.measured, [mv]);
-  return ds;
-}
-
-function sopRef(sopClassUid: string, sopInstanceUid: string): Dataset {
-  const ds: Dataset = new Map();
-  setString(ds, T.refClass, 'UI', sopClassUid);
-  setString(ds, T.refInstance, 'UI', sopInstanceUid);
-  return ds;
-}
-
-function image(rel: Rel, concept: Code, sopClassUid: string, sopInstanceUid: string): Dataset {
-  const ds = item(rel, 'IMAGE', concept);
-  setSequence(ds, T.refSop, [sopRef(sopClassUid, sopInstanceUid)]);
-  return ds;
-}
-
-/** Hierarchical SOP Instance Reference Macro items (one study). */
-export function hierarchicalReference(studyUid: string, series: Map<string, { sopClassUid: string; sopInstanceUid: string }[]>): Dataset[] {
-  const seriesItems: Dataset[] = [];
-  for (const [seriesUid, refs] of series) {
-    const s: Dataset = new Map();
-    setString(s, T.seriesUid, 'UI', seriesUid);
-    setSequence(s, T.refSop, refs.map((r) => sopRef(r.sopClassUid, r.sopInstanceUid)));
-    seriesItems.push(s);
-  }
-  const study: Dataset = new Map();
-  setString(study, T.studyUid, 'UI', studyUid);
-  setSequence(study, T.refSeries, seriesItems);
-  return [study];
+/** One key slice as the SR sees it: its record entry, the CT slice it names and that slice's size. */
+export interface SrKeySlice {
+  key: ResultKeySlice;
+  ref: SopRef;
+  geometry: SliceGeometry;
+  /** The CT slice's Instance Number. */
+  instanceNumber: number | null;
 }
 
 export interface SrInput {
@@ -174,19 +119,127 @@ export interface SrInput {
   seriesInstanceUid: string;
   seriesNumber: number;
   deviceObserverUid: string;
-  trackingUid: string;
+  /** Tracking Unique Identifier of a measurement group: 'series' or the key slice's SOP Instance UID. */
+  trackingUid: (of: string) => string;
   aeTitle: string;
   when: DicomDateTime;
   /** Every source instance used (scored slices; for a series not scored, the instances received). */
-  evidence: { sopClassUid: string; sopInstanceUid: string }[];
+  evidence: SopRef[];
+  /** The key slices, best first (scored series). */
+  keySlices: SrKeySlice[];
   /** Earlier SRs of this series (Predecessor Documents Sequence). */
   predecessors: { seriesInstanceUid: string; sopInstanceUid: string }[];
   /** Window and aggregation, for Algorithm Parameters. */
   parameters: string;
 }
 
-function fmt(p: number | undefined): string {
-  return p === undefined ? '?' : p.toFixed(3);
+function fmt(p: number | undefined, d = 3): string {
+  return p === undefined ? '?' : p.toFixed(d);
+}
+
+/** TID 4019 Algorithm Identification (HAS CONCEPT MOD), with the parameters when given. */
+function algorithm(model: ModelInfo, parameters?: string): Dataset[] {
+  return [
+    text('HAS CONCEPT MOD', C.algorithmName, model.name),
+    text('HAS CONCEPT MOD', C.algorithmVersion, model.version),
+    ...(parameters ? [text('HAS CONCEPT MOD', C.algorithmParameters, parameters)] : []),
+  ];
+}
+
+function opacityNums(rel: Rel, m: OpacityMeasure, site: Code): Dataset[] {
+  const mod = [code('HAS CONCEPT MOD', C.findingSite, site)];
+  const withSite = (concept: Code, value: number, units: Code) => num(rel, concept, value, units, mod, 2);
+  return [
+    withSite(C.opacityVolumePercent, m.percentOpacity, U.percent),
+    withSite(C.highOpacityVolumePercent, m.percentHighOpacity, U.percent),
+    withSite(C.opacityVolume, m.opacityMl, U.ml),
+    withSite(C.highOpacityVolume, m.highOpacityMl, U.ml),
+    withSite(C.volume, m.lungMl, U.ml),
+  ];
+}
+
+/**
+ * The series-level measurement group (TID 1411, the volume being the regions the model analysed on
+ * the slices the score averages). Its numbers hang below the items they qualify: the opacity
+ * burden as properties of the finding, the probability and threshold as what the category was
+ * inferred from (and the CNN-only probability below the fused one), so that a viewer that prints
+ * a group's top-level numbers next to its region draws none here: the key slice groups carry the
+ * series result as their first line, and two text boxes on the first key slice would overlap.
+ */
+function seriesGroup(inp: SrInput): Dataset {
+  const { record: r, model } = inp;
+  const category = CATEGORY[r.category ?? ''];
+  const used = inp.keySlices.slice(0, Math.max(1, Math.min(r.k ?? inp.keySlices.length, inp.keySlices.length)));
+  const o = r.opacity;
+  const probability = num(r.category ? 'INFERRED FROM' : 'CONTAINS', C.seriesProbability, r.score ?? 0, Codes.noUnits,
+    r.cnnScore !== undefined ? [num('INFERRED FROM', C.cnnSeriesProbability, r.cnnScore, Codes.noUnits)] : []);
+  const threshold = num(r.category ? 'INFERRED FROM' : 'CONTAINS', C.threshold, r.threshold ?? 0, Codes.noUnits);
+  return container('CONTAINS', C.measurementGroup, [
+    text('HAS OBS CONTEXT', C.trackingId, `COVID-19 pattern, series ${inp.source.seriesNumber ?? ''}`.trim()),
+    uidref('HAS OBS CONTEXT', C.trackingUid, inp.trackingUid('series')),
+    code('CONTAINS', C.finding, C.covid19,
+      o ? [...opacityNums('HAS PROPERTIES', o.total, C.lung), ...opacityNums('HAS PROPERTIES', o.right, C.rightLung), ...opacityNums('HAS PROPERTIES', o.left, C.leftLung)] : []),
+    ...algorithm(model, inp.parameters),
+    ...used.map((k) => scoord('CONTAINS', C.imageRegion, 'POLYLINE', analysedRegion(k.key, k.geometry), k.ref)),
+    ...(category ? [code('CONTAINS', C.category, category, [probability, threshold])] : [probability, threshold]),
+  ]);
+}
+
+/** The lines every key slice group starts with: the series result (and the lungs' opacity burden). */
+export function seriesLines(r: ResultRecord): string[] {
+  const o = r.opacity?.total;
+  return [
+    `Series: ${r.category ?? '?'}, ${fmt(r.score)} (threshold ${fmt(r.threshold)})`,
+    ...(o ? [`Lungs: opacity ${o.percentOpacity.toFixed(1)} %, high opacity ${o.percentHighOpacity.toFixed(1)} %`] : []),
+  ];
+}
+
+/** One key slice's measurement group (TID 1501): every number INFERRED FROM the region on that CT slice. */
+function keySliceGroup(inp: SrInput, k: SrKeySlice, i: number): Dataset {
+  const { record: r, model } = inp;
+  const region = keyRegionGraphic(k.key, k.geometry);
+  const from = (): Dataset[] => [scoord('INFERRED FROM', C.sourceOfMeasurement, region.graphicType, region.points, k.ref)];
+  const name = `Key slice ${i + 1} of ${inp.keySlices.length}` + (k.instanceNumber !== null ? `, instance ${k.instanceNumber}` : '');
+  const nums: Dataset[] = [num('CONTAINS', C.sliceProbability, k.key.probability, Codes.noUnits, from())];
+  if (k.key.opacityPercent !== undefined) nums.push(num('CONTAINS', C.opacityAreaPercent, k.key.opacityPercent, U.percent, from(), 2));
+  if (k.key.highOpacityPercent !== undefined) nums.push(num('CONTAINS', C.highOpacityAreaPercent, k.key.highOpacityPercent, U.percent, from(), 2));
+  if (region.areaMm2 !== undefined) nums.push(num('CONTAINS', C.area, region.areaMm2, U.mm2, from(), 1));
+  if (k.key.cnnProbability !== undefined) nums.push(num('CONTAINS', C.cnnSliceProbability, k.key.cnnProbability, Codes.noUnits, from()));
+  return container('CONTAINS', C.measurementGroup, [
+    text('HAS OBS CONTEXT', C.trackingId, name),
+    uidref('HAS OBS CONTEXT', C.trackingUid, inp.trackingUid(k.ref.sopInstanceUid)),
+    code('CONTAINS', C.finding, C.covid19),
+    code('HAS CONCEPT MOD', C.findingSite, C.lung),
+    ...algorithm(model),
+    ...seriesLines(r).map((l) => text('CONTAINS', C.comment, l)),
+    ...nums,
+  ]);
+}
+
+/** TID 1600 Image Library: the CT slices the measurements point at. */
+function imageLibrary(refs: SopRef[]): Dataset {
+  const group = container('CONTAINS', C.imageLibraryGroup, [
+    code('HAS ACQ CONTEXT', C.modality, C.ct),
+    code('HAS ACQ CONTEXT', C.targetRegion, C.chest),
+    ...refs.map((ref) => image('CONTAINS', null, ref)),
+  ]);
+  return container('CONTAINS', C.imageLibrary, refs.length ? [group] : []);
+}
+
+function summaryText(inp: SrInput): string {
+  const { record: r, model } = inp;
+  const keys = inp.keySlices
+    .map((k) => `${k.instanceNumber !== null ? `instance ${k.instanceNumber}` : `slice ${k.key.index + 1}`}: ${fmt(k.key.probability)}`)
+    .join('; ');
+  const o = r.opacity?.total;
+  return (
+    `${NOT_FOR_DIAGNOSTIC_USE}. Research software output, not verified by a physician. ` +
+    `${model.name} ${model.version}: COVID-19 pneumonia pattern probability ${fmt(r.score)} for this series ` +
+    `(${r.category ?? '?'}; threshold ${fmt(r.threshold)}, indeterminate within +/-${fmt(r.indeterminateMargin)}; ` +
+    `mean of the top ${r.k ?? '?'} of ${r.slices.length} slices${r.fusion ? `, ${r.fusion}` : ''}).` +
+    (o ? ` Lung opacity ${o.percentOpacity.toFixed(1)} % of lung volume (${o.opacityMl.toFixed(0)} of ${o.lungMl.toFixed(0)} ml), high opacity ${o.percentHighOpacity.toFixed(1)} %.` : '') +
+    ` Key slices: ${keys || 'none'}.`
+  );
 }
 
 /** The SR dataset (without file meta). */
@@ -194,96 +247,37 @@ export function buildSr(inp: SrInput): Dataset {
   const { record: r, source, model } = inp;
   const scored = r.status === 'scored';
   const ds: Dataset = new Map();
-  copyPatientStudy(ds, source);
-  // SOP Common
-  setString(ds, tagOf(0x0008, 0x0016), 'UI', COMPREHENSIVE_3D_SR);
-  setString(ds, tagOf(0x0008, 0x0018), 'UI', inp.sopInstanceUid);
-  setString(ds, tagOf(0x0008, 0x0012), 'DA', inp.when.date);
-  setString(ds, tagOf(0x0008, 0x0013), 'TM', inp.when.time);
+  setObjectHeader(ds, {
+    source, model, sopClassUid: COMPREHENSIVE_3D_SR, sopInstanceUid: inp.sopInstanceUid, modality: 'SR', seriesInstanceUid: inp.seriesInstanceUid,
+    seriesNumber: inp.seriesNumber, seriesDescription: 'AI report', instanceNumber: 1, aeTitle: inp.aeTitle, when: inp.when,
+  });
   setCodingSchemes(ds);
-  setContributingEquipment(ds, model, inp.when);
-  // SR Document Series
-  setString(ds, tagOf(0x0008, 0x0060), 'CS', 'SR');
-  setString(ds, tagOf(0x0020, 0x000e), 'UI', inp.seriesInstanceUid);
-  setString(ds, tagOf(0x0020, 0x0011), 'IS', String(inp.seriesNumber));
-  setString(ds, tagOf(0x0008, 0x0021), 'DA', inp.when.date);
-  setString(ds, tagOf(0x0008, 0x0031), 'TM', inp.when.time);
-  setString(ds, tagOf(0x0008, 0x103e), 'LO', `${NOT_FOR_DIAGNOSTIC_USE} - AI report ${model.name} ${model.version}`);
+  // SR Document Series, SR Document General
   setSequence(ds, tagOf(0x0008, 0x1111), []);
-  // General + Enhanced General Equipment
-  setEquipment(ds, inp.aeTitle);
-  // SR Document General
-  setString(ds, tagOf(0x0020, 0x0013), 'IS', '1');
   setString(ds, tagOf(0x0040, 0xa491), 'CS', 'COMPLETE');
   setString(ds, tagOf(0x0040, 0xa493), 'CS', 'UNVERIFIED');
-  setString(ds, tagOf(0x0008, 0x0023), 'DA', inp.when.date);
-  setString(ds, tagOf(0x0008, 0x0033), 'TM', inp.when.time);
   setSequence(ds, tagOf(0x0040, 0xa372), []);
-  const bySeries = new Map<string, { sopClassUid: string; sopInstanceUid: string }[]>();
-  if (inp.evidence.length) bySeries.set(r.seriesInstanceUid, inp.evidence);
-  if (bySeries.size) setSequence(ds, tagOf(0x0040, 0xa375), hierarchicalReference(r.studyInstanceUid, bySeries));
+  if (inp.evidence.length) {
+    setSequence(ds, tagOf(0x0040, 0xa375), hierarchicalReference(r.studyInstanceUid, inp.evidence.map((e) => ({ ...e, seriesInstanceUid: r.seriesInstanceUid }))));
+  }
   if (inp.predecessors.length) {
-    const prev = new Map<string, { sopClassUid: string; sopInstanceUid: string }[]>();
-    for (const p of inp.predecessors) {
-      const list = prev.get(p.seriesInstanceUid) ?? [];
-      list.push({ sopClassUid: COMPREHENSIVE_3D_SR, sopInstanceUid: p.sopInstanceUid });
-      prev.set(p.seriesInstanceUid, list);
-    }
-    setSequence(ds, tagOf(0x0040, 0xa360), hierarchicalReference(r.studyInstanceUid, prev));
+    setSequence(ds, tagOf(0x0040, 0xa360), hierarchicalReference(r.studyInstanceUid, inp.predecessors.map((p) => ({ ...p, sopClassUid: COMPREHENSIVE_3D_SR }))));
   }
 
   // Content tree
   const children: Dataset[] = [
-    code('HAS CONCEPT MOD', C.language, C.english),
-    code('HAS OBS CONTEXT', C.observerType, C.device),
-    uidref('HAS OBS CONTEXT', C.deviceUid, inp.deviceObserverUid),
-    text('HAS OBS CONTEXT', C.deviceName, inp.aeTitle),
-    text('HAS OBS CONTEXT', C.deviceManufacturer, MANUFACTURER),
-    text('HAS OBS CONTEXT', C.deviceModel, `${model.name} ${model.version}`),
+    ...languageAndDeviceObserver(inp),
     code('HAS CONCEPT MOD', C.procedureReported, C.ctChest),
   ];
-  const algorithm = [
-    text('HAS OBS CONTEXT', C.algorithmName, model.name),
-    text('HAS OBS CONTEXT', C.algorithmVersion, model.version),
-    text('HAS OBS CONTEXT', C.algorithmParameters, inp.parameters),
-  ];
   if (scored) {
-    const category = CATEGORY[r.category ?? ''];
-    const slicesById = new Map(r.slices.map((s) => [s.sopInstanceUid, s]));
-    const keyItems = r.keySlices.map((k) => {
-      const s = slicesById.get(k.sopInstanceUid);
-      return num('CONTAINS', C.sliceProbability, k.probability, Codes.noUnits, [
-        image('INFERRED FROM', C.sourceOfMeasurement, s?.sopClassUid ?? source.sopClassUid, k.sopInstanceUid),
-      ]);
-    });
-    const keyText = r.keySlices
-      .map((k) => {
-        const s = slicesById.get(k.sopInstanceUid);
-        return `slice ${k.index + 1}${s?.instanceNumber !== null && s?.instanceNumber !== undefined ? ` (instance ${s.instanceNumber})` : ''}: ${fmt(k.probability)}`;
-      })
-      .join('; ');
-    const summary =
-      `${NOT_FOR_DIAGNOSTIC_USE}. Research software output, not verified by a physician. ` +
-      `${model.name} ${model.version}: COVID-19 pneumonia pattern probability ${fmt(r.score)} for this series ` +
-      `(${r.category ?? '?'}; threshold ${fmt(r.threshold)}, indeterminate within +/-${fmt(r.indeterminateMargin)}; ` +
-      `mean of the top ${r.k ?? '?'} of ${r.slices.length} slices). Key slices: ${keyText || 'none'}.`;
-    const group = container('CONTAINS', C.measurementGroup, [
-      text('HAS OBS CONTEXT', C.trackingId, `COVID-19 pattern, series ${source.seriesNumber ?? ''}`.trim()),
-      uidref('HAS OBS CONTEXT', C.trackingUid, inp.trackingUid),
-      ...algorithm,
-      code('HAS CONCEPT MOD', C.finding, C.covid19),
-      num('CONTAINS', C.seriesProbability, r.score ?? 0, Codes.noUnits),
-      num('CONTAINS', C.threshold, r.threshold ?? 0, Codes.noUnits),
-      ...(category ? [code('CONTAINS', C.category, category)] : []),
-      ...keyItems,
-      text('CONTAINS', C.comment, summary),
-    ]);
-    children.push(container('CONTAINS', C.imagingMeasurements, [group]));
+    children.push(imageLibrary(inp.keySlices.map((k) => k.ref)));
+    children.push(container('CONTAINS', C.imagingMeasurements, [seriesGroup(inp), ...inp.keySlices.map((k, i) => keySliceGroup(inp, k, i))]));
     children.push(container('CONTAINS', C.qualitative, [
       code('CONTAINS', C.status, C.scored),
-      text('CONTAINS', C.comment, `${NOT_FOR_DIAGNOSTIC_USE}. ${model.name} ${model.version}: ${r.category ?? '?'} (${fmt(r.score)}).`),
+      text('CONTAINS', C.comment, summaryText(inp)),
     ]));
   } else {
+    children.push(imageLibrary([]));
     children.push(container('CONTAINS', C.qualitative, [
       code('CONTAINS', C.status, C.notScored),
       text('CONTAINS', C.comment, `Not scored: ${r.reason ?? r.status}.`),
@@ -292,14 +286,6 @@ export function buildSr(inp: SrInput): Dataset {
       text('CONTAINS', C.comment, `${NOT_FOR_DIAGNOSTIC_USE}. The series was received by ${MANUFACTURER} but the model did not score it.`),
     ]));
   }
-  // SR Document Content: the root content item.
-  setString(ds, T.valueType, 'CS', 'CONTAINER');
-  setCode(ds, T.conceptName, C.report);
-  setString(ds, T.continuity, 'CS', 'SEPARATE');
-  const tmpl: Dataset = new Map();
-  setString(tmpl, T.mappingResource, 'CS', 'DCMR');
-  setString(tmpl, T.templateId, 'CS', '1500');
-  setSequence(ds, T.template, [tmpl]);
-  setSequence(ds, T.content, children);
+  setDocumentContent(ds, C.report, '1500', children);
   return ds;
 }

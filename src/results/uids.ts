@@ -15,7 +15,10 @@ export interface UidBasis {
   modelVersion: string;
 }
 
-/** Roles: 'sr-series', 'sc-series', 'sr', 'sr-not-scored', 'summary', 'heatmap:<source SOP Instance UID>', 'device-observer'. */
+/**
+ * Roles: 'sr-series', 'sc-series', 'kos-series', 'sr', 'sr-not-scored', 'kos', 'summary', 'heatmap:<source SOP Instance UID>',
+ * 'tracking' and 'tracking:<key slice SOP Instance UID>' (SR measurement groups), 'device:<AE title>:<model name>'.
+ */
 export function resultUid(basis: UidBasis, role: string): string {
   const h = createHash('sha256')
     .update(['mlsam-result-uid-v1', basis.seriesInstanceUid, basis.instancesHash, basis.modelVersion, role].join('\0'))
@@ -30,7 +33,9 @@ export function resultUid(basis: UidBasis, role: string): string {
 export function resultUids(basis: UidBasis): {
   srSeries: string;
   scSeries: string;
+  kosSeries: string;
   sr: string;
+  kos: string;
   srNotScored: string;
   summary: string;
   heatmap: (sourceSopInstanceUid: string) => string;
@@ -38,7 +43,9 @@ export function resultUids(basis: UidBasis): {
   return {
     srSeries: resultUid(basis, 'sr-series'),
     scSeries: resultUid(basis, 'sc-series'),
+    kosSeries: resultUid(basis, 'kos-series'),
     sr: resultUid(basis, 'sr'),
+    kos: resultUid(basis, 'kos'),
     srNotScored: resultUid(basis, 'sr-not-scored'),
     summary: resultUid(basis, 'summary'),
     heatmap: (uid: string) => resultUid(basis, `heatmap:${uid}`),

@@ -1,8 +1,11 @@
 /**
  * The result objects of a real scored series (8 slices of covid-ct-md P001, scored by the shipped
- * model): dciodvfy finds no errors in the SR and every SC, dsrdump shows the content, dcmj2pnm
- * renders every SC, patient/study attributes are the source's bytes, the UIDs and bytes are the
- * same on a re-run, a re-scored series names its old SR, and a series not scored gets an SR saying why.
+ * model), as the pipeline gives them and with the fields the model work adds (region outlines,
+ * opacity burden) seeded: dciodvfy finds no errors in the SR, the Key Object Selection and every
+ * SC; the SR is TID 1500 as viewers read it (Image Library, a series group, one group per key slice
+ * whose every number is INFERRED FROM a SCOORD selected from that CT slice); dcmj2pnm renders every
+ * SC; patient/study attributes are the source's bytes; the UIDs and bytes are the same on a re-run;
+ * a re-scored series names its old SR; a series not scored gets an SR saying why.
  */
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -15,10 +18,12 @@ import { resultsDirFor } from '../../src/dicom/spool/spool-layout.js';
 import { createLogger } from '../../src/log.js';
 import type { ModelMetadata } from '../../src/model/metadata.js';
 import type { OutputFile, ResultRecord } from '../../src/queue/result-record.js';
-import { COMPREHENSIVE_3D_SR, resultUids, SECONDARY_CAPTURE, writeResultObjects } from '../../src/results/index.js';
+import { COMPREHENSIVE_3D_SR, KEY_OBJECT_SELECTION, resultUids, SECONDARY_CAPTURE, writeResultObjects } from '../../src/results/index.js';
+import { keyRegionGraphic } from '../../src/results/regions.js';
 import { parseSourceInstance } from '../../src/results/source.js';
 import { dumpDataset, run } from '../helpers/dcmtk.js';
 import { repoRoot, scoredRecord, spoolP001, testConfig } from './helpers.js';
+import { seedModelFields } from './seed.js';
 
 const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
 const tmp = mkdtempSync(path.join(tmpdir(), 'mlsam-results-'));
@@ -60,23 +65,24 @@ async function dsrdump(file: string): Promise<string> {
 }
 
 describe('result objects of a scored series', () => {
-  it('writes one SR, a heatmap per key slice and the summary into the results folder', () => {
+  it('writes the SR, the Key Object Selection, a heatmap per key slice and the summary into the results folder', () => {
     const dir = resultsDirFor(spool, record.studyInstanceUid, record.seriesInstanceUid, record.instancesHash, record.model.version);
-    expect(outputs.map((o) => o.kind)).toEqual(['sr', 'heatmap', 'heatmap', 'heatmap', 'heatmap', 'heatmap', 'summary']);
-    expect(outputs.map((o) => path.basename(o.path))).toEqual(['sr.dcm', 'heatmap-01.dcm', 'heatmap-02.dcm', 'heatmap-03.dcm', 'heatmap-04.dcm', 'heatmap-05.dcm', 'summary.dcm']);
+    expect(outputs.map((o) => o.kind)).toEqual(['sr', 'kos', 'heatmap', 'heatmap', 'heatmap', 'heatmap', 'heatmap', 'summary']);
+    expect(outputs.map((o) => path.basename(o.path))).toEqual(['sr.dcm', 'kos.dcm', 'heatmap-01.dcm', 'heatmap-02.dcm', 'heatmap-03.dcm', 'heatmap-04.dcm', 'heatmap-05.dcm', 'summary.dcm']);
     for (const o of outputs) expect(path.dirname(o.path)).toBe(dir);
     expect(readdirSync(dir).sort()).toEqual(outputs.map((o) => path.basename(o.path)).sort());
     const uids = resultUids({ seriesInstanceUid: record.seriesInstanceUid, instancesHash: record.instancesHash, modelVersion: record.model.version });
     expect(outputs[0]).toMatchObject({ sopClassUid: COMPREHENSIVE_3D_SR, sopInstanceUid: uids.sr, seriesInstanceUid: uids.srSeries });
-    outputs.slice(1, 6).forEach((o, i) => {
+    expect(outputs[1]).toMatchObject({ sopClassUid: KEY_OBJECT_SELECTION, sopInstanceUid: uids.kos, seriesInstanceUid: uids.kosSeries });
+    outputs.slice(2, 7).forEach((o, i) => {
       expect(o).toMatchObject({ sopClassUid: SECONDARY_CAPTURE, seriesInstanceUid: uids.scSeries, sourceSopInstanceUid: record.keySlices[i]!.sopInstanceUid });
       expect(o.sopInstanceUid).toBe(uids.heatmap(record.keySlices[i]!.sopInstanceUid));
     });
-    expect(outputs[6]).toMatchObject({ sopInstanceUid: uids.summary, seriesInstanceUid: uids.scSeries });
+    expect(outputs[7]).toMatchObject({ sopInstanceUid: uids.summary, seriesInstanceUid: uids.scSeries });
     const all = outputs.flatMap((o) => [o.sopInstanceUid, o.seriesInstanceUid]);
     for (const u of all) expect(u).toMatch(/^2\.25\.[1-9][0-9]{0,38}$/);
     expect(new Set(outputs.map((o) => o.sopInstanceUid)).size).toBe(outputs.length);
-    expect(uids.srSeries).not.toBe(uids.scSeries);
+    expect(new Set([uids.srSeries, uids.scSeries, uids.kosSeries]).size).toBe(3);
   });
 
   it('dciodvfy finds no errors and no unexpected warnings in the SR and every SC', async () => {
@@ -87,22 +93,49 @@ describe('result objects of a scored series', () => {
     }
   });
 
-  it('dsrdump shows score, category, threshold, algorithm, key slices and NOT FOR DIAGNOSTIC USE', async () => {
+  it('dsrdump shows the report as TID 1500 lays it out: image library, series group, one group per key slice', async () => {
     const text = await dsrdump(outputs[0]!.path);
     expect(text).toContain('Comprehensive 3D SR Document');
     expect(text).toContain('Verification Flag   : UNVERIFIED');
     expect(text).toContain('NOT FOR DIAGNOSTIC USE');
     expect(text).toContain('<CONTAINER:(,,"Imaging Measurement Report")=SEPARATE>');
-    expect(text).toContain('<contains CONTAINER:(,,"Measurement Group")=SEPARATE>');
-    expect(text).toContain(`<has obs context TEXT:(,,"Algorithm Name")="${record.model.name}">`);
-    expect(text).toContain(`<has obs context TEXT:(,,"Algorithm Version")="${record.model.version}">`);
-    expect(text).toContain('<has concept mod CODE:(,,"Finding")=(840539006,SCT,"COVID-19")>');
-    expect(text).toContain(`<contains NUM:(,,"COVID-19 pattern probability, series")="${Number(record.score!.toFixed(4))}" (1,UCUM,"no units")>`);
-    expect(text).toContain(`<contains NUM:(,,"Decision threshold")="${Number(record.threshold!.toFixed(4))}" (1,UCUM,"no units")>`);
-    expect(text).toMatch(new RegExp(`<contains CODE:\\(,,"AI result category"\\)=\\(${record.category!.toUpperCase()},99MLSAM,`));
-    // key slices, best first, each a NUM inferred from the CT image
-    const keys = [...text.matchAll(/<contains NUM:\(,,"COVID-19 pattern probability, slice"\)="([0-9.]+)"[^\n]*\n\s*<inferred from IMAGE:\(,,"Source of Measurement"\)=\(CT image,"([0-9.]+)"\)>/g)];
-    expect(keys.map((m) => [Number(m[1]), m[2]])).toEqual(record.keySlices.map((k) => [Number(k.probability.toFixed(4)), k.sopInstanceUid]));
+    // Image Library (TID 1600): the CT slices the measurements point at, key slices best first.
+    const library = text.slice(text.indexOf('"Image Library")'), text.indexOf('"Imaging Measurements")'));
+    expect(library).toContain('<has acq context CODE:(,,"Modality")=(CT,DCM,"Computed Tomography")>');
+    expect([...library.matchAll(/<contains IMAGE:=\(CT image,"([0-9.]+)"\)>/g)].map((m) => m[1])).toEqual(record.keySlices.map((k) => k.sopInstanceUid));
+    const groups = text.split('<contains CONTAINER:(,,"Measurement Group")=SEPARATE>').slice(1);
+    expect(groups).toHaveLength(1 + record.keySlices.length);
+    // The series group: category inferred from the probability and threshold, algorithm, the analysed regions.
+    const series = groups[0]!;
+    expect(series).toContain(`<has concept mod TEXT:(,,"Algorithm Name")="${record.model.name}">`);
+    expect(series).toContain(`<has concept mod TEXT:(,,"Algorithm Version")="${record.model.version}">`);
+    expect(series).toContain('<contains CODE:(,,"Finding")=(840539006,SCT,"COVID-19")>');
+    expect(series).toMatch(new RegExp(`<contains CODE:\\(,,"AI result category"\\)=\\(${record.category!.toUpperCase()},99MLSAM,`));
+    expect(series).toContain(`<inferred from NUM:(,,"Series probability")="${Number(record.score!.toFixed(4))}" (1,UCUM,"no units")>`);
+    expect(series).toContain(`<inferred from NUM:(,,"Decision threshold")="${Number(record.threshold!.toFixed(4))}" (1,UCUM,"no units")>`);
+    expect(series.match(/<contains SCOORD:\(,,"Image Region"\)=\(POLYLINE,/g)?.length).toBe(Math.min(record.k!, record.keySlices.length));
+    // One group per key slice, best first: every number INFERRED FROM a SCOORD selected from that CT slice.
+    record.keySlices.forEach((k, i) => {
+      const g = groups[i + 1]!;
+      const instance = record.slices.find((s) => s.sopInstanceUid === k.sopInstanceUid)!.instanceNumber;
+      expect(g).toContain(`<has obs context TEXT:(,,"Tracking Identifier")="Key slice ${i + 1} of ${record.keySlices.length}, instance ${instance}">`);
+      expect(g).toContain(`<contains TEXT:(,,"Comment")="Series: ${record.category}, ${record.score!.toFixed(3)} (threshold ${record.threshold!.toFixed(3)})">`);
+      expect(g).toContain(`<contains NUM:(,,"Slice probability")="${Number(k.probability.toFixed(4))}" (1,UCUM,"no units")>`);
+      const nums = g.split('<contains NUM:').slice(1);
+      expect(nums.length).toBeGreaterThanOrEqual(1);
+      for (const n of nums) {
+        expect(n).toMatch(/^\S[^\n]*\n\s*<inferred from SCOORD:\(,,"Source of Measurement"\)=\((POINT|POLYLINE),[^)]*\)>\n\s*<selected from IMAGE:=\(CT image,"([0-9.]+)"\)>/);
+        expect(/<selected from IMAGE:=\(CT image,"([0-9.]+)"\)>/.exec(n)![1]).toBe(k.sopInstanceUid);
+      }
+      // As the model work gives it: an outline, else a peak, else the attention peak (never absent).
+      const slice = record.slices.find((s) => s.sopInstanceUid === k.sopInstanceUid)!;
+      const src = naturalized(slice.file);
+      const expected = keyRegionGraphic(k, { columns: src.Columns, rows: src.Rows });
+      expect(nums[0]).toContain(`=(${expected.graphicType},`);
+      if (!k.region && k.attention) expect(expected.source).toBe('attention peak');
+      expect(g.includes('"Opacity, % of lung on slice"')).toBe(k.opacityPercent !== undefined);
+    });
+    expect(text.includes('"Opacity, % of lung volume"')).toBe(record.opacity !== undefined);
     const ds = naturalized(outputs[0]!.path);
     expect(ds.SeriesDescription).toContain('NOT FOR DIAGNOSTIC USE');
     expect(ds.SeriesDescription).toContain(`${record.model.name} ${record.model.version}`);
@@ -111,6 +144,26 @@ describe('result objects of a scored series', () => {
     const ce = ds.ContributingEquipmentSequence[0];
     expect(ce).toMatchObject({ Manufacturer: 'mlsam-node', ManufacturerModelName: record.model.name, SoftwareVersions: record.model.version });
     expect(ce.PurposeOfReferenceCodeSequence[0]).toMatchObject({ CodeMeaning: 'Processing Algorithm' });
+  });
+
+  it('the Key Object Selection flags the key slices "Of Interest", best first, in its own KO series', async () => {
+    const kos = outputs.find((o) => o.kind === 'kos')!;
+    const text = await dsrdump(kos.path);
+    expect(text).toContain('Key Object Selection Document');
+    expect(text).toContain('<CONTAINER:(,,"Of Interest")=SEPARATE>');
+    expect(text).toContain('<contains TEXT:(,,"Key Object Description")="NOT FOR DIAGNOSTIC USE.');
+    expect([...text.matchAll(/<contains IMAGE:=\(CT image,"([0-9.]+)"\)>/g)].map((m) => m[1])).toEqual(record.keySlices.map((k) => k.sopInstanceUid));
+    const ds = naturalized(kos.path);
+    expect(ds).toMatchObject({ Modality: 'KO', SOPClassUID: KEY_OBJECT_SELECTION, StudyInstanceUID: record.studyInstanceUid, SeriesNumber: 8000 + naturalized(record.slices[0]!.file).SeriesNumber });
+    expect(ds.SeriesDescription).toBe(`NOT FOR DIAGNOSTIC USE - AI key slices ${record.model.name} ${record.model.version}`);
+    expect(ds.ContentTemplateSequence[0]).toMatchObject({ MappingResource: 'DCMR', TemplateIdentifier: '2010' });
+    const ev = ds.CurrentRequestedProcedureEvidenceSequence[0];
+    expect(ev.ReferencedSeriesSequence[0].SeriesInstanceUID).toBe(record.seriesInstanceUid);
+    expect(ev.ReferencedSeriesSequence[0].ReferencedSOPSequence.map((r: any) => r.ReferencedSOPInstanceUID)).toEqual(record.keySlices.map((k) => k.sopInstanceUid));
+    // Turned off: no KO object, the others unchanged.
+    const off = await writeResultObjects(structuredClone(record), { config: testConfig(path.join(tmp, 'spool-nokos'), { keyObjectSelection: false }), logger, metadata: meta });
+    expect(off.map((o) => o.kind)).toEqual(outputs.map((o) => o.kind).filter((k) => k !== 'kos'));
+    expect(off.map((o) => o.sopInstanceUid)).toEqual(outputs.filter((o) => o.kind !== 'kos').map((o) => o.sopInstanceUid));
   });
 
   it('the evidence lists every scored instance; patient and study attributes are the source bytes', () => {
@@ -136,14 +189,15 @@ describe('result objects of a scored series', () => {
 
   it('dcmj2pnm renders every SC as 8-bit RGB at the source resolution (heatmap kept in test-artifacts/)', async () => {
     mkdirSync(artifacts, { recursive: true });
-    for (const o of outputs.filter((x) => x.kind !== 'sr')) {
+    for (const o of outputs.filter((x) => x.kind === 'heatmap' || x.kind === 'summary')) {
       const png = path.join(tmp, `${path.basename(o.path, '.dcm')}.png`);
       const r = await run('dcmj2pnm', ['--write-png', '-il', o.path, png]);
       expect(r.code, r.stderr).toBe(0);
       const m = await sharp(png).metadata();
       expect(m.channels).toBe(3);
       const ds = naturalized(o.path);
-      expect(ds).toMatchObject({ SamplesPerPixel: 3, PhotometricInterpretation: 'RGB', BitsAllocated: 8, BurnedInAnnotation: 'YES', Modality: 'OT' });
+      // Modality CT (the source's), not OT: viewers play OT series as cine loops.
+      expect(ds).toMatchObject({ SamplesPerPixel: 3, PhotometricInterpretation: 'RGB', BitsAllocated: 8, BurnedInAnnotation: 'YES', Modality: 'CT' });
       expect(ds.SeriesDescription).toContain('NOT FOR DIAGNOSTIC USE');
       expect(ds.StudyInstanceUID).toBe(record.studyInstanceUid);
       if (o.kind === 'heatmap') {
@@ -184,8 +238,8 @@ describe('result objects of a scored series', () => {
     other.forEach((o, i) => expect(readFileSync(o.path).equals(before[i]!.bytes), o.path).toBe(true));
     // fewer heatmaps configured: the extra files of the earlier run go, UIDs stay
     const fewer = await writeResultObjects(structuredClone(record), { config: testConfig(spool2, { heatmapSlices: 2, summaryImage: false }), logger, metadata: meta });
-    expect(fewer.map((o) => o.sopInstanceUid)).toEqual(outputs.slice(0, 3).map((o) => o.sopInstanceUid));
-    expect(readdirSync(path.dirname(fewer[0]!.path)).sort()).toEqual(['heatmap-01.dcm', 'heatmap-02.dcm', 'sr.dcm']);
+    expect(fewer.map((o) => o.sopInstanceUid)).toEqual(outputs.slice(0, 4).map((o) => o.sopInstanceUid));
+    expect(readdirSync(path.dirname(fewer[0]!.path)).sort()).toEqual(['heatmap-01.dcm', 'heatmap-02.dcm', 'kos.dcm', 'sr.dcm']);
   });
 
   it('a series that grew is scored again and its new SR names the old one as predecessor', async () => {
@@ -209,6 +263,46 @@ describe('result objects of a scored series', () => {
     const v = await dciodvfy(out2[0]!.path);
     expect(v.errors).toEqual([]);
     expect(v.warnings).toEqual([]);
+  });
+});
+
+describe('the result objects with the fields the model work adds (seeded)', () => {
+  it('the SR outlines each key slice region, gives its opacity and area, and the series opacity burden per lung; dciodvfy stays clean', async () => {
+    const seeded = seedModelFields(record);
+    const out = await writeResultObjects(seeded, { config: testConfig(path.join(tmp, 'spool-seeded')), logger, metadata: meta });
+    expect(out.map((o) => o.kind)).toEqual(outputs.map((o) => o.kind));
+    // Same content, same model: the same UIDs as without the extra fields.
+    expect(out.map((o) => o.sopInstanceUid)).toEqual(outputs.map((o) => o.sopInstanceUid));
+    for (const o of out.filter((x) => x.kind === 'sr' || x.kind === 'kos')) {
+      const v = await dciodvfy(o.path);
+      expect(v.errors, v.errors.join('\n')).toEqual([]);
+      expect(v.warnings, v.warnings.join('\n')).toEqual([]);
+    }
+    const text = await dsrdump(out[0]!.path);
+    const groups = text.split('<contains CONTAINER:(,,"Measurement Group")=SEPARATE>').slice(1);
+    const o = seeded.opacity!;
+    const series = groups[0]!;
+    expect(series).toContain('<contains CODE:(,,"Finding")=(840539006,SCT,"COVID-19")>');
+    for (const [site, m] of [['(39607008,SCT,"Lung")', o.total], ['(3341006,SCT,"Right lung")', o.right], ['(44029006,SCT,"Left lung")', o.left]] as const) {
+      const esc = (t: string) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+      expect(series).toMatch(new RegExp(esc(`<has properties NUM:(,,"Opacity, % of lung volume")="${m.percentOpacity}" (%,UCUM,"percent")>`) + '\\n\\s*' + esc(`<has concept mod CODE:(,,"Finding Site")=${site}>`)));
+      expect(series).toContain(`<has properties NUM:(,,"Opacity volume")="${m.opacityMl}" (ml,UCUM,"milliliter")>`);
+      expect(series).toContain(`<has properties NUM:(,,"Volume")="${m.lungMl}" (ml,UCUM,"milliliter")>`);
+    }
+    expect(series).toContain(`<inferred from NUM:(,,"Series probability, CNN only")="${seeded.cnnScore}" (1,UCUM,"no units")>`);
+    expect(series).toContain('fusion=cnn+opacity; opacity=hu-threshold-v1 (opacity HU -700..-100, high opacity HU -100..100)');
+    seeded.keySlices.forEach((k, i) => {
+      const g = groups[i + 1]!;
+      expect(g).toContain(`<contains TEXT:(,,"Comment")="Lungs: opacity ${o.total.percentOpacity.toFixed(1)} %, high opacity ${o.total.percentHighOpacity.toFixed(1)} %">`);
+      expect(g).toContain(`<contains NUM:(,,"Opacity, % of lung on slice")="${k.opacityPercent}" (%,UCUM,"percent")>`);
+      expect(g).toContain(`<contains NUM:(,,"High opacity, % of lung on slice")="${k.highOpacityPercent}" (%,UCUM,"percent")>`);
+      expect(g).toContain(`<contains NUM:(,,"Area")="${k.region!.polygonAreaMm2}" (mm2,UCUM,"square millimeter")>`);
+      expect(g).toContain(`<contains NUM:(,,"Slice probability, CNN only")="${k.cnnProbability}" (1,UCUM,"no units")>`);
+      // the outline, point for point (FL values; dsrdump prints x/y pairs)
+      const pairs = [];
+      for (let j = 0; j < k.region!.polygon!.length; j += 2) pairs.push(`${k.region!.polygon![j]}/${k.region!.polygon![j + 1]}`);
+      expect(g.split('<inferred from SCOORD:(,,"Source of Measurement")=(POLYLINE,' + pairs.join(',') + ')>').length - 1).toBe(5);
+    });
   });
 });
 
