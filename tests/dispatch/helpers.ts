@@ -122,7 +122,7 @@ export async function makeResultSet(dir: string, count = 4): Promise<ResultSet> 
 /**
  * Real result objects: a synthetic CT series (128×128, 6 slices) spooled under config.spool.dir,
  * a hand-made 'scored' ResultRecord for it (two key slices with attention maps), and the SR,
- * heatmap SCs and summary SC that src/results writeResultObjects makes of it (4 files).
+ * Key Object Selection, heatmap SCs and summary SC that src/results writeResultObjects makes of it (5 files).
  */
 export async function makeScoredResultSet(config: Config): Promise<ResultSet> {
   const studyInstanceUid = newUid();

@@ -149,6 +149,8 @@ describe.skipIf(!existsSync(P001))('Orthanc as the PACS, end to end', () => {
     expect(rec.instanceCount).toBe(40);
     const modalities = new Set(objects.map((o) => o.series.MainDicomTags.Modality));
     expect(modalities.has('SR')).toBe(true);
+    // The Key Object Selection of the key slices, in its own KO series.
+    expect(objects.filter((o) => o.series.MainDicomTags.Modality === 'KO')).toHaveLength(1);
     const srs = objects.filter((o) => o.series.MainDicomTags.Modality === 'SR');
     expect(srs).toHaveLength(1);
     const classes = await Promise.all(objects.map(async (o) => String((await orthanc.instanceTags(o.ID)).SOPClassUID)));
@@ -181,7 +183,7 @@ describe.skipIf(!existsSync(P001))('Orthanc as the PACS, end to end', () => {
       await writeFile(path, await orthanc.instanceFile(o.ID));
       const v = await run('dciodvfy', [path]);
       // dciodvfy names the IOD it checked first (proof it recognised the object), then its findings.
-      expect(v.stdout + v.stderr).toMatch(/^(Comprehensive3DSR|EnhancedSR|SCImage|MultiframeTrueColorSCImage)$/m);
+      expect(v.stdout + v.stderr).toMatch(/^(Comprehensive3DSR|EnhancedSR|KeyObjectSelectionDocument|SCImage|MultiframeTrueColorSCImage)$/m);
       const errors = (v.stdout + v.stderr).split('\n').filter((l) => /^Error/.test(l));
       expect(errors, `${o.series.MainDicomTags.Modality} ${o.MainDicomTags.SOPInstanceUID}`).toEqual([]);
     }
