@@ -1,15 +1,18 @@
-"""Data index, splits and caches.
+"""Data index, cross-validation folds and caches (model 2.x: lung-cropped preprocessing).
 
-Splits (fixed, seed 0):
-  train: covid-ct official 'train' + all of sars-cov-2-ct + mosmed 80 % (stratified by severity)
-  val:   covid-ct official 'val' + mosmed 20 %            (model selection, slice threshold)
-  test:  covid-ct official 'test'                          (reported once)
-  ctmd:  COVID-CT-MD P001 / cap001 / normal001, all slices, HU (series-level validation / sanity only;
-         never trained on)
-Caches (training/cache/, gitignored):
-  units_<group>.npy   float16 [N,224,224] preprocessed images in [0,1] (steps 1-3 of preprocess.py)
-  feats_<group>.npz   float16 l8 [N,32,28,28], l16 [N,96,14,14] from the frozen backbone part
-  index_<group>.json  items (source, file, label, ...)
+Groups (fixed seeds):
+  dev:   covid-ct official train + val (543 images, 5 folds grouped by patient id) + all of mosmed (890 slices, one
+         per study, 5 folds stratified by severity). Cross-validation chooses the epoch count and the slice
+         threshold; the official covid-ct val split is still reported (as the folds' covid-ct 'val' members).
+  test:  covid-ct official 'test' (reported once, final model only)
+  ctmd:  COVID-CT-MD P001 / cap001 / normal001, all slices, HU (never trained on; the fusion of CNN and opacity
+         burden and the series categories are chosen on it - see MODEL_CARD.md)
+  sars-cov-2-ct is not used (it taught a source shortcut in model 1.x, see MODEL_CARD.md).
+Caches (training/cache/lung/, gitignored):
+  units_<name>.npy   float16 [N,224,224] preprocessed images in [0,1] (steps 1-3 of preprocess.py)
+                     names: dev, dev_aug (one augmented view per dev image), test, ctmd
+  feats_<name>.npz   float16 l8 [N,32,28,28] of the frozen stride-2..8 blocks; also <name>_flip (mirrored units)
+  index_<group>.json items (source, file, label, fold, ...)
 """
 from __future__ import annotations
 
@@ -26,11 +29,12 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from preprocess import load_display, load_hu, preprocess_unit  # noqa: E402
+from preprocess import load_display, load_hu, pixel_spacing, preprocess_unit  # noqa: E402
 
 REPO = os.path.dirname(HERE)
 DATA = os.path.normpath(os.path.join(REPO, "..", "shared", "data"))
-CACHE = os.path.join(HERE, "cache")
+CACHE = os.path.join(HERE, "cache", "lung")
+FOLDS = 5
 
 MANIFESTS = [
     "covid-ct/split.csv",
@@ -62,31 +66,33 @@ def _csv(path: str) -> List[dict]:
 
 
 def build_index() -> Dict[str, List[dict]]:
-    groups: Dict[str, List[dict]] = {"train": [], "val": [], "test": [], "ctmd": []}
-    for r in _csv("covid-ct/split.csv"):
-        groups[r["split"]].append(
-            {"source": "covid-ct", "file": "covid-ct/" + r["file"], "label": int(r["label"]), "kind": "display"}
-        )
-    for r in _csv("sars-cov-2-ct/labels.csv"):
-        groups["train"].append(
-            {"source": "sars-cov-2-ct", "file": "sars-cov-2-ct/" + r["file"], "label": int(r["label"]), "kind": "display"}
-        )
+    groups: Dict[str, List[dict]] = {"dev": [], "test": [], "ctmd": []}
+    patients = {r["file"]: r["patient_id"] for r in _csv("covid-ct/patients.csv")}
+    cc = [r for r in _csv("covid-ct/split.csv")]
+    # patient-grouped folds: patients in sorted order, shuffled with seed 0, dealt round-robin per class
     rng = np.random.RandomState(0)
-    mos = _csv("mosmed/labels.csv")
+    fold_of: Dict[str, int] = {}
+    for label in ("1", "0"):
+        pats = sorted({patients[r["file"]] for r in cc if r["split"] != "test" and r["label"] == label})
+        for k, i in enumerate(rng.permutation(len(pats))):
+            fold_of.setdefault(pats[i], k % FOLDS)
+    for r in cc:
+        item = {"source": "covid-ct", "file": "covid-ct/" + r["file"], "label": int(r["label"]), "kind": "display",
+                "patient": patients[r["file"]], "officialSplit": r["split"]}
+        if r["split"] == "test":
+            groups["test"].append(item)
+        else:
+            item["fold"] = fold_of[item["patient"]]
+            groups["dev"].append(item)
     by_sev: Dict[str, List[dict]] = {}
-    for r in mos:
+    for r in _csv("mosmed/labels.csv"):
         by_sev.setdefault(r["severity"], []).append(r)
     for sev in sorted(by_sev):
         rows = sorted(by_sev[sev], key=lambda r: r["file"])
-        perm = rng.permutation(len(rows))
-        n_val = int(round(0.2 * len(rows)))
-        for k, i in enumerate(perm):
+        for k, i in enumerate(rng.permutation(len(rows))):
             r = rows[i]
-            item = {"source": "mosmed", "file": "mosmed/" + r["file"], "label": int(r["label"]),
-                    "kind": "display", "severity": sev}
-            groups["val" if k < n_val else "train"].append(item)
-    for r in _csv("covid-ct-md/slice_labels.csv"):
-        pass
+            groups["dev"].append({"source": "mosmed", "file": "mosmed/" + r["file"], "label": int(r["label"]),
+                                  "kind": "display", "severity": sev, "fold": k % FOLDS})
     # COVID-CT-MD: label rows exist for P001 and cap001; normal001 slices are all 0.
     labels = {(r["series"], r["SOPInstanceUID"]): int(r["label"]) for r in _csv("covid-ct-md/slice_labels.csv")}
     import pydicom
@@ -99,6 +105,7 @@ def build_index() -> Dict[str, List[dict]]:
             groups["ctmd"].append({
                 "source": "covid-ct-md", "file": f"covid-ct-md/{series}/{fn}", "series": series,
                 "sopInstanceUid": uid, "instanceNumber": int(ds.InstanceNumber),
+                "position": float(ds.ImagePositionPatient[2]),
                 "label": labels.get((series, uid), 0), "kind": "hu",
                 "seriesLabel": 1 if series == "P001" else 0, "infection": 0 if series == "normal001" else 1,
             })
@@ -108,8 +115,8 @@ def build_index() -> Dict[str, List[dict]]:
 def load_unit(item: dict, aug_rng=None) -> np.ndarray:
     path = os.path.join(DATA, item["file"])
     if item["kind"] == "hu":
-        hu, _ = load_hu(path)
-        return preprocess_unit(hu, "hu")
+        hu, ds = load_hu(path)
+        return preprocess_unit(hu, "hu", spacing=pixel_spacing(ds))
     img = load_display(path)
     if aug_rng is not None:
         img = source_augment(img, aug_rng)
@@ -209,9 +216,8 @@ def main():
         with open(os.path.join(CACHE, f"index_{g}.json"), "w") as f:
             json.dump(items, f)
         print(g, len(items), "pos", sum(i["label"] for i in items), flush=True)
-    # unit images
     t0 = time.time()
-    jobs = [("val", None), ("test", None), ("ctmd", None), ("train", None), ("train_aug", 1234)]
+    jobs = [("test", None), ("ctmd", None), ("dev", None), ("dev_aug", 1234)]
     for name, seed in jobs:
         out = os.path.join(CACHE, f"units_{name}.npy")
         if os.path.exists(out):
@@ -224,29 +230,31 @@ def main():
             if rng is not None:
                 u = unit_augment(u, rng)
             arr[i] = u
-        np.save(out, arr)
+            if i % 200 == 0:
+                print(f"  units {name} {i}/{len(items)} {time.time() - t0:.0f}s", flush=True)
+        np.save(out + ".tmp.npy", arr)
+        os.replace(out + ".tmp.npy", out)
         print(f"units {name} {arr.shape} {time.time() - t0:.0f}s", flush=True)
-    # frozen features
     from model import MLSAM
 
     m = MLSAM().eval()
-    for name, _ in jobs:
-        out = os.path.join(CACHE, f"feats_{name}.npz")
+    for name, flip in [(n, f) for n, _ in jobs for f in (False, True) if not (f and n == "dev_aug")]:
+        out = os.path.join(CACHE, f"feats_{name}{'_flip' if flip else ''}.npz")
         if os.path.exists(out):
             continue
         u = np.load(os.path.join(CACHE, f"units_{name}.npy"))
         l8 = np.zeros((len(u), 32, 28, 28), np.float16)
-        l16 = np.zeros((len(u), 96, 14, 14), np.float16)
         t1 = time.time()
         with torch.no_grad():
             for s in range(0, len(u), 32):
-                x = torch.from_numpy(((u[s:s + 32].astype(np.float32) - 0.5) / 0.5))[:, None].repeat(1, 3, 1, 1)
-                a = m.stem(x)
-                b = m.mid(a)
-                l8[s:s + 32] = a.numpy().astype(np.float16)
-                l16[s:s + 32] = b.numpy().astype(np.float16)
-        np.savez(out, l8=l8, l16=l16)
-        print(f"feats {name} {len(u)} imgs {time.time() - t1:.0f}s ({len(u) / (time.time() - t1):.1f} img/s)", flush=True)
+                b = u[s:s + 32].astype(np.float32)
+                if flip:
+                    b = b[:, :, ::-1].copy()
+                x = torch.from_numpy((b - 0.5) / 0.5)[:, None].repeat(1, 3, 1, 1)
+                l8[s:s + 32] = m.stem(x).numpy().astype(np.float16)
+        np.savez(out + ".tmp.npz", l8=l8)
+        os.replace(out + ".tmp.npz", out)
+        print(f"feats {name} flip={flip} {len(u)} imgs {time.time() - t1:.0f}s ({len(u) / (time.time() - t1):.1f} img/s)", flush=True)
 
 
 if __name__ == "__main__":

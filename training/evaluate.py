@@ -1,16 +1,16 @@
-"""Evaluate the trained model once: choose thresholds / aggregation on validation data, report test.
+"""Evaluate the final model once and fit the fusion: everything export.py writes into the metadata.
 
-Usage: /usr/bin/python3 training/evaluate.py --run training/runs/<run>
-Writes <run>/results.json (consumed by export.py: slice, series, metrics, training).
+Usage: /usr/bin/python3 training/evaluate.py --run training/runs/lung-all --cv training/runs/cv.json
+Writes <run>/results.json (slice, series, quantification, fusion, metrics, training).
 
-Rules (fixed before looking at the test split):
-  slice threshold    = Youden-J optimum on the validation set (covid-ct val + mosmed val)
-  series aggregation = topk-mean, k = min(n, max(kMin, ceil(kFraction * n))); kMin = 3; kFraction chosen from
-                       {0.05, 0.1, 0.2, 0.3} as the one with the largest score gap P001 - normal001
-                       (only 3 series: ties / no gap -> 0.1). cap001 (other pneumonia) is reported, not tuned on.
-  series threshold   = slice threshold (top-k mean lives on the probability scale); indeterminate margin 0.1.
-  test (covid-ct official test split) is run once through the full float32 pipeline (fresh preprocessing of
-  each file, full network), reported at the validation threshold and at 0.5.
+What is chosen on what (fixed before the test split is looked at):
+  CNN slice threshold, CNN calibration, epoch count, TTA   cross-validation (cv.py): pooled out-of-fold
+                                                            predictions on covid-ct train+val and mosmed
+  slice gate  P(infection visible | opacity area)         logistic fit on the COVID-CT-MD slice labels
+                                                            (P001, cap001, normal001: 470 slices, 3 patients)
+  burden gate and fused categories                        a documented rule on the three COVID-CT-MD series
+                                                            (see burden_gate below); threshold 0.5 +- 0.15
+  test (covid-ct official test split)                      run once, CNN only (8-bit images have no HU)
 """
 from __future__ import annotations
 
@@ -26,187 +26,255 @@ import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from data import CACHE, DATA, load_unit, manifest_hashes  # noqa: E402
-from metrics import auc, binary, bootstrap_auc_ci, calibration, youden_threshold  # noqa: E402
+from data import DATA, load_unit, manifest_hashes  # noqa: E402
+from lung import QUANTIFICATION, analyse_slice  # noqa: E402
+from metrics import auc, binary, bootstrap_auc_ci, calibration  # noqa: E402
 from model import MLSAM  # noqa: E402
-from preprocess import normalize  # noqa: E402
-from train import index, load, predict  # noqa: E402
+from preprocess import PREPROCESSING, load_hu, normalize, pixel_spacing, preprocess_unit  # noqa: E402
+from train import index  # noqa: E402
+
+SERIES = ("P001", "cap001", "normal001")
+TRUTH = {"P001": "COVID-19", "cap001": "community-acquired pneumonia (not COVID)", "normal001": "normal"}
+K_FRACTION, K_MIN, KEY_SLICES = 0.2, 3, 5
+MIN_LUNG_FRACTION, MIN_SERIES_LUNG_MM2 = 0.2, 2000.0
+SLICE_OFFSET_MM2, BURDEN_OFFSET_PCT = 10.0, 0.1
+FUSED_THRESHOLD, FUSED_MARGIN = 0.5, 0.15
 
 
-def topk_mean(p, k_frac, k_min):
-    p = np.sort(np.asarray(p))[::-1]
-    n = len(p)
-    k = min(n, max(k_min, int(math.ceil(k_frac * n))))
-    return float(p[:k].mean()), k
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x))
 
 
-def full_predict(model, items, bs=16):
+def logit(p):
+    p = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
+    return np.log(p / (1 - p))
+
+
+def full_predict(model, units, tta, bs=16):
+    """CNN probabilities of preprocessed 224x224 units through the full float32 network (as the node runs it)."""
     model.eval()
     out = []
     with torch.no_grad():
-        for s in range(0, len(items), bs):
-            x = np.stack([normalize(load_unit(it)) for it in items[s:s + bs]])
-            out.append(model(torch.from_numpy(x))[0].numpy())
+        for s in range(0, len(units), bs):
+            x = torch.from_numpy(np.stack([normalize(u) for u in units[s:s + bs]]))
+            p = model(x)[0]
+            if tta:
+                p = (p + model(torch.flip(x, dims=[3]))[0]) / 2
+            out.append(p.numpy())
     return np.concatenate(out)
 
 
+def fit_gate(feature, y, iters=100):
+    """y ~ sigmoid(slope * (feature - centre)) by Newton's method on (intercept, slope)."""
+    X = np.stack([np.ones_like(feature), feature], 1)
+    w = np.zeros(2)
+    for _ in range(iters):
+        q = sigmoid(X @ w)
+        H = (X * (q * (1 - q))[:, None]).T @ X + 1e-6 * np.eye(2)
+        step = np.linalg.solve(H, X.T @ (q - y))
+        w -= step
+        if np.abs(step).max() < 1e-10:
+            break
+    return {"slope": float(w[1]), "centre": float(-w[0] / w[1])}
+
+
+def topk(n):
+    return min(n, max(K_MIN, int(math.ceil(K_FRACTION * n))))
+
+
+def fuse_series(rows, po, fusion):
+    """The node's rule (src/model/fusion.ts) on one series' rows: dicts with cnn, lungMm2, opacityMm2."""
+    cal = fusion["cnnCalibration"]
+    sg = fusion["sliceGate"]
+    bg = fusion["burdenGate"]
+    lung = np.array([r["lungMm2"] for r in rows])
+    cnn = np.array([r["cnn"] for r in rows])
+    op = np.array([r["opacityMm2"] for r in rows])
+    calp = sigmoid(cal["intercept"] + cal["slope"] * logit(cnn))
+    gate = sigmoid(sg["slope"] * (np.log(op + sg["offsetMm2"]) - sg["centre"]))
+    p = gate * calp
+    eligible = lung >= fusion["eligibility"]["minLungFraction"] * lung.max()
+    ranked = sorted(np.flatnonzero(eligible), key=lambda i: (-p[i], i))
+    k = topk(len(ranked))
+    cnn_score = float(np.mean(calp[ranked[:k]]))
+    burden = float(sigmoid(bg["slope"] * (math.log(po + bg["offsetPercent"]) - bg["centre"])))
+    score = burden * cnn_score
+    thr, m = fusion["threshold"], fusion["indeterminateMargin"]
+    cat = "likely" if score >= thr + m - 1e-9 else "unlikely" if score <= thr - m + 1e-9 else "indeterminate"
+    return {"p": p, "eligible": eligible, "k": k, "cnnScore": cnn_score, "burdenGate": burden, "score": score,
+            "category": cat, "keySlices": [int(i) for i in ranked[:KEY_SLICES]]}
+
+
 def report(y, p, thr, seed=0):
-    r = {"n": int(len(y)), "positives": int(np.sum(y)), "auc": auc(y, p)}
     lo, hi = bootstrap_auc_ci(y, p, n=2000, seed=seed)
-    r["auc95ci"] = [lo, hi]
-    r["atThreshold"] = binary(y, p, thr)
-    r["at0.5"] = binary(y, p, 0.5)
-    r["calibration"] = calibration(y, p)
-    return r
+    return {"n": int(len(y)), "positives": int(np.sum(y)), "auc": auc(y, p), "auc95ci": [lo, hi],
+            "atThreshold": binary(y, p, thr), "at0.5": binary(y, p, 0.5), "calibration": calibration(y, p)}
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--run", required=True)
+    ap.add_argument("--cv", required=True)
     args = ap.parse_args()
     torch.set_num_threads(2)
     t0 = time.time()
+    with open(args.cv) as f:
+        cv = json.load(f)
+    with open(os.path.join(args.run, "train.json")) as f:
+        tinfo = json.load(f)
+    tta = bool(cv["tta"]["use"])
+    thr = float(cv["threshold"])
     model = MLSAM()
     model.load_state_dict(torch.load(os.path.join(args.run, "model.pt"), map_location="cpu"))
     model.eval()
-    with open(os.path.join(args.run, "train.json")) as f:
-        tinfo = json.load(f)
 
-    va = index("val")
-    y_va = np.array([i["label"] for i in va])
-    src = np.array([i["source"] for i in va])
-    p_va = predict(model, *load("val"))
-    thr = round(youden_threshold(y_va, p_va), 4)
-
+    # ---- COVID-CT-MD: CNN through the full pipeline, lungs and opacity by the reference implementation
     ct = index("ctmd")
-    p_ct = predict(model, *load("ctmd"))
-    y_ct = np.array([i["label"] for i in ct])
-    ser = np.array([i["series"] for i in ct])
-    cand = {}
-    for kf in (0.05, 0.1, 0.2, 0.3):
-        cand[kf] = {s: topk_mean(p_ct[ser == s], kf, 3)[0] for s in ("P001", "cap001", "normal001")}
-    gaps = {kf: v["P001"] - v["normal001"] for kf, v in cand.items()}
-    kf_best = max(gaps, key=lambda k: (round(gaps[k], 3), k == 0.1))
-    if gaps[kf_best] <= 0:
-        kf_best = 0.1
-    series_cfg = {
-        "aggregation": {"method": "topk-mean", "kFraction": kf_best, "kMin": 3,
-                        "description": "mean of the k highest slice probabilities of the series, "
-                        "k = min(n, max(kMin, ceil(kFraction * n))), n = number of scored slices"},
-        "threshold": thr,
-        "indeterminateMargin": 0.1,
-        "categories": {"likely": "score >= threshold + margin", "unlikely": "score <= threshold - margin",
-                       "indeterminate": "otherwise"},
-        "keySlices": 5,
-    }
-    margin = 0.1
-    series_res = {}
-    for s in ("P001", "cap001", "normal001"):
-        sc, k = topk_mean(p_ct[ser == s], kf_best, 3)
-        cat = "likely" if sc >= thr + margin - 1e-9 else "unlikely" if sc <= thr - margin + 1e-9 else "indeterminate"
-        m = ser == s
-        series_res[s] = {"slices": int(m.sum()), "k": k, "score": sc, "category": cat,
-                         "meanSliceProb": float(p_ct[m].mean()),
-                         "sliceAuc": auc(y_ct[m], p_ct[m]) if s != "normal001" else None,
-                         "slicesAboveThreshold": int((p_ct[m] >= thr).sum()),
-                         "truth": {"P001": "COVID-19", "cap001": "community-acquired pneumonia (not COVID)",
-                                   "normal001": "normal"}[s]}
+    rows = []
+    units = []
+    for it in ct:
+        hu, ds = load_hu(os.path.join(DATA, it["file"]))
+        sp = pixel_spacing(ds)
+        a = analyse_slice(hu, sp)
+        units.append(preprocess_unit(hu, "hu", PREPROCESSING, sp, a))
+        rows.append({"series": it["series"], "label": it["label"], "position": it["position"],
+                     "lungMm2": a["total"]["lungMm2"], "opacityMm2": a["total"]["opacityMm2"],
+                     "highMm2": a["total"]["highMm2"]})
+    p_ct = full_predict(model, units, tta)
+    for r, p in zip(rows, p_ct):
+        r["cnn"] = float(p)
+    y_ct = np.array([r["label"] for r in rows])
+    ser = np.array([r["series"] for r in rows])
+    op = np.array([r["opacityMm2"] for r in rows])
 
+    # slice gate: P(infection visible | opacity area), fitted on the COVID-CT-MD slice labels
+    gate = fit_gate(np.log(op + SLICE_OFFSET_MM2), y_ct.astype(np.float64))
+    # series opacity burden (% of lung volume) of the three series
+    po = {}
+    for s in SERIES:
+        m = ser == s
+        lung = sum(r["lungMm2"] for r, k in zip(rows, m) if k)
+        po[s] = 100 * sum(r["opacityMm2"] for r, k in zip(rows, m) if k) / lung
+    # burden gate rule: centre at the geometric mean of the normal series' burden and the smaller pneumonia
+    # burden; slope such that the normal series' burden maps to 0.1
+    lo_b = math.log(po["normal001"] + BURDEN_OFFSET_PCT)
+    hi_b = math.log(min(po["P001"], po["cap001"]) + BURDEN_OFFSET_PCT)
+    centre = (lo_b + hi_b) / 2
+    slope = math.log(9) / (centre - lo_b) if centre > lo_b else 1.0
+    fusion = {
+        "method": "gated-v1",
+        "eligibility": {"minLungFraction": MIN_LUNG_FRACTION, "minSeriesLungMm2": MIN_SERIES_LUNG_MM2},
+        "cnnCalibration": {"intercept": cv["calibration"]["intercept"], "slope": cv["calibration"]["slope"]},
+        "sliceGate": {"centre": gate["centre"], "slope": gate["slope"], "offsetMm2": SLICE_OFFSET_MM2},
+        "burdenGate": {"centre": centre, "slope": slope, "offsetPercent": BURDEN_OFFSET_PCT},
+        "threshold": FUSED_THRESHOLD,
+        "indeterminateMargin": FUSED_MARGIN,
+        "fittedOn": {
+            "cnnCalibration": "pooled out-of-fold CNN predictions of cross-validation (covid-ct train+val, mosmed)",
+            "sliceGate": "logistic regression of the COVID-CT-MD slice labels (infection visible; P001, cap001, "
+                         "normal001, 470 slices) on ln(opacity mm2 + 10)",
+            "burdenGate": "rule on the three COVID-CT-MD series: centre = mean of ln(%opacity + 0.1) of the normal "
+                          "series and of the less opaque pneumonia series, slope so that the normal series maps to 0.1",
+            "thresholds": "0.5 +- 0.15, fixed (score = burden gate x calibrated CNN probability)",
+        },
+    }
+    series_res = {}
+    pooled_p = np.zeros(len(rows))
+    for s in SERIES:
+        m = np.flatnonzero(ser == s)
+        f = fuse_series([rows[i] for i in m], po[s], fusion)
+        pooled_p[m] = f["p"]
+        cnn = p_ct[m]
+        k_all = topk(len(m))
+        cnn_only = float(np.sort(cnn)[::-1][:k_all].mean())
+        yl = y_ct[m]
+        series_res[s] = {
+            "truth": TRUTH[s], "slices": int(len(m)), "eligibleSlices": int(f["eligible"].sum()), "k": f["k"],
+            "percentOpacity": po[s],
+            "percentHighOpacity": 100 * sum(rows[i]["highMm2"] for i in m) / sum(rows[i]["lungMm2"] for i in m),
+            "lungMl": sum(rows[i]["lungMm2"] for i in m) * abs(rows[m[1]]["position"] - rows[m[0]]["position"]) / 1000,
+            "cnnScore": f["cnnScore"], "burdenGate": f["burdenGate"], "score": f["score"], "category": f["category"],
+            "cnnOnlyTopkMean": cnn_only,
+            "cnnOnlyCategory": "likely" if cnn_only >= thr + 0.1 else "unlikely" if cnn_only <= thr - 0.1 else "indeterminate",
+            "sliceAucFused": auc(yl, f["p"]) if yl.max() > yl.min() else None,
+            "sliceAucCnn": auc(yl, cnn) if yl.max() > yl.min() else None,
+            "sliceAucOpacity": auc(yl, op[m]) if yl.max() > yl.min() else None,
+            "keySlices": [{"index": i, "label": int(yl[i]), "p": float(f["p"][i]), "lungFraction": rows[m[i]]["lungMm2"] / max(r["lungMm2"] for r in (rows[j] for j in m))} for i in f["keySlices"]],
+        }
+    pooled = {"fused": auc(y_ct, pooled_p), "cnn": auc(y_ct, p_ct), "opacity": auc(y_ct, op),
+              "fusedCi": bootstrap_auc_ci(y_ct, pooled_p, 2000, 0)}
+
+    # ---- COVID-CT official test split: once, CNN only
     te = index("test")
     y_te = np.array([i["label"] for i in te])
-    p_te = full_predict(model, te)
-    p_te_cache = predict(model, *load("test"))
+    p_te = full_predict(model, [load_unit(it) for it in te], tta)
 
-    metrics = {
-        "validation": {
-            "all": report(y_va, p_va, thr),
-            "covidCtVal": report(y_va[src == "covid-ct"], p_va[src == "covid-ct"], thr),
-            "mosmedVal": report(y_va[src == "mosmed"], p_va[src == "mosmed"], thr),
-        },
-        "test": {"covidCtOfficialTest": report(y_te, p_te, thr)},
-        "covidCtMd": {
-            "note": "3 patients only; P001 and normal001 never trained on; slice labels = infection visible",
-            "series": series_res,
-            "aggregationCandidates": {str(k): v for k, v in cand.items()},
-            "sliceLevelP001": report(y_ct[ser == "P001"], p_ct[ser == "P001"], thr),
-        },
-        "cacheVsFullPipelineMaxAbsDiffTest": float(np.max(np.abs(p_te - p_te_cache))),
-    }
-    if (tinfo.get("sourceWeights") or {}).get("sars-cov-2-ct", 1.0) == 0:
-        # never drawn in training -> usable as an external check (cached stride-8 features, unaugmented view)
-        tr = index("train")
-        idx = np.array([i for i, t in enumerate(tr) if t["source"] == "sars-cov-2-ct"])
-        l8_tr = np.load(os.path.join(CACHE, "feats_train.npz"))["l8"]
-        y_s = np.array([tr[i]["label"] for i in idx])
-        p_s = predict(model, l8_tr[idx])
-        del l8_tr
-        metrics["external"] = {"sarsCov2Ct": {
-            "n": int(len(y_s)), "positives": int(y_s.sum()), "auc": auc(y_s, p_s),
-            "auc95ci": bootstrap_auc_ci(y_s, p_s, 2000, 0), "atThreshold": binary(y_s, p_s, thr),
-            "ece": calibration(y_s, p_s)["ece"],
-            "note": "external check: sars-cov-2-ct was never drawn in training of the shipped model; image-level "
-                    "bootstrap CI is too narrow (many slices per patient, no patient ids)"}}
+    dev = index("dev")
     counts = {}
-    for g in ("train", "val", "test", "ctmd"):
-        items = index(g)
-        if g == "train" and tinfo.get("sourceWeights"):
-            items = [i for i in items if tinfo["sourceWeights"].get(i["source"], 1.0) > 0]
+    for g, items in (("dev", dev), ("test", te), ("ctmd", ct)):
         c = {}
         for it in items:
-            key = it["source"]
-            c.setdefault(key, {"n": 0, "positives": 0})
-            c[key]["n"] += 1
-            c[key]["positives"] += it["label"]
+            c.setdefault(it["source"], {"n": 0, "positives": 0})
+            c[it["source"]]["n"] += 1
+            c[it["source"]]["positives"] += it["label"]
         counts[g] = c
+    metrics = {
+        "crossValidation": cv["oof"],
+        "crossValidationPerEpoch": cv["perEpoch"],
+        "tta": cv["tta"],
+        "test": {"covidCtOfficialTest": report(y_te, p_te, thr)},
+        "covidCtMd": {"note": "3 patients, never trained on; slice labels = infection visible. The slice gate was "
+                              "fitted and the burden gate set on these same series: in-sample.",
+                      "series": series_res, "pooledSliceAuc": pooled},
+    }
     training = {
         "data": [
-            {"set": "covid-ct", "use": "official split: train -> train, val -> validation, test -> test (reported once)"},
-            {"set": "sars-cov-2-ct", "use": "NOT used for the shipped model (sampling weight 0): with it in training, "
-             "covid-ct validation AUC fell to chance (0.50 after one epoch; linear probe 0.76 -> 0.55) although it was "
-             "separable within itself (0.95) - a source shortcut. No external evaluation on it either (no patient ids, "
-             "and it was part of the planned training data)."},
-            {"set": "mosmed", "use": "stratified by severity, seed 0: 80 % train / 20 % validation"},
-            {"set": "covid-ct-md", "use": "evaluation only (series aggregation choice; P001/normal001 never trained on)"},
+            {"set": "covid-ct", "use": "official train + val: 5-fold cross-validation grouped by patient, then the final "
+             "model on all of it; official test -> reported once"},
+            {"set": "mosmed", "use": "5 folds stratified by severity (one slice per study), then the final model on all"},
+            {"set": "sars-cov-2-ct", "use": "not used (source shortcut in model 1.x: validation AUC fell to chance)"},
+            {"set": "covid-ct-md", "use": "never trained on; slice gate fitted, burden gate and categories set on it"},
         ],
         "counts": counts,
         "manifestSha256": manifest_hashes(),
         "dataRoot": "../shared/data",
         "epochs": tinfo["epochsRun"],
-        "bestEpoch": int(max(tinfo["history"], key=lambda h: h["valAuc"])["epoch"]),
-        "sourceWeights": tinfo.get("sourceWeights"),
-        "trainImagesUsed": tinfo.get("trainImagesUsed"),
-        "drawsPerEpoch": tinfo["args"].get("draws_per_epoch"),
-        "bestValAuc": tinfo["bestValAuc"],
+        "epochsRule": cv["rule"],
         "seed": tinfo["seed"],
         "hyperParameters": tinfo["args"],
         "durationSeconds": round(tinfo["durationSeconds"], 1),
         "trainImagesPerSecond": round(float(np.mean([h["imgPerSec"] for h in tinfo["history"]])), 2),
-        "frozen": ("features[0:7] (strides 2-8, run on every online-augmented image without gradient); "
-                   "fine-tuned: features[7:19] + attention heads" if tinfo["args"].get("full_finetune")
-                   and tinfo["args"].get("freeze_stem") else
-                   "features[0] (first conv); fine-tuned: features[1:19] + attention heads"
-                   if tinfo["args"].get("full_finetune") else
-                   "features[0:7] (strides 2-8, cached); fine-tuned: features[7:19] + attention heads"
-                   if tinfo["args"].get("unfreeze_mid") else
-                   "features[0:14] (strides 2-16, cached); fine-tuned: features[14:19] + attention heads"),
-        "augmentation": ("online, per training step, on the cached preprocessed 224x224 images (data.online_augment): "
-                         "JPEG re-encode q 30-95 (p .5), Gaussian blur sigma .3-1.2 (p .35), random resized crop "
-                         "(area .6-1, aspect 3/4-4/3) + rotation +-10 deg + h-flip (p .5), gamma +-.25 (log), "
-                         "contrast .8-1.2, brightness +-.08" if tinfo["args"].get("online_aug") else
-                         "one extra cached view per training image: random Gaussian blur (p .35), JPEG re-encode "
-                         "q 30-95 (p .6), affine (rot +-10 deg, scale .88-1.12, shift +-6 %, h-flip p .5), "
-                         "gamma/contrast/brightness"),
+        "crossValidationFolds": cv["folds"],
+        "frozen": "features[0:7] (strides 2-8, cached); fine-tuned: features[7:19] + attention heads",
+        "augmentation": "one extra cached view per training image: random Gaussian blur (p .35), JPEG re-encode "
+                        "q 30-95 (p .6), affine (rot +-10 deg, scale .88-1.12, shift +-6 %, h-flip p .5), "
+                        "gamma/contrast/brightness",
         "run": os.path.relpath(args.run, os.path.dirname(HERE)),
     }
-    res = {"slice": {"threshold": thr, "rule": "Youden J on validation (covid-ct val + mosmed val)"},
-           "series": series_cfg, "metrics": metrics, "training": training,
-           "evaluationSeconds": time.time() - t0,
-           "testProbs": {"files": [i["file"] for i in te], "labels": y_te.tolist(), "probs": p_te.tolist()}}
+    res = {
+        "slice": {"threshold": thr, "rule": "Youden J of the pooled out-of-fold predictions (CNN only)", "tta": tta},
+        "series": {
+            "aggregation": {"method": "topk-mean", "kFraction": K_FRACTION, "kMin": K_MIN,
+                            "description": "mean of the k highest slice probabilities, k = min(n, max(kMin, "
+                            "ceil(kFraction * n))): of all slices (cnn-only) or of the eligible ones ranked by "
+                            "fused probability (fusion)"},
+            "threshold": thr, "indeterminateMargin": 0.1,
+            "categories": {"likely": "score >= threshold + margin", "unlikely": "score <= threshold - margin",
+                           "indeterminate": "otherwise"},
+            "keySlices": KEY_SLICES,
+        },
+        "quantification": QUANTIFICATION,
+        "fusion": fusion,
+        "metrics": metrics,
+        "training": training,
+        "evaluationSeconds": time.time() - t0,
+    }
     with open(os.path.join(args.run, "results.json"), "w") as f:
         json.dump(res, f, indent=2)
     t = metrics["test"]["covidCtOfficialTest"]
-    print(json.dumps({"thr": thr, "testAuc": t["auc"], "ci": t["auc95ci"], "atThr": t["atThreshold"],
-                      "at0.5": t["at0.5"]["accuracy"], "series": series_res, "kf": kf_best}, indent=1))
+    print(json.dumps({"thr": thr, "tta": tta, "testAuc": t["auc"], "ci": t["auc95ci"], "acc": t["atThreshold"]["accuracy"],
+                      "pooledSliceAuc": pooled, "fusion": fusion,
+                      "series": {s: {k: v for k, v in r.items() if k != "keySlices"} for s, r in series_res.items()}}, indent=1))
 
 
 if __name__ == "__main__":

@@ -48,7 +48,7 @@ from model import MLSAM  # noqa: E402
 from preprocess import PREPROCESSING  # noqa: E402
 
 REPO = os.path.dirname(HERE)
-NAME, VERSION = "mlsam-mobilenetv2", "1.0.0"
+NAME, VERSION = "mlsam-mobilenetv2", "2.0.0"
 MODELS = os.path.join(REPO, "models")
 ONNX = os.path.join(MODELS, f"{NAME}-{VERSION}.onnx")
 META = os.path.join(MODELS, f"{NAME}-{VERSION}.json")
@@ -78,6 +78,19 @@ def sha256(path):
     return h.hexdigest()
 
 
+class WithFlipTTA(torch.nn.Module):
+    """prob = mean of the network on the slice and on its mirror image; the attention maps are the slice's own."""
+
+    def __init__(self, net):
+        super().__init__()
+        self.net = net
+
+    def forward(self, x):
+        prob, a8, a16, a32, att = self.net(x)
+        prob_flip = self.net(torch.flip(x, dims=[3]))[0]
+        return (prob + prob_flip) / 2, a8, a16, a32, att
+
+
 def run(model, x):
     with torch.no_grad():
         outs = model(torch.from_numpy(x))
@@ -100,6 +113,13 @@ def main():
     if not provisional:
         model.load_state_dict(torch.load(args.checkpoint, map_location="cpu"))
     model.eval()
+    results = {}
+    if args.results:
+        with open(args.results) as f:
+            results = json.load(f)
+    tta = bool(results.get("slice", {}).get("tta", False))
+    if tta:
+        model = WithFlipTTA(model).eval()
 
     os.makedirs(MODELS, exist_ok=True)
     dummy = torch.from_numpy(formula_input(2))
@@ -112,10 +132,6 @@ def main():
     onnx.checker.check_model(onnx.load(ONNX))
     digest = sha256(ONNX)
 
-    results = {}
-    if args.results:
-        with open(args.results) as f:
-            results = json.load(f)
     meta = {
         "name": NAME,
         "version": VERSION,
@@ -133,12 +149,15 @@ def main():
         "attentionNormalization": {"att_s8": "softmax-sum-1", "att_s16": "softmax-sum-1", "att_s32": "softmax-sum-1",
                                    "attention": "minmax-0-1"},
         "classes": {"1": "COVID-19 pneumonia pattern", "0": "no COVID-19 pattern (normal or other findings)"},
+        "testTimeAugmentation": "prob averages the slice and its left-right mirror image (in the graph)" if tta else "none",
         "slice": results.get("slice", {"threshold": 0.5}),
         "series": results.get("series", {
             "aggregation": {"method": "topk-mean", "kFraction": 0.1, "kMin": 3,
                             "description": "mean of the k highest slice probabilities, "
                             "k = min(n, max(kMin, ceil(kFraction * n))), n = number of scored slices"},
             "threshold": 0.5, "indeterminateMargin": 0.1, "keySlices": 5}),
+        **({"quantification": results["quantification"]} if "quantification" in results else {}),
+        **({"fusion": results["fusion"]} if "fusion" in results else {}),
         "metrics": results.get("metrics", {}),
         "training": results.get("training", {"note": "provisional export: ImageNet backbone, untrained head"}),
         "intendedUse": "Research triage aid only. NOT FOR DIAGNOSTIC USE.",

@@ -1,16 +1,19 @@
 #!/bin/sh
-# Train mlsam-mobilenetv2 from scratch and export it. Run from the repository root:
+# Train mlsam-mobilenetv2 2.x from scratch and export it. Run from the repository root:
 #   nohup nice -n 5 sh training/run_all.sh > training/runs/run_all.log 2>&1 &
-# Needs /usr/bin/python3 with Debian python3-torch 1.13, python3-torchvision 0.14, python3-pydicom + python3-gdcm,
-# python3-onnx, PIL; data in ../shared/data. Everything is seeded; the CPU is the only device used.
+# Needs /usr/bin/python3 with Debian python3-torch 1.13, python3-torchvision 0.14, python3-scipy,
+# python3-pydicom + python3-gdcm, python3-onnx, PIL; data in ../shared/data. Seeded; CPU only.
 set -eu
 EPOCHS="${EPOCHS:-12}"
-RUN="${RUN:-training/runs/$(date -u +%Y%m%d-%H%M%S)}"
 PY=/usr/bin/python3
-$PY training/data.py                                  # index + preprocessed 224x224 cache + frozen features
-# shipped configuration (run 20261125-mid2): strides 16-32 fine-tuned, backbone lr 2e-4, label smoothing 0.1,
-# 1,600 weighted draws per epoch (covid-ct 2, mosmed 1, sars-cov-2-ct 0); per-epoch log in $RUN/log.txt
-$PY training/train.py --unfreeze-mid --epochs "$EPOCHS" --lr-backbone 2e-4 --smooth 0.1 --run "$RUN"
-$PY training/evaluate.py --run "$RUN"                  # thresholds on validation, test once -> $RUN/results.json
-$PY training/export.py --checkpoint "$RUN/model.pt" --results "$RUN/results.json"  # ONNX + metadata + fixtures
+R=training/runs
+$PY training/data.py                                   # index, folds, lung-cropped 224x224 caches, stride-8 features
+for k in 0 1 2 3 4; do                                 # 5-fold cross-validation on covid-ct train+val and mosmed
+  [ -f "$R/lung-fold$k/preds.npz" ] || $PY training/train.py --fold "$k" --epochs "$EPOCHS" --run "$R/lung-fold$k"
+done
+$PY training/cv.py                                     # out-of-fold metrics, epoch count, slice threshold -> $R/cv.json
+E=$($PY -c "import json; print(json.load(open('$R/cv.json'))['chosenEpochs'])")
+[ -f "$R/lung-all/model.pt" ] || $PY training/train.py --fold all --epochs "$E" --run "$R/lung-all"
+$PY training/evaluate.py --run "$R/lung-all" --cv "$R/cv.json"   # fusion on COVID-CT-MD, test once -> results.json
+$PY training/export.py --checkpoint "$R/lung-all/model.pt" --results "$R/lung-all/results.json"
 $PY training/model_card.py                             # refresh the generated tables in MODEL_CARD.md

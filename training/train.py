@@ -1,11 +1,14 @@
-"""Train ML-SAM (MobileNetV2) on the caches of training/data.py.
+"""Train ML-SAM (MobileNetV2) on the lung-cropped caches of training/data.py.
 
-Usage: /usr/bin/python3 training/train.py [--epochs 8] [--run training/runs/<UTC date-time>] [flags]
-  shipped: --full-finetune --freeze-stem --online-aug  (cached 224x224 images, data.online_augment every step,
-           strides 2-8 frozen but run per step, strides 16-32 + heads fine-tuned; see training/run_all.sh)
-  older:   --unfreeze-mid  (cached stride-8 features of two fixed views per image)
-Logs one line per epoch to <run>/log.txt; keeps the best epoch by validation AUC (covid-ct val + mosmed val)
-in <run>/model.pt; writes <run>/train.json (history, timings, seeds).
+Usage: /usr/bin/python3 training/train.py --fold K|all [--epochs 12] [--run training/runs/<name>] [flags]
+  --fold K   train on the dev folds != K, validate on fold K (patient-grouped for covid-ct, one study per mosmed
+             slice): per-epoch out-of-fold predictions go to <run>/preds.npz
+  --fold all train on every dev image for the epoch count chosen by cross-validation (no validation data left;
+             COVID-CT-MD is predicted for information only, it is never trained on)
+Training: strides 2-8 (features[0:7]) frozen and cached as stride-8 features of two views per image (original +
+one augmented); features[7:19] and the attention/classifier heads are fine-tuned. Each epoch draws
+--draws-per-epoch images with replacement, covid-ct weight 2, mosmed weight 1.
+Writes <run>/log.txt, <run>/model.pt (the last epoch), <run>/train.json (history, timings, seeds), <run>/preds.npz.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ import torch.nn.functional as F
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from data import CACHE, online_augment  # noqa: E402
+from data import CACHE  # noqa: E402
 from metrics import auc  # noqa: E402
 from model import MLSAM  # noqa: E402
 
@@ -31,8 +34,7 @@ SEED = 20260525
 
 
 def load(name):
-    z = np.load(os.path.join(CACHE, f"feats_{name}.npz"))
-    return z["l8"], z["l16"]
+    return np.load(os.path.join(CACHE, f"feats_{name}.npz"))["l8"]
 
 
 def index(group):
@@ -40,71 +42,37 @@ def index(group):
         return json.load(f)
 
 
-def predict(model, l8, l16=None, bs=64):
-    """Probabilities from cached stride-8 features (stride-16 features recomputed: `mid` may be fine-tuned)."""
+def predict(model, l8, bs=64):
+    """Probabilities from cached stride-8 features (the later blocks may be fine-tuned)."""
     model.eval()
     out = []
     with torch.no_grad():
         for s in range(0, len(l8), bs):
-            a = torch.from_numpy(l8[s:s + bs].astype(np.float32))
+            a = torch.from_numpy(np.asarray(l8[s:s + bs], dtype=np.float32))
             logit, _ = model.forward_features(a, model.mid(a))
             out.append(torch.sigmoid(logit).numpy())
-    return np.concatenate(out)
-
-
-def load_units(name, idx=None):
-    u = np.load(os.path.join(CACHE, f"units_{name}.npy"), mmap_mode="r")
-    return np.ascontiguousarray(u if idx is None else u[idx])
-
-
-def to_input(u):
-    """[B,224,224] units in [0,1] (array or tensor) -> normalised 3-channel network input."""
-    x = torch.as_tensor(np.asarray(u, dtype=np.float32) if not torch.is_tensor(u) else u)
-    if x.dim() == 3:
-        x = x[:, None]
-    return ((x - 0.5) / 0.5).repeat(1, 3, 1, 1)
-
-
-def predict_units(model, units, bs=64):
-    """Probabilities from cached preprocessed units through the full network (--full-finetune models)."""
-    model.eval()
-    out = []
-    with torch.no_grad():
-        for s in range(0, len(units), bs):
-            out.append(model(to_input(units[s:s + bs]))[0].numpy())
-    return np.concatenate(out)
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
 
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--epochs", type=int, default=8)
+    ap.add_argument("--fold", required=True, help="0..4 or all")
+    ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--bs", type=int, default=32)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--lr-backbone", type=float, default=2e-4)
-    ap.add_argument("--smooth", type=float, default=0.05)
+    ap.add_argument("--smooth", type=float, default=0.1)
     ap.add_argument("--covidct-weight", type=float, default=2.0)
     ap.add_argument("--mosmed-weight", type=float, default=1.0)
-    ap.add_argument("--sars-weight", type=float, default=0.0,
-                    help="0 = sars-cov-2-ct not used: validation showed negative transfer (see MODEL_CARD.md)")
     ap.add_argument("--draws-per-epoch", type=int, default=1600)
-    ap.add_argument("--max-minutes", type=float, default=1e9)
-    ap.add_argument("--run", default=None)
-    ap.add_argument("--unfreeze-mid", action="store_true",
-                    help="also fine-tune features[7:14] (stride 16), training from the cached stride-8 features")
-    ap.add_argument("--full-finetune", action="store_true",
-                    help="fine-tune the whole network (all but features[0], the first conv) from the cached 224x224 "
-                    "units instead of cached stride-8 features")
-    ap.add_argument("--freeze-stem", action="store_true",
-                    help="with --full-finetune: keep features[0:7] (strides 2-8) frozen; it still runs on every "
-                    "online-augmented image (no grad), validation uses the cached stride-8 features")
-    ap.add_argument("--online-aug", action="store_true", help="with --full-finetune: data.online_augment per step")
     ap.add_argument("--wd", type=float, default=1e-4)
-    ap.add_argument("--aug-seed", type=int, default=1234)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--run", default=None)
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     torch.manual_seed(SEED)
     rng = np.random.RandomState(SEED)
-    run = args.run or os.path.join(HERE, "runs", dt.datetime.utcnow().strftime("%Y%m%d-%H%M%S"))
+    run = args.run or os.path.join(HERE, "runs", f"lung-fold{args.fold}")
     os.makedirs(run, exist_ok=True)
     logf = open(os.path.join(run, "log.txt"), "a")
 
@@ -114,86 +82,51 @@ def main():
         logf.write(line + "\n")
         logf.flush()
 
-    tr = index("train")
-    y_tr = np.array([i["label"] for i in tr], np.float32)
-    sw = {"covid-ct": args.covidct_weight, "mosmed": args.mosmed_weight, "sars-cov-2-ct": args.sars_weight}
-    w_tr = np.array([sw[i["source"]] for i in tr], np.float64)
-    va = index("val")
-    y_va = np.array([i["label"] for i in va])
-    src_va = np.array([i["source"] for i in va])
-    ctmd = index("ctmd")
-    if args.full_finetune:
-        used_idx = np.flatnonzero(w_tr > 0)
-        pos = np.full(len(tr), -1)
-        pos[used_idx] = np.arange(len(used_idx))
-        u_tr = load_units("train", used_idx)
-        if args.freeze_stem:
-            v8, v16 = load("val")
-            c8, c16 = load("ctmd")
-        else:
-            u_va, u_ct = load_units("val"), load_units("ctmd")
-        arng = np.random.RandomState(args.aug_seed)
-    else:
-        views = [load("train"), load("train_aug")]
-        v8, v16 = load("val")
-        c8, c16 = load("ctmd")
-    y_ct = np.array([i["label"] for i in ctmd])
-    ser_ct = np.array([i["series"] for i in ctmd])
+    dev = index("dev")
+    fold = None if args.fold == "all" else int(args.fold)
+    tr_idx = np.array([i for i, it in enumerate(dev) if fold is None or it["fold"] != fold])
+    va_idx = np.array([i for i, it in enumerate(dev) if fold is not None and it["fold"] == fold], dtype=int)
+    y_dev = np.array([it["label"] for it in dev], np.float32)
+    src_dev = np.array([it["source"] for it in dev])
+    sw = {"covid-ct": args.covidct_weight, "mosmed": args.mosmed_weight}
+    w_tr = np.array([sw[dev[i]["source"]] for i in tr_idx], np.float64)
+    views = [load("dev"), load("dev_aug")]
+    ct = index("ctmd")
+    c8 = load("ctmd")
+    y_ct = np.array([i["label"] for i in ct])
+    ser_ct = np.array([i["series"] for i in ct])
 
     model = MLSAM()
-    model.train_mid = bool(args.unfreeze_mid or args.full_finetune)
-    if args.full_finetune:
-        for p in (model.stem if args.freeze_stem else model.stem[0]).parameters():
-            p.requires_grad_(False)
-        bb = [p for m in (model.stem, model.mid, model.high, model.top) for p in m.parameters() if p.requires_grad]
-    else:
-        for m in ([model.stem] if args.unfreeze_mid else model.frozen()):
-            for p in m.parameters():
-                p.requires_grad_(False)
-        bb = [p for m in model.trainable_backbone() for p in m.parameters()]
-        if args.unfreeze_mid:
-            bb += list(model.mid.parameters())
+    model.train_mid = True
+    for p in model.stem.parameters():
+        p.requires_grad_(False)
+    bb = [p for m in model.trainable_backbone() for p in m.parameters()] + list(model.mid.parameters())
     hd = [p for m in model.heads() for p in m.parameters()]
     opt = torch.optim.AdamW([{"params": bb, "lr": args.lr_backbone}, {"params": hd, "lr": args.lr}], weight_decay=args.wd)
     n = args.draws_per_epoch
-    used = {k: int(sum(1 for i in tr if i["source"] == k)) for k, v in sw.items() if v > 0}
     steps_per_epoch = math.ceil(n / args.bs)
     total = steps_per_epoch * args.epochs
     base = [g["lr"] for g in opt.param_groups]
-    log(f"run {run} train sources used {used} draws/epoch {n} val {len(va)} ctmd {len(ctmd)} epochs {args.epochs} args {vars(args)}")
-    best, hist, step, t0 = -1.0, [], 0, time.time()
+    log(f"run {run} fold {args.fold} train {len(tr_idx)} val {len(va_idx)} ctmd {len(ct)} args {vars(args)}")
+    hist, step, t0 = [], 0, time.time()
+    p_va_ep, p_ct_ep = [], []
     for ep in range(1, args.epochs + 1):
         te = time.time()
         model.set_train_mode()
-        order = rng.choice(len(tr), size=n, replace=True, p=w_tr / w_tr.sum())
+        order = tr_idx[rng.choice(len(tr_idx), size=n, replace=True, p=w_tr / w_tr.sum())]
         vsel = rng.randint(0, 2, size=n)  # which cached view: 0 original, 1 augmented
         tot, cnt = 0.0, 0
         for s in range(0, n, args.bs):
             idx = order[s:s + args.bs]
-            y = torch.from_numpy(y_tr[idx])
+            y = torch.from_numpy(y_dev[idx])
             y = y * (1 - args.smooth) + 0.5 * args.smooth
             warm = min(1.0, (step + 1) / 50)
             cos = 0.5 * (1 + math.cos(math.pi * step / total))
             for g, b in zip(opt.param_groups, base):
                 g["lr"] = b * warm * cos
-            if args.full_finetune:
-                xb = torch.from_numpy(u_tr[pos[idx]].astype(np.float32))[:, None]
-                if args.online_aug:
-                    xb = online_augment(xb, arng)
-                if args.freeze_stem:
-                    with torch.no_grad():
-                        t8 = model.stem(to_input(xb))
-                else:
-                    t8 = model.stem(to_input(xb))
-                logit, _ = model.forward_features(t8, model.mid(t8))
-            elif args.unfreeze_mid:
-                l8 = np.stack([views[v][0][i] for i, v in zip(idx, vsel[s:s + args.bs])]).astype(np.float32)
-                t8 = torch.from_numpy(l8)
-                logit, _ = model.forward_features(t8, model.mid(t8))
-            else:
-                l8 = np.stack([views[v][0][i] for i, v in zip(idx, vsel[s:s + args.bs])]).astype(np.float32)
-                l16 = np.stack([views[v][1][i] for i, v in zip(idx, vsel[s:s + args.bs])]).astype(np.float32)
-                logit, _ = model.forward_features(torch.from_numpy(l8), torch.from_numpy(l16))
+            l8 = np.stack([views[v][i] for i, v in zip(idx, vsel[s:s + args.bs])]).astype(np.float32)
+            t8 = torch.from_numpy(l8)
+            logit, _ = model.forward_features(t8, model.mid(t8))
             loss = F.binary_cross_entropy_with_logits(logit, y)
             opt.zero_grad()
             loss.backward()
@@ -201,42 +134,39 @@ def main():
             step += 1
             tot += float(loss) * len(idx)
             cnt += len(idx)
-            if ep == 1 and s // args.bs in (4, 19):
-                log(f"  step {s // args.bs + 1}: {cnt / (time.time() - te):.1f} img/s")
         ttrain = time.time() - te
-        if args.full_finetune and not args.freeze_stem:
-            p_va = predict_units(model, u_va)
-            p_ct = predict_units(model, u_ct)
-        else:
-            p_va = predict(model, v8, v16)
-            p_ct = predict(model, c8, c16)
-        a_all = auc(y_va, p_va)
-        a_cc = auc(y_va[src_va == "covid-ct"], p_va[src_va == "covid-ct"])
-        a_mm = auc(y_va[src_va == "mosmed"], p_va[src_va == "mosmed"])
-        acc_cc = float(((p_va[src_va == "covid-ct"] >= 0.5) == y_va[src_va == "covid-ct"]).mean())
-        m_p = ser_ct == "P001"
-        a_p = auc(y_ct[m_p], p_ct[m_p])
+        rec = {"epoch": ep, "loss": tot / cnt, "imgPerSec": cnt / ttrain}
+        msg = f"epoch {ep} loss {rec['loss']:.4f}"
+        if len(va_idx):
+            p_va = predict(model, views[0][va_idx])
+            p_va_ep.append(p_va)
+            yv, sv = y_dev[va_idx], src_dev[va_idx]
+            rec["valAuc"] = auc(yv, p_va)
+            rec["valAucCovidCt"] = auc(yv[sv == "covid-ct"], p_va[sv == "covid-ct"])
+            rec["valAucMosmed"] = auc(yv[sv == "mosmed"], p_va[sv == "mosmed"])
+            msg += f" foldAUC {rec['valAuc']:.4f} (covid-ct {rec['valAucCovidCt']:.4f}, mosmed {rec['valAucMosmed']:.4f})"
+        p_ct = predict(model, c8)
+        p_ct_ep.append(p_ct)
         means = {s: float(np.mean(p_ct[ser_ct == s])) for s in ("P001", "cap001", "normal001")}
-        rec = {"epoch": ep, "loss": tot / cnt, "valAuc": a_all, "valAucCovidCt": a_cc, "valAccCovidCt@0.5": acc_cc,
-               "valAucMosmed": a_mm, "ctmdP001SliceAuc": a_p, "ctmdMeanProb": means,
-               "imgPerSec": cnt / ttrain, "epochSeconds": time.time() - te}
+        rec["ctmdMeanProb"] = means
+        rec["ctmdSliceAucP001"] = auc(y_ct[ser_ct == "P001"], p_ct[ser_ct == "P001"])
+        rec["epochSeconds"] = time.time() - te
         hist.append(rec)
-        log(f"epoch {ep} loss {rec['loss']:.4f} valAUC {a_all:.4f} (covid-ct {a_cc:.4f} acc@.5 {acc_cc:.3f}, "
-            f"mosmed {a_mm:.4f}) P001 sliceAUC {a_p:.3f} meanProb P001 {means['P001']:.3f} cap001 "
-            f"{means['cap001']:.3f} normal001 {means['normal001']:.3f} | {rec['imgPerSec']:.1f} img/s "
-            f"{rec['epochSeconds']:.0f}s")
-        if a_all > best:
-            best = a_all
-            torch.save(model.state_dict(), os.path.join(run, "model.pt"))
-            log(f"  saved best (valAUC {best:.4f})")
-        if (time.time() - t0) / 60 > args.max_minutes:
-            log("  stopping: time budget reached")
-            break
-    info = {"seed": SEED, "sourceWeights": sw, "trainImagesUsed": used, "args": vars(args), "history": hist, "bestValAuc": best,
+        log(f"{msg} | ctmd P001 sliceAUC {rec['ctmdSliceAucP001']:.3f} mean P001 {means['P001']:.3f} cap001 "
+            f"{means['cap001']:.3f} normal001 {means['normal001']:.3f} | {rec['imgPerSec']:.1f} img/s {rec['epochSeconds']:.0f}s")
+    torch.save(model.state_dict(), os.path.join(run, "model.pt"))
+    # mirrored views of the last epoch's model (flip test-time augmentation is judged on these)
+    extra = {}
+    if len(va_idx):
+        extra["val_flip"] = predict(model, load("dev_flip")[va_idx])
+    extra["ctmd_flip"] = predict(model, load("ctmd_flip"))
+    np.savez(os.path.join(run, "preds.npz"), val_idx=va_idx, val=np.array(p_va_ep), ctmd=np.array(p_ct_ep), **extra)
+    info = {"seed": SEED, "fold": args.fold, "sourceWeights": sw, "trainImages": int(len(tr_idx)),
+            "valImages": int(len(va_idx)), "args": vars(args), "history": hist,
             "durationSeconds": time.time() - t0, "epochsRun": len(hist)}
     with open(os.path.join(run, "train.json"), "w") as f:
         json.dump(info, f, indent=2)
-    log(f"done in {time.time() - t0:.0f}s best valAUC {best:.4f}")
+    log(f"done in {time.time() - t0:.0f}s")
 
 
 if __name__ == "__main__":
