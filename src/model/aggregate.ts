@@ -24,7 +24,7 @@ export function seriesPolicy(m: ModelMetadata): SeriesPolicy {
   };
 }
 
-export function topK(n: number, agg: SeriesPolicy['aggregation']): number {
+export function topK(n: number, agg: { kFraction: number; kMin: number }): number {
   if (n <= 0) return 0;
   return Math.min(n, Math.max(agg.kMin, Math.ceil(agg.kFraction * n)));
 }

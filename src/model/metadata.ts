@@ -7,6 +7,8 @@ import { createReadStream } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
+import { fusionSpecSchema } from './fusion.js';
+import { quantificationSpecSchema } from './opacity.js';
 import { preprocessingSchema } from './preprocess.js';
 
 export const aggregationSchema = z.looseObject({
@@ -40,10 +42,20 @@ export const modelMetadataSchema = z.looseObject({
     indeterminateMargin: z.number().min(0).max(0.5),
     keySlices: z.number().int().min(1),
   }),
+  /** Opacity quantification from HU (needs preprocessing.lungs). */
+  quantification: quantificationSpecSchema.optional(),
+  /** How the CNN and the opacity burden make one result on HU series (needs quantification). */
+  fusion: fusionSpecSchema.optional(),
   metrics: z.record(z.string(), z.unknown()).optional(),
   training: z.record(z.string(), z.unknown()).optional(),
 }).superRefine((m, ctx) => {
   const p = m.preprocessing;
+  if (m.quantification && !p.lungs) {
+    ctx.addIssue({ code: 'custom', path: ['quantification'], message: 'needs preprocessing.lungs (the lung mask it measures in)' });
+  }
+  if (m.fusion && !m.quantification) {
+    ctx.addIssue({ code: 'custom', path: ['fusion'], message: 'needs quantification (the opacity burden it fuses)' });
+  }
   if (p.resize.width !== m.input.width || p.resize.height !== m.input.height) {
     ctx.addIssue({ code: 'custom', path: ['preprocessing', 'resize'], message: `resize ${p.resize.width}x${p.resize.height} differs from input ${m.input.width}x${m.input.height}` });
   }

@@ -4,16 +4,26 @@
  *
  * 1. to [0,1]: kind 'hu'      -> clamp((HU - (center - width/2)) / width, 0, 1)  (lung window)
  *              kind 'display' -> gray / display.scale (8-bit gray already windowed; RGB -> ITU-R 601 luma by the caller)
- * 2. body crop ('body-bbox'): mask = v > threshold; rowFrac[y] = count(mask row y) / W, colFrac[x] = count(col x) / H;
- *    y0/y1 = first/last row with rowFrac >= minFraction (same for columns). If none, or the box is smaller than
- *    minSizeFraction of the image in either direction, keep the whole image; else grow it by
- *    floor(marginFraction * max(H, W)) pixels per side, clipped to the image.
+ * 2. crop ('lung-bbox', model 2.x): the bounding box of the lung mask (lung.ts, on the working grid), mapped back to
+ *    source pixels (working row y covers source rows floor(y·H/h) … ceil((y+1)·H/h) − 1), grown by
+ *    floor(lungMarginFraction · max(box height, box width)) per side, clipped. Display images are mapped back
+ *    through the lung window to pseudo-HU with a nominal pixel size of displayFovMm / max(H, W). Less than
+ *    minLungMm2 of lung, or a display image that does not show both lungs → the body box instead.
+ *    Body crop ('body-bbox', 1.x and the fallback): mask = v > threshold; rowFrac[y] = count(mask row y) / W,
+ *    colFrac[x] = count(col x) / H; y0/y1 = first/last row with rowFrac >= minFraction (same for columns). If
+ *    none, or the box is smaller than minSizeFraction of the image in either direction, keep the whole image;
+ *    else grow it by floor(marginFraction * max(H, W)) pixels per side, clipped to the image.
  * 3. resize the crop to height x width (aspect not kept) with a separable antialiased triangle filter:
  *    s = nIn / nOut, r = max(s, 1), centre c = (i + 0.5) * s, w_j = max(0, 1 - |j + 0.5 - c| / r), normalised.
  * 4. (x - mean) / std, repeated to `channels` channels, written CHW at `offset`.
  * All arithmetic is float64 (JS numbers); only the output is float32.
  */
 import { z } from 'zod';
+import { lungSpecSchema, segmentLungs, toWorkGrid, type LungSegmentation } from './lung.js';
+import { bbox, count } from './morphology.js';
+import { triangleWeights } from './resample.js';
+
+export { triangleWeights } from './resample.js';
 
 export interface SliceImage {
   width: number;
@@ -21,18 +31,25 @@ export interface SliceImage {
   /** row-major; 'hu' = Hounsfield units, 'display' = 0..255 gray */
   data: Float32Array;
   kind: 'hu' | 'display';
+  /** [row spacing, column spacing] in mm (DICOM PixelSpacing); required for 'hu' with the lung crop. */
+  pixelSpacing?: readonly [number, number] | null;
 }
 
 export const preprocessingSchema = z.object({
   window: z.object({ center: z.number(), width: z.number().positive() }),
   display: z.object({ scale: z.number().positive() }),
   crop: z.object({
-    method: z.enum(['body-bbox', 'none']),
+    method: z.enum(['lung-bbox', 'body-bbox', 'none']),
     threshold: z.number(),
     minFraction: z.number().min(0).max(1),
     marginFraction: z.number().min(0),
     minSizeFraction: z.number().min(0).max(1),
+    lungMarginFraction: z.number().min(0).optional(),
+    minLungMm2: z.number().min(0).optional(),
+    displayFovMm: z.number().positive().optional(),
   }),
+  /** Lung segmentation (lung.ts): the 'lung-bbox' crop and the opacity quantification use it. */
+  lungs: lungSpecSchema.optional(),
   resize: z.object({
     method: z.literal('triangle-antialias'),
     width: z.number().int().positive(),
@@ -42,6 +59,12 @@ export const preprocessingSchema = z.object({
   normalize: z.object({ mean: z.number(), std: z.number().positive() }),
   channels: z.number().int().positive(),
   layout: z.literal('CHW'),
+}).superRefine((p, ctx) => {
+  if (p.crop.method !== 'lung-bbox') return;
+  if (!p.lungs) ctx.addIssue({ code: 'custom', path: ['lungs'], message: "required by crop method 'lung-bbox'" });
+  for (const k of ['lungMarginFraction', 'minLungMm2', 'displayFovMm'] as const) {
+    if (p.crop[k] === undefined) ctx.addIssue({ code: 'custom', path: ['crop', k], message: "required by crop method 'lung-bbox'" });
+  }
 });
 
 export type Preprocessing = z.infer<typeof preprocessingSchema>;
@@ -141,37 +164,88 @@ export function cropBox(v: Float64Array, width: number, height: number, spec: Pr
   };
 }
 
-interface AxisWeights {
-  start: Int32Array; // first source index with non-zero weight, per output
-  count: Int32Array; // number of source indices, per output
-  weights: Float64Array[]; // normalised weights, per output
+export type CropUsed = 'lung' | 'body' | 'none';
+
+export interface Crop {
+  box: CropBox;
+  used: CropUsed;
 }
 
-/** Triangle filter weights for one axis (same formula as triangle_weights in preprocess.py). */
-export function triangleWeights(nIn: number, nOut: number): AxisWeights {
-  const s = nIn / nOut;
-  const r = Math.max(s, 1);
-  const start = new Int32Array(nOut);
-  const count = new Int32Array(nOut);
-  const weights: Float64Array[] = [];
-  for (let i = 0; i < nOut; i++) {
-    const c = (i + 0.5) * s;
-    const lo = Math.max(0, Math.floor(c - r - 0.5));
-    const hi = Math.min(nIn - 1, Math.ceil(c + r - 0.5));
-    const w = new Float64Array(hi - lo + 1);
-    let sum = 0;
-    for (let j = lo; j <= hi; j++) {
-      const t = 1 - Math.abs(j + 0.5 - c) / r;
-      const wt = t > 0 ? t : 0;
-      w[j - lo] = wt;
-      sum += wt;
-    }
-    for (let k = 0; k < w.length; k++) w[k] = (w[k] as number) / sum;
-    start[i] = lo;
-    count[i] = w.length;
-    weights.push(w);
+/** HU (or the pseudo-HU of a display image) and the pixel spacing the lung mask is computed from. */
+export function huForLungs(img: SliceImage, spec: Preprocessing): { hu: ArrayLike<number>; spacing: [number, number] } {
+  if (img.kind === 'hu') {
+    if (!img.pixelSpacing) throw new Error('HU slice without pixel spacing: the lung crop needs it');
+    return { hu: img.data, spacing: [img.pixelSpacing[0], img.pixelSpacing[1]] };
   }
-  return { start, count, weights };
+  const c = spec.window.center;
+  const w = spec.window.width;
+  const s = spec.display.scale;
+  const n = img.width * img.height;
+  const hu = new Float64Array(n);
+  for (let i = 0; i < n; i++) {
+    const x = (img.data[i] as number) / s;
+    hu[i] = c - w / 2 + (x < 0 ? 0 : x > 1 ? 1 : x) * w;
+  }
+  const px = (spec.crop.displayFovMm as number) / Math.max(img.width, img.height);
+  return { hu, spacing: [px, px] };
+}
+
+/** The lung segmentation the crop uses (computed when the caller has none). */
+export function lungsForCrop(img: SliceImage, spec: Preprocessing): LungSegmentation {
+  if (!spec.lungs) throw new Error("preprocessing has no 'lungs' block");
+  const { hu, spacing } = huForLungs(img, spec);
+  return segmentLungs(toWorkGrid(hu, img.width, img.height, spacing, spec.lungs.workMm), spec.lungs);
+}
+
+/**
+ * A display image gets the lung box only when it shows both lungs: the box spans at least 40 % of the image's
+ * width and minSizeFraction of its height, and each side of the split column holds ≥ 15 % of the lung pixels.
+ */
+function displayLungsPlausible(seg: LungSegmentation, box: { x0: number; y0: number; x1: number; y1: number }, spec: Preprocessing): boolean {
+  const { width: ww, height: hh } = seg.lung;
+  if (box.y1 - box.y0 + 1 < spec.crop.minSizeFraction * hh || box.x1 - box.x0 + 1 < 0.4 * ww) return false;
+  let s0 = 0;
+  let s1 = 0;
+  for (let i = 0; i < seg.side.length; i++) {
+    if (seg.side[i] === 0) s0++;
+    else if (seg.side[i] === 1) s1++;
+  }
+  return Math.min(s0, s1) >= 0.15 * (s0 + s1);
+}
+
+/** Step 2: the crop box and which rule made it. `seg` (of this slice) is reused when given. */
+export function cropFor(img: SliceImage, v: Float64Array, spec: Preprocessing, seg?: LungSegmentation): Crop {
+  const method = spec.crop.method;
+  if (method !== 'lung-bbox') return { box: cropBox(v, img.width, img.height, spec), used: method === 'body-bbox' ? 'body' : 'none' };
+  const body = (): Crop => ({ box: cropBox(v, img.width, img.height, spec), used: 'body' });
+  if (img.kind === 'hu' && !img.pixelSpacing) return body(); // no mm scale: the lung rules cannot apply
+  const s = seg ?? lungsForCrop(img, spec);
+  const lung = s.lung;
+  const lb = bbox(lung);
+  const areaMm2 = count(lung) * lungPixelArea(img, spec, lung.width, lung.height);
+  if (!lb || areaMm2 < (spec.crop.minLungMm2 as number)) return body();
+  if (img.kind === 'display' && !displayLungsPlausible(s, lb, spec)) return body();
+  const h = img.height;
+  const w = img.width;
+  const hh = lung.height;
+  const ww = lung.width;
+  const y0 = Math.floor((lb.y0 * h) / hh);
+  const y1 = Math.ceil(((lb.y1 + 1) * h) / hh) - 1;
+  const x0 = Math.floor((lb.x0 * w) / ww);
+  const x1 = Math.ceil(((lb.x1 + 1) * w) / ww) - 1;
+  const m = Math.floor((spec.crop.lungMarginFraction as number) * Math.max(y1 - y0 + 1, x1 - x0 + 1));
+  return {
+    box: { y0: Math.max(0, y0 - m), y1: Math.min(h - 1, y1 + m), x0: Math.max(0, x0 - m), x1: Math.min(w - 1, x1 + m) },
+    used: 'lung',
+  };
+}
+
+/** mm² of one working-grid pixel of this slice. */
+function lungPixelArea(img: SliceImage, spec: Preprocessing, ww: number, wh: number): number {
+  const spacing = img.kind === 'hu' && img.pixelSpacing
+    ? img.pixelSpacing
+    : [(spec.crop.displayFovMm as number) / Math.max(img.width, img.height), (spec.crop.displayFovMm as number) / Math.max(img.width, img.height)];
+  return ((spacing[0] as number) * img.height / wh) * ((spacing[1] as number) * img.width / ww);
 }
 
 /**
@@ -189,8 +263,11 @@ export function preprocessSlice(
   return dst;
 }
 
-/** preprocessSlice into a given buffer; returns the body crop box it used (for attention overlays). */
-export function preprocessInto(img: SliceImage, spec: Preprocessing, dst: Float32Array, offset = 0): CropBox {
+/**
+ * preprocessSlice into a given buffer; returns the crop it used (for attention overlays). `seg` is this slice's
+ * lung segmentation when the caller already has it (the scoring path computes it once for the opacity too).
+ */
+export function preprocessInto(img: SliceImage, spec: Preprocessing, dst: Float32Array, offset = 0, seg?: LungSegmentation): Crop {
   const outH = spec.resize.height;
   const outW = spec.resize.width;
   const plane = outH * outW;
@@ -203,7 +280,8 @@ export function preprocessInto(img: SliceImage, spec: Preprocessing, dst: Float3
   // Scratch buffers reused from slice to slice (a 512x512 slice would otherwise allocate ~3 MB of
   // float64 per call); same arithmetic as toUnit() and a fresh buffer.
   const v = toUnitInto(img, spec, scratch('unit', img.width * img.height));
-  const box = cropBox(v, img.width, img.height, spec);
+  const crop = cropFor(img, v, spec, seg);
+  const box = crop.box;
   const ch = box.y1 - box.y0 + 1;
   const cw = box.x1 - box.x0 + 1;
   const wy = triangleWeights(ch, outH);
@@ -237,5 +315,5 @@ export function preprocessInto(img: SliceImage, spec: Preprocessing, dst: Float3
       for (let c = 0; c < spec.channels; c++) dst[offset + c * plane + p] = val;
     }
   }
-  return box;
+  return crop;
 }

@@ -21,6 +21,8 @@ export interface DicomHeader {
   contentTime: string | null;
   rows: number | null;
   columns: number | null;
+  /** PixelSpacing: [row spacing, column spacing] in mm, or null when missing or malformed. */
+  pixelSpacing: [number, number] | null;
   numberOfFrames: number;
   hasPixelData: boolean;
 }
@@ -48,6 +50,11 @@ function nums(ds: DicomDataset, tag: string, count: number): number[] | null {
   if (!vals || vals.length !== count) return null;
   const out = vals.map((v) => (typeof v === 'number' ? v : Number(String(v).trim())));
   return out.every((n) => Number.isFinite(n)) ? out : null;
+}
+
+function spacingValue(v: number[] | null): [number, number] | null {
+  if (!v || !(v[0]! > 0) || !(v[1]! > 0)) return null;
+  return [v[0]!, v[1]!];
 }
 
 export function numberValue(ds: DicomDataset, tag: string): number | null {
@@ -78,6 +85,7 @@ export function readHeader(parsed: ParsedDicom): DicomHeader {
     contentTime: str(ds, '00080033'),
     rows: num(ds, '00280010'),
     columns: num(ds, '00280011'),
+    pixelSpacing: spacingValue(nums(ds, '00280030', 2)),
     numberOfFrames: frames !== null && frames > 0 ? Math.floor(frames) : 1,
     hasPixelData: parsed.hasPixelData,
   };

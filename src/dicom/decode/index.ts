@@ -1,10 +1,10 @@
 /**
- * DICOM file decoding for scoring: header fields for slice selection, and pixels as a SliceImage
+ * DICOM file decoding for scoring: header fields for slice selection, and pixels as a PixelImage
  * (HU for CT). Every failure is a DecodeError with a code and a reason; nothing else escapes for
  * bad input.
  */
 import { readFile } from 'node:fs/promises';
-import type { SliceImage } from '../../model/preprocess.js';
+import type { PixelImage } from './pixels.js';
 import { DecodeError } from './errors.js';
 import { readHeader, type DicomHeader } from './header.js';
 import { decodePixels, type PixelModule } from './pixels.js';
@@ -12,7 +12,7 @@ import { parseDicom } from './read.js';
 
 export { DecodeError, isDecodeError, type DecodeErrorCode } from './errors.js';
 export type { DicomHeader } from './header.js';
-export type { PixelModule } from './pixels.js';
+export type { PixelImage, PixelModule } from './pixels.js';
 export { initCodecs, ENCAPSULATED_SYNTAXES, NATIVE_SYNTAXES } from './codecs.js';
 export { looksLikeDicom, parseDicom } from './read.js';
 
@@ -35,7 +35,7 @@ export async function readDicomHeaderFile(path: string): Promise<DicomHeader> {
 
 export interface DecodedDicom {
   header: DicomHeader;
-  image: SliceImage;
+  image: PixelImage;
   pixel: PixelModule;
 }
 

@@ -1,11 +1,10 @@
 /**
- * Pixel Data → SliceImage. Grayscale images come out as modality values (stored value, masked to
+ * Pixel Data → PixelImage. Grayscale images come out as modality values (stored value, masked to
  * BitsStored at HighBit and sign-extended per PixelRepresentation, times RescaleSlope plus
  * RescaleIntercept): Hounsfield units for CT, kind 'hu'. Colour images come out as ITU-R 601 luma
  * 0..255, kind 'display'.
  */
 import type { DicomDataset } from 'dcmjs';
-import type { SliceImage } from '../../model/preprocess.js';
 import { decodeFrame, ENCAPSULATED_SYNTAXES, initCodecs, NATIVE_SYNTAXES } from './codecs.js';
 import { DecodeError } from './errors.js';
 import { numberValue, stringValue } from './header.js';
@@ -193,8 +192,16 @@ function toLuma(bytes: Uint8Array, photometric: string, planar: number, n: numbe
   return out;
 }
 
+/** Decoded pixels of one frame: modality values ('hu') or 8-bit luma ('display'), row-major. */
+export interface PixelImage {
+  width: number;
+  height: number;
+  data: Float32Array;
+  kind: 'hu' | 'display';
+}
+
 export interface DecodedImage {
-  image: SliceImage;
+  image: PixelImage;
   pixel: PixelModule;
 }
 

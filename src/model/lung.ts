@@ -1,0 +1,302 @@
+/**
+ * Lung segmentation from HU without weights: the TypeScript twin of training/lung.py (segment_lungs,
+ * split_column, to_work), which documents every step. Pure arrays in, masks out; parameters from the model
+ * metadata's `lungs` block.
+ *
+ * Working grid: the slice resampled with the preprocessing's antialiased triangle filter so that a working
+ * pixel is `workMm` mm (never upsampled). Radii and areas are in mm / mm².
+ */
+import { z } from 'zod';
+import {
+  andNot, count, dilate, closing, emptyMask, fillHoles, label, type Mask,
+} from './morphology.js';
+import { triangleWeights } from './resample.js';
+
+export const lungSpecSchema = z.object({
+  method: z.literal('hu-threshold-2d-v1'),
+  workMm: z.number().positive(),
+  bodyHu: z.number(),
+  airHu: z.number(),
+  minComponentMm2: z.number().min(0),
+  gasHu: z.number(),
+  gasFraction: z.number().min(0).max(1),
+  gasFractionSmall: z.number().min(0).max(1),
+  gasSmallMm2: z.number().min(0),
+  airwayMaxMm2: z.number().min(0),
+  airwayCentralFraction: z.number().min(0).max(1),
+  relativeMinArea: z.number().min(0).max(1),
+  cavityRingMm: z.number().min(0),
+  cavityRingFraction: z.number().min(0).max(1),
+  cavityRounds: z.number().int().min(0),
+  closeMm: z.number().min(0),
+  maxHoleMm2: z.number().min(0),
+});
+export type LungSpec = z.infer<typeof lungSpecSchema>;
+
+/** A slice on the working grid. */
+export interface WorkGrid {
+  width: number;
+  height: number;
+  /** HU, row-major. */
+  hu: Float64Array;
+  /** mm per working pixel: [row, column]. */
+  pxMm: [number, number];
+}
+
+/** Working grid size: round(n · spacing / workMm), never larger than the source, at least 1. */
+export function workSize(width: number, height: number, spacing: readonly [number, number], workMm: number): { width: number; height: number } {
+  // Math.round and Python's round differ only at exact .5 ties (banker's rounding); use Python's rule.
+  const pyRound = (x: number): number => {
+    const f = Math.floor(x);
+    const d = x - f;
+    if (d > 0.5) return f + 1;
+    if (d < 0.5) return f;
+    return f % 2 === 0 ? f : f + 1;
+  };
+  return {
+    height: Math.max(1, Math.min(height, pyRound((height * spacing[0]) / workMm))),
+    width: Math.max(1, Math.min(width, pyRound((width * spacing[1]) / workMm))),
+  };
+}
+
+/** Resample HU (row-major, width × height, spacing [row mm, col mm]) onto the working grid. */
+export function toWorkGrid(hu: ArrayLike<number>, width: number, height: number, spacing: readonly [number, number], workMm: number): WorkGrid {
+  const { width: ww, height: wh } = workSize(width, height, spacing, workMm);
+  const pxMm: [number, number] = [(spacing[0] * height) / wh, (spacing[1] * width) / ww];
+  if (ww === width && wh === height) {
+    const out = new Float64Array(width * height);
+    for (let i = 0; i < out.length; i++) out[i] = hu[i] as number;
+    return { width, height, hu: out, pxMm };
+  }
+  const wy = triangleWeights(height, wh);
+  const wx = triangleWeights(width, ww);
+  // rows first (wy @ a), then columns (@ wx^T): the order of training/lung.py to_work
+  const tmp = new Float64Array(wh * width);
+  for (let i = 0; i < wh; i++) {
+    const s0 = wy.start[i] as number;
+    const w = wy.weights[i] as Float64Array;
+    const trow = i * width;
+    for (let k = 0; k < w.length; k++) {
+      const wk = w[k] as number;
+      if (wk === 0) continue;
+      const srow = (s0 + k) * width;
+      for (let x = 0; x < width; x++) tmp[trow + x] = (tmp[trow + x] as number) + wk * (hu[srow + x] as number);
+    }
+  }
+  const out = new Float64Array(wh * ww);
+  for (let i = 0; i < wh; i++) {
+    const trow = i * width;
+    for (let o = 0; o < ww; o++) {
+      const s0 = wx.start[o] as number;
+      const w = wx.weights[o] as Float64Array;
+      let acc = 0;
+      for (let k = 0; k < w.length; k++) acc += (w[k] as number) * (tmp[trow + s0 + k] as number);
+      out[i * ww + o] = acc;
+    }
+  }
+  return { width: ww, height: wh, hu: out, pxMm };
+}
+
+export interface LungComponent {
+  label: number;
+  areaMm2: number;
+  gasFraction: number;
+  centreX: number;
+  /** Airway or gut gas, not lung. */
+  gas: boolean;
+  /** A gas component taken in as a bulla or cavity of a lung. */
+  cavity: boolean;
+  kept: boolean;
+}
+
+export interface LungSegmentation {
+  /** Lung mask on the working grid. */
+  lung: Mask;
+  /** Per pixel: −1 not lung, 0 image left of the split, 1 image right. */
+  side: Int8Array;
+  body: Mask;
+  components: LungComponent[];
+}
+
+function threshold(g: WorkGrid, test: (hu: number) => boolean, within?: Mask): Mask {
+  const m = emptyMask(g.width, g.height);
+  for (let i = 0; i < m.data.length; i++) {
+    if ((!within || within.data[i]) && test(g.hu[i] as number)) m.data[i] = 1;
+  }
+  return m;
+}
+
+/** Segment the lungs of one working-grid slice (training/lung.py segment_lungs). */
+export function segmentLungs(g: WorkGrid, spec: LungSpec): LungSegmentation {
+  const { width: w, height: h } = g;
+  const pxArea = g.pxMm[0] * g.pxMm[1];
+  const rPx = Math.sqrt(pxArea);
+  const none = (body: Mask, components: LungComponent[] = []): LungSegmentation => ({
+    lung: emptyMask(w, h), side: new Int8Array(w * h).fill(-1), body, components,
+  });
+  const bodyCand = label(threshold(g, (v) => v > spec.bodyHu), 8);
+  if (bodyCand.n === 0) return none(emptyMask(w, h));
+  let best = 1;
+  for (let l = 2; l <= bodyCand.n; l++) if ((bodyCand.sizes[l] as number) > (bodyCand.sizes[best] as number)) best = l;
+  const bodyRaw = emptyMask(w, h);
+  for (let i = 0; i < bodyRaw.data.length; i++) if (bodyCand.labels[i] === best) bodyRaw.data[i] = 1;
+  const body = fillHoles(bodyRaw);
+
+  const air = label(threshold(g, (v) => v < spec.airHu, body), 4);
+  if (air.n === 0) return none(body);
+  const gasCnt = new Float64Array(air.n + 1);
+  const sumX = new Float64Array(air.n + 1);
+  const bx0s = new Int32Array(air.n + 1).fill(w);
+  const bx1s = new Int32Array(air.n + 1).fill(-1);
+  const by0s = new Int32Array(air.n + 1).fill(h);
+  const by1s = new Int32Array(air.n + 1).fill(-1);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      const i = y * w + x;
+      const l = air.labels[i] as number;
+      if (!l) continue;
+      if ((g.hu[i] as number) < spec.gasHu) gasCnt[l] = (gasCnt[l] as number) + 1;
+      sumX[l] = (sumX[l] as number) + x;
+      if (x < (bx0s[l] as number)) bx0s[l] = x;
+      if (x > (bx1s[l] as number)) bx1s[l] = x;
+      if (y < (by0s[l] as number)) by0s[l] = y;
+      if (y > (by1s[l] as number)) by1s[l] = y;
+    }
+  }
+  let bsum = 0;
+  let bn = 0;
+  let bx0 = w;
+  let bx1 = -1;
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      if (!body.data[y * w + x]) continue;
+      bsum += x;
+      bn++;
+      if (x < bx0) bx0 = x;
+      if (x > bx1) bx1 = x;
+    }
+  }
+  const bx = bn ? bsum / bn : w / 2;
+  const bw = bn ? bx1 - bx0 + 1 : w;
+  const comps: LungComponent[] = [];
+  for (let l = 1; l <= air.n; l++) {
+    const size = air.sizes[l] as number;
+    const areaMm2 = size * pxArea;
+    if (areaMm2 < spec.minComponentMm2) continue;
+    const gasFraction = (gasCnt[l] as number) / size;
+    const centreX = (sumX[l] as number) / size;
+    const central = Math.abs(centreX - bx) < spec.airwayCentralFraction * bw;
+    const gas = gasFraction >= spec.gasFraction
+      || (gasFraction >= spec.gasFractionSmall && areaMm2 < spec.gasSmallMm2)
+      || (central && areaMm2 < spec.airwayMaxMm2);
+    comps.push({ label: l, areaMm2, gasFraction, centreX, gas, cavity: false, kept: false });
+  }
+  // bullae and cavities: gas components ringed by lung, in rounds
+  const isLung = new Uint8Array(air.n + 1);
+  for (const c of comps) if (!c.gas) isLung[c.label] = 1;
+  for (let round = 0; round < spec.cavityRounds; round++) {
+    const parenchyma = emptyMask(w, h);
+    let any = false;
+    for (let i = 0; i < parenchyma.data.length; i++) {
+      if (isLung[air.labels[i] as number]) {
+        parenchyma.data[i] = 1;
+        any = true;
+      }
+    }
+    let changed = false;
+    for (const c of comps) {
+      if (!c.gas || !any) continue;
+      // the ring, computed in a window around the component (the dilation never reaches past its margin)
+      const r = spec.cavityRingMm / rPx;
+      const M = Math.floor(r + 1e-9) + 1;
+      const x0 = Math.max(0, (bx0s[c.label] as number) - M);
+      const x1 = Math.min(w - 1, (bx1s[c.label] as number) + M);
+      const y0 = Math.max(0, (by0s[c.label] as number) - M);
+      const y1 = Math.min(h - 1, (by1s[c.label] as number) + M);
+      const sw = x1 - x0 + 1;
+      const m = emptyMask(sw, y1 - y0 + 1);
+      for (let y = y0; y <= y1; y++) for (let x = x0; x <= x1; x++) if (air.labels[y * w + x] === c.label) m.data[(y - y0) * sw + (x - x0)] = 1;
+      const ring = andNot(dilate(m, r), m);
+      let inLung = 0;
+      let all = 0;
+      for (let i = 0; i < ring.data.length; i++) {
+        if (!ring.data[i]) continue;
+        all++;
+        if (parenchyma.data[(y0 + Math.floor(i / sw)) * w + x0 + (i % sw)]) inLung++;
+      }
+      if (inLung / Math.max(1, all) >= spec.cavityRingFraction) {
+        c.gas = false;
+        c.cavity = true;
+        isLung[c.label] = 1;
+        changed = true;
+      }
+    }
+    if (!changed) break;
+  }
+  const lungComps = comps.filter((c) => !c.gas);
+  if (lungComps.length === 0) return none(body, comps);
+  const biggest = Math.max(...lungComps.map((c) => c.areaMm2));
+  const keep = new Uint8Array(air.n + 1);
+  for (const c of lungComps) {
+    if (c.areaMm2 >= spec.relativeMinArea * biggest) {
+      keep[c.label] = 1;
+      c.kept = true;
+    }
+  }
+  const raw = emptyMask(w, h);
+  for (let i = 0; i < raw.data.length; i++) if (keep[air.labels[i] as number]) raw.data[i] = 1;
+  let lung = closing(raw, spec.closeMm / rPx);
+  lung = fillHoles(lung, spec.maxHoleMm2 / pxArea);
+  for (let i = 0; i < lung.data.length; i++) if (!body.data[i]) lung.data[i] = 0;
+  return { lung, side: assignSides(lung, body), body, components: comps };
+}
+
+/**
+ * The image-left / image-right boundary: the first column with the fewest lung pixels within ±15 % of the
+ * body's width around the body's centroid column, + 0.5.
+ */
+export function splitColumn(lung: Mask, body: Mask): number {
+  const { width: w, height: h } = lung;
+  let sum = 0;
+  let n = 0;
+  let x0 = w;
+  let x1 = -1;
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      if (!body.data[y * w + x]) continue;
+      sum += x;
+      n++;
+      if (x < x0) x0 = x;
+      if (x > x1) x1 = x;
+    }
+  }
+  const bx = sum / n;
+  const half = 0.15 * (x1 - x0 + 1);
+  const lo = Math.max(0, Math.ceil(bx - half));
+  const hi = Math.min(w - 1, Math.floor(bx + half));
+  if (hi < lo) return bx;
+  let bestX = lo;
+  let bestC = Infinity;
+  for (let x = lo; x <= hi; x++) {
+    let c = 0;
+    for (let y = 0; y < h; y++) c += lung.data[y * w + x] as number;
+    if (c < bestC) {
+      bestC = c;
+      bestX = x;
+    }
+  }
+  return bestX + 0.5;
+}
+
+function assignSides(lung: Mask, body: Mask): Int8Array {
+  const side = new Int8Array(lung.data.length).fill(-1);
+  if (count(lung) === 0) return side;
+  const split = splitColumn(lung, body);
+  const w = lung.width;
+  for (let i = 0; i < side.length; i++) {
+    if (!lung.data[i]) continue;
+    const x = i % w;
+    side[i] = x < split ? 0 : 1;
+  }
+  return side;
+}

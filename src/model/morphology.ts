@@ -1,0 +1,312 @@
+/**
+ * Binary morphology and connected components on small row-major masks (TypeScript twin of the helpers in
+ * training/lung.py). A mask is a Uint8Array of 0/1, `width` × `height`.
+ *
+ * disk(r) = {(dy, dx) : dy² + dx² ≤ r²} (r in pixels, may be fractional). Dilation = OR of the mask shifted by
+ * every offset, erosion = AND; pixels outside the image count as 0 for both (so erosion eats the border).
+ * Both run on per-row distances to the nearest set (unset) pixel, combined over 2R + 1 rows: O(R · n).
+ * Components are numbered 1..n in raster order of their first pixel (scipy.ndimage.label does the same).
+ */
+
+export interface Mask {
+  width: number;
+  height: number;
+  data: Uint8Array;
+}
+
+export function emptyMask(width: number, height: number): Mask {
+  return { width, height, data: new Uint8Array(width * height) };
+}
+
+const EPS = 1e-9;
+
+/** Half-widths of disk(r) per row offset dy = −R..R (index dy + R). */
+export function diskHalfWidths(r: number): Int32Array {
+  const R = Math.floor(r + EPS);
+  const out = new Int32Array(2 * R + 1);
+  for (let dy = -R; dy <= R; dy++) {
+    let hw = 0;
+    while ((hw + 1) * (hw + 1) + dy * dy <= r * r + EPS) hw++;
+    out[dy + R] = hw;
+  }
+  return out;
+}
+
+/**
+ * Per row, the distance (in pixels, capped at `cap`) from each pixel to the nearest pixel of value `target`
+ * in the same row, left or right; the outside of the row counts as `target` when `outsideIsTarget`.
+ */
+function rowDistances(data: Uint8Array, w: number, h: number, target: 0 | 1, outsideIsTarget: boolean, cap: number): Int32Array {
+  const d = new Int32Array(w * h);
+  for (let y = 0; y < h; y++) {
+    const base = y * w;
+    let last = outsideIsTarget ? -1 : -cap - 1; // column of the last target pixel seen from the left
+    for (let x = 0; x < w; x++) {
+      if (data[base + x] === target) last = x;
+      d[base + x] = Math.min(cap, x - last);
+    }
+    last = outsideIsTarget ? w : w + cap + 1;
+    for (let x = w - 1; x >= 0; x--) {
+      if (data[base + x] === target) last = x;
+      const r = Math.min(cap, last - x);
+      if (r < (d[base + x] as number)) d[base + x] = r;
+    }
+  }
+  return d;
+}
+
+/** Dilation: 1 where some row y + dy inside the image has a set pixel within hw(dy) columns. */
+export function dilate(m: Mask, r: number): Mask {
+  const { width: w, height: h, data } = m;
+  const hws = diskHalfWidths(r);
+  const R = (hws.length - 1) >> 1;
+  if (R === 0) return { width: w, height: h, data: data.slice() };
+  const dist = rowDistances(data, w, h, 1, false, R + 1);
+  const res = new Uint8Array(w * h);
+  for (let y = 0; y < h; y++) {
+    const base = y * w;
+    for (let dy = -R; dy <= R; dy++) {
+      const yy = y + dy;
+      if (yy < 0 || yy >= h) continue;
+      const hw = hws[dy + R] as number;
+      const sb = yy * w;
+      for (let x = 0; x < w; x++) if ((dist[sb + x] as number) <= hw) res[base + x] = 1;
+    }
+  }
+  return { width: w, height: h, data: res };
+}
+
+/** Erosion: 1 where every row y + dy is inside the image and holds no unset pixel (nor the edge) within hw(dy). */
+export function erode(m: Mask, r: number): Mask {
+  const { width: w, height: h, data } = m;
+  const hws = diskHalfWidths(r);
+  const R = (hws.length - 1) >> 1;
+  if (R === 0) return { width: w, height: h, data: data.slice() };
+  const dist = rowDistances(data, w, h, 0, true, R + 1);
+  const res = new Uint8Array(w * h);
+  for (let y = R; y < h - R; y++) {
+    const base = y * w;
+    for (let x = 0; x < w; x++) {
+      if (!data[base + x]) continue;
+      let ok = 1;
+      for (let dy = -R; dy <= R; dy++) {
+        if ((dist[(y + dy) * w + x] as number) <= (hws[dy + R] as number)) {
+          ok = 0;
+          break;
+        }
+      }
+      res[base + x] = ok;
+    }
+  }
+  return { width: w, height: h, data: res };
+}
+
+export function opening(m: Mask, r: number): Mask {
+  return dilate(erode(m, r), r);
+}
+
+export function closing(m: Mask, r: number): Mask {
+  return erode(dilate(m, r), r);
+}
+
+export function invert(m: Mask): Mask {
+  const d = new Uint8Array(m.data.length);
+  for (let i = 0; i < d.length; i++) d[i] = m.data[i] ? 0 : 1;
+  return { width: m.width, height: m.height, data: d };
+}
+
+export function and(a: Mask, b: Mask): Mask {
+  const d = new Uint8Array(a.data.length);
+  for (let i = 0; i < d.length; i++) d[i] = a.data[i] && b.data[i] ? 1 : 0;
+  return { width: a.width, height: a.height, data: d };
+}
+
+export function or(a: Mask, b: Mask): Mask {
+  const d = new Uint8Array(a.data.length);
+  for (let i = 0; i < d.length; i++) d[i] = a.data[i] || b.data[i] ? 1 : 0;
+  return { width: a.width, height: a.height, data: d };
+}
+
+export function andNot(a: Mask, b: Mask): Mask {
+  const d = new Uint8Array(a.data.length);
+  for (let i = 0; i < d.length; i++) d[i] = a.data[i] && !b.data[i] ? 1 : 0;
+  return { width: a.width, height: a.height, data: d };
+}
+
+export function count(m: Mask): number {
+  let n = 0;
+  for (let i = 0; i < m.data.length; i++) n += m.data[i] as number;
+  return n;
+}
+
+export interface Components {
+  /** 0 = background, 1..n. */
+  labels: Int32Array;
+  n: number;
+  /** Pixel count per label (index 0 unused). */
+  sizes: Int32Array;
+}
+
+/** Connected components of the set pixels (4- or 8-connectivity), numbered in raster order of first pixel. */
+export function label(m: Mask, connectivity: 4 | 8): Components {
+  const { width: w, height: h, data } = m;
+  const prov = new Int32Array(w * h);
+  let parent = new Int32Array(1024);
+  let next = 1;
+  const find = (x: number): number => {
+    let r = x;
+    while (parent[r] !== r) r = parent[r] as number;
+    while (parent[x] !== r) {
+      const nx = parent[x] as number;
+      parent[x] = r;
+      x = nx;
+    }
+    return r;
+  };
+  /** Merge the sets of provisional labels a and b (both non-zero); returns the surviving root. */
+  const union = (a: number, b: number): number => {
+    const ra = find(a);
+    const rb = find(b);
+    if (ra === rb) return ra;
+    if (ra < rb) {
+      parent[rb] = ra;
+      return ra;
+    }
+    parent[ra] = rb;
+    return rb;
+  };
+  const eight = connectivity === 8;
+  for (let y = 0; y < h; y++) {
+    const row = y * w;
+    for (let x = 0; x < w; x++) {
+      const i = row + x;
+      if (!data[i]) continue;
+      let lab = x > 0 ? (prov[i - 1] as number) : 0;
+      if (y > 0) {
+        const up = prov[i - w] as number;
+        if (up) lab = lab ? (lab === up ? lab : union(lab, up)) : up;
+        if (eight) {
+          if (x > 0) {
+            const ul = prov[i - w - 1] as number;
+            if (ul) lab = lab ? (lab === ul ? lab : union(lab, ul)) : ul;
+          }
+          if (x < w - 1) {
+            const ur = prov[i - w + 1] as number;
+            if (ur) lab = lab ? (lab === ur ? lab : union(lab, ur)) : ur;
+          }
+        }
+      }
+      if (!lab) {
+        lab = next++;
+        if (lab >= parent.length) {
+          const grown = new Int32Array(parent.length * 2);
+          grown.set(parent);
+          parent = grown;
+        }
+        parent[lab] = lab;
+      }
+      prov[i] = lab;
+    }
+  }
+  const map = new Int32Array(next);
+  const labels = new Int32Array(w * h);
+  let n = 0;
+  let sizes = new Int32Array(64);
+  for (let i = 0; i < w * h; i++) {
+    const p = prov[i] as number;
+    if (!p) continue;
+    const r = find(p);
+    let l = map[r] as number;
+    if (!l) {
+      l = ++n;
+      map[r] = l;
+      if (l >= sizes.length) {
+        const grown = new Int32Array(sizes.length * 2);
+        grown.set(sizes);
+        sizes = grown;
+      }
+    }
+    labels[i] = l;
+    sizes[l] = (sizes[l] as number) + 1;
+  }
+  return { labels, n, sizes: sizes.slice(0, n + 1) };
+}
+
+/** Labels that touch the image border. */
+function borderLabels(c: Components, w: number, h: number): Uint8Array {
+  const touch = new Uint8Array(c.n + 1);
+  for (let x = 0; x < w; x++) {
+    touch[c.labels[x] as number] = 1;
+    touch[c.labels[(h - 1) * w + x] as number] = 1;
+  }
+  for (let y = 0; y < h; y++) {
+    touch[c.labels[y * w] as number] = 1;
+    touch[c.labels[y * w + w - 1] as number] = 1;
+  }
+  return touch;
+}
+
+/**
+ * Fill background 4-components that do not touch the border (only those of ≤ maxPixels when given). Works in
+ * the bounding box of the set pixels grown by one: its rim is background joined to the image border, so a
+ * component touches the image border exactly when it touches the window's.
+ */
+export function fillHoles(m: Mask, maxPixels?: number): Mask {
+  const out = m.data.slice();
+  const b = bbox(m);
+  if (!b) return { width: m.width, height: m.height, data: out };
+  const x0 = Math.max(0, b.x0 - 1);
+  const y0 = Math.max(0, b.y0 - 1);
+  const x1 = Math.min(m.width - 1, b.x1 + 1);
+  const y1 = Math.min(m.height - 1, b.y1 + 1);
+  const ww = x1 - x0 + 1;
+  const wh = y1 - y0 + 1;
+  const inv = new Uint8Array(ww * wh);
+  for (let y = 0; y < wh; y++) for (let x = 0; x < ww; x++) inv[y * ww + x] = m.data[(y + y0) * m.width + x + x0] ? 0 : 1;
+  const c = label({ width: ww, height: wh, data: inv }, 4);
+  const touch = borderLabels(c, ww, wh);
+  for (let y = 0; y < wh; y++) {
+    for (let x = 0; x < ww; x++) {
+      const l = c.labels[y * ww + x] as number;
+      if (l && !touch[l] && (maxPixels === undefined || (c.sizes[l] as number) <= maxPixels)) out[(y + y0) * m.width + x + x0] = 1;
+    }
+  }
+  return { width: m.width, height: m.height, data: out };
+}
+
+/** Keep 4-components of at least minPixels. */
+export function removeSmall(m: Mask, minPixels: number): Mask {
+  const c = label(m, 4);
+  const out = new Uint8Array(m.data.length);
+  for (let i = 0; i < out.length; i++) {
+    const l = c.labels[i] as number;
+    if (l && (c.sizes[l] as number) >= minPixels) out[i] = 1;
+  }
+  return { width: m.width, height: m.height, data: out };
+}
+
+export interface Box {
+  x0: number;
+  y0: number;
+  x1: number;
+  y1: number;
+}
+
+/** Inclusive bounding box of the set pixels, or null. */
+export function bbox(m: Mask): Box | null {
+  const { width: w, height: h, data } = m;
+  let x0 = w;
+  let y0 = h;
+  let x1 = -1;
+  let y1 = -1;
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      if (!data[y * w + x]) continue;
+      if (x < x0) x0 = x;
+      if (x > x1) x1 = x;
+      if (y < y0) y0 = y;
+      if (y > y1) y1 = y;
+    }
+  }
+  return x1 < 0 ? null : { x0, y0, x1, y1 };
+}

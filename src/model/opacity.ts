@@ -1,0 +1,102 @@
+/**
+ * Opacity quantification from HU inside the lung mask: TypeScript twin of training/lung.py `quantify` and
+ * `analyse_slice` (the documentation of every step is there). Parameters from the model metadata's
+ * `quantification` block. Ground glass = HU in [opacityHu[0], highOpacityHu[0]], consolidation ("high
+ * opacity") = HU in (highOpacityHu[0], highOpacityHu[1]]; vessels removed by openings and a halo.
+ */
+import { z } from 'zod';
+import { segmentLungs, toWorkGrid, type LungSegmentation, type LungSpec, type WorkGrid } from './lung.js';
+import { and, andNot, dilate, emptyMask, erode, opening, or, removeSmall, type Mask } from './morphology.js';
+
+export const quantificationSpecSchema = z.object({
+  method: z.literal('hu-opacity-v1'),
+  opacityHu: z.tuple([z.number(), z.number()]),
+  highOpacityHu: z.tuple([z.number(), z.number()]),
+  erodeMm: z.number().min(0),
+  consolidationOpenMm: z.number().min(0),
+  vesselHaloMm: z.number().min(0),
+  groundGlassOpenMm: z.number().min(0),
+  minLesionMm2: z.number().min(0),
+});
+export type QuantificationSpec = z.infer<typeof quantificationSpecSchema>;
+
+export interface OpacityMasks {
+  /** Ground glass + consolidation. */
+  opacity: Mask;
+  /** Consolidation within `opacity`. */
+  high: Mask;
+}
+
+/** Opacity masks on the working grid. */
+export function quantify(g: WorkGrid, lung: Mask, spec: QuantificationSpec): OpacityMasks {
+  const { width: w, height: h } = g;
+  const rPx = Math.sqrt(g.pxMm[0] * g.pxMm[1]);
+  const pxArea = g.pxMm[0] * g.pxMm[1];
+  const [lo] = spec.opacityHu;
+  const [hlo, hhi] = spec.highOpacityHu;
+  const le = erode(lung, spec.erodeMm / rPx);
+  const dense = emptyMask(w, h);
+  const denseAny = emptyMask(w, h);
+  const ggoCand = emptyMask(w, h);
+  for (let i = 0; i < dense.data.length; i++) {
+    if (!le.data[i]) continue;
+    const v = g.hu[i] as number;
+    if (v > hlo) {
+      denseAny.data[i] = 1;
+      if (v <= hhi) dense.data[i] = 1;
+    } else if (v >= lo) {
+      ggoCand.data[i] = 1;
+    }
+  }
+  const cons = opening(dense, spec.consolidationOpenMm / rPx);
+  const vessel = dilate(andNot(denseAny, cons), spec.vesselHaloMm / rPx);
+  const ggo = opening(andNot(ggoCand, vessel), spec.groundGlassOpenMm / rPx);
+  const opacity = removeSmall(or(ggo, cons), spec.minLesionMm2 / pxArea);
+  return { opacity, high: and(cons, opacity) };
+}
+
+export interface RegionAreas {
+  lungMm2: number;
+  opacityMm2: number;
+  highMm2: number;
+}
+
+export interface SliceAnalysis {
+  grid: WorkGrid;
+  segmentation: LungSegmentation;
+  masks: OpacityMasks;
+  /** Areas on this slice: both lungs, image-left side, image-right side. */
+  total: RegionAreas;
+  imageLeft: RegionAreas;
+  imageRight: RegionAreas;
+}
+
+/** Lung mask, opacity masks and areas of one HU slice (spacing = PixelSpacing: [row mm, column mm]). */
+export function analyseSlice(
+  hu: ArrayLike<number>, width: number, height: number, spacing: readonly [number, number],
+  lungs: LungSpec, quant: QuantificationSpec,
+): SliceAnalysis {
+  const grid = toWorkGrid(hu, width, height, spacing, lungs.workMm);
+  const segmentation = segmentLungs(grid, lungs);
+  const masks = quantify(grid, segmentation.lung, quant);
+  const a = grid.pxMm[0] * grid.pxMm[1];
+  const acc = (): RegionAreas => ({ lungMm2: 0, opacityMm2: 0, highMm2: 0 });
+  const total = acc();
+  const sides = [acc(), acc()] as const;
+  const { lung, side } = segmentation;
+  for (let i = 0; i < lung.data.length; i++) {
+    if (!lung.data[i]) continue;
+    const s = sides[side[i] === 0 ? 0 : 1];
+    total.lungMm2 += a;
+    s.lungMm2 += a;
+    if (masks.opacity.data[i]) {
+      total.opacityMm2 += a;
+      s.opacityMm2 += a;
+    }
+    if (masks.high.data[i]) {
+      total.highMm2 += a;
+      s.highMm2 += a;
+    }
+  }
+  return { grid, segmentation, masks, total, imageLeft: sides[0], imageRight: sides[1] };
+}
