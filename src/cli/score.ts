@@ -37,13 +37,28 @@ function printHuman(r: ScoreResult): void {
   for (const s of r.series) {
     out.push('');
     const id = s.seriesInstanceUid ?? `image ${s.keySlices[0]?.file ?? ''}`;
-    out.push(`series ${id}: ${s.slices} slice(s), score ${fmt(s.score)} → ${s.category} (threshold ${s.threshold}, top-${s.k} mean)`);
+    const how = s.fusion === 'cnn+opacity'
+      ? `CNN ${fmt(s.cnnScore)} fused with the opacity burden, ${s.k} of ${s.eligibleSlices} eligible slices`
+      : `CNN alone (no HU), top-${s.k} mean`;
+    out.push(`series ${id}: ${s.slices} slice(s), score ${fmt(s.score)} → ${s.category} (threshold ${s.threshold} ± ${s.indeterminateMargin}; ${how})`);
+    if (s.opacity) {
+      const o = s.opacity;
+      const line = (name: string, m: typeof o.total) =>
+        `    ${name.padEnd(6)} lung ${m.lungMl.toFixed(0).padStart(5)} mL  opacity ${m.percentOpacity.toFixed(2).padStart(6)} % (${m.opacityMl.toFixed(1)} mL)  high opacity ${m.percentHighOpacity.toFixed(2).padStart(6)} % (${m.highOpacityMl.toFixed(1)} mL)`;
+      out.push(`  opacity (${o.method}, ${o.opacityHu[0]}…${o.opacityHu[1]} HU; high ${o.highOpacityHu[0]}…${o.highOpacityHu[1]} HU):`);
+      out.push(line('total', o.total), line('right', o.right), line('left', o.left));
+    }
     out.push('  key slices:');
-    for (const k of s.keySlices) out.push(`    #${k.index}  ${fmt(k.probability)}  ${k.sopInstanceUid ?? '-'}  ${k.file}`);
-    out.push('  slices (scan order):');
+    for (const k of s.keySlices) {
+      const op = k.opacityPercent !== undefined ? `  opacity ${k.opacityPercent.toFixed(1)} %` : '';
+      out.push(`    #${k.index}  ${fmt(k.probability)} (CNN ${fmt(k.cnnProbability)})${op}  ${k.sopInstanceUid ?? '-'}  ${k.file}`);
+    }
+    out.push('  slices (scan order): probability, CNN, opacity % of the slice\'s lung');
     for (const sl of r.slices) {
       if (sl.seriesInstanceUid !== s.seriesInstanceUid || (s.seriesInstanceUid === null && sl.file !== s.keySlices[0]?.file)) continue;
-      out.push(`    ${String(sl.index).padStart(4)}  ${fmt(sl.probability)}  ${sl.sopInstanceUid ?? '-'}  ${sl.file}`);
+      const op = sl.opacityPercent !== undefined ? `  ${sl.opacityPercent.toFixed(1).padStart(5)} %` : '';
+      const el = sl.eligible === false ? '  (not eligible: little lung)' : '';
+      out.push(`    ${String(sl.index).padStart(4)}  ${fmt(sl.probability)}  ${fmt(sl.cnnProbability)}${op}${el}  ${sl.sopInstanceUid ?? '-'}  ${sl.file}`);
     }
     if (s.dropped.length) {
       out.push(`  not scored (${s.dropped.length}):`);
@@ -74,7 +89,7 @@ export function registerScore(program: Command): void {
     .option('--batch-size <n>', 'slices per model run (memory is bounded by this)', '16')
     .option('--model <path>', 'ONNX model file (its .json metadata beside it); default: config model.path')
     .option('--threads <n>', 'onnxruntime intra-op threads (default: onnxruntime decides)')
-    .option('--key-attention', 'include the fused attention map of each key slice in --json output')
+    .option('--key-attention', 'include each key slice\'s attention map (inside the lungs) and finding region in --json output')
     .action(async (paths: string[], flags: ScoreFlags) => {
       const config = loadConfig();
       const logger = createLogger(config.log.level);

@@ -67,6 +67,8 @@ export const seriesOpacitySchema = z.strictObject({
   method: z.string(),
   opacityHu: z.tuple([z.number(), z.number()]),
   highOpacityHu: z.tuple([z.number(), z.number()]),
+  /** Slab thickness each slice stands for (median spacing of the slice positions), mm. */
+  sliceSpacingMm: z.number().positive().optional(),
   total: opacityMeasureSchema,
   left: opacityMeasureSchema,
   right: opacityMeasureSchema,
@@ -96,7 +98,7 @@ export const attentionMapSchema = z.strictObject({
   /** Source image size (Columns × Rows). */
   imageWidth: z.number().int().min(1),
   imageHeight: z.number().int().min(1),
-  /** Inclusive pixel box of the source image the map covers (the preprocessing's body crop). */
+  /** Inclusive pixel box of the source image the map covers (the preprocessing's crop). */
   cropBox: z.strictObject({ x0: z.number().int(), y0: z.number().int(), x1: z.number().int(), y1: z.number().int() }),
 });
 export type AttentionMap = z.infer<typeof attentionMapSchema>;
@@ -166,7 +168,7 @@ export const resultRecordSchema = z.strictObject({
   indeterminateMargin: z.number().optional(),
   /** Slices the series score used (top-k mean). */
   k: z.number().int().optional(),
-  /** The CNN-only series score (before fusion with the opacity burden). */
+  /** The CNN's share of the score: its calibrated COVID-19-pattern probability over the slices the score used (the top-k mean itself when fusion is 'cnn-only'). */
   cnnScore: z.number().min(0).max(1).optional(),
   /** How slice probabilities and the series score were made: 'cnn+opacity' (HU input) or 'cnn-only' (no HU). */
   fusion: z.enum(['cnn+opacity', 'cnn-only']).optional(),

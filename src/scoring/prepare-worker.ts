@@ -1,14 +1,14 @@
-/** Worker thread of the prepare pool (prepare.ts): decodes + preprocesses one slice per message. */
+/** Worker thread of the prepare pool (prepare.ts): decodes, analyses the lungs and preprocesses one slice per message. */
 import { parentPort } from 'node:worker_threads';
 import { isDecodeError } from '../dicom/decode/index.js';
-import { prepareSlice, type SliceSource, type WorkerReply } from './prepare.js';
-import { sliceSize, type Preprocessing } from '../model/preprocess.js';
+import { sliceSize } from '../model/preprocess.js';
+import { prepareSlice, type PrepareSpec, type SliceSource, type WorkerReply } from './prepare.js';
 
 interface Request {
   id: number;
   file: string;
   source: SliceSource;
-  spec: Preprocessing;
+  spec: PrepareSpec;
 }
 
 if (!parentPort) throw new Error('prepare-worker must run as a worker thread');
@@ -20,7 +20,7 @@ port.on('message', (req: Request) => {
 });
 
 function handle(req: Request): Promise<void> {
-  const out = new Float32Array(sliceSize(req.spec));
+  const out = new Float32Array(sliceSize(req.spec.preprocessing));
   return prepareSlice(req.file, req.source, req.spec, out, 0).then(
     (result) => {
       const reply: WorkerReply = { id: req.id, ok: true, result, data: out };

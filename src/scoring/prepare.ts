@@ -9,45 +9,98 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { decodeDicomFile, DecodeError, isDecodeError, type DecodeErrorCode } from '../dicom/decode/index.js';
+import { decodeDicomFile, DecodeError, type DecodeErrorCode } from '../dicom/decode/index.js';
 import type { Logger } from '../log.js';
+import { analyseSlice, type QuantificationSpec, type RegionAreas, type SliceAnalysis } from '../model/opacity.js';
+import { preprocessInto, sliceSize, type Crop, type Preprocessing, type SliceImage } from '../model/preprocess.js';
 import { decodeImageFile, type ImageFormat } from './image-file.js';
-import { preprocessInto, sliceSize, type CropBox, type Preprocessing, type SliceImage } from '../model/preprocess.js';
 
 export type SliceSource = 'dicom' | ImageFormat;
+
+/** What a slice is prepared with: the model's preprocessing and, for HU slices, its opacity quantification. */
+export interface PrepareSpec {
+  preprocessing: Preprocessing;
+  /** Absent: no lung analysis (a model without it, or not wanted). */
+  quantification?: QuantificationSpec;
+}
+
+/** Lung and opacity areas of one HU slice (image left / right as stored, not yet patient sides). */
+export interface SliceLungs {
+  total: RegionAreas;
+  imageLeft: RegionAreas;
+  imageRight: RegionAreas;
+}
 
 export interface PreparedSlice {
   /** Source image size (Columns × Rows). */
   width: number;
   height: number;
-  /** Body crop box the preprocessing used (inclusive). */
-  cropBox: CropBox;
+  /** Crop box the preprocessing used (inclusive) and which rule made it. */
+  cropBox: Crop['box'];
+  cropUsed: Crop['used'];
+  /** HU slices with pixel spacing, when the spec has a quantification. */
+  lungs?: SliceLungs;
   /** Read + decode to HU / gray. */
   decodeMs: number;
+  /** Lung segmentation, opacity masks and preprocessing. */
   preprocessMs: number;
 }
 
-/** Prepares one slice into `out` at `offset` (sliceSize(spec) floats). */
+/** Prepares one slice into `out` at `offset` (sliceSize(spec.preprocessing) floats). */
 export interface SlicePreparer {
   /** Worker threads used (0: this thread). */
   readonly threads: number;
-  prepare(file: string, source: SliceSource, spec: Preprocessing, out: Float32Array, offset: number): Promise<PreparedSlice>;
+  prepare(file: string, source: SliceSource, spec: PrepareSpec, out: Float32Array, offset: number): Promise<PreparedSlice>;
   close(): Promise<void>;
 }
 
 export async function decodeSlice(file: string, source: SliceSource): Promise<SliceImage> {
-  if (source === 'dicom') return (await decodeDicomFile(file)).image;
+  if (source === 'dicom') {
+    const d = await decodeDicomFile(file);
+    return { ...d.image, pixelSpacing: d.header.pixelSpacing };
+  }
   return decodeImageFile(file);
 }
 
-/** Decode + preprocess one slice: the one implementation both preparers run. */
-export async function prepareSlice(file: string, source: SliceSource, spec: Preprocessing, out: Float32Array, offset: number): Promise<PreparedSlice> {
+/** The lung analysis of a decoded slice, when it has HU, a pixel spacing and the spec asks for it. */
+export function analyseDecoded(img: SliceImage, spec: PrepareSpec): SliceAnalysis | undefined {
+  const lungs = spec.preprocessing.lungs;
+  if (img.kind !== 'hu' || !img.pixelSpacing || !spec.quantification || !lungs) return undefined;
+  return analyseSlice(img.data, img.width, img.height, img.pixelSpacing, lungs, spec.quantification);
+}
+
+export interface FullPreparation {
+  image: SliceImage;
+  analysis?: SliceAnalysis;
+  crop: Crop;
+  decodeMs: number;
+  preprocessMs: number;
+}
+
+/** Decode + analyse + preprocess, keeping the image and masks (the key-slice pass needs them). */
+export async function prepareFull(file: string, source: SliceSource, spec: PrepareSpec, out: Float32Array, offset: number): Promise<FullPreparation> {
   const t0 = performance.now();
-  const img = await decodeSlice(file, source);
+  const image = await decodeSlice(file, source);
   const t1 = performance.now();
-  const cropBox = preprocessInto(img, spec, out, offset);
+  const analysis = analyseDecoded(image, spec);
+  const crop = preprocessInto(image, spec.preprocessing, out, offset, analysis?.segmentation);
   const t2 = performance.now();
-  return { width: img.width, height: img.height, cropBox, decodeMs: t1 - t0, preprocessMs: t2 - t1 };
+  return { image, ...(analysis ? { analysis } : {}), crop, decodeMs: t1 - t0, preprocessMs: t2 - t1 };
+}
+
+/** Decode + analyse + preprocess one slice: the one implementation both preparers run. */
+export async function prepareSlice(file: string, source: SliceSource, spec: PrepareSpec, out: Float32Array, offset: number): Promise<PreparedSlice> {
+  const f = await prepareFull(file, source, spec, out, offset);
+  const a = f.analysis;
+  return {
+    width: f.image.width,
+    height: f.image.height,
+    cropBox: f.crop.box,
+    cropUsed: f.crop.used,
+    ...(a ? { lungs: { total: a.total, imageLeft: a.imageLeft, imageRight: a.imageRight } } : {}),
+    decodeMs: f.decodeMs,
+    preprocessMs: f.preprocessMs,
+  };
 }
 
 /** Prepares on the JS thread, one slice at a time (no overlap with onnxruntime-node's run, which is synchronous). */
@@ -97,7 +150,7 @@ interface Task {
   id: number;
   file: string;
   source: SliceSource;
-  spec: Preprocessing;
+  spec: PrepareSpec;
   out: Float32Array;
   offset: number;
   resolve: (p: PreparedSlice) => void;
@@ -149,9 +202,9 @@ class PreparePool implements SlicePreparer {
     });
   }
 
-  prepare(file: string, source: SliceSource, spec: Preprocessing, out: Float32Array, offset: number): Promise<PreparedSlice> {
+  prepare(file: string, source: SliceSource, spec: PrepareSpec, out: Float32Array, offset: number): Promise<PreparedSlice> {
     if (this.closed) return Promise.reject(new Error('preparer closed'));
-    if (out.length < offset + sliceSize(spec)) return Promise.reject(new RangeError('output buffer too small'));
+    if (out.length < offset + sliceSize(spec.preprocessing)) return Promise.reject(new RangeError('output buffer too small'));
     let best: [Worker, Map<number, Task>] | undefined;
     for (const e of this.workers) if (!best || e[1].size < best[1].size) best = e;
     if (!best) return Promise.reject(new Error('no decode thread'));

@@ -4,19 +4,27 @@
  * 1. Walk the given files and folders; sniff each file: DICOM, PNG, JPEG, or skipped with a reason.
  * 2. DICOM: read headers only, group by SeriesInstanceUID, select and order slices (select-slices.ts).
  *    PNG/JPEG: each image file is its own one-slice series.
- * 3. Per series, decode + preprocess + run in batches of `batchSize` slices (memory is bounded by
- *    the batch, not the series), then aggregate slice probabilities to a series score (aggregate.ts).
+ * 3. Per series, decode + lung analysis (HU) + preprocess + run in batches of `batchSize` slices (memory is
+ *    bounded by the batch, not the series: only scalars per slice are kept).
+ * 4. HU series with a fusion in the model: eligibility by lung area, fused slice probabilities, series opacity,
+ *    fused score (src/model/fusion.ts). Otherwise the CNN alone (top-k mean, src/model/aggregate.ts).
+ * 5. Key slices, when asked for: decoded and run once more, one at a time, for their attention map (inside the
+ *    lungs only) and the region of the finding (attention peak, outline of the largest opacity).
  */
 import { open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isDecodeError, looksLikeDicom, readDicomHeaderFile, type DicomHeader } from '../dicom/decode/index.js';
 import type { Logger } from '../log.js';
 import { aggregateSeries, seriesPolicy, type SeriesCategory } from '../model/aggregate.js';
-import { sniffImage, type ImageFormat } from './image-file.js';
-import { createPreparer, defaultDecodeThreads, type PreparedSlice, type SlicePreparer } from './prepare.js';
-import { sliceSize, type CropBox } from '../model/preprocess.js';
-import { selectSlices, type DroppedSlice, type SelectedSlice } from './select-slices.js';
+import { fuseSeries } from '../model/fusion.js';
+import type { ModelMetadata } from '../model/metadata.js';
+import { sliceSize } from '../model/preprocess.js';
 import { ModelSession, type ProviderName } from '../model/session.js';
+import { sniffImage, type ImageFormat } from './image-file.js';
+import { keySliceDetail, type KeySliceDetail } from './key-slices.js';
+import { createPreparer, defaultDecodeThreads, type PrepareSpec, type PreparedSlice, type SlicePreparer } from './prepare.js';
+import { seriesOpacity, type SeriesOpacityResult } from './series-opacity.js';
+import { selectSlices, type DroppedSlice, type SelectedSlice } from './select-slices.js';
 
 export interface ScoreOptions {
   /** Path of the .onnx (its .json beside it); ignored when `session` is given. */
@@ -25,7 +33,10 @@ export interface ScoreOptions {
   providers?: readonly ProviderName[];
   batchSize?: number;
   threads?: number;
-  /** Keep the fused attention map of each series' key slices (default false). */
+  /**
+   * Key slices' detail (default false): their attention map (inside the lungs for HU series) and the region of
+   * the finding (attention peak, outline of the largest opacity).
+   */
   keyAttention?: boolean;
   /** DICOM series with fewer selected slices are not scored (default 1). */
   minSlices?: number;
@@ -52,6 +63,8 @@ export interface StageTimings {
   preprocessMs: number;
   inferMs: number;
   aggregateMs: number;
+  /** The key-slice pass (attention inside the lungs, regions), when asked for. */
+  keySlicesMs?: number;
 }
 
 export interface ScoreProgress {
@@ -68,25 +81,35 @@ export interface ScoredSlice {
   seriesInstanceUid: string | null;
   /** Position in the series' scored order (superior first for CT). */
   index: number;
+  /** The node's slice probability: fused with the opacity on HU series, the CNN's own otherwise. */
   probability: number;
+  /** The CNN's COVID-19-pattern probability of this slice. */
+  cnnProbability: number;
   /** DICOM only. */
   sopClassUid?: string | null;
   instanceNumber: number | null;
   /** mm along the slice normal (DICOM only). */
   position: number | null;
+  /** HU series only: lung area (mm²), opacity and high opacity as % of it. */
+  lungAreaMm2?: number;
+  opacityPercent?: number;
+  highOpacityPercent?: number;
+  /** HU series only: whether the slice holds enough lung to drive the score or be a key slice. */
+  eligible?: boolean;
+  ineligibleReason?: string;
 }
 
-export interface KeySliceResult {
+export interface KeySliceResult extends Partial<KeySliceDetail> {
   sopInstanceUid: string | null;
   file: string;
   probability: number;
+  cnnProbability: number;
   index: number;
-  /**
-   * Fused attention (values 0..1, row-major) over `cropBox` of the source image (inclusive pixel
-   * box, the body crop the preprocessing used): upsample it onto that box for a heatmap.
-   */
-  attention?: { width: number; height: number; data: number[]; imageWidth: number; imageHeight: number; cropBox: CropBox };
+  opacityPercent?: number;
+  highOpacityPercent?: number;
 }
+
+export type SeriesOpacity = SeriesOpacityResult;
 
 export interface ScoredSeries {
   seriesInstanceUid: string | null;
@@ -97,9 +120,19 @@ export interface ScoredSeries {
   score: number;
   category: SeriesCategory;
   threshold: number;
-  /** Slices the top-k mean used. */
+  /** Half-width of the indeterminate band around the threshold. */
+  indeterminateMargin: number;
+  /** 'cnn+opacity': HU series, fused; 'cnn-only': no HU (8-bit images) or no fusion in the model. */
+  fusion: 'cnn+opacity' | 'cnn-only';
+  /** The CNN's share: its (calibrated) COVID-19-pattern probability over the slices the score used. */
+  cnnScore: number;
+  /** Slices the score used. */
   k: number;
+  /** Slices eligible to drive the score (HU series: enough lung). */
+  eligibleSlices: number;
   keySlices: KeySliceResult[];
+  /** Lung volumes and opacity (HU series). */
+  opacity?: SeriesOpacity;
   /** Instances of this series that were not scored, with reasons. */
   dropped: DroppedSlice[];
 }
@@ -276,9 +309,8 @@ export async function scoreFiles(paths: readonly string[], opts: ScoreOptions = 
     });
   }
   const meta = session.metadata;
-  const policy = seriesPolicy(meta);
-  const spec = meta.preprocessing;
-  const perSlice = sliceSize(spec);
+  const spec: PrepareSpec = { preprocessing: meta.preprocessing, ...(meta.quantification ? { quantification: meta.quantification } : {}) };
+  const perSlice = sliceSize(spec.preprocessing);
   const preparer = opts.preparer ?? createPreparer(series.length ? (opts.decodeThreads ?? defaultDecodeThreads()) : 0, log);
   const ownPreparer = !opts.preparer;
   const buffers = series.length ? [session.newInputBuffer(), session.newInputBuffer()] : [];
@@ -288,10 +320,8 @@ export async function scoreFiles(paths: readonly string[], opts: ScoreOptions = 
   try {
     for (const [si, s] of series.entries()) {
       const ts = performance.now();
-      const scored: { file: string; header: DicomHeader | null; position: number | null; probability: number }[] = [];
+      const scored: ScoredInput[] = [];
       const dropped = [...s.dropped];
-      const keyAtt = new Map<number, { width: number; height: number; data: Float32Array; imageWidth: number; imageHeight: number; cropBox: CropBox }>();
-      let minKeyProb = -Infinity;
       const progress = (done: number) =>
         opts.onProgress?.({ series: s.seriesInstanceUid ?? s.slices[0]?.file ?? '', seriesIndex: si, seriesCount: series.length, done, total: s.slices.length });
       type Slice = PlannedSeries['slices'][number];
@@ -332,22 +362,7 @@ export async function scoreFiles(paths: readonly string[], opts: ScoreOptions = 
           throw err;
         });
         stages.inferMs += performance.now() - tInfer;
-        outs.forEach((o, i) => {
-          const sl = ok[i] as Slice;
-          const index = scored.length;
-          scored.push({ ...sl, probability: o.probability });
-          if (opts.keyAttention && (keyAtt.size < policy.keySlices || o.probability > minKeyProb)) {
-            const info = infos[i] as PreparedSlice;
-            keyAtt.set(index, { width: o.attentionWidth, height: o.attentionHeight, data: o.attention, imageWidth: info.width, imageHeight: info.height, cropBox: info.cropBox });
-            if (keyAtt.size > policy.keySlices) {
-              // drop the lowest-probability map; bounded memory: keySlices maps per series
-              let worst = -1;
-              for (const k of keyAtt.keys()) if (worst < 0 || (scored[k]?.probability ?? 0) <= (scored[worst]?.probability ?? 0)) worst = k;
-              keyAtt.delete(worst);
-            }
-            minKeyProb = Math.min(...[...keyAtt.keys()].map((k) => scored[k]?.probability ?? 0));
-          }
-        });
+        outs.forEach((o, i) => scored.push({ ...(ok[i] as Slice), cnn: o.probability, info: infos[i] as PreparedSlice }));
         progress(Math.min(b + bs, s.slices.length));
       }
       if (scored.length === 0) {
@@ -355,48 +370,68 @@ export async function scoreFiles(paths: readonly string[], opts: ScoreOptions = 
         continue;
       }
       const tAgg = performance.now();
-      const agg = aggregateSeries(scored.map((x) => x.probability), policy);
+      const decided = decideSeries(s, scored, meta);
       stages.aggregateMs += performance.now() - tAgg;
+      if ('reason' in decided) {
+        notScored.push({ seriesInstanceUid: s.seriesInstanceUid, file: s.source === 'dicom' ? undefined : s.slices[0]?.file, reason: decided.reason, dropped });
+        continue;
+      }
       scoredCount += scored.length;
-      scored.forEach((x, index) =>
+      const keySlices: KeySliceResult[] = [];
+      for (const idx of decided.key) {
+        const x = scored[idx] as ScoredInput;
+        const sl = decided.slices[idx] as SliceOutcome;
+        const base: KeySliceResult = {
+          sopInstanceUid: x.header?.sopInstanceUid ?? null, file: x.file, probability: sl.probability, cnnProbability: x.cnn, index: idx,
+          ...(sl.opacityPercent !== undefined ? { opacityPercent: sl.opacityPercent, highOpacityPercent: sl.highOpacityPercent } : {}),
+        };
+        if (opts.keyAttention) {
+          const tKey = performance.now();
+          const detail = await keySliceDetail(session, x.file, s.source, spec);
+          stages.keySlicesMs = (stages.keySlicesMs ?? 0) + performance.now() - tKey;
+          keySlices.push({ ...base, ...detail });
+        } else {
+          keySlices.push(base);
+        }
+      }
+      scored.forEach((x, index) => {
+        const sl = decided.slices[index] as SliceOutcome;
         slicesOut.push({
           file: x.file,
           sopInstanceUid: x.header?.sopInstanceUid ?? null,
           seriesInstanceUid: s.seriesInstanceUid,
           index,
           ...(x.header ? { sopClassUid: x.header.sopClassUid } : {}),
-          probability: x.probability,
+          probability: sl.probability,
+          cnnProbability: x.cnn,
           instanceNumber: x.header?.instanceNumber ?? null,
           position: x.position,
-        }),
-      );
+          ...(sl.lungAreaMm2 !== undefined
+            ? { lungAreaMm2: sl.lungAreaMm2, opacityPercent: sl.opacityPercent, highOpacityPercent: sl.highOpacityPercent, eligible: sl.eligible }
+            : {}),
+          ...(sl.ineligibleReason ? { ineligibleReason: sl.ineligibleReason } : {}),
+        });
+      });
       seriesOut.push({
         seriesInstanceUid: s.seriesInstanceUid,
         studyInstanceUid: s.studyInstanceUid,
         source: s.source,
         slices: scored.length,
-        score: agg.score,
-        category: agg.category,
-        threshold: agg.threshold,
-        k: agg.k,
-        keySlices: agg.keySlices.map((k) => {
-          const x = scored[k.index] as (typeof scored)[number];
-          const att = keyAtt.get(k.index);
-          return {
-            sopInstanceUid: x.header?.sopInstanceUid ?? null,
-            file: x.file,
-            probability: k.probability,
-            index: k.index,
-            ...(att
-              ? { attention: { width: att.width, height: att.height, data: Array.from(att.data), imageWidth: att.imageWidth, imageHeight: att.imageHeight, cropBox: att.cropBox } }
-              : {}),
-          };
-        }),
+        score: decided.score,
+        category: decided.category,
+        threshold: decided.threshold,
+        indeterminateMargin: decided.indeterminateMargin,
+        fusion: decided.fusion,
+        cnnScore: decided.cnnScore,
+        k: decided.k,
+        eligibleSlices: decided.eligible,
+        keySlices,
+        ...(decided.opacity ? { opacity: decided.opacity } : {}),
         dropped,
       });
       const secs = (performance.now() - ts) / 1000;
       log?.info(
-        { seriesInstanceUid: s.seriesInstanceUid, slices: scored.length, dropped: dropped.length, score: agg.score, category: agg.category, seconds: +secs.toFixed(2), slicesPerSecond: +(scored.length / secs).toFixed(1) },
+        { seriesInstanceUid: s.seriesInstanceUid, slices: scored.length, dropped: dropped.length, score: decided.score, category: decided.category, fusion: decided.fusion, seconds: +secs.toFixed(2), slicesPerSecond: +(scored.length / secs).toFixed(1) },
         'series scored',
       );
     }
@@ -417,5 +452,98 @@ export async function scoreFiles(paths: readonly string[], opts: ScoreOptions = 
 
 function roundStages(st: StageTimings): StageTimings {
   const r = (x: number) => +x.toFixed(1);
-  return { readMs: r(st.readMs), decodeMs: r(st.decodeMs), preprocessMs: r(st.preprocessMs), inferMs: r(st.inferMs), aggregateMs: r(st.aggregateMs) };
+  return {
+    readMs: r(st.readMs), decodeMs: r(st.decodeMs), preprocessMs: r(st.preprocessMs), inferMs: r(st.inferMs), aggregateMs: r(st.aggregateMs),
+    ...(st.keySlicesMs !== undefined ? { keySlicesMs: r(st.keySlicesMs) } : {}),
+  };
+}
+
+interface ScoredInput {
+  file: string;
+  header: DicomHeader | null;
+  position: number | null;
+  cnn: number;
+  info: PreparedSlice;
+}
+
+interface SliceOutcome {
+  probability: number;
+  lungAreaMm2?: number;
+  opacityPercent?: number;
+  highOpacityPercent?: number;
+  eligible?: boolean;
+  ineligibleReason?: string;
+}
+
+interface SeriesDecision {
+  slices: SliceOutcome[];
+  /** Key slice indices, best first. */
+  key: number[];
+  score: number;
+  category: SeriesCategory;
+  threshold: number;
+  indeterminateMargin: number;
+  fusion: 'cnn+opacity' | 'cnn-only';
+  cnnScore: number;
+  k: number;
+  eligible: number;
+  opacity?: SeriesOpacity;
+}
+
+const pct = (part: number, whole: number): number => (whole > 0 ? Math.min(100, (100 * part) / whole) : 0);
+
+/**
+ * The series' outcome from its slices' CNN probabilities and lung measurements: fused when the model has a
+ * fusion and every slice has lung measurements (HU with pixel spacing), the CNN alone otherwise.
+ */
+function decideSeries(s: PlannedSeries, scored: readonly ScoredInput[], meta: ModelMetadata): SeriesDecision | { reason: string } {
+  const policy = seriesPolicy(meta);
+  const fusion = meta.fusion;
+  const measured = s.source === 'dicom' && scored.every((x) => x.info.lungs);
+  if (fusion && measured) {
+    const iop = scored[0]?.header?.imageOrientationPatient ?? null;
+    const opacity = seriesOpacity(scored.map((x) => ({ lungs: x.info.lungs as NonNullable<PreparedSlice['lungs']>, position: x.position })), iop, meta);
+    const fused = fuseSeries(
+      scored.map((x) => ({ cnn: x.cnn, lungAreaMm2: x.info.lungs?.total.lungMm2 ?? 0, opacityMm2: x.info.lungs?.total.opacityMm2 ?? 0 })),
+      opacity.total.percentOpacity, fusion, policy.aggregation,
+    );
+    if (!fused) return { reason: `no lungs found (largest lung area on any slice below ${fusion.eligibility.minSeriesLungMm2} mm²): not a chest CT the model can score` };
+    return {
+      slices: scored.map((x, i) => {
+        const f = fused.slices[i] as (typeof fused.slices)[number];
+        const t = x.info.lungs?.total ?? { lungMm2: 0, opacityMm2: 0, highMm2: 0 };
+        return {
+          probability: f.probability,
+          lungAreaMm2: t.lungMm2,
+          opacityPercent: pct(t.opacityMm2, t.lungMm2),
+          highOpacityPercent: pct(t.highMm2, t.lungMm2),
+          eligible: f.eligible,
+          ...(f.ineligibleReason ? { ineligibleReason: f.ineligibleReason } : {}),
+        };
+      }),
+      key: fused.ranked.slice(0, policy.keySlices),
+      score: fused.score,
+      category: fused.category,
+      threshold: fused.threshold,
+      indeterminateMargin: fusion.indeterminateMargin,
+      fusion: 'cnn+opacity',
+      cnnScore: fused.cnnScore,
+      k: fused.k,
+      eligible: fused.ranked.length,
+      opacity,
+    };
+  }
+  const agg = aggregateSeries(scored.map((x) => x.cnn), policy);
+  return {
+    slices: scored.map((x) => ({ probability: x.cnn })),
+    key: agg.keySlices.map((k) => k.index),
+    score: agg.score,
+    category: agg.category,
+    threshold: agg.threshold,
+    indeterminateMargin: policy.indeterminateMargin,
+    fusion: 'cnn-only',
+    cnnScore: agg.score,
+    k: agg.k,
+    eligible: scored.length,
+  };
 }

@@ -298,7 +298,6 @@ export class InferenceWorker {
     const others = r.series.length + r.notScored.length - (series ? 1 : 0) - (unscored ? 1 : 0);
     const skipped = r.skipped.map((s) => ({ sopInstanceUid: null, reason: `${path.basename(s.file)}: ${s.reason}` }));
     if (others > 0) skipped.push({ sopInstanceUid: null, reason: `${others} other series in the folder (not this job's)` });
-    const meta = (this.sessions[0] as ModelSession).metadata;
     const minSlices = this.opts.config.series.routing.minSlices;
     const dropped = (d: { sopInstanceUid: string | null; reason: string }[]) =>
       [...d.map((x) => ({ sopInstanceUid: x.sopInstanceUid, reason: x.reason })), ...skipped].slice(0, MAX_DROPPED);
@@ -310,8 +309,11 @@ export class InferenceWorker {
         score: series.score,
         category: series.category,
         threshold: series.threshold,
-        indeterminateMargin: meta.series.indeterminateMargin,
+        indeterminateMargin: series.indeterminateMargin,
         k: series.k,
+        cnnScore: series.cnnScore,
+        fusion: series.fusion,
+        ...(series.opacity ? { opacity: series.opacity } : {}),
         slices: slices.map((s) => ({
           index: s.index,
           sopInstanceUid: s.sopInstanceUid as string,
@@ -320,12 +322,18 @@ export class InferenceWorker {
           probability: s.probability,
           position: s.position,
           instanceNumber: s.instanceNumber,
+          cnnProbability: s.cnnProbability,
+          ...(s.lungAreaMm2 !== undefined ? { lungAreaMm2: s.lungAreaMm2, opacityPercent: s.opacityPercent, highOpacityPercent: s.highOpacityPercent, eligible: s.eligible } : {}),
+          ...(s.ineligibleReason ? { ineligibleReason: s.ineligibleReason } : {}),
         })),
         keySlices: series.keySlices.map((k) => ({
           index: k.index,
           sopInstanceUid: k.sopInstanceUid as string,
           probability: k.probability,
+          cnnProbability: k.cnnProbability,
+          ...(k.opacityPercent !== undefined ? { opacityPercent: k.opacityPercent, highOpacityPercent: k.highOpacityPercent } : {}),
           ...(k.attention ? { attention: k.attention } : {}),
+          ...(k.region ? { region: k.region } : {}),
         })),
         dropped: dropped(series.dropped),
         timings,

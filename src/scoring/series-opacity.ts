@@ -1,0 +1,77 @@
+/**
+ * Series lung volumes and opacity from the per-slice areas: each slice stands for the slab between it and
+ * its neighbours (the median spacing of the scored slices' positions), left and right are the patient's
+ * (from ImageOrientationPatient: with the row direction along +x, image left is the patient's right).
+ */
+import type { ModelMetadata } from '../model/metadata.js';
+import type { RegionAreas } from '../model/opacity.js';
+import type { SliceLungs } from './prepare.js';
+
+export interface OpacityMeasure {
+  lungMl: number;
+  opacityMl: number;
+  highOpacityMl: number;
+  percentOpacity: number;
+  percentHighOpacity: number;
+}
+
+export interface SeriesOpacityResult {
+  method: string;
+  opacityHu: [number, number];
+  highOpacityHu: [number, number];
+  /** Slab thickness each slice stands for (mm). */
+  sliceSpacingMm: number;
+  total: OpacityMeasure;
+  left: OpacityMeasure;
+  right: OpacityMeasure;
+}
+
+/** Median spacing of consecutive positions (mm); 1 when unknown (volumes then scale, percentages stay right). */
+export function sliceSpacing(positions: readonly (number | null)[]): number {
+  const p = positions.filter((x): x is number => x !== null);
+  const d: number[] = [];
+  for (let i = 1; i < p.length; i++) {
+    const g = Math.abs((p[i] as number) - (p[i - 1] as number));
+    if (g > 1e-3) d.push(g);
+  }
+  if (d.length === 0) return 1;
+  d.sort((a, b) => a - b);
+  const m = d.length >> 1;
+  return d.length % 2 ? (d[m] as number) : ((d[m - 1] as number) + (d[m] as number)) / 2;
+}
+
+function measure(areas: readonly RegionAreas[], spacingMm: number): OpacityMeasure {
+  let lung = 0;
+  let op = 0;
+  let high = 0;
+  for (const a of areas) {
+    lung += a.lungMm2;
+    op += a.opacityMm2;
+    high += a.highMm2;
+  }
+  const ml = (mm2: number): number => +((mm2 * spacingMm) / 1000).toFixed(2);
+  const pct = (x: number): number => (lung > 0 ? +Math.min(100, (100 * x) / lung).toFixed(3) : 0);
+  return { lungMl: ml(lung), opacityMl: ml(op), highOpacityMl: ml(high), percentOpacity: pct(op), percentHighOpacity: pct(high) };
+}
+
+export function seriesOpacity(
+  slices: readonly { lungs: SliceLungs; position: number | null }[],
+  imageOrientationPatient: readonly number[] | null,
+  meta: Pick<ModelMetadata, 'quantification'>,
+): SeriesOpacityResult {
+  const q = meta.quantification;
+  if (!q) throw new Error('seriesOpacity: the model has no quantification');
+  const spacing = sliceSpacing(slices.map((s) => s.position));
+  const imageLeftIsRight = !imageOrientationPatient || (imageOrientationPatient[0] as number) >= 0;
+  const left = slices.map((s) => (imageLeftIsRight ? s.lungs.imageRight : s.lungs.imageLeft));
+  const right = slices.map((s) => (imageLeftIsRight ? s.lungs.imageLeft : s.lungs.imageRight));
+  return {
+    method: q.method,
+    opacityHu: [q.opacityHu[0], q.highOpacityHu[1]],
+    highOpacityHu: [q.highOpacityHu[0], q.highOpacityHu[1]],
+    sliceSpacingMm: +spacing.toFixed(3),
+    total: measure(slices.map((s) => s.lungs.total), spacing),
+    left: measure(left, spacing),
+    right: measure(right, spacing),
+  };
+}
