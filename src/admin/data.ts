@@ -48,9 +48,11 @@ export interface StageTimings {
   waitMs?: number;
   readMs?: number;
   decodeMs?: number;
+  lungMs?: number;
   preprocessMs?: number;
   inferMs?: number;
   aggregateMs?: number;
+  keySlicesMs?: number;
   resultsMs?: number;
   totalMs?: number;
   /** Sum of the successful dispatch attempts' durations. */

@@ -76,16 +76,16 @@ const fmtMs = (ms: number | undefined): string => (ms === undefined ? '' : ms >=
 
 export function timingsText(t: StageTimings): string {
   const parts: [string, number | undefined][] = [
-    ['wait', t.waitMs], ['read', t.readMs], ['decode', t.decodeMs], ['preprocess', t.preprocessMs], ['infer', t.inferMs],
-    ['aggregate', t.aggregateMs], ['results', t.resultsMs], ['total', t.totalMs], ['send', t.dispatchMs],
+    ['wait', t.waitMs], ['read', t.readMs], ['decode', t.decodeMs], ['lungs', t.lungMs], ['preprocess', t.preprocessMs], ['infer', t.inferMs],
+    ['aggregate', t.aggregateMs], ['key slices', t.keySlicesMs], ['results', t.resultsMs], ['total', t.totalMs], ['send', t.dispatchMs],
   ];
   return parts.filter(([, v]) => v !== undefined).map(([k, v]) => `${k} ${fmtMs(v)}`).join(' · ');
 }
 
 /** Why the stage times do not add up (shown under every table or list of them). */
 export const TIMINGS_NOTE =
-  'Stage times overlap: read, decode and preprocess run in worker threads while ONNX Runtime infers the previous batch, ' +
-  'so decode and preprocess (busy time summed over the threads) can add up to more than total. ' +
+  'Stage times overlap: read, decode, lungs (segmentation and opacity) and preprocess run in worker threads while ONNX Runtime infers the previous batch, ' +
+  'so they (busy time summed over the threads) can add up to more than total. ' +
   'wait is from the last instance to the job start (it includes the quiet period); total is the inference job (scoring and result objects); send comes after it.';
 
 /** The list's short form: waited, took, sent (every stage in the cell's title and on the series page). */

@@ -241,13 +241,14 @@ export function inferReportLines(r: InferBenchResult, memorySkipped: string): st
     '',
     '| path | slices | slices/s |',
     '|---|---:|---:|',
-    `| worker (BullMQ job: read, decode, preprocess, infer, aggregate, record) | ${r.slices} | ${r.workerSlicesPerSec} |`,
+    `| worker (BullMQ job: read, decode, lung segmentation + opacity, preprocess, infer, fuse, key slices, record) | ${r.slices} | ${r.workerSlicesPerSec} |`,
     `| bare onnxruntime-node (same model, batch, threads; tensors ready) | ${r.slices} | ${r.bareSlicesPerSec} |`,
     '',
     `**Ratio worker / bare: ${r.ratio}** (target ≥ 0.9).`,
     '',
-    `Worker stage busy times (ms; decode and preprocess run in threads beside inference): read ${st.readMs}, decode ${st.decodeMs}, ` +
-      `preprocess ${st.preprocessMs}, infer ${st.inferMs}, aggregate ${st.aggregateMs}, total ${st.totalMs}.`,
+    `Worker stage busy times (ms; decode, lungs and preprocess run in threads beside inference): read ${st.readMs}, decode ${st.decodeMs}, ` +
+      `lungs (segmentation + opacity) ${st.lungMs ?? '–'}, preprocess ${st.preprocessMs}, infer ${st.inferMs}, aggregate ${st.aggregateMs}, ` +
+      `key slices ${st.keySlicesMs ?? '–'}, total ${st.totalMs}.`,
     '',
     r.memory
       ? `Memory: a ${r.memory.slices}-slice synthetic 512×512 series scored at ${r.memory.workerSlicesPerSec} slices/s with a peak RSS of ` +

@@ -256,15 +256,15 @@ async function main(): Promise<void> {
         `The worker columns come from the series' result record: stage busy times, where decoding and preprocessing ` +
         `run in threads beside inference (so they overlap), and slices per second of the whole job.`,
       '',
-      '| slices | send (s) | last instance → SR in Orthanc, minus quiet (s) | → all result objects in Orthanc (s) | result objects | worker: wait (incl. quiet) / read+decode+preprocess / infer / results (s) | slices/s in the worker |',
+      '| slices | send (s) | last instance → SR in Orthanc, minus quiet (s) | → all result objects in Orthanc (s) | result objects | worker: wait (incl. quiet) / read+decode+lungs+preprocess / infer / results (s) | slices/s in the worker |',
       '|---:|---:|---:|---:|---:|---|---:|',
       ...e.rows.map((r) => {
         const t = r.rec?.timings ?? {};
         const s = (ms: number | undefined): string => (ms === undefined ? '–' : (ms / 1000).toFixed(2));
-        const work = (t.readMs ?? 0) + (t.decodeMs ?? 0) + (t.preprocessMs ?? 0) + (t.inferMs ?? 0);
+        const work = (t.readMs ?? 0) + (t.decodeMs ?? 0) + (t.lungMs ?? 0) + (t.preprocessMs ?? 0) + (t.inferMs ?? 0);
         const sps = r.rec?.slices.length && t.totalMs ? (r.rec.slices.length / (t.totalMs / 1000)).toFixed(1) : '–';
         return `| ${r.slices} | ${fmtS(r.sendS)} | ${fmtS(r.srS)} | ${fmtS(r.allS)} | ${r.objects} | ` +
-          `${s(t.waitMs)} / ${s((t.readMs ?? 0) + (t.decodeMs ?? 0) + (t.preprocessMs ?? 0))} / ${s(t.inferMs)} / ${s(t.resultsMs)} | ${work ? sps : '–'} |`;
+          `${s(t.waitMs)} / ${s((t.readMs ?? 0) + (t.decodeMs ?? 0) + (t.lungMs ?? 0) + (t.preprocessMs ?? 0))} / ${s(t.inferMs)} / ${s(t.resultsMs)} | ${work ? sps : '–'} |`;
       }),
       '',
       ...e.notes,

@@ -121,9 +121,13 @@ export const timingsSchema = z.strictObject({
   waitMs: z.number().min(0).optional(),
   readMs: z.number().min(0).optional(),
   decodeMs: z.number().min(0).optional(),
+  /** Lung segmentation and opacity masks (HU slices). */
+  lungMs: z.number().min(0).optional(),
   preprocessMs: z.number().min(0).optional(),
   inferMs: z.number().min(0).optional(),
   aggregateMs: z.number().min(0).optional(),
+  /** The key-slice pass: attention inside the lungs, finding regions. */
+  keySlicesMs: z.number().min(0).optional(),
   resultsMs: z.number().min(0).optional(),
   totalMs: z.number().min(0).optional(),
 });

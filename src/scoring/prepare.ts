@@ -42,7 +42,9 @@ export interface PreparedSlice {
   lungs?: SliceLungs;
   /** Read + decode to HU / gray. */
   decodeMs: number;
-  /** Lung segmentation, opacity masks and preprocessing. */
+  /** Lung segmentation and opacity masks (HU slices). */
+  lungMs: number;
+  /** Crop, resize, normalise. */
   preprocessMs: number;
 }
 
@@ -74,6 +76,7 @@ export interface FullPreparation {
   analysis?: SliceAnalysis;
   crop: Crop;
   decodeMs: number;
+  lungMs: number;
   preprocessMs: number;
 }
 
@@ -83,9 +86,10 @@ export async function prepareFull(file: string, source: SliceSource, spec: Prepa
   const image = await decodeSlice(file, source);
   const t1 = performance.now();
   const analysis = analyseDecoded(image, spec);
-  const crop = preprocessInto(image, spec.preprocessing, out, offset, analysis?.segmentation);
   const t2 = performance.now();
-  return { image, ...(analysis ? { analysis } : {}), crop, decodeMs: t1 - t0, preprocessMs: t2 - t1 };
+  const crop = preprocessInto(image, spec.preprocessing, out, offset, analysis?.segmentation);
+  const t3 = performance.now();
+  return { image, ...(analysis ? { analysis } : {}), crop, decodeMs: t1 - t0, lungMs: t2 - t1, preprocessMs: t3 - t2 };
 }
 
 /** Decode + analyse + preprocess one slice: the one implementation both preparers run. */
@@ -99,6 +103,7 @@ export async function prepareSlice(file: string, source: SliceSource, spec: Prep
     cropUsed: f.crop.used,
     ...(a ? { lungs: { total: a.total, imageLeft: a.imageLeft, imageRight: a.imageRight } } : {}),
     decodeMs: f.decodeMs,
+    lungMs: f.lungMs,
     preprocessMs: f.preprocessMs,
   };
 }

@@ -60,6 +60,8 @@ export interface StageTimings {
   /** Listing files and reading headers (classify, group, select). */
   readMs: number;
   decodeMs: number;
+  /** Lung segmentation and opacity masks (HU slices). */
+  lungMs: number;
   preprocessMs: number;
   inferMs: number;
   aggregateMs: number;
@@ -294,7 +296,7 @@ export async function scoreFiles(paths: readonly string[], opts: ScoreOptions = 
     if (c) inputs.push(c);
   }
   const series = plan(inputs, notScored, opts.minSlices ?? 1);
-  const stages: StageTimings = { readMs: performance.now() - t0, decodeMs: 0, preprocessMs: 0, inferMs: 0, aggregateMs: 0 };
+  const stages: StageTimings = { readMs: performance.now() - t0, decodeMs: 0, lungMs: 0, preprocessMs: 0, inferMs: 0, aggregateMs: 0 };
   log?.info({ files: files.length, series: series.length, skipped: skipped.length }, 'inputs read');
 
   let session = opts.session;
@@ -339,6 +341,7 @@ export async function scoreFiles(paths: readonly string[], opts: ScoreOptions = 
             ok.push(sl);
             infos.push(r.value);
             stages.decodeMs += r.value.decodeMs;
+            stages.lungMs += r.value.lungMs;
             stages.preprocessMs += r.value.preprocessMs;
           } else {
             dropped.push({ file: sl.file, sopInstanceUid: sl.header?.sopInstanceUid ?? null, reason: errorReason(r.reason) });
@@ -453,7 +456,7 @@ export async function scoreFiles(paths: readonly string[], opts: ScoreOptions = 
 function roundStages(st: StageTimings): StageTimings {
   const r = (x: number) => +x.toFixed(1);
   return {
-    readMs: r(st.readMs), decodeMs: r(st.decodeMs), preprocessMs: r(st.preprocessMs), inferMs: r(st.inferMs), aggregateMs: r(st.aggregateMs),
+    readMs: r(st.readMs), decodeMs: r(st.decodeMs), lungMs: r(st.lungMs), preprocessMs: r(st.preprocessMs), inferMs: r(st.inferMs), aggregateMs: r(st.aggregateMs),
     ...(st.keySlicesMs !== undefined ? { keySlicesMs: r(st.keySlicesMs) } : {}),
   };
 }

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -7,6 +7,7 @@ import { describe, expect, it, afterAll } from 'vitest';
 import dcmjs from 'dcmjs';
 import {
   cropBox,
+  cropFor,
   preprocessingSchema,
   preprocessSlice,
   sliceSize,
@@ -27,6 +28,7 @@ interface PreprocFixture {
   file: string;
   shape: [number, number];
   cropBox: { y0: number; y1: number; x0: number; x1: number };
+  cropUsed: string;
   preprocessing: unknown;
 }
 
@@ -56,7 +58,9 @@ function readHuSlice(file: string): { img: SliceImage; sop: string } {
   const stored = ds.PixelRepresentation === 1 ? new Int16Array(pix) : new Uint16Array(pix);
   const data = new Float32Array(rows * cols);
   for (let i = 0; i < data.length; i++) data[i] = (stored[i] as number) * slope + intercept;
-  return { img: { width: cols, height: rows, data, kind: 'hu' }, sop: ds.SOPInstanceUID as string };
+  const ps = (ds.PixelSpacing as number[] | undefined)?.map(Number);
+  const pixelSpacing = ps && ps.length === 2 ? ([ps[0], ps[1]] as [number, number]) : null;
+  return { img: { width: cols, height: rows, data, kind: 'hu', pixelSpacing }, sop: ds.SOPInstanceUID as string };
 }
 
 describe('preprocessSlice', () => {
@@ -66,8 +70,9 @@ describe('preprocessSlice', () => {
   it('matches the Python preprocessing of a real COVID-CT-MD DICOM slice within 1e-3', () => {
     const { img, sop } = readHuSlice(path.join(dataRoot, fx.source));
     expect(sop).toBe(fx.sopInstanceUid);
-    const box = cropBox(toUnit(img, spec), img.width, img.height, spec);
-    expect(box).toEqual(fx.cropBox);
+    const crop = cropFor(img, toUnit(img, spec), spec);
+    expect(crop.box).toEqual(fx.cropBox);
+    expect(crop.used).toBe(fx.cropUsed);
 
     const golden = new Float32Array(readFileSync(path.join(fixDir, fx.file)).buffer.slice(0));
     const plane = fx.shape[0] * fx.shape[1];
@@ -88,11 +93,44 @@ describe('preprocessSlice', () => {
     expect(maxAbs).toBeLessThan(1e-3);
   });
 
-  it('validates the shipped model metadata preprocessing block when present', () => {
-    const meta = path.join(repoRoot, 'models', 'mlsam-mobilenetv2-1.0.0.json');
-    if (!existsSync(meta)) return;
-    const m = JSON.parse(readFileSync(meta, 'utf8')) as { preprocessing: unknown };
+  it('the fixture was made with the shipped model metadata preprocessing block', () => {
+    const metas = readdirSync(path.join(repoRoot, 'models')).filter((f) => f.endsWith('.json'));
+    expect(metas).toHaveLength(1);
+    const m = JSON.parse(readFileSync(path.join(repoRoot, 'models', metas[0] as string), 'utf8')) as { preprocessing: unknown };
     expect(preprocessingSchema.parse(m.preprocessing)).toEqual(spec);
+    expect(spec.crop.method).toBe('lung-bbox');
+  });
+
+  it('lung crop: an HU phantom is cropped to its lungs + margin; a display image of it too; one lung in a display image falls back to the body box', () => {
+    const w = 256;
+    const h = 256;
+    const hu = new Float32Array(w * h).fill(-1000);
+    const inE = (x: number, y: number, cx: number, cy: number, rx: number, ry: number) => ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 <= 1;
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        if (inE(x, y, 128, 128, 110, 80)) hu[y * w + x] = 40;
+        if (inE(x, y, 85, 125, 33, 50) || inE(x, y, 171, 125, 33, 50)) hu[y * w + x] = -850;
+      }
+    }
+    const img: SliceImage = { width: w, height: h, data: hu, kind: 'hu', pixelSpacing: [1.4, 1.4] };
+    const crop = cropFor(img, toUnit(img, spec), spec);
+    expect(crop.used).toBe('lung');
+    // lungs span x 52..204, y 75..175; margin = floor(lungMarginFraction * 153)
+    const m = Math.floor((spec.crop.lungMarginFraction as number) * 153);
+    for (const [got, want] of [[crop.box.x0, 52 - m], [crop.box.x1, 204 + m], [crop.box.y0, 75 - m], [crop.box.y1, 175 + m]] as const) {
+      expect(Math.abs(got - want)).toBeLessThanOrEqual(2);
+    }
+    // the same picture as an 8-bit lung-window display image
+    const gray = Float32Array.from(hu, (v) => Math.min(255, Math.max(0, ((v - (spec.window.center - spec.window.width / 2)) / spec.window.width) * 255)));
+    const disp: SliceImage = { width: w, height: h, data: gray, kind: 'display' };
+    expect(cropFor(disp, toUnit(disp, spec), spec).used).toBe('lung');
+    // one lung only (a figure crop of a detail): the body box
+    const one = Float32Array.from(gray);
+    for (let y = 0; y < h; y++) for (let x = 128; x < w; x++) if (one[y * w + x]! < 150 && inE(x, y, 128, 128, 110, 80)) one[y * w + x] = 170;
+    const oneImg: SliceImage = { width: w, height: h, data: one, kind: 'display' };
+    expect(cropFor(oneImg, toUnit(oneImg, spec), spec).used).toBe('body');
+    // an HU slice without pixel spacing cannot use the mm rules: the body box
+    expect(cropFor({ ...img, pixelSpacing: null }, toUnit(img, spec), spec).used).toBe('body');
   });
 
   it('triangle weights are normalised and reduce to identity at scale 1', () => {

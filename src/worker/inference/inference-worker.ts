@@ -292,7 +292,10 @@ export class InferenceWorker {
   private toRecord(base: ResultRecord, data: InferenceJobData, r: ScoreResult, started: number): ResultRecord {
     const uid = data.seriesInstanceUid;
     const st = r.timing.stages;
-    const timings = { ...base.timings, readMs: st.readMs, decodeMs: st.decodeMs, preprocessMs: st.preprocessMs, inferMs: st.inferMs, aggregateMs: st.aggregateMs, totalMs: Date.now() - started };
+    const timings = {
+      ...base.timings, readMs: st.readMs, decodeMs: st.decodeMs, lungMs: st.lungMs, preprocessMs: st.preprocessMs, inferMs: st.inferMs, aggregateMs: st.aggregateMs,
+      ...(st.keySlicesMs !== undefined ? { keySlicesMs: st.keySlicesMs } : {}), totalMs: Date.now() - started,
+    };
     const series = r.series.find((s) => s.seriesInstanceUid === uid);
     const unscored = r.notScored.find((s) => s.seriesInstanceUid === uid);
     const others = r.series.length + r.notScored.length - (series ? 1 : 0) - (unscored ? 1 : 0);
