@@ -185,12 +185,12 @@ function seriesGroup(inp: SrInput): Dataset {
   ]);
 }
 
-/** The lines every key slice group starts with: the series result (and the lungs' opacity burden). */
+/** The lines every key slice group starts with (short: viewers print them beside the region): the series result and the lungs' opacity burden. */
 export function seriesLines(r: ResultRecord): string[] {
   const o = r.opacity?.total;
   return [
-    `Series: ${r.category ?? '?'}, ${fmt(r.score)} (threshold ${fmt(r.threshold)})`,
-    ...(o ? [`Lungs: opacity ${o.percentOpacity.toFixed(1)} %, high opacity ${o.percentHighOpacity.toFixed(1)} %`] : []),
+    `Series ${fmt(r.score)}: ${r.category ?? '?'} (thr. ${fmt(r.threshold)})`,
+    ...(o ? [`Lungs: opacity ${o.percentOpacity.toFixed(1)} %, high ${o.percentHighOpacity.toFixed(1)} %`] : []),
   ];
 }
 

@@ -119,7 +119,7 @@ describe('result objects of a scored series', () => {
       const g = groups[i + 1]!;
       const instance = record.slices.find((s) => s.sopInstanceUid === k.sopInstanceUid)!.instanceNumber;
       expect(g).toContain(`<has obs context TEXT:(,,"Tracking Identifier")="Key slice ${i + 1} of ${record.keySlices.length}, instance ${instance}">`);
-      expect(g).toContain(`<contains TEXT:(,,"Comment")="Series: ${record.category}, ${record.score!.toFixed(3)} (threshold ${record.threshold!.toFixed(3)})">`);
+      expect(g).toContain(`<contains TEXT:(,,"Comment")="Series ${record.score!.toFixed(3)}: ${record.category} (thr. ${record.threshold!.toFixed(3)})">`);
       expect(g).toContain(`<contains NUM:(,,"Slice probability")="${Number(k.probability.toFixed(4))}" (1,UCUM,"no units")>`);
       const nums = g.split('<contains NUM:').slice(1);
       expect(nums.length).toBeGreaterThanOrEqual(1);
@@ -293,7 +293,7 @@ describe('the result objects with the fields the model work adds (seeded)', () =
     expect(series).toContain('fusion=cnn+opacity; opacity=hu-threshold-v1 (opacity HU -700..-100, high opacity HU -100..100)');
     seeded.keySlices.forEach((k, i) => {
       const g = groups[i + 1]!;
-      expect(g).toContain(`<contains TEXT:(,,"Comment")="Lungs: opacity ${o.total.percentOpacity.toFixed(1)} %, high opacity ${o.total.percentHighOpacity.toFixed(1)} %">`);
+      expect(g).toContain(`<contains TEXT:(,,"Comment")="Lungs: opacity ${o.total.percentOpacity.toFixed(1)} %, high ${o.total.percentHighOpacity.toFixed(1)} %">`);
       expect(g).toContain(`<contains NUM:(,,"Opacity, % of lung on slice")="${k.opacityPercent}" (%,UCUM,"percent")>`);
       expect(g).toContain(`<contains NUM:(,,"High opacity, % of lung on slice")="${k.highOpacityPercent}" (%,UCUM,"percent")>`);
       expect(g).toContain(`<contains NUM:(,,"Area")="${k.region!.polygonAreaMm2}" (mm2,UCUM,"square millimeter")>`);

@@ -141,6 +141,15 @@ describe.skipIf(!existsSync(P001))('OHIF Viewer 3.13.2 on Orthanc + DICOMweb', (
     expect(await page.locator('[data-cy="cine-player-play-pause"]').count()).toBe(0);
     expect(await shownInstance()).toBe(1);
     await page.screenshot({ path: path.join(artifacts, 'viewer-heatmap.png') });
+    // Scrolling walks the stills; the last is the summary chart. Still no cine.
+    const box = (await page.locator('[data-cy="viewport-pane"]').boundingBox())!;
+    await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
+    const last = outputs.filter((o) => o.kind === 'heatmap' || o.kind === 'summary').length;
+    for (let i = 1; i < last; i++) await page.mouse.wheel(0, 120);
+    await page.waitForFunction(`document.querySelector('[data-cy="viewport-overlay-bottom-right"]')?.innerText.includes('I:${last} ')`, null, { timeout: 15_000 });
+    await page.waitForTimeout(1000);
+    expect(await page.locator('[data-cy="cine-player-play-pause"]').count()).toBe(0);
+    await page.screenshot({ path: path.join(artifacts, 'viewer-summary.png') });
   });
 
   it('opening the SR shows the first key slice with the series result and the slice probability drawn by its region', async () => {
@@ -152,7 +161,7 @@ describe.skipIf(!existsSync(P001))('OHIF Viewer 3.13.2 on Orthanc + DICOMweb', (
     const first = record.keySlices[0]!;
     await page.waitForFunction(`document.querySelector('[data-cy="viewport-overlay-bottom-right"]')?.innerText.includes('I:${instanceOf(first.sopInstanceUid)} ')`, null, { timeout: 30_000 });
     expect(await shownInstance()).toBe(instanceOf(first.sopInstanceUid));
-    const want = `Series: ${record.category}, ${record.score!.toFixed(3)}`;
+    const want = `Series ${record.score!.toFixed(3)}: ${record.category}`;
     const drawn = async (): Promise<boolean> => (await drawnTexts()).some((t) => t.includes(want));
     const deadline = Date.now() + 10_000;
     while (!(await drawn()) && Date.now() < deadline) await page.waitForTimeout(250);
@@ -165,7 +174,7 @@ describe.skipIf(!existsSync(P001))('OHIF Viewer 3.13.2 on Orthanc + DICOMweb', (
       await page.waitForFunction(`[...document.querySelectorAll('svg.svg-layer text')].some((t) => t.textContent.includes(${JSON.stringify(want)}))`, null, { timeout: 15_000 });
     }
     const texts = (await drawnTexts()).join('\n');
-    expect(texts).toContain(`${want} (threshold ${record.threshold!.toFixed(3)})`);
+    expect(texts).toContain(`${want} (thr. ${record.threshold!.toFixed(3)})`);
     expect(texts).toContain(`Slice probability: ${first.probability.toFixed(2)}`);
     await page.screenshot({ path: path.join(artifacts, 'viewer-sr-key1.png') });
   });
