@@ -182,6 +182,8 @@ function seriesGroup(inp: SrInput): Dataset {
     ...algorithm(model, inp.parameters),
     ...used.map((k) => scoord('CONTAINS', C.imageRegion, 'POLYLINE', analysedRegion(k.key, k.geometry), k.ref)),
     ...(category ? [code('CONTAINS', C.category, category, [probability, threshold])] : [probability, threshold]),
+    // A viewer that loads the group as an editable measurement names it after this.
+    text('CONTAINS', C.comment, seriesLines(r)[0] as string),
   ]);
 }
 
