@@ -10,7 +10,7 @@ import { z } from 'zod';
 import {
   andNot, count, dilate, closing, emptyMask, fillHoles, label, type Mask,
 } from './morphology.js';
-import { triangleWeights } from './resample.js';
+import { resampleBox } from './resample.js';
 
 export const lungSpecSchema = z.object({
   method: z.literal('hu-threshold-2d-v1'),
@@ -68,32 +68,8 @@ export function toWorkGrid(hu: ArrayLike<number>, width: number, height: number,
     for (let i = 0; i < out.length; i++) out[i] = hu[i] as number;
     return { width, height, hu: out, pxMm };
   }
-  const wy = triangleWeights(height, wh);
-  const wx = triangleWeights(width, ww);
-  // rows first (wy @ a), then columns (@ wx^T): the order of training/lung.py to_work
-  const tmp = new Float64Array(wh * width);
-  for (let i = 0; i < wh; i++) {
-    const s0 = wy.start[i] as number;
-    const w = wy.weights[i] as Float64Array;
-    const trow = i * width;
-    for (let k = 0; k < w.length; k++) {
-      const wk = w[k] as number;
-      if (wk === 0) continue;
-      const srow = (s0 + k) * width;
-      for (let x = 0; x < width; x++) tmp[trow + x] = (tmp[trow + x] as number) + wk * (hu[srow + x] as number);
-    }
-  }
-  const out = new Float64Array(wh * ww);
-  for (let i = 0; i < wh; i++) {
-    const trow = i * width;
-    for (let o = 0; o < ww; o++) {
-      const s0 = wx.start[o] as number;
-      const w = wx.weights[o] as Float64Array;
-      let acc = 0;
-      for (let k = 0; k < w.length; k++) acc += (w[k] as number) * (tmp[trow + s0 + k] as number);
-      out[i * ww + o] = acc;
-    }
-  }
+  // rows first, then columns: the order of training/lung.py to_work (wy @ a @ wx^T)
+  const out = resampleBox(hu, width, { x0: 0, y0: 0, x1: width - 1, y1: height - 1 }, ww, wh);
   return { width: ww, height: wh, hu: out, pxMm };
 }
 
@@ -163,21 +139,9 @@ export function segmentLungs(g: WorkGrid, spec: LungSpec): LungSegmentation {
       if (y > (by1s[l] as number)) by1s[l] = y;
     }
   }
-  let bsum = 0;
-  let bn = 0;
-  let bx0 = w;
-  let bx1 = -1;
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      if (!body.data[y * w + x]) continue;
-      bsum += x;
-      bn++;
-      if (x < bx0) bx0 = x;
-      if (x > bx1) bx1 = x;
-    }
-  }
-  const bx = bn ? bsum / bn : w / 2;
-  const bw = bn ? bx1 - bx0 + 1 : w;
+  const bc = bodyColumns(body);
+  const bx = bc ? bc.centre : w / 2;
+  const bw = bc ? bc.x1 - bc.x0 + 1 : w;
   const comps: LungComponent[] = [];
   for (let l = 1; l <= air.n; l++) {
     const size = air.sizes[l] as number;
@@ -251,12 +215,9 @@ export function segmentLungs(g: WorkGrid, spec: LungSpec): LungSegmentation {
   return { lung, side: assignSides(lung, body), body, components: comps };
 }
 
-/**
- * The image-left / image-right boundary: the first column with the fewest lung pixels within ±15 % of the
- * body's width around the body's centroid column, + 0.5.
- */
-export function splitColumn(lung: Mask, body: Mask): number {
-  const { width: w, height: h } = lung;
+/** Centroid column and first/last column of the body's pixels, or null for an empty body. */
+function bodyColumns(body: Mask): { centre: number; x0: number; x1: number } | null {
+  const { width: w, height: h } = body;
   let sum = 0;
   let n = 0;
   let x0 = w;
@@ -270,8 +231,19 @@ export function splitColumn(lung: Mask, body: Mask): number {
       if (x > x1) x1 = x;
     }
   }
-  const bx = sum / n;
-  const half = 0.15 * (x1 - x0 + 1);
+  return n ? { centre: sum / n, x0, x1 } : null;
+}
+
+/**
+ * The image-left / image-right boundary: the first column with the fewest lung pixels within ±15 % of the
+ * body's width around the body's centroid column, + 0.5.
+ */
+export function splitColumn(lung: Mask, body: Mask): number {
+  const { width: w, height: h } = lung;
+  const bc = bodyColumns(body);
+  if (!bc) return w / 2;
+  const bx = bc.centre;
+  const half = 0.15 * (bc.x1 - bc.x0 + 1);
   const lo = Math.max(0, Math.ceil(bx - half));
   const hi = Math.min(w - 1, Math.floor(bx + half));
   if (hi < lo) return bx;

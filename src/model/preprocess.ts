@@ -21,7 +21,7 @@
 import { z } from 'zod';
 import { lungSpecSchema, segmentLungs, toWorkGrid, type LungSegmentation } from './lung.js';
 import { bbox, count } from './morphology.js';
-import { triangleWeights } from './resample.js';
+import { resampleBox } from './resample.js';
 
 export { triangleWeights } from './resample.js';
 
@@ -282,38 +282,12 @@ export function preprocessInto(img: SliceImage, spec: Preprocessing, dst: Float3
   const v = toUnitInto(img, spec, scratch('unit', img.width * img.height));
   const crop = cropFor(img, v, spec, seg);
   const box = crop.box;
-  const ch = box.y1 - box.y0 + 1;
-  const cw = box.x1 - box.x0 + 1;
-  const wy = triangleWeights(ch, outH);
-  const wx = triangleWeights(cw, outW);
-
-  // rows first: tmp[outH][cw]
-  const tmp = scratch('rows', outH * cw);
-  tmp.fill(0);
-  for (let i = 0; i < outH; i++) {
-    const s0 = wy.start[i] as number;
-    const w = wy.weights[i] as Float64Array;
-    const trow = i * cw;
-    for (let k = 0; k < w.length; k++) {
-      const wk = w[k] as number;
-      if (wk === 0) continue;
-      const srow = (box.y0 + s0 + k) * img.width + box.x0;
-      for (let x = 0; x < cw; x++) tmp[trow + x] = (tmp[trow + x] as number) + wk * (v[srow + x] as number);
-    }
-  }
+  const r = resampleBox(v, img.width, box, outW, outH);
   const mean = spec.normalize.mean;
   const std = spec.normalize.std;
-  for (let i = 0; i < outH; i++) {
-    const trow = i * cw;
-    for (let o = 0; o < outW; o++) {
-      const s0 = wx.start[o] as number;
-      const w = wx.weights[o] as Float64Array;
-      let acc = 0;
-      for (let k = 0; k < w.length; k++) acc += (w[k] as number) * (tmp[trow + s0 + k] as number);
-      const val = (acc - mean) / std;
-      const p = i * outW + o;
-      for (let c = 0; c < spec.channels; c++) dst[offset + c * plane + p] = val;
-    }
+  for (let p = 0; p < plane; p++) {
+    const val = ((r[p] as number) - mean) / std;
+    for (let c = 0; c < spec.channels; c++) dst[offset + c * plane + p] = val;
   }
   return crop;
 }

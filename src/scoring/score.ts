@@ -427,7 +427,7 @@ export async function scoreFiles(paths: readonly string[], opts: ScoreOptions = 
         fusion: decided.fusion,
         cnnScore: decided.cnnScore,
         k: decided.k,
-        eligibleSlices: decided.eligible,
+        eligibleSlices: decided.eligibleSlices,
         keySlices,
         ...(decided.opacity ? { opacity: decided.opacity } : {}),
         dropped,
@@ -478,20 +478,11 @@ interface SliceOutcome {
   ineligibleReason?: string;
 }
 
-interface SeriesDecision {
+type SeriesDecision = Pick<ScoredSeries, 'score' | 'category' | 'threshold' | 'indeterminateMargin' | 'fusion' | 'cnnScore' | 'k' | 'eligibleSlices' | 'opacity'> & {
   slices: SliceOutcome[];
   /** Key slice indices, best first. */
   key: number[];
-  score: number;
-  category: SeriesCategory;
-  threshold: number;
-  indeterminateMargin: number;
-  fusion: 'cnn+opacity' | 'cnn-only';
-  cnnScore: number;
-  k: number;
-  eligible: number;
-  opacity?: SeriesOpacity;
-}
+};
 
 const pct = (part: number, whole: number): number => (whole > 0 ? Math.min(100, (100 * part) / whole) : 0);
 
@@ -532,7 +523,7 @@ function decideSeries(s: PlannedSeries, scored: readonly ScoredInput[], meta: Mo
       fusion: 'cnn+opacity',
       cnnScore: fused.cnnScore,
       k: fused.k,
-      eligible: fused.ranked.length,
+      eligibleSlices: fused.ranked.length,
       opacity,
     };
   }
@@ -547,6 +538,6 @@ function decideSeries(s: PlannedSeries, scored: readonly ScoredInput[], meta: Mo
     fusion: 'cnn-only',
     cnnScore: agg.score,
     k: agg.k,
-    eligible: scored.length,
+    eligibleSlices: scored.length,
   };
 }
