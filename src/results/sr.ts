@@ -1,6 +1,6 @@
 /**
- * The Structured Report: Comprehensive 3D SR structured after TID 1500 (Measurement Report), laid
- * out so that viewers which read TID 1500 (OHIF and others) find a region on a CT image for every
+ * The Structured Report: Comprehensive 3D SR structured after TID 1500 (Measurement Report) for a
+ * scored series, laid out so that viewers which read TID 1500 (OHIF and others) find a region on a CT image for every
  * measurement group, jump to it and print its values.
  *
  *   CONTAINER (126000, DCM, "Imaging Measurement Report")                           TID 1500
@@ -24,8 +24,11 @@
  *                         area of the outlined region                               TID 300
  *           INFERRED FROM SCOORD: the region (outline, else its peak) SELECTED FROM the CT slice  TID 320
  *     CONTAINS CONTAINER Qualitative Evaluations
- *       CONTAINS CODE    AI result status (scored / not scored)
- *       CONTAINS TEXT    Comment: summary, NOT FOR DIAGNOSTIC USE / why not scored
+ *       CONTAINS CODE    AI result status (scored)
+ *       CONTAINS TEXT    Comment: summary, NOT FOR DIAGNOSTIC USE
+ *
+ * A series not scored gets a Basic Diagnostic Imaging Report (TID 2000): language, observer, and
+ * a Findings section with the status "Not scored", the reason and NOT FOR DIAGNOSTIC USE.
  *
  * DCM, SCT and UCUM codes where they exist; concepts DICOM has no code for (the probabilities,
  * threshold, category, opacity burden) use the local scheme 99MLSAM, declared in the Coding Scheme
@@ -46,6 +49,8 @@ export const COMPREHENSIVE_3D_SR = '1.2.840.10008.5.1.4.1.1.88.34';
 
 const C = {
   report: { value: '126000', scheme: 'DCM', meaning: 'Imaging Measurement Report' },
+  diagnosticReport: { value: '18748-4', scheme: 'LN', meaning: 'Diagnostic Imaging Report' },
+  findings: { value: '121070', scheme: 'DCM', meaning: 'Findings' },
   procedureReported: { value: '121058', scheme: 'DCM', meaning: 'Procedure reported' },
   ctChest: { value: '169069000', scheme: 'SCT', meaning: 'CT of chest' },
   imageLibrary: { value: '111028', scheme: 'DCM', meaning: 'Image Library' },
@@ -269,25 +274,27 @@ export function buildSr(inp: SrInput): Dataset {
   // Content tree
   const children: Dataset[] = [
     ...languageAndDeviceObserver(inp),
-    code('HAS CONCEPT MOD', C.procedureReported, C.ctChest),
   ];
   if (scored) {
+    children.push(code('HAS CONCEPT MOD', C.procedureReported, C.ctChest));
     children.push(imageLibrary(inp.keySlices.map((k) => k.ref)));
     children.push(container('CONTAINS', C.imagingMeasurements, [seriesGroup(inp), ...inp.keySlices.map((k, i) => keySliceGroup(inp, k, i))]));
     children.push(container('CONTAINS', C.qualitative, [
       code('CONTAINS', C.status, C.scored),
       text('CONTAINS', C.comment, summaryText(inp)),
     ]));
+    setDocumentContent(ds, C.report, '1500', children);
   } else {
-    children.push(imageLibrary([]));
-    children.push(container('CONTAINS', C.qualitative, [
+    // Nothing was measured: a Basic Diagnostic Imaging Report (TID 2000) with one Findings section,
+    // which viewers show as text (an empty TID 1500 report shows as an empty viewport).
+    children.push(container('CONTAINS', C.findings, [
       code('CONTAINS', C.status, C.notScored),
-      text('CONTAINS', C.comment, `Not scored: ${r.reason ?? r.status}.`),
+      text('CONTAINS', C.finding, `Not scored: ${r.reason ?? r.status}.`),
       text('CONTAINS', C.algorithmName, model.name),
       text('CONTAINS', C.algorithmVersion, model.version),
       text('CONTAINS', C.comment, `${NOT_FOR_DIAGNOSTIC_USE}. The series was received by ${MANUFACTURER} but the model did not score it.`),
     ]));
+    setDocumentContent(ds, C.diagnosticReport, '2000', children);
   }
-  setDocumentContent(ds, C.report, '1500', children);
   return ds;
 }

@@ -320,7 +320,11 @@ describe('a series that was not scored', () => {
     const uids = resultUids({ seriesInstanceUid: ns.seriesInstanceUid, instancesHash: ns.instancesHash, modelVersion: ns.model.version });
     expect(out[0]!.sopInstanceUid).toBe(uids.srNotScored);
     const text = await dsrdump(out[0]!.path);
+    // Nothing measured: a Basic Diagnostic Imaging Report (TID 2000), which viewers show as text.
+    expect(text).toContain('<CONTAINER:(,,"Diagnostic Imaging Report")=SEPARATE>');
+    expect(text).toContain('<contains CONTAINER:(,,"Findings")=SEPARATE>');
     expect(text).toContain('<contains CODE:(,,"AI result status")=(NOT-SCORED,99MLSAM,"Not scored")>');
+    expect(naturalized(out[0]!.path).ContentTemplateSequence[0]).toMatchObject({ MappingResource: 'DCMR', TemplateIdentifier: '2000' });
     expect(text).toContain('="Not scored: too few axial slices (2 < 20).">');
     expect(text).toContain(`<contains TEXT:(,,"Algorithm Name")="${record.model.name}">`);
     expect(text).toContain('NOT FOR DIAGNOSTIC USE');
