@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../config/load.js';
 import { encodeElement, setCode, setSequence, setString, tagOf, type Code, type Dataset } from './dataset.js';
+import type { ResultRecord } from '../queue/result-record.js';
 import { TYPE2_PATIENT_STUDY, type SourceInstance } from './source.js';
 
 export const NOT_FOR_DIAGNOSTIC_USE = 'NOT FOR DIAGNOSTIC USE';
@@ -120,6 +121,19 @@ export function patientOrientation(iop: number[] | null): string[] | null {
 export function resultSeriesNumbers(sourceSeriesNumber: number | null): { kos: number; sr: number; sc: number } {
   const s = sourceSeriesNumber !== null && Number.isInteger(sourceSeriesNumber) && sourceSeriesNumber >= 0 ? sourceSeriesNumber : 0;
   return { kos: 8000 + s, sr: 9000 + s, sc: 9500 + s };
+}
+
+/** What the SR and the Key Object Selection are built from. */
+export interface DocumentInput {
+  record: ResultRecord;
+  source: SourceInstance;
+  model: ModelInfo;
+  sopInstanceUid: string;
+  seriesInstanceUid: string;
+  seriesNumber: number;
+  deviceObserverUid: string;
+  aeTitle: string;
+  when: DicomDateTime;
 }
 
 /** What every result object's header says about itself. */

@@ -9,11 +9,9 @@
  *     CONTAINS TEXT    Key Object Description: what selected them, NOT FOR DIAGNOSTIC USE
  *     CONTAINS IMAGE   each key slice, best first
  */
-import type { ResultRecord } from '../queue/result-record.js';
-import { NOT_FOR_DIAGNOSTIC_USE, setObjectHeader, type DicomDateTime, type ModelInfo } from './common.js';
+import { NOT_FOR_DIAGNOSTIC_USE, setObjectHeader, type DocumentInput } from './common.js';
 import { hierarchicalReference, image, languageAndDeviceObserver, setDocumentContent, text, type SopRef } from './content.js';
 import { setSequence, tagOf, type Code, type Dataset } from './dataset.js';
-import type { SourceInstance } from './source.js';
 
 export const KEY_OBJECT_SELECTION = '1.2.840.10008.5.1.4.1.1.88.59';
 
@@ -22,16 +20,7 @@ const C = {
   description: { value: '113012', scheme: 'DCM', meaning: 'Key Object Description' },
 } satisfies Record<string, Code>;
 
-export interface KosInput {
-  record: ResultRecord;
-  source: SourceInstance;
-  model: ModelInfo;
-  sopInstanceUid: string;
-  seriesInstanceUid: string;
-  seriesNumber: number;
-  deviceObserverUid: string;
-  aeTitle: string;
-  when: DicomDateTime;
+export interface KosInput extends DocumentInput {
   /** The key slices, best first, with their probabilities. */
   keySlices: { ref: SopRef; probability: number; instanceNumber: number | null }[];
 }

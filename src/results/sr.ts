@@ -36,14 +36,13 @@
  */
 import type { OpacityMeasure, ResultKeySlice, ResultRecord } from '../queue/result-record.js';
 import {
-  Codes, LOCAL_SCHEME, MANUFACTURER, NOT_FOR_DIAGNOSTIC_USE, setCodingSchemes, setObjectHeader, type DicomDateTime, type ModelInfo,
+  Codes, LOCAL_SCHEME, MANUFACTURER, NOT_FOR_DIAGNOSTIC_USE, setCodingSchemes, setObjectHeader, type DocumentInput, type ModelInfo,
 } from './common.js';
 import {
   code, container, hierarchicalReference, image, languageAndDeviceObserver, num, scoord, setDocumentContent, text, uidref, type Rel, type SopRef,
 } from './content.js';
 import { setSequence, setString, tagOf, type Code, type Dataset } from './dataset.js';
 import { analysedRegion, keyRegionGraphic, type SliceGeometry } from './regions.js';
-import type { SourceInstance } from './source.js';
 
 export const COMPREHENSIVE_3D_SR = '1.2.840.10008.5.1.4.1.1.88.34';
 
@@ -116,18 +115,9 @@ export interface SrKeySlice {
   instanceNumber: number | null;
 }
 
-export interface SrInput {
-  record: ResultRecord;
-  source: SourceInstance;
-  model: ModelInfo;
-  sopInstanceUid: string;
-  seriesInstanceUid: string;
-  seriesNumber: number;
-  deviceObserverUid: string;
+export interface SrInput extends DocumentInput {
   /** Tracking Unique Identifier of a measurement group: 'series' or the key slice's SOP Instance UID. */
   trackingUid: (of: string) => string;
-  aeTitle: string;
-  when: DicomDateTime;
   /** Every source instance used (scored slices; for a series not scored, the instances received). */
   evidence: SopRef[];
   /** The key slices, best first (scored series). */
