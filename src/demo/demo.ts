@@ -197,7 +197,10 @@ async function waitForResult(w: Watch, timeoutMs: number): Promise<{ record: Res
     }
     // Orthanc: our objects in the same study.
     const series = await w.orthanc.seriesOfStudy(w.studyUid).catch(() => [] as OrthancResource[]);
-    const ours = series.filter((x) => x.MainDicomTags.SeriesInstanceUID !== w.seriesUid && x.MainDicomTags.Modality !== 'CT');
+    // The result series the record names (the heatmap SCs are Modality CT too); before it names them, every non-CT series.
+    const resultSeries = new Set((record?.outputs ?? []).map((o) => o.seriesInstanceUid));
+    const ours = series.filter((x) => x.MainDicomTags.SeriesInstanceUID !== w.seriesUid &&
+      (resultSeries.size ? resultSeries.has(x.MainDicomTags.SeriesInstanceUID ?? '') : x.MainDicomTags.Modality !== 'CT'));
     const srSeries = ours.find((x) => x.MainDicomTags.Modality === 'SR');
     if (srSeries) {
       const objects = (await Promise.all(ours.map((x) => w.orthanc.get<OrthancResource[]>(`/series/${x.ID}/instances`)))).flat();
@@ -367,7 +370,8 @@ async function main(): Promise<void> {
   } else {
     say(`  not scored: ${record?.reason ?? 'see the SR'}`);
   }
-  say(`  in Orthanc, same study: 1 SR + ${objects.length - 1} Secondary Capture image(s)`);
+  const kos = record?.outputs?.filter((o) => o.kind === 'kos').length ?? 0;
+  say(`  in Orthanc, same study: 1 SR + ${objects.length - 1 - kos} Secondary Capture image(s)${kos ? ` + ${kos} Key Object Selection` : ''}`);
   say(`  Orthanc study:  ${orthanc.explorerUrl}#study?uuid=${studyId}`);
   say(`  Dashboard:      http://127.0.0.1:${httpPort}/admin/series/${seriesUid}  (user admin, empty password: loopback only)`);
   say(`  Series in API:  http://127.0.0.1:${httpPort}/api/series/${seriesUid}`);
