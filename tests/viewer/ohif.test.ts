@@ -55,6 +55,7 @@ let outputs: OutputFile[];
 const consoleLines: string[] = [];
 
 beforeAll(async () => {
+  if (!existsSync(P001)) return; // the describe below is skipped
   const dist = await ohifDist();
   work = await mkdtemp(path.join(tmpdir(), 'mlsam-viewer-'));
   const spool = path.join(work, 'spool');
