@@ -1,7 +1,8 @@
 /**
  * A real ResultRecord for the results tests: a few slices of ../shared/data/covid-ct-md/P001 are
  * copied into a spool-shaped folder and scored with the shipped model (key-slice attention on);
- * recordFromScore turns the ScoreResult into the record the inference worker writes.
+ * recordFromScore turns the ScoreResult into the record the inference worker writes (with the
+ * model work's fields: opacity, regions, CNN-only numbers, when the scoring gives them).
  */
 import { createHash } from 'node:crypto';
 import { copyFileSync, mkdirSync, readdirSync } from 'node:fs';
@@ -62,6 +63,9 @@ export function recordFromScore(
       probability: x.probability,
       position: x.position,
       instanceNumber: x.instanceNumber,
+      // What the model work adds, as the inference worker copies it.
+      ...(x.cnnProbability !== undefined ? { cnnProbability: x.cnnProbability } : {}),
+      ...(x.lungAreaMm2 !== undefined ? { lungAreaMm2: x.lungAreaMm2, opacityPercent: x.opacityPercent, highOpacityPercent: x.highOpacityPercent, eligible: x.eligible } : {}),
     }));
   return {
     studyInstanceUid: s.studyInstanceUid,
@@ -79,12 +83,18 @@ export function recordFromScore(
     threshold: s.threshold,
     indeterminateMargin: meta.series.indeterminateMargin,
     k: s.k,
+    ...(s.cnnScore !== undefined ? { cnnScore: s.cnnScore } : {}),
+    ...(s.fusion ? { fusion: s.fusion } : {}),
+    ...(s.opacity ? { opacity: s.opacity } : {}),
     slices,
     keySlices: s.keySlices.map((k) => ({
       index: k.index,
       sopInstanceUid: k.sopInstanceUid as string,
       probability: k.probability,
+      ...(k.cnnProbability !== undefined ? { cnnProbability: k.cnnProbability } : {}),
+      ...(k.opacityPercent !== undefined ? { opacityPercent: k.opacityPercent, highOpacityPercent: k.highOpacityPercent } : {}),
       ...(k.attention ? { attention: k.attention } : {}),
+      ...(k.region ? { region: k.region } : {}),
     })),
     dropped: s.dropped.map((d) => ({ sopInstanceUid: d.sopInstanceUid, reason: d.reason })),
     timings: {},
