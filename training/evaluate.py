@@ -39,6 +39,7 @@ K_FRACTION, K_MIN, KEY_SLICES = 0.2, 3, 5
 MIN_LUNG_FRACTION, MIN_SERIES_LUNG_MM2 = 0.2, 2000.0
 SLICE_OFFSET_MM2, BURDEN_OFFSET_PCT = 10.0, 0.1
 FUSED_THRESHOLD, FUSED_MARGIN = 0.5, 0.15
+CNN_SHARES = (0.25, 0.5, 0.75, 1.0)
 
 
 def sigmoid(x):
@@ -78,6 +79,14 @@ def fit_gate(feature, y, iters=100):
     return {"slope": float(w[1]), "centre": float(-w[0] / w[1])}
 
 
+def slice_spacing(positions):
+    """Median spacing of the sorted slice positions (mm), as the node computes it (src/scoring/series-opacity.ts)."""
+    p = np.sort(np.asarray(positions, np.float64))
+    d = np.diff(p)
+    d = d[d > 1e-3]
+    return float(np.median(d)) if d.size else 1.0
+
+
 def topk(n):
     return min(n, max(K_MIN, int(math.ceil(K_FRACTION * n))))
 
@@ -92,7 +101,7 @@ def fuse_series(rows, po, fusion):
     op = np.array([r["opacityMm2"] for r in rows])
     calp = sigmoid(cal["intercept"] + cal["slope"] * logit(cnn))
     gate = sigmoid(sg["slope"] * (np.log(op + sg["offsetMm2"]) - sg["centre"]))
-    p = gate * calp
+    p = gate * (1 - sg["cnnShare"] + sg["cnnShare"] * calp)
     eligible = lung >= fusion["eligibility"]["minLungFraction"] * lung.max()
     ranked = sorted(np.flatnonzero(eligible), key=lambda i: (-p[i], i))
     k = topk(len(ranked))
@@ -149,6 +158,16 @@ def main():
 
     # slice gate: P(infection visible | opacity area), fitted on the COVID-CT-MD slice labels
     gate = fit_gate(np.log(op + SLICE_OFFSET_MM2), y_ct.astype(np.float64))
+    # the CNN's share of the slice probability: the largest of CNN_SHARES whose pooled slice AUC (infection
+    # visible) stays within 0.02 of the opacity gate alone (the CNN tells COVID-19 from other opacity, which
+    # lowers the pooled infection AUC when other pneumonias are in the pool)
+    cal = cv["calibration"]
+    calp = sigmoid(cal["intercept"] + cal["slope"] * logit(p_ct))
+    g = sigmoid(gate["slope"] * (np.log(op + SLICE_OFFSET_MM2) - gate["centre"]))
+    share_auc = {w: auc(y_ct, g * (1 - w + w * calp)) for w in CNN_SHARES}
+    gate_auc = auc(y_ct, g)
+    cnn_share = max([w for w in CNN_SHARES if share_auc[w] >= gate_auc - 0.02] or [0.0])
+    gate["cnnShare"] = cnn_share
     # series opacity burden (% of lung volume) of the three series
     po = {}
     for s in SERIES:
@@ -165,14 +184,17 @@ def main():
         "method": "gated-v1",
         "eligibility": {"minLungFraction": MIN_LUNG_FRACTION, "minSeriesLungMm2": MIN_SERIES_LUNG_MM2},
         "cnnCalibration": {"intercept": cv["calibration"]["intercept"], "slope": cv["calibration"]["slope"]},
-        "sliceGate": {"centre": gate["centre"], "slope": gate["slope"], "offsetMm2": SLICE_OFFSET_MM2},
+        "sliceGate": {"centre": gate["centre"], "slope": gate["slope"], "offsetMm2": SLICE_OFFSET_MM2, "cnnShare": cnn_share},
         "burdenGate": {"centre": centre, "slope": slope, "offsetPercent": BURDEN_OFFSET_PCT},
         "threshold": FUSED_THRESHOLD,
         "indeterminateMargin": FUSED_MARGIN,
         "fittedOn": {
             "cnnCalibration": "pooled out-of-fold CNN predictions of cross-validation (covid-ct train+val, mosmed)",
             "sliceGate": "logistic regression of the COVID-CT-MD slice labels (infection visible; P001, cap001, "
-                         "normal001, 470 slices) on ln(opacity mm2 + 10)",
+                         "normal001, 470 slices) on ln(opacity mm2 + 10); cnnShare: the largest of 0.25/0.5/0.75/1 "
+                         "whose pooled slice AUC there stays within 0.02 of the gate alone",
+            "cnnShareAuc": {str(k): v for k, v in share_auc.items()},
+            "gateAloneAuc": gate_auc,
             "burdenGate": "rule on the three COVID-CT-MD series: centre = mean of ln(%opacity + 0.1) of the normal "
                           "series and of the less opaque pneumonia series, slope so that the normal series maps to 0.1",
             "thresholds": "0.5 +- 0.15, fixed (score = burden gate x calibrated CNN probability)",
@@ -192,7 +214,7 @@ def main():
             "truth": TRUTH[s], "slices": int(len(m)), "eligibleSlices": int(f["eligible"].sum()), "k": f["k"],
             "percentOpacity": po[s],
             "percentHighOpacity": 100 * sum(rows[i]["highMm2"] for i in m) / sum(rows[i]["lungMm2"] for i in m),
-            "lungMl": sum(rows[i]["lungMm2"] for i in m) * abs(rows[m[1]]["position"] - rows[m[0]]["position"]) / 1000,
+            "lungMl": sum(rows[i]["lungMm2"] for i in m) * slice_spacing([rows[i]["position"] for i in m]) / 1000,
             "cnnScore": f["cnnScore"], "burdenGate": f["burdenGate"], "score": f["score"], "category": f["category"],
             "cnnOnlyTopkMean": cnn_only,
             "cnnOnlyCategory": "likely" if cnn_only >= thr + 0.1 else "unlikely" if cnn_only <= thr - 0.1 else "indeterminate",
@@ -268,6 +290,8 @@ def main():
         "metrics": metrics,
         "training": training,
         "evaluationSeconds": time.time() - t0,
+        # per-slice inputs of the fusion (not exported; for the model card and for re-fitting without re-running)
+        "ctmdRows": rows,
     }
     with open(os.path.join(args.run, "results.json"), "w") as f:
         json.dump(res, f, indent=2)

@@ -71,7 +71,11 @@ def render(meta):
     f = meta["fusion"]
     out.append("### Fusion parameters (`fusion` in the metadata)\n")
     out.append(f"- CNN calibration: p_cal = σ({f['cnnCalibration']['intercept']:.3f} + {f['cnnCalibration']['slope']:.3f} · logit(p)) — {f['fittedOn']['cnnCalibration']}")
-    out.append(f"- Slice gate: σ({f['sliceGate']['slope']:.3f} · (ln(opacity mm² + {f['sliceGate']['offsetMm2']:g}) − {f['sliceGate']['centre']:.3f})) — {f['fittedOn']['sliceGate']}")
+    sg = f['sliceGate']
+    out.append(f"- Slice probability: gate × (1 − {sg['cnnShare']:g} + {sg['cnnShare']:g} · p_cal), gate = σ({sg['slope']:.3f} · "
+               f"(ln(opacity mm² + {sg['offsetMm2']:g}) − {sg['centre']:.3f})) — {f['fittedOn']['sliceGate']}. Pooled slice AUC "
+               f"there by CNN share: " + ", ".join(f"{k}: {v:.3f}" for k, v in f['fittedOn'].get('cnnShareAuc', {}).items())
+               + f"; the gate alone {f['fittedOn'].get('gateAloneAuc', float('nan')):.3f}")
     out.append(f"- Burden gate: σ({f['burdenGate']['slope']:.3f} · (ln(% opacity + {f['burdenGate']['offsetPercent']:g}) − {f['burdenGate']['centre']:.3f})) — {f['fittedOn']['burdenGate']}")
     out.append(f"- Eligible slices: lung area ≥ {100 * f['eligibility']['minLungFraction']:.0f} % of the series' largest; "
                f"a series whose largest lung area is below {f['eligibility']['minSeriesLungMm2']:g} mm² is not scored")

@@ -5,7 +5,8 @@
  *   eligible_i  = lungAreaMm2_i ≥ minLungFraction × max_j lungAreaMm2_j  (apex tips, bases, abdomen are not)
  *   cal(p)      = σ(intercept + slope · logit(p))              the CNN's COVID-19-pattern probability, calibrated
  *   gate_i      = σ(slope_s · (ln(opacityMm2_i + offsetMm2) − centre_s))   P(opacity on the slice is disease)
- *   p_i         = gate_i × cal(cnn_i)                           the node's slice probability
+ *   p_i         = gate_i × (1 − cnnShare + cnnShare · cal(cnn_i))         the node's slice probability: the CNN
+ *                 can lower it by at most cnnShare (opacity the CNN finds unlike COVID-19 is still opacity)
  *   key slices  = the eligible slices with the highest p_i; k = topK(n_eligible) of them make up
  *   cnnScore    = mean cal(cnn_i) over those k slices          the CNN's view of the most opaque slices
  *   burdenGate  = σ(slope_b · (ln(percentOpacity + offsetPercent) − centre_b))   P(pneumonia | lung volume %)
@@ -20,7 +21,7 @@ export const fusionSpecSchema = z.object({
   method: z.literal('gated-v1'),
   eligibility: z.object({ minLungFraction: z.number().min(0).max(1), minSeriesLungMm2: z.number().min(0) }),
   cnnCalibration: z.object({ intercept: z.number(), slope: z.number() }),
-  sliceGate: z.object({ centre: z.number(), slope: z.number(), offsetMm2: z.number().positive() }),
+  sliceGate: z.object({ centre: z.number(), slope: z.number(), offsetMm2: z.number().positive(), cnnShare: z.number().min(0).max(1) }),
   burdenGate: z.object({ centre: z.number(), slope: z.number(), offsetPercent: z.number().positive() }),
   threshold: z.number().min(0).max(1),
   indeterminateMargin: z.number().min(0).max(0.5),
@@ -85,7 +86,8 @@ export function fuseSeries(
   if (!(maxLung >= f.eligibility.minSeriesLungMm2)) return null;
   const minArea = f.eligibility.minLungFraction * maxLung;
   const fused: FusedSlice[] = slices.map((s) => {
-    const probability = sliceGate(s.opacityMm2, f) * calibrate(s.cnn, f);
+    const share = f.sliceGate.cnnShare;
+    const probability = sliceGate(s.opacityMm2, f) * (1 - share + share * calibrate(s.cnn, f));
     if (s.lungAreaMm2 >= minArea) return { probability, eligible: true };
     const pct = Math.round((100 * s.lungAreaMm2) / maxLung);
     return { probability, eligible: false, ineligibleReason: `little lung on this slice (${pct} % of the series' largest lung area, below ${Math.round(100 * f.eligibility.minLungFraction)} %)` };

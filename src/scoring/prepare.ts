@@ -57,10 +57,7 @@ export interface SlicePreparer {
 }
 
 export async function decodeSlice(file: string, source: SliceSource): Promise<SliceImage> {
-  if (source === 'dicom') {
-    const d = await decodeDicomFile(file);
-    return { ...d.image, pixelSpacing: d.header.pixelSpacing };
-  }
+  if (source === 'dicom') return (await decodeDicomFile(file)).image;
   return decodeImageFile(file);
 }
 

@@ -86,7 +86,7 @@ describe('dashboard pages (mlsam admin, no destinations)', () => {
 
   it('explains that the stage times overlap', async () => {
     for (const path of ['/admin', `/admin/series/${S.plain!.seriesInstanceUid}`]) {
-      expect(await (await get(path)).text()).toContain('Stage times overlap: read, decode and preprocess run in worker threads while ONNX Runtime infers the previous batch');
+      expect(await (await get(path)).text()).toContain('Stage times overlap: read, decode, lungs (segmentation and opacity) and preprocess run in worker threads while ONNX Runtime infers the previous batch');
     }
   });
 

@@ -14,10 +14,11 @@ import { dilate, diskHalfWidths, erode, label, type Mask } from '../../src/model
 import { analyseSlice } from '../../src/model/opacity.js';
 import { cropFor, toUnit } from '../../src/model/preprocess.js';
 import { selectSlices } from '../../src/scoring/select-slices.js';
+import { SHIPPED_METADATA } from '../helpers/model.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const data = path.resolve(root, '..', 'shared', 'data', 'covid-ct-md');
-const MODEL = process.env.MLSAM_TEST_MODEL_JSON ?? path.join(root, 'models', 'mlsam-mobilenetv2-2.0.0.json');
+const MODEL = SHIPPED_METADATA;
 
 let meta: ModelMetadata;
 beforeAll(async () => {

@@ -16,10 +16,11 @@ import { SopClass } from '../../src/dicom/uids.js';
 import { loadModelMetadata, type ModelMetadata } from '../../src/model/metadata.js';
 import { scoreFiles, type ScoreResult } from '../../src/scoring/score.js';
 import type { ResultRecord } from '../../src/queue/result-record.js';
+import { SHIPPED_MODEL } from '../helpers/model.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const P001 = path.resolve(repoRoot, '..', 'shared', 'data', 'covid-ct-md', 'P001');
-export const MODEL_PATH = path.join(repoRoot, 'models', 'mlsam-mobilenetv2-1.0.0.onnx');
+export const MODEL_PATH = SHIPPED_MODEL;
 
 /** sha256 over the sorted SOP Instance UIDs, one per line. */
 export function instancesHash(uids: readonly string[]): string {

@@ -11,10 +11,11 @@ import { decodeDicomFile } from '../../src/dicom/decode/index.js';
 import { analyseSlice } from '../../src/model/opacity.js';
 import { ModelSession } from '../../src/model/session.js';
 import { scoreFiles, type ScoreResult, type ScoredSeries } from '../../src/scoring/score.js';
+import { SHIPPED_MODEL } from '../helpers/model.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const data = path.resolve(root, '..', 'shared', 'data');
-const MODEL = path.join(root, 'models', 'mlsam-mobilenetv2-2.0.0.onnx');
+const MODEL = SHIPPED_MODEL;
 
 let session: ModelSession;
 const results = new Map<string, ScoreResult>();

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { scoreFiles } from '../../src/scoring/score.js';
 import { ModelSession } from '../../src/model/session.js';
+import { SHIPPED_MODEL } from '../helpers/model.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const p001 = path.resolve(repoRoot, '..', 'shared', 'data', 'covid-ct-md', 'P001');
@@ -17,7 +18,7 @@ const tmp = mkdtempSync(path.join(tmpdir(), 'mlsam-score-'));
 let session: ModelSession;
 
 beforeAll(async () => {
-  session = await ModelSession.load(path.join(repoRoot, 'models', 'mlsam-mobilenetv2-1.0.0.onnx'), { batchSize: 4 });
+  session = await ModelSession.load(SHIPPED_MODEL, { batchSize: 4 });
   const names = readdirSync(p001).sort().slice(0, 10);
   for (const n of names.slice(0, 9)) copyFileSync(path.join(p001, n), path.join(tmp, n));
   // the tenth instance of the series, cut short in its pixel data

@@ -1,7 +1,9 @@
 /**
  * `mlsam score` end to end, as an operator runs it: the built CLI on the COVID-CT-MD series (JPEG
  * Lossless DICOM) and a COVID-CT PNG. The COVID series must rank above the normal one; the JSON
- * must be one object with the documented fields, consistent with the model metadata.
+ * must be one object with the documented fields, consistent with the model metadata: the fused series
+ * score is reproduced from the printed slice numbers (src/model/fusion.ts), the PNG is scored by the CNN
+ * alone and says so.
  */
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -9,29 +11,17 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { fuseSeries, type FusionSpec } from '../../src/model/fusion.js';
+import type { ScoreResult } from '../../src/scoring/score.js';
+import { SHIPPED_METADATA } from '../helpers/model.js';
 
 const run = promisify(execFile);
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const data = path.resolve(repoRoot, '..', 'shared', 'data');
 const cli = path.join(repoRoot, 'dist', 'cli', 'main.js');
-const metaPath = path.join(repoRoot, 'models', 'mlsam-mobilenetv2-1.0.0.json');
+const metaPath = SHIPPED_METADATA;
 
-interface Out {
-  model: { name: string; version: string };
-  slices: { file: string; sopInstanceUid: string | null; seriesInstanceUid: string | null; probability: number; index: number }[];
-  series: {
-    seriesInstanceUid: string | null;
-    slices: number;
-    score: number;
-    category: string;
-    threshold: number;
-    k: number;
-    keySlices: { sopInstanceUid: string | null; file: string; probability: number; index: number }[];
-  }[];
-  notScored: unknown[];
-  skipped: { file: string; reason: string }[];
-  timing: { seconds: number; slicesScored: number; slicesPerSecond: number };
-}
+type Out = ScoreResult;
 
 function labels(series: string): string[] {
   return readFileSync(path.join(data, 'covid-ct-md', 'slice_labels.csv'), 'utf8')
@@ -53,7 +43,8 @@ beforeAll(() => {
 describe('mlsam score', () => {
   it('scores P001 above normal001, a PNG as a one-slice series, and skips a non-image file', async () => {
     const meta = JSON.parse(readFileSync(metaPath, 'utf8')) as {
-      name: string; version: string; series: { keySlices: number; aggregation: { kFraction: number; kMin: number } };
+      name: string; version: string; series: { keySlices: number; threshold: number; aggregation: { kFraction: number; kMin: number } };
+      fusion: FusionSpec;
       metrics?: { covidCtMd?: { series?: Record<string, { score?: number }> } };
     };
     const t0 = Date.now();
@@ -91,15 +82,20 @@ describe('mlsam score', () => {
       const mine = out.slices.filter((x) => x.seriesInstanceUid === s.seriesInstanceUid);
       // scan order, superior first, is the data set's SliceLocation-descending order
       expect(mine.map((x) => x.sopInstanceUid)).toEqual(sops);
-      expect(mine.every((x) => x.probability >= 0 && x.probability <= 1)).toBe(true);
-      // the series score is the documented top-k mean of the slice probabilities printed
-      const n = mine.length;
-      const k = Math.min(n, Math.max(meta.series.aggregation.kMin, Math.ceil(meta.series.aggregation.kFraction * n)));
-      const top = mine.map((x) => x.probability).sort((a, b) => b - a).slice(0, k);
-      expect(s.k).toBe(k);
-      expect(s.score).toBeCloseTo(top.reduce((a, b) => a + b, 0) / k, 6);
+      expect(mine.every((x) => x.probability >= 0 && x.probability <= 1 && x.cnnProbability >= 0 && x.cnnProbability <= 1)).toBe(true);
+      // HU series are fused: the printed slice numbers and the series' opacity reproduce the score
+      expect(s.fusion).toBe('cnn+opacity');
+      const f = fuseSeries(
+        mine.map((x) => ({ cnn: x.cnnProbability, lungAreaMm2: x.lungAreaMm2!, opacityMm2: (x.opacityPercent! * x.lungAreaMm2!) / 100 })),
+        s.opacity!.total.percentOpacity, meta.fusion, meta.series.aggregation,
+      )!;
+      expect(s.score).toBeCloseTo(f.score, 6);
+      expect(s.k).toBe(f.k);
+      expect(s.eligibleSlices).toBe(f.ranked.length);
+      mine.forEach((x, i) => expect(x.probability).toBeCloseTo(f.slices[i]!.probability, 6));
       expect(s.keySlices).toHaveLength(meta.series.keySlices);
-      expect(s.keySlices[0]!.probability).toBeCloseTo(top[0]!, 9);
+      expect(s.keySlices.map((x) => x.index)).toEqual(f.ranked.slice(0, meta.series.keySlices));
+      expect(s.keySlices.every((k) => mine[k.index]!.eligible === true)).toBe(true);
       expect(s.keySlices.map((x) => x.sopInstanceUid)).toEqual(s.keySlices.map((x) => mine[x.index]!.sopInstanceUid));
       expect(['likely', 'indeterminate', 'unlikely']).toContain(s.category);
     }
@@ -110,12 +106,18 @@ describe('mlsam score', () => {
     const imgSlice = out.slices.find((s) => s.file === png);
     expect(imgSlice?.sopInstanceUid).toBeNull();
     expect(img?.score).toBeCloseTo(imgSlice!.probability, 9);
+    // 8-bit: no HU, the CNN alone, and the output says so
+    expect(img?.fusion).toBe('cnn-only');
+    expect(img?.opacity).toBeUndefined();
+    expect(imgSlice!.probability).toBe(imgSlice!.cnnProbability);
+    expect(img?.threshold).toBe(meta.series.threshold);
   }, 600_000);
 
   it('prints a readable report without --json, and exits 2 when nothing can be scored', async () => {
     const { stdout } = await run(process.execPath, [cli, 'score', png], { cwd: repoRoot, env: { ...process.env, MLSAM_LOG__LEVEL: 'warn' } });
     expect(stdout).toMatch(/NOT FOR DIAGNOSTIC USE/);
     expect(stdout).toMatch(/score 0\.\d{4} → (likely|indeterminate|unlikely)/);
+    expect(stdout).toContain('CNN alone (no HU)');
     expect(stdout).toContain(path.basename(png));
 
     const odd = path.join(data, 'dicom-samples', 'orthanc-tests', 'odd');

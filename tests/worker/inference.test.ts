@@ -23,6 +23,7 @@ import { MLSAM_MAIN } from '../helpers/process.js';
 import { cleanup, logger, testConfig, waitFor } from '../queue/helpers.js';
 import { inferenceQueue } from '../e2e/helpers.js';
 import { addJob, dcmodify, newIds, p001Files, plainRedis, retagSeries, spoolSeries, truncate, waitForRecord, type SeriesIds } from './helpers.js';
+import { SHIPPED_VERSION } from '../helpers/model.js';
 
 const exec = promisify(execFile);
 const cleanups: Array<() => Promise<void>> = [];
@@ -126,7 +127,7 @@ describe('inference worker', () => {
       callingAeTitle: 'PACS',
       instanceCount: 30,
       provider: 'cpu',
-      model: { name: 'mlsam-mobilenetv2', version: '1.0.0' },
+      model: { name: 'mlsam-mobilenetv2', version: SHIPPED_VERSION },
       attemptsMade: 1,
       dropped: [],
     });
@@ -299,7 +300,7 @@ describe('inference worker', () => {
       return r.jobId === second ? r : undefined;
     }, 60_000, 'second result');
     expect(r2.slices).toHaveLength(11);
-    expect(r2.previous).toEqual([{ instancesHash: r1.instancesHash, modelVersion: '1.0.0', srSopInstanceUid: srUid, srSeriesInstanceUid: srSeries, finishedAt: r1.finishedAt }]);
+    expect(r2.previous).toEqual([{ instancesHash: r1.instancesHash, modelVersion: SHIPPED_VERSION, srSopInstanceUid: srUid, srSeriesInstanceUid: srSeries, finishedAt: r1.finishedAt }]);
 
     const ddir = await spoolSeries(c.spool.dir, files.slice(0, 10), doomed);
     await retagSeries(ddir, doomed);

@@ -198,6 +198,8 @@ export interface PixelImage {
   height: number;
   data: Float32Array;
   kind: 'hu' | 'display';
+  /** PixelSpacing [row, column] in mm (set by decodeDicom from the header), null when absent. */
+  pixelSpacing?: [number, number] | null;
 }
 
 export interface DecodedImage {
