@@ -15,6 +15,7 @@ import { spoolPathFor } from '../../src/dicom/spool/spool-layout.js';
 import { SopClass } from '../../src/dicom/uids.js';
 import { loadModelMetadata, type ModelMetadata } from '../../src/model/metadata.js';
 import { scoreFiles, type ScoreResult } from '../../src/scoring/score.js';
+import { scoredFields } from '../../src/worker/inference/scored-record.js';
 import type { ResultRecord } from '../../src/queue/result-record.js';
 import { SHIPPED_MODEL } from '../helpers/model.js';
 
@@ -54,49 +55,19 @@ export function recordFromScore(
 ): ResultRecord {
   const s = score.series[0];
   if (!s || !s.seriesInstanceUid || !s.studyInstanceUid) throw new Error('no scored DICOM series');
-  const slices = score.slices
-    .filter((x) => x.seriesInstanceUid === s.seriesInstanceUid)
-    .map((x) => ({
-      index: x.index,
-      sopInstanceUid: x.sopInstanceUid as string,
-      sopClassUid: SopClass.CtImageStorage,
-      file: x.file,
-      probability: x.probability,
-      position: x.position,
-      instanceNumber: x.instanceNumber,
-      // What the model work adds, as the inference worker copies it.
-      ...(x.cnnProbability !== undefined ? { cnnProbability: x.cnnProbability } : {}),
-      ...(x.lungAreaMm2 !== undefined ? { lungAreaMm2: x.lungAreaMm2, opacityPercent: x.opacityPercent, highOpacityPercent: x.highOpacityPercent, eligible: x.eligible } : {}),
-    }));
+  const fields = scoredFields(s, score.slices.filter((x) => x.seriesInstanceUid === s.seriesInstanceUid), SopClass.CtImageStorage);
   return {
     studyInstanceUid: s.studyInstanceUid,
     seriesInstanceUid: s.seriesInstanceUid,
-    instancesHash: instancesHash(slices.map((x) => x.sopInstanceUid)),
+    instancesHash: instancesHash(fields.slices.map((x) => x.sopInstanceUid)),
     jobId: `test-${s.seriesInstanceUid}`,
     seriesDir: opts.seriesDir,
     callingAeTitle: 'TESTSCU',
     status: 'scored',
     model: { name: score.model.name, version: score.model.version, sha256: score.model.sha256 },
     provider: 'cpu',
-    instanceCount: slices.length + s.dropped.length,
-    score: s.score,
-    category: s.category,
-    threshold: s.threshold,
-    indeterminateMargin: meta.series.indeterminateMargin,
-    k: s.k,
-    ...(s.cnnScore !== undefined ? { cnnScore: s.cnnScore } : {}),
-    ...(s.fusion ? { fusion: s.fusion } : {}),
-    ...(s.opacity ? { opacity: s.opacity } : {}),
-    slices,
-    keySlices: s.keySlices.map((k) => ({
-      index: k.index,
-      sopInstanceUid: k.sopInstanceUid as string,
-      probability: k.probability,
-      ...(k.cnnProbability !== undefined ? { cnnProbability: k.cnnProbability } : {}),
-      ...(k.opacityPercent !== undefined ? { opacityPercent: k.opacityPercent, highOpacityPercent: k.highOpacityPercent } : {}),
-      ...(k.attention ? { attention: k.attention } : {}),
-      ...(k.region ? { region: k.region } : {}),
-    })),
+    instanceCount: fields.slices.length + s.dropped.length,
+    ...fields,
     dropped: s.dropped.map((d) => ({ sopInstanceUid: d.sopInstanceUid, reason: d.reason })),
     timings: {},
     startedAt: opts.startedAt ?? '2026-11-26T01:02:03.456Z',

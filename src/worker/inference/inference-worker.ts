@@ -21,6 +21,7 @@ import type { Config } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import { createPreparer, defaultDecodeThreads, type SlicePreparer } from '../../scoring/prepare.js';
 import { scoreFiles, type ScoreResult } from '../../scoring/score.js';
+import { scoredFields } from './scored-record.js';
 import type { ModelMetadata } from '../../model/metadata.js';
 import { ModelSession } from '../../model/session.js';
 import { INFERENCE_QUEUE, inferenceJobId, inferenceJobSchema, instancesHash, type InferenceJobData } from '../../queue/jobs.js';
@@ -309,35 +310,7 @@ export class InferenceWorker {
       return {
         ...base,
         status: 'scored',
-        score: series.score,
-        category: series.category,
-        threshold: series.threshold,
-        indeterminateMargin: series.indeterminateMargin,
-        k: series.k,
-        cnnScore: series.cnnScore,
-        fusion: series.fusion,
-        ...(series.opacity ? { opacity: series.opacity } : {}),
-        slices: slices.map((s) => ({
-          index: s.index,
-          sopInstanceUid: s.sopInstanceUid as string,
-          sopClassUid: s.sopClassUid as string,
-          file: path.resolve(s.file),
-          probability: s.probability,
-          position: s.position,
-          instanceNumber: s.instanceNumber,
-          cnnProbability: s.cnnProbability,
-          ...(s.lungAreaMm2 !== undefined ? { lungAreaMm2: s.lungAreaMm2, opacityPercent: s.opacityPercent, highOpacityPercent: s.highOpacityPercent, eligible: s.eligible } : {}),
-          ...(s.ineligibleReason ? { ineligibleReason: s.ineligibleReason } : {}),
-        })),
-        keySlices: series.keySlices.map((k) => ({
-          index: k.index,
-          sopInstanceUid: k.sopInstanceUid as string,
-          probability: k.probability,
-          cnnProbability: k.cnnProbability,
-          ...(k.opacityPercent !== undefined ? { opacityPercent: k.opacityPercent, highOpacityPercent: k.highOpacityPercent } : {}),
-          ...(k.attention ? { attention: k.attention } : {}),
-          ...(k.region ? { region: k.region } : {}),
-        })),
+        ...scoredFields(series, slices),
         dropped: dropped(series.dropped),
         timings,
       };
