@@ -8,7 +8,7 @@
  */
 import { z } from 'zod';
 import {
-  andNot, count, dilate, closing, emptyMask, fillHoles, label, type Mask,
+  andNot, bbox, count, dilate, closing, emptyMask, fillHoles, label, type Box, type Mask,
 } from './morphology.js';
 import { resampleBox } from './resample.js';
 
@@ -117,9 +117,55 @@ export function segmentLungs(g: WorkGrid, spec: LungSpec): LungSegmentation {
   const bodyRaw = emptyMask(w, h);
   for (let i = 0; i < bodyRaw.data.length; i++) if (bodyCand.labels[i] === best) bodyRaw.data[i] = 1;
   const body = fillHoles(bodyRaw);
+  // The rest runs in the body's bounding box (+ a margin the closing cannot cross): everything outside it is
+  // not body, so the masks are the same as on the whole grid, for less work.
+  const bb = bbox(body) as Box;
+  const margin = Math.floor(spec.closeMm / rPx + 1e-9) + 2;
+  const win = { x0: Math.max(0, bb.x0 - margin), y0: Math.max(0, bb.y0 - margin), x1: Math.min(w - 1, bb.x1 + margin), y1: Math.min(h - 1, bb.y1 + margin) };
+  const sub = cropGrid(g, win);
+  const inside = lungsInside(sub, cropMask(body, win), spec);
+  return { lung: pasteMask(inside.lung, win, w, h), side: pasteSide(inside.side, win, w, h, sub.width), body, components: inside.components };
+}
 
+/** The inclusive box of a grid as a grid of its own. */
+export function cropGrid(g: WorkGrid, b: Box): WorkGrid {
+  const cw = b.x1 - b.x0 + 1;
+  const ch = b.y1 - b.y0 + 1;
+  const hu = new Float64Array(cw * ch);
+  for (let y = 0; y < ch; y++) hu.set(g.hu.subarray((b.y0 + y) * g.width + b.x0, (b.y0 + y) * g.width + b.x0 + cw), y * cw);
+  return { width: cw, height: ch, hu, pxMm: g.pxMm };
+}
+
+export function cropMask(m: Mask, b: Box): Mask {
+  const cw = b.x1 - b.x0 + 1;
+  const ch = b.y1 - b.y0 + 1;
+  const data = new Uint8Array(cw * ch);
+  for (let y = 0; y < ch; y++) data.set(m.data.subarray((b.y0 + y) * m.width + b.x0, (b.y0 + y) * m.width + b.x0 + cw), y * cw);
+  return { width: cw, height: ch, data };
+}
+
+/** A window's mask placed back into a w × h grid (0 outside the window). */
+export function pasteMask(m: Mask, b: Box, w: number, h: number): Mask {
+  const out = emptyMask(w, h);
+  for (let y = 0; y < m.height; y++) out.data.set(m.data.subarray(y * m.width, (y + 1) * m.width), (b.y0 + y) * w + b.x0);
+  return out;
+}
+
+function pasteSide(side: Int8Array, b: Box, w: number, h: number, sw: number): Int8Array {
+  const out = new Int8Array(w * h).fill(-1);
+  const sh = side.length / sw;
+  for (let y = 0; y < sh; y++) out.set(side.subarray(y * sw, (y + 1) * sw), (b.y0 + y) * w + b.x0);
+  return out;
+}
+
+/** Steps 2-6 of segment_lungs on a grid that holds the whole body. */
+function lungsInside(g: WorkGrid, body: Mask, spec: LungSpec): { lung: Mask; side: Int8Array; components: LungComponent[] } {
+  const { width: w, height: h } = g;
+  const pxArea = g.pxMm[0] * g.pxMm[1];
+  const rPx = Math.sqrt(pxArea);
+  const none = (components: LungComponent[] = []) => ({ lung: emptyMask(w, h), side: new Int8Array(w * h).fill(-1), components });
   const air = label(threshold(g, (v) => v < spec.airHu, body), 4);
-  if (air.n === 0) return none(body);
+  if (air.n === 0) return none();
   const gasCnt = new Float64Array(air.n + 1);
   const sumX = new Float64Array(air.n + 1);
   const bx0s = new Int32Array(air.n + 1).fill(w);
@@ -198,7 +244,7 @@ export function segmentLungs(g: WorkGrid, spec: LungSpec): LungSegmentation {
     if (!changed) break;
   }
   const lungComps = comps.filter((c) => !c.gas);
-  if (lungComps.length === 0) return none(body, comps);
+  if (lungComps.length === 0) return none(comps);
   const biggest = Math.max(...lungComps.map((c) => c.areaMm2));
   const keep = new Uint8Array(air.n + 1);
   for (const c of lungComps) {
@@ -212,7 +258,7 @@ export function segmentLungs(g: WorkGrid, spec: LungSpec): LungSegmentation {
   let lung = closing(raw, spec.closeMm / rPx);
   lung = fillHoles(lung, spec.maxHoleMm2 / pxArea);
   for (let i = 0; i < lung.data.length; i++) if (!body.data[i]) lung.data[i] = 0;
-  return { lung, side: assignSides(lung, body), body, components: comps };
+  return { lung, side: assignSides(lung, body), components: comps };
 }
 
 /** Centroid column and first/last column of the body's pixels, or null for an empty body. */

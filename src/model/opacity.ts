@@ -5,8 +5,8 @@
  * opacity") = HU in (highOpacityHu[0], highOpacityHu[1]]; vessels removed by openings and a halo.
  */
 import { z } from 'zod';
-import { segmentLungs, toWorkGrid, type LungSegmentation, type LungSpec, type WorkGrid } from './lung.js';
-import { and, andNot, dilate, emptyMask, erode, opening, or, removeSmall, type Mask } from './morphology.js';
+import { cropGrid, cropMask, pasteMask, segmentLungs, toWorkGrid, type LungSegmentation, type LungSpec, type WorkGrid } from './lung.js';
+import { and, andNot, bbox, dilate, emptyMask, erode, opening, or, removeSmall, type Mask } from './morphology.js';
 
 export const quantificationSpecSchema = z.object({
   method: z.literal('hu-opacity-v1'),
@@ -27,8 +27,22 @@ export interface OpacityMasks {
   high: Mask;
 }
 
-/** Opacity masks on the working grid. */
+/**
+ * Opacity masks on the working grid. They lie inside the lung mask, so the work is done in its bounding box
+ * (+ a margin): every step is local, and outside the lung every mask is empty.
+ */
 export function quantify(g: WorkGrid, lung: Mask, spec: QuantificationSpec): OpacityMasks {
+  const b = bbox(lung);
+  if (!b) return { opacity: emptyMask(g.width, g.height), high: emptyMask(g.width, g.height) };
+  const rPx = Math.sqrt(g.pxMm[0] * g.pxMm[1]);
+  const margin = Math.floor(Math.max(spec.erodeMm, spec.consolidationOpenMm, spec.vesselHaloMm, spec.groundGlassOpenMm) / rPx + 1e-9) + 2;
+  const win = { x0: Math.max(0, b.x0 - margin), y0: Math.max(0, b.y0 - margin), x1: Math.min(g.width - 1, b.x1 + margin), y1: Math.min(g.height - 1, b.y1 + margin) };
+  const sub = cropGrid(g, win);
+  const m = quantifyWindow(sub, cropMask(lung, win), spec);
+  return { opacity: pasteMask(m.opacity, win, g.width, g.height), high: pasteMask(m.high, win, g.width, g.height) };
+}
+
+function quantifyWindow(g: WorkGrid, lung: Mask, spec: QuantificationSpec): OpacityMasks {
   const { width: w, height: h } = g;
   const rPx = Math.sqrt(g.pxMm[0] * g.pxMm[1]);
   const pxArea = g.pxMm[0] * g.pxMm[1];
