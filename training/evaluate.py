@@ -189,7 +189,8 @@ def main():
         "threshold": FUSED_THRESHOLD,
         "indeterminateMargin": FUSED_MARGIN,
         "fittedOn": {
-            "cnnCalibration": "pooled out-of-fold CNN predictions of cross-validation (covid-ct train+val, mosmed)",
+            "cnnCalibration": "class-balanced Platt scaling of the pooled out-of-fold CNN predictions of cross-validation "
+                              "(covid-ct train+val, mosmed)",
             "sliceGate": "logistic regression of the COVID-CT-MD slice labels (infection visible; P001, cap001, "
                          "normal001, 470 slices) on ln(opacity mm2 + 10); cnnShare: the largest of 0.25/0.5/0.75/1 "
                          "whose pooled slice AUC there stays within 0.02 of the gate alone",
@@ -221,7 +222,8 @@ def main():
             "sliceAucFused": auc(yl, f["p"]) if yl.max() > yl.min() else None,
             "sliceAucCnn": auc(yl, cnn) if yl.max() > yl.min() else None,
             "sliceAucOpacity": auc(yl, op[m]) if yl.max() > yl.min() else None,
-            "keySlices": [{"index": i, "label": int(yl[i]), "p": float(f["p"][i]), "lungFraction": rows[m[i]]["lungMm2"] / max(r["lungMm2"] for r in (rows[j] for j in m))} for i in f["keySlices"]],
+            "keySlices": [{"instanceNumber": ct[m[i]]["instanceNumber"], "label": int(yl[i]), "p": float(f["p"][i]),
+                           "lungFraction": rows[m[i]]["lungMm2"] / max(rows[j]["lungMm2"] for j in m)} for i in f["keySlices"]],
         }
     pooled = {"fused": auc(y_ct, pooled_p), "cnn": auc(y_ct, p_ct), "opacity": auc(y_ct, op),
               "fusedCi": bootstrap_auc_ci(y_ct, pooled_p, 2000, 0)}
@@ -262,6 +264,7 @@ def main():
         "dataRoot": "../shared/data",
         "epochs": tinfo["epochsRun"],
         "epochsRule": cv["rule"],
+        "epochsRuleHistory": cv.get("ruleHistory"),
         "seed": tinfo["seed"],
         "hyperParameters": tinfo["args"],
         "durationSeconds": round(tinfo["durationSeconds"], 1),

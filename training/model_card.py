@@ -64,7 +64,7 @@ def render(meta):
                    f"{f3(r['sliceAucOpacity'])} / {f3(r['sliceAucCnn'])} |")
     out.append("")
     for name, r in cm["series"].items():
-        ks = ", ".join(f"#{k['index']} (label {k['label']}, p {k['p']:.2f}, lung {100 * k['lungFraction']:.0f} %)" for k in r["keySlices"])
+        ks = ", ".join(f"instance {k['instanceNumber']} (label {k['label']}, p {k['p']:.2f}, lung {100 * k['lungFraction']:.0f} % of the largest)" for k in r["keySlices"])
         out.append(f"- {name} key slices: {ks}")
     out.append("")
 
@@ -93,8 +93,12 @@ def render(meta):
                    f"specificity {f3(r['atThreshold']['specificity'])}, ECE {f3(r['calibration']['ece'])}")
     t = m["tta"]
     out.append(f"- Flip test-time augmentation: out-of-fold AUC {f3(t['oofAucLastEpoch'])} → {f3(t['oofAucLastEpochWithFlip'])} "
-               f"(gain {t['oofAucGainAtLastEpoch']:+.4f}); {'used' if t['use'] else 'not used'} (rule: gain ≥ 0.005)")
-    out.append("- Out-of-fold AUC per epoch: " + ", ".join(f"{r['epoch']}: {r['auc']:.3f}" for r in m["crossValidationPerEpoch"]))
+               f"(gain {t['oofAucGainAtLastEpoch']:+.4f}); {'used' if t['use'] else 'not used'} (rule: gain ≥ 0.005 and a cost "
+               f"that fits the budget; {t.get('cost', 'cost not measured')})")
+    out.append("- Out-of-fold AUC per epoch (pooled / mean of COVID-CT and MosMed): " + ", ".join(
+        f"{r['epoch']}: {r['auc']:.3f} / {r.get('meanSourceAuc', float('nan')):.3f}" for r in m["crossValidationPerEpoch"]))
+    tr0 = meta["training"]
+    out.append(f"- Rules: {tr0.get('epochsRule', '')}. {tr0.get('epochsRuleHistory') or ''}")
     out.append("")
 
     out.append("### CNN: COVID-CT official test split (reported once, 8-bit images: CNN alone)\n")
