@@ -67,8 +67,8 @@ export function maskAttention(att: AttentionGrid, crop: CropBox, lung: Mask, ima
   return { width: w, height: h, data, imageWidth, imageHeight, cropBox: crop };
 }
 
-/** The peak of a masked attention map, in image coordinates (centre of its best cell); null when all zero. */
-export function attentionPeak(m: MaskedAttention): [number, number] | null {
+/** The peak of an attention map over its crop box, in image coordinates (centre of its best cell); null when all ≤ 0. */
+export function attentionPeak(m: Pick<MaskedAttention, 'width' | 'height' | 'cropBox'> & { data: ArrayLike<number> }): [number, number] | null {
   let best = 0;
   let bi = -1;
   for (let i = 0; i < m.data.length; i++) {

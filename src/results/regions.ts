@@ -4,7 +4,7 @@
  * at (c + 0.5, r + 0.5)):
  *
  * 1. the outline of the opacity region the model work found (`region.polygon`, closed) → POLYLINE;
- * 2. else its peak (`region.peak`) → POINT;
+ * 2. else the finding's peak (`region.peak`: the attention peak inside the lungs) → POINT;
  * 3. else the peak of the slice's attention map (zero outside the lungs), mapped through its crop
  *    box onto the slice → POINT;
  * 4. else the centre of the image → POINT (there is always a SCOORD).
@@ -12,7 +12,8 @@
  * And the image region the model analysed on a slice (the attention map's crop box, else the whole
  * image) as a closed rectangle.
  */
-import type { AttentionMap, ResultKeySlice } from '../queue/result-record.js';
+import { attentionPeak } from '../model/regions.js';
+import type { ResultKeySlice } from '../queue/result-record.js';
 import type { GraphicType } from './content.js';
 
 export interface SliceGeometry {
@@ -24,29 +25,9 @@ export interface KeyRegionGraphic {
   graphicType: Extract<GraphicType, 'POINT' | 'POLYLINE'>;
   points: number[];
   /** Where it came from, for the report's text. */
-  source: 'opacity outline' | 'opacity peak' | 'attention peak' | 'image centre';
+  source: 'opacity outline' | 'finding peak' | 'attention peak' | 'image centre';
   /** mm² inside the outline (POLYLINE from the model work only). */
   areaMm2?: number;
-}
-
-/** Peak of an attention map in source image coordinates (the centre of the map cell with the highest value). */
-export function attentionPeak(map: AttentionMap): [number, number] | null {
-  const n = map.width * map.height;
-  if (map.data.length < n) return null;
-  let best = -Infinity;
-  let at = -1;
-  for (let i = 0; i < n; i++) {
-    const v = map.data[i] as number;
-    if (v > best) {
-      best = v;
-      at = i;
-    }
-  }
-  if (at < 0 || !(best > 0)) return null;
-  const { x0, y0, x1, y1 } = map.cropBox;
-  const col = at % map.width;
-  const row = Math.floor(at / map.width);
-  return [x0 + ((col + 0.5) * (x1 - x0 + 1)) / map.width, y0 + ((row + 0.5) * (y1 - y0 + 1)) / map.height];
 }
 
 const inside = (g: SliceGeometry, x: number, y: number): boolean => x >= 0 && y >= 0 && x <= g.columns && y <= g.rows;
@@ -59,8 +40,8 @@ export function keyRegionGraphic(key: ResultKeySlice, geometry: SliceGeometry): 
     return { graphicType: 'POLYLINE', points: closed, source: 'opacity outline', ...(key.region?.polygonAreaMm2 !== undefined ? { areaMm2: key.region.polygonAreaMm2 } : {}) };
   }
   const peak = key.region?.peak;
-  if (peak && inside(geometry, peak[0], peak[1])) return { graphicType: 'POINT', points: [peak[0], peak[1]], source: 'opacity peak' };
-  const att = key.attention && key.attention.imageWidth === geometry.columns && key.attention.imageHeight === geometry.rows ? attentionPeak(key.attention) : null;
+  if (peak && inside(geometry, peak[0], peak[1])) return { graphicType: 'POINT', points: [peak[0], peak[1]], source: 'finding peak' };
+  const att = key.attention && key.attention.imageWidth === geometry.columns && key.attention.imageHeight === geometry.rows && key.attention.data.length >= key.attention.width * key.attention.height ? attentionPeak(key.attention) : null;
   if (att) return { graphicType: 'POINT', points: att, source: 'attention peak' };
   return { graphicType: 'POINT', points: [geometry.columns / 2, geometry.rows / 2], source: 'image centre' };
 }
