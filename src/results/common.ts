@@ -2,8 +2,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../config/load.js';
-import { encodeElement, setCode, setSequence, setString, tagOf, type Code, type Dataset } from './dataset.js';
 import type { ResultRecord } from '../queue/result-record.js';
+import { encodeElement, setCode, setSequence, setString, tagOf, type Code, type Dataset } from './dataset.js';
 import { TYPE2_PATIENT_STUDY, type SourceInstance } from './source.js';
 
 export const NOT_FOR_DIAGNOSTIC_USE = 'NOT FOR DIAGNOSTIC USE';
@@ -24,6 +24,15 @@ export function softwareVersion(): string {
 
 /** Private coding scheme of this project (a "99" designator, PS3.16 8.2). */
 export const LOCAL_SCHEME = '99MLSAM';
+
+/** How a record's series score was made, in words (SR text, summary image). */
+export function howScored(r: Pick<ResultRecord, 'k' | 'fusion' | 'slices'>): string {
+  if (r.fusion === 'cnn+opacity') {
+    const eligible = r.slices.filter((s) => s.eligible !== false).length;
+    return `lung opacity burden x mean CNN probability of the top ${r.k ?? '?'} of ${eligible} eligible slices`;
+  }
+  return `mean of the top ${r.k ?? '?'} of ${r.slices.length} slices, CNN alone`;
+}
 
 export const Codes = {
   // IHE AI Results (AIR): Contributing Equipment purpose of reference for an AI model. DICOM's own

@@ -18,7 +18,7 @@ import { fsyncDir, resultsDirFor } from '../dicom/spool/spool-layout.js';
 import type { Logger } from '../log.js';
 import type { ModelMetadata } from '../model/metadata.js';
 import type { OutputFile, ResultRecord } from '../queue/result-record.js';
-import { dicomDateTime, NOT_FOR_DIAGNOSTIC_USE, resultSeriesNumbers, type DicomDateTime, type ModelInfo } from './common.js';
+import { dicomDateTime, howScored, NOT_FOR_DIAGNOSTIC_USE, resultSeriesNumbers, type DicomDateTime, type ModelInfo } from './common.js';
 import { part10 } from './dataset.js';
 import { blendHeatmap, chartSvg, compositeSvg, heatmapOverlaySvg, rasterizeSvg, windowed, type Window } from './render.js';
 import { buildSc, SECONDARY_CAPTURE } from './sc.js';
@@ -280,7 +280,7 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
       const { width, height } = SUMMARY_SIZE;
       const svg = chartSvg(width, height, {
         title: `${model.name} ${model.version}: COVID-19 pattern probability per slice`,
-        subtitle: `Series ${source.seriesNumber ?? '?'}, ${record.slices.length} slices scored. ${seriesLine}, mean of the top ${record.k ?? '?'} slices.`,
+        subtitle: `Series ${source.seriesNumber ?? '?'}, ${record.slices.length} slices scored. ${seriesLine}: ${howScored(record)}.`,
         probabilities: record.slices.map((s) => s.probability),
         positions: record.slices.map((s) => s.position),
         threshold: record.threshold ?? 0.5,

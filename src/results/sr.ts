@@ -36,7 +36,7 @@
  */
 import type { OpacityMeasure, ResultKeySlice, ResultRecord } from '../queue/result-record.js';
 import {
-  Codes, LOCAL_SCHEME, MANUFACTURER, NOT_FOR_DIAGNOSTIC_USE, setCodingSchemes, setObjectHeader, type DocumentInput, type ModelInfo,
+  Codes, howScored, LOCAL_SCHEME, MANUFACTURER, NOT_FOR_DIAGNOSTIC_USE, setCodingSchemes, setObjectHeader, type DocumentInput, type ModelInfo,
 } from './common.js';
 import {
   code, container, hierarchicalReference, image, languageAndDeviceObserver, num, scoord, setDocumentContent, text, uidref, type Rel, type SopRef,
@@ -233,7 +233,7 @@ function summaryText(inp: SrInput): string {
     `${NOT_FOR_DIAGNOSTIC_USE}. Research software output, not verified by a physician. ` +
     `${model.name} ${model.version}: COVID-19 pneumonia pattern probability ${fmt(r.score)} for this series ` +
     `(${r.category ?? '?'}; threshold ${fmt(r.threshold)}, indeterminate within +/-${fmt(r.indeterminateMargin)}; ` +
-    `mean of the top ${r.k ?? '?'} of ${r.slices.length} slices${r.fusion ? `, ${r.fusion}` : ''}).` +
+    `${howScored(r)}).` +
     (o ? ` Lung opacity ${o.percentOpacity.toFixed(1)} % of lung volume (${o.opacityMl.toFixed(0)} of ${o.lungMl.toFixed(0)} ml), high opacity ${o.percentHighOpacity.toFixed(1)} %.` : '') +
     ` Key slices: ${keys || 'none'}.`
   );
