@@ -68,9 +68,16 @@ export class ReadinessChecker {
   private async checkRedis(): Promise<CheckResult> {
     // Just started or reconnecting: give the handshake a moment before calling Redis unreachable.
     if (this.redis.status !== 'ready') await whenReady(this.redis, 1_500).catch(() => undefined);
-    if (this.redis.status !== 'ready') return { ok: false, error: `redis not reachable at ${redactUrl(this.config.redis.url)} (connection ${this.redis.status})` };
+    const unreachable = (why: string): CheckResult => ({ ok: false, error: `redis not reachable at ${redactUrl(this.config.redis.url)} (${why})` });
+    if (this.redis.status !== 'ready') return unreachable(`connection ${this.redis.status}`);
     const t0 = Date.now();
-    const pong = await this.redis.ping();
+    // The connection can drop between the status check and the PING ("Stream isn't writeable"): same answer.
+    let pong: string;
+    try {
+      pong = await this.redis.ping();
+    } catch (err) {
+      return unreachable(err instanceof Error ? err.message : String(err));
+    }
     return pong === 'PONG' ? { ok: true, ms: Date.now() - t0 } : { ok: false, error: `unexpected PING answer ${pong}` };
   }
 
