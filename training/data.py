@@ -7,12 +7,15 @@ Groups (fixed seeds):
   test:  covid-ct official 'test' (reported once, final model only)
   ctmd:  COVID-CT-MD P001 / cap001 / normal001, all slices, HU (never trained on; the fusion of CNN and opacity
          burden and the series categories are chosen on it - see MODEL_CARD.md)
-  sars-cov-2-ct is not used (it taught a source shortcut in model 1.x, see MODEL_CARD.md).
+  extra: sars-cov-2-ct (no patient ids, so never validated on): training-only data for train.py --extra-weight
+         (it taught a source shortcut in model 1.x, see MODEL_CARD.md; 2.x cross-validation judges it on the dev folds)
 Caches (training/cache/lung/, gitignored):
   units_<name>.npy   float16 [N,224,224] preprocessed images in [0,1] (steps 1-3 of preprocess.py)
-                     names: dev, dev_aug (one augmented view per dev image), test, ctmd
+                     names: dev, dev_aug, dev_aug2, dev_aug3 (augmented views of each dev image, seeds
+                     1234-1236), test, ctmd, extra, extra_aug
   feats_<name>.npz   float16 l8 [N,32,28,28] of the frozen stride-2..8 blocks; also <name>_flip (mirrored units)
   index_<group>.json items (source, file, label, fold, ...)
+Usage: /usr/bin/python3 training/data.py [--variants]   (--variants: also the caches of the variants tried for 2.1)
 """
 from __future__ import annotations
 
@@ -66,7 +69,7 @@ def _csv(path: str) -> List[dict]:
 
 
 def build_index() -> Dict[str, List[dict]]:
-    groups: Dict[str, List[dict]] = {"dev": [], "test": [], "ctmd": []}
+    groups: Dict[str, List[dict]] = {"dev": [], "test": [], "ctmd": [], "extra": []}
     patients = {r["file"]: r["patient_id"] for r in _csv("covid-ct/patients.csv")}
     cc = [r for r in _csv("covid-ct/split.csv")]
     # patient-grouped folds: patients in sorted order, shuffled with seed 0, dealt round-robin per class
@@ -93,6 +96,10 @@ def build_index() -> Dict[str, List[dict]]:
             r = rows[i]
             groups["dev"].append({"source": "mosmed", "file": "mosmed/" + r["file"], "label": int(r["label"]),
                                   "kind": "display", "severity": sev, "fold": k % FOLDS})
+    # extra: SARS-CoV-2 CT (no patient ids): training data only, never validated on (train.py --extra-weight)
+    for r in sorted(_csv("sars-cov-2-ct/labels.csv"), key=lambda r: r["file"]):
+        groups["extra"].append({"source": "sars-cov-2-ct", "file": "sars-cov-2-ct/" + r["file"], "label": int(r["label"]),
+                                "kind": "display"})
     # COVID-CT-MD: label rows exist for P001 and cap001; normal001 slices are all 0.
     labels = {(r["series"], r["SOPInstanceUID"]): int(r["label"]) for r in _csv("covid-ct-md/slice_labels.csv")}
     import pydicom
@@ -217,7 +224,11 @@ def main():
             json.dump(items, f)
         print(g, len(items), "pos", sum(i["label"] for i in items), flush=True)
     t0 = time.time()
+    # dev_aug: the augmented view of the recipe; with --variants also the caches of the variants tried for 2.1
+    # (MODEL_CARD.md, "Tried for 2.1"): dev_aug2/3 (train.py --aug-views 3), extra + extra_aug (--extra-weight)
     jobs = [("test", None), ("ctmd", None), ("dev", None), ("dev_aug", 1234)]
+    if "--variants" in sys.argv[1:]:
+        jobs += [("dev_aug2", 1235), ("dev_aug3", 1236), ("extra", None), ("extra_aug", 4321)]
     for name, seed in jobs:
         out = os.path.join(CACHE, f"units_{name}.npy")
         if os.path.exists(out):
@@ -238,7 +249,7 @@ def main():
     from model import MLSAM
 
     m = MLSAM().eval()
-    for name, flip in [(n, f) for n, _ in jobs for f in (False, True) if not (f and n == "dev_aug")]:
+    for name, flip in [(n, f) for n, _ in jobs for f in (False, True) if not (f and (n.startswith("dev_aug") or n.startswith("extra")))]:
         out = os.path.join(CACHE, f"feats_{name}{'_flip' if flip else ''}.npz")
         if os.path.exists(out):
             continue

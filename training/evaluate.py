@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -27,28 +26,18 @@ import torch
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from data import DATA, load_unit, manifest_hashes  # noqa: E402
+from fusion_fit import (K_FRACTION, K_MIN, KEY_SLICES, SHARE_TOLERANCE, SLICE_OFFSET_MM2,  # noqa: E402
+                        burden_gate, choose_share, fuse_series, loso_report, loso_series, sigmoid, slice_gate, topk)
 from lung import QUANTIFICATION, analyse_slice  # noqa: E402
 from metrics import auc, binary, bootstrap_auc_ci, calibration  # noqa: E402
 from model import MLSAM  # noqa: E402
-from preprocess import PREPROCESSING, load_hu, normalize, pixel_spacing, preprocess_unit  # noqa: E402
+from preprocess import PREPROCESSING, load_hu, normalize, pixel_spacing, preprocess_unit, slice_thickness  # noqa: E402
 from train import index  # noqa: E402
 
 SERIES = ("P001", "cap001", "normal001")
 TRUTH = {"P001": "COVID-19", "cap001": "community-acquired pneumonia (not COVID)", "normal001": "normal"}
-K_FRACTION, K_MIN, KEY_SLICES = 0.2, 3, 5
 MIN_LUNG_FRACTION, MIN_SERIES_LUNG_MM2 = 0.2, 2000.0
-SLICE_OFFSET_MM2, BURDEN_OFFSET_PCT = 10.0, 0.1
 FUSED_THRESHOLD, FUSED_MARGIN = 0.5, 0.15
-CNN_SHARES = (0.25, 0.5, 0.75, 1.0)
-
-
-def sigmoid(x):
-    return 1 / (1 + np.exp(-x))
-
-
-def logit(p):
-    p = np.clip(np.asarray(p, np.float64), 1e-7, 1 - 1e-7)
-    return np.log(p / (1 - p))
 
 
 def full_predict(model, units, tta, bs=16):
@@ -65,53 +54,12 @@ def full_predict(model, units, tta, bs=16):
     return np.concatenate(out)
 
 
-def fit_gate(feature, y, iters=100):
-    """y ~ sigmoid(slope * (feature - centre)) by Newton's method on (intercept, slope)."""
-    X = np.stack([np.ones_like(feature), feature], 1)
-    w = np.zeros(2)
-    for _ in range(iters):
-        q = sigmoid(X @ w)
-        H = (X * (q * (1 - q))[:, None]).T @ X + 1e-6 * np.eye(2)
-        step = np.linalg.solve(H, X.T @ (q - y))
-        w -= step
-        if np.abs(step).max() < 1e-10:
-            break
-    return {"slope": float(w[1]), "centre": float(-w[0] / w[1])}
-
-
 def slice_spacing(positions):
     """Median spacing of the sorted slice positions (mm), as the node computes it (src/scoring/series-opacity.ts)."""
     p = np.sort(np.asarray(positions, np.float64))
     d = np.diff(p)
     d = d[d > 1e-3]
     return float(np.median(d)) if d.size else 1.0
-
-
-def topk(n):
-    return min(n, max(K_MIN, int(math.ceil(K_FRACTION * n))))
-
-
-def fuse_series(rows, po, fusion):
-    """The node's rule (src/model/fusion.ts) on one series' rows: dicts with cnn, lungMm2, opacityMm2."""
-    cal = fusion["cnnCalibration"]
-    sg = fusion["sliceGate"]
-    bg = fusion["burdenGate"]
-    lung = np.array([r["lungMm2"] for r in rows])
-    cnn = np.array([r["cnn"] for r in rows])
-    op = np.array([r["opacityMm2"] for r in rows])
-    calp = sigmoid(cal["intercept"] + cal["slope"] * logit(cnn))
-    gate = sigmoid(sg["slope"] * (np.log(op + sg["offsetMm2"]) - sg["centre"]))
-    p = gate * (1 - sg["cnnShare"] + sg["cnnShare"] * calp)
-    eligible = lung >= fusion["eligibility"]["minLungFraction"] * lung.max()
-    ranked = sorted(np.flatnonzero(eligible), key=lambda i: (-p[i], i))
-    k = topk(len(ranked))
-    cnn_score = float(np.mean(calp[ranked[:k]]))
-    burden = float(sigmoid(bg["slope"] * (math.log(po + bg["offsetPercent"]) - bg["centre"])))
-    score = burden * cnn_score
-    thr, m = fusion["threshold"], fusion["indeterminateMargin"]
-    cat = "likely" if score >= thr + m - 1e-9 else "unlikely" if score <= thr - m + 1e-9 else "indeterminate"
-    return {"p": p, "eligible": eligible, "k": k, "cnnScore": cnn_score, "burdenGate": burden, "score": score,
-            "category": cat, "keySlices": [int(i) for i in ranked[:KEY_SLICES]]}
 
 
 def report(y, p, thr, seed=0):
@@ -144,7 +92,7 @@ def main():
     for it in ct:
         hu, ds = load_hu(os.path.join(DATA, it["file"]))
         sp = pixel_spacing(ds)
-        a = analyse_slice(hu, sp)
+        a = analyse_slice(hu, sp, thickness_mm=slice_thickness(ds))
         units.append(preprocess_unit(hu, "hu", PREPROCESSING, sp, a))
         rows.append({"series": it["series"], "label": it["label"], "position": it["position"],
                      "lungMm2": a["total"]["lungMm2"], "opacityMm2": a["total"]["opacityMm2"],
@@ -156,36 +104,31 @@ def main():
     ser = np.array([r["series"] for r in rows])
     op = np.array([r["opacityMm2"] for r in rows])
 
-    # slice gate: P(infection visible | opacity area), fitted on the COVID-CT-MD slice labels
-    gate = fit_gate(np.log(op + SLICE_OFFSET_MM2), y_ct.astype(np.float64))
-    # the CNN's share of the slice probability: the largest of CNN_SHARES whose pooled slice AUC (infection
-    # visible) stays within 0.02 of the opacity gate alone (the CNN tells COVID-19 from other opacity, which
-    # lowers the pooled infection AUC when other pneumonias are in the pool)
-    cal = cv["calibration"]
-    calp = sigmoid(cal["intercept"] + cal["slope"] * logit(p_ct))
-    g = sigmoid(gate["slope"] * (np.log(op + SLICE_OFFSET_MM2) - gate["centre"]))
-    share_auc = {w: auc(y_ct, g * (1 - w + w * calp)) for w in CNN_SHARES}
-    gate_auc = auc(y_ct, g)
-    cnn_share = max([w for w in CNN_SHARES if share_auc[w] >= gate_auc - 0.02] or [0.0])
-    gate["cnnShare"] = cnn_share
     # series opacity burden (% of lung volume) of the three series
     po = {}
     for s in SERIES:
         m = ser == s
         lung = sum(r["lungMm2"] for r, k in zip(rows, m) if k)
         po[s] = 100 * sum(r["opacityMm2"] for r, k in zip(rows, m) if k) / lung
-    # burden gate rule: centre at the geometric mean of the normal series' burden and the smaller pneumonia
-    # burden; slope such that the normal series' burden maps to 0.1
-    lo_b = math.log(po["normal001"] + BURDEN_OFFSET_PCT)
-    hi_b = math.log(min(po["P001"], po["cap001"]) + BURDEN_OFFSET_PCT)
-    centre = (lo_b + hi_b) / 2
-    slope = math.log(9) / (centre - lo_b) if centre > lo_b else 1.0
+    by_series = {s: {"rows": [r for r in rows if r["series"] == s], "percentOpacity": po[s]} for s in SERIES}
+    cal = cv["calibration"]
+    # slice gate: P(infection visible | opacity area), fitted on the COVID-CT-MD slice labels
+    gate = slice_gate(by_series)
+    # the CNN's share of the slice probability (fusion_fit.choose_share): judged leave-one-series-out; the CNN
+    # tells COVID-19 from other opacity, which lowers the pooled infection AUC when other pneumonias are in the pool
+    share = choose_share(by_series, cal)
+    cnn_share = share["share"]
+    g = sigmoid(gate["slope"] * (np.log(op + SLICE_OFFSET_MM2) - gate["centre"]))
+    gate_auc = auc(y_ct, g)
+    # burden gate rule (fusion_fit.burden_gate): centre between the normal series' burden and the smaller
+    # pneumonia burden (log scale), slope such that the normal series maps to 0.1
+    bgate = burden_gate(by_series)
     fusion = {
         "method": "gated-v1",
         "eligibility": {"minLungFraction": MIN_LUNG_FRACTION, "minSeriesLungMm2": MIN_SERIES_LUNG_MM2},
         "cnnCalibration": {"intercept": cv["calibration"]["intercept"], "slope": cv["calibration"]["slope"]},
         "sliceGate": {"centre": gate["centre"], "slope": gate["slope"], "offsetMm2": SLICE_OFFSET_MM2, "cnnShare": cnn_share},
-        "burdenGate": {"centre": centre, "slope": slope, "offsetPercent": BURDEN_OFFSET_PCT},
+        "burdenGate": bgate,
         "threshold": FUSED_THRESHOLD,
         "indeterminateMargin": FUSED_MARGIN,
         "fittedOn": {
@@ -193,14 +136,17 @@ def main():
                               "(covid-ct train+val, mosmed)",
             "sliceGate": "logistic regression of the COVID-CT-MD slice labels (infection visible; P001, cap001, "
                          "normal001, 470 slices) on ln(opacity mm2 + 10); cnnShare: the largest of 0.25/0.5/0.75/1 "
-                         "whose pooled slice AUC there stays within 0.02 of the gate alone",
-            "cnnShareAuc": {str(k): v for k, v in share_auc.items()},
+                         f"whose leave-one-series-out pooled slice AUC stays within {SHARE_TOLERANCE} of the gate "
+                         "alone (share 0), the slice gate refitted without the held-out series",
+            "cnnShareLosoAuc": share["losoAuc"],
             "gateAloneAuc": gate_auc,
             "burdenGate": "rule on the three COVID-CT-MD series: centre = mean of ln(%opacity + 0.1) of the normal "
                           "series and of the less opaque pneumonia series, slope so that the normal series maps to 0.1",
             "thresholds": "0.5 +- 0.15, fixed (score = burden gate x calibrated CNN probability)",
         },
     }
+    # the closest these data come to series never seen: every gate refitted without the series it scores
+    fusion["validation"] = {**loso_report(by_series, cnn_share, cal), "series": loso_series(by_series, fusion)}
     series_res = {}
     pooled_p = np.zeros(len(rows))
     for s in SERIES:
@@ -256,7 +202,11 @@ def main():
             {"set": "covid-ct", "use": "official train + val: 5-fold cross-validation grouped by patient, then the final "
              "model on all of it; official test -> reported once"},
             {"set": "mosmed", "use": "5 folds stratified by severity (one slice per study), then the final model on all"},
-            {"set": "sars-cov-2-ct", "use": "not used (source shortcut in model 1.x: validation AUC fell to chance)"},
+            {"set": "sars-cov-2-ct", "use": (
+                f"training only, sampling weight {tinfo['args'].get('extra_weight')} per image (no patient ids: never "
+                "validated on; cross-validation judged its effect on the covid-ct and mosmed folds)"
+                if tinfo["args"].get("extra_weight", 0) > 0 else
+                "not used (source shortcut in model 1.x: validation AUC fell to chance)")},
             {"set": "covid-ct-md", "use": "never trained on; slice gate fitted, burden gate and categories set on it"},
         ],
         "counts": counts,
@@ -271,7 +221,7 @@ def main():
         "trainImagesPerSecond": round(float(np.mean([h["imgPerSec"] for h in tinfo["history"]])), 2),
         "crossValidationFolds": cv["folds"],
         "frozen": "features[0:7] (strides 2-8, cached); fine-tuned: features[7:19] + attention heads",
-        "augmentation": "one extra cached view per training image: random Gaussian blur (p .35), JPEG re-encode "
+        "augmentation": f"{tinfo['args'].get('aug_views', 1)} extra cached view(s) per training image: random Gaussian blur (p .35), JPEG re-encode "
                         "q 30-95 (p .6), affine (rot +-10 deg, scale .88-1.12, shift +-6 %, h-flip p .5), "
                         "gamma/contrast/brightness",
         "run": os.path.relpath(args.run, os.path.dirname(HERE)),

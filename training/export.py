@@ -3,11 +3,11 @@
 Usage: /usr/bin/python3 training/export.py [--checkpoint training/runs/<run>/model.pt] [--provisional]
 
 Files written
-  models/mlsam-mobilenetv2-1.0.0.onnx   opset 17, input `input` float32 [N,3,224,224] (N dynamic);
+  models/mlsam-mobilenetv2-<VERSION>.onnx   opset 17, input `input` float32 [N,3,224,224] (N dynamic);
                                         outputs prob [N], att_s8 [N,1,28,28], att_s16 [N,1,14,14],
                                         att_s32 [N,1,7,7] (softmax maps, each sums to 1 over space),
                                         attention [N,1,28,28] (fused, min-max normalised to [0,1] per slice)
-  models/mlsam-mobilenetv2-1.0.0.json   metadata (see MODEL_CARD.md / training/README.md)
+  models/mlsam-mobilenetv2-<VERSION>.json   metadata (see MODEL_CARD.md / training/README.md)
   tests/fixtures/model/preproc-<uid>.{f32,json}   (make_fixtures.py)
   tests/fixtures/model/golden.json
 
@@ -48,7 +48,7 @@ from model import MLSAM  # noqa: E402
 from preprocess import PREPROCESSING  # noqa: E402
 
 REPO = os.path.dirname(HERE)
-NAME, VERSION = "mlsam-mobilenetv2", "2.0.0"
+NAME, VERSION = "mlsam-mobilenetv2", "2.1.0"
 MODELS = os.path.join(REPO, "models")
 ONNX = os.path.join(MODELS, f"{NAME}-{VERSION}.onnx")
 META = os.path.join(MODELS, f"{NAME}-{VERSION}.json")

@@ -59,7 +59,21 @@ QUANTIFICATION: Dict[str, Any] = {
     "vesselHaloMm": 1.25,
     "groundGlassOpenMm": 1.8,
     "minLesionMm2": 20.0,
+    # Thicker slices average vessels into ground-glass HU (partial volume): the ground-glass opening widens with
+    # SliceThickness above referenceMm (a simulation of 6 mm slices on COVID-CT-MD doubled the opacity of every
+    # series and tripled that of the normal one; training/robustness.py). No SliceThickness: no widening.
+    "thickSlice": {"referenceMm": 2.0, "groundGlassOpenMmPerMm": 0.3, "maxGroundGlassOpenMm": 3.6},
 }
+
+
+def ground_glass_open_mm(spec: Dict[str, Any], thickness_mm: Optional[float]) -> float:
+    """The ground-glass opening radius for a slice of this thickness (twin: opacity.ts groundGlassOpenMm)."""
+    base = float(spec["groundGlassOpenMm"])
+    t = spec.get("thickSlice")
+    if not t or thickness_mm is None or not thickness_mm > 0:
+        return base
+    extra = float(t["groundGlassOpenMmPerMm"]) * max(0.0, float(thickness_mm) - float(t["referenceMm"]))
+    return min(max(base, float(t["maxGroundGlassOpenMm"])), base + extra)
 
 S4 = ndi.generate_binary_structure(2, 1)
 S8 = ndi.generate_binary_structure(2, 2)
@@ -277,7 +291,8 @@ def assign_sides(lung: np.ndarray, body: np.ndarray) -> np.ndarray:
 # ------------------------------------------------------------------ opacity
 
 
-def quantify(hu_w: np.ndarray, lung: np.ndarray, px_mm: Tuple[float, float], spec: Dict[str, Any] = QUANTIFICATION):
+def quantify(hu_w: np.ndarray, lung: np.ndarray, px_mm: Tuple[float, float], spec: Dict[str, Any] = QUANTIFICATION,
+             thickness_mm: Optional[float] = None):
     """Opacity masks on the working grid: returns (opacity bool, high bool)."""
     r_px = math.sqrt(px_mm[0] * px_mm[1])
     px_area = px_mm[0] * px_mm[1]
@@ -287,16 +302,17 @@ def quantify(hu_w: np.ndarray, lung: np.ndarray, px_mm: Tuple[float, float], spe
     dense = le & (hu_w > hlo) & (hu_w <= hhi)
     cons = opening(dense, float(spec["consolidationOpenMm"]) / r_px)
     vessel = dilate(le & (hu_w > hlo) & ~cons, float(spec["vesselHaloMm"]) / r_px)
-    ggo = opening(le & (hu_w >= lo) & (hu_w <= hlo) & ~vessel, float(spec["groundGlassOpenMm"]) / r_px)
+    ggo = opening(le & (hu_w >= lo) & (hu_w <= hlo) & ~vessel, ground_glass_open_mm(spec, thickness_mm) / r_px)
     opacity = remove_small(ggo | cons, float(spec["minLesionMm2"]) / px_area)
     return opacity, cons & opacity
 
 
-def analyse_slice(hu: np.ndarray, spacing: Tuple[float, float], lungs_spec=LUNGS, quant_spec=QUANTIFICATION) -> Dict[str, Any]:
-    """Everything per slice: working grid, masks and areas (mm²) per side."""
+def analyse_slice(hu: np.ndarray, spacing: Tuple[float, float], lungs_spec=LUNGS, quant_spec=QUANTIFICATION,
+                  thickness_mm: Optional[float] = None) -> Dict[str, Any]:
+    """Everything per slice: working grid, masks and areas (mm²) per side (thickness_mm: SliceThickness, or None)."""
     hu_w, px = to_work(hu, spacing, lungs_spec)
     seg = segment_lungs(hu_w, px, lungs_spec)
-    op, high = quantify(hu_w, seg["lung"], px, quant_spec)
+    op, high = quantify(hu_w, seg["lung"], px, quant_spec, thickness_mm)
     a = px[0] * px[1]
     side = seg["side"]
     out = {"work": hu_w, "px": px, "lung": seg["lung"], "side": side, "opacity": op, "high": high, "body": seg["body"]}

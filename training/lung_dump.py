@@ -1,7 +1,8 @@
 """Lung and opacity masks of DICOM slices, computed by the Python reference (training/lung.py), as JSON on
 stdout - what tests/model/lung.test.ts compares the TypeScript twin against.
 
-Usage: /usr/bin/python3 training/lung_dump.py FILE.dcm [...]
+Usage: /usr/bin/python3 training/lung_dump.py [--thickness MM] FILE.dcm [...]
+  --thickness  take this SliceThickness instead of the file's (the thick-slice ground-glass opening)
 Per file: {file, sopInstanceUid, width, height (working grid), pxMm, masks: {lung, opacity, high} as base64 of
 numpy.packbits (row-major, MSB first), areas: {total, s0, s1} in mm², cropBox [y0, y1, x0, x1], cropUsed}.
 """
@@ -17,7 +18,7 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from lung import analyse_slice  # noqa: E402
-from preprocess import PREPROCESSING, lung_crop_box, load_hu, pixel_spacing  # noqa: E402
+from preprocess import PREPROCESSING, lung_crop_box, load_hu, pixel_spacing, slice_thickness  # noqa: E402
 
 
 def pack(m: np.ndarray) -> str:
@@ -26,10 +27,14 @@ def pack(m: np.ndarray) -> str:
 
 def main() -> None:
     out = []
-    for f in sys.argv[1:]:
+    args = sys.argv[1:]
+    thickness = None
+    if args[:1] == ["--thickness"]:
+        thickness, args = float(args[1]), args[2:]
+    for f in args:
         hu, ds = load_hu(f)
         sp = pixel_spacing(ds)
-        a = analyse_slice(hu, sp)
+        a = analyse_slice(hu, sp, thickness_mm=thickness if thickness is not None else slice_thickness(ds))
         box, used = lung_crop_box(hu, "hu", sp, PREPROCESSING, a)
         h, w = a["lung"].shape
         out.append({

@@ -54,6 +54,20 @@ def render(meta):
     out.append(f"Pooled slice AUC (infection visible, 470 slices): **fused {f3(pa['fused'])}** "
                f"(95 % CI {f3(pa['fusedCi'][0])}–{f3(pa['fusedCi'][1])}), opacity area alone {f3(pa['opacity'])}, "
                f"CNN alone {f3(pa['cnn'])}.\n")
+    val = meta["fusion"].get("validation")
+    if val:
+        out.append(f"**Leave one series out** (each series scored with the slice gate, and where possible the burden gate, "
+                   f"fitted on the other two; CNN share {val['share']:g}): pooled slice AUC **{f3(val['pooledSliceAuc'])}** "
+                   f"(95 % CI {f3(val['pooledSliceAuc95ci'][0])}–{f3(val['pooledSliceAuc95ci'][1])}). This is the closest "
+                   "these data come to series never seen, and still optimistic: three patients from one scanner.\n")
+        out.append("| Held out | Slice gate from the other two (centre, slope) | Burden gate | Score → category | Slice AUC |")
+        out.append("|---|---|---|---|---|")
+        for name, r in val["series"].items():
+            g = val["perSeries"][name]["sliceGate"]
+            bg = "refitted" if r["burdenGateRefitted"] else "the shipped one (no normal series left to fit it)"
+            out.append(f"| {name} | {g['centre']:.2f}, {g['slope']:.2f} | {r['burdenGate']:.3f}, {bg} | "
+                       f"{r['score']:.3f} → {r['category']} | {f3(val['perSeries'][name]['sliceAuc'])} |")
+        out.append("")
     out.append("| Series | Truth | Lung (mL) | Opacity % | High opacity % | CNN share | Burden gate | **Score** | **Category** | "
                "CNN-only top-k mean → category | Slice AUC fused / opacity / CNN |")
     out.append("|---|---|---|---|---|---|---|---|---|---|---|")
@@ -73,9 +87,11 @@ def render(meta):
     out.append(f"- CNN calibration: p_cal = σ({f['cnnCalibration']['intercept']:.3f} + {f['cnnCalibration']['slope']:.3f} · logit(p)) — {f['fittedOn']['cnnCalibration']}")
     sg = f['sliceGate']
     out.append(f"- Slice probability: gate × (1 − {sg['cnnShare']:g} + {sg['cnnShare']:g} · p_cal), gate = σ({sg['slope']:.3f} · "
-               f"(ln(opacity mm² + {sg['offsetMm2']:g}) − {sg['centre']:.3f})) — {f['fittedOn']['sliceGate']}. Pooled slice AUC "
-               f"there by CNN share: " + ", ".join(f"{k}: {v:.3f}" for k, v in f['fittedOn'].get('cnnShareAuc', {}).items())
-               + f"; the gate alone {f['fittedOn'].get('gateAloneAuc', float('nan')):.3f}")
+               f"(ln(opacity mm² + {sg['offsetMm2']:g}) − {sg['centre']:.3f})) — {f['fittedOn']['sliceGate']}. "
+               + ("Leave-one-series-out pooled slice AUC by CNN share: " + ", ".join(f"{k}: {v:.3f}" for k, v in f['fittedOn']['cnnShareLosoAuc'].items())
+                  if 'cnnShareLosoAuc' in f['fittedOn'] else
+                  "Pooled slice AUC there by CNN share: " + ", ".join(f"{k}: {v:.3f}" for k, v in f['fittedOn'].get('cnnShareAuc', {}).items()))
+               + f"; the gate alone in-sample {f['fittedOn'].get('gateAloneAuc', float('nan')):.3f}")
     out.append(f"- Burden gate: σ({f['burdenGate']['slope']:.3f} · (ln(% opacity + {f['burdenGate']['offsetPercent']:g}) − {f['burdenGate']['centre']:.3f})) — {f['fittedOn']['burdenGate']}")
     out.append(f"- Eligible slices: lung area ≥ {100 * f['eligibility']['minLungFraction']:.0f} % of the series' largest; "
                f"a series whose largest lung area is below {f['eligibility']['minSeriesLungMm2']:g} mm² is not scored")
@@ -109,7 +125,9 @@ def render(meta):
     out.append("| ML-SAM paper (VGG16, reported) | 0.95 | – | – |")
     out.append("| COVID-CT data set baselines (Zhao et al., reported; self-supervised best) | – | ≈ 0.85 | ≈ 0.94 |")
     out.append("| mlsam-mobilenetv2 1.0.0 (body crop, this project) | 0.778 | 0.769 | 0.869 |")
-    out.append(f"| **mlsam-mobilenetv2 {meta['version']}** (lung crop, cross-validation threshold) | {f3(tt['atThreshold']['accuracy'])} | "
+    cnn_of = meta.get("lineage", {}).get("cnn", "").split(" (")[0].replace("mlsam-mobilenetv2 ", "")
+    label = f"CNN of {cnn_of}, " if cnn_of else ""
+    out.append(f"| **mlsam-mobilenetv2 {meta['version']}** ({label}lung crop, cross-validation threshold) | {f3(tt['atThreshold']['accuracy'])} | "
                f"{f3(tt['atThreshold']['f1'])} | {f3(tt['auc'])} |")
     out.append("")
 
@@ -123,6 +141,8 @@ def render(meta):
     out.append("")
     folds = tr.get("crossValidationFolds", [])
     cvmin = sum(x["durationSeconds"] for x in folds) / 60
+    if meta.get("lineage"):
+        out.append(f"CNN: {meta['lineage']['cnn']}.\n")
     out.append(f"Final model: {tr['epochs']} epochs on all dev images, seed {tr['seed']}, {tr['durationSeconds'] / 60:.1f} min "
                f"(≈ {tr['trainImagesPerSecond']} images/s, cached stride-8 features); cross-validation {len(folds)} folds, "
                f"{cvmin:.0f} min in all. Manifests (sha256):\n")

@@ -229,6 +229,15 @@ def load_hu(path: str):
     return a * slope + inter, ds
 
 
+def slice_thickness(ds):
+    """SliceThickness in mm, or None when absent or not positive (twin: header.ts sliceThickness)."""
+    try:
+        t = float(getattr(ds, "SliceThickness", None))
+    except (TypeError, ValueError):
+        return None
+    return t if t > 0 and math.isfinite(t) else None
+
+
 def pixel_spacing(ds):
     """(row spacing, column spacing) in mm from PixelSpacing; None when absent."""
     ps = getattr(ds, "PixelSpacing", None)

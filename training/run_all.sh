@@ -3,6 +3,8 @@
 #   nohup nice -n 5 sh training/run_all.sh > training/runs/run_all.log 2>&1 &
 # Needs /usr/bin/python3 with Debian python3-torch 1.13, python3-torchvision 0.14, python3-scipy,
 # python3-pydicom + python3-gdcm, python3-onnx, PIL; data in ../shared/data. Seeded; CPU only.
+# A retrained CNN is a new model: set VERSION in training/export.py to a new version first (a rerun reproduces the
+# recipe, not the bytes: see training/README.md). For HU-side changes with the shipped CNN use refit_fusion.py.
 set -eu
 EPOCHS="${EPOCHS:-12}"
 PY=/usr/bin/python3

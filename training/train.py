@@ -5,9 +5,9 @@ Usage: /usr/bin/python3 training/train.py --fold K|all [--epochs 12] [--run trai
              slice): per-epoch out-of-fold predictions go to <run>/preds.npz
   --fold all train on every dev image for the epoch count chosen by cross-validation (no validation data left;
              COVID-CT-MD is predicted for information only, it is never trained on)
-Training: strides 2-8 (features[0:7]) frozen and cached as stride-8 features of two views per image (original +
-one augmented); features[7:19] and the attention/classifier heads are fine-tuned. Each epoch draws
---draws-per-epoch images with replacement, covid-ct weight 2, mosmed weight 1.
+Training: strides 2-8 (features[0:7]) frozen and cached as stride-8 features of several views per image (original +
+--aug-views augmented ones); features[7:19] and the attention/classifier heads are fine-tuned. Each epoch draws
+--draws-per-epoch images with replacement, covid-ct weight 2, mosmed weight 1 (sars-cov-2-ct --extra-weight, 0 in 2.0.0).
 Writes <run>/log.txt, <run>/model.pt (the last epoch), <run>/train.json (history, timings, seeds), <run>/preds.npz.
 """
 from __future__ import annotations
@@ -67,6 +67,10 @@ def main():
     ap.add_argument("--draws-per-epoch", type=int, default=1600)
     ap.add_argument("--wd", type=float, default=1e-4)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--aug-views", type=int, default=1, choices=(1, 2, 3),
+                    help="augmented cached views per image besides the original (2.0.0: 1)")
+    ap.add_argument("--extra-weight", type=float, default=0.0,
+                    help="sampling weight of each sars-cov-2-ct image, training only (0: not used, as in 2.0.0)")
     ap.add_argument("--run", default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -90,7 +94,13 @@ def main():
     src_dev = np.array([it["source"] for it in dev])
     sw = {"covid-ct": args.covidct_weight, "mosmed": args.mosmed_weight}
     w_tr = np.array([sw[dev[i]["source"]] for i in tr_idx], np.float64)
-    views = [load("dev"), load("dev_aug")]
+    views = [load("dev"), load("dev_aug")] + [load(f"dev_aug{v}") for v in range(2, args.aug_views + 1)]
+    n_dev = len(dev)
+    if args.extra_weight > 0:  # training-only images: drawn beside the training folds, never validated on
+        y_all = np.concatenate([y_dev, np.array([it["label"] for it in index("extra")], np.float32)])
+        extra_views = [load("extra"), load("extra_aug")]
+        pool = np.concatenate([tr_idx, n_dev + np.arange(len(extra_views[0]))])
+        w_pool = np.concatenate([w_tr, np.full(len(extra_views[0]), args.extra_weight)])
     ct = index("ctmd")
     c8 = load("ctmd")
     y_ct = np.array([i["label"] for i in ct])
@@ -113,18 +123,22 @@ def main():
     for ep in range(1, args.epochs + 1):
         te = time.time()
         model.set_train_mode()
-        order = tr_idx[rng.choice(len(tr_idx), size=n, replace=True, p=w_tr / w_tr.sum())]
-        vsel = rng.randint(0, 2, size=n)  # which cached view: 0 original, 1 augmented
+        if args.extra_weight > 0:
+            order = pool[rng.choice(len(pool), size=n, replace=True, p=w_pool / w_pool.sum())]
+        else:
+            order = tr_idx[rng.choice(len(tr_idx), size=n, replace=True, p=w_tr / w_tr.sum())]
+        vsel = rng.randint(0, len(views), size=n)  # which cached view: 0 original, 1.. augmented
         tot, cnt = 0.0, 0
         for s in range(0, n, args.bs):
             idx = order[s:s + args.bs]
-            y = torch.from_numpy(y_dev[idx])
+            y = torch.from_numpy(y_all[idx] if args.extra_weight > 0 else y_dev[idx])
             y = y * (1 - args.smooth) + 0.5 * args.smooth
             warm = min(1.0, (step + 1) / 50)
             cos = 0.5 * (1 + math.cos(math.pi * step / total))
             for g, b in zip(opt.param_groups, base):
                 g["lr"] = b * warm * cos
-            l8 = np.stack([views[v][i] for i, v in zip(idx, vsel[s:s + args.bs])]).astype(np.float32)
+            l8 = np.stack([views[v][i] if i < n_dev else extra_views[v % 2][i - n_dev]
+                           for i, v in zip(idx, vsel[s:s + args.bs])]).astype(np.float32)
             t8 = torch.from_numpy(l8)
             logit, _ = model.forward_features(t8, model.mid(t8))
             loss = F.binary_cross_entropy_with_logits(logit, y)
@@ -161,6 +175,8 @@ def main():
         extra["val_flip"] = predict(model, load("dev_flip")[va_idx])
     extra["ctmd_flip"] = predict(model, load("ctmd_flip"))
     np.savez(os.path.join(run, "preds.npz"), val_idx=va_idx, val=np.array(p_va_ep), ctmd=np.array(p_ct_ep), **extra)
+    if args.extra_weight > 0:
+        sw["sars-cov-2-ct"] = args.extra_weight
     info = {"seed": SEED, "fold": args.fold, "sourceWeights": sw, "trainImages": int(len(tr_idx)),
             "valImages": int(len(va_idx)), "args": vars(args), "history": hist,
             "durationSeconds": time.time() - t0, "epochsRun": len(hist)}
