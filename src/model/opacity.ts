@@ -17,8 +17,27 @@ export const quantificationSpecSchema = z.object({
   vesselHaloMm: z.number().min(0),
   groundGlassOpenMm: z.number().min(0),
   minLesionMm2: z.number().min(0),
+  /**
+   * Thick slices average vessels into ground-glass HU (partial volume): above referenceMm of SliceThickness the
+   * ground-glass opening widens by groundGlassOpenMmPerMm per mm, up to maxGroundGlassOpenMm. Absent (model
+   * 2.0.0) or no SliceThickness: no widening.
+   */
+  thickSlice: z.object({
+    referenceMm: z.number().positive(),
+    groundGlassOpenMmPerMm: z.number().min(0),
+    maxGroundGlassOpenMm: z.number().min(0),
+  }).optional(),
 });
 export type QuantificationSpec = z.infer<typeof quantificationSpecSchema>;
+
+/** The ground-glass opening radius (mm) for a slice of this thickness (twin: lung.py ground_glass_open_mm). */
+export function groundGlassOpenMm(spec: QuantificationSpec, thicknessMm?: number | null): number {
+  const base = spec.groundGlassOpenMm;
+  const t = spec.thickSlice;
+  if (!t || thicknessMm === undefined || thicknessMm === null || !(thicknessMm > 0)) return base;
+  const extra = t.groundGlassOpenMmPerMm * Math.max(0, thicknessMm - t.referenceMm);
+  return Math.min(Math.max(base, t.maxGroundGlassOpenMm), base + extra);
+}
 
 export interface OpacityMasks {
   /** Ground glass + consolidation. */
@@ -31,18 +50,19 @@ export interface OpacityMasks {
  * Opacity masks on the working grid. They lie inside the lung mask, so the work is done in its bounding box
  * (+ a margin): every step is local, and outside the lung every mask is empty.
  */
-export function quantify(g: WorkGrid, lung: Mask, spec: QuantificationSpec): OpacityMasks {
+export function quantify(g: WorkGrid, lung: Mask, spec: QuantificationSpec, thicknessMm?: number | null): OpacityMasks {
   const b = bbox(lung);
   if (!b) return { opacity: emptyMask(g.width, g.height), high: emptyMask(g.width, g.height) };
   const rPx = Math.sqrt(g.pxMm[0] * g.pxMm[1]);
-  const margin = Math.floor(Math.max(spec.erodeMm, spec.consolidationOpenMm, spec.vesselHaloMm, spec.groundGlassOpenMm) / rPx + 1e-9) + 2;
+  const ggoOpen = groundGlassOpenMm(spec, thicknessMm);
+  const margin = Math.floor(Math.max(spec.erodeMm, spec.consolidationOpenMm, spec.vesselHaloMm, ggoOpen) / rPx + 1e-9) + 2;
   const win = { x0: Math.max(0, b.x0 - margin), y0: Math.max(0, b.y0 - margin), x1: Math.min(g.width - 1, b.x1 + margin), y1: Math.min(g.height - 1, b.y1 + margin) };
   const sub = cropGrid(g, win);
-  const m = quantifyWindow(sub, cropMask(lung, win), spec);
+  const m = quantifyWindow(sub, cropMask(lung, win), spec, ggoOpen);
   return { opacity: pasteMask(m.opacity, win, g.width, g.height), high: pasteMask(m.high, win, g.width, g.height) };
 }
 
-function quantifyWindow(g: WorkGrid, lung: Mask, spec: QuantificationSpec): OpacityMasks {
+function quantifyWindow(g: WorkGrid, lung: Mask, spec: QuantificationSpec, ggoOpenMm: number): OpacityMasks {
   const { width: w, height: h } = g;
   const rPx = Math.sqrt(g.pxMm[0] * g.pxMm[1]);
   const pxArea = g.pxMm[0] * g.pxMm[1];
@@ -64,7 +84,7 @@ function quantifyWindow(g: WorkGrid, lung: Mask, spec: QuantificationSpec): Opac
   }
   const cons = opening(dense, spec.consolidationOpenMm / rPx);
   const vessel = dilate(andNot(denseAny, cons), spec.vesselHaloMm / rPx);
-  const ggo = opening(andNot(ggoCand, vessel), spec.groundGlassOpenMm / rPx);
+  const ggo = opening(andNot(ggoCand, vessel), ggoOpenMm / rPx);
   const opacity = removeSmall(or(ggo, cons), spec.minLesionMm2 / pxArea);
   return { opacity, high: and(cons, opacity) };
 }
@@ -85,14 +105,17 @@ export interface SliceAnalysis {
   imageRight: RegionAreas;
 }
 
-/** Lung mask, opacity masks and areas of one HU slice (spacing = PixelSpacing: [row mm, column mm]). */
+/**
+ * Lung mask, opacity masks and areas of one HU slice (spacing = PixelSpacing: [row mm, column mm];
+ * thicknessMm = SliceThickness, when known).
+ */
 export function analyseSlice(
   hu: ArrayLike<number>, width: number, height: number, spacing: readonly [number, number],
-  lungs: LungSpec, quant: QuantificationSpec,
+  lungs: LungSpec, quant: QuantificationSpec, thicknessMm?: number | null,
 ): SliceAnalysis {
   const grid = toWorkGrid(hu, width, height, spacing, lungs.workMm);
   const segmentation = segmentLungs(grid, lungs);
-  const masks = quantify(grid, segmentation.lung, quant);
+  const masks = quantify(grid, segmentation.lung, quant, thicknessMm);
   const a = grid.pxMm[0] * grid.pxMm[1];
   const acc = (): RegionAreas => ({ lungMm2: 0, opacityMm2: 0, highMm2: 0 });
   const total = acc();

@@ -33,6 +33,8 @@ export interface SliceImage {
   kind: 'hu' | 'display';
   /** [row spacing, column spacing] in mm (DICOM PixelSpacing); required for 'hu' with the lung crop. */
   pixelSpacing?: readonly [number, number] | null;
+  /** DICOM SliceThickness in mm, when known (the opacity measurement widens its ground-glass opening on thick slices). */
+  sliceThicknessMm?: number | null;
 }
 
 export const preprocessingSchema = z.object({

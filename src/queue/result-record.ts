@@ -69,6 +69,10 @@ export const seriesOpacitySchema = z.strictObject({
   highOpacityHu: z.tuple([z.number(), z.number()]),
   /** Slab thickness each slice stands for (median spacing of the slice positions), mm. */
   sliceSpacingMm: z.number().positive().optional(),
+  /** Median SliceThickness of the slices (mm), when known. */
+  sliceThicknessMm: z.number().positive().optional(),
+  /** Ground-glass opening radius used at that thickness (mm; wider on thick slices, see the model card). */
+  groundGlassOpenMm: z.number().min(0).optional(),
   total: opacityMeasureSchema,
   left: opacityMeasureSchema,
   right: opacityMeasureSchema,

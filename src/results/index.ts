@@ -155,7 +155,9 @@ function parametersText(record: ResultRecord, metadata: ModelMetadata | undefine
     `indeterminateMargin=${record.indeterminateMargin ?? '?'}`,
     `window=${window.center}/${window.width}`,
     ...(record.fusion ? [`fusion=${record.fusion}`] : []),
-    ...(record.opacity ? [`opacity=${record.opacity.method} (opacity HU ${record.opacity.opacityHu.join('..')}, high opacity HU ${record.opacity.highOpacityHu.join('..')})`] : []),
+    ...(record.opacity ? [`opacity=${record.opacity.method} (opacity HU ${record.opacity.opacityHu.join('..')}, high opacity HU ${record.opacity.highOpacityHu.join('..')}` +
+      `${record.opacity.sliceThicknessMm !== undefined ? `, slice thickness ${record.opacity.sliceThicknessMm} mm` : ''}` +
+      `${record.opacity.groundGlassOpenMm !== undefined ? `, ground-glass opening ${record.opacity.groundGlassOpenMm} mm` : ''})`] : []),
     `sha256=${record.model.sha256}`,
   ].join('; ');
 }

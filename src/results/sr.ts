@@ -46,6 +46,9 @@ import { analysedRegion, keyRegionGraphic, type SliceGeometry } from './regions.
 
 export const COMPREHENSIVE_3D_SR = '1.2.840.10008.5.1.4.1.1.88.34';
 
+/** Above this SliceThickness (mm) the SR says that partial volume makes the opacity measurement coarser. */
+const THICK_SLICE_NOTE_MM = 3;
+
 const C = {
   report: { value: '126000', scheme: 'DCM', meaning: 'Imaging Measurement Report' },
   diagnosticReport: { value: '18748-4', scheme: 'LN', meaning: 'Diagnostic Imaging Report' },
@@ -223,6 +226,13 @@ function imageLibrary(refs: SopRef[]): Dataset {
   return container('CONTAINS', C.imageLibrary, refs.length ? [group] : []);
 }
 
+/** Thick slices: partial volume makes the opacity measurement coarser (the ground-glass opening is widened). */
+function thickSliceNote(o: ResultRecord['opacity']): string {
+  if (!o || o.sliceThicknessMm === undefined || o.sliceThicknessMm <= THICK_SLICE_NOTE_MM) return '';
+  const open = o.groundGlassOpenMm !== undefined ? ` (ground-glass opening widened to ${o.groundGlassOpenMm} mm)` : '';
+  return ` Measured on ${o.sliceThicknessMm} mm slices${open}: partial volume makes opacity less exact than on thin slices.`;
+}
+
 function summaryText(inp: SrInput): string {
   const { record: r, model } = inp;
   const keys = inp.keySlices
@@ -235,6 +245,7 @@ function summaryText(inp: SrInput): string {
     `(${r.category ?? '?'}; threshold ${fmt(r.threshold)}, indeterminate within +/-${fmt(r.indeterminateMargin)}; ` +
     `${howScored(r)}).` +
     (o ? ` Lung opacity ${o.percentOpacity.toFixed(1)} % of lung volume (${o.opacityMl.toFixed(0)} of ${o.lungMl.toFixed(0)} ml), high opacity ${o.percentHighOpacity.toFixed(1)} %.` : '') +
+    thickSliceNote(r.opacity) +
     ` Key slices: ${keys || 'none'}.`
   );
 }

@@ -65,7 +65,7 @@ export async function decodeSlice(file: string, source: SliceSource): Promise<Sl
 export function analyseDecoded(img: SliceImage, spec: PrepareSpec): SliceAnalysis | undefined {
   const lungs = spec.preprocessing.lungs;
   if (img.kind !== 'hu' || !img.pixelSpacing || !spec.quantification || !lungs) return undefined;
-  return analyseSlice(img.data, img.width, img.height, img.pixelSpacing, lungs, spec.quantification);
+  return analyseSlice(img.data, img.width, img.height, img.pixelSpacing, lungs, spec.quantification, img.sliceThicknessMm);
 }
 
 export interface FullPreparation {

@@ -496,7 +496,9 @@ function decideSeries(s: PlannedSeries, scored: readonly ScoredInput[], meta: Mo
   const measured = s.source === 'dicom' && scored.every((x) => x.info.lungs);
   if (fusion && measured) {
     const iop = scored[0]?.header?.imageOrientationPatient ?? null;
-    const opacity = seriesOpacity(scored.map((x) => ({ lungs: x.info.lungs as NonNullable<PreparedSlice['lungs']>, position: x.position })), iop, meta);
+    const opacity = seriesOpacity(scored.map((x) => ({
+      lungs: x.info.lungs as NonNullable<PreparedSlice['lungs']>, position: x.position, thicknessMm: x.header?.sliceThickness ?? null,
+    })), iop, meta);
     const fused = fuseSeries(
       scored.map((x) => ({ cnn: x.cnn, lungAreaMm2: x.info.lungs?.total.lungMm2 ?? 0, opacityMm2: x.info.lungs?.total.opacityMm2 ?? 0 })),
       opacity.total.percentOpacity, fusion, policy.aggregation,

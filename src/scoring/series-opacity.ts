@@ -4,7 +4,7 @@
  * (from ImageOrientationPatient: with the row direction along +x, image left is the patient's right).
  */
 import type { ModelMetadata } from '../model/metadata.js';
-import type { RegionAreas } from '../model/opacity.js';
+import { groundGlassOpenMm, type RegionAreas } from '../model/opacity.js';
 import type { SliceLungs } from './prepare.js';
 
 export interface OpacityMeasure {
@@ -21,12 +21,24 @@ export interface SeriesOpacityResult {
   highOpacityHu: [number, number];
   /** Slab thickness each slice stands for (mm). */
   sliceSpacingMm: number;
+  /** Median SliceThickness of the slices (mm), when the headers carry it. */
+  sliceThicknessMm?: number;
+  /** Ground-glass opening radius at that thickness (mm): wider on thick slices (partial volume of vessels). */
+  groundGlassOpenMm: number;
   total: OpacityMeasure;
   left: OpacityMeasure;
   right: OpacityMeasure;
 }
 
 /** Median spacing of consecutive positions (mm); 1 when unknown (volumes then scale, percentages stay right). */
+/** Median of the known values, or null. */
+export function median(values: readonly (number | null | undefined)[]): number | null {
+  const v = values.filter((x): x is number => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return null;
+  const m = v.length >> 1;
+  return v.length % 2 ? (v[m] as number) : ((v[m - 1] as number) + (v[m] as number)) / 2;
+}
+
 export function sliceSpacing(positions: readonly (number | null)[]): number {
   const p = positions.filter((x): x is number => x !== null);
   const d: number[] = [];
@@ -34,10 +46,7 @@ export function sliceSpacing(positions: readonly (number | null)[]): number {
     const g = Math.abs((p[i] as number) - (p[i - 1] as number));
     if (g > 1e-3) d.push(g);
   }
-  if (d.length === 0) return 1;
-  d.sort((a, b) => a - b);
-  const m = d.length >> 1;
-  return d.length % 2 ? (d[m] as number) : ((d[m - 1] as number) + (d[m] as number)) / 2;
+  return median(d) ?? 1;
 }
 
 function measure(areas: readonly RegionAreas[], spacingMm: number): OpacityMeasure {
@@ -55,13 +64,14 @@ function measure(areas: readonly RegionAreas[], spacingMm: number): OpacityMeasu
 }
 
 export function seriesOpacity(
-  slices: readonly { lungs: SliceLungs; position: number | null }[],
+  slices: readonly { lungs: SliceLungs; position: number | null; thicknessMm?: number | null }[],
   imageOrientationPatient: readonly number[] | null,
   meta: Pick<ModelMetadata, 'quantification'>,
 ): SeriesOpacityResult {
   const q = meta.quantification;
   if (!q) throw new Error('seriesOpacity: the model has no quantification');
   const spacing = sliceSpacing(slices.map((s) => s.position));
+  const thickness = median(slices.map((s) => s.thicknessMm));
   const imageLeftIsRight = !imageOrientationPatient || (imageOrientationPatient[0] as number) >= 0;
   const left = slices.map((s) => (imageLeftIsRight ? s.lungs.imageRight : s.lungs.imageLeft));
   const right = slices.map((s) => (imageLeftIsRight ? s.lungs.imageLeft : s.lungs.imageRight));
@@ -70,6 +80,8 @@ export function seriesOpacity(
     opacityHu: [q.opacityHu[0], q.highOpacityHu[1]],
     highOpacityHu: [q.highOpacityHu[0], q.highOpacityHu[1]],
     sliceSpacingMm: +spacing.toFixed(3),
+    ...(thickness !== null ? { sliceThicknessMm: +thickness.toFixed(3) } : {}),
+    groundGlassOpenMm: +groundGlassOpenMm(q, thickness).toFixed(3),
     total: measure(slices.map((s) => s.lungs.total), spacing),
     left: measure(left, spacing),
     right: measure(right, spacing),

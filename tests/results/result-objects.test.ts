@@ -290,7 +290,9 @@ describe('the result objects with the fields the model work adds (seeded)', () =
       expect(series).toContain(`<has properties NUM:(,,"Volume")="${m.lungMl}" (ml,UCUM,"milliliter")>`);
     }
     expect(series).toContain(`<inferred from NUM:(,,"Series probability, CNN only")="${seeded.cnnScore}" (1,UCUM,"no units")>`);
-    expect(series).toContain('fusion=cnn+opacity; opacity=hu-threshold-v1 (opacity HU -700..-100, high opacity HU -100..100)');
+    expect(series).toContain('fusion=cnn+opacity; opacity=hu-threshold-v1 (opacity HU -700..-100, high opacity HU -100..100, slice thickness 5 mm, ground-glass opening 2.7 mm)');
+    // thick slices: the summary says the measurement is coarser there
+    expect(text).toContain('Measured on 5 mm slices (ground-glass opening widened to 2.7 mm): partial volume makes opacity less exact than on thin slices.');
     seeded.keySlices.forEach((k, i) => {
       const g = groups[i + 1]!;
       expect(g).toContain(`<contains TEXT:(,,"Comment")="Lungs: opacity ${o.total.percentOpacity.toFixed(1)} %, high ${o.total.percentHighOpacity.toFixed(1)} %">`);

@@ -47,6 +47,7 @@ export function seedModelFields(record: ResultRecord, pixelSpacingMm = 0.7): Res
   r.fusion = 'cnn+opacity';
   r.opacity = {
     method: 'hu-threshold-v1', opacityHu: [-700, -100], highOpacityHu: [-100, 100],
+    sliceSpacingMm: 5, sliceThicknessMm: 5, groundGlassOpenMm: 2.7,
     total: measure(4210, 11.4), right: measure(2290, 9.8), left: measure(1920, 13.3),
   };
   return r;

@@ -23,6 +23,8 @@ export interface DicomHeader {
   columns: number | null;
   /** PixelSpacing: [row spacing, column spacing] in mm, or null when missing or malformed. */
   pixelSpacing: [number, number] | null;
+  /** SliceThickness (mm), or null when missing or not positive. */
+  sliceThickness: number | null;
   numberOfFrames: number;
   hasPixelData: boolean;
 }
@@ -57,6 +59,10 @@ function spacingValue(v: number[] | null): [number, number] | null {
   return [v[0]!, v[1]!];
 }
 
+function positive(v: number | null): number | null {
+  return v !== null && v > 0 ? v : null;
+}
+
 export function numberValue(ds: DicomDataset, tag: string): number | null {
   return num(ds, tag);
 }
@@ -86,6 +92,7 @@ export function readHeader(parsed: ParsedDicom): DicomHeader {
     rows: num(ds, '00280010'),
     columns: num(ds, '00280011'),
     pixelSpacing: spacingValue(nums(ds, '00280030', 2)),
+    sliceThickness: positive(num(ds, '00180050')),
     numberOfFrames: frames !== null && frames > 0 ? Math.floor(frames) : 1,
     hasPixelData: parsed.hasPixelData,
   };

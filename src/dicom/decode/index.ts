@@ -43,7 +43,7 @@ export async function decodeDicom(buf: Uint8Array, frame = 0): Promise<DecodedDi
   const parsed = parseDicom(buf);
   const header = readHeader(parsed);
   const { image, pixel } = await decodePixels(parsed, frame);
-  return { header, image: { ...image, pixelSpacing: header.pixelSpacing }, pixel };
+  return { header, image: { ...image, pixelSpacing: header.pixelSpacing, sliceThicknessMm: header.sliceThickness }, pixel };
 }
 
 export async function decodeDicomFile(path: string, frame = 0): Promise<DecodedDicom> {

@@ -200,6 +200,8 @@ export interface PixelImage {
   kind: 'hu' | 'display';
   /** PixelSpacing [row, column] in mm (set by decodeDicom from the header), null when absent. */
   pixelSpacing?: [number, number] | null;
+  /** SliceThickness in mm (set by decodeDicom from the header), null when absent. */
+  sliceThicknessMm?: number | null;
 }
 
 export interface DecodedImage {
