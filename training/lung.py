@@ -102,7 +102,15 @@ def to_work(hu: np.ndarray, spacing: Tuple[float, float], spec: Dict[str, Any] =
 # ------------------------------------------------------------------ morphology
 
 
+# Radii are mm / (mm per working pixel), and the working pixel is workMm only up to the rounding of the grid size
+# (±0.25 % with the field of view: 302 mm -> 1.2479, 383 mm -> 1.2516 mm). 1.25 mm and 2.5 mm at 1.25 mm/px are
+# whole pixels, so without slack a field of view decided whether the 1-px erosion and vessel halo happened at all.
+# A disc therefore includes the offsets up to RADIUS_SLACK x r (twin: morphology.ts RADIUS_SLACK).
+RADIUS_SLACK = 1.005
+
+
 def disk_offsets(r: float) -> List[Tuple[int, int]]:
+    r = r * RADIUS_SLACK
     R = int(math.floor(r + 1e-9))
     return [(dy, dx) for dy in range(-R, R + 1) for dx in range(-R, R + 1) if dy * dy + dx * dx <= r * r + 1e-9]
 
@@ -118,7 +126,7 @@ def _shift(m: np.ndarray, dy: int, dx: int) -> np.ndarray:
 
 
 def disk_structure(r: float) -> np.ndarray:
-    R = int(math.floor(r + 1e-9))
+    R = int(math.floor(r * RADIUS_SLACK + 1e-9))
     st = np.zeros((2 * R + 1, 2 * R + 1), bool)
     for dy, dx in disk_offsets(r):
         st[dy + R, dx + R] = True
@@ -127,14 +135,14 @@ def disk_structure(r: float) -> np.ndarray:
 
 def dilate(m: np.ndarray, r: float) -> np.ndarray:
     """OR of m shifted by every disk offset (0 outside); the disk is symmetric, so this is ndimage's dilation."""
-    if r < 1:
+    if r * RADIUS_SLACK < 1:
         return m.copy()
     return ndi.binary_dilation(m, structure=disk_structure(r), border_value=0)
 
 
 def erode(m: np.ndarray, r: float) -> np.ndarray:
     """AND of m shifted by every disk offset, pixels outside the image count as 0."""
-    if r < 1:
+    if r * RADIUS_SLACK < 1:
         return m.copy()
     return ndi.binary_erosion(m, structure=disk_structure(r), border_value=0)
 

@@ -2,7 +2,7 @@
  * Binary morphology and connected components on small row-major masks (TypeScript twin of the helpers in
  * training/lung.py). A mask is a Uint8Array of 0/1, `width` × `height`.
  *
- * disk(r) = {(dy, dx) : dy² + dx² ≤ r²} (r in pixels, may be fractional). Dilation = OR of the mask shifted by
+ * disk(r) = {(dy, dx) : dy² + dx² ≤ (RADIUS_SLACK · r)²} (r in pixels, may be fractional). Dilation = OR of the mask shifted by
  * every offset, erosion = AND; pixels outside the image count as 0 for both (so erosion eats the border).
  * Both run on per-row distances to the nearest set (unset) pixel, combined over 2R + 1 rows: O(R · n).
  * Components are numbered 1..n in raster order of their first pixel (scipy.ndimage.label does the same).
@@ -20,8 +20,17 @@ export function emptyMask(width: number, height: number): Mask {
 
 const EPS = 1e-9;
 
+/**
+ * Radii are mm / (mm per working pixel), and the working pixel is workMm only up to the rounding of the grid
+ * size (±0.25 % with the field of view: 302 mm → 1.2479, 383 mm → 1.2516 mm). 1.25 mm and 2.5 mm at 1.25 mm/px
+ * are whole pixels, so without slack the field of view decided whether a 1-px erosion or halo happened at all.
+ * A disc includes the offsets up to RADIUS_SLACK × r (twin: training/lung.py RADIUS_SLACK).
+ */
+export const RADIUS_SLACK = 1.005;
+
 /** Half-widths of disk(r) per row offset dy = −R..R (index dy + R). */
-export function diskHalfWidths(r: number): Int32Array {
+export function diskHalfWidths(radius: number): Int32Array {
+  const r = radius * RADIUS_SLACK;
   const R = Math.floor(r + EPS);
   const out = new Int32Array(2 * R + 1);
   for (let dy = -R; dy <= R; dy++) {

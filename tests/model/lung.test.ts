@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { decodeDicomFile, readDicomHeaderFile } from '../../src/dicom/decode/index.js';
 import { loadModelMetadata, type ModelMetadata } from '../../src/model/metadata.js';
-import { dilate, diskHalfWidths, erode, label, type Mask } from '../../src/model/morphology.js';
+import { dilate, diskHalfWidths, erode, label, RADIUS_SLACK, type Mask } from '../../src/model/morphology.js';
 import { analyseSlice, groundGlassOpenMm } from '../../src/model/opacity.js';
 import { cropFor, toUnit } from '../../src/model/preprocess.js';
 import { selectSlices } from '../../src/scoring/select-slices.js';
@@ -104,11 +104,12 @@ describe('morphology', () => {
     let seed = 7;
     const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
     const m: Mask = { width: w, height: h, data: Uint8Array.from({ length: w * h }, () => (rnd() < 0.35 ? 1 : 0)) };
-    for (const r of [1, 1.44, 2.4, 3.2]) {
+    for (const r of [1, 1.44, 2.4, 3.2, 0.998]) {
       const hws = diskHalfWidths(r);
       const R = (hws.length - 1) >> 1;
       const offs: [number, number][] = [];
-      for (let dy = -R; dy <= R; dy++) for (let dx = -R; dx <= R; dx++) if (dx * dx + dy * dy <= r * r + 1e-9) offs.push([dy, dx]);
+      const rs = r * RADIUS_SLACK;
+      for (let dy = -R; dy <= R; dy++) for (let dx = -R; dx <= R; dx++) if (dx * dx + dy * dy <= rs * rs + 1e-9) offs.push([dy, dx]);
       const get = (x: number, y: number) => (x < 0 || y < 0 || x >= w || y >= h ? 0 : m.data[y * w + x]!);
       const d = dilate(m, r);
       const e = erode(m, r);
@@ -119,6 +120,16 @@ describe('morphology', () => {
         }
       }
     }
+  });
+
+  it('gives a radius a hair off a whole number of pixels (field-of-view rounding of the grid) the whole-number disc', () => {
+    // 1.25 mm on the grids of COVID-CT-MD P001 (383 mm: 1.2516 mm/px) and cap001 (302 mm: 1.2479 mm/px)
+    for (const mm of [1.25, 2.5]) {
+      const exact = Array.from(diskHalfWidths(mm / 1.25));
+      expect(Array.from(diskHalfWidths(mm / 1.2516))).toEqual(exact);
+      expect(Array.from(diskHalfWidths(mm / 1.2479))).toEqual(exact);
+    }
+    expect(Array.from(diskHalfWidths(1.25 / 1.2516))).toEqual([0, 1, 0]);
   });
 
   it('labels components in raster order of their first pixel, 4- and 8-connected', () => {
