@@ -48,8 +48,8 @@ def load_series(folder: str) -> dict:
         ser = doc["series"][0]
         rows = [{"label": labels.get(sl["sopInstanceUid"], 0), "cnn": float(sl["cnnProbability"]),
                  "lungMm2": float(sl["lungAreaMm2"]), "opacityMm2": float(sl["lungAreaMm2"]) * float(sl["opacityPercent"]) / 100,
-                 "node": float(sl["probability"])} for sl in doc["slices"]]
-        out[s] = {"rows": rows, "percentOpacity": float(ser["opacity"]["total"]["percentOpacity"]),
+                 "node": float(sl["probability"]), "instanceNumber": sl.get("instanceNumber")} for sl in doc["slices"]]
+        out[s] = {"rows": rows, "percentOpacity": float(ser["opacity"]["total"]["percentOpacity"]), "opacity": ser["opacity"],
                   "score": float(ser["score"]), "category": ser["category"], "model": doc["model"]}
     return out
 

@@ -68,7 +68,7 @@ def render(meta):
             out.append(f"| {name} | {g['centre']:.2f}, {g['slope']:.2f} | {r['burdenGate']:.3f}, {bg} | "
                        f"{r['score']:.3f} → {r['category']} | {f3(val['perSeries'][name]['sliceAuc'])} |")
         out.append("")
-    out.append("| Series | Truth | Lung (mL) | Opacity % | High opacity % | CNN share | Burden gate | **Score** | **Category** | "
+    out.append("| Series | Truth | Lung (mL) | Opacity % | High opacity % | CNN score (top k) | Burden gate | **Score** | **Category** | "
                "CNN-only top-k mean → category | Slice AUC fused / opacity / CNN |")
     out.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for name, r in cm["series"].items():

@@ -5,7 +5,7 @@ The three COVID-CT-MD series are 2 mm, Siemens D40s (a soft kernel). Hospitals a
 noise) and 5 mm reconstructions (more partial volume). Neither is in the shared data, so this simulates them:
   noise σ      white Gaussian noise of σ HU added to every pixel (seeded), the noise of sharper kernels / lower dose
   thick 6 mm   each slice replaced by the mean of itself and its two neighbours (3 × 2 mm), then every third kept;
-               measured once as if 2 mm (model 2.0.0 had no thickness rule) and once with SliceThickness 6 mm
+               measured once as if 2 mm (no widening, as in 2.0.0) and once with SliceThickness 6 mm
 For each series and perturbation: lung volume, % opacity (the input of the burden gate), the burden gate of the
 shipped fusion, and the slice AUC of the opacity area (infection visible). Uses the Python twin of the node's lung
 segmentation and opacity (training/lung.py; tests/model/lung.test.ts holds TS = Python).
@@ -32,7 +32,7 @@ DATA = os.path.normpath(os.path.join(HERE, "..", "..", "shared", "data"))
 SERIES = ("P001", "cap001", "normal001")
 # (name, noise sigma HU, slices averaged, SliceThickness passed to the measurement)
 PERTURBATIONS = (("none", 0, 1, 2.0), ("noise σ 40 HU", 40, 1, 2.0), ("noise σ 80 HU", 80, 1, 2.0),
-                 ("thick 6 mm, measured as 2 mm (no widening, model 2.0.0)", 0, 3, 2.0),
+                 ("thick 6 mm, measured as 2 mm (no widening)", 0, 3, 2.0),
                  ("thick 6 mm, SliceThickness 6 (ground-glass opening widened)", 0, 3, 6.0))
 
 

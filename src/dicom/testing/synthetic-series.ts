@@ -42,6 +42,8 @@ export interface SyntheticSeriesOptions {
   seriesDescription?: string;
   /** File name of slice i (default `IM<i+1 zero padded>.dcm`). */
   fileName?: (index: number) => string;
+  /** Stored pixel values of slice i (rows × columns, 16-bit LE, HU + 1024); default the phantom. */
+  pixels?: (index: number) => Buffer;
 }
 
 export interface SyntheticInstance {
@@ -244,7 +246,7 @@ export async function writeSyntheticSeries(opts: SyntheticSeriesOptions): Promis
       .str(0x0028, 0x1051, 'DS', '1500')
       .str(0x0028, 0x1052, 'DS', '-1024')
       .str(0x0028, 0x1053, 'DS', '1')
-      .add(0x7fe0, 0x0010, 'OW', pixels(i));
+      .add(0x7fe0, 0x0010, 'OW', opts.pixels ? opts.pixels(i) : pixels(i));
     const bytes = Buffer.concat([fileMeta(sopClassUid, sop, ts), ds.build()]);
     const name = opts.fileName ? opts.fileName(i) : `IM${String(i + 1).padStart(5, '0')}.dcm`;
     const path = join(opts.dir, name);
