@@ -222,13 +222,20 @@ export function chartData(r: ResultRecord | undefined): ChartData {
 
 const pct = (v: number): string => `${v.toFixed(1)} %`;
 
+/** Slice thickness and the ground-glass opening the measurement used (thick slices: a wider opening). */
+function thicknessNote(o: SeriesOpacity): string {
+  if (o.sliceThicknessMm === undefined) return '';
+  const open = o.groundGlassOpenMm !== undefined ? `, ground-glass opening ${esc(o.groundGlassOpenMm)} mm` : '';
+  return ` Measured on ${esc(o.sliceThicknessMm)} mm slices${open}.`;
+}
+
 /** Lung volumes and opacity burden per lung (records from the HU opacity quantification). */
 function opacityTable(o: SeriesOpacity): string {
   const row = (label: string, m: OpacityMeasure): string =>
     `<tr><td>${esc(label)}</td><td>${esc(m.lungMl.toFixed(0))}</td><td>${esc(m.opacityMl.toFixed(1))}</td><td>${esc(pct(m.percentOpacity))}</td><td>${esc(pct(m.percentHighOpacity))}</td></tr>`;
   return `<h2>Lung opacity</h2><table id="opacity" class="opacity"><thead><tr><th>Lung</th><th>Lung volume (mL)</th><th>Opacity (mL)</th><th>Opacity</th><th>High opacity</th></tr></thead>
 <tbody>${row('both', o.total)}${row('right', o.right)}${row('left', o.left)}</tbody></table>
-<p class="note">Opacity: ground glass and consolidation, ${esc(o.opacityHu[0])} to ${esc(o.opacityHu[1])} HU inside the lung mask, vessels removed; high opacity: ${esc(o.highOpacityHu[0])} to ${esc(o.highOpacityHu[1])} HU. Percentages of that lung's volume (method ${esc(o.method)}).</p>`;
+<p class="note">Opacity: ground glass and consolidation, ${esc(o.opacityHu[0])} to ${esc(o.opacityHu[1])} HU inside the lung mask, vessels removed; high opacity: ${esc(o.highOpacityHu[0])} to ${esc(o.highOpacityHu[1])} HU. Percentages of that lung's volume (method ${esc(o.method)}).${thicknessNote(o)}</p>`;
 }
 
 /** The status shown on the series page (the part its live updates replace). */

@@ -103,6 +103,7 @@ describe('dashboard pages (mlsam admin, no destinations)', () => {
     expect(page).toContain('<tr><td>left</td><td>1900</td><td>190.0</td><td>10.0 %</td><td>1.0 %</td></tr>');
     expect(page).toMatch(/<span class="muted" id="fusion">fusion cnn\+opacity, CNN alone 0\.740<\/span>/);
     expect(page).toContain('3 slice(s) with too little lung to count');
+    expect(page).toContain('Measured on 5 mm slices, ground-glass opening 2.7 mm.');
     const plain = await (await get(`/admin/series/${S.plain!.seriesInstanceUid}`)).text();
     const p = chartDataOf(plain);
     expect(p.opacity).toBeNull();

@@ -303,6 +303,8 @@ export async function writeResult(
         method: 'hu-threshold-v1',
         opacityHu: [-750, 50] as [number, number],
         highOpacityHu: [-300, 50] as [number, number],
+        sliceThicknessMm: 5,
+        groundGlassOpenMm: 2.7,
         total: { lungMl: 4200, opacityMl: 630, highOpacityMl: 84, percentOpacity: 15, percentHighOpacity: 2 },
         left: { lungMl: 1900, opacityMl: 190, highOpacityMl: 19, percentOpacity: 10, percentHighOpacity: 1 },
         right: { lungMl: 2300, opacityMl: 440, highOpacityMl: 65, percentOpacity: 19.1, percentHighOpacity: 2.8 },
