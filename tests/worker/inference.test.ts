@@ -308,8 +308,9 @@ describe('inference worker', () => {
     const r3 = await waitForRecord(redis, c, doomed.seriesInstanceUid, ['failed']);
     expect(r3).toMatchObject({ status: 'failed', reason: 'results store unavailable', attemptsMade: 2 });
     expect(r3.slices).toHaveLength(10); // scored, then the results stage failed: the scores stay visible
-    const job = (await queue.getJobs(['failed'])).find((j) => j.data.seriesInstanceUid === doomed.seriesInstanceUid);
-    expect(job?.attemptsMade).toBe(2);
+    // the record is written inside the last attempt, before BullMQ moves the job to the failed set: wait for that
+    const job = await waitFor(async () => (await queue.getJobs(['failed'])).find((j) => j.data.seriesInstanceUid === doomed.seriesInstanceUid), 30_000, 'the job in the failed set');
+    expect(job.attemptsMade).toBe(2);
     expect(basename(r3.seriesDir)).toBe(doomed.seriesInstanceUid);
   }, 300_000);
 
