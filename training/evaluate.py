@@ -27,7 +27,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from data import DATA, load_unit, manifest_hashes  # noqa: E402
 from fusion_fit import (K_FRACTION, K_MIN, KEY_SLICES, SHARE_TOLERANCE, SLICE_OFFSET_MM2,  # noqa: E402
-                        burden_gate, choose_share, fuse_series, loso_report, loso_series, sigmoid, slice_gate, topk)
+                        burden_gate, choose_share, loso_report, loso_series, series_metrics, sigmoid, slice_gate)
 from lung import QUANTIFICATION, analyse_slice  # noqa: E402
 from metrics import auc, binary, bootstrap_auc_ci, calibration  # noqa: E402
 from model import MLSAM  # noqa: E402
@@ -94,23 +94,23 @@ def main():
         sp = pixel_spacing(ds)
         a = analyse_slice(hu, sp, thickness_mm=slice_thickness(ds))
         units.append(preprocess_unit(hu, "hu", PREPROCESSING, sp, a))
-        rows.append({"series": it["series"], "label": it["label"], "position": it["position"],
+        rows.append({"series": it["series"], "label": it["label"], "position": it["position"], "instanceNumber": it["instanceNumber"],
                      "lungMm2": a["total"]["lungMm2"], "opacityMm2": a["total"]["opacityMm2"],
                      "highMm2": a["total"]["highMm2"]})
     p_ct = full_predict(model, units, tta)
     for r, p in zip(rows, p_ct):
         r["cnn"] = float(p)
     y_ct = np.array([r["label"] for r in rows])
-    ser = np.array([r["series"] for r in rows])
     op = np.array([r["opacityMm2"] for r in rows])
 
-    # series opacity burden (% of lung volume) of the three series
-    po = {}
+    # per series: its rows, opacity burden (% of lung volume), high opacity and lung volume
+    by_series = {}
     for s in SERIES:
-        m = ser == s
-        lung = sum(r["lungMm2"] for r, k in zip(rows, m) if k)
-        po[s] = 100 * sum(r["opacityMm2"] for r, k in zip(rows, m) if k) / lung
-    by_series = {s: {"rows": [r for r in rows if r["series"] == s], "percentOpacity": po[s]} for s in SERIES}
+        rs = [r for r in rows if r["series"] == s]
+        lung = sum(r["lungMm2"] for r in rs)
+        by_series[s] = {"rows": rs, "percentOpacity": 100 * sum(r["opacityMm2"] for r in rs) / lung,
+                        "percentHighOpacity": 100 * sum(r["highMm2"] for r in rs) / lung,
+                        "lungMl": lung * slice_spacing([r["position"] for r in rs]) / 1000}
     cal = cv["calibration"]
     # slice gate: P(infection visible | opacity area), fitted on the COVID-CT-MD slice labels
     gate = slice_gate(by_series)
@@ -147,32 +147,7 @@ def main():
     }
     # the closest these data come to series never seen: every gate refitted without the series it scores
     fusion["validation"] = {**loso_report(by_series, cnn_share, cal), "series": loso_series(by_series, fusion)}
-    series_res = {}
-    pooled_p = np.zeros(len(rows))
-    for s in SERIES:
-        m = np.flatnonzero(ser == s)
-        f = fuse_series([rows[i] for i in m], po[s], fusion)
-        pooled_p[m] = f["p"]
-        cnn = p_ct[m]
-        k_all = topk(len(m))
-        cnn_only = float(np.sort(cnn)[::-1][:k_all].mean())
-        yl = y_ct[m]
-        series_res[s] = {
-            "truth": TRUTH[s], "slices": int(len(m)), "eligibleSlices": int(f["eligible"].sum()), "k": f["k"],
-            "percentOpacity": po[s],
-            "percentHighOpacity": 100 * sum(rows[i]["highMm2"] for i in m) / sum(rows[i]["lungMm2"] for i in m),
-            "lungMl": sum(rows[i]["lungMm2"] for i in m) * slice_spacing([rows[i]["position"] for i in m]) / 1000,
-            "cnnScore": f["cnnScore"], "burdenGate": f["burdenGate"], "score": f["score"], "category": f["category"],
-            "cnnOnlyTopkMean": cnn_only,
-            "cnnOnlyCategory": "likely" if cnn_only >= thr + 0.1 else "unlikely" if cnn_only <= thr - 0.1 else "indeterminate",
-            "sliceAucFused": auc(yl, f["p"]) if yl.max() > yl.min() else None,
-            "sliceAucCnn": auc(yl, cnn) if yl.max() > yl.min() else None,
-            "sliceAucOpacity": auc(yl, op[m]) if yl.max() > yl.min() else None,
-            "keySlices": [{"instanceNumber": ct[m[i]]["instanceNumber"], "label": int(yl[i]), "p": float(f["p"][i]),
-                           "lungFraction": rows[m[i]]["lungMm2"] / max(rows[j]["lungMm2"] for j in m)} for i in f["keySlices"]],
-        }
-    pooled = {"fused": auc(y_ct, pooled_p), "cnn": auc(y_ct, p_ct), "opacity": auc(y_ct, op),
-              "fusedCi": bootstrap_auc_ci(y_ct, pooled_p, 2000, 0)}
+    ctmd_metrics = series_metrics(by_series, fusion, thr, 0.1, TRUTH)
 
     # ---- COVID-CT official test split: once, CNN only
     te = index("test")
@@ -195,7 +170,7 @@ def main():
         "test": {"covidCtOfficialTest": report(y_te, p_te, thr)},
         "covidCtMd": {"note": "3 patients, never trained on; slice labels = infection visible. The slice gate was "
                               "fitted and the burden gate set on these same series: in-sample.",
-                      "series": series_res, "pooledSliceAuc": pooled},
+                      **ctmd_metrics},
     }
     training = {
         "data": [
@@ -250,8 +225,8 @@ def main():
         json.dump(res, f, indent=2)
     t = metrics["test"]["covidCtOfficialTest"]
     print(json.dumps({"thr": thr, "tta": tta, "testAuc": t["auc"], "ci": t["auc95ci"], "acc": t["atThreshold"]["accuracy"],
-                      "pooledSliceAuc": pooled, "fusion": fusion,
-                      "series": {s: {k: v for k, v in r.items() if k != "keySlices"} for s, r in series_res.items()}}, indent=1))
+                      "pooledSliceAuc": ctmd_metrics["pooledSliceAuc"], "fusion": fusion,
+                      "series": {s: {k: v for k, v in r.items() if k != "keySlices"} for s, r in ctmd_metrics["series"].items()}}, indent=1))
 
 
 if __name__ == "__main__":

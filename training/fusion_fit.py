@@ -1,8 +1,9 @@
 """Fitting and validating the fusion (src/model/fusion.ts, method gated-v1) on labelled HU series.
 
 Used by evaluate.py (fits the shipped gates on COVID-CT-MD) and fusion_loso.py (re-checks them from the node's own
-`mlsam score --json` output). A series is a dict {"rows": [...], "percentOpacity": float}; a row has cnn (raw CNN
-probability), lungMm2, opacityMm2 and label (infection visible on the slice).
+`mlsam score --json` output). A series is a dict {"rows": [...], "percentOpacity": float} (series_metrics also needs
+"percentHighOpacity" and "lungMl"); a row has cnn (raw CNN probability), lungMm2, opacityMm2, label (infection
+visible on the slice) and, for series_metrics, instanceNumber.
 
   slice gate   logistic fit of the slice labels on ln(opacity mm2 + 10)
   burden gate  rule: centre = mean of ln(% opacity + 0.1) of the normal series and of the less opaque pneumonia
@@ -14,7 +15,7 @@ probability), lungMm2, opacityMm2 and label (infection visible on the slice).
 from __future__ import annotations
 
 import math
-from typing import Dict, List
+from typing import Dict
 
 import numpy as np
 
@@ -49,7 +50,7 @@ def fit_gate(feature, y, iters=100):
     return {"slope": float(w[1]), "centre": float(-w[0] / w[1])}
 
 
-def _arrays(series: Dict[str, dict]):
+def arrays(series: Dict[str, dict]):
     rows = [r for s in series.values() for r in s["rows"]]
     y = np.array([r["label"] for r in rows], np.float64)
     op = np.array([r["opacityMm2"] for r in rows], np.float64)
@@ -58,7 +59,7 @@ def _arrays(series: Dict[str, dict]):
 
 
 def slice_gate(series: Dict[str, dict]) -> dict:
-    y, op, _ = _arrays(series)
+    y, op, _ = arrays(series)
     return fit_gate(np.log(op + SLICE_OFFSET_MM2), y)
 
 
@@ -81,35 +82,34 @@ def burden_gate(series: Dict[str, dict]):
     return {"centre": centre, "slope": slope, "offsetPercent": BURDEN_OFFSET_PCT}
 
 
-def loso_slices(series: Dict[str, dict], share: float, cal: dict):
-    """Pooled labels and slice probabilities, each series scored by a slice gate fitted on the others."""
-    ys: List[float] = []
-    ps: List[float] = []
+def held_out_gates(series: Dict[str, dict]) -> Dict[str, dict]:
+    """For each series, the slice gate fitted on the other series (it does not depend on the CNN share)."""
+    return {h: slice_gate({s: v for s, v in series.items() if s != h}) for h in series}
+
+
+def loso_slices(series: Dict[str, dict], share: float, cal: dict, gates: Dict[str, dict]):
+    """Pooled labels and slice probabilities, each series scored by its held-out gate; and the per-series parts."""
+    parts = {}
     for h in series:
-        gate = slice_gate({s: v for s, v in series.items() if s != h})
-        y, op, cnn = _arrays({h: series[h]})
-        ys += list(y)
-        ps += list(slice_probability(op, cnn, gate, share, cal))
-    return np.array(ys), np.array(ps)
+        y, op, cnn = arrays({h: series[h]})
+        parts[h] = (y, slice_probability(op, cnn, gates[h], share, cal))
+    return np.concatenate([y for y, _ in parts.values()]), np.concatenate([p for _, p in parts.values()]), parts
 
 
 def choose_share(series: Dict[str, dict], cal: dict) -> dict:
     """The CNN's share of the slice probability, judged leave-one-series-out (see the module doc)."""
-    aucs = {w: auc(*loso_slices(series, w, cal)) for w in (0.0,) + CNN_SHARES}
+    gates = held_out_gates(series)
+    aucs = {w: auc(*loso_slices(series, w, cal, gates)[:2]) for w in (0.0,) + CNN_SHARES}
     ok = [w for w in CNN_SHARES if aucs[w] >= aucs[0.0] - SHARE_TOLERANCE]
     return {"share": max(ok or [0.0]), "losoAuc": {str(k): v for k, v in aucs.items()}}
 
 
 def loso_report(series: Dict[str, dict], share: float, cal: dict, seed: int = 0) -> dict:
-    y, p = loso_slices(series, share, cal)
+    gates = held_out_gates(series)
+    y, p, parts = loso_slices(series, share, cal, gates)
     lo, hi = bootstrap_auc_ci(y, p, n=2000, seed=seed)
-    per = {}
-    for h in series:
-        gate = slice_gate({s: v for s, v in series.items() if s != h})
-        yh, op, cnn = _arrays({h: series[h]})
-        ph = slice_probability(op, cnn, gate, share, cal)
-        per[h] = {"sliceGate": gate, "burdenGateRefitted": burden_gate({s: v for s, v in series.items() if s != h}) is not None,
-                  "sliceAuc": auc(yh, ph) if yh.max() > yh.min() else None}
+    per = {h: {"sliceGate": gates[h], "burdenGateRefitted": burden_gate({s: v for s, v in series.items() if s != h}) is not None,
+               "sliceAuc": auc(yh, ph) if yh.max() > yh.min() else None} for h, (yh, ph) in parts.items()}
     return {"method": "leave one series out: slice gate refitted on the other series, CNN share fixed", "share": share,
             "pooledSliceAuc": auc(y, p), "pooledSliceAuc95ci": [lo, hi], "slices": int(len(y)), "perSeries": per}
 
@@ -155,3 +155,36 @@ def loso_series(series: Dict[str, dict], fusion: dict) -> Dict[str, dict]:
         out[h] = {"score": r["score"], "category": r["category"], "cnnScore": r["cnnScore"],
                   "burdenGate": r["burdenGate"], "burdenGateRefitted": bg is not None}
     return out
+
+
+def series_metrics(series: Dict[str, dict], fusion: dict, thr: float, margin: float, truth: Dict[str, str]) -> dict:
+    """metrics.covidCtMd of the metadata: per series the fused result, the CNN-only top-k mean and category (CNN
+    threshold thr +- margin), slice AUCs and key slices; pooled slice AUCs over the series in order."""
+    out, ys, ps, cs, os_ = {}, [], [], [], []
+    for s, v in series.items():
+        rows = v["rows"]
+        f = fuse_series(rows, v["percentOpacity"], fusion)
+        y = np.array([r["label"] for r in rows])
+        cnn = np.array([r["cnn"] for r in rows])
+        op = np.array([r["opacityMm2"] for r in rows])
+        cnn_only = float(np.sort(cnn)[::-1][:topk(len(rows))].mean())
+        both = y.max() > y.min()
+        lung_max = max(r["lungMm2"] for r in rows)
+        out[s] = {
+            "truth": truth[s], "slices": len(rows), "eligibleSlices": int(f["eligible"].sum()), "k": f["k"],
+            "percentOpacity": v["percentOpacity"], "percentHighOpacity": v["percentHighOpacity"], "lungMl": v["lungMl"],
+            "cnnScore": f["cnnScore"], "burdenGate": f["burdenGate"], "score": f["score"], "category": f["category"],
+            "cnnOnlyTopkMean": cnn_only,
+            "cnnOnlyCategory": "likely" if cnn_only >= thr + margin else "unlikely" if cnn_only <= thr - margin else "indeterminate",
+            "sliceAucFused": auc(y, f["p"]) if both else None, "sliceAucCnn": auc(y, cnn) if both else None,
+            "sliceAucOpacity": auc(y, op) if both else None,
+            "keySlices": [{"instanceNumber": rows[i]["instanceNumber"], "label": int(y[i]), "p": float(f["p"][i]),
+                           "lungFraction": rows[i]["lungMm2"] / lung_max} for i in f["keySlices"]],
+        }
+        ys += list(y)
+        ps += list(f["p"])
+        cs += list(cnn)
+        os_ += list(op)
+    ys, ps = np.array(ys), np.array(ps)
+    return {"series": out, "pooledSliceAuc": {"fused": auc(ys, ps), "cnn": auc(ys, cs), "opacity": auc(ys, os_),
+                                              "fusedCi": list(bootstrap_auc_ci(ys, ps, 2000, 0))}}

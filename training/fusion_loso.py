@@ -28,7 +28,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from fusion_fit import CNN_SHARES, loso_report, loso_series, slice_gate, slice_probability  # noqa: E402
+from fusion_fit import CNN_SHARES, arrays, loso_report, loso_series, slice_gate, slice_probability  # noqa: E402
 from metrics import auc, bootstrap_auc_ci  # noqa: E402
 
 SERIES = ("P001", "cap001", "normal001")
@@ -60,9 +60,7 @@ def nested(series: dict, cal: dict) -> float:
     for h in series:
         rest = {s: v for s, v in series.items() if s != h}
         gate = slice_gate(rest)
-        y = np.array([r["label"] for v in rest.values() for r in v["rows"]])
-        op = np.array([r["opacityMm2"] for v in rest.values() for r in v["rows"]])
-        cnn = np.array([r["cnn"] for v in rest.values() for r in v["rows"]])
+        y, op, cnn = arrays(rest)
         alone = auc(y, slice_probability(op, cnn, gate, 0.0, cal))
         share = max([w for w in CNN_SHARES if auc(y, slice_probability(op, cnn, gate, w, cal)) >= alone - 0.02] or [0.0])
         rows = series[h]["rows"]

@@ -27,52 +27,13 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-import numpy as np  # noqa: E402
-
-from fusion_fit import (SHARE_TOLERANCE, burden_gate, choose_share, fuse_series, loso_report, loso_series,  # noqa: E402
-                        slice_gate, topk)
-from metrics import auc, bootstrap_auc_ci  # noqa: E402
+from fusion_fit import (SHARE_TOLERANCE, burden_gate, choose_share, loso_report, loso_series, series_metrics,  # noqa: E402
+                        slice_gate)
+from metrics import auc  # noqa: E402
 from fusion_loso import load_series  # noqa: E402
 from lung import QUANTIFICATION  # noqa: E402
 
 REPO = os.path.dirname(HERE)
-
-
-def covid_ct_md(series: dict, fusion: dict, base: dict) -> dict:
-    """metrics.covidCtMd (as evaluate.py writes it) from the node's measurements and the refitted fusion."""
-    old = base["metrics"]["covidCtMd"]
-    thr = float(base["series"]["threshold"])
-    margin = float(base["series"].get("indeterminateMargin", 0.1))
-    out, ys, ps, cs, os_ = {}, [], [], [], []
-    for s, v in series.items():
-        rows = v["rows"]
-        f = fuse_series(rows, v["percentOpacity"], fusion)
-        y = np.array([r["label"] for r in rows])
-        cnn = np.array([r["cnn"] for r in rows])
-        op = np.array([r["opacityMm2"] for r in rows])
-        cnn_only = float(np.sort(cnn)[::-1][:topk(len(rows))].mean())
-        both = y.max() > y.min()
-        lung_max = max(r["lungMm2"] for r in rows)
-        out[s] = {
-            "truth": old["series"][s]["truth"], "slices": len(rows), "eligibleSlices": int(f["eligible"].sum()), "k": f["k"],
-            "percentOpacity": v["percentOpacity"], "percentHighOpacity": float(v["opacity"]["total"]["percentHighOpacity"]),
-            "lungMl": float(v["opacity"]["total"]["lungMl"]),
-            "cnnScore": f["cnnScore"], "burdenGate": f["burdenGate"], "score": f["score"], "category": f["category"],
-            "cnnOnlyTopkMean": cnn_only,
-            "cnnOnlyCategory": "likely" if cnn_only >= thr + margin else "unlikely" if cnn_only <= thr - margin else "indeterminate",
-            "sliceAucFused": auc(y, f["p"]) if both else None, "sliceAucCnn": auc(y, cnn) if both else None,
-            "sliceAucOpacity": auc(y, op) if both else None,
-            "keySlices": [{"instanceNumber": rows[i]["instanceNumber"], "label": int(y[i]), "p": float(f["p"][i]),
-                           "lungFraction": rows[i]["lungMm2"] / lung_max} for i in f["keySlices"]],
-        }
-        ys += list(y)
-        ps += list(f["p"])
-        cs += list(cnn)
-        os_ += list(op)
-    ys, ps = np.array(ys), np.array(ps)
-    return {"note": old["note"], "series": out,
-            "pooledSliceAuc": {"fused": auc(ys, ps), "cnn": auc(ys, cs), "opacity": auc(ys, os_),
-                               "fusedCi": list(bootstrap_auc_ci(ys, ps, 2000, 0))}}
 
 
 def main():
@@ -108,7 +69,12 @@ def main():
     fusion["validation"] = {**loso_report(series, share["share"], cal), "series": loso_series(series, fusion)}
 
     metrics = json.loads(json.dumps(base["metrics"]))
-    metrics["covidCtMd"] = covid_ct_md(series, fusion, base)
+    old = base["metrics"]["covidCtMd"]
+    for v in series.values():
+        v.update(percentHighOpacity=float(v["opacity"]["total"]["percentHighOpacity"]), lungMl=float(v["opacity"]["total"]["lungMl"]))
+    metrics["covidCtMd"] = {"note": old["note"], **series_metrics(
+        series, fusion, float(base["series"]["threshold"]), float(base["series"].get("indeterminateMargin", 0.1)),
+        {s: old["series"][s]["truth"] for s in series})}
 
     name = base["name"]
     onnx = f"{name}-{args.version}.onnx"

@@ -30,7 +30,6 @@ export interface SeriesOpacityResult {
   right: OpacityMeasure;
 }
 
-/** Median spacing of consecutive positions (mm); 1 when unknown (volumes then scale, percentages stay right). */
 /** Median of the known values, or null. */
 export function median(values: readonly (number | null | undefined)[]): number | null {
   const v = values.filter((x): x is number => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b);
@@ -39,6 +38,7 @@ export function median(values: readonly (number | null | undefined)[]): number |
   return v.length % 2 ? (v[m] as number) : ((v[m - 1] as number) + (v[m] as number)) / 2;
 }
 
+/** Median spacing of consecutive positions (mm); 1 when unknown (volumes then scale, percentages stay right). */
 export function sliceSpacing(positions: readonly (number | null)[]): number {
   const p = positions.filter((x): x is number => x !== null);
   const d: number[] = [];

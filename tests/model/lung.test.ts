@@ -5,20 +5,18 @@
  * (simulated 6 mm slabs) measured with their SliceThickness.
  */
 import { execFileSync } from 'node:child_process';
-import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { decodeDicomFile, readDicomHeaderFile } from '../../src/dicom/decode/index.js';
+import { decodeDicomFile } from '../../src/dicom/decode/index.js';
 import { loadModelMetadata, type ModelMetadata } from '../../src/model/metadata.js';
 import { dilate, diskHalfWidths, erode, label, RADIUS_SLACK, type Mask } from '../../src/model/morphology.js';
 import { analyseSlice, groundGlassOpenMm } from '../../src/model/opacity.js';
 import { cropFor, toUnit } from '../../src/model/preprocess.js';
-import { selectSlices } from '../../src/scoring/select-slices.js';
+import { seriesFiles, slabs } from '../helpers/ctmd.js';
 import { SHIPPED_METADATA } from '../helpers/model.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const data = path.resolve(root, '..', 'shared', 'data', 'covid-ct-md');
 const MODEL = SHIPPED_METADATA;
 
 let meta: ModelMetadata;
@@ -187,13 +185,6 @@ describe('lung segmentation on a phantom', () => {
   });
 });
 
-/** The selected slices of a COVID-CT-MD series, superior first. */
-async function seriesFiles(name: string): Promise<string[]> {
-  const dir = path.join(data, name);
-  const cands = await Promise.all(readdirSync(dir).map(async (f) => ({ file: path.join(dir, f), header: await readDicomHeaderFile(path.join(dir, f)) })));
-  return selectSlices(cands).slices.map((s) => s.file);
-}
-
 async function analyseFile(file: string) {
   const d = await decodeDicomFile(file);
   return { d, a: analyseSlice(d.image.data, d.image.width, d.image.height, d.header.pixelSpacing!, lungs(), quant()) };
@@ -257,27 +248,10 @@ describe('lung volumes on the shared series', () => {
 });
 
 describe('thick slices (partial volume of vessels)', () => {
-  /** 6 mm slabs: the mean of three consecutive 2 mm slices, every third slab, over the lung-bearing slices. */
-  async function slabs(name: string) {
-    const files = await seriesFiles(name);
-    const imgs = await Promise.all(files.map(async (f) => (await decodeDicomFile(f)).image));
-    const out: { hu: Float32Array; thin: number }[] = [];
-    for (let i = 1; i + 1 < imgs.length; i += 3) {
-      const [a, b, c] = [imgs[i - 1]!, imgs[i]!, imgs[i + 1]!];
-      const hu = new Float32Array(b.data.length);
-      for (let k = 0; k < hu.length; k++) hu[k] = (a.data[k]! + b.data[k]! + c.data[k]!) / 3;
-      let thin = 0;
-      for (const im of [a, b, c]) thin += analyseSlice(im.data, im.width, im.height, im.pixelSpacing!, lungs(), quant(), im.sliceThicknessMm).total.opacityMm2 / 3;
-      out.push({ hu, thin });
-    }
-    return { out, w: imgs[0]!.width, h: imgs[0]!.height, sp: imgs[0]!.pixelSpacing!, thickness: imgs[0]!.sliceThicknessMm };
-  }
-
   it('SliceThickness reaches the measurement, and the ground-glass opening widens above the reference', async () => {
     const q = quant();
     expect(q.thickSlice).toBeDefined();
-    const s = await slabs('normal001');
-    expect(s.thickness).toBe(2);
+    expect((await decodeDicomFile((await seriesFiles('normal001'))[0]!)).image.sliceThicknessMm).toBe(2);
     expect(groundGlassOpenMm(q, 2)).toBe(q.groundGlassOpenMm);
     expect(groundGlassOpenMm(q, null)).toBe(q.groundGlassOpenMm);
     expect(groundGlassOpenMm(q, 6)).toBeGreaterThan(q.groundGlassOpenMm);
@@ -286,14 +260,17 @@ describe('thick slices (partial volume of vessels)', () => {
 
   it('keeps a normal series near its thin-slice opacity on simulated 6 mm slabs, and keeps the lesions of a COVID-19 series', async () => {
     for (const [name, lo, hi] of [['normal001', 0, 1.6], ['P001', 0.6, 1.4]] as const) {
-      const s = await slabs(name);
+      const { slabs: sl, first } = await slabs(name);
+      const { width: w, height: h, pixelSpacing } = first.image;
+      const opacityMm2 = (hu: Float32Array, thicknessMm: number | null | undefined) =>
+        analyseSlice(hu, w, h, pixelSpacing!, lungs(), quant(), thicknessMm).total.opacityMm2;
       let thin = 0;
       let asThin = 0;
       let asThick = 0;
-      for (const x of s.out) {
-        thin += x.thin;
-        asThin += analyseSlice(x.hu, s.w, s.h, s.sp, lungs(), quant(), 2).total.opacityMm2;
-        asThick += analyseSlice(x.hu, s.w, s.h, s.sp, lungs(), quant(), 6).total.opacityMm2;
+      for (const x of sl) {
+        for (const p of x.parts) thin += opacityMm2(p.image.data, p.image.sliceThicknessMm) / 3;
+        asThin += opacityMm2(x.hu, 2);
+        asThick += opacityMm2(x.hu, 6);
       }
       // measured as if 2 mm, the slabs' averaged vessels read as ground glass: far more opacity than the thin slices
       expect(asThin / thin).toBeGreaterThan(1.6);

@@ -5,20 +5,17 @@
  * opening keeps the normal lungs near their thin-slice opacity and the series "unlikely", and the result says
  * which thickness and opening it used.
  */
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeDicomFile, readDicomHeaderFile } from '../../src/dicom/decode/index.js';
 import { writeSyntheticSeries } from '../../src/dicom/testing/synthetic-series.js';
 import { ModelSession } from '../../src/model/session.js';
 import { scoreFiles, type ScoredSeries } from '../../src/scoring/score.js';
-import { selectSlices } from '../../src/scoring/select-slices.js';
+import { CTMD, slabs } from '../helpers/ctmd.js';
 import { SHIPPED_MODEL } from '../helpers/model.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const normal = path.resolve(root, '..', 'shared', 'data', 'covid-ct-md', 'normal001');
+const normal = path.join(CTMD, 'normal001');
 
 let session: ModelSession;
 let tmp: string;
@@ -26,28 +23,19 @@ let thin: ScoredSeries;
 let thick: ScoredSeries;
 let labelledThin: ScoredSeries;
 
+/** normal001's 6 mm slabs written as a DICOM series (stored = HU + 1024), positioned at their middle slices. */
 async function slabSeries(dir: string, sliceThickness: number): Promise<string> {
-  const files = await readdir(normal);
-  const cands = await Promise.all(files.map(async (f) => ({ file: path.join(normal, f), header: await readDicomHeaderFile(path.join(normal, f)) })));
-  const sel = selectSlices(cands).slices; // superior first
-  const decoded = await Promise.all(sel.map(async (s) => (await decodeDicomFile(s.file))));
-  const first = decoded[0]!;
+  const { slabs: sl, first } = await slabs('normal001');
   const { width, height } = first.image;
-  const slabs: Buffer[] = [];
-  const z: number[] = [];
-  for (let i = 1; i + 1 < decoded.length; i += 3) {
+  const stored = sl.map(({ hu }) => {
     const buf = Buffer.alloc(width * height * 2);
-    const [a, b, c] = [decoded[i - 1]!.image.data, decoded[i]!.image.data, decoded[i + 1]!.image.data];
-    for (let k = 0; k < width * height; k++) {
-      const hu = (a[k]! + b[k]! + c[k]!) / 3;
-      buf.writeUInt16LE(Math.max(0, Math.min(4095, Math.round(hu + 1024))), 2 * k);
-    }
-    slabs.push(buf);
-    z.push(decoded[i]!.header.imagePositionPatient![2]!);
-  }
+    for (let k = 0; k < hu.length; k++) buf.writeUInt16LE(Math.max(0, Math.min(4095, Math.round(hu[k]! + 1024))), 2 * k);
+    return buf;
+  });
+  const z = sl.map((x) => x.parts[1].header.imagePositionPatient![2]!);
   await writeSyntheticSeries({
-    dir, count: slabs.length, rows: height, columns: width, pixelSpacing: first.header.pixelSpacing![0],
-    zStart: z[0]!, sliceSpacing: z[1]! - z[0]!, sliceThickness, pixels: (i) => slabs[i]!,
+    dir, count: sl.length, rows: height, columns: width, pixelSpacing: first.header.pixelSpacing![0],
+    zStart: z[0]!, sliceSpacing: z[1]! - z[0]!, sliceThickness, pixels: (i) => stored[i]!,
   });
   return dir;
 }
