@@ -3,6 +3,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { loadConfig, PROJECT_ROOT, resolvePath } from '../config/load.js';
 import { createLogger } from '../log.js';
+import { THICK_SLICE_NOTE_MM } from '../model/opacity.js';
 import type { ScoreProgress, ScoreResult } from '../scoring/score.js';
 
 
@@ -31,7 +32,8 @@ function positiveInt(name: string, v: string | undefined): number | undefined {
 
 const fmt = (p: number): string => p.toFixed(4);
 
-function printHuman(r: ScoreResult): void {
+/** The plain-text report `mlsam score` prints without --json. */
+export function formatReport(r: ScoreResult): string {
   const out: string[] = [];
   out.push(`model ${r.model.name} ${r.model.version}${r.model.provisional ? ' (PROVISIONAL)' : ''} — NOT FOR DIAGNOSTIC USE`);
   for (const s of r.series) {
@@ -45,8 +47,13 @@ function printHuman(r: ScoreResult): void {
       const o = s.opacity;
       const line = (name: string, m: typeof o.total) =>
         `    ${name.padEnd(6)} lung ${m.lungMl.toFixed(0).padStart(5)} mL  opacity ${m.percentOpacity.toFixed(2).padStart(6)} % (${m.opacityMl.toFixed(1)} mL)  high opacity ${m.percentHighOpacity.toFixed(2).padStart(6)} % (${m.highOpacityMl.toFixed(1)} mL)`;
-      out.push(`  opacity (${o.method}, ${o.opacityHu[0]}…${o.opacityHu[1]} HU; high ${o.highOpacityHu[0]}…${o.highOpacityHu[1]} HU):`);
+      const slices = o.sliceThicknessMm !== undefined ? `${o.sliceThicknessMm} mm slices` : 'slice thickness not given';
+      out.push(`  opacity (${o.method}, ${o.opacityHu[0]}…${o.opacityHu[1]} HU; high ${o.highOpacityHu[0]}…${o.highOpacityHu[1]} HU; ` +
+        `${slices}, ground-glass opening ${o.groundGlassOpenMm} mm):`);
       out.push(line('total', o.total), line('right', o.right), line('left', o.left));
+      if (o.sliceThicknessMm !== undefined && o.sliceThicknessMm > THICK_SLICE_NOTE_MM) {
+        out.push('    thick slices: partial volume makes the opacity less exact than on thin slices');
+      }
     }
     out.push('  key slices:');
     for (const k of s.keySlices) {
@@ -77,7 +84,7 @@ function printHuman(r: ScoreResult): void {
   }
   out.push('');
   out.push(`${r.timing.slicesScored} slice(s) in ${r.timing.seconds.toFixed(1)} s (${r.timing.slicesPerSecond} slices/s)`);
-  process.stdout.write(out.join('\n') + '\n');
+  return out.join('\n') + '\n';
 }
 
 export function registerScore(program: Command): void {
@@ -114,7 +121,7 @@ export function registerScore(program: Command): void {
         onProgress,
       });
       if (flags.json) process.stdout.write(JSON.stringify(result) + '\n');
-      else printHuman(result);
+      else process.stdout.write(formatReport(result));
       // 0: at least one series scored; 2: nothing could be scored.
       if (result.series.length === 0) process.exitCode = 2;
     });

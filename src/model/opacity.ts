@@ -30,6 +30,12 @@ export const quantificationSpecSchema = z.object({
 });
 export type QuantificationSpec = z.infer<typeof quantificationSpecSchema>;
 
+/**
+ * Above this SliceThickness (mm) reports say that partial volume makes the opacity measurement coarser than on the
+ * thin slices it was tuned on (the SR, `mlsam score`).
+ */
+export const THICK_SLICE_NOTE_MM = 3;
+
 /** The ground-glass opening radius (mm) for a slice of this thickness (twin: lung.py ground_glass_open_mm). */
 export function groundGlassOpenMm(spec: QuantificationSpec, thicknessMm?: number | null): number {
   const base = spec.groundGlassOpenMm;

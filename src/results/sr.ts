@@ -34,6 +34,7 @@
  * threshold, category, opacity burden) use the local scheme 99MLSAM, declared in the Coding Scheme
  * Identification Sequence.
  */
+import { THICK_SLICE_NOTE_MM } from '../model/opacity.js';
 import type { OpacityMeasure, ResultKeySlice, ResultRecord } from '../queue/result-record.js';
 import {
   Codes, howScored, LOCAL_SCHEME, MANUFACTURER, NOT_FOR_DIAGNOSTIC_USE, setCodingSchemes, setObjectHeader, type DocumentInput, type ModelInfo,
@@ -45,9 +46,6 @@ import { setSequence, setString, tagOf, type Code, type Dataset } from './datase
 import { analysedRegion, keyRegionGraphic, type SliceGeometry } from './regions.js';
 
 export const COMPREHENSIVE_3D_SR = '1.2.840.10008.5.1.4.1.1.88.34';
-
-/** Above this SliceThickness (mm) the SR says that partial volume makes the opacity measurement coarser. */
-const THICK_SLICE_NOTE_MM = 3;
 
 const C = {
   report: { value: '126000', scheme: 'DCM', meaning: 'Imaging Measurement Report' },

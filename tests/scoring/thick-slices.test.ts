@@ -10,8 +10,9 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { writeSyntheticSeries } from '../../src/dicom/testing/synthetic-series.js';
+import { formatReport } from '../../src/cli/score.js';
 import { ModelSession } from '../../src/model/session.js';
-import { scoreFiles, type ScoredSeries } from '../../src/scoring/score.js';
+import { scoreFiles, type ScoreResult, type ScoredSeries } from '../../src/scoring/score.js';
 import { CTMD, slabs } from '../helpers/ctmd.js';
 import { SHIPPED_MODEL } from '../helpers/model.js';
 
@@ -22,6 +23,8 @@ let tmp: string;
 let thin: ScoredSeries;
 let thick: ScoredSeries;
 let labelledThin: ScoredSeries;
+let thinResult: ScoreResult;
+let thickResult: ScoreResult;
 
 /** normal001's 6 mm slabs written as a DICOM series (stored = HU + 1024), positioned at their middle slices. */
 async function slabSeries(dir: string, sliceThickness: number): Promise<string> {
@@ -43,10 +46,12 @@ async function slabSeries(dir: string, sliceThickness: number): Promise<string> 
 beforeAll(async () => {
   tmp = await mkdtemp(path.join(tmpdir(), 'mlsam-thick-'));
   session = await ModelSession.load(SHIPPED_MODEL, { providers: ['cpu'], batchSize: 16 });
-  const score = async (dir: string) => (await scoreFiles([dir], { session, decodeThreads: 2 })).series[0]!;
-  thin = await score(normal);
-  thick = await score(await slabSeries(path.join(tmp, 'thick6'), 6));
-  labelledThin = await score(await slabSeries(path.join(tmp, 'thick6-as-2mm'), 2));
+  const score = (dir: string) => scoreFiles([dir], { session, decodeThreads: 2 });
+  thinResult = await score(normal);
+  thickResult = await score(await slabSeries(path.join(tmp, 'thick6'), 6));
+  thin = thinResult.series[0]!;
+  thick = thickResult.series[0]!;
+  labelledThin = (await score(await slabSeries(path.join(tmp, 'thick6-as-2mm'), 2))).series[0]!;
 }, 600_000);
 afterAll(async () => {
   await session?.release();
@@ -61,6 +66,15 @@ describe('thick slices through scoreFiles (normal001 as 6 mm slabs)', () => {
     expect(thick.opacity!.sliceSpacingMm).toBeCloseTo(6, 3);
     expect(thick.opacity!.groundGlassOpenMm).toBeCloseTo(3, 6);
     expect(labelledThin.opacity!.groundGlassOpenMm).toBe(1.8);
+  });
+
+  it('says so in the plain-text report of mlsam score', () => {
+    const thinText = formatReport(thinResult);
+    const thickText = formatReport(thickResult);
+    expect(thinText).toContain('2 mm slices, ground-glass opening 1.8 mm');
+    expect(thinText).not.toContain('thick slices');
+    expect(thickText).toContain('6 mm slices, ground-glass opening 3 mm');
+    expect(thickText).toContain('thick slices: partial volume makes the opacity less exact');
   });
 
   it('keeps the normal lungs near their thin-slice opacity and the series unlikely; labelled 2 mm, the same slabs read far more opaque', () => {
