@@ -64,8 +64,10 @@ def platt(p, y, iters=200, balanced=True):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", default=os.path.join(HERE, "runs"))
+    ap.add_argument("--prefix", default="lung-fold", help="fold runs are <runs>/<prefix>0..4 (train_full.py: full-fold)")
+    ap.add_argument("--pack", default=None, help="read the dev index from a gpu_pack.py file (a device machine)")
     args = ap.parse_args()
-    dev = index("dev")
+    dev = json.loads(str(np.load(args.pack)["index_dev"])) if args.pack else index("dev")
     y = np.array([it["label"] for it in dev])
     src = np.array([it["source"] for it in dev])
     official = np.array([it.get("officialSplit", "") for it in dev])
@@ -73,7 +75,7 @@ def main():
     oof_flip = np.full(len(dev), np.nan)
     folds = []
     for k in range(FOLDS):
-        run = os.path.join(args.runs, f"lung-fold{k}")
+        run = os.path.join(args.runs, f"{args.prefix}{k}")
         z = np.load(os.path.join(run, "preds.npz"))
         with open(os.path.join(run, "train.json")) as f:
             info = json.load(f)

@@ -195,10 +195,15 @@ def main():
         "durationSeconds": round(tinfo["durationSeconds"], 1),
         "trainImagesPerSecond": round(float(np.mean([h["imgPerSec"] for h in tinfo["history"]])), 2),
         "crossValidationFolds": cv["folds"],
-        "frozen": "features[0:7] (strides 2-8, cached); fine-tuned: features[7:19] + attention heads",
-        "augmentation": f"{tinfo['args'].get('aug_views', 1)} extra cached view(s) per training image: random Gaussian blur (p .35), JPEG re-encode "
-                        "q 30-95 (p .6), affine (rot +-10 deg, scale .88-1.12, shift +-6 %, h-flip p .5), "
-                        "gamma/contrast/brightness",
+        **({"frozen": "nothing (train_full.py: every block fine-tuned; BatchNorm statistics kept from ImageNet)",
+            "augmentation": "online, every draw (data.online_augment): JPEG re-encode q 30-95 (p .5), Gaussian blur "
+                            "(p .35), random resized crop (area .6-1), rotation +-10 deg, h-flip p .5, "
+                            "gamma/contrast/brightness"}
+           if tinfo.get("recipe", "").startswith("full fine-tuning") else
+           {"frozen": "features[0:7] (strides 2-8, cached); fine-tuned: features[7:19] + attention heads",
+            "augmentation": f"{tinfo['args'].get('aug_views', 1)} extra cached view(s) per training image: random "
+                            "Gaussian blur (p .35), JPEG re-encode q 30-95 (p .6), affine (rot +-10 deg, scale "
+                            ".88-1.12, shift +-6 %, h-flip p .5), gamma/contrast/brightness"}),
         "run": os.path.relpath(args.run, os.path.dirname(HERE)),
     }
     res = {

@@ -71,6 +71,9 @@ def main():
                     help="augmented cached views per image besides the original (2.0.0: 1)")
     ap.add_argument("--extra-weight", type=float, default=0.0,
                     help="sampling weight of each sars-cov-2-ct image, training only (0: not used, as in 2.0.0)")
+    ap.add_argument("--swa-from", type=int, default=0,
+                    help="also keep the uniform mean of the epoch-end weights from this epoch on (0: off); BatchNorm "
+                         "is frozen, so the mean needs no statistics update; written as <run>/swa.pt")
     ap.add_argument("--run", default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -120,6 +123,7 @@ def main():
     log(f"run {run} fold {args.fold} train {len(tr_idx)} val {len(va_idx)} ctmd {len(ct)} args {vars(args)}")
     hist, step, t0 = [], 0, time.time()
     p_va_ep, p_ct_ep = [], []
+    swa, swa_n, p_va_swa = None, 0, []
     for ep in range(1, args.epochs + 1):
         te = time.time()
         model.set_train_mode()
@@ -164,16 +168,36 @@ def main():
         means = {s: float(np.mean(p_ct[ser_ct == s])) for s in ("P001", "cap001", "normal001")}
         rec["ctmdMeanProb"] = means
         rec["ctmdSliceAucP001"] = auc(y_ct[ser_ct == "P001"], p_ct[ser_ct == "P001"])
+        if args.swa_from and ep >= args.swa_from:
+            cur = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            swa_n += 1
+            swa = cur if swa is None else {k: swa[k] + (cur[k] - swa[k]) / swa_n if cur[k].is_floating_point()
+                                           else cur[k] for k in cur}
+            if len(va_idx):
+                last = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                model.load_state_dict(swa)
+                p_sw = predict(model, views[0][va_idx])
+                model.load_state_dict(last)
+                p_va_swa.append(p_sw)
+                rec["valAucSwa"] = auc(y_dev[va_idx], p_sw)
+                rec["valAucSwaCovidCt"] = auc(yv[sv == "covid-ct"], p_sw[sv == "covid-ct"])
+                rec["valAucSwaMosmed"] = auc(yv[sv == "mosmed"], p_sw[sv == "mosmed"])
+                msg += (f" | swa({swa_n}) {rec['valAucSwa']:.4f} (covid-ct {rec['valAucSwaCovidCt']:.4f}, "
+                        f"mosmed {rec['valAucSwaMosmed']:.4f})")
         rec["epochSeconds"] = time.time() - te
         hist.append(rec)
         log(f"{msg} | ctmd P001 sliceAUC {rec['ctmdSliceAucP001']:.3f} mean P001 {means['P001']:.3f} cap001 "
             f"{means['cap001']:.3f} normal001 {means['normal001']:.3f} | {rec['imgPerSec']:.1f} img/s {rec['epochSeconds']:.0f}s")
     torch.save(model.state_dict(), os.path.join(run, "model.pt"))
+    if swa is not None:
+        torch.save(swa, os.path.join(run, "swa.pt"))
     # mirrored views of the last epoch's model (flip test-time augmentation is judged on these)
     extra = {}
     if len(va_idx):
         extra["val_flip"] = predict(model, load("dev_flip")[va_idx])
     extra["ctmd_flip"] = predict(model, load("ctmd_flip"))
+    if p_va_swa:
+        extra["val_swa"] = np.array(p_va_swa)  # [epochs from --swa-from, n]: the running mean's predictions
     np.savez(os.path.join(run, "preds.npz"), val_idx=va_idx, val=np.array(p_va_ep), ctmd=np.array(p_ct_ep), **extra)
     if args.extra_weight > 0:
         sw["sars-cov-2-ct"] = args.extra_weight

@@ -1,0 +1,235 @@
+"""Full fine-tuning of ML-SAM (every block of MobileNetV2, no cached features) with online augmentation: the lever
+the 2.x CPU recipe (train.py: strides 2-8 frozen, two cached views per image) could not afford here. It is written
+for a GPU session (`--device cuda`); on the 2-core CPU it runs at about 2.5 images/s, too slow for a
+cross-validation (about 13 h), so it is smoke-tested there only.
+
+Usage: python3 training/train_full.py --fold K|all [--epochs 12] [--run training/runs/full-fold<K>] [--device cuda]
+                                      [--pack training/gpu-pack/units.npz]
+  Inputs: the lung-cropped 224x224 units of training/data.py (training/cache/lung/units_*.npy and index_*.json), or
+  the same in one compressed file made by `python3 training/gpu_pack.py` (what travels to a device machine).
+  Outputs: the files train.py writes, in the same format (<run>/model.pt, preds.npz, train.json, log.txt), so
+  training/cv.py --runs <dir> --prefix full-fold, evaluate.py and export.py take them unchanged.
+Augmentation: data.online_augment (JPEG re-encode, blur, random resized crop, rotation, flip, gamma, contrast,
+brightness) on every draw. BatchNorm stays in eval mode (ImageNet statistics), as in train.py and in the export.
+Each epoch draws --draws-per-epoch images with replacement, covid-ct weight 2, mosmed weight 1 (as train.py).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import gpu_pack  # noqa: E402
+import model as model_module  # noqa: E402
+from data import CACHE, online_augment  # noqa: E402
+from metrics import auc  # noqa: E402
+from model import MLSAM  # noqa: E402
+from preprocess import PREPROCESSING  # noqa: E402
+
+SEED = 20260525
+
+
+class Units:
+    """Units [N,224,224] in [0,1] and the index of each group, from the cache or from a gpu_pack.py file."""
+
+    def __init__(self, pack: str | None):
+        self.pack = np.load(pack) if pack else None
+
+    def units(self, group: str) -> np.ndarray:
+        if self.pack is not None:  # uint8, 0..255
+            return gpu_pack.decode(self.pack[f"jpeg_{group}"], self.pack[f"offsets_{group}"])
+        return np.load(os.path.join(CACHE, f"units_{group}.npy"))
+
+    def index(self, group: str) -> list:
+        if self.pack is not None:
+            return json.loads(str(self.pack[f"index_{group}"]))
+        with open(os.path.join(CACHE, f"index_{group}.json")) as f:
+            return json.load(f)
+
+
+def to_unit_tensor(u: np.ndarray) -> torch.Tensor:
+    """[B,224,224] uint8 or float in [0,1] -> float32 [B,1,224,224] in [0,1]."""
+    x = torch.from_numpy(np.asarray(u))
+    x = x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+    return x[:, None]
+
+
+def normalise(x: torch.Tensor) -> torch.Tensor:
+    """[B,1,H,W] in [0,1] -> the network's input [B,C,H,W] (preprocess.normalize on a tensor)."""
+    n = PREPROCESSING["normalize"]
+    return ((x - float(n["mean"])) / float(n["std"])).repeat(1, int(PREPROCESSING["channels"]), 1, 1)
+
+
+def logits(model: MLSAM, x: torch.Tensor) -> torch.Tensor:
+    l8 = model.stem(x)
+    out, _ = model.forward_features(l8, model.mid(l8))
+    return out
+
+
+def predict(model: MLSAM, units: np.ndarray, device: torch.device, flip: bool = False, bs: int = 64) -> np.ndarray:
+    model.eval()
+    out = []
+    with torch.no_grad():
+        for s in range(0, len(units), bs):
+            x = to_unit_tensor(units[s:s + bs])
+            if flip:
+                x = torch.flip(x, dims=[3])
+            out.append(torch.sigmoid(logits(model, normalise(x).to(device))).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros(0, np.float32)
+
+
+def set_train_mode(model: MLSAM) -> None:
+    model.train()
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.eval()
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--fold", required=True, help="0..4 or all")
+    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--bs", type=int, default=32)
+    ap.add_argument("--lr", type=float, default=1e-3, help="attention and classifier heads")
+    ap.add_argument("--lr-backbone", type=float, default=2e-4, help="blocks at strides 16-32 (as train.py)")
+    ap.add_argument("--lr-stem", type=float, default=1e-4, help="blocks at strides 2-8 (frozen in train.py)")
+    ap.add_argument("--smooth", type=float, default=0.1)
+    ap.add_argument("--covidct-weight", type=float, default=2.0)
+    ap.add_argument("--mosmed-weight", type=float, default=1.0)
+    ap.add_argument("--draws-per-epoch", type=int, default=1600)
+    ap.add_argument("--wd", type=float, default=1e-4)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--pack", default=None, help="units from a gpu_pack.py file (units.npz) instead of training/cache; "
+                                                 "the ImageNet weights are taken from the same folder")
+    ap.add_argument("--no-ctmd", action="store_true", help="skip the per-epoch COVID-CT-MD predictions")
+    ap.add_argument("--max-steps", type=int, default=0, help="stop each epoch after this many steps (smoke test)")
+    ap.add_argument("--run", default=None)
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(SEED)
+    rng = np.random.RandomState(SEED)
+    dev_ = torch.device(args.device)
+    run = args.run or os.path.join(HERE, "runs", f"full-fold{args.fold}")
+    os.makedirs(run, exist_ok=True)
+    logf = open(os.path.join(run, "log.txt"), "a")
+
+    def log(msg):
+        line = f"{dt.datetime.utcnow().strftime('%H:%M:%S')} {msg}"
+        print(line, flush=True)
+        logf.write(line + "\n")
+        logf.flush()
+
+    if args.pack:
+        model_module.PRETRAINED = os.path.join(os.path.dirname(args.pack), os.path.basename(model_module.PRETRAINED))
+    data = Units(args.pack)
+    dev = data.index("dev")
+    u_dev = data.units("dev")
+    fold = None if args.fold == "all" else int(args.fold)
+    tr_idx = np.array([i for i, it in enumerate(dev) if fold is None or it["fold"] != fold])
+    va_idx = np.array([i for i, it in enumerate(dev) if fold is not None and it["fold"] == fold], dtype=int)
+    y_dev = np.array([it["label"] for it in dev], np.float32)
+    src_dev = np.array([it["source"] for it in dev])
+    sw = {"covid-ct": args.covidct_weight, "mosmed": args.mosmed_weight}
+    w_tr = np.array([sw[dev[i]["source"]] for i in tr_idx], np.float64)
+    u_va = np.asarray(u_dev[va_idx]) if len(va_idx) else None
+    use_ct = not args.no_ctmd
+    if use_ct:
+        ct = data.index("ctmd")
+        u_ct = np.asarray(data.units("ctmd"))
+        y_ct = np.array([i["label"] for i in ct])
+        ser_ct = np.array([i["series"] for i in ct])
+
+    model = MLSAM().to(dev_)
+    groups = [
+        {"params": [p for p in model.stem.parameters()], "lr": args.lr_stem},
+        {"params": [p for m in model.trainable_backbone() for p in m.parameters()] + list(model.mid.parameters()),
+         "lr": args.lr_backbone},
+        {"params": [p for m in model.heads() for p in m.parameters()], "lr": args.lr},
+    ]
+    for g in groups:
+        for p in g["params"]:
+            p.requires_grad_(True)
+    opt = torch.optim.AdamW(groups, weight_decay=args.wd)
+    n = args.draws_per_epoch
+    steps_per_epoch = math.ceil(n / args.bs)
+    if args.max_steps:
+        steps_per_epoch = min(steps_per_epoch, args.max_steps)
+    total = steps_per_epoch * args.epochs
+    base = [g["lr"] for g in opt.param_groups]
+    log(f"run {run} fold {args.fold} train {len(tr_idx)} val {len(va_idx)} device {dev_} args {vars(args)}")
+    hist, step, t0 = [], 0, time.time()
+    p_va_ep, p_ct_ep = [], []
+    for ep in range(1, args.epochs + 1):
+        te = time.time()
+        set_train_mode(model)
+        order = tr_idx[rng.choice(len(tr_idx), size=n, replace=True, p=w_tr / w_tr.sum())]
+        tot, cnt = 0.0, 0
+        for k, s in enumerate(range(0, n, args.bs)):
+            if k >= steps_per_epoch:
+                break
+            idx = order[s:s + args.bs]
+            y = torch.from_numpy(y_dev[idx]).to(dev_)
+            y = y * (1 - args.smooth) + 0.5 * args.smooth
+            warm = min(1.0, (step + 1) / 50)
+            cos = 0.5 * (1 + math.cos(math.pi * step / total))
+            for g, b in zip(opt.param_groups, base):
+                g["lr"] = b * warm * cos
+            x = online_augment(to_unit_tensor(u_dev[idx]), rng)
+            loss = F.binary_cross_entropy_with_logits(logits(model, normalise(x).to(dev_)), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            step += 1
+            tot += float(loss) * len(idx)
+            cnt += len(idx)
+        ttrain = time.time() - te
+        rec = {"epoch": ep, "loss": tot / cnt, "imgPerSec": cnt / ttrain}
+        msg = f"epoch {ep} loss {rec['loss']:.4f}"
+        if len(va_idx):
+            p_va = predict(model, u_va, dev_)
+            p_va_ep.append(p_va)
+            yv, sv = y_dev[va_idx], src_dev[va_idx]
+            rec["valAuc"] = auc(yv, p_va)
+            rec["valAucCovidCt"] = auc(yv[sv == "covid-ct"], p_va[sv == "covid-ct"])
+            rec["valAucMosmed"] = auc(yv[sv == "mosmed"], p_va[sv == "mosmed"])
+            msg += f" foldAUC {rec['valAuc']:.4f} (covid-ct {rec['valAucCovidCt']:.4f}, mosmed {rec['valAucMosmed']:.4f})"
+        if use_ct:
+            p_ct = predict(model, u_ct, dev_)
+            p_ct_ep.append(p_ct)
+            rec["ctmdMeanProb"] = {s: float(np.mean(p_ct[ser_ct == s])) for s in ("P001", "cap001", "normal001")}
+            rec["ctmdSliceAucP001"] = auc(y_ct[ser_ct == "P001"], p_ct[ser_ct == "P001"])
+            msg += f" | ctmd P001 sliceAUC {rec['ctmdSliceAucP001']:.3f}"
+        rec["epochSeconds"] = time.time() - te
+        hist.append(rec)
+        log(f"{msg} | {rec['imgPerSec']:.1f} img/s {rec['epochSeconds']:.0f}s")
+    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    torch.save(state, os.path.join(run, "model.pt"))
+    extra = {}
+    if len(va_idx):
+        extra["val_flip"] = predict(model, u_va, dev_, flip=True)
+    if use_ct:
+        extra["ctmd_flip"] = predict(model, u_ct, dev_, flip=True)
+    np.savez(os.path.join(run, "preds.npz"), val_idx=va_idx, val=np.array(p_va_ep),
+             ctmd=np.array(p_ct_ep) if use_ct else np.zeros((0, 0), np.float32), **extra)
+    info = {"seed": SEED, "fold": args.fold, "recipe": "full fine-tuning, online augmentation (train_full.py)",
+            "sourceWeights": sw, "trainImages": int(len(tr_idx)), "valImages": int(len(va_idx)),
+            "device": str(dev_), "args": vars(args), "history": hist,
+            "durationSeconds": time.time() - t0, "epochsRun": len(hist)}
+    with open(os.path.join(run, "train.json"), "w") as f:
+        json.dump(info, f, indent=2)
+    log(f"done in {time.time() - t0:.0f}s")
+
+
+if __name__ == "__main__":
+    main()
