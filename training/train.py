@@ -13,7 +13,6 @@ Writes <run>/log.txt, <run>/model.pt (the last epoch), <run>/train.json (history
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import math
 import os
@@ -27,10 +26,9 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from data import CACHE  # noqa: E402
+from loop import SEED, Epoch, Schedule, Split, add_common_args, finish, run_log, smoothed  # noqa: E402
 from metrics import auc  # noqa: E402
 from model import MLSAM  # noqa: E402
-
-SEED = 20260525
 
 
 def load(name):
@@ -56,17 +54,7 @@ def predict(model, l8, bs=64):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--fold", required=True, help="0..4 or all")
-    ap.add_argument("--epochs", type=int, default=12)
-    ap.add_argument("--bs", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--lr-backbone", type=float, default=2e-4)
-    ap.add_argument("--smooth", type=float, default=0.1)
-    ap.add_argument("--covidct-weight", type=float, default=2.0)
-    ap.add_argument("--mosmed-weight", type=float, default=1.0)
-    ap.add_argument("--draws-per-epoch", type=int, default=1600)
-    ap.add_argument("--wd", type=float, default=1e-4)
-    ap.add_argument("--threads", type=int, default=2)
+    add_common_args(ap)
     ap.add_argument("--aug-views", type=int, default=1, choices=(1, 2, 3),
                     help="augmented cached views per image besides the original (2.0.0: 1)")
     ap.add_argument("--extra-weight", type=float, default=0.0,
@@ -80,23 +68,12 @@ def main():
     torch.manual_seed(SEED)
     rng = np.random.RandomState(SEED)
     run = args.run or os.path.join(HERE, "runs", f"lung-fold{args.fold}")
-    os.makedirs(run, exist_ok=True)
-    logf = open(os.path.join(run, "log.txt"), "a")
-
-    def log(msg):
-        line = f"{dt.datetime.utcnow().strftime('%H:%M:%S')} {msg}"
-        print(line, flush=True)
-        logf.write(line + "\n")
-        logf.flush()
+    log = run_log(run)
 
     dev = index("dev")
-    fold = None if args.fold == "all" else int(args.fold)
-    tr_idx = np.array([i for i, it in enumerate(dev) if fold is None or it["fold"] != fold])
-    va_idx = np.array([i for i, it in enumerate(dev) if fold is not None and it["fold"] == fold], dtype=int)
-    y_dev = np.array([it["label"] for it in dev], np.float32)
-    src_dev = np.array([it["source"] for it in dev])
     sw = {"covid-ct": args.covidct_weight, "mosmed": args.mosmed_weight}
-    w_tr = np.array([sw[dev[i]["source"]] for i in tr_idx], np.float64)
+    sp = Split(dev, args.fold, sw)
+    tr_idx, va_idx, y_dev, w_tr = sp.tr, sp.va, sp.y, sp.w_tr
     views = [load("dev"), load("dev_aug")] + [load(f"dev_aug{v}") for v in range(2, args.aug_views + 1)]
     n_dev = len(dev)
     if args.extra_weight > 0:  # training-only images: drawn beside the training folds, never validated on
@@ -117,52 +94,35 @@ def main():
     hd = [p for m in model.heads() for p in m.parameters()]
     opt = torch.optim.AdamW([{"params": bb, "lr": args.lr_backbone}, {"params": hd, "lr": args.lr}], weight_decay=args.wd)
     n = args.draws_per_epoch
-    steps_per_epoch = math.ceil(n / args.bs)
-    total = steps_per_epoch * args.epochs
-    base = [g["lr"] for g in opt.param_groups]
+    sched = Schedule(opt, math.ceil(n / args.bs) * args.epochs)
     log(f"run {run} fold {args.fold} train {len(tr_idx)} val {len(va_idx)} ctmd {len(ct)} args {vars(args)}")
-    hist, step, t0 = [], 0, time.time()
+    hist, t0 = [], time.time()
     p_va_ep, p_ct_ep = [], []
     swa, swa_n, p_va_swa = None, 0, []
     for ep in range(1, args.epochs + 1):
         te = time.time()
+        epoch = Epoch(ep)
         model.set_train_mode()
         if args.extra_weight > 0:
             order = pool[rng.choice(len(pool), size=n, replace=True, p=w_pool / w_pool.sum())]
         else:
-            order = tr_idx[rng.choice(len(tr_idx), size=n, replace=True, p=w_tr / w_tr.sum())]
+            order = sp.draw(rng, n)
         vsel = rng.randint(0, len(views), size=n)  # which cached view: 0 original, 1.. augmented
-        tot, cnt = 0.0, 0
         for s in range(0, n, args.bs):
             idx = order[s:s + args.bs]
-            y = torch.from_numpy(y_all[idx] if args.extra_weight > 0 else y_dev[idx])
-            y = y * (1 - args.smooth) + 0.5 * args.smooth
-            warm = min(1.0, (step + 1) / 50)
-            cos = 0.5 * (1 + math.cos(math.pi * step / total))
-            for g, b in zip(opt.param_groups, base):
-                g["lr"] = b * warm * cos
+            y = smoothed(y_all[idx] if args.extra_weight > 0 else y_dev[idx], args.smooth)
             l8 = np.stack([views[v][i] if i < n_dev else extra_views[v % 2][i - n_dev]
                            for i, v in zip(idx, vsel[s:s + args.bs])]).astype(np.float32)
             t8 = torch.from_numpy(l8)
             logit, _ = model.forward_features(t8, model.mid(t8))
             loss = F.binary_cross_entropy_with_logits(logit, y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            step += 1
-            tot += float(loss) * len(idx)
-            cnt += len(idx)
-        ttrain = time.time() - te
-        rec = {"epoch": ep, "loss": tot / cnt, "imgPerSec": cnt / ttrain}
-        msg = f"epoch {ep} loss {rec['loss']:.4f}"
+            sched.update(loss)
+            epoch.add(loss, len(idx))
+        rec, msg = epoch.record()
         if len(va_idx):
             p_va = predict(model, views[0][va_idx])
             p_va_ep.append(p_va)
-            yv, sv = y_dev[va_idx], src_dev[va_idx]
-            rec["valAuc"] = auc(yv, p_va)
-            rec["valAucCovidCt"] = auc(yv[sv == "covid-ct"], p_va[sv == "covid-ct"])
-            rec["valAucMosmed"] = auc(yv[sv == "mosmed"], p_va[sv == "mosmed"])
-            msg += f" foldAUC {rec['valAuc']:.4f} (covid-ct {rec['valAucCovidCt']:.4f}, mosmed {rec['valAucMosmed']:.4f})"
+            msg += f" foldAUC {sp.record(rec, p_va)}"
         p_ct = predict(model, c8)
         p_ct_ep.append(p_ct)
         means = {s: float(np.mean(p_ct[ser_ct == s])) for s in ("P001", "cap001", "normal001")}
@@ -179,11 +139,7 @@ def main():
                 p_sw = predict(model, views[0][va_idx])
                 model.load_state_dict(last)
                 p_va_swa.append(p_sw)
-                rec["valAucSwa"] = auc(y_dev[va_idx], p_sw)
-                rec["valAucSwaCovidCt"] = auc(yv[sv == "covid-ct"], p_sw[sv == "covid-ct"])
-                rec["valAucSwaMosmed"] = auc(yv[sv == "mosmed"], p_sw[sv == "mosmed"])
-                msg += (f" | swa({swa_n}) {rec['valAucSwa']:.4f} (covid-ct {rec['valAucSwaCovidCt']:.4f}, "
-                        f"mosmed {rec['valAucSwaMosmed']:.4f})")
+                msg += f" | swa({swa_n}) {sp.record(rec, p_sw, 'Swa')}"
         rec["epochSeconds"] = time.time() - te
         hist.append(rec)
         log(f"{msg} | ctmd P001 sliceAUC {rec['ctmdSliceAucP001']:.3f} mean P001 {means['P001']:.3f} cap001 "
@@ -198,16 +154,10 @@ def main():
     extra["ctmd_flip"] = predict(model, load("ctmd_flip"))
     if p_va_swa:
         extra["val_swa"] = np.array(p_va_swa)  # [epochs from --swa-from, n]: the running mean's predictions
-    np.savez(os.path.join(run, "preds.npz"), val_idx=va_idx, val=np.array(p_va_ep), ctmd=np.array(p_ct_ep), **extra)
     if args.extra_weight > 0:
         sw["sars-cov-2-ct"] = args.extra_weight
-    info = {"seed": SEED, "fold": args.fold, "sourceWeights": sw, "trainImages": int(len(tr_idx)),
-            "valImages": int(len(va_idx)), "args": vars(args), "history": hist,
-            "durationSeconds": time.time() - t0, "epochsRun": len(hist)}
-    with open(os.path.join(run, "train.json"), "w") as f:
-        json.dump(info, f, indent=2)
-    log(f"done in {time.time() - t0:.0f}s")
-
+    finish(run, log, t0, args, sp, sw, hist,
+           dict(val_idx=va_idx, val=np.array(p_va_ep), ctmd=np.array(p_ct_ep), **extra))
 
 if __name__ == "__main__":
     main()

@@ -16,7 +16,6 @@ Each epoch draws --draws-per-epoch images with replacement, covid-ct weight 2, m
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import math
 import os
@@ -32,11 +31,10 @@ sys.path.insert(0, HERE)
 import gpu_pack  # noqa: E402
 import model as model_module  # noqa: E402
 from data import CACHE, online_augment  # noqa: E402
+from loop import SEED, Epoch, Schedule, Split, add_common_args, finish, run_log, smoothed  # noqa: E402
 from metrics import auc  # noqa: E402
 from model import MLSAM  # noqa: E402
 from preprocess import PREPROCESSING  # noqa: E402
-
-SEED = 20260525
 
 
 class Units:
@@ -97,18 +95,8 @@ def set_train_mode(model: MLSAM) -> None:
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--fold", required=True, help="0..4 or all")
-    ap.add_argument("--epochs", type=int, default=12)
-    ap.add_argument("--bs", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=1e-3, help="attention and classifier heads")
-    ap.add_argument("--lr-backbone", type=float, default=2e-4, help="blocks at strides 16-32 (as train.py)")
+    add_common_args(ap)
     ap.add_argument("--lr-stem", type=float, default=1e-4, help="blocks at strides 2-8 (frozen in train.py)")
-    ap.add_argument("--smooth", type=float, default=0.1)
-    ap.add_argument("--covidct-weight", type=float, default=2.0)
-    ap.add_argument("--mosmed-weight", type=float, default=1.0)
-    ap.add_argument("--draws-per-epoch", type=int, default=1600)
-    ap.add_argument("--wd", type=float, default=1e-4)
-    ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--pack", default=None, help="units from a gpu_pack.py file (units.npz) instead of training/cache; "
                                                  "the ImageNet weights are taken from the same folder")
@@ -121,27 +109,16 @@ def main():
     rng = np.random.RandomState(SEED)
     dev_ = torch.device(args.device)
     run = args.run or os.path.join(HERE, "runs", f"full-fold{args.fold}")
-    os.makedirs(run, exist_ok=True)
-    logf = open(os.path.join(run, "log.txt"), "a")
-
-    def log(msg):
-        line = f"{dt.datetime.utcnow().strftime('%H:%M:%S')} {msg}"
-        print(line, flush=True)
-        logf.write(line + "\n")
-        logf.flush()
+    log = run_log(run)
 
     if args.pack:
         model_module.PRETRAINED = os.path.join(os.path.dirname(args.pack), os.path.basename(model_module.PRETRAINED))
     data = Units(args.pack)
     dev = data.index("dev")
     u_dev = data.units("dev")
-    fold = None if args.fold == "all" else int(args.fold)
-    tr_idx = np.array([i for i, it in enumerate(dev) if fold is None or it["fold"] != fold])
-    va_idx = np.array([i for i, it in enumerate(dev) if fold is not None and it["fold"] == fold], dtype=int)
-    y_dev = np.array([it["label"] for it in dev], np.float32)
-    src_dev = np.array([it["source"] for it in dev])
     sw = {"covid-ct": args.covidct_weight, "mosmed": args.mosmed_weight}
-    w_tr = np.array([sw[dev[i]["source"]] for i in tr_idx], np.float64)
+    sp = Split(dev, args.fold, sw)
+    tr_idx, va_idx, y_dev = sp.tr, sp.va, sp.y
     u_va = np.asarray(u_dev[va_idx]) if len(va_idx) else None
     use_ct = not args.no_ctmd
     if use_ct:
@@ -165,45 +142,29 @@ def main():
     steps_per_epoch = math.ceil(n / args.bs)
     if args.max_steps:
         steps_per_epoch = min(steps_per_epoch, args.max_steps)
-    total = steps_per_epoch * args.epochs
-    base = [g["lr"] for g in opt.param_groups]
+    sched = Schedule(opt, steps_per_epoch * args.epochs)
     log(f"run {run} fold {args.fold} train {len(tr_idx)} val {len(va_idx)} device {dev_} args {vars(args)}")
-    hist, step, t0 = [], 0, time.time()
+    hist, t0 = [], time.time()
     p_va_ep, p_ct_ep = [], []
     for ep in range(1, args.epochs + 1):
         te = time.time()
+        epoch = Epoch(ep)
         set_train_mode(model)
-        order = tr_idx[rng.choice(len(tr_idx), size=n, replace=True, p=w_tr / w_tr.sum())]
-        tot, cnt = 0.0, 0
+        order = sp.draw(rng, n)
         for k, s in enumerate(range(0, n, args.bs)):
             if k >= steps_per_epoch:
                 break
             idx = order[s:s + args.bs]
-            y = torch.from_numpy(y_dev[idx]).to(dev_)
-            y = y * (1 - args.smooth) + 0.5 * args.smooth
-            warm = min(1.0, (step + 1) / 50)
-            cos = 0.5 * (1 + math.cos(math.pi * step / total))
-            for g, b in zip(opt.param_groups, base):
-                g["lr"] = b * warm * cos
+            y = smoothed(y_dev[idx], args.smooth).to(dev_)
             x = online_augment(to_unit_tensor(u_dev[idx]), rng)
             loss = F.binary_cross_entropy_with_logits(logits(model, normalise(x).to(dev_)), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            step += 1
-            tot += float(loss) * len(idx)
-            cnt += len(idx)
-        ttrain = time.time() - te
-        rec = {"epoch": ep, "loss": tot / cnt, "imgPerSec": cnt / ttrain}
-        msg = f"epoch {ep} loss {rec['loss']:.4f}"
+            sched.update(loss)
+            epoch.add(loss, len(idx))
+        rec, msg = epoch.record()
         if len(va_idx):
             p_va = predict(model, u_va, dev_)
             p_va_ep.append(p_va)
-            yv, sv = y_dev[va_idx], src_dev[va_idx]
-            rec["valAuc"] = auc(yv, p_va)
-            rec["valAucCovidCt"] = auc(yv[sv == "covid-ct"], p_va[sv == "covid-ct"])
-            rec["valAucMosmed"] = auc(yv[sv == "mosmed"], p_va[sv == "mosmed"])
-            msg += f" foldAUC {rec['valAuc']:.4f} (covid-ct {rec['valAucCovidCt']:.4f}, mosmed {rec['valAucMosmed']:.4f})"
+            msg += f" foldAUC {sp.record(rec, p_va)}"
         if use_ct:
             p_ct = predict(model, u_ct, dev_)
             p_ct_ep.append(p_ct)
@@ -220,16 +181,10 @@ def main():
         extra["val_flip"] = predict(model, u_va, dev_, flip=True)
     if use_ct:
         extra["ctmd_flip"] = predict(model, u_ct, dev_, flip=True)
-    np.savez(os.path.join(run, "preds.npz"), val_idx=va_idx, val=np.array(p_va_ep),
-             ctmd=np.array(p_ct_ep) if use_ct else np.zeros((0, 0), np.float32), **extra)
-    info = {"seed": SEED, "fold": args.fold, "recipe": "full fine-tuning, online augmentation (train_full.py)",
-            "sourceWeights": sw, "trainImages": int(len(tr_idx)), "valImages": int(len(va_idx)),
-            "device": str(dev_), "args": vars(args), "history": hist,
-            "durationSeconds": time.time() - t0, "epochsRun": len(hist)}
-    with open(os.path.join(run, "train.json"), "w") as f:
-        json.dump(info, f, indent=2)
-    log(f"done in {time.time() - t0:.0f}s")
-
+    finish(run, log, t0, args, sp, sw, hist,
+           dict(val_idx=va_idx, val=np.array(p_va_ep), ctmd=np.array(p_ct_ep) if use_ct else np.zeros((0, 0), np.float32),
+                **extra),
+           recipe="full fine-tuning, online augmentation (train_full.py)", device=str(dev_))
 
 if __name__ == "__main__":
     main()
