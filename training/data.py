@@ -167,9 +167,10 @@ def unit_augment(u: np.ndarray, rng) -> np.ndarray:
 
 
 def online_augment(x, rng):
-    """Online augmentation of a batch of cached units x: float32 tensor [B,1,224,224] in [0,1] (train_full.py). Per image: JPEG re-encode at quality 30-95 (p .5) and Gaussian blur sigma .3-1.2 (p .35) so
-    that file format / sharpness are not class cues; random resized crop (area .6-1, aspect 3/4-4/3) + rotation
-    +-10 deg + horizontal flip (p .5) in one bilinear affine resample; gamma, contrast .8-1.2, brightness +-.08.
+    """Online augmentation of a batch of cached units x: float32 tensor [B,1,224,224] in [0,1] (train_full.py).
+    Per image: JPEG re-encode at quality 30-95 (p .5) and Gaussian blur sigma .3-1.2 (p .35) so that file format /
+    sharpness are not class cues; random resized crop (area .6-1, aspect 3/4-4/3) + rotation +-10 deg + horizontal
+    flip (p .5) in one bilinear affine resample; gamma, contrast .8-1.2, brightness +-.08.
     All random numbers come from the numpy RandomState rng (reproducible)."""
     import torch
     import torch.nn.functional as F

@@ -2,7 +2,7 @@
 device tool's `carry` (64 MiB with the working tree, which is about 16 MiB): the lung-cropped dev and COVID-CT-MD
 units of training/data.py as baseline JPEG, quality 95 (mean absolute error 0.76 of 255 grey levels; as plain
 uint8 they would not fit: 95 MiB raw, 64 MiB zlib), with their indexes, and the ImageNet MobileNetV2 weights as
-float16 (../shared/data does not travel to that machine). Together about 36 MiB.
+float16 (../shared/data does not travel to that machine). Together about 38 MiB.
 The JPEG rounding touches the validation images of a cross-validation run there; evaluate.py (here, on the
 exact units and the raw data) is unaffected.
 
@@ -23,8 +23,6 @@ from data import CACHE  # noqa: E402
 from model import PRETRAINED  # noqa: E402
 
 OUT = os.path.join(HERE, "gpu-pack")
-
-
 JPEG_QUALITY = 95
 
 

@@ -102,9 +102,12 @@ class Epoch:
         self.tot += float(loss) * n
         self.cnt += n
 
+    def seconds(self) -> float:
+        return time.time() - self.t0
+
     def record(self) -> tuple:
         """The epoch's history record (epoch, mean loss, training images per second) and its log line so far."""
-        rec = {"epoch": self.ep, "loss": self.tot / self.cnt, "imgPerSec": self.cnt / (time.time() - self.t0)}
+        rec = {"epoch": self.ep, "loss": self.tot / self.cnt, "imgPerSec": self.cnt / self.seconds()}
         return rec, f"epoch {self.ep} loss {rec['loss']:.4f}"
 
 

@@ -100,7 +100,6 @@ def main():
     p_va_ep, p_ct_ep = [], []
     swa, swa_n, p_va_swa = None, 0, []
     for ep in range(1, args.epochs + 1):
-        te = time.time()
         epoch = Epoch(ep)
         model.set_train_mode()
         if args.extra_weight > 0:
@@ -134,13 +133,12 @@ def main():
             swa = cur if swa is None else {k: swa[k] + (cur[k] - swa[k]) / swa_n if cur[k].is_floating_point()
                                            else cur[k] for k in cur}
             if len(va_idx):
-                last = {k: v.detach().clone() for k, v in model.state_dict().items()}
                 model.load_state_dict(swa)
                 p_sw = predict(model, views[0][va_idx])
-                model.load_state_dict(last)
+                model.load_state_dict(cur)  # back to the epoch's own weights
                 p_va_swa.append(p_sw)
                 msg += f" | swa({swa_n}) {sp.record(rec, p_sw, 'Swa')}"
-        rec["epochSeconds"] = time.time() - te
+        rec["epochSeconds"] = epoch.seconds()
         hist.append(rec)
         log(f"{msg} | ctmd P001 sliceAUC {rec['ctmdSliceAucP001']:.3f} mean P001 {means['P001']:.3f} cap001 "
             f"{means['cap001']:.3f} normal001 {means['normal001']:.3f} | {rec['imgPerSec']:.1f} img/s {rec['epochSeconds']:.0f}s")
@@ -158,6 +156,7 @@ def main():
         sw["sars-cov-2-ct"] = args.extra_weight
     finish(run, log, t0, args, sp, sw, hist,
            dict(val_idx=va_idx, val=np.array(p_va_ep), ctmd=np.array(p_ct_ep), **extra))
+
 
 if __name__ == "__main__":
     main()

@@ -1,7 +1,7 @@
 """Full fine-tuning of ML-SAM (every block of MobileNetV2, no cached features) with online augmentation: the lever
 the 2.x CPU recipe (train.py: strides 2-8 frozen, two cached views per image) could not afford here. It is written
-for a GPU session (`--device cuda`); on the 2-core CPU it runs at about 2.5 images/s, too slow for a
-cross-validation (about 13 h), so it is smoke-tested there only.
+for a GPU session (`--device cuda`, training/gpu_run.sh); on the 2-core CPU it runs at 13-17 images/s, 24-29 min per
+fold, too slow for the whole cross-validation and final model in one session (about 2.8 h).
 
 Usage: python3 training/train_full.py --fold K|all [--epochs 12] [--run training/runs/full-fold<K>] [--device cuda]
                                       [--pack training/gpu-pack/units.npz]
@@ -147,7 +147,6 @@ def main():
     hist, t0 = [], time.time()
     p_va_ep, p_ct_ep = [], []
     for ep in range(1, args.epochs + 1):
-        te = time.time()
         epoch = Epoch(ep)
         set_train_mode(model)
         order = sp.draw(rng, n)
@@ -171,7 +170,7 @@ def main():
             rec["ctmdMeanProb"] = {s: float(np.mean(p_ct[ser_ct == s])) for s in ("P001", "cap001", "normal001")}
             rec["ctmdSliceAucP001"] = auc(y_ct[ser_ct == "P001"], p_ct[ser_ct == "P001"])
             msg += f" | ctmd P001 sliceAUC {rec['ctmdSliceAucP001']:.3f}"
-        rec["epochSeconds"] = time.time() - te
+        rec["epochSeconds"] = epoch.seconds()
         hist.append(rec)
         log(f"{msg} | {rec['imgPerSec']:.1f} img/s {rec['epochSeconds']:.0f}s")
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
@@ -185,6 +184,7 @@ def main():
            dict(val_idx=va_idx, val=np.array(p_va_ep), ctmd=np.array(p_ct_ep) if use_ct else np.zeros((0, 0), np.float32),
                 **extra),
            recipe="full fine-tuning, online augmentation (train_full.py)", device=str(dev_))
+
 
 if __name__ == "__main__":
     main()
