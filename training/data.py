@@ -246,6 +246,8 @@ def main():
         np.save(out + ".tmp.npy", arr)
         os.replace(out + ".tmp.npy", out)
         print(f"units {name} {arr.shape} {time.time() - t0:.0f}s", flush=True)
+    if "--units-only" in sys.argv[1:]:  # train_full.py reads the units only (no frozen features)
+        return
     from model import MLSAM
 
     m = MLSAM().eval()
