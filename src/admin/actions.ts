@@ -9,7 +9,7 @@
  */
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import type { ResultRecord } from '../queue/result-record.js';
+import type { ResultRecord } from '../contracts/result-record.js';
 import type { SeriesTracker } from '../queue/series-tracker.js';
 
 export type ActionName = 'force' | 'rescore' | 'resend';

@@ -9,11 +9,11 @@ import type { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/schema.js';
 import { parseDicom } from '../dicom/decode/read.js';
-import { Keys } from '../queue/keys.js';
-import { parseStored, resultRecordSchema, type DispatchAttempt, type DispatchState, type ResultRecord } from '../queue/result-record.js';
+import { Keys } from '../stores/keys.js';
+import { parseStored, resultRecordSchema, type DispatchAttempt, type DispatchState, type ResultRecord } from '../contracts/result-record.js';
 import type { SeriesState, SeriesTracker } from '../queue/series-tracker.js';
-import { listSeriesInstances } from '../queue/spool.js';
-import { DispatchStore } from '../worker/dispatch/state.js';
+import { listSeriesInstances } from '../dicom/spool/reader.js';
+import { DispatchStore } from '../stores/dispatch-state.js';
 
 /** One status per series, in pipeline order. */
 export type DisplayStatus =

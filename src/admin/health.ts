@@ -15,7 +15,7 @@ import type { Config } from '../config/schema.js';
 import { resolvePath } from '../config/load.js';
 import { diskUsagePercent } from '../dicom/spool/spool-layout.js';
 import { loadModelMetadata } from '../model/metadata.js';
-import { whenReady, withTimeout } from '../queue/redis.js';
+import { whenReady, withTimeout } from '../stores/redis.js';
 
 export interface CheckResult {
   ok: boolean;

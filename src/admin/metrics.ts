@@ -1,6 +1,6 @@
 /**
  * /metrics (Prometheus text format, prom-client). Counters and histograms are shared by every
- * process through Redis (src/queue/stats.ts) and read at scrape time, so `mlsam listen`, `work`
+ * process through Redis (src/stores/stats.ts) and read at scrape time, so `mlsam listen`, `work`
  * and `admin` may run apart. Before reading, the scrape "derives" events from the records the
  * stages write (result records, dispatch attempt logs, ignored series of the last two days):
  * each event is counted once whoever reports it (Stats.applyOnce), so producers may also call the
@@ -12,9 +12,9 @@ import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Config } from '../config/schema.js';
 import { resolvePath } from '../config/load.js';
 import { loadModelMetadata } from '../model/metadata.js';
-import { listWorkers } from '../queue/worker-registry.js';
-import { Keys } from '../queue/keys.js';
-import { dispatchAttemptSchema, parseStored, resultRecordSchema } from '../queue/result-record.js';
+import { listWorkers } from '../stores/worker-registry.js';
+import { Keys } from '../stores/keys.js';
+import { dispatchAttemptSchema, parseStored, resultRecordSchema } from '../contracts/result-record.js';
 import {
   dispatchIncrements,
   ignoredIncrements,
@@ -24,7 +24,7 @@ import {
   type CounterName,
   type HistogramSnapshot,
   type StatsSnapshot,
-} from '../queue/stats.js';
+} from '../stores/stats.js';
 
 const COUNTERS: Record<CounterName, { help: string; labels: string[] }> = {
   associations: { help: 'DICOM associations ended, by outcome and calling AE', labels: ['outcome', 'calling_ae'] },

@@ -4,11 +4,11 @@
  */
 import { dirname } from 'node:path';
 import type { AssociationRecord } from '../dicom/received-instance.js';
-import type { OpacityMeasure, ResultRecord, SeriesOpacity } from '../queue/result-record.js';
+import type { OpacityMeasure, ResultRecord, SeriesOpacity } from '../contracts/result-record.js';
 import type { ActionName } from './actions.js';
 import type { SeriesDetail, SeriesSummary, StageTimings } from './data.js';
 import type { SrDocument, SrNode } from './dicom-view.js';
-import type { WorkerInfo } from '../queue/worker-registry.js';
+import type { WorkerInfo } from '../stores/worker-registry.js';
 
 export function esc(v: unknown): string {
   return String(v ?? '')

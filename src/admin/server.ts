@@ -17,10 +17,10 @@ import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest }
 import type { Config } from '../config/schema.js';
 import { isLoopback } from '../config/schema.js';
 import type { Logger } from '../log.js';
-import { listAssociations } from '../queue/audit.js';
-import { whenReady } from '../queue/redis.js';
-import { listWorkers } from '../queue/worker-registry.js';
-import { readDestinationEchoes } from '../worker/dispatch/echo.js';
+import { listAssociations } from '../stores/audit.js';
+import { whenReady } from '../stores/redis.js';
+import { listWorkers } from '../stores/worker-registry.js';
+import { readDestinationEchoes } from '../stores/destination-echoes.js';
 import type { Redis } from 'ioredis';
 import type { ActionName, AdminActions } from './actions.js';
 import type { AdminData } from './data.js';

@@ -21,15 +21,15 @@ import type { Config } from '../config/schema.js';
 import { readDicomHeaderFile } from '../dicom/decode/index.js';
 import { writeSyntheticSeries } from '../dicom/testing/synthetic-series.js';
 import { createLogger } from '../log.js';
-import { resolveModelPath } from '../cli/score.js';
+import { resolveModelPath } from '../model/model-path.js';
 import { decodeSlice } from '../scoring/prepare.js';
 import { preprocessSlice } from '../model/preprocess.js';
 import { ModelSession } from '../model/session.js';
 import { dropRedisPrefix } from '../demo/processes.js';
 import { INFERENCE_JOB_OPTIONS, INFERENCE_QUEUE, inferenceJobId, instancesHash, type InferenceJobData } from '../queue/jobs.js';
-import { Keys } from '../queue/keys.js';
-import { closeRedis, createRedis } from '../queue/redis.js';
-import { resultRecordSchema, type ResultRecord } from '../queue/result-record.js';
+import { Keys } from '../stores/keys.js';
+import { closeRedis, createRedis } from '../stores/redis.js';
+import { resultRecordSchema, type ResultRecord } from '../contracts/result-record.js';
 import { InferenceWorker } from '../worker/inference/inference-worker.js';
 
 export interface InferBenchOptions {

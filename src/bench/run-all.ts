@@ -28,8 +28,8 @@ import { writeSyntheticSeries } from '../dicom/testing/synthetic-series.js';
 import { freePort } from '../demo/child-process.js';
 import { startOrthanc, type Orthanc } from '../demo/orthanc.js';
 import { dropRedisPrefix, MlsamProcess } from '../demo/processes.js';
-import { Keys } from '../queue/keys.js';
-import { parseStored, resultRecordSchema, type ResultRecord } from '../queue/result-record.js';
+import { Keys } from '../stores/keys.js';
+import { parseStored, resultRecordSchema, type ResultRecord } from '../contracts/result-record.js';
 import { inferReportLines, runInferBench } from './infer.js';
 import { receiveBench } from './receive.js';
 

@@ -1,7 +1,6 @@
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import type { Command } from 'commander';
-import { loadConfig, PROJECT_ROOT, resolvePath } from '../config/load.js';
+import { loadConfig } from '../config/load.js';
+import { resolveModelPath } from '../model/model-path.js';
 import { createLogger } from '../log.js';
 import { THICK_SLICE_NOTE_MM } from '../model/opacity.js';
 import type { ScoreProgress, ScoreResult } from '../scoring/score.js';
@@ -13,14 +12,6 @@ interface ScoreFlags {
   model?: string;
   threads?: string;
   keyAttention?: boolean;
-}
-
-/** A relative model path is taken from the working directory, else from the project root. */
-export function resolveModelPath(p: string): string {
-  const abs = resolvePath(p);
-  if (existsSync(abs) || path.isAbsolute(p)) return abs;
-  const fromRoot = path.join(PROJECT_ROOT, p);
-  return existsSync(fromRoot) ? fromRoot : abs;
 }
 
 function positiveInt(name: string, v: string | undefined): number | undefined {

@@ -1,8 +1,8 @@
 import type { Redis } from 'ioredis';
 import { DicomListener } from '../dicom/scp/listener.js';
-import { AssociationAudit } from '../queue/audit.js';
+import { AssociationAudit } from '../stores/audit.js';
 import { Reconciler } from '../queue/reconciler.js';
-import { closeRedis, createRedis, withTimeout } from '../queue/redis.js';
+import { closeRedis, createRedis, withTimeout } from '../stores/redis.js';
 import { SeriesTracker } from '../queue/series-tracker.js';
 import type { NodeContext, Role, RoleFactory, SummaryLine } from './role.js';
 

@@ -1,8 +1,8 @@
 import type { Redis } from 'ioredis';
-import { resolveModelPath } from '../cli/score.js';
-import { writeResultObjects } from '../results/index.js';
-import { DispatchRole } from '../worker/dispatch/role.js';
-import { closeRedis, createRedis } from '../queue/redis.js';
+import { resolveModelPath } from '../model/model-path.js';
+import { resultPipeline } from '../worker/pipeline.js';
+import { DispatchRole } from './dispatch-role.js';
+import { closeRedis, createRedis } from '../stores/redis.js';
 import { InferenceWorker, type OnResult } from '../worker/inference/inference-worker.js';
 import { basename, resolve } from 'node:path';
 import type { NodeContext, Role, RoleFactory, SummaryLine } from './role.js';
@@ -19,17 +19,13 @@ export interface WorkerStages {
 }
 
 /**
- * ▼ PIPELINE after inference: src/results writes the SR + SC objects into the spool, then
- * src/worker/dispatch queues one job per destination; the dispatch worker runs in this role too.
+ * The stages after inference (src/worker/pipeline.ts: results, then dispatch) with this process's
+ * dispatch producer; the dispatch worker runs in this role too.
  */
 export function workerStages(ctx: NodeContext): WorkerStages {
   const dispatch = new DispatchRole(ctx);
   return {
-    onResult: async (record, _job, metadata) => {
-      const outputs = await writeResultObjects(record, { config: ctx.config, logger: ctx.logger, metadata });
-      if (outputs.length > 0) await dispatch.enqueue({ ...record, outputs }, 'worker');
-      return outputs;
-    },
+    onResult: resultPipeline({ config: ctx.config, logger: ctx.logger, enqueueDispatch: (r, by) => dispatch.enqueue(r, by) }),
     roles: [() => dispatch],
   };
 }

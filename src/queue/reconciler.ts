@@ -2,10 +2,10 @@ import type { Config } from '../config/schema.js';
 import { resolvePath } from '../config/load.js';
 import type { Logger } from '../log.js';
 import { inferenceJobId, instancesHash } from './jobs.js';
-import { isRedisUnavailable, withTimeout } from './redis.js';
-import { ScheduledPass } from './scheduled-pass.js';
+import { isRedisUnavailable, withTimeout } from '../stores/redis.js';
+import { ScheduledPass } from '../scheduled-pass.js';
 import type { SeriesTracker, SettleResult } from './series-tracker.js';
-import { listSeriesInstances, listSpooledSeries, type SpooledSeries } from './spool.js';
+import { listSeriesInstances, listSpooledSeries, type SpooledSeries } from '../dicom/spool/reader.js';
 
 export interface ReconcileReport {
   /** Series directories looked at. */

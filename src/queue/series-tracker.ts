@@ -18,10 +18,10 @@ import {
   type InferenceJobData,
   type SettleJobData,
 } from './jobs.js';
-import { Keys } from './keys.js';
-import { throttledWarn, whenReady, withTimeout } from './redis.js';
+import { Keys } from '../stores/keys.js';
+import { throttledWarn, whenReady, withTimeout } from '../stores/redis.js';
 import { routeSeries, type IgnoreCode, type RoutableInstance } from './routing.js';
-import { listSeriesInstances, readInstanceHeader, seriesDirLastChange, seriesDirOf } from './spool.js';
+import { listSeriesInstances, readInstanceHeader, seriesDirLastChange, seriesDirOf } from '../dicom/spool/reader.js';
 
 export type SeriesStatus =
   | 'receiving'

@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PROJECT_ROOT } from '../config/load.js';
-import type { ResultRecord } from '../queue/result-record.js';
+import type { ResultRecord } from '../contracts/result-record.js';
 import { encodeElement, setCode, setSequence, setString, tagOf, type Code, type Dataset } from './dataset.js';
 import { TYPE2_PATIENT_STUDY, type SourceInstance } from './source.js';
 

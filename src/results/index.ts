@@ -17,7 +17,7 @@ import { decodeDicom } from '../dicom/decode/index.js';
 import { fsyncDir, resultsDirFor } from '../dicom/spool/spool-layout.js';
 import type { Logger } from '../log.js';
 import type { ModelMetadata } from '../model/metadata.js';
-import type { OutputFile, ResultRecord } from '../queue/result-record.js';
+import type { OutputFile, ResultRecord } from '../contracts/result-record.js';
 import { dicomDateTime, howScored, NOT_FOR_DIAGNOSTIC_USE, resultSeriesNumbers, type DicomDateTime, type ModelInfo } from './common.js';
 import { part10 } from './dataset.js';
 import { blendHeatmap, chartSvg, compositeSvg, heatmapOverlaySvg, rasterizeSvg, windowed, type Window } from './render.js';

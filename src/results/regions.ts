@@ -13,7 +13,7 @@
  * image) as a closed rectangle.
  */
 import { attentionPeak } from '../model/regions.js';
-import type { ResultKeySlice } from '../queue/result-record.js';
+import type { ResultKeySlice } from '../contracts/result-record.js';
 import type { GraphicType } from './content.js';
 
 export interface SliceGeometry {

@@ -5,7 +5,7 @@
  */
 import sharp from 'sharp';
 import type { SliceImage } from '../model/preprocess.js';
-import type { AttentionMap } from '../queue/result-record.js';
+import type { AttentionMap } from '../contracts/result-record.js';
 import { NOT_FOR_DIAGNOSTIC_USE } from './common.js';
 
 export interface RgbImage {

@@ -35,7 +35,7 @@
  * Identification Sequence.
  */
 import { THICK_SLICE_NOTE_MM } from '../model/opacity.js';
-import type { OpacityMeasure, ResultKeySlice, ResultRecord } from '../queue/result-record.js';
+import type { OpacityMeasure, ResultKeySlice, ResultRecord } from '../contracts/result-record.js';
 import {
   Codes, howScored, LOCAL_SCHEME, MANUFACTURER, NOT_FOR_DIAGNOSTIC_USE, setCodingSchemes, setObjectHeader, type DocumentInput, type ModelInfo,
 } from './common.js';

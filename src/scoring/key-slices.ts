@@ -3,7 +3,7 @@
  * for every slice of a series: its attention map, restricted to the lungs (HU), and where on it the finding
  * is (attention peak; outline of the largest opacity region), in DICOM image coordinates.
  */
-import type { KeyRegion } from '../queue/result-record.js';
+import type { KeyRegion } from '../contracts/result-record.js';
 import { attentionPeak, centroid, largestOutline, maskAttention, type MaskedAttention } from '../model/regions.js';
 import { sliceSize } from '../model/preprocess.js';
 import type { ModelSession } from '../model/session.js';

@@ -4,7 +4,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/schema.js';
 import { DISPATCH_QUEUE, INFERENCE_JOB_OPTIONS, INFERENCE_QUEUE, inferenceJobId } from '../../src/queue/jobs.js';
-import { Keys } from '../../src/queue/keys.js';
+import { Keys } from '../../src/stores/keys.js';
 import { cleanup, freePort, testConfig, waitFor } from '../queue/helpers.js';
 import { SHIPPED_VERSION } from '../helpers/model.js';
 import {
@@ -52,8 +52,8 @@ beforeAll(async () => {
   await writeResult(redis, config, S.sendFailed, 'scored', { score: 0.12 });
   await writeDispatch(redis, config, S.sendFailed, 'pacs', 'failed');
   // An association in the audit trail, as the listener records it (through AssociationAudit).
-  const { AssociationAudit } = await import('../../src/queue/audit.js');
-  const { createRedis, closeRedis } = await import('../../src/queue/redis.js');
+  const { AssociationAudit } = await import('../../src/stores/audit.js');
+  const { createRedis, closeRedis } = await import('../../src/stores/redis.js');
   const { logger } = await import('../queue/helpers.js');
   const cmd = createRedis(redisUrl, 'command');
   await waitFor(async () => cmd.status === 'ready', 5_000, 'redis');

@@ -7,8 +7,8 @@ import { Redis } from 'ioredis';
 import type { Config } from '../../src/config/schema.js';
 import { writeSyntheticSeries, newUid } from '../../src/dicom/testing/synthetic-series.js';
 import { dispatchJobId, inferenceJobId, instancesHash } from '../../src/queue/jobs.js';
-import { Keys } from '../../src/queue/keys.js';
-import type { DispatchAttempt, DispatchState, ResultRecord } from '../../src/queue/result-record.js';
+import { Keys } from '../../src/stores/keys.js';
+import type { DispatchAttempt, DispatchState, ResultRecord } from '../../src/contracts/result-record.js';
 import { MLSAM_MAIN } from '../helpers/process.js';
 import { waitFor } from '../queue/helpers.js';
 

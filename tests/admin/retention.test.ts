@@ -3,9 +3,9 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/schema.js';
-import { Keys } from '../../src/queue/keys.js';
-import { closeRedis, createRedis } from '../../src/queue/redis.js';
-import { SpoolRetention } from '../../src/queue/retention.js';
+import { Keys } from '../../src/stores/keys.js';
+import { closeRedis, createRedis } from '../../src/stores/redis.js';
+import { SpoolRetention } from '../../src/cleaner/retention.js';
 import { cleanup, logger, testConfig, waitFor } from '../queue/helpers.js';
 import { plainRedis, spoolSeries, trackSeries, writeDispatch, writeResult, type SeededSeries } from './helpers.js';
 

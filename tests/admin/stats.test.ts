@@ -1,6 +1,6 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import { closeRedis, createRedis } from '../../src/queue/redis.js';
-import { DURATION_BUCKETS, Increments, Stats } from '../../src/queue/stats.js';
+import { closeRedis, createRedis } from '../../src/stores/redis.js';
+import { DURATION_BUCKETS, Increments, Stats } from '../../src/stores/stats.js';
 import { dropPrefix, freePort, uniquePrefix, waitFor } from '../queue/helpers.js';
 
 const url = 'redis://127.0.0.1:6379';

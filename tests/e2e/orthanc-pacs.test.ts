@@ -26,8 +26,8 @@ import { forwarderLua, startOrthanc, type Orthanc, type OrthancResource } from '
 import { writePhantomSeries } from '../../src/demo/phantom.js';
 import { dropRedisPrefix, MlsamProcess } from '../../src/demo/processes.js';
 import { srSeriesProbability } from '../../src/demo/sr-read.js';
-import { Keys } from '../../src/queue/keys.js';
-import type { ResultRecord } from '../../src/queue/result-record.js';
+import { Keys } from '../../src/stores/keys.js';
+import type { ResultRecord } from '../../src/contracts/result-record.js';
 import { run } from '../helpers/dcmtk.js';
 import { SHARED_DATA } from '../helpers/dicom-listener.js';
 import { mlsam } from '../helpers/process.js';

@@ -1,8 +1,8 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/schema.js';
 import type { AssociationRecord } from '../../src/dicom/received-instance.js';
-import { AssociationAudit } from '../../src/queue/audit.js';
-import { closeRedis, createRedis } from '../../src/queue/redis.js';
+import { AssociationAudit } from '../../src/stores/audit.js';
+import { closeRedis, createRedis } from '../../src/stores/redis.js';
 import { cleanup, freePort, logger, testConfig } from './helpers.js';
 
 const configs: Config[] = [];

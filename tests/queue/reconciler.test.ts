@@ -5,9 +5,9 @@ import type { Config } from '../../src/config/schema.js';
 import { newUid, writeSyntheticSeries, type SyntheticSeriesOptions } from '../../src/dicom/testing/synthetic-series.js';
 import { instancesHash } from '../../src/queue/jobs.js';
 import { Reconciler } from '../../src/queue/reconciler.js';
-import { closeRedis, createRedis } from '../../src/queue/redis.js';
+import { closeRedis, createRedis } from '../../src/stores/redis.js';
 import { SeriesTracker } from '../../src/queue/series-tracker.js';
-import { readInstanceHeader } from '../../src/queue/spool.js';
+import { readInstanceHeader } from '../../src/dicom/spool/reader.js';
 import { cleanup, logger, testConfig } from './helpers.js';
 
 const opened: Array<() => Promise<void>> = [];

@@ -2,7 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/schema.js';
 import type { ReceivedInstance } from '../../src/dicom/received-instance.js';
 import { instancesHash } from '../../src/queue/jobs.js';
-import { closeRedis, createRedis } from '../../src/queue/redis.js';
+import { closeRedis, createRedis } from '../../src/stores/redis.js';
 import { SeriesTracker } from '../../src/queue/series-tracker.js';
 import { cleanup, freePort, logger, sleep, testConfig, waitFor } from './helpers.js';
 

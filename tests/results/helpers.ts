@@ -16,7 +16,7 @@ import { SopClass } from '../../src/dicom/uids.js';
 import { loadModelMetadata, type ModelMetadata } from '../../src/model/metadata.js';
 import { scoreFiles, type ScoreResult } from '../../src/scoring/score.js';
 import { scoredFields } from '../../src/worker/inference/scored-record.js';
-import type { ResultRecord } from '../../src/queue/result-record.js';
+import type { ResultRecord } from '../../src/contracts/result-record.js';
 import { SHIPPED_MODEL } from '../helpers/model.js';
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');

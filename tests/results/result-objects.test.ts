@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resultsDirFor } from '../../src/dicom/spool/spool-layout.js';
 import { createLogger } from '../../src/log.js';
 import type { ModelMetadata } from '../../src/model/metadata.js';
-import type { OutputFile, ResultRecord } from '../../src/queue/result-record.js';
+import type { OutputFile, ResultRecord } from '../../src/contracts/result-record.js';
 import { COMPREHENSIVE_3D_SR, KEY_OBJECT_SELECTION, resultUids, SECONDARY_CAPTURE, writeResultObjects } from '../../src/results/index.js';
 import { keyRegionGraphic } from '../../src/results/regions.js';
 import { parseSourceInstance } from '../../src/results/source.js';

@@ -1,5 +1,5 @@
 /** Records seeded with the fields the model work fills in (for tests that must not wait for the pipeline to give them). */
-import type { ResultRecord } from '../../src/queue/result-record.js';
+import type { ResultRecord } from '../../src/contracts/result-record.js';
 
 /**
  * The record as the model work fills it (region outlines, opacity burden, CNN-only numbers), for

@@ -21,7 +21,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOrthanc, type Orthanc } from '../../src/demo/orthanc.js';
 import { sendFiles } from '../../src/dicom/scu/client.js';
 import { createLogger } from '../../src/log.js';
-import type { OutputFile, ResultRecord } from '../../src/queue/result-record.js';
+import type { OutputFile, ResultRecord } from '../../src/contracts/result-record.js';
 import { writeResultObjects } from '../../src/results/index.js';
 import { CHROMIUM_ARGS } from '../admin/browser.js';
 import { run } from '../helpers/dcmtk.js';

@@ -8,7 +8,7 @@ import type { Job } from 'bullmq';
 import { afterEach, describe, expect, it } from 'vitest';
 import { WorkerRole } from '../../src/node/worker-role.js';
 import type { InferenceJobData } from '../../src/queue/jobs.js';
-import type { ResultRecord } from '../../src/queue/result-record.js';
+import type { ResultRecord } from '../../src/contracts/result-record.js';
 import { MLSAM_MAIN } from '../helpers/process.js';
 import { cleanup, logger, sleep, testConfig, waitFor } from '../queue/helpers.js';
 import { inferenceQueue } from '../e2e/helpers.js';

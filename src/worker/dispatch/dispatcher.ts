@@ -8,11 +8,11 @@ import type { Redis } from 'ioredis';
 import type { Config, Destination } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import { DISPATCH_QUEUE, dispatchJobId, dispatchJobSchema, type DispatchJobData } from '../../queue/jobs.js';
-import { Keys } from '../../queue/keys.js';
-import { throttledWarn, whenReady } from '../../queue/redis.js';
-import { parseStored, resultRecordSchema, type DispatchState, type OutputFile, type ResultRecord } from '../../queue/result-record.js';
+import { Keys } from '../../stores/keys.js';
+import { throttledWarn, whenReady } from '../../stores/redis.js';
+import { parseStored, resultRecordSchema, type DispatchState, type OutputFile, type ResultRecord } from '../../contracts/result-record.js';
 import { selectDestinations } from './destinations.js';
-import { DispatchStore, parseDispatchStates, READY_MS } from './state.js';
+import { DispatchStore, parseDispatchStates, READY_MS } from '../../stores/dispatch-state.js';
 
 /** Name of every dispatch job (Bull Board shows it). */
 export const DISPATCH_JOB_NAME = 'send';

@@ -4,31 +4,12 @@
  * Keys.destinationEcho() (destination name → JSON DestinationEcho).
  */
 import type { Redis } from 'ioredis';
-import { z } from 'zod';
 import type { Config, Destination } from '../../config/schema.js';
 import { echo } from '../../dicom/scu/client.js';
 import type { Logger } from '../../log.js';
-import { Keys } from '../../queue/keys.js';
-import { whenReady } from '../../queue/redis.js';
-import { parseStored } from '../../queue/result-record.js';
-import { ScheduledPass } from '../../queue/scheduled-pass.js';
+import { DestinationEchoStore, type DestinationEcho } from '../../stores/destination-echoes.js';
+import { ScheduledPass } from '../../scheduled-pass.js';
 import { destinationPeer, selectDestinations } from './destinations.js';
-import { READY_MS } from './state.js';
-
-export const destinationEchoSchema = z.strictObject({
-  destination: z.string(),
-  aeTitle: z.string(),
-  host: z.string(),
-  port: z.number().int(),
-  ok: z.boolean(),
-  /** C-ECHO-RSP status when one came back. */
-  status: z.number().int().optional(),
-  error: z.string().optional(),
-  ms: z.number().min(0),
-  /** ISO time the echo started. */
-  at: z.string(),
-});
-export type DestinationEcho = z.infer<typeof destinationEchoSchema>;
 
 export interface EchoDeps {
   config: Config;
@@ -70,33 +51,12 @@ export async function echoDestinations(deps: EchoDeps, names?: string[]): Promis
     if (r.ok) log.info(fields, 'destination answers C-ECHO');
     else log.warn({ ...fields, err: r.error, status: r.status }, 'destination does not answer C-ECHO');
   }
-  const key = new Keys(config.redis.keyPrefix).destinationEcho();
   try {
-    await whenReady(redis, READY_MS);
-    const m = redis.multi();
-    if (results.length) m.hset(key, Object.fromEntries(results.map((r) => [r.destination, JSON.stringify(r)])));
-    if (!names) {
-      const stale = (await redis.hkeys(key)).filter((k) => !config.destinations.some((d) => d.name === k));
-      if (stale.length) m.hdel(key, ...stale);
-    }
-    await m.exec();
+    await new DestinationEchoStore(redis, config).save(results, !names);
   } catch (err) {
     log.warn({ err: (err as Error).message }, 'could not store the C-ECHO results');
   }
   return results;
-}
-
-/** The stored C-ECHO results (config order; destinations never echoed are absent). */
-export async function readDestinationEchoes(redis: Redis, config: Config): Promise<DestinationEcho[]> {
-  await whenReady(redis, READY_MS);
-  const raw = await redis.hgetall(new Keys(config.redis.keyPrefix).destinationEcho());
-  const out: DestinationEcho[] = [];
-  for (const d of config.destinations) {
-    const v = raw[d.name];
-    const r = parseStored(destinationEchoSchema, v);
-    if (r) out.push(r);
-  }
-  return out;
 }
 
 /** Start-up echo plus the periodic one on config.dispatch.echoCron. */

@@ -12,14 +12,4 @@ export {
   type UndispatchedResult,
 } from './dispatcher.js';
 export { DispatchWorker, type DispatchJobResult, type DispatchProgress, type DispatchWorkerOptions } from './worker.js';
-export { DISPATCH_LOG_CAP, DispatchStore } from './state.js';
-export {
-  DestinationEchoScheduler,
-  destinationEchoSchema,
-  echoDestination,
-  echoDestinations,
-  readDestinationEchoes,
-  type DestinationEcho,
-  type EchoDeps,
-} from './echo.js';
-export { DispatchRole, dispatchRole } from './role.js';
+export { DestinationEchoScheduler, echoDestination, echoDestinations, type EchoDeps } from './echo.js';

@@ -21,11 +21,11 @@ import type { Config } from '../../config/schema.js';
 import { sendFiles } from '../../dicom/scu/client.js';
 import type { Logger } from '../../log.js';
 import { DISPATCH_QUEUE, dispatchJobSchema, type DispatchJobData } from '../../queue/jobs.js';
-import { throttledWarn } from '../../queue/redis.js';
-import type { DispatchAttempt, DispatchState } from '../../queue/result-record.js';
+import { throttledWarn } from '../../stores/redis.js';
+import type { DispatchAttempt, DispatchState } from '../../contracts/result-record.js';
 import { destinationPeer } from './destinations.js';
 import { dispatchBackoffMs } from './dispatcher.js';
-import { DispatchStore } from './state.js';
+import { DispatchStore } from '../../stores/dispatch-state.js';
 
 /** What a completed dispatch job returns (Bull Board shows it). */
 export interface DispatchJobResult {

@@ -25,12 +25,12 @@ import { scoredFields } from './scored-record.js';
 import type { ModelMetadata } from '../../model/metadata.js';
 import { ModelSession } from '../../model/session.js';
 import { INFERENCE_QUEUE, inferenceJobId, inferenceJobSchema, instancesHash, type InferenceJobData } from '../../queue/jobs.js';
-import { Keys } from '../../queue/keys.js';
-import { throttledWarn } from '../../queue/redis.js';
-import { listSeriesInstances } from '../../queue/spool.js';
-import type { OutputFile, ResultRecord } from '../../queue/result-record.js';
-import { WorkerHeartbeat } from '../../queue/worker-registry.js';
-import { MAX_DROPPED, previousOf, ResultStore } from './result-store.js';
+import { Keys } from '../../stores/keys.js';
+import { throttledWarn } from '../../stores/redis.js';
+import { listSeriesInstances } from '../../dicom/spool/reader.js';
+import type { OutputFile, ResultRecord } from '../../contracts/result-record.js';
+import { WorkerHeartbeat } from '../../stores/worker-registry.js';
+import { MAX_DROPPED, previousOf, ResultStore } from '../../stores/result-store.js';
 
 /**
  * Pipeline hook: called with the finished record (status 'scored' or 'not-scored') before the job

@@ -3,7 +3,7 @@
  * results stage, the dashboard and the API read (score, category, fusion, opacity, slices, key slices).
  */
 import path from 'node:path';
-import type { ResultRecord } from '../../queue/result-record.js';
+import type { ResultRecord } from '../../contracts/result-record.js';
 import type { ScoredSeries, ScoredSlice } from '../../scoring/score.js';
 
 export type ScoredFields = Pick<

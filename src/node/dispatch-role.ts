@@ -1,10 +1,11 @@
 import type { Redis } from 'ioredis';
-import type { NodeContext, Role, RoleFactory } from '../../node/role.js';
-import { closeRedis, createRedis, withTimeout } from '../../queue/redis.js';
-import type { ResultRecord } from '../../queue/result-record.js';
-import { Dispatcher, type EnqueueOptions, type EnqueueResult } from './dispatcher.js';
-import { DestinationEchoScheduler, echoDestinations, type DestinationEcho } from './echo.js';
-import { DispatchWorker } from './worker.js';
+import type { NodeContext, Role, RoleFactory } from './role.js';
+import { closeRedis, createRedis, withTimeout } from '../stores/redis.js';
+import type { ResultRecord } from '../contracts/result-record.js';
+import { Dispatcher, type EnqueueOptions, type EnqueueResult } from '../worker/dispatch/dispatcher.js';
+import type { DestinationEcho } from '../stores/destination-echoes.js';
+import { DestinationEchoScheduler, echoDestinations } from '../worker/dispatch/echo.js';
+import { DispatchWorker } from '../worker/dispatch/worker.js';
 
 /** How long running sends get to finish when the role stops (then the worker is closed by force; BullMQ retries the job). */
 const DRAIN_MS = 20_000;

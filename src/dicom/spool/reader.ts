@@ -1,6 +1,6 @@
 import { open, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { HeaderScanner, type ScannedHeader } from '../dicom/spool/header-scanner.js';
+import { HeaderScanner, type ScannedHeader } from './header-scanner.js';
 
 /**
  * Read-only view of the spool written by the listener:

@@ -19,7 +19,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { AssociationRecord } from '../dicom/received-instance.js';
-import type { DispatchAttempt, ResultRecord } from './result-record.js';
+import type { DispatchAttempt, ResultRecord } from '../contracts/result-record.js';
 
 export type Labels = Record<string, string>;
 

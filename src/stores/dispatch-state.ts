@@ -4,15 +4,15 @@
  * capped list of DispatchAttempt (newest first) of every try.
  */
 import type { Redis } from 'ioredis';
-import { Keys } from '../../queue/keys.js';
-import { whenReady } from '../../queue/redis.js';
+import { Keys } from './keys.js';
+import { whenReady } from './redis.js';
 import {
   dispatchAttemptSchema,
   dispatchStateSchema,
   parseStored,
   type DispatchAttempt,
   type DispatchState,
-} from '../../queue/result-record.js';
+} from '../contracts/result-record.js';
 
 /** Entries kept in a series' dispatch log. */
 export const DISPATCH_LOG_CAP = 200;

@@ -8,7 +8,7 @@ import { hostname } from 'node:os';
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { Keys } from './keys.js';
-import { parseStored } from './result-record.js';
+import { parseStored } from '../contracts/result-record.js';
 
 export const HEARTBEAT_MS = 30_000;
 const TTL_MS = 3 * HEARTBEAT_MS;

@@ -24,12 +24,12 @@ import type { Config } from '../config/schema.js';
 import { resolvePath } from '../config/load.js';
 import { RESULTS_DIR_NAME } from '../dicom/spool/spool-layout.js';
 import type { Logger } from '../log.js';
-import { instancesHash } from './jobs.js';
-import { Keys } from './keys.js';
-import { isRedisUnavailable } from './redis.js';
-import { ScheduledPass } from './scheduled-pass.js';
-import { dispatchStateSchema, parseStored, resultRecordSchema, type ResultRecord } from './result-record.js';
-import { listSeriesInstances, listSpooledSeries } from './spool.js';
+import { instancesHash } from '../queue/jobs.js';
+import { Keys } from '../stores/keys.js';
+import { isRedisUnavailable } from '../stores/redis.js';
+import { ScheduledPass } from '../scheduled-pass.js';
+import { dispatchStateSchema, parseStored, resultRecordSchema, type ResultRecord } from '../contracts/result-record.js';
+import { listSeriesInstances, listSpooledSeries } from '../dicom/spool/reader.js';
 
 export interface RetentionReport {
   scanned: number;

@@ -3,8 +3,8 @@
  * before every write) and its listing index (Keys.resultIndex(), scored by update time).
  */
 import type { Redis } from 'ioredis';
-import type { Keys } from '../../queue/keys.js';
-import { parseStored, resultRecordSchema, type ResultRecord } from '../../queue/result-record.js';
+import type { Keys } from './keys.js';
+import { parseStored, resultRecordSchema, type ResultRecord } from '../contracts/result-record.js';
 
 /** Earlier results kept in `previous`. */
 export const MAX_PREVIOUS = 20;

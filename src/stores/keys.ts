@@ -26,7 +26,7 @@ export class Keys {
     return `${this.prefix}:audit:associations`;
   }
 
-  /** String: JSON of the series' latest result record (ResultRecord, src/queue/result-record.ts). */
+  /** String: JSON of the series' latest result record (ResultRecord, src/contracts/result-record.ts). */
   result(seriesUid: string): string {
     return `${this.prefix}:result:${seriesUid}`;
   }
@@ -56,7 +56,7 @@ export class Keys {
     return `${this.prefix}:workers`;
   }
 
-  /** String with TTL: JSON WorkerInfo of one inference worker (src/queue/worker-registry.ts). */
+  /** String with TTL: JSON WorkerInfo of one inference worker (src/stores/worker-registry.ts). */
   worker(id: string): string {
     return `${this.prefix}:workers:${id}`;
   }

@@ -1,0 +1,33 @@
+/**
+ * ▼ PIPELINE after inference, wired here: every finished record ('scored' / 'not-scored') goes to
+ * src/results, which writes the result objects (SR, KOS, SCs) into the spool, then to the dispatch
+ * stage (src/worker/dispatch), which queues one job per destination. The inference worker calls
+ * this before its job completes, so the objects' paths land in the record (invariant: no result is
+ * lost, none is sent twice: the dispatch job ids are deterministic).
+ *
+ * The entry (src/node/worker-role.ts) supplies the dispatch producer: the dispatch worker runs in the
+ * same process as a role of its own.
+ */
+import type { Config } from '../config/schema.js';
+import type { ResultRecord } from '../contracts/result-record.js';
+import type { Logger } from '../log.js';
+import { writeResultObjects } from '../results/index.js';
+import type { OnResult } from './inference/inference-worker.js';
+
+/** Queues the dispatch of a record's objects (DispatchRole.enqueue; `by` says which stage asked). */
+export type EnqueueDispatch = (record: ResultRecord, by: 'worker') => Promise<unknown>;
+
+export interface ResultPipelineDeps {
+  config: Config;
+  logger: Logger;
+  enqueueDispatch: EnqueueDispatch;
+}
+
+/** inference → results → dispatch: the OnResult the inference worker runs for each record. */
+export function resultPipeline(deps: ResultPipelineDeps): OnResult {
+  return async (record, _job, metadata) => {
+    const outputs = await writeResultObjects(record, { config: deps.config, logger: deps.logger, metadata });
+    if (outputs.length > 0) await deps.enqueueDispatch({ ...record, outputs }, 'worker');
+    return outputs;
+  };
+}
