@@ -12,6 +12,7 @@ import { Worker } from 'node:worker_threads';
 import { decodeDicomFile, DecodeError, type DecodeErrorCode } from '../dicom/decode/index.js';
 import type { Logger } from '../log.js';
 import { analyseSlice, type QuantificationSpec, type RegionAreas, type SliceAnalysis } from '../model/opacity.js';
+import { slicePattern, type SlicePattern } from '../model/pattern.js';
 import { preprocessInto, sliceSize, type Crop, type Preprocessing, type SliceImage } from '../model/preprocess.js';
 import { decodeImageFile, type ImageFormat } from './image-file.js';
 
@@ -40,12 +41,16 @@ export interface PreparedSlice {
   cropUsed: Crop['used'];
   /** HU slices with pixel spacing, when the spec has a quantification. */
   lungs?: SliceLungs;
+  /** How the opacity is distributed on this slice (src/model/pattern.ts), with `lungs`. */
+  pattern?: SlicePattern;
   /** Read + decode to HU / gray. */
   decodeMs: number;
   /** Lung segmentation and opacity masks (HU slices). */
   lungMs: number;
   /** Crop, resize, normalise. */
   preprocessMs: number;
+  /** The distribution summary (`pattern`), with `lungs`. */
+  patternMs?: number;
 }
 
 /** Prepares one slice into `out` at `offset` (sliceSize(spec.preprocessing) floats). */
@@ -93,12 +98,15 @@ export async function prepareFull(file: string, source: SliceSource, spec: Prepa
 export async function prepareSlice(file: string, source: SliceSource, spec: PrepareSpec, out: Float32Array, offset: number): Promise<PreparedSlice> {
   const f = await prepareFull(file, source, spec, out, offset);
   const a = f.analysis;
+  const t0 = performance.now();
+  const pattern = a ? slicePattern({ ...a.segmentation, ...a.masks }, a.grid.pxMm) : undefined;
+  const patternMs = performance.now() - t0;
   return {
     width: f.image.width,
     height: f.image.height,
     cropBox: f.crop.box,
     cropUsed: f.crop.used,
-    ...(a ? { lungs: { total: a.total, imageLeft: a.imageLeft, imageRight: a.imageRight } } : {}),
+    ...(a ? { lungs: { total: a.total, imageLeft: a.imageLeft, imageRight: a.imageRight }, pattern, patternMs } : {}),
     decodeMs: f.decodeMs,
     lungMs: f.lungMs,
     preprocessMs: f.preprocessMs,

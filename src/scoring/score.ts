@@ -24,6 +24,7 @@ import { sniffImage, type ImageFormat } from './image-file.js';
 import { keySliceDetail, type KeySliceDetail } from './key-slices.js';
 import { createPreparer, defaultDecodeThreads, type PrepareSpec, type PreparedSlice, type SlicePreparer } from './prepare.js';
 import { seriesOpacity, type SeriesOpacityResult } from './series-opacity.js';
+import { seriesPattern, type SeriesPattern } from './series-pattern.js';
 import { selectSlices, type DroppedSlice, type SelectedSlice } from './select-slices.js';
 
 export interface ScoreOptions {
@@ -62,6 +63,8 @@ export interface StageTimings {
   decodeMs: number;
   /** Lung segmentation and opacity masks (HU slices). */
   lungMs: number;
+  /** The per-slice distribution summary of the opacity (HU slices; src/model/pattern.ts). */
+  patternMs?: number;
   preprocessMs: number;
   inferMs: number;
   aggregateMs: number;
@@ -135,6 +138,11 @@ export interface ScoredSeries {
   keySlices: KeySliceResult[];
   /** Lung volumes and opacity (HU series). */
   opacity?: SeriesOpacity;
+  /**
+   * How the opacity is distributed and the pattern category after the RSNA consensus (HU series; an automated
+   * description, never a diagnosis; docs/pattern-rule.md).
+   */
+  pattern?: SeriesPattern;
   /** Instances of this series that were not scored, with reasons. */
   dropped: DroppedSlice[];
 }
@@ -342,6 +350,7 @@ export async function scoreFiles(paths: readonly string[], opts: ScoreOptions = 
             infos.push(r.value);
             stages.decodeMs += r.value.decodeMs;
             stages.lungMs += r.value.lungMs;
+            if (r.value.patternMs !== undefined) stages.patternMs = (stages.patternMs ?? 0) + r.value.patternMs;
             stages.preprocessMs += r.value.preprocessMs;
           } else {
             dropped.push({ file: sl.file, sopInstanceUid: sl.header?.sopInstanceUid ?? null, reason: errorReason(r.reason) });
@@ -430,6 +439,7 @@ export async function scoreFiles(paths: readonly string[], opts: ScoreOptions = 
         eligibleSlices: decided.eligibleSlices,
         keySlices,
         ...(decided.opacity ? { opacity: decided.opacity } : {}),
+        ...(decided.pattern ? { pattern: decided.pattern } : {}),
         dropped,
       });
       const secs = (performance.now() - ts) / 1000;
@@ -456,7 +466,7 @@ export async function scoreFiles(paths: readonly string[], opts: ScoreOptions = 
 function roundStages(st: StageTimings): StageTimings {
   const r = (x: number) => +x.toFixed(1);
   return {
-    readMs: r(st.readMs), decodeMs: r(st.decodeMs), lungMs: r(st.lungMs), preprocessMs: r(st.preprocessMs), inferMs: r(st.inferMs), aggregateMs: r(st.aggregateMs),
+    readMs: r(st.readMs), decodeMs: r(st.decodeMs), lungMs: r(st.lungMs), ...(st.patternMs !== undefined ? { patternMs: r(st.patternMs) } : {}), preprocessMs: r(st.preprocessMs), inferMs: r(st.inferMs), aggregateMs: r(st.aggregateMs),
     ...(st.keySlicesMs !== undefined ? { keySlicesMs: r(st.keySlicesMs) } : {}),
   };
 }
@@ -478,7 +488,7 @@ interface SliceOutcome {
   ineligibleReason?: string;
 }
 
-type SeriesDecision = Pick<ScoredSeries, 'score' | 'category' | 'threshold' | 'indeterminateMargin' | 'fusion' | 'cnnScore' | 'k' | 'eligibleSlices' | 'opacity'> & {
+type SeriesDecision = Pick<ScoredSeries, 'score' | 'category' | 'threshold' | 'indeterminateMargin' | 'fusion' | 'cnnScore' | 'k' | 'eligibleSlices' | 'opacity' | 'pattern'> & {
   slices: SliceOutcome[];
   /** Key slice indices, best first. */
   key: number[];
@@ -504,6 +514,7 @@ function decideSeries(s: PlannedSeries, scored: readonly ScoredInput[], meta: Mo
       opacity.total.percentOpacity, fusion, policy.aggregation,
     );
     if (!fused) return { reason: `no lungs found (largest lung area on any slice below ${fusion.eligibility.minSeriesLungMm2} mm²): not a chest CT the model can score` };
+    const pattern = seriesPattern(scored.map((x) => ({ ...(x.info.pattern ? { pattern: x.info.pattern } : {}), position: x.position })), iop, opacity.sliceSpacingMm);
     return {
       slices: scored.map((x, i) => {
         const f = fused.slices[i] as (typeof fused.slices)[number];
@@ -527,6 +538,7 @@ function decideSeries(s: PlannedSeries, scored: readonly ScoredInput[], meta: Mo
       k: fused.k,
       eligibleSlices: fused.ranked.length,
       opacity,
+      ...(pattern ? { pattern } : {}),
     };
   }
   const agg = aggregateSeries(scored.map((x) => x.cnn), policy);
