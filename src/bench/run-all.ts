@@ -13,7 +13,9 @@
  *   4. Peak RSS (VmHWM from /proc/<pid>/status) of the listener and of the worker process.
  *   5. The machine and the date.
  *
- *   npm run bench [-- --quick] [--out bench/RESULTS.md] [--skip receive,infer,e2e]
+ *   5. The distribution features' cost per slice on the shared series (src/bench/pattern.ts).
+ *
+ *   npm run bench [-- --quick] [--out bench/RESULTS.md] [--skip receive,infer,e2e,pattern]
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -31,6 +33,7 @@ import { dropRedisPrefix, MlsamProcess } from '../demo/processes.js';
 import { Keys } from '../stores/keys.js';
 import { parseStored, resultRecordSchema, type ResultRecord } from '../contracts/result-record.js';
 import { inferReportLines, runInferBench } from './infer.js';
+import { patternReportLines, runPatternBench } from './pattern.js';
 import { receiveBench } from './receive.js';
 
 const { values: opts } = parseArgs({
@@ -279,6 +282,10 @@ async function main(): Promise<void> {
       `| \`mlsam work\` (inference + results + dispatch) | ${mb(e.workerRss)} |`,
       '',
     );
+  }
+  if (!skip.has('pattern')) {
+    log('pattern: distribution features per slice on the shared series ...');
+    sections.push('## 5. Distribution features (pattern) per slice', '', ...patternReportLines(await runPatternBench(3), 3), '');
   }
   const text = [...head, ...sections, `Total bench time: ${((Date.now() - t0) / 60000).toFixed(1)} min.`, ''].join('\n');
   const out = resolve(opts.out);

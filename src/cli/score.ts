@@ -3,6 +3,7 @@ import { loadConfig } from '../config/load.js';
 import { resolveModelPath } from '../model/model-path.js';
 import { createLogger } from '../log.js';
 import { THICK_SLICE_NOTE_MM } from '../model/opacity.js';
+import { patternWording } from '../model/pattern-rule.js';
 import type { ScoreProgress, ScoreResult } from '../scoring/score.js';
 
 
@@ -45,6 +46,15 @@ export function formatReport(r: ScoreResult): string {
       if (o.sliceThicknessMm !== undefined && o.sliceThicknessMm > THICK_SLICE_NOTE_MM) {
         out.push('    thick slices: partial volume makes the opacity less exact than on thin slices');
       }
+    }
+    if (s.pattern) {
+      const p = s.pattern;
+      const f = p.features;
+      const pc = (x: number): string => `${Math.round(100 * x)} %`;
+      out.push(`  pattern (automated description, not a diagnosis; rule ${p.rule}): ${patternWording(p.category)}${p.criteria.length ? ` — ${p.criteria.join('; ')}` : ''}`);
+      out.push(`    outer third ${pc(f.peripheralShare)} (lung ${pc(f.lungPeripheralShare)}), dorsal ${pc(f.dorsalShare)} (lung ${pc(f.lungDorsalShare)}), ` +
+        `lower zone ${pc(f.zoneShare.lower)} (lung ${pc(f.lungZoneShare.lower)}), ground glass ${pc(f.groundGlassShare)}, ` +
+        `${f.foci} foci ≥ 1 cm + ${f.smallFoci} smaller, roundness ${f.roundness === null ? 'n/a' : f.roundness.toFixed(2)}`);
     }
     out.push('  key slices:');
     for (const k of s.keySlices) {

@@ -79,6 +79,42 @@ export const seriesOpacitySchema = z.strictObject({
 });
 export type SeriesOpacity = z.infer<typeof seriesOpacitySchema>;
 
+const share = z.number().min(0).max(1);
+const zoneShares = z.strictObject({ upper: share, middle: share, lower: share });
+
+/**
+ * How the opacity is distributed, and the pattern category after the RSNA consensus (HU input only): an automated
+ * description, never a diagnosis. Rule and features: docs/pattern-rule.md, src/model/pattern*.ts.
+ */
+export const seriesPatternSchema = z.strictObject({
+  category: z.enum(['typical', 'indeterminate', 'atypical', 'no-opacity']),
+  /** Rule name and version, e.g. "rsna-distribution-v1". */
+  rule: z.string(),
+  /** The criteria that decided the category, in words. */
+  criteria: z.array(z.string()),
+  features: z.strictObject({
+    opacityMl: z.number().min(0),
+    percentOpacity: z.number().min(0).max(100),
+    groundGlassShare: share,
+    rightOpacityMl: z.number().min(0),
+    leftOpacityMl: z.number().min(0),
+    minorityLungShare: share,
+    peripheralShare: share,
+    lungPeripheralShare: share,
+    dorsalShare: share,
+    lungDorsalShare: share,
+    zoneShare: zoneShares,
+    lungZoneShare: zoneShares,
+    foci: z.number().int().min(0),
+    smallFoci: z.number().int().min(0),
+    smallFociShare: share,
+    largestFocusMl: z.number().min(0),
+    largestFocusShare: share,
+    roundness: share.nullable(),
+  }),
+});
+export type SeriesPatternRecord = z.infer<typeof seriesPatternSchema>;
+
 /**
  * Where on a key slice the finding is, in DICOM SCOORD image coordinates of the source image
  * (column, row; (0,0) is the top-left corner of the top-left pixel, so pixel (c, r) has its centre
@@ -182,6 +218,8 @@ export const resultRecordSchema = z.strictObject({
   fusion: z.enum(['cnn+opacity', 'cnn-only']).optional(),
   /** Lung and opacity quantification (HU input only). */
   opacity: seriesOpacitySchema.optional(),
+  /** How the opacity is distributed and its pattern category (HU input only; never a diagnosis). */
+  pattern: seriesPatternSchema.optional(),
   /** Scored slices, in scored order. */
   slices: z.array(resultSliceSchema),
   keySlices: z.array(keySliceSchema),

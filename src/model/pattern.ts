@@ -53,6 +53,43 @@ export interface SlicePattern {
   foci: SliceFocus[];
 }
 
+const INF = 1e20;
+
+/**
+ * One row of the second pass: the lower envelope of the parabolas (x − p)² + f[p] over the `len` values of f from
+ * `base`, written back in place (Felzenszwalb & Huttenlocher); g, v, z are scratch of at least len (+1).
+ */
+function envelope(f: Float64Array, base: number, len: number, g: Float64Array, v: Int32Array, z: Float64Array): void {
+  for (let i = 0; i < len; i++) g[i] = f[base + i] as number;
+  let k = 0;
+  v[0] = 0;
+  z[0] = -INF;
+  z[1] = INF;
+  for (let q = 1; q < len; q++) {
+    const gq = (g[q] as number) + q * q;
+    let s = 0;
+    for (;;) {
+      const p = v[k] as number;
+      s = (gq - ((g[p] as number) + p * p)) / (2 * q - 2 * p);
+      if (s <= (z[k] as number)) {
+        k--;
+        continue;
+      }
+      break;
+    }
+    k++;
+    v[k] = q;
+    z[k] = s;
+    z[k + 1] = INF;
+  }
+  k = 0;
+  for (let q = 0; q < len; q++) {
+    while ((z[k + 1] as number) < q) k++;
+    const p = v[k] as number;
+    f[base + q] = (q - p) * (q - p) + (g[p] as number);
+  }
+}
+
 /**
  * Exact squared Euclidean distance transform (Felzenszwalb & Huttenlocher 2012) of `inside` within the inclusive
  * box, padded by one background pixel: d² in working pixels for inside pixels, 0 elsewhere (box-local, row-major).
@@ -61,7 +98,6 @@ export interface SlicePattern {
 export function squaredDistance(inside: Uint8Array, w: number, x0: number, y0: number, x1: number, y1: number): Float64Array {
   const bw = x1 - x0 + 3;
   const bh = y1 - y0 + 3;
-  const INF = 1e20;
   const f = new Float64Array(bw * bh);
   // columns first: 1-D distance along y to the nearest background pixel
   for (let y = 0; y < bh; y++) {
@@ -76,39 +112,26 @@ export function squaredDistance(inside: Uint8Array, w: number, x0: number, y0: n
   const v = new Int32Array(n);
   const z = new Float64Array(n + 1);
   const g = new Float64Array(n);
-  const d = new Float64Array(n);
-  const pass = (len: number, get: (i: number) => number, set: (i: number, val: number) => void): void => {
-    for (let i = 0; i < len; i++) g[i] = get(i);
-    let k = 0;
-    v[0] = 0;
-    z[0] = -INF;
-    z[1] = INF;
-    for (let q = 1; q < len; q++) {
-      let s = 0;
-      for (;;) {
-        const p = v[k] as number;
-        s = ((g[q] as number) + q * q - ((g[p] as number) + p * p)) / (2 * q - 2 * p);
-        if (s <= (z[k] as number)) {
-          k--;
-          continue;
-        }
-        break;
+  // columns: f is 0 / ∞, so the 1-D distance is a scan each way (the padding row is background)
+  for (let x = 0; x < bw; x++) {
+    let last = 0;
+    for (let y = 1; y < bh; y++) {
+      const i = y * bw + x;
+      if (f[i] === 0) last = y;
+      else f[i] = y - last;
+    }
+    last = bh - 1;
+    for (let y = bh - 2; y > 0; y--) {
+      const i = y * bw + x;
+      const d = f[i] as number;
+      if (d === 0) last = y;
+      else {
+        const e = Math.min(d, last - y);
+        f[i] = e * e;
       }
-      k++;
-      v[k] = q;
-      z[k] = s;
-      z[k + 1] = INF;
     }
-    k = 0;
-    for (let q = 0; q < len; q++) {
-      while ((z[k + 1] as number) < q) k++;
-      const p = v[k] as number;
-      d[q] = (q - p) * (q - p) + (g[p] as number);
-    }
-    for (let i = 0; i < len; i++) set(i, d[i] as number);
-  };
-  for (let x = 0; x < bw; x++) pass(bh, (i) => f[i * bw + x] as number, (i, val) => { f[i * bw + x] = val; });
-  for (let y = 0; y < bh; y++) pass(bw, (i) => f[y * bw + i] as number, (i, val) => { f[y * bw + i] = val; });
+  }
+  for (let y = 1; y < bh - 1; y++) envelope(f, y * bw, bw, g, v, z);
   // back to the unpadded box
   const cw = x1 - x0 + 1;
   const ch = y1 - y0 + 1;
@@ -204,7 +227,21 @@ export function slicePattern(
       }
     }
   }
-  const comps = label(m.opacity, 4);
+  // opacity lies inside the lung: label it in the lung's box (the same raster order, so the same numbers)
+  const ch = y1 - y0 + 1;
+  const crop = new Uint8Array(cw * ch);
+  let anyOpacity = false;
+  for (let y = 0; y < ch; y++) {
+    const row = (y + y0) * w + x0;
+    for (let x = 0; x < cw; x++) {
+      if (m.opacity.data[row + x]) {
+        crop[y * cw + x] = 1;
+        anyOpacity = true;
+      }
+    }
+  }
+  if (!anyOpacity) return out;
+  const comps = label({ width: cw, height: ch, data: crop }, 4);
   if (comps.n === 0) return out;
   const n = comps.n;
   const px0 = new Float64Array(n + 1);
@@ -223,7 +260,7 @@ export function slicePattern(
     let runLabel = 0;
     let runStart = 0;
     for (let x = x0; x <= x1 + 1; x++) {
-      const l = x <= x1 ? (labels[y * w + x] as number) : 0;
+      const l = x <= x1 ? (labels[(y - y0) * cw + (x - x0)] as number) : 0;
       if (l !== runLabel) {
         if (runLabel) (runs[runLabel] as number[]).push(y, runStart, x - 1);
         runLabel = l;

@@ -35,6 +35,7 @@
  * Identification Sequence.
  */
 import { THICK_SLICE_NOTE_MM } from '../model/opacity.js';
+import { patternWording } from '../model/pattern-rule.js';
 import type { OpacityMeasure, ResultKeySlice, ResultRecord } from '../contracts/result-record.js';
 import {
   Codes, howScored, LOCAL_SCHEME, MANUFACTURER, NOT_FOR_DIAGNOSTIC_USE, setCodingSchemes, setObjectHeader, type DocumentInput, type ModelInfo,
@@ -91,6 +92,7 @@ const C = {
   opacityAreaPercent: { value: 'OPACITY-PCT-AREA', scheme: LOCAL_SCHEME, meaning: 'Opacity, % of lung on slice' },
   highOpacityAreaPercent: { value: 'HIGH-OPACITY-PCT-AREA', scheme: LOCAL_SCHEME, meaning: 'High opacity, % of lung on slice' },
   status: { value: 'STATUS', scheme: LOCAL_SCHEME, meaning: 'AI result status' },
+  patternDescription: { value: 'PATTERN', scheme: LOCAL_SCHEME, meaning: 'Automated pattern description' },
   scored: { value: 'SCORED', scheme: LOCAL_SCHEME, meaning: 'Scored' },
   notScored: { value: 'NOT-SCORED', scheme: LOCAL_SCHEME, meaning: 'Not scored' },
 } satisfies Record<string, Code>;
@@ -231,6 +233,17 @@ function thickSliceNote(o: ResultRecord['opacity']): string {
   return ` Measured on ${o.sliceThicknessMm} mm slices${open}: partial volume makes opacity less exact than on thin slices.`;
 }
 
+/**
+ * How the opacity is distributed, in words: the pattern category after the RSNA consensus with the criteria that
+ * decided it. An automated description of the measurement, never a diagnosis (docs/pattern-rule.md).
+ */
+export function patternSentence(r: ResultRecord): string | undefined {
+  const p = r.pattern;
+  if (!p) return undefined;
+  return `Automated pattern description (rule ${p.rule}; describes the measured opacity, not a diagnosis): ` +
+    `${patternWording(p.category)}${p.criteria.length ? ` (${p.criteria.join('; ')})` : ''}.`;
+}
+
 function summaryText(inp: SrInput): string {
   const { record: r, model } = inp;
   const keys = inp.keySlices
@@ -244,6 +257,7 @@ function summaryText(inp: SrInput): string {
     `${howScored(r)}).` +
     (o ? ` Lung opacity ${o.percentOpacity.toFixed(1)} % of lung volume (${o.opacityMl.toFixed(0)} of ${o.lungMl.toFixed(0)} ml), high opacity ${o.percentHighOpacity.toFixed(1)} %.` : '') +
     thickSliceNote(r.opacity) +
+    (r.pattern ? ` ${patternSentence(r)}` : '') +
     ` Key slices: ${keys || 'none'}.`
   );
 }
@@ -280,6 +294,7 @@ export function buildSr(inp: SrInput): Dataset {
     children.push(container('CONTAINS', C.imagingMeasurements, [seriesGroup(inp), ...inp.keySlices.map((k, i) => keySliceGroup(inp, k, i))]));
     children.push(container('CONTAINS', C.qualitative, [
       code('CONTAINS', C.status, C.scored),
+      ...(r.pattern ? [text('CONTAINS', C.patternDescription, patternSentence(r) as string)] : []),
       text('CONTAINS', C.comment, summaryText(inp)),
     ]));
     setDocumentContent(ds, C.report, '1500', children);

@@ -104,12 +104,18 @@ describe('dashboard pages (mlsam admin, no destinations)', () => {
     expect(page).toMatch(/<span class="muted" id="fusion">fusion cnn\+opacity, CNN alone 0\.740<\/span>/);
     expect(page).toContain('3 slice(s) with too little lung to count');
     expect(page).toContain('Measured on 5 mm slices, ground-glass opening 2.7 mm.');
+    // the automated pattern description with its rule, criteria and features (never a diagnosis)
+    expect(page).toContain('<p id="pattern"><b>typical COVID-19 appearance</b> <span class="muted">rule rsna-distribution-v1</span>: bilateral (the less involved lung holds 30 %); peripheral (78 % in the outer third, lung 48 %); ground glass 87 %</p>');
+    expect(page).toContain('<tr><td>outer third (periphery)</td><td>78 %</td><td>48 %</td></tr>');
+    expect(page).toContain('<tr><td>upper / middle / lower zone</td><td>10 % / 30 % / 60 %</td><td>30 % / 45 % / 25 %</td></tr>');
+    expect(page).toContain('not a diagnosis');
     const plain = await (await get(`/admin/series/${S.plain!.seriesInstanceUid}`)).text();
     const p = chartDataOf(plain);
     expect(p.opacity).toBeNull();
     expect(p.ineligible).toEqual([]);
     expect(plain).not.toContain('id="opacity"');
     expect(plain).not.toContain('id="fusion"');
+    expect(plain).not.toContain('id="pattern"');
   });
 
   it('streams the series rows as server-sent events', async () => {

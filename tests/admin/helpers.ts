@@ -309,6 +309,18 @@ export async function writeResult(
         left: { lungMl: 1900, opacityMl: 190, highOpacityMl: 19, percentOpacity: 10, percentHighOpacity: 1 },
         right: { lungMl: 2300, opacityMl: 440, highOpacityMl: 65, percentOpacity: 19.1, percentHighOpacity: 2.8 },
       },
+      // the distribution features and pattern category (src/scoring/series-pattern.ts) of such a series
+      pattern: {
+        category: 'typical' as const,
+        rule: 'rsna-distribution-v1',
+        criteria: ['bilateral (the less involved lung holds 30 %)', 'peripheral (78 % in the outer third, lung 48 %)', 'ground glass 87 %'],
+        features: {
+          opacityMl: 630, percentOpacity: 15, groundGlassShare: 0.8667, rightOpacityMl: 440, leftOpacityMl: 190, minorityLungShare: 0.3016,
+          peripheralShare: 0.78, lungPeripheralShare: 0.48, dorsalShare: 0.71, lungDorsalShare: 0.55,
+          zoneShare: { upper: 0.1, middle: 0.3, lower: 0.6 }, lungZoneShare: { upper: 0.3, middle: 0.45, lower: 0.25 },
+          foci: 7, smallFoci: 40, smallFociShare: 0.05, largestFocusMl: 210, largestFocusShare: 0.3333, roundness: 0.55,
+        },
+      },
     } : {}),
     slices,
     keySlices: top.map((t) => ({ index: t.index, sopInstanceUid: t.sopInstanceUid, probability: t.probability })),

@@ -98,6 +98,10 @@ describe('result objects of a scored series', () => {
     expect(text).toContain('Comprehensive 3D SR Document');
     expect(text).toContain('Verification Flag   : UNVERIFIED');
     expect(text).toContain('NOT FOR DIAGNOSTIC USE');
+    // the pattern of the opacity's distribution: an automated description with its rule, never a diagnosis
+    expect(record.pattern?.rule).toBe('rsna-distribution-v1');
+    expect(text).toContain(`<contains TEXT:(,,"Automated pattern description")="Automated pattern description (rule rsna-distribution-v1; describes the measured opacity, not a diagnosis): `);
+    expect(text).toMatch(/(typical|indeterminate|atypical) COVID-19 appearance|no opacity/);
     expect(text).toContain('<CONTAINER:(,,"Imaging Measurement Report")=SEPARATE>');
     // Image Library (TID 1600): the CT slices the measurements point at, key slices best first.
     const library = text.slice(text.indexOf('"Image Library")'), text.indexOf('"Imaging Measurements")'));
