@@ -98,7 +98,12 @@ describe('mlsam score', () => {
       expect(s.keySlices.every((k) => mine[k.index]!.eligible === true)).toBe(true);
       expect(s.keySlices.map((x) => x.sopInstanceUid)).toEqual(s.keySlices.map((x) => mine[x.index]!.sopInstanceUid));
       expect(['likely', 'indeterminate', 'unlikely']).toContain(s.category);
+      // the distribution of the opacity, described after the RSNA consensus beside the score (never a diagnosis)
+      expect(s.pattern?.rule).toBe('rsna-distribution-v1');
+      expect(s.pattern!.features.percentOpacity).toBeCloseTo(s.opacity!.total.percentOpacity, 2);
     }
+    expect(sN!.pattern!.category).toBe('no-opacity');
+    expect(['typical', 'indeterminate', 'atypical']).toContain(sP!.pattern!.category);
 
     const img = out.series.find((s) => s.seriesInstanceUid === null);
     expect(img?.slices).toBe(1);
@@ -109,6 +114,7 @@ describe('mlsam score', () => {
     // 8-bit: no HU, the CNN alone, and the output says so
     expect(img?.fusion).toBe('cnn-only');
     expect(img?.opacity).toBeUndefined();
+    expect(img?.pattern).toBeUndefined();
     expect(imgSlice!.probability).toBe(imgSlice!.cnnProbability);
     expect(img?.threshold).toBe(meta.series.threshold);
   }, 600_000);
