@@ -10,10 +10,13 @@
  *      slices, 512×512) is C-STOREd to the listener with storescu; the clock runs from storescu's
  *      exit (the last instance acknowledged) to the moment the SR is found in Orthanc (REST polled
  *      every 100 ms), minus the quiet period.
+ *   2b. CPU stages only (src/bench/stages.ts): per-stage CPU ms/slice (decode, lungs, opacity, preprocess, infer)
+ *      and the worker's engine with the network replaced by a no-op of the same batch shape, by prepare
+ *      threads: the throughput ceiling of a GPU host.
  *   4. Peak RSS (VmHWM from /proc/<pid>/status) of the listener and of the worker process.
  *   5. The machine and the date.
  *
- *   npm run bench [-- --quick] [--out bench/RESULTS.md] [--skip receive,infer,e2e]
+ *   npm run bench [-- --quick] [--out bench/RESULTS.md] [--skip receive,infer,stages,e2e]
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -32,6 +35,7 @@ import { Keys } from '../stores/keys.js';
 import { parseStored, resultRecordSchema, type ResultRecord } from '../contracts/result-record.js';
 import { inferReportLines, runInferBench } from './infer.js';
 import { receiveBench } from './receive.js';
+import { runStageBench, stageReportLines } from './stages.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -97,9 +101,9 @@ async function machine(): Promise<string[]> {
 }
 
 /** Section 2: the inference worker's own bench (src/bench/infer.ts runInferBench). */
-async function inferSection(quick: boolean): Promise<string[]> {
+async function inferSection(quick: boolean): Promise<{ lines: string[]; bare: number }> {
   const r = await runInferBench({ ...(quick ? { memorySlices: 0, rounds: 1 } : {}), log: (l) => log(`  ${l}`) });
-  return inferReportLines(r, 'Memory run skipped (--quick).');
+  return { lines: inferReportLines(r, 'Memory run skipped (--quick).'), bare: r.bareSlicesPerSec };
 }
 
 interface E2eRow {
@@ -238,9 +242,17 @@ async function main(): Promise<void> {
     const r = await receiveBench(quick ? 60 : 300, quick ? 1 : 3);
     sections.push('## 1. Receive throughput against DCMTK storescp', '', r.text.replace(/^# .*\n+/, ''), '');
   }
+  let bare: number | undefined;
   if (!skip.has('infer')) {
     log('infer: worker path vs bare ONNX Runtime ...');
-    sections.push('## 2. Worker throughput against bare ONNX Runtime', '', ...(await inferSection(quick)), '');
+    const r = await inferSection(quick);
+    bare = r.bare;
+    sections.push('## 2. Worker throughput against bare ONNX Runtime', '', ...r.lines, '');
+  }
+  if (!skip.has('stages')) {
+    log('stages: CPU stages only (no-op model) ...');
+    const r = await runStageBench({ rounds: quick ? 1 : 2, log: (l) => log(`  ${l}`) });
+    sections.push('## 2b. CPU stages only: the ceiling of a GPU host', '', ...stageReportLines(r, bare), '');
   }
   if (!skip.has('e2e')) {
     const quiet = 2;
