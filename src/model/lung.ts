@@ -69,7 +69,8 @@ export function toWorkGrid(hu: ArrayLike<number>, width: number, height: number,
     return { width, height, hu: out, pxMm };
   }
   // rows first, then columns: the order of training/lung.py to_work (wy @ a @ wx^T)
-  const out = resampleBox(hu, width, { x0: 0, y0: 0, x1: width - 1, y1: height - 1 }, ww, wh);
+  const src = hu instanceof Float32Array || hu instanceof Float64Array ? hu : Float64Array.from(hu);
+  const out = resampleBox(src, width, { x0: 0, y0: 0, x1: width - 1, y1: height - 1 }, ww, wh);
   return { width: ww, height: wh, hu: out, pxMm };
 }
 

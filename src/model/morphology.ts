@@ -156,89 +156,101 @@ export interface Components {
   sizes: Int32Array;
 }
 
-/** Connected components of the set pixels (4- or 8-connectivity), numbered in raster order of first pixel. */
+/** Growable scratch arrays for label(): runs and their union-find parents, reused from call to call. */
+let runStart = new Int32Array(4096);
+let runEnd = new Int32Array(4096);
+let runParent = new Int32Array(4096);
+let runLabel = new Int32Array(4096);
+let runRow = new Int32Array(4096);
+
+function growRuns(need: number): void {
+  if (need <= runStart.length) return;
+  let n = runStart.length;
+  while (n < need) n *= 2;
+  const g = (a: Int32Array): Int32Array<ArrayBuffer> => {
+    const b = new Int32Array(n);
+    b.set(a);
+    return b;
+  };
+  runStart = g(runStart);
+  runEnd = g(runEnd);
+  runParent = g(runParent);
+  runRow = g(runRow);
+  runLabel = new Int32Array(n);
+}
+
+function findRun(x: number): number {
+  let r = x;
+  while (runParent[r] !== r) r = runParent[r] as number;
+  while (runParent[x] !== r) {
+    const nx = runParent[x] as number;
+    runParent[x] = r;
+    x = nx;
+  }
+  return r;
+}
+
+/**
+ * Connected components of the set pixels (4- or 8-connectivity), numbered in raster order of first pixel.
+ *
+ * Run-based union-find: each row's runs of set pixels are joined to the overlapping runs of the row above (for
+ * 8-connectivity, runs that touch diagonally too); a set's root is its lowest-numbered run. Runs are numbered in
+ * raster order, so a component's first run holds its first pixel, and numbering the roots in run order numbers
+ * the components in raster order of their first pixel (what scipy.ndimage.label and the per-pixel version did).
+ */
 export function label(m: Mask, connectivity: 4 | 8): Components {
   const { width: w, height: h, data } = m;
-  const prov = new Int32Array(w * h);
-  let parent = new Int32Array(1024);
-  let next = 1;
-  const find = (x: number): number => {
-    let r = x;
-    while (parent[r] !== r) r = parent[r] as number;
-    while (parent[x] !== r) {
-      const nx = parent[x] as number;
-      parent[x] = r;
-      x = nx;
-    }
-    return r;
-  };
-  /** Merge the sets of provisional labels a and b (both non-zero); returns the surviving root. */
-  const union = (a: number, b: number): number => {
-    const ra = find(a);
-    const rb = find(b);
-    if (ra === rb) return ra;
-    if (ra < rb) {
-      parent[rb] = ra;
-      return ra;
-    }
-    parent[ra] = rb;
-    return rb;
-  };
-  const eight = connectivity === 8;
+  const reach = connectivity === 8 ? 1 : 0;
+  let nRuns = 0;
+  let prevFirst = 0; // runs of the row above: prevFirst .. prevEnd - 1
+  let prevEnd = 0;
   for (let y = 0; y < h; y++) {
     const row = y * w;
-    for (let x = 0; x < w; x++) {
-      const i = row + x;
-      if (!data[i]) continue;
-      let lab = x > 0 ? (prov[i - 1] as number) : 0;
-      if (y > 0) {
-        const up = prov[i - w] as number;
-        if (up) lab = lab ? (lab === up ? lab : union(lab, up)) : up;
-        if (eight) {
-          if (x > 0) {
-            const ul = prov[i - w - 1] as number;
-            if (ul) lab = lab ? (lab === ul ? lab : union(lab, ul)) : ul;
-          }
-          if (x < w - 1) {
-            const ur = prov[i - w + 1] as number;
-            if (ur) lab = lab ? (lab === ur ? lab : union(lab, ur)) : ur;
-          }
-        }
+    const first = nRuns;
+    let p = prevFirst; // the first run above that may still overlap
+    let x = 0;
+    while (x < w) {
+      if (!data[row + x]) {
+        x++;
+        continue;
       }
-      if (!lab) {
-        lab = next++;
-        if (lab >= parent.length) {
-          const grown = new Int32Array(parent.length * 2);
-          grown.set(parent);
-          parent = grown;
-        }
-        parent[lab] = lab;
+      const s = x;
+      while (x < w && data[row + x]) x++;
+      const e = x; // run is [s, e)
+      if (nRuns >= runStart.length) growRuns(nRuns + 1);
+      const id = nRuns++;
+      runStart[id] = s;
+      runEnd[id] = e;
+      runRow[id] = row;
+      runParent[id] = id;
+      // runs above overlapping [s - reach, e + reach)
+      while (p < prevEnd && (runEnd[p] as number) + reach <= s) p++;
+      for (let q = p; q < prevEnd && (runStart[q] as number) < e + reach; q++) {
+        const a = findRun(q);
+        const b = findRun(id);
+        if (a < b) runParent[b] = a;
+        else if (b < a) runParent[a] = b;
       }
-      prov[i] = lab;
     }
+    prevFirst = first;
+    prevEnd = nRuns;
   }
-  const map = new Int32Array(next);
   const labels = new Int32Array(w * h);
   let n = 0;
-  let sizes = new Int32Array(64);
-  for (let i = 0; i < w * h; i++) {
-    const p = prov[i] as number;
-    if (!p) continue;
-    const r = find(p);
-    let l = map[r] as number;
-    if (!l) {
-      l = ++n;
-      map[r] = l;
-      if (l >= sizes.length) {
-        const grown = new Int32Array(sizes.length * 2);
-        grown.set(sizes);
-        sizes = grown;
-      }
-    }
-    labels[i] = l;
-    sizes[l] = (sizes[l] as number) + 1;
+  for (let i = 0; i < nRuns; i++) {
+    const r = findRun(i);
+    runLabel[i] = r === i ? ++n : (runLabel[r] as number);
   }
-  return { labels, n, sizes: sizes.slice(0, n + 1) };
+  const sizes = new Int32Array(n + 1);
+  for (let i = 0; i < nRuns; i++) {
+    const s = runStart[i] as number;
+    const e = runEnd[i] as number;
+    const l = runLabel[i] as number;
+    const row = runRow[i] as number;
+    labels.fill(l, row + s, row + e);
+    sizes[l] = (sizes[l] as number) + (e - s);
+  }
+  return { labels, n, sizes };
 }
 
 /** Labels that touch the image border. */
