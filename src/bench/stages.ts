@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as ort from 'onnxruntime-node';
 import { loadConfig, PROJECT_ROOT } from '../config/load.js';
-import { resolveModelPath } from '../cli/score.js';
+import { resolveModelPath } from '../model/model-path.js';
 import { segmentLungs, toWorkGrid } from '../model/lung.js';
 import { quantify } from '../model/opacity.js';
 import { preprocessInto, sliceSize } from '../model/preprocess.js';
