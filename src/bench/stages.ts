@@ -23,7 +23,7 @@ import { segmentLungs, toWorkGrid } from '../model/lung.js';
 import { quantify } from '../model/opacity.js';
 import { preprocessInto, sliceSize } from '../model/preprocess.js';
 import { ModelSession, type SessionRunner } from '../model/session.js';
-import { decodeSlice } from '../scoring/prepare.js';
+import { createPreparer, decodeSlice } from '../scoring/prepare.js';
 import { scoreFiles } from '../scoring/score.js';
 
 export interface StageBenchOptions {
@@ -161,16 +161,19 @@ export async function runStageBench(opts: StageBenchOptions = {}): Promise<Stage
   const ceiling: CeilingRow[] = [];
   for (const threads of threadCounts) {
     let row: CeilingRow | undefined;
+    // one pool for all rounds, as the inference worker keeps one across jobs (the warm-up round starts its threads)
+    const preparer = createPreparer(threads);
     for (let r = 0; r <= rounds; r++) {
       const c0 = cpuNow();
       const w0 = performance.now();
-      const res = await scoreFiles([seriesDir], { session: noop, decodeThreads: threads, keyAttention: true, minSlices: 1 });
+      const res = await scoreFiles([seriesDir], { session: noop, preparer, keyAttention: true, minSlices: 1 });
       const secs = (performance.now() - w0) / 1000;
       const scored = res.timing.slicesScored;
       if (scored !== n) throw new Error(`ceiling run scored ${scored} of ${n} slices`);
       const cand = { threads, slicesPerSec: scored / secs, cpuMsPerSlice: (cpuNow() - c0) / scored };
       if (r > 0 && (!row || cand.slicesPerSec > row.slicesPerSec)) row = cand;
     }
+    await preparer.close();
     ceiling.push(row as CeilingRow);
     log(`stages: ceiling with ${threads} prepare thread(s): ${(row as CeilingRow).slicesPerSec.toFixed(1)} slices/s`);
   }
