@@ -10,12 +10,15 @@
  *      slices, 512×512) is C-STOREd to the listener with storescu; the clock runs from storescu's
  *      exit (the last instance acknowledged) to the moment the SR is found in Orthanc (REST polled
  *      every 100 ms), minus the quiet period.
+ *   2b. CPU stages only (src/bench/stages.ts): per-stage CPU ms/slice (decode, lungs, opacity, preprocess, infer)
+ *      and the worker's engine with the network replaced by a no-op of the same batch shape, by prepare
+ *      threads: the throughput ceiling of a GPU host.
  *   4. Peak RSS (VmHWM from /proc/<pid>/status) of the listener and of the worker process.
  *   5. The machine and the date.
  *
- *   5. The distribution features' cost per slice on the shared series (src/bench/pattern.ts).
+ *   6. The distribution features' cost per slice on the shared series (src/bench/pattern.ts).
  *
- *   npm run bench [-- --quick] [--out bench/RESULTS.md] [--skip receive,infer,e2e,pattern]
+ *   npm run bench [-- --quick] [--out bench/RESULTS.md] [--skip receive,infer,stages,e2e,pattern]
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -35,6 +38,7 @@ import { parseStored, resultRecordSchema, type ResultRecord } from '../contracts
 import { inferReportLines, runInferBench } from './infer.js';
 import { patternReportLines, runPatternBench } from './pattern.js';
 import { receiveBench } from './receive.js';
+import { runStageBench, stageReportLines } from './stages.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -100,9 +104,9 @@ async function machine(): Promise<string[]> {
 }
 
 /** Section 2: the inference worker's own bench (src/bench/infer.ts runInferBench). */
-async function inferSection(quick: boolean): Promise<string[]> {
+async function inferSection(quick: boolean): Promise<{ lines: string[]; bare: number }> {
   const r = await runInferBench({ ...(quick ? { memorySlices: 0, rounds: 1 } : {}), log: (l) => log(`  ${l}`) });
-  return inferReportLines(r, 'Memory run skipped (--quick).');
+  return { lines: inferReportLines(r, 'Memory run skipped (--quick).'), bare: r.bareSlicesPerSec };
 }
 
 interface E2eRow {
@@ -241,9 +245,17 @@ async function main(): Promise<void> {
     const r = await receiveBench(quick ? 60 : 300, quick ? 1 : 3);
     sections.push('## 1. Receive throughput against DCMTK storescp', '', r.text.replace(/^# .*\n+/, ''), '');
   }
+  let bare: number | undefined;
   if (!skip.has('infer')) {
     log('infer: worker path vs bare ONNX Runtime ...');
-    sections.push('## 2. Worker throughput against bare ONNX Runtime', '', ...(await inferSection(quick)), '');
+    const r = await inferSection(quick);
+    bare = r.bare;
+    sections.push('## 2. Worker throughput against bare ONNX Runtime', '', ...r.lines, '');
+  }
+  if (!skip.has('stages')) {
+    log('stages: CPU stages only (no-op model) ...');
+    const r = await runStageBench({ rounds: quick ? 1 : 2, log: (l) => log(`  ${l}`) });
+    sections.push('## 2b. CPU stages only: the ceiling of a GPU host', '', ...stageReportLines(r, bare), '');
   }
   if (!skip.has('e2e')) {
     const quiet = 2;

@@ -135,6 +135,11 @@ export const configSchema = z.strictObject({
     /** Dispatch jobs one worker process runs at once. */
     dispatchConcurrency: z.number().int().min(1),
     /**
+     * Threads that decode, analyse the lungs and preprocess slices beside inference (0: on the JS thread).
+     * Absent: one per core.
+     */
+    prepareThreads: z.number().int().min(0).max(256).optional(),
+    /**
      * BullMQ job lock of an inference job; renewed every half of it while the job runs. A worker
      * that dies (SIGKILL, host lost) leaves its job to another worker once the lock has expired.
      */

@@ -69,7 +69,8 @@ export function toWorkGrid(hu: ArrayLike<number>, width: number, height: number,
     return { width, height, hu: out, pxMm };
   }
   // rows first, then columns: the order of training/lung.py to_work (wy @ a @ wx^T)
-  const out = resampleBox(hu, width, { x0: 0, y0: 0, x1: width - 1, y1: height - 1 }, ww, wh);
+  const src = hu instanceof Float32Array || hu instanceof Float64Array ? hu : Float64Array.from(hu);
+  const out = resampleBox(src, width, { x0: 0, y0: 0, x1: width - 1, y1: height - 1 }, ww, wh);
   return { width: ww, height: wh, hu: out, pxMm };
 }
 
@@ -94,11 +95,22 @@ export interface LungSegmentation {
   components: LungComponent[];
 }
 
-function threshold(g: WorkGrid, test: (hu: number) => boolean, within?: Mask): Mask {
+/** HU > t over the whole grid. */
+function above(g: WorkGrid, t: number): Mask {
   const m = emptyMask(g.width, g.height);
-  for (let i = 0; i < m.data.length; i++) {
-    if ((!within || within.data[i]) && test(g.hu[i] as number)) m.data[i] = 1;
-  }
+  const hu = g.hu;
+  const d = m.data;
+  for (let i = 0; i < d.length; i++) d[i] = (hu[i] as number) > t ? 1 : 0;
+  return m;
+}
+
+/** HU < t inside `within`. */
+function belowWithin(g: WorkGrid, t: number, within: Mask): Mask {
+  const m = emptyMask(g.width, g.height);
+  const hu = g.hu;
+  const d = m.data;
+  const w = within.data;
+  for (let i = 0; i < d.length; i++) d[i] = w[i] && (hu[i] as number) < t ? 1 : 0;
   return m;
 }
 
@@ -110,12 +122,14 @@ export function segmentLungs(g: WorkGrid, spec: LungSpec): LungSegmentation {
   const none = (body: Mask, components: LungComponent[] = []): LungSegmentation => ({
     lung: emptyMask(w, h), side: new Int8Array(w * h).fill(-1), body, components,
   });
-  const bodyCand = label(threshold(g, (v) => v > spec.bodyHu), 8);
+  const bodyCand = label(above(g, spec.bodyHu), 8);
   if (bodyCand.n === 0) return none(emptyMask(w, h));
   let best = 1;
   for (let l = 2; l <= bodyCand.n; l++) if ((bodyCand.sizes[l] as number) > (bodyCand.sizes[best] as number)) best = l;
   const bodyRaw = emptyMask(w, h);
-  for (let i = 0; i < bodyRaw.data.length; i++) if (bodyCand.labels[i] === best) bodyRaw.data[i] = 1;
+  const bl = bodyCand.labels;
+  const bd = bodyRaw.data;
+  for (let i = 0; i < bd.length; i++) bd[i] = bl[i] === best ? 1 : 0;
   const body = fillHoles(bodyRaw);
   // The rest runs in the body's bounding box (+ a margin the closing cannot cross): everything outside it is
   // not body, so the masks are the same as on the whole grid, for less work.
@@ -164,7 +178,7 @@ function lungsInside(g: WorkGrid, body: Mask, spec: LungSpec): { lung: Mask; sid
   const pxArea = g.pxMm[0] * g.pxMm[1];
   const rPx = Math.sqrt(pxArea);
   const none = (components: LungComponent[] = []) => ({ lung: emptyMask(w, h), side: new Int8Array(w * h).fill(-1), components });
-  const air = label(threshold(g, (v) => v < spec.airHu, body), 4);
+  const air = label(belowWithin(g, spec.airHu, body), 4);
   if (air.n === 0) return none();
   const gasCnt = new Float64Array(air.n + 1);
   const sumX = new Float64Array(air.n + 1);

@@ -41,61 +41,118 @@ export function diskHalfWidths(radius: number): Int32Array {
   return out;
 }
 
-/**
- * Per row, the distance (in pixels, capped at `cap`) from each pixel to the nearest pixel of value `target`
- * in the same row, left or right; the outside of the row counts as `target` when `outsideIsTarget`.
- */
-function rowDistances(data: Uint8Array, w: number, h: number, target: 0 | 1, outsideIsTarget: boolean, cap: number): Int32Array {
-  const d = new Int32Array(w * h);
-  for (let y = 0; y < h; y++) {
-    const base = y * w;
-    let last = outsideIsTarget ? -1 : -cap - 1; // column of the last target pixel seen from the left
-    for (let x = 0; x < w; x++) {
-      if (data[base + x] === target) last = x;
-      d[base + x] = Math.min(cap, x - last);
-    }
-    last = outsideIsTarget ? w : w + cap + 1;
-    for (let x = w - 1; x >= 0; x--) {
-      if (data[base + x] === target) last = x;
-      const r = Math.min(cap, last - x);
-      if (r < (d[base + x] as number)) d[base + x] = r;
-    }
+/** Scratch for the morphology passes (the worker runs one slice at a time per thread). */
+let distScratch = new Int32Array(0);
+let firstScratch = new Int32Array(0);
+let lastScratch = new Int32Array(0);
+
+function scratchInts(n: number, h: number): { dist: Int32Array; first: Int32Array; last: Int32Array } {
+  if (distScratch.length < n) distScratch = new Int32Array(n);
+  if (firstScratch.length < h) {
+    firstScratch = new Int32Array(h);
+    lastScratch = new Int32Array(h);
   }
-  return d;
+  return { dist: distScratch, first: firstScratch, last: lastScratch };
 }
 
-/** Dilation: 1 where some row y + dy inside the image has a set pixel within hw(dy) columns. */
+/** Per row, the first and last set column (−1, −1 for a row with none). */
+function rowExtents(data: Uint8Array, w: number, h: number, first: Int32Array, last: Int32Array): void {
+  for (let y = 0; y < h; y++) {
+    const base = y * w;
+    let a = 0;
+    while (a < w && !data[base + a]) a++;
+    if (a === w) {
+      first[y] = -1;
+      last[y] = -1;
+      continue;
+    }
+    let b = w - 1;
+    while (!data[base + b]) b--;
+    first[y] = a;
+    last[y] = b;
+  }
+}
+
+/**
+ * Row y's distances (in pixels, capped at `cap`) from each pixel to the nearest pixel of value `target` in the
+ * same row, left or right, into d[y·w …]; the outside of the row counts as `target` when `outsideIsTarget`.
+ */
+function rowDistances(data: Uint8Array, w: number, y: number, target: 0 | 1, outsideIsTarget: boolean, cap: number, d: Int32Array): void {
+  const base = y * w;
+  let last = outsideIsTarget ? -1 : -cap - 1; // column of the last target pixel seen from the left
+  for (let x = 0; x < w; x++) {
+    if (data[base + x] === target) last = x;
+    const r = x - last;
+    d[base + x] = r < cap ? r : cap;
+  }
+  last = outsideIsTarget ? w : w + cap + 1;
+  for (let x = w - 1; x >= 0; x--) {
+    if (data[base + x] === target) last = x;
+    const r = last - x;
+    if (r < (d[base + x] as number)) d[base + x] = r < cap ? r : cap;
+  }
+}
+
+/**
+ * Dilation: 1 where some row y + dy inside the image has a set pixel within hw(dy) columns. Only rows with set
+ * pixels contribute, and each only within its first − hw … last + hw columns.
+ */
 export function dilate(m: Mask, r: number): Mask {
   const { width: w, height: h, data } = m;
   const hws = diskHalfWidths(r);
   const R = (hws.length - 1) >> 1;
   if (R === 0) return { width: w, height: h, data: data.slice() };
-  const dist = rowDistances(data, w, h, 1, false, R + 1);
+  const { dist, first, last } = scratchInts(w * h, h);
+  rowExtents(data, w, h, first, last);
+  for (let y = 0; y < h; y++) if ((first[y] as number) >= 0) rowDistances(data, w, y, 1, false, R + 1, dist);
   const res = new Uint8Array(w * h);
-  for (let y = 0; y < h; y++) {
-    const base = y * w;
+  for (let yy = 0; yy < h; yy++) {
+    const f = first[yy] as number;
+    if (f < 0) continue;
+    const l = last[yy] as number;
+    const sb = yy * w;
     for (let dy = -R; dy <= R; dy++) {
-      const yy = y + dy;
-      if (yy < 0 || yy >= h) continue;
+      const y = yy - dy; // row yy lies dy below row y
+      if (y < 0 || y >= h) continue;
       const hw = hws[dy + R] as number;
-      const sb = yy * w;
-      for (let x = 0; x < w; x++) if ((dist[sb + x] as number) <= hw) res[base + x] = 1;
+      const base = y * w;
+      const x0 = f - hw > 0 ? f - hw : 0;
+      const x1 = l + hw < w - 1 ? l + hw : w - 1;
+      for (let x = x0; x <= x1; x++) if ((dist[sb + x] as number) <= hw) res[base + x] = 1;
     }
   }
   return { width: w, height: h, data: res };
 }
 
-/** Erosion: 1 where every row y + dy is inside the image and holds no unset pixel (nor the edge) within hw(dy). */
+/**
+ * Erosion: 1 where every row y + dy is inside the image and holds no unset pixel (nor the edge) within hw(dy).
+ * A pixel can only survive within the set columns of every row it looks at, so each row is scanned only over
+ * the intersection of their extents.
+ */
 export function erode(m: Mask, r: number): Mask {
   const { width: w, height: h, data } = m;
   const hws = diskHalfWidths(r);
   const R = (hws.length - 1) >> 1;
   if (R === 0) return { width: w, height: h, data: data.slice() };
-  const dist = rowDistances(data, w, h, 0, true, R + 1);
+  const { dist, first, last } = scratchInts(w * h, h);
+  rowExtents(data, w, h, first, last);
+  for (let y = 0; y < h; y++) if ((first[y] as number) >= 0) rowDistances(data, w, y, 0, true, R + 1, dist);
   const res = new Uint8Array(w * h);
   for (let y = R; y < h - R; y++) {
+    let x0 = 0;
+    let x1 = w - 1;
+    for (let dy = -R; dy <= R && x0 <= x1; dy++) {
+      const f = first[y + dy] as number;
+      const l = last[y + dy] as number;
+      if (f < 0) {
+        x1 = -1;
+        break;
+      }
+      if (f > x0) x0 = f;
+      if (l < x1) x1 = l;
+    }
     const base = y * w;
-    for (let x = 0; x < w; x++) {
+    for (let x = x0; x <= x1; x++) {
       if (!data[base + x]) continue;
       let ok = 1;
       for (let dy = -R; dy <= R; dy++) {
@@ -156,89 +213,101 @@ export interface Components {
   sizes: Int32Array;
 }
 
-/** Connected components of the set pixels (4- or 8-connectivity), numbered in raster order of first pixel. */
+/** Growable scratch arrays for label(): runs and their union-find parents, reused from call to call. */
+let runStart = new Int32Array(4096);
+let runEnd = new Int32Array(4096);
+let runParent = new Int32Array(4096);
+let runLabel = new Int32Array(4096);
+let runRow = new Int32Array(4096);
+
+function growRuns(need: number): void {
+  if (need <= runStart.length) return;
+  let n = runStart.length;
+  while (n < need) n *= 2;
+  const g = (a: Int32Array): Int32Array<ArrayBuffer> => {
+    const b = new Int32Array(n);
+    b.set(a);
+    return b;
+  };
+  runStart = g(runStart);
+  runEnd = g(runEnd);
+  runParent = g(runParent);
+  runRow = g(runRow);
+  runLabel = new Int32Array(n);
+}
+
+function findRun(x: number): number {
+  let r = x;
+  while (runParent[r] !== r) r = runParent[r] as number;
+  while (runParent[x] !== r) {
+    const nx = runParent[x] as number;
+    runParent[x] = r;
+    x = nx;
+  }
+  return r;
+}
+
+/**
+ * Connected components of the set pixels (4- or 8-connectivity), numbered in raster order of first pixel.
+ *
+ * Run-based union-find: each row's runs of set pixels are joined to the overlapping runs of the row above (for
+ * 8-connectivity, runs that touch diagonally too); a set's root is its lowest-numbered run. Runs are numbered in
+ * raster order, so a component's first run holds its first pixel, and numbering the roots in run order numbers
+ * the components in raster order of their first pixel (what scipy.ndimage.label and the per-pixel version did).
+ */
 export function label(m: Mask, connectivity: 4 | 8): Components {
   const { width: w, height: h, data } = m;
-  const prov = new Int32Array(w * h);
-  let parent = new Int32Array(1024);
-  let next = 1;
-  const find = (x: number): number => {
-    let r = x;
-    while (parent[r] !== r) r = parent[r] as number;
-    while (parent[x] !== r) {
-      const nx = parent[x] as number;
-      parent[x] = r;
-      x = nx;
-    }
-    return r;
-  };
-  /** Merge the sets of provisional labels a and b (both non-zero); returns the surviving root. */
-  const union = (a: number, b: number): number => {
-    const ra = find(a);
-    const rb = find(b);
-    if (ra === rb) return ra;
-    if (ra < rb) {
-      parent[rb] = ra;
-      return ra;
-    }
-    parent[ra] = rb;
-    return rb;
-  };
-  const eight = connectivity === 8;
+  const reach = connectivity === 8 ? 1 : 0;
+  let nRuns = 0;
+  let prevFirst = 0; // runs of the row above: prevFirst .. prevEnd - 1
+  let prevEnd = 0;
   for (let y = 0; y < h; y++) {
     const row = y * w;
-    for (let x = 0; x < w; x++) {
-      const i = row + x;
-      if (!data[i]) continue;
-      let lab = x > 0 ? (prov[i - 1] as number) : 0;
-      if (y > 0) {
-        const up = prov[i - w] as number;
-        if (up) lab = lab ? (lab === up ? lab : union(lab, up)) : up;
-        if (eight) {
-          if (x > 0) {
-            const ul = prov[i - w - 1] as number;
-            if (ul) lab = lab ? (lab === ul ? lab : union(lab, ul)) : ul;
-          }
-          if (x < w - 1) {
-            const ur = prov[i - w + 1] as number;
-            if (ur) lab = lab ? (lab === ur ? lab : union(lab, ur)) : ur;
-          }
-        }
+    const first = nRuns;
+    let p = prevFirst; // the first run above that may still overlap
+    let x = 0;
+    while (x < w) {
+      if (!data[row + x]) {
+        x++;
+        continue;
       }
-      if (!lab) {
-        lab = next++;
-        if (lab >= parent.length) {
-          const grown = new Int32Array(parent.length * 2);
-          grown.set(parent);
-          parent = grown;
-        }
-        parent[lab] = lab;
+      const s = x;
+      while (x < w && data[row + x]) x++;
+      const e = x; // run is [s, e)
+      if (nRuns >= runStart.length) growRuns(nRuns + 1);
+      const id = nRuns++;
+      runStart[id] = s;
+      runEnd[id] = e;
+      runRow[id] = row;
+      runParent[id] = id;
+      // runs above overlapping [s - reach, e + reach)
+      while (p < prevEnd && (runEnd[p] as number) + reach <= s) p++;
+      for (let q = p; q < prevEnd && (runStart[q] as number) < e + reach; q++) {
+        const a = findRun(q);
+        const b = findRun(id);
+        if (a < b) runParent[b] = a;
+        else if (b < a) runParent[a] = b;
       }
-      prov[i] = lab;
     }
+    prevFirst = first;
+    prevEnd = nRuns;
   }
-  const map = new Int32Array(next);
   const labels = new Int32Array(w * h);
   let n = 0;
-  let sizes = new Int32Array(64);
-  for (let i = 0; i < w * h; i++) {
-    const p = prov[i] as number;
-    if (!p) continue;
-    const r = find(p);
-    let l = map[r] as number;
-    if (!l) {
-      l = ++n;
-      map[r] = l;
-      if (l >= sizes.length) {
-        const grown = new Int32Array(sizes.length * 2);
-        grown.set(sizes);
-        sizes = grown;
-      }
-    }
-    labels[i] = l;
-    sizes[l] = (sizes[l] as number) + 1;
+  for (let i = 0; i < nRuns; i++) {
+    const r = findRun(i);
+    runLabel[i] = r === i ? ++n : (runLabel[r] as number);
   }
-  return { labels, n, sizes: sizes.slice(0, n + 1) };
+  const sizes = new Int32Array(n + 1);
+  for (let i = 0; i < nRuns; i++) {
+    const s = runStart[i] as number;
+    const e = runEnd[i] as number;
+    const l = runLabel[i] as number;
+    const row = runRow[i] as number;
+    labels.fill(l, row + s, row + e);
+    sizes[l] = (sizes[l] as number) + (e - s);
+  }
+  return { labels, n, sizes };
 }
 
 /** Labels that touch the image border. */
@@ -304,18 +373,32 @@ export interface Box {
 /** Inclusive bounding box of the set pixels, or null. */
 export function bbox(m: Mask): Box | null {
   const { width: w, height: h, data } = m;
+  let y0 = 0;
+  const rowEmpty = (y: number): boolean => {
+    const base = y * w;
+    for (let x = 0; x < w; x++) if (data[base + x]) return false;
+    return true;
+  };
+  while (y0 < h && rowEmpty(y0)) y0++;
+  if (y0 === h) return null;
+  let y1 = h - 1;
+  while (rowEmpty(y1)) y1--;
   let x0 = w;
-  let y0 = h;
   let x1 = -1;
-  let y1 = -1;
-  for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      if (!data[y * w + x]) continue;
-      if (x < x0) x0 = x;
-      if (x > x1) x1 = x;
-      if (y < y0) y0 = y;
-      if (y > y1) y1 = y;
+  for (let y = y0; y <= y1; y++) {
+    const base = y * w;
+    for (let x = 0; x < x0; x++) {
+      if (data[base + x]) {
+        x0 = x;
+        break;
+      }
+    }
+    for (let x = w - 1; x > x1; x--) {
+      if (data[base + x]) {
+        x1 = x;
+        break;
+      }
     }
   }
-  return x1 < 0 ? null : { x0, y0, x1, y1 };
+  return { x0, y0, x1, y1 };
 }

@@ -93,7 +93,8 @@ export function toUnit(img: SliceImage, spec: Preprocessing): Float64Array {
   return toUnitInto(img, spec, new Float64Array(img.width * img.height));
 }
 
-function toUnitInto(img: SliceImage, spec: Preprocessing, v: Float64Array): Float64Array {
+/** Step 1 for the values from..to − 1 of the image (the rest of `v` is left as it is). */
+function toUnitInto(img: SliceImage, spec: Preprocessing, v: Float64Array, from = 0, to = img.width * img.height): Float64Array {
   const n = img.width * img.height;
   if (img.data.length < n) {
     throw new Error(`slice data has ${img.data.length} values, expected ${n}`);
@@ -102,13 +103,13 @@ function toUnitInto(img: SliceImage, spec: Preprocessing, v: Float64Array): Floa
   if (img.kind === 'hu') {
     const w = spec.window.width;
     const lo = spec.window.center - w / 2;
-    for (let i = 0; i < n; i++) {
+    for (let i = from; i < to; i++) {
       const x = ((data[i] as number) - lo) / w;
       v[i] = x < 0 ? 0 : x > 1 ? 1 : x;
     }
   } else {
     const s = spec.display.scale;
-    for (let i = 0; i < n; i++) {
+    for (let i = from; i < to; i++) {
       const x = (data[i] as number) / s;
       v[i] = x < 0 ? 0 : x > 1 ? 1 : x;
     }
@@ -217,9 +218,15 @@ function displayLungsPlausible(seg: LungSegmentation, box: { x0: number; y0: num
 
 /** Step 2: the crop box and which rule made it. `seg` (of this slice) is reused when given. */
 export function cropFor(img: SliceImage, v: Float64Array, spec: Preprocessing, seg?: LungSegmentation): Crop {
+  return cropOf(img, () => v, spec, seg);
+}
+
+/** cropFor with the [0,1] image asked for only when a rule needs it (the body box; not the lung box). */
+function cropOf(img: SliceImage, unit: () => Float64Array, spec: Preprocessing, seg?: LungSegmentation): Crop {
   const method = spec.crop.method;
-  if (method !== 'lung-bbox') return { box: cropBox(v, img.width, img.height, spec), used: method === 'body-bbox' ? 'body' : 'none' };
-  const body = (): Crop => ({ box: cropBox(v, img.width, img.height, spec), used: 'body' });
+  if (method === 'none') return { box: { y0: 0, y1: img.height - 1, x0: 0, x1: img.width - 1 }, used: 'none' };
+  if (method !== 'lung-bbox') return { box: cropBox(unit(), img.width, img.height, spec), used: 'body' };
+  const body = (): Crop => ({ box: cropBox(unit(), img.width, img.height, spec), used: 'body' });
   if (img.kind === 'hu' && !img.pixelSpacing) return body(); // no mm scale: the lung rules cannot apply
   const s = seg ?? lungsForCrop(img, spec);
   const lung = s.lung;
@@ -280,16 +287,20 @@ export function preprocessInto(img: SliceImage, spec: Preprocessing, dst: Float3
   if (!(img.width > 0 && img.height > 0)) throw new Error('empty slice');
 
   // Scratch buffers reused from slice to slice (a 512x512 slice would otherwise allocate ~3 MB of
-  // float64 per call); same arithmetic as toUnit() and a fresh buffer.
-  const v = toUnitInto(img, spec, scratch('unit', img.width * img.height));
-  const crop = cropFor(img, v, spec, seg);
+  // float64 per call); same arithmetic as toUnit() and a fresh buffer. Only the rows of the crop are brought
+  // to [0,1] unless the body rule needs the whole image.
+  const v = scratch('unit', img.width * img.height);
+  let whole = false;
+  const crop = cropOf(img, () => {
+    whole = true;
+    return toUnitInto(img, spec, v);
+  }, spec, seg);
   const box = crop.box;
-  const r = resampleBox(v, img.width, box, outW, outH);
+  if (!whole) toUnitInto(img, spec, v, box.y0 * img.width, (box.y1 + 1) * img.width);
+  const r = resampleBox(v, img.width, box, outW, outH, scratch('resized', plane));
   const mean = spec.normalize.mean;
   const std = spec.normalize.std;
-  for (let p = 0; p < plane; p++) {
-    const val = ((r[p] as number) - mean) / std;
-    for (let c = 0; c < spec.channels; c++) dst[offset + c * plane + p] = val;
-  }
+  for (let p = 0; p < plane; p++) dst[offset + p] = ((r[p] as number) - mean) / std;
+  for (let c = 1; c < spec.channels; c++) dst.copyWithin(offset + c * plane, offset, offset + plane);
   return crop;
 }

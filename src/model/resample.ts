@@ -38,39 +38,105 @@ export function triangleWeights(nIn: number, nOut: number): AxisWeights {
 }
 
 
+/** Flat triangle weights of one axis: output i uses source start[i] … start[i] + count[i] − 1 with w[off[i] + k]. */
+interface FlatWeights {
+  start: Int32Array;
+  count: Int32Array;
+  off: Int32Array;
+  w: Float64Array;
+}
+
+/** Weights by "nIn/nOut": a series' slices share their sizes, so each pair is computed once (bounded cache). */
+const flatCache = new Map<string, FlatWeights>();
+const FLAT_CACHE_MAX = 256;
+
+function flatWeights(nIn: number, nOut: number): FlatWeights {
+  const key = `${nIn}/${nOut}`;
+  const hit = flatCache.get(key);
+  if (hit) return hit;
+  const a = triangleWeights(nIn, nOut);
+  const off = new Int32Array(nOut);
+  let total = 0;
+  for (let i = 0; i < nOut; i++) {
+    off[i] = total;
+    total += a.count[i] as number;
+  }
+  const w = new Float64Array(total);
+  for (let i = 0; i < nOut; i++) w.set(a.weights[i] as Float64Array, off[i] as number);
+  const f: FlatWeights = { start: a.start, count: a.count, off, w };
+  if (flatCache.size >= FLAT_CACHE_MAX) flatCache.delete(flatCache.keys().next().value as string);
+  flatCache.set(key, f);
+  return f;
+}
+
+let tmpScratch = new Float64Array(0);
+
 /**
  * Resample the inclusive box (x0..x1, y0..y1) of a row-major image `srcWidth` wide to outW × outH with the
- * triangle filter: rows first (into `outH` rows of the box's width), then columns. Float64 throughout.
+ * triangle filter: rows first (into `outH` rows of the box's width), then columns. Float64 throughout; the sums
+ * run in the same order as ever (tap by tap from the first), so results are bit for bit those of the plain
+ * definition. `out` (outW × outH) is written when given, else allocated.
  */
 export function resampleBox(
-  src: ArrayLike<number>, srcWidth: number, box: { x0: number; y0: number; x1: number; y1: number }, outW: number, outH: number,
+  src: Float32Array | Float64Array, srcWidth: number, box: { x0: number; y0: number; x1: number; y1: number }, outW: number, outH: number,
+  out?: Float64Array,
 ): Float64Array {
   const ch = box.y1 - box.y0 + 1;
   const cw = box.x1 - box.x0 + 1;
-  const wy = triangleWeights(ch, outH);
-  const wx = triangleWeights(cw, outW);
-  const tmp = new Float64Array(outH * cw);
+  const wy = flatWeights(ch, outH);
+  const wx = flatWeights(cw, outW);
+  if (tmpScratch.length < outH * cw) tmpScratch = new Float64Array(outH * cw);
+  const tmp = tmpScratch;
+  tmp.fill(0, 0, outH * cw);
+  // one copy of the row pass per source type: each stays monomorphic
+  if (src instanceof Float32Array) rowsF32(src, srcWidth, box.x0, box.y0, cw, outH, wy, tmp);
+  else rowsF64(src, srcWidth, box.x0, box.y0, cw, outH, wy, tmp);
+  const res = out ?? new Float64Array(outH * outW);
+  const xs = wx.start;
+  const xc = wx.count;
+  const xo = wx.off;
+  const xw = wx.w;
+  for (let i = 0; i < outH; i++) {
+    const trow = i * cw;
+    const orow = i * outW;
+    for (let o = 0; o < outW; o++) {
+      const s0 = trow + (xs[o] as number);
+      const k0 = xo[o] as number;
+      const n = xc[o] as number;
+      let acc = 0;
+      for (let k = 0; k < n; k++) acc += (xw[k0 + k] as number) * (tmp[s0 + k] as number);
+      res[orow + o] = acc;
+    }
+  }
+  return res;
+}
+
+function rowsF32(src: Float32Array, srcWidth: number, x0: number, y0: number, cw: number, outH: number, wy: FlatWeights, tmp: Float64Array): void {
   for (let i = 0; i < outH; i++) {
     const s0 = wy.start[i] as number;
-    const w = wy.weights[i] as Float64Array;
+    const k0 = wy.off[i] as number;
+    const n = wy.count[i] as number;
     const trow = i * cw;
-    for (let k = 0; k < w.length; k++) {
-      const wk = w[k] as number;
+    for (let k = 0; k < n; k++) {
+      const wk = wy.w[k0 + k] as number;
       if (wk === 0) continue;
-      const srow = (box.y0 + s0 + k) * srcWidth + box.x0;
+      const srow = (y0 + s0 + k) * srcWidth + x0;
       for (let x = 0; x < cw; x++) tmp[trow + x] = (tmp[trow + x] as number) + wk * (src[srow + x] as number);
     }
   }
-  const out = new Float64Array(outH * outW);
+}
+
+function rowsF64(src: Float64Array, srcWidth: number, x0: number, y0: number, cw: number, outH: number, wy: FlatWeights, tmp: Float64Array): void {
   for (let i = 0; i < outH; i++) {
+    const s0 = wy.start[i] as number;
+    const k0 = wy.off[i] as number;
+    const n = wy.count[i] as number;
     const trow = i * cw;
-    for (let o = 0; o < outW; o++) {
-      const s0 = wx.start[o] as number;
-      const w = wx.weights[o] as Float64Array;
-      let acc = 0;
-      for (let k = 0; k < w.length; k++) acc += (w[k] as number) * (tmp[trow + s0 + k] as number);
-      out[i * outW + o] = acc;
+    for (let k = 0; k < n; k++) {
+      const wk = wy.w[k0 + k] as number;
+      if (wk === 0) continue;
+      const srow = (y0 + s0 + k) * srcWidth + x0;
+      for (let x = 0; x < cw; x++) tmp[trow + x] = (tmp[trow + x] as number) + wk * (src[srow + x] as number);
     }
   }
-  return out;
 }

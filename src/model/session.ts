@@ -50,12 +50,15 @@ export interface RawOutput {
 
 export const DEFAULT_BATCH_SIZE = 16;
 
+/** What ModelSession needs of an onnxruntime InferenceSession (the benchmark's no-op model implements it too). */
+export type SessionRunner = Pick<ort.InferenceSession, 'run' | 'release' | 'outputNames'>;
+
 export class ModelSession {
   private readonly input: Float32Array;
   private readonly perSlice: number;
 
   private constructor(
-    private readonly session: ort.InferenceSession,
+    private readonly session: SessionRunner,
     readonly metadata: ModelMetadata,
     readonly onnxPath: string,
     readonly batchSize: number,
@@ -96,6 +99,14 @@ export class ModelSession {
     }
     opts.logger?.info({ model: metadata.name, version: metadata.version, providers: used, batchSize }, 'model loaded');
     return new ModelSession(session, metadata, onnxPath, batchSize, used);
+  }
+
+  /**
+   * A session over another runner with this model's metadata and batch shape: `npm run bench` replaces the
+   * network by a no-op of the same output shapes to measure what the CPU stages alone allow (the GPU-host ceiling).
+   */
+  static withRunner(runner: SessionRunner, metadata: ModelMetadata, opts: { batchSize?: number; providers?: readonly string[]; onnxPath?: string } = {}): ModelSession {
+    return new ModelSession(runner, metadata, opts.onnxPath ?? '', opts.batchSize ?? DEFAULT_BATCH_SIZE, opts.providers ?? ['none']);
   }
 
   get outputNames(): readonly string[] {

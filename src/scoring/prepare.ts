@@ -128,12 +128,12 @@ export function inThreadPreparer(): SlicePreparer {
 }
 
 /**
- * Default decode threads: one per core, at most 4. Decoding a JPEG Lossless CT slice and
- * preprocessing it costs more CPU than running it through the model, so the pool gets the cores
- * (measured on 2 cores: 2 threads beat 1 and the JS thread).
+ * Default prepare threads: one per core. Decoding, the lung analysis and preprocessing cost more CPU than the
+ * model on a CPU host (measured on 2 cores: 2 threads beat 1 and the JS thread), and on a GPU host they are all
+ * the CPU does, so the pool gets every core (config worker.prepareThreads overrides it).
  */
 export function defaultDecodeThreads(): number {
-  return Math.max(1, Math.min(4, availableParallelism()));
+  return Math.max(1, availableParallelism());
 }
 
 /** The compiled worker script (dist/scoring/prepare-worker.js); null when not built. */

@@ -44,7 +44,7 @@ export interface ScoreOptions {
   logger?: Logger;
   onProgress?: (p: ScoreProgress) => void;
   /**
-   * Worker threads that decode + preprocess (default defaultDecodeThreads(): cores − 1, at most 4;
+   * Worker threads that decode + preprocess (default defaultDecodeThreads(): one per core;
    * 0 = on the JS thread). Ignored when `preparer` is given.
    */
   decodeThreads?: number;
@@ -359,18 +359,29 @@ export async function scoreFiles(paths: readonly string[], opts: ScoreOptions = 
         return { input, ok, infos };
       };
       const bs = session.batchSize;
-      // Pipelined: batch b+1 is decoded and preprocessed (in the prepare pool, or on the JS
-      // thread) while onnxruntime runs batch b on its own threads. Two input buffers, used in
-      // turn: at most two batches of slices are held at a time, whatever the series length.
-      let next: Promise<Prepared> | null = prepareBatch(s.slices.slice(0, bs), buffers[0] as Float32Array);
-      for (let b = 0, turn = 0; b < s.slices.length; b += bs, turn++) {
-        const { input, ok, infos } = await (next as Promise<Prepared>);
+      // Pipelined: while onnxruntime runs batch b, the next batches are decoded and preprocessed (in the
+      // prepare pool, or on the JS thread). Enough batches are in flight to keep every prepare thread busy
+      // (one ahead, more when the pool has more threads than a batch has slices), each in its own input
+      // buffer: memory is bounded by (ahead + 1) batches, whatever the series length.
+      const ahead = Math.max(1, Math.ceil(preparer.threads / bs));
+      while (buffers.length < ahead + 1) buffers.push(session.newInputBuffer());
+      const pending: Promise<Prepared>[] = [];
+      let launched = 0;
+      const launch = (): void => {
+        if (launched >= s.slices.length) return;
+        const buf = buffers[(launched / bs) % (ahead + 1)] as Float32Array;
+        pending.push(prepareBatch(s.slices.slice(launched, launched + bs), buf));
+        launched += bs;
+      };
+      launch();
+      for (let b = 0; b < s.slices.length; b += bs) {
+        const { input, ok, infos } = await (pending.shift() as Promise<Prepared>);
         const tInfer = performance.now();
         const running = session.scorePrepared(input, ok.length);
-        next = b + bs < s.slices.length ? prepareBatch(s.slices.slice(b + bs, b + 2 * bs), buffers[(turn + 1) % 2] as Float32Array) : null;
-        // a failed run must not leave the next batch's preparation unobserved
+        while (pending.length < ahead && launched < s.slices.length) launch();
+        // a failed run must not leave the next batches' preparation unobserved
         const outs = await running.catch(async (err: unknown) => {
-          await next?.catch(() => undefined);
+          await Promise.allSettled(pending);
           throw err;
         });
         stages.inferMs += performance.now() - tInfer;

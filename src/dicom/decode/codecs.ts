@@ -6,6 +6,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import codecs from 'dcmjs-codecs';
 import { DecodeError } from './errors.js';
+import { decodeJpegLossless } from './jpeg-lossless.js';
 
 const { NativeCodecs, Context } = codecs;
 codecs.log.setLevel('error');
@@ -68,10 +69,30 @@ export interface DecodedFrame {
   planarConfiguration: number;
 }
 
-/** Decode one compressed frame. Call (and await) initCodecs() first. */
+/** JPEG Lossless transfer syntaxes (process 14; .70 is its selection value 1). */
+const JPEG_LOSSLESS = new Set(['1.2.840.10008.1.2.4.57', '1.2.840.10008.1.2.4.70']);
+
+/**
+ * Single-component 9–16 bit JPEG Lossless through the TypeScript decoder (jpeg-lossless.ts), when the stream is
+ * one it handles and matches the header; null otherwise (the WASM codec decodes it).
+ */
+function losslessFast(transferSyntaxUid: string, encoded: Uint8Array, p: FrameParams): DecodedFrame | null {
+  if (!JPEG_LOSSLESS.has(transferSyntaxUid) || p.samplesPerPixel !== 1 || p.bitsAllocated !== 16) return null;
+  const img = decodeJpegLossless(encoded);
+  if (!img || img.width !== p.width || img.height !== p.height) return null;
+  return {
+    bytes: new Uint8Array(img.samples.buffer, img.samples.byteOffset, img.samples.byteLength),
+    photometricInterpretation: p.photometricInterpretation,
+    planarConfiguration: p.planarConfiguration,
+  };
+}
+
+/** Decode one compressed frame. Call (and await) initCodecs() first (JPEG Lossless CT frames may not need it). */
 export function decodeFrame(transferSyntaxUid: string, encoded: Uint8Array, p: FrameParams): DecodedFrame {
   const which = ENCAPSULATED_SYNTAXES[transferSyntaxUid];
   if (!which) throw new DecodeError('unsupported-transfer-syntax', `no codec for transfer syntax ${transferSyntaxUid}`);
+  const fast = losslessFast(transferSyntaxUid, encoded, p);
+  if (fast) return fast;
   if (!NativeCodecs.isInitialized()) throw new Error('codecs not initialised: await initCodecs() first');
   const ctx = new Context({ ...p, encodedBuffer: encoded });
   let out;

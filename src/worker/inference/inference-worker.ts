@@ -109,7 +109,7 @@ export class InferenceWorker {
       this.sessions.push(s);
       this.free.push(s);
     }
-    this.preparer = createPreparer(this.opts.decodeThreads ?? defaultDecodeThreads(), this.log);
+    this.preparer = createPreparer(this.opts.decodeThreads ?? config.worker.prepareThreads ?? defaultDecodeThreads(), this.log);
     this.queue = new Queue<InferenceJobData>(INFERENCE_QUEUE, { connection: this.opts.redis, prefix: config.redis.keyPrefix });
     this.queue.on('error', () => undefined);
     this.worker = new Worker<InferenceJobData>(INFERENCE_QUEUE, (job) => this.process(job), {
