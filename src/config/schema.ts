@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { dicomwebDestinationSchema, notificationSchema, type DicomwebDestination } from './targets.js';
+import { dicomwebDestinationSchema, notificationSchema, STOW_RECEIVER_DEFAULTS, stowReceiverSchema, type DicomwebDestination } from './targets.js';
 
 /** An AE title: 1–16 characters of the default repertoire, no backslash, not all spaces. */
 const aeTitle = z
@@ -130,6 +130,8 @@ export const configSchema = z.strictObject({
     password: z.string(),
     /** Show patient name and ID on the dashboard and in the API (default false: UIDs only). */
     showPhi: z.boolean(),
+    /** DICOMweb STOW-RS receiver under /dicom-web/studies (config/targets.ts). */
+    stow: stowReceiverSchema.default(STOW_RECEIVER_DEFAULTS),
   }),
   model: z.strictObject({
     path: z.string().min(1),

@@ -82,3 +82,23 @@ export type WebhookNotification = z.infer<typeof webhookNotificationSchema>;
 
 export const notificationSchema = z.discriminatedUnion('type', [hl7NotificationSchema, fhirNotificationSchema, webhookNotificationSchema]);
 export type Notification = z.infer<typeof notificationSchema>;
+
+/** The DICOMweb STOW-RS receiver on the node's HTTP server (`http.stow`, POST /dicom-web/studies). */
+export const stowReceiverSchema = z.strictObject({
+  enabled: z.boolean(),
+  /** Bearer tokens an archive may present (Authorization: Bearer <token>), each at least 16 characters. */
+  tokens: z.array(z.string().min(16, 'use tokens of at least 16 characters')),
+  /** Also accept the dashboard's basic-auth credentials (http.username / http.password). */
+  basicAuth: z.boolean(),
+  /** Client IP addresses allowed to store ("*": any), checked before the credentials. */
+  allowedHosts: z.array(z.string().min(1)).min(1),
+  /** Largest request body accepted (413 above it). The body is held in memory while it is checked. */
+  maxRequestMB: z.number().positive(),
+  /** Largest single instance (part) accepted (413 above it). */
+  maxInstanceMB: z.number().positive(),
+});
+export type StowReceiverConfig = z.infer<typeof stowReceiverSchema>;
+
+export const STOW_RECEIVER_DEFAULTS: StowReceiverConfig = {
+  enabled: false, tokens: [], basicAuth: true, allowedHosts: ['*'], maxRequestMB: 200, maxInstanceMB: 50,
+};
