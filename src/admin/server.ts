@@ -32,6 +32,8 @@ import { LiveStreams, type LiveEvent } from './live.js';
 import { associationsPage, LIVE_JS, notFoundPage, seriesListPage, seriesPage, seriesRows, seriesStatusHtml, SERIES_CHART_JS } from './pages.js';
 import type { InstanceSink } from '../dicom/received-instance.js';
 import { stowReceiver } from './stow/receiver.js';
+import { targetsPlugin } from './targets.js';
+import { allTargets } from '../config/dispatch-targets.js';
 
 /** How long a request waits for a (re)connecting Redis before it is answered 503. */
 const REDIS_WAIT_MS = 2_000;
@@ -138,6 +140,7 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyIn
   });
 
   if (stowEnabled) await app.register(stowReceiver, { config, logger: deps.logger, sink: deps.stowSink! });
+  await app.register(targetsPlugin, { config, redis: deps.redis });
 
   // Bull Board: inference and dispatch (the internal series-settle queue is left out).
   const board = new FastifyAdapter();
@@ -202,7 +205,8 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyIn
   // Pages.
   app.get('/', async (_req, reply) => reply.redirect('/admin'));
   app.get('/favicon.ico', async (_req, reply) => reply.code(204).send());
-  const destinations = config.destinations.map((d) => d.name);
+  // Every target a result goes to (destinations, DICOMweb, notifications): the list line and the re-send action.
+  const destinations = allTargets(config).map((t) => t.name);
   const showPhi = config.http.showPhi;
   app.get('/admin', async (req, reply) => {
     const limit = limitOf(req.query);

@@ -11,6 +11,7 @@ import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/schema.js';
+import { targetViews, targetsMetrics, targetsPage } from '../../src/admin/targets.js';
 import { fhirReportId } from '../../src/notify/fhir.js';
 import { cleanup, freePort, testConfig } from '../queue/helpers.js';
 import { Harness, makeScoredResultSet } from '../dispatch/helpers.js';
@@ -176,5 +177,21 @@ describe('FHIR R4 and webhook notifications', () => {
     expect(dead.failedReason).toMatch(/ECONNREFUSED/);
     const states = Object.fromEntries((await h.dispatcher.store.states(record.seriesInstanceUid)).map((s) => [s.destination, s.status]));
     expect(states).toEqual({ fhir: 'sent', 'fhir-basic': 'failed', hook: 'sent', 'hook-dead': 'failed' });
+
+    // The targets page, its JSON and the per-target metrics: latest outcome and counts of every target.
+    const views = await targetViews(config, await h.ready());
+    expect(views.map((v) => [v.name, v.type, v.sent, v.failed, v.last?.outcome, v.last?.parked ?? false])).toEqual([
+      ['fhir', 'fhir', 2, 0, 'sent', false],
+      ['fhir-basic', 'fhir', 0, 1, 'failed', true],
+      ['hook', 'webhook', 1, 1, 'sent', false],
+      ['hook-dead', 'webhook', 0, 3, 'failed', true],
+    ]);
+    expect(views[3]!.last?.seriesInstanceUid).toBe(record.seriesInstanceUid);
+    const page = targetsPage(views);
+    expect(page).toMatch(/<tr data-target="hook-dead">.*failed, parked.*ECONNREFUSED/s);
+    expect(page).toContain(`href="/admin/series/${record.seriesInstanceUid}"`);
+    const metrics = targetsMetrics(views);
+    expect(metrics).toContain('mlsam_target_attempts_total{target="hook",type="webhook",outcome="failed"} 1');
+    expect(metrics).toContain('mlsam_target_last_ok{target="fhir-basic",type="fhir"} 0');
   });
 });

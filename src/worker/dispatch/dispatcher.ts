@@ -12,7 +12,7 @@ import { Keys } from '../../stores/keys.js';
 import { throttledWarn, whenReady } from '../../stores/redis.js';
 import { parseStored, resultRecordSchema, type DispatchState, type OutputFile, type ResultRecord } from '../../contracts/result-record.js';
 import { selectDestinations } from './destinations.js';
-import { allTargets, type DispatchTarget } from './targets.js';
+import { allTargets, type DispatchTarget } from '../../config/dispatch-targets.js';
 import { DispatchStore, parseDispatchStates, READY_MS } from '../../stores/dispatch-state.js';
 
 /** Name of every dispatch job (Bull Board shows it). */

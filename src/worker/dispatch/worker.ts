@@ -26,9 +26,10 @@ import type { DispatchAttempt, DispatchState } from '../../contracts/result-reco
 import { destinationPeer } from './destinations.js';
 import { dispatchBackoffMs } from './dispatcher.js';
 import { DispatchStore } from '../../stores/dispatch-state.js';
+import { TargetStatusStore } from '../../stores/target-status.js';
 import { runNotificationJob } from './notify-job.js';
 import { stowFiles } from './stow.js';
-import { findTarget } from './targets.js';
+import { findTarget } from '../../config/dispatch-targets.js';
 
 /** What a completed dispatch job returns (Bull Board shows it). */
 export interface DispatchJobResult {
@@ -76,11 +77,13 @@ export interface DispatchWorkerOptions {
 export class DispatchWorker {
   private worker: Worker<DispatchJobData, DispatchJobResult> | undefined;
   private readonly store: DispatchStore;
+  private readonly targets: TargetStatusStore;
   private readonly log: Logger;
 
   constructor(private readonly opts: DispatchWorkerOptions) {
     this.log = opts.logger.child({ component: 'dispatch-worker' });
     this.store = new DispatchStore(opts.redis, opts.config.redis.keyPrefix);
+    this.targets = new TargetStatusStore(opts.redis, opts.config.redis.keyPrefix);
   }
 
   /** Starts taking jobs. */
@@ -150,6 +153,11 @@ export class DispatchWorker {
         await this.store.updateState(data.seriesInstanceUid, st);
         await this.store.logAttempt(data.seriesInstanceUid, {
           destination: data.destination, instancesHash: data.instancesHash, attempt, at, ms: Date.now() - t0, ...a,
+        });
+        // The target's latest outcome and counts (dashboard targets page, per-target metrics).
+        await this.targets.record(data.destination, {
+          at: new Date().toISOString(), outcome: a.outcome, studyInstanceUid: data.studyInstanceUid, seriesInstanceUid: data.seriesInstanceUid,
+          attempt, ...(a.error ? { error: a.error } : {}), ...(st.status === 'failed' ? { parked: true } : {}),
         });
       } catch (err) {
         log.warn({ err: (err as Error).message }, 'could not record the dispatch state');

@@ -3,8 +3,8 @@
  * notifications (HL7 ORU, FHIR, webhook). One dispatch job per (result, target); the worker picks
  * the sender by the target's kind.
  */
-import type { Config, Destination } from '../../config/schema.js';
-import type { DicomwebDestination, Notification } from '../../config/targets.js';
+import type { Config, Destination } from './schema.js';
+import type { DicomwebDestination, Notification } from './targets.js';
 
 export type DispatchTarget =
   | { kind: 'dimse'; name: string; dest: Destination }
