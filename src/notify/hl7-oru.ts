@@ -55,9 +55,11 @@ export function buildOruR01(record: ResultRecord, facts: StudyFacts, target: Hl7
 
   const pid = msg.addSegment('PID');
   pid.set('1', '1');
-  pid.set('3.1', facts.patientId);
-  if (facts.issuerOfPatientId) pid.set('3.4.1', facts.issuerOfPatientId);
-  pid.set('3.5', 'MR');
+  if (facts.patientId) {
+    pid.set('3.1', facts.patientId);
+    if (facts.issuerOfPatientId) pid.set('3.4.1', facts.issuerOfPatientId);
+    pid.set('3.5', 'MR');
+  }
   const name = facts.patientName.split('^');
   pid.set('5.1', name[0] ?? '');
   if (name[1]) pid.set('5.2', name[1]);
