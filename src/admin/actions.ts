@@ -11,6 +11,7 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import type { ResultRecord } from '../contracts/result-record.js';
 import type { SeriesTracker } from '../queue/series-tracker.js';
+import { resultDestinations } from '../config/schema.js';
 
 export type ActionName = 'force' | 'rescore' | 'resend';
 
@@ -71,7 +72,8 @@ export class AdminActions {
     const record = await this.opts.getResult(seriesUid);
     if (!record) return { ok: false, action: 'resend', message: 'no result for this series' };
     if (!record.outputs?.length) return { ok: false, action: 'resend', message: `nothing to send (result ${record.status}, no result objects)` };
-    if (this.opts.config.destinations.length === 0) return { ok: false, action: 'resend', message: 'no destinations configured' };
+    const { config } = this.opts;
+    if (resultDestinations(config).length + config.notifications.length === 0) return { ok: false, action: 'resend', message: 'no destinations or notifications configured' };
     const { jobIds } = await this.opts.resend(record);
     return { ok: true, action: 'resend', message: `re-sending to ${jobIds.length} destination(s)`, jobIds };
   }

@@ -14,6 +14,7 @@ import { parseStored, resultRecordSchema, type DispatchAttempt, type DispatchSta
 import type { SeriesState, SeriesTracker } from '../queue/series-tracker.js';
 import { listSeriesInstances } from '../dicom/spool/reader.js';
 import { DispatchStore } from '../stores/dispatch-state.js';
+import { resultDestinations } from '../config/schema.js';
 
 /** One status per series, in pipeline order. */
 export type DisplayStatus =
@@ -346,7 +347,7 @@ export class AdminData {
    * one gave up, "sending" while any is pending; with no destinations configured, "scored" is final.
    */
   private dispatchStatus(result: ResultRecord, dispatch: DispatchState[]): DisplayStatus {
-    const dests = this.opts.config.destinations.map((d) => d.name);
+    const dests = resultDestinations(this.opts.config).map((d) => d.name);
     if (dests.length === 0) return 'scored';
     const current = dispatch.filter((d) => d.instancesHash === result.instancesHash);
     if (current.some((d) => d.status === 'failed')) return 'failed';

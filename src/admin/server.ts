@@ -30,6 +30,10 @@ import type { Metrics } from './metrics.js';
 import { ACTIVE_STATUSES } from './data.js';
 import { LiveStreams, type LiveEvent } from './live.js';
 import { associationsPage, LIVE_JS, notFoundPage, seriesListPage, seriesPage, seriesRows, seriesStatusHtml, SERIES_CHART_JS } from './pages.js';
+import type { InstanceSink } from '../dicom/received-instance.js';
+import { stowReceiver } from './stow/receiver.js';
+import { targetsPlugin } from './targets.js';
+import { allTargets } from '../config/dispatch-targets.js';
 
 /** How long a request waits for a (re)connecting Redis before it is answered 503. */
 const REDIS_WAIT_MS = 2_000;
@@ -47,6 +51,8 @@ export interface AdminServerDeps {
   runRetention?: () => Promise<unknown>;
   /** Results not yet sent to every destination (all results when none is configured: they stay in the spool). */
   listUndispatched?: (limit: number) => Promise<unknown>;
+  /** Where instances received by STOW-RS go (the series tracker); the receiver runs when http.stow.enabled and this is given. */
+  stowSink?: InstanceSink;
 }
 
 const UID = /^[0-9]+(\.[0-9]+)*$/;
@@ -87,6 +93,7 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyIn
   const { config, data, actions, readiness, metrics } = deps;
   assertSafeBinding(config);
   const app = Fastify({ logger: false, trustProxy: false, bodyLimit: 64 * 1024 });
+  const stowEnabled = config.http.stow.enabled && deps.stowSink !== undefined;
   const log = deps.logger.child({ component: 'admin-http' });
 
   await app.register(fastifyBasicAuth, {
@@ -100,6 +107,8 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyIn
   app.addHook('onRequest', (req, reply, done) => {
     const path = req.url.split('?')[0] ?? '';
     if (OPEN_PATHS.has(path)) return done();
+    // The STOW-RS receiver checks its own allow-list and credentials (src/admin/stow/receiver.ts).
+    if (stowEnabled && path.startsWith('/dicom-web/')) return done();
     if (req.method === 'POST') {
       const site = req.headers['sec-fetch-site'];
       const origin = req.headers.origin;
@@ -129,6 +138,9 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyIn
     if (code === 401) void reply.header('WWW-Authenticate', 'Basic realm="mlsam-node"');
     void reply.code(code).send({ error: code === 401 ? 'authentication required' : redisDown ? `redis unavailable: ${err.message}` : err.message });
   });
+
+  if (stowEnabled) await app.register(stowReceiver, { config, logger: deps.logger, sink: deps.stowSink! });
+  await app.register(targetsPlugin, { config, redis: deps.redis });
 
   // Bull Board: inference and dispatch (the internal series-settle queue is left out).
   const board = new FastifyAdapter();
@@ -193,7 +205,8 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyIn
   // Pages.
   app.get('/', async (_req, reply) => reply.redirect('/admin'));
   app.get('/favicon.ico', async (_req, reply) => reply.code(204).send());
-  const destinations = config.destinations.map((d) => d.name);
+  // Every target a result goes to (destinations, DICOMweb, notifications): the list line and the re-send action.
+  const destinations = allTargets(config).map((t) => t.name);
   const showPhi = config.http.showPhi;
   app.get('/admin', async (req, reply) => {
     const limit = limitOf(req.query);

@@ -30,6 +30,7 @@ import { isRedisUnavailable } from '../stores/redis.js';
 import { ScheduledPass } from '../scheduled-pass.js';
 import { dispatchStateSchema, parseStored, resultRecordSchema, type ResultRecord } from '../contracts/result-record.js';
 import { listSeriesInstances, listSpooledSeries } from '../dicom/spool/reader.js';
+import { resultDestinations } from '../config/schema.js';
 
 export interface RetentionReport {
   scanned: number;
@@ -143,7 +144,8 @@ export class SpoolRetention {
     if (rec.status === 'scoring') return { delete: false, reason: 'scoring' };
     if (rec.status === 'failed') return { delete: false, reason: 'failed' };
     const finishedAt = rec.finishedAt ? Date.parse(rec.finishedAt) : NaN;
-    const destinations = this.opts.config.destinations.map((d) => d.name);
+    // DIMSE and DICOMweb destinations alike (notifications carry no files: they do not hold the spool).
+    const destinations = resultDestinations(this.opts.config).map((d) => d.name);
     const nothingToSend = !rec.outputs?.length;
     if (destinations.length === 0 || (rec.status === 'not-scored' && nothingToSend)) {
       return Number.isFinite(finishedAt) ? { delete: true, dispatchedAt: finishedAt } : { delete: false, reason: 'no finish time' };

@@ -1,5 +1,6 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
+import { dicomwebDestinationSchema, notificationSchema, STOW_RECEIVER_DEFAULTS, stowReceiverSchema, type DicomwebDestination } from './targets.js';
 
 /** An AE title: 1–16 characters of the default repertoire, no backslash, not all spaces. */
 const aeTitle = z
@@ -33,6 +34,8 @@ export const destinationTlsSchema = z.strictObject({
 });
 
 export const destinationSchema = z.strictObject({
+  /** DIMSE C-STORE (the default); `dicomweb` entries are DicomwebDestination (config/targets.ts). */
+  type: z.literal('dicom').optional(),
   name: z.string().min(1),
   aeTitle,
   host: z.string().min(1),
@@ -112,7 +115,14 @@ export const configSchema = z.strictObject({
     retentionDays: z.number().positive(),
     maxEntries: z.number().int().min(1),
   }),
-  destinations: z.array(destinationSchema),
+  /**
+   * Where result objects go: DICOM C-STORE (`type` absent or "dicom") or DICOMweb STOW-RS (`type:
+   * "dicomweb"`). After parsing, `destinations` holds the DIMSE ones and `dicomwebDestinations` the
+   * DICOMweb ones (see the transform below).
+   */
+  destinations: z.array(z.union([destinationSchema, dicomwebDestinationSchema])),
+  /** Who is told about a result: HL7 ORU^R01, FHIR R4, webhook (config/targets.ts). */
+  notifications: z.array(notificationSchema).default([]),
   http: z.strictObject({
     host: z.string().min(1),
     port: z.number().int().min(0).max(65535),
@@ -120,6 +130,8 @@ export const configSchema = z.strictObject({
     password: z.string(),
     /** Show patient name and ID on the dashboard and in the API (default false: UIDs only). */
     showPhi: z.boolean(),
+    /** DICOMweb STOW-RS receiver under /dicom-web/studies (config/targets.ts). */
+    stow: stowReceiverSchema.default(STOW_RECEIVER_DEFAULTS),
   }),
   model: z.strictObject({
     path: z.string().min(1),
@@ -172,6 +184,10 @@ export const configSchema = z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
   }),
 }).superRefine((cfg, ctx) => {
+  const names = [...cfg.destinations.map((d) => d.name), ...cfg.notifications.map((n) => n.name)];
+  for (const dup of new Set(names.filter((n, i) => names.indexOf(n) !== i))) {
+    ctx.addIssue({ code: 'custom', path: ['notifications'], message: `target name "${dup}" is used twice (names are unique across destinations and notifications)` });
+  }
   const tls = cfg.dicom.tls;
   if (tls.enabled) {
     for (const key of ['certFile', 'keyFile'] as const) {
@@ -188,11 +204,25 @@ export const configSchema = z.strictObject({
       message: `must be set when http.host (${cfg.http.host}) is not a loopback address`,
     });
   }
-});
+}).transform(({ destinations, ...rest }) => ({
+  ...rest,
+  /** The DIMSE (C-ECHO / C-STORE) destinations. */
+  destinations: destinations.filter((d): d is z.infer<typeof destinationSchema> => d.type !== 'dicomweb'),
+  /** The DICOMweb (STOW-RS) destinations. */
+  dicomwebDestinations: destinations.filter((d): d is DicomwebDestination => d.type === 'dicomweb'),
+}));
 
 export type Config = z.infer<typeof configSchema>;
 export type AllowedCaller = z.infer<typeof allowedCallerSchema>;
+/** A DIMSE (C-STORE) destination. */
 export type Destination = z.infer<typeof destinationSchema>;
+/** Any destination of result objects. */
+export type AnyDestination = Destination | DicomwebDestination;
+
+/** Every destination of result objects, DIMSE first then DICOMweb (dispatch, retention and the dashboard wait for all of them). */
+export function resultDestinations(cfg: Pick<Config, 'destinations' | 'dicomwebDestinations'>): AnyDestination[] {
+  return [...cfg.destinations, ...(cfg.dicomwebDestinations ?? [])];
+}
 export type DestinationTls = z.infer<typeof destinationTlsSchema>;
 
 export function isLoopback(host: string): boolean {

@@ -71,6 +71,8 @@ export class AdminRole implements Role {
       config, logger, redis: this.redis, data, actions, readiness, metrics, queues: shown,
       runRetention: () => retention.runOnce(),
       listUndispatched: (limit) => dispatcher.listUndispatched(limit),
+      // STOW-RS (http.stow): received instances go to the series tracker like C-STORE'd ones (its settle worker runs in the listener role).
+      stowSink: this.tracker,
     });
     await this.app.listen({ host: config.http.host, port: config.http.port });
     const addr = this.app.server.address();

@@ -69,12 +69,17 @@ export class WorkerRole implements Role {
 
   summary(): SummaryLine[] {
     const { config } = this.ctx;
-    const dests = config.destinations.map((d) => `${d.name} (${d.aeTitle}@${d.host}:${d.port})`);
+    const dests = [
+      ...config.destinations.map((d) => `${d.name} (${d.aeTitle}@${d.host}:${d.port})`),
+      ...config.dicomwebDestinations.map((d) => `${d.name} (DICOMweb ${new URL(d.url).origin})`),
+    ];
+    const notes = config.notifications.map((n) => `${n.name} (${n.type})`);
     return [
       ['Worker', `${basename(config.model.path)} on ${this.inference?.provider ?? '?'}, ${config.worker.concurrency} series at a time, ${config.model.batchSize} slices per batch`],
       ['Results', dests.length
         ? `SR + Secondary Captures sent to ${dests.join(', ')}; copies in ${resolve(config.spool.dir, 'results')}`
         : `no destinations configured: SR + Secondary Captures stay in the spool, ${resolve(config.spool.dir, 'results')}`],
+      ...(notes.length ? [['Notify', `each result is announced to ${notes.join(', ')}`] as SummaryLine] : []),
     ];
   }
 

@@ -12,7 +12,7 @@ const SRC = resolve(import.meta.dirname, '../../src');
 /** Layers, top first: a folder may import its own layer's folders (without cycles) and any lower layer. */
 const LAYERS: readonly (readonly string[])[] = [
   ['cli', 'node', 'bench', 'demo'],
-  ['admin', 'cleaner', 'queue', 'worker', 'results', 'scoring'],
+  ['admin', 'cleaner', 'queue', 'worker', 'results', 'scoring', 'notify'],
   ['stores', 'contracts'],
   ['dicom', 'model'],
   ['config', 'types', '.'],

@@ -124,13 +124,14 @@ export async function makeResultSet(dir: string, count = 4): Promise<ResultSet> 
  * a hand-made 'scored' ResultRecord for it (two key slices with attention maps), and the SR,
  * Key Object Selection, heatmap SCs and summary SC that src/results writeResultObjects makes of it (5 files).
  */
-export async function makeScoredResultSet(config: Config): Promise<ResultSet> {
+export async function makeScoredResultSet(config: Config, patient: { patientName?: string; patientId?: string } = {}): Promise<ResultSet> {
   const studyInstanceUid = newUid();
   const seriesInstanceUid = newUid();
   const spool = resolvePath(config.spool.dir);
   const series = await writeSyntheticSeries({
     dir: join(spool, studyInstanceUid, seriesInstanceUid), count: 6, rows: 128, columns: 128, studyInstanceUid, seriesInstanceUid,
     fileName: (i) => `slice-${i + 1}.dcm`,
+    ...patient,
   });
   const probabilities = [0.1, 0.35, 0.8, 0.9, 0.4, 0.2];
   const slices = series.instances.map((inst, index) => ({

@@ -3,7 +3,7 @@ import type { PeerOptions } from '../../dicom/scu/client.js';
 import { scuTls } from '../../dicom/tls.js';
 
 /** The configured destinations, or the named ones (config order); throws for an unknown name. */
-export function selectDestinations(all: readonly Destination[], names?: readonly string[]): Destination[] {
+export function selectDestinations<T extends { name: string } = Destination>(all: readonly T[], names?: readonly string[]): T[] {
   if (!names) return [...all];
   const unknown = names.filter((n) => !all.some((d) => d.name === n));
   if (unknown.length) throw new Error(`unknown destination(s): ${unknown.join(', ')}`);

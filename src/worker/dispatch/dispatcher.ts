@@ -5,13 +5,14 @@
  */
 import { Queue, type Job, type JobsOptions, type JobState } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Config, Destination } from '../../config/schema.js';
+import { resultDestinations, type Config } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import { DISPATCH_QUEUE, dispatchJobId, dispatchJobSchema, type DispatchJobData } from '../../queue/jobs.js';
 import { Keys } from '../../stores/keys.js';
 import { throttledWarn, whenReady } from '../../stores/redis.js';
 import { parseStored, resultRecordSchema, type DispatchState, type OutputFile, type ResultRecord } from '../../contracts/result-record.js';
 import { selectDestinations } from './destinations.js';
+import { allTargets, type DispatchTarget } from '../../config/dispatch-targets.js';
 import { DispatchStore, parseDispatchStates, READY_MS } from '../../stores/dispatch-state.js';
 
 /** Name of every dispatch job (Bull Board shows it). */
@@ -99,8 +100,9 @@ export class Dispatcher {
     this.queue.on('error', (err) => warn({ err: err.message, queue: DISPATCH_QUEUE }, 'queue error'));
   }
 
-  private destinations(names?: string[]): Destination[] {
-    return selectDestinations(this.opts.config.destinations, names);
+  /** Every target (destinations and notifications), or the named ones. */
+  private destinations(names?: string[]): DispatchTarget[] {
+    return selectDestinations(allTargets(this.opts.config), names);
   }
 
   /**
@@ -202,7 +204,9 @@ export class Dispatcher {
    * state) is listed.
    */
   async listUndispatched(limit = 1000): Promise<UndispatchedResult[]> {
-    const { redis, config } = this.opts;
+    const { redis } = this.opts;
+    // Result objects are owed to every destination, DIMSE and DICOMweb (notifications are not objects).
+    const config = { destinations: resultDestinations(this.opts.config) };
     await whenReady(redis, READY_MS);
     const uids = await redis.zrevrange(this.keys.resultIndex(), 0, Math.max(0, limit - 1));
     if (uids.length === 0) return [];

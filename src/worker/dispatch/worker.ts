@@ -26,6 +26,10 @@ import type { DispatchAttempt, DispatchState } from '../../contracts/result-reco
 import { destinationPeer } from './destinations.js';
 import { dispatchBackoffMs } from './dispatcher.js';
 import { DispatchStore } from '../../stores/dispatch-state.js';
+import { TargetStatusStore } from '../../stores/target-status.js';
+import { runNotificationJob } from './notify-job.js';
+import { stowFiles } from './stow.js';
+import { findTarget } from '../../config/dispatch-targets.js';
 
 /** What a completed dispatch job returns (Bull Board shows it). */
 export interface DispatchJobResult {
@@ -73,11 +77,13 @@ export interface DispatchWorkerOptions {
 export class DispatchWorker {
   private worker: Worker<DispatchJobData, DispatchJobResult> | undefined;
   private readonly store: DispatchStore;
+  private readonly targets: TargetStatusStore;
   private readonly log: Logger;
 
   constructor(private readonly opts: DispatchWorkerOptions) {
     this.log = opts.logger.child({ component: 'dispatch-worker' });
     this.store = new DispatchStore(opts.redis, opts.config.redis.keyPrefix);
+    this.targets = new TargetStatusStore(opts.redis, opts.config.redis.keyPrefix);
   }
 
   /** Starts taking jobs. */
@@ -148,6 +154,11 @@ export class DispatchWorker {
         await this.store.logAttempt(data.seriesInstanceUid, {
           destination: data.destination, instancesHash: data.instancesHash, attempt, at, ms: Date.now() - t0, ...a,
         });
+        // The target's latest outcome and counts (dashboard targets page, per-target metrics).
+        await this.targets.record(data.destination, {
+          at: new Date().toISOString(), outcome: a.outcome, studyInstanceUid: data.studyInstanceUid, seriesInstanceUid: data.seriesInstanceUid,
+          attempt, ...(a.error ? { error: a.error } : {}), ...(st.status === 'failed' ? { parked: true } : {}),
+        });
       } catch (err) {
         log.warn({ err: (err as Error).message }, 'could not record the dispatch state');
       }
@@ -157,8 +168,16 @@ export class DispatchWorker {
       throw new UnrecoverableError(reason);
     };
 
-    const dest = this.opts.config.destinations.find((d) => d.name === data.destination);
-    if (!dest) return giveUp(`destination "${data.destination}" is not configured`);
+    const target = findTarget(this.opts.config, data.destination);
+    if (!target) return giveUp(`destination "${data.destination}" is not configured`);
+    if (target.kind === 'notification') {
+      // HL7 / FHIR / webhook: one message about the result, not its files (notify-job.ts).
+      const out = await runNotificationJob({
+        redis: this.opts.redis, config: this.opts.config, notification: target.notification, data, attempt, finalTry, log,
+        recordState: (st, a) => record(state(st), a), giveUp,
+      });
+      return { destination: data.destination, delivered: out.delivered, warnings: 0, sentThisAttempt: out.delivered, attempt, ms: Date.now() - t0 };
+    }
 
     let todo = data.files.filter((f) => !progress.delivered.has(f));
     if (todo.length === 0) {
@@ -176,15 +195,17 @@ export class DispatchWorker {
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'could not record the dispatch state');
     }
-    const sent = await sendFiles(destinationPeer(this.opts.config, dest), todo, {
-      onResult: (r) => {
-        if (r.outcome === 'failed') return;
-        progress.delivered.add(r.file);
-        if (r.outcome === 'warning') {
-          log.warn({ file: basename(r.file), status: hex4(r.status), reason: r.reason }, 'instance stored with a warning status (counted delivered)');
-        }
-      },
-    });
+    const onResult = (r: { file: string; outcome: string; status?: number | undefined; reason?: string | undefined }): void => {
+      if (r.outcome === 'failed') return;
+      progress.delivered.add(r.file);
+      if (r.outcome === 'warning') {
+        log.warn({ file: basename(r.file), status: hex4(r.status), reason: r.reason }, 'instance stored with a warning status (counted delivered)');
+      }
+    };
+    const sent = target.kind === 'dimse'
+      ? await sendFiles(destinationPeer(this.opts.config, target.dest), todo, { onResult })
+      // DICOMweb: one STOW-RS request, per-instance outcome from the response dataset (stow.ts).
+      : { ...(await stowFiles(target.dest, todo, { timeoutMs: Math.round(this.opts.config.dispatch.timeoutSeconds * 1000), onResult })), associations: 0 };
     const warnings = sent.warnings;
     progress.warnings += warnings;
     try {

@@ -1,0 +1,53 @@
+/**
+ * What every notification (HL7, FHIR, webhook) says about one result, in one place: the category
+ * in words, the numbers, the conclusion sentence, and the deterministic ids that let a receiver
+ * de-duplicate (same result → same id).
+ */
+import { createHash } from 'node:crypto';
+import type { ResultRecord } from '../contracts/result-record.js';
+
+export const NOT_FOR_DIAGNOSTIC_USE = 'NOT FOR DIAGNOSTIC USE';
+
+export const CATEGORY_TEXT: Record<NonNullable<ResultRecord['category']>, string> = {
+  likely: 'COVID-19 pneumonia pattern likely',
+  indeterminate: 'COVID-19 pneumonia pattern indeterminate',
+  unlikely: 'COVID-19 pneumonia pattern unlikely',
+};
+
+/** sha256 hex of the result's identity (series, scored content, model version) and a salt (the target). */
+export function resultDigest(record: Pick<ResultRecord, 'seriesInstanceUid' | 'instancesHash' | 'model'>, salt: string): string {
+  return createHash('sha256')
+    .update([record.seriesInstanceUid, record.instancesHash, record.model.version, salt].join('\n'))
+    .digest('hex');
+}
+
+/** Numbers of the result (those present). */
+export interface ResultNumbers {
+  score?: number;
+  opacityPercent?: number;
+  highOpacityPercent?: number;
+  lungMl?: number;
+}
+
+export function resultNumbers(r: ResultRecord): ResultNumbers {
+  const t = r.opacity?.total;
+  return {
+    ...(r.score !== undefined ? { score: r.score } : {}),
+    ...(t ? { opacityPercent: t.percentOpacity, highOpacityPercent: t.percentHighOpacity, lungMl: t.lungMl } : {}),
+  };
+}
+
+const round = (x: number, d: number): number => Math.round(x * 10 ** d) / 10 ** d;
+export { round };
+
+/** One sentence for a worklist or a report's conclusion. */
+export function conclusionText(r: ResultRecord): string {
+  if (r.status !== 'scored' || !r.category) {
+    return `Not scored by ${r.model.name} ${r.model.version}${r.reason ? `: ${r.reason}` : ''}. ${NOT_FOR_DIAGNOSTIC_USE}.`;
+  }
+  const n = resultNumbers(r);
+  const parts = [`${CATEGORY_TEXT[r.category]} (score ${round(n.score ?? 0, 3)}`];
+  if (n.opacityPercent !== undefined) parts.push(`opacity ${round(n.opacityPercent, 2)} % of lung volume`);
+  if (n.highOpacityPercent !== undefined) parts.push(`high opacity ${round(n.highOpacityPercent, 2)} %`);
+  return `${parts.join(', ')}). AI triage by ${r.model.name} ${r.model.version}. ${NOT_FOR_DIAGNOSTIC_USE}.`;
+}
