@@ -30,6 +30,8 @@ export interface Readiness {
     spool: CheckResult;
     model: CheckResult;
     destinations: CheckResult & { results: Record<string, { ok: boolean; ms?: number; error?: string }> };
+    /** The durable results store (present when the node has one). */
+    database?: CheckResult;
   };
   /** One line per failed check. */
   failed: string[];
@@ -46,19 +48,26 @@ export class ReadinessChecker {
   private destCache: { at: number; results: Record<string, { ok: boolean; ms?: number; error?: string }> } | undefined;
   private destRunning: Promise<Record<string, { ok: boolean; ms?: number; error?: string }>> | undefined;
 
-  constructor(private readonly config: Config, private readonly redis: Redis, private readonly echo: EchoFn) {}
+  constructor(
+    private readonly config: Config,
+    private readonly redis: Redis,
+    private readonly echo: EchoFn,
+    /** The results store's check (src/db/health.ts): reachable, and how many results wait in the outbox. */
+    private readonly database?: () => Promise<CheckResult>,
+  ) {}
 
   async check(): Promise<Readiness> {
     const guard = <T extends CheckResult>(p: Promise<T>, ms: number, what: string): Promise<T | CheckResult> =>
       withTimeout(p, ms, what).catch((err: Error) => ({ ok: false, error: err.message }));
-    const [redis, spool, model, destinations] = await Promise.all([
+    const [redis, spool, model, destinations, database] = await Promise.all([
       guard(this.checkRedis(), 2_000, 'redis PING'),
       guard(this.checkSpool(), 5_000, 'spool check'),
       guard(this.checkModel(), 30_000, 'model check'),
       guard(this.checkDestinations(), Math.min(this.config.dispatch.timeoutSeconds, 10) * 1000 + 2_000, 'destination echo'),
+      this.database ? guard(this.database(), 5_000, 'results store check') : undefined,
     ]);
     const dest = 'results' in destinations ? (destinations as Readiness['checks']['destinations']) : { ...destinations, results: {} };
-    const checks = { redis, spool, model, destinations: dest };
+    const checks = { redis, spool, model, destinations: dest, ...(database ? { database } : {}) };
     const failed = Object.entries(checks)
       .filter(([, c]) => !c.ok)
       .map(([name, c]) => `${name}: ${c.error ?? 'failed'}`);

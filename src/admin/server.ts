@@ -29,6 +29,8 @@ import type { ReadinessChecker } from './health.js';
 import type { Metrics } from './metrics.js';
 import { ACTIVE_STATUSES } from './data.js';
 import { LiveStreams, type LiveEvent } from './live.js';
+import type { StoreHandle } from '../db/handle.js';
+import { validationRoutes } from './validation-routes.js';
 import { associationsPage, LIVE_JS, notFoundPage, seriesListPage, seriesPage, seriesRows, seriesStatusHtml, SERIES_CHART_JS } from './pages.js';
 import type { InstanceSink } from '../dicom/received-instance.js';
 import { stowReceiver } from './stow/receiver.js';
@@ -53,6 +55,8 @@ export interface AdminServerDeps {
   listUndispatched?: (limit: number) => Promise<unknown>;
   /** Where instances received by STOW-RS go (the series tracker); the receiver runs when http.stow.enabled and this is given. */
   stowSink?: InstanceSink;
+  /** The durable results store (feedback, validation report, review page). */
+  store?: StoreHandle;
 }
 
 const UID = /^[0-9]+(\.[0-9]+)*$/;
@@ -316,6 +320,7 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyIn
     if (!deps.runRetention) return reply.code(404).send({ error: 'retention not available' });
     return deps.runRetention();
   });
+  if (deps.store) await app.register(validationRoutes, { store: deps.store });
   app.setNotFoundHandler((req, reply) => {
     if (req.url.startsWith('/api/')) return reply.code(404).send({ error: 'not found' });
     return html(reply, notFoundPage(req.url.split('?')[0] ?? ''), 404);

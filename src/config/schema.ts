@@ -98,6 +98,17 @@ export const configSchema = z.strictObject({
     /** node-cron expression for the retention sweep. */
     retentionCron: z.string().min(1),
   }),
+  /**
+   * The durable results store (results, feedback, labels, users, audit): `sqlite:<file>` (embedded,
+   * the default) or a `postgres://` / `postgresql://` URL for several hosts. Redis stays the queue.
+   */
+  storage: z.strictObject({
+    url: z.string().regex(/^(sqlite:.+|postgres(ql)?:\/\/.+)$/, 'must be sqlite:<file> or a postgres:// URL'),
+    /** Results older than this many days are deleted from the store (0 keeps them; feedback is kept). */
+    retentionDays: z.number().min(0),
+    /** While the database is unreachable results wait in Redis; the catch-up runs this often. */
+    catchUpSeconds: z.number().positive(),
+  }),
   series: z.strictObject({
     quietPeriodSeconds: z.number().positive(),
     /** node-cron expression for the spool reconciler. */

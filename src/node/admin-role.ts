@@ -15,6 +15,10 @@ import { SeriesTracker } from '../queue/series-tracker.js';
 import { Dispatcher } from '../worker/dispatch/dispatcher.js';
 import { echoDestinations } from '../worker/dispatch/echo.js';
 import type { NodeContext, Role, RoleFactory, SummaryLine } from './role.js';
+import { StoreHandle } from '../db/handle.js';
+import { openResultsDb } from '../db/open.js';
+import { checkStore } from '../db/health.js';
+import { redactDbUrl } from '../db/database.js';
 
 /** C-ECHO of one configured destination: the dispatcher's echo (it also stores the result for the dashboard). */
 export function destinationEcho(config: Config, logger: Logger, redis: Redis): EchoFn {
@@ -38,6 +42,7 @@ export class AdminRole implements Role {
   private app: FastifyInstance | undefined;
   private retention: SpoolRetention | undefined;
   private deriveTimer: NodeJS.Timeout | undefined;
+  private store: StoreHandle | undefined;
   /** Where the server is bound, once started. */
   address: { host: string; port: number } | undefined;
 
@@ -63,7 +68,12 @@ export class AdminRole implements Role {
       resend: async (record) => ({ jobIds: (await dispatcher.enqueue(record, 'admin')).map((r) => r.jobId) }),
       getResult: (uid) => data.getResult(uid),
     });
-    const readiness = new ReadinessChecker(config, this.redis, destinationEcho(config, logger, this.redis));
+    this.store = new StoreHandle(() => openResultsDb(config, logger));
+    const store = this.store;
+    const redis = this.redis;
+    const readiness = new ReadinessChecker(config, this.redis, destinationEcho(config, logger, this.redis), () =>
+      checkStore(store, redis, config.redis.keyPrefix, redactDbUrl(config.storage.url)),
+    );
     const metrics = new Metrics({ config, redis: this.redis, queues: shown });
     this.retention = new SpoolRetention({ config, logger, redis: this.redis });
     const retention = this.retention;
@@ -73,6 +83,7 @@ export class AdminRole implements Role {
       listUndispatched: (limit) => dispatcher.listUndispatched(limit),
       // STOW-RS (http.stow): received instances go to the series tracker like C-STORE'd ones (its settle worker runs in the listener role).
       stowSink: this.tracker,
+      store,
     });
     await this.app.listen({ host: config.http.host, port: config.http.port });
     const addr = this.app.server.address();
@@ -101,6 +112,7 @@ export class AdminRole implements Role {
     clearInterval(this.deriveTimer);
     await this.retention?.stop();
     await this.app?.close().catch(() => undefined);
+    await this.store?.close();
     await Promise.all([this.dispatcher?.close(), this.tracker?.close()].map((p) => p?.catch(() => undefined)));
     if (this.redis) await closeRedis(this.redis);
   }

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import { resolveModelPath } from '../model/model-path.js';
 import { resultPipeline } from '../worker/pipeline.js';
 import { DispatchRole } from './dispatch-role.js';
+import { StoreRole } from './store-role.js';
 import { closeRedis, createRedis } from '../stores/redis.js';
 import { InferenceWorker, type OnResult } from '../worker/inference/inference-worker.js';
 import { basename, resolve } from 'node:path';
@@ -24,9 +25,15 @@ export interface WorkerStages {
  */
 export function workerStages(ctx: NodeContext): WorkerStages {
   const dispatch = new DispatchRole(ctx);
+  const store = new StoreRole(ctx);
   return {
-    onResult: resultPipeline({ config: ctx.config, logger: ctx.logger, enqueueDispatch: (r, by) => dispatch.enqueue(r, by) }),
-    roles: [() => dispatch],
+    onResult: resultPipeline({
+      config: ctx.config,
+      logger: ctx.logger,
+      enqueueDispatch: (r, by) => dispatch.enqueue(r, by),
+      recordResult: (r) => store.record(r),
+    }),
+    roles: [() => store, () => dispatch],
   };
 }
 

@@ -7,6 +7,9 @@
  *
  * The entry (src/node/worker-role.ts) supplies the dispatch producer: the dispatch worker runs in the
  * same process as a role of its own.
+ *
+ * Last, the record (with its outputs) goes to the durable results store (src/db): a store that does
+ * not answer never holds the result up (the row waits in Redis and is written when it is back).
  */
 import type { Config } from '../config/schema.js';
 import type { ResultRecord } from '../contracts/result-record.js';
@@ -21,6 +24,8 @@ export interface ResultPipelineDeps {
   config: Config;
   logger: Logger;
   enqueueDispatch: EnqueueDispatch;
+  /** Writes the finished record to the durable results store (DurableResults.record via storedRow). */
+  recordResult?: (record: ResultRecord) => Promise<unknown>;
 }
 
 /** inference → results → dispatch: the OnResult the inference worker runs for each record. */
@@ -28,6 +33,11 @@ export function resultPipeline(deps: ResultPipelineDeps): OnResult {
   return async (record, _job, metadata) => {
     const outputs = await writeResultObjects(record, { config: deps.config, logger: deps.logger, metadata });
     if (outputs.length > 0) await deps.enqueueDispatch({ ...record, outputs }, 'worker');
+    if (deps.recordResult) {
+      await deps.recordResult({ ...record, outputs }).catch((err: Error) =>
+        deps.logger.error({ series: record.seriesInstanceUid, err: err.message }, 'result not recorded in the results store'),
+      );
+    }
     return outputs;
   };
 }
