@@ -99,11 +99,12 @@ export const configSchema = z.strictObject({
     retentionCron: z.string().min(1),
   }),
   /**
-   * The durable results store (results, feedback, labels, users, audit): `sqlite:<file>` (embedded,
-   * the default) or a `postgres://` / `postgresql://` URL for several hosts. Redis stays the queue.
+   * The durable results store (results, feedback, labels, users, audit): `sqlite:<file>` (embedded),
+   * a `postgres://` / `postgresql://` URL for several hosts, or "" (the default): SQLite in
+   * `<spool.dir>/.db/mlsam.sqlite`. Redis stays the queue.
    */
   storage: z.strictObject({
-    url: z.string().regex(/^(sqlite:.+|postgres(ql)?:\/\/.+)$/, 'must be sqlite:<file> or a postgres:// URL'),
+    url: z.string().regex(/^(|sqlite:.+|postgres(ql)?:\/\/.+)$/, 'must be "", sqlite:<file> or a postgres:// URL'),
     /** Results older than this many days are deleted from the store (0 keeps them; feedback is kept). */
     retentionDays: z.number().min(0),
     /** While the database is unreachable results wait in Redis; the catch-up runs this often. */

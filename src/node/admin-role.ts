@@ -16,7 +16,7 @@ import { Dispatcher } from '../worker/dispatch/dispatcher.js';
 import { echoDestinations } from '../worker/dispatch/echo.js';
 import type { NodeContext, Role, RoleFactory, SummaryLine } from './role.js';
 import { StoreHandle } from '../db/handle.js';
-import { openResultsDb } from '../db/open.js';
+import { openResultsDb, storeUrl } from '../db/open.js';
 import { checkStore } from '../db/health.js';
 import { redactDbUrl } from '../db/database.js';
 
@@ -72,7 +72,7 @@ export class AdminRole implements Role {
     const store = this.store;
     const redis = this.redis;
     const readiness = new ReadinessChecker(config, this.redis, destinationEcho(config, logger, this.redis), () =>
-      checkStore(store, redis, config.redis.keyPrefix, redactDbUrl(config.storage.url)),
+      checkStore(store, redis, config.redis.keyPrefix, redactDbUrl(storeUrl(config))),
     );
     const metrics = new Metrics({ config, redis: this.redis, queues: shown });
     this.retention = new SpoolRetention({ config, logger, redis: this.redis });

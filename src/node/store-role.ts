@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { ResultRecord } from '../contracts/result-record.js';
 import { DurableResults } from '../db/durable-results.js';
-import { openResultsDb } from '../db/open.js';
+import { openResultsDb, storeUrl } from '../db/open.js';
 import { storedRow } from '../db/store-row.js';
 import { redactDbUrl } from '../db/database.js';
 import { closeRedis, createRedis } from '../stores/redis.js';
@@ -43,7 +43,7 @@ export class StoreRole implements Role {
   }
 
   summary(): SummaryLine[] {
-    return [['Results store', `${redactDbUrl(this.ctx.config.storage.url)} (results, feedback, audit; validation report at /admin/validation)`]];
+    return [['Results store', `${redactDbUrl(storeUrl(this.ctx.config))} (results, feedback, audit; validation report at /admin/validation)`]];
   }
 
   async stop(): Promise<void> {

@@ -44,3 +44,35 @@ export async function createTestStore(engine: EngineName): Promise<TestStore> {
     }),
   };
 }
+
+import { createHash } from 'node:crypto';
+import { resultRecordSchema, type ResultRecord } from '../../src/contracts/result-record.js';
+
+/** A valid finished record (no files behind it) for store-level tests. */
+export function fakeRecord(study: string, series: string, score: number, over: Partial<ResultRecord> = {}): ResultRecord {
+  const category = score >= 0.6 ? 'likely' : score >= 0.4 ? 'indeterminate' : 'unlikely';
+  return resultRecordSchema.parse({
+    studyInstanceUid: study,
+    seriesInstanceUid: series,
+    instancesHash: createHash('sha256').update(series).digest('hex'),
+    jobId: `job-${series}`,
+    seriesDir: `/nonexistent/${series}`,
+    callingAeTitle: 'TESTSCU',
+    status: 'scored',
+    model: { name: 'mlsam', version: '2.1.0', sha256: 'ab'.repeat(32) },
+    provider: 'cpu',
+    instanceCount: 40,
+    score,
+    category,
+    threshold: 0.5,
+    indeterminateMargin: 0.1,
+    slices: [],
+    keySlices: [{ index: 3, sopInstanceUid: `${series}.4`, probability: score }],
+    dropped: [],
+    timings: {},
+    startedAt: '2026-12-07T10:00:00.000Z',
+    finishedAt: '2026-12-07T10:00:05.000Z',
+    attemptsMade: 1,
+    ...over,
+  });
+}
