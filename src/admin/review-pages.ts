@@ -29,9 +29,9 @@ export interface ReviewView {
   flash?: string;
 }
 
-export function reviewPage(v: ReviewView | undefined, pendingCount: number): string {
+export function reviewPage(v: ReviewView | undefined, pendingCount: number, flash?: string): string {
   if (!v) {
-    return layout('Review', `<h1>Review</h1><p class="notice">NOT FOR DIAGNOSTIC USE</p><div class="card"><p id="review-empty">No scored study waits for a reference finding${pendingCount ? '' : ' (all reviewed)'}.</p>
+    return layout('Review', `<h1>Review</h1><p class="notice">NOT FOR DIAGNOSTIC USE</p>${flash ? `<div class="flash ok" id="flash">${esc(flash)}</div>` : ''}<div class="card"><p id="review-empty">No scored study waits for a reference finding${pendingCount ? '' : ' (all reviewed)'}.</p>
 <p><a href="/admin/validation">Open the local validation report</a></p></div>`);
   }
   const top = [...v.series].filter((s) => s.score !== null).sort((a, b) => (b.score ?? 0) - (a.score ?? 0))[0] ?? v.series[0]!;

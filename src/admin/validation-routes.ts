@@ -133,7 +133,7 @@ export const validationRoutes: FastifyPluginAsync<ValidationRoutesOptions> = asy
       const pending = await pendingStudies(db);
       const asked = req.query.study && dicomUidSchema.safeParse(req.query.study).success ? req.query.study : undefined;
       const study = asked ?? pending[0];
-      if (!study) return reviewPage(undefined, 0);
+      if (!study) return reviewPage(undefined, 0, req.query.msg?.slice(0, 200));
       const series = await studyRows(db, study);
       if (series.length === 0) return undefined;
       return reviewPage({ study, series, feedback: await db.feedbackOf(study), pending, user: who.name, canAnswer: canAnswer(who), ...(req.query.msg ? { flash: req.query.msg.slice(0, 200) } : {}) }, pending.length);

@@ -6,6 +6,7 @@ import { registerScore } from './score.js';
 import { registerSend } from './send.js';
 import { registerServe } from './serve.js';
 import { registerWork } from './work.js';
+import { registerValidation } from './validation.js';
 
 /** Every `mlsam` sub-command, one module each. */
 export function registerCommands(program: Command): void {
@@ -16,4 +17,5 @@ export function registerCommands(program: Command): void {
   registerSend(program);
   registerScore(program);
   registerAdmin(program);
+  registerValidation(program);
 }
