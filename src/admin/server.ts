@@ -31,6 +31,7 @@ import { ACTIVE_STATUSES } from './data.js';
 import { LiveStreams, type LiveEvent } from './live.js';
 import type { StoreHandle } from '../db/handle.js';
 import { validationRoutes } from './validation-routes.js';
+import { enforceRole, setIdentity, type Identity } from './identity.js';
 import { associationsPage, LIVE_JS, notFoundPage, seriesListPage, seriesPage, seriesRows, seriesStatusHtml, SERIES_CHART_JS } from './pages.js';
 import type { InstanceSink } from '../dicom/received-instance.js';
 import { stowReceiver } from './stow/receiver.js';
@@ -57,6 +58,11 @@ export interface AdminServerDeps {
   stowSink?: InstanceSink;
   /** The durable results store (feedback, validation report, review page). */
   store?: StoreHandle;
+  /** Local users (src/db/users.ts): basic-auth name and password, or an API token (Bearer). */
+  users?: {
+    verify(name: string, password: string): Promise<Identity | undefined>;
+    verifyToken(token: string): Promise<Identity | undefined>;
+  };
 }
 
 const UID = /^[0-9]+(\.[0-9]+)*$/;
@@ -101,10 +107,14 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyIn
   const log = deps.logger.child({ component: 'admin-http' });
 
   await app.register(fastifyBasicAuth, {
-    validate: async (username: string, password: string) => {
-      if (!safeEqual(username, config.http.username) || !safeEqual(password, config.http.password)) {
-        throw new Error('wrong username or password');
+    validate: async (username: string, password: string, req: FastifyRequest) => {
+      if (safeEqual(username, config.http.username) && safeEqual(password, config.http.password)) {
+        setIdentity(req, { name: username, role: 'admin' });
+        return;
       }
+      const who = deps.users ? await deps.users.verify(username, password).catch(() => undefined) : undefined;
+      if (!who) throw new Error('wrong username or password');
+      setIdentity(req, who);
     },
     authenticate: { realm: 'mlsam-node' },
   });
@@ -127,8 +137,21 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyIn
         return;
       }
     }
+    const bearer = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
+    if (bearer && deps.users) {
+      deps.users.verifyToken(bearer).then(
+        (who) => {
+          if (!who) return void reply.code(401).send({ error: 'unknown API token' });
+          setIdentity(req, who);
+          done();
+        },
+        (err: Error) => void reply.code(503).send({ error: `cannot check the API token: ${err.message}` }),
+      );
+      return;
+    }
     app.basicAuth(req, reply, done);
   });
+  app.addHook('preHandler', enforceRole);
   // The command connection does not queue commands while it (re)connects: a request right after
   // start-up or a Redis blip waits briefly for it instead of failing at once (still 503 if it stays down).
   app.addHook('preHandler', async (req) => {

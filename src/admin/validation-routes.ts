@@ -16,15 +16,12 @@ import { buildReport } from '../validation/report.js';
 import { reportCsv, reportHtml } from '../validation/render.js';
 import { reviewPage, validationPage } from './review-pages.js';
 
-export type Role = 'admin' | 'radiologist' | 'viewer';
-export interface Identity {
-  name: string;
-  role: Role;
-}
+import { identityOf, type Identity } from './identity.js';
+export type { Identity } from './identity.js';
 
 export interface ValidationRoutesOptions {
   store: StoreHandle;
-  /** Who is asking (basic auth, session or token); default: the basic-auth user name as admin. */
+  /** Who is asking; default: what the server's auth hook found (basic auth or token), else the basic-auth user name as admin. */
   identify?: (req: FastifyRequest) => Identity;
 }
 
@@ -37,7 +34,7 @@ export function basicAuthUser(req: FastifyRequest): string | undefined {
   return user || undefined;
 }
 
-const defaultIdentify = (req: FastifyRequest): Identity => ({ name: basicAuthUser(req) ?? 'admin', role: 'admin' });
+const defaultIdentify = (req: FastifyRequest): Identity => identityOf(req) ?? { name: basicAuthUser(req) ?? 'admin', role: 'admin' };
 
 async function studyRows(db: ResultsDb, study: string) {
   return db.latestResults(study);

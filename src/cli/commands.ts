@@ -7,6 +7,7 @@ import { registerSend } from './send.js';
 import { registerServe } from './serve.js';
 import { registerWork } from './work.js';
 import { registerValidation } from './validation.js';
+import { registerUsers } from './users.js';
 
 /** Every `mlsam` sub-command, one module each. */
 export function registerCommands(program: Command): void {
@@ -18,4 +19,5 @@ export function registerCommands(program: Command): void {
   registerScore(program);
   registerAdmin(program);
   registerValidation(program);
+  registerUsers(program);
 }

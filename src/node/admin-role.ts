@@ -19,6 +19,7 @@ import { StoreHandle } from '../db/handle.js';
 import { openResultsDb, storeUrl } from '../db/open.js';
 import { checkStore } from '../db/health.js';
 import { redactDbUrl } from '../db/database.js';
+import { Users } from '../db/users.js';
 
 /** C-ECHO of one configured destination: the dispatcher's echo (it also stores the result for the dashboard). */
 export function destinationEcho(config: Config, logger: Logger, redis: Redis): EchoFn {
@@ -84,6 +85,10 @@ export class AdminRole implements Role {
       // STOW-RS (http.stow): received instances go to the series tracker like C-STORE'd ones (its settle worker runs in the listener role).
       stowSink: this.tracker,
       store,
+      users: {
+        verify: (name, password) => store.use((db) => new Users(db).verify(name, password)),
+        verifyToken: (token) => store.use((db) => new Users(db).verifyToken(token)),
+      },
     });
     await this.app.listen({ host: config.http.host, port: config.http.port });
     const addr = this.app.server.address();

@@ -17,7 +17,7 @@ import { readAcquisitionAttributes } from '../../src/dicom/decode/acquisition.js
 import { readDicomHeaderFile } from '../../src/dicom/decode/index.js';
 import type { ValidationReport } from '../../src/validation/report.js';
 import { DaemonProcess, envOf, http } from '../admin/helpers.js';
-import { storescu } from '../e2e/helpers.js';
+import { run as dcmtk } from '../helpers/dcmtk.js';
 import { CTMD } from '../helpers/ctmd.js';
 import { MLSAM_MAIN } from '../helpers/process.js';
 import { cleanup, dropPrefix, testConfig, waitFor } from '../queue/helpers.js';
@@ -56,8 +56,10 @@ describe.each(ENGINES)('retrospective validation of COVID-CT-MD through DICOM (%
       const files = (await readdir(dir)).filter((f) => !f.startsWith('.')).map((f) => join(dir, f));
       const header = await readDicomHeaderFile(files[0]!);
       studies.push({ name: s.name, label: s.label, study: header.studyInstanceUid!, attrs: await readAcquisitionAttributes(files[0]!) });
-      const sent = await storescu(daemon.dicomPort, files, 'RETROSCU');
-      expect(sent.successes, sent.output.slice(-2000)).toBe(files.length);
+      // -xs: JPEG Lossless, the files' own syntax (sent as published).
+      const sent = await dcmtk('storescu', ['-v', '-xs', '-aet', 'RETROSCU', '-aec', 'MLSAM', '127.0.0.1', String(daemon.dicomPort), ...files]);
+      const output = sent.stdout + sent.stderr;
+      expect((output.match(/Received Store Response \(Success\)/g) ?? []).length, output.slice(-2000)).toBe(files.length);
     }
     await waitFor(async () => {
       const r = await get('/api/validation');
