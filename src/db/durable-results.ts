@@ -149,6 +149,13 @@ export class DurableResults {
     }
   }
 
+  /** Deletes stored results older than `days` (0 keeps all); feedback and audit stay. */
+  async prune(days: number): Promise<number> {
+    if (days <= 0) return 0;
+    const db = await this.database();
+    return db.pruneResults(days);
+  }
+
   async status(): Promise<StoreStatus> {
     const pending = await this.opts.redis.llen(this.key).catch(() => -1);
     const where = this.db?.conn.where;

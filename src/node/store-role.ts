@@ -15,6 +15,7 @@ export class StoreRole implements Role {
   readonly name = 'results-store';
   private redis: Redis | undefined;
   durable: DurableResults | undefined;
+  private pruneTimer: NodeJS.Timeout | undefined;
   private resolveStarted!: (d: DurableResults) => void;
   /** The worker may finish a record before this role has started (it starts right after the worker). */
   private readonly started = new Promise<DurableResults>((resolve) => (this.resolveStarted = resolve));
@@ -34,6 +35,19 @@ export class StoreRole implements Role {
     });
     this.durable.start();
     this.resolveStarted(this.durable);
+    // storage.retentionDays: results older than that leave the store (checked at start and every 6 h).
+    const days = config.storage.retentionDays;
+    if (days > 0) {
+      const durable = this.durable;
+      const prune = (): void => {
+        void durable.prune(days).then(
+          (n) => n > 0 && logger.info({ deleted: n, retentionDays: days }, 'old results deleted from the results store'),
+          (err: Error) => logger.warn({ err: err.message }, 'results store retention pass failed'),
+        );
+      };
+      setTimeout(prune, 60_000).unref();
+      this.pruneTimer = setInterval(prune, 6 * 3600_000).unref();
+    }
   }
 
   /** For the pipeline: never throws for a database problem (the row waits in the outbox). */
@@ -47,6 +61,7 @@ export class StoreRole implements Role {
   }
 
   async stop(): Promise<void> {
+    clearInterval(this.pruneTimer);
     await this.durable?.stop();
     if (this.redis) await closeRedis(this.redis);
   }
