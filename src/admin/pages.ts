@@ -339,7 +339,9 @@ ${attemptRows.length ? `<h2>Dispatch attempts</h2><table id="attempts"><thead><t
 export function associationServices(a: AssociationRecord): string {
   const parts: string[] = [];
   if (a.echoes) parts.push(a.echoes > 1 ? `C-ECHO ×${a.echoes}` : 'C-ECHO');
-  if (a.instances > 0) parts.push(`C-STORE ${a.instances} instance${a.instances === 1 ? '' : 's'}`);
+  if (a.instances > 0) {
+    parts.push(`C-STORE ${a.instances} instance${a.instances === 1 ? '' : 's'}${a.unscored ? ` (${a.unscored} of SOP classes stored unscored)` : ''}`);
+  }
   if (parts.length) return parts.join(' + ');
   if (!a.outcome.startsWith('accepted')) return '—';
   return a.echoes === undefined ? 'no instances' : 'nothing (no request)';
