@@ -157,6 +157,11 @@ export class AdminData {
     return this.opts.config;
   }
 
+  /** The series tracker (studies: src/admin/studies.ts). */
+  get tracker(): SeriesTracker {
+    return this.opts.tracker;
+  }
+
   async getResult(seriesUid: string): Promise<ResultRecord | undefined> {
     const raw = await this.opts.redis.get(this.keys.result(seriesUid));
     if (!raw) return undefined;

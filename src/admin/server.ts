@@ -29,6 +29,7 @@ import type { ReadinessChecker } from './health.js';
 import type { Metrics } from './metrics.js';
 import { ACTIVE_STATUSES } from './data.js';
 import { LiveStreams, type LiveEvent } from './live.js';
+import { studiesPlugin } from './studies.js';
 import { associationsPage, LIVE_JS, notFoundPage, seriesListPage, seriesPage, seriesRows, seriesStatusHtml, SERIES_CHART_JS } from './pages.js';
 import type { InstanceSink } from '../dicom/received-instance.js';
 import { stowReceiver } from './stow/receiver.js';
@@ -260,6 +261,7 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyIn
     html(reply, associationsPage(await listAssociations(deps.redis, config, deps.logger, limitOf(req.query)))),
   );
 
+  await app.register(studiesPlugin, { data });
   // JSON API.
   app.get('/api/series', async (req) => data.listSeries(limitOf(req.query)));
   app.get<{ Params: { uid: string } }>('/api/series/:uid', async (req, reply) => {
