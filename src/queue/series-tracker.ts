@@ -511,12 +511,28 @@ export class SeriesTracker implements InstanceSink {
         noCandidate = true;
       }
     }
+    const jobId = chosen ? studyInferenceJobId(studyInstanceUid, contentHash) : undefined;
+    const status = chosen ? 'queued' : 'ignored';
+    const reason = noCandidate
+      ? 'no series of the study could be scored (each series says why)'
+      : chosen ? '' : 'no series of the study is for this model (each series says why)';
+    const fields: Record<string, string> = {
+      status, contentHash, settledAt: String(Date.now()), seriesCount: String(contents.length),
+      candidates: String(selection.order.length), noCandidate: noCandidate ? '1' : '0', reason,
+      ...(chosen ? { chosenSeries: chosen, jobId: jobId as string } : {}),
+    };
+    // The study's state first (the worker checks it as soon as the job exists); an instance that
+    // arrived meanwhile wins: its own settle job decides later.
+    const ok = (await this.redisCmd('mlsamFinalizeSeries')(studyKey, sh.lastReceivedAt ?? '', ...Object.entries(fields).flat())) as number;
+    if (ok === 0) {
+      await this.scheduleStudySettle(studyInstanceUid, this.quietMs);
+      return { outcome: 'deferred', remainingMs: this.quietMs };
+    }
+    if (!chosen) await redis.hdel(studyKey, 'chosenSeries', 'jobId');
     const results: Array<{ seriesInstanceUid: string; result: SettleResult }> = [];
-    let jobId: string | undefined;
     let existing = false;
-    if (chosen) {
+    if (chosen && jobId) {
       const x = contents.find((y) => y.uid === chosen)!;
-      jobId = studyInferenceJobId(studyInstanceUid, contentHash);
       const fallback = noCandidate ? [] : selection.order.slice(1).map((u) => {
         const f = contents.find((y) => y.uid === u)!.c;
         return { seriesInstanceUid: u, seriesDir: f.seriesDir, instanceCount: f.instanceCount, instancesHash: f.hash };
@@ -540,17 +556,6 @@ export class SeriesTracker implements InstanceSink {
       const r = await this.recordIgnored(x.uid, x.c, code, role.reason, { ...this.common(x.c, x.summary.route), ...this.roleFields(x.summary, roles) }, by, true);
       results.push({ seriesInstanceUid: x.uid, result: r });
     }
-    const status = chosen ? 'queued' : 'ignored';
-    const reason = noCandidate
-      ? 'no series of the study could be scored (each series says why)'
-      : chosen ? '' : 'no series of the study is for this model (each series says why)';
-    const fields: Record<string, string> = {
-      status, contentHash, settledAt: String(Date.now()), seriesCount: String(contents.length),
-      candidates: String(selection.order.length), noCandidate: noCandidate ? '1' : '0', reason,
-      ...(chosen ? { chosenSeries: chosen, jobId: jobId as string } : {}),
-    };
-    await this.finalize(studyKey, sh.lastReceivedAt ?? '', fields);
-    if (!chosen) await redis.hdel(studyKey, 'chosenSeries', 'jobId');
     this.log.info(
       { studyInstanceUid, series: contents.length, candidates: selection.order.length, chosen, noCandidate, contentHash, jobId, alreadyQueued: existing, by },
       chosen ? (existing ? 'study already queued' : 'study queued for inference') : 'study ignored',

@@ -88,6 +88,7 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
+  if (process.env.MLSAM_TEST_NODE_LOG) await (await import('node:fs/promises')).writeFile(process.env.MLSAM_TEST_NODE_LOG, node?.log() ?? '');
   await node?.stop();
   redis?.disconnect();
   if (prefix) await dropRedisPrefix(REDIS_URL, prefix);
