@@ -146,7 +146,7 @@ describe.skipIf(!existsSync(P001))('a whole study forwarded as a PACS does', () 
     expect(page).toContain('candidate, not chosen');
     expect(page).toContain('NOT FOR DIAGNOSTIC USE');
     // The SR text names the series used and the ones not used.
-    const sr = await run('dsrdump', [first.outputs!.find((o) => o.kind === 'sr')!.path]);
+    const sr = await run('dsrdump', ['+Pl', first.outputs!.find((o) => o.kind === 'sr')!.path]);
     expect(sr.stdout).toMatch(/One result for the study: computed on series 4/);
     expect(sr.stdout).toMatch(/Candidates not used: series 5/);
   }, 60_000);
