@@ -15,6 +15,7 @@ import {
   instancesHash,
   settleJobSchema,
   studyInferenceJobId,
+  studyJobContextSchema,
   type EnqueuedBy,
   type InferenceJobData,
   type SettleJobData,
@@ -543,6 +544,7 @@ export class SeriesTracker implements InstanceSink {
         ...(noCandidate ? { noCandidate: true } : {}),
       };
       existing = sh.queuedHash === contentHash;
+      await redis.hset(studyKey, 'context', JSON.stringify(study));
       const r = await this.recordQueued(chosen, x.c, jobId, { ...this.common(x.c, x.summary.route), ...this.roleFields(x.summary, roles) }, by,
         { ...this.payload(chosen, x.c, by), study }, existing);
       existing = existing || (r.outcome === 'queued' && r.existed === true);
@@ -687,8 +689,15 @@ export class SeriesTracker implements InstanceSink {
   async requeue(seriesInstanceUid: string): Promise<{ jobId: string } | undefined> {
     const state = await this.getSeries(seriesInstanceUid);
     if (!state?.instancesHash || !state.instanceCount) return undefined;
+    // Study mode: the study's chosen series is scored again with its study (one result per study).
+    let study: StudyJobContext | undefined;
+    if (this.studyMode) {
+      const [chosen, context] = await this.opts.redis.hmget(this.keys.study(state.studyInstanceUid), 'chosenSeries', 'context');
+      if (chosen === seriesInstanceUid && context) study = studyJobContextSchema.parse(JSON.parse(context));
+    }
     const jobId = `${inferenceJobId(seriesInstanceUid, state.instancesHash)}-admin-${Date.now()}`;
     const payload = inferenceJobSchema.parse({
+      ...(study ? { study } : {}),
       studyInstanceUid: state.studyInstanceUid,
       seriesInstanceUid,
       seriesDir: state.seriesDir,
