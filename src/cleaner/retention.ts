@@ -177,7 +177,12 @@ export class SpoolRetention {
       .del(k.series(seriesUid), k.seriesInstances(seriesUid), k.result(seriesUid), k.dispatch(seriesUid), k.dispatchLog(seriesUid))
       .zrem(k.seriesIndex(), seriesUid)
       .zrem(k.resultIndex(), seriesUid)
+      .srem(k.studySeries(studyUid), seriesUid)
       .exec();
+    // The study's state goes with its last series.
+    if ((await this.opts.redis.scard(k.studySeries(studyUid))) === 0) {
+      await this.opts.redis.multi().del(k.study(studyUid), k.studySeries(studyUid)).zrem(k.studyIndex(), studyUid).exec();
+    }
   }
 }
 

@@ -142,6 +142,7 @@ describe.skipIf(!existsSync(P001))('a whole study forwarded as a PACS does', () 
     expect(role(study.dose.seriesInstanceUid).reason).toMatch(/Secondary Capture.*not scored/);
     const list = await api<StudyView[]>('/api/studies');
     expect(list.map((s) => s.studyInstanceUid)).toContain(study.studyInstanceUid);
+    expect(await api<string>('/metrics')).toMatch(/mlsam_studies\{status="queued"\} 1/);
     const page = await api<string>(`/admin/studies/${study.studyInstanceUid}`);
     expect(page).toContain('candidate, not chosen');
     expect(page).toContain('NOT FOR DIAGNOSTIC USE');
