@@ -441,6 +441,9 @@ export class SeriesTracker implements InstanceSink {
     if (this.studyMode) {
       const study = await redis.hget(this.keys.series(seriesInstanceUid), 'studyInstanceUid');
       if (!study) return { outcome: 'not-found' };
+      // A series tracked before studies were (an upgrade) joins its study here.
+      await redis.sadd(this.keys.studySeries(study), seriesInstanceUid);
+      await redis.hsetnx(this.keys.study(study), 'studyInstanceUid', study);
       const r = await this.settleStudy(study, by, opts);
       if (r.outcome !== 'settled') return r;
       return r.series.find((x) => x.seriesInstanceUid === seriesInstanceUid)?.result ?? { outcome: 'not-found' };
