@@ -12,6 +12,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/schema.js';
 import { newUid } from '../../src/dicom/testing/synthetic-series.js';
 import { WorkerRole } from '../../src/node/worker-role.js';
+import { writeResultObjects } from '../../src/results/index.js';
 import { INFERENCE_JOB_OPTIONS, instancesHash, studyInferenceJobId, type InferenceJobData } from '../../src/queue/jobs.js';
 import { Keys } from '../../src/stores/keys.js';
 import { cleanup, logger, testConfig } from '../queue/helpers.js';
@@ -55,7 +56,14 @@ describe('study fallback', () => {
         fallback: [{ seriesInstanceUid: good.seriesInstanceUid, seriesDir: goodDir, instanceCount: goodSops.length, instancesHash: instancesHash(goodSops) }],
       },
     };
-    const w = new WorkerRole({ config: c, logger }, {});
+    // The results stage, as the worker role wires it (no destinations: nothing dispatched).
+    const results: Array<{ series: string; status: string }> = [];
+    const w = new WorkerRole({ config: c, logger }, {
+      onResult: async (record, _job, metadata) => {
+        results.push({ series: record.seriesInstanceUid, status: record.status });
+        return writeResultObjects(record, { config: c, logger, metadata });
+      },
+    });
     await w.start();
     cleanups.push(() => w.stop());
     const q = inferenceQueue(c);
@@ -73,6 +81,8 @@ describe('study fallback', () => {
     expect(roles['2']!.reason).toMatch(/chosen first, but not scored: too few decodable slices/);
     const first = await waitForRecord(plainRedis(c), c, bad.seriesInstanceUid, ['not-scored'], 10_000);
     expect(first.outputs ?? []).toHaveLength(0);
+    // The results stage ran once, for the series scored: no "not scored" SR for the first one.
+    expect(results).toEqual([{ series: good.seriesInstanceUid, status: 'scored' }]);
     const redis = plainRedis(c);
     cleanups.push(async () => void redis.disconnect());
     const keys = new Keys(c.redis.keyPrefix);
