@@ -10,7 +10,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../config/schema.js';
 import { parseDicom } from '../dicom/decode/read.js';
 import { Keys } from '../stores/keys.js';
-import { parseStored, resultRecordSchema, type DispatchAttempt, type DispatchState, type ResultRecord } from '../contracts/result-record.js';
+import { parseStored, resultKey, resultRecordSchema, type DispatchAttempt, type DispatchState, type ResultRecord } from '../contracts/result-record.js';
 import type { SeriesState, SeriesTracker } from '../queue/series-tracker.js';
 import { listSeriesInstances } from '../dicom/spool/reader.js';
 import { DispatchStore } from '../stores/dispatch-state.js';
@@ -157,6 +157,11 @@ export class AdminData {
     return this.opts.config;
   }
 
+  /** The series tracker (studies: src/admin/studies.ts). */
+  get tracker(): SeriesTracker {
+    return this.opts.tracker;
+  }
+
   async getResult(seriesUid: string): Promise<ResultRecord | undefined> {
     const raw = await this.opts.redis.get(this.keys.result(seriesUid));
     if (!raw) return undefined;
@@ -278,7 +283,7 @@ export class AdminData {
         reason = result.reason;
       } else {
         status = this.dispatchStatus(result, dispatch);
-        const failed = dispatch.find((d) => d.status === 'failed' && d.instancesHash === result.instancesHash);
+        const failed = dispatch.find((d) => d.status === 'failed' && d.instancesHash === resultKey(result));
         if (failed) reason = `send to ${failed.destination} failed: ${failed.lastError ?? 'unknown error'}`;
       }
     } else if (jobState === 'active' || result?.status === 'scoring' || trackerStatus === 'scoring') {
@@ -299,7 +304,7 @@ export class AdminData {
     const sent = dispatch.filter((d) => d.status === 'sent');
     if (resultCurrent && sent.length > 0) {
       const attempts = await this.getAttempts(seriesUid, 50);
-      const ms = attempts.filter((a) => a.outcome === 'sent' && a.instancesHash === result.instancesHash).reduce((s, a) => s + a.ms, 0);
+      const ms = attempts.filter((a) => a.outcome === 'sent' && a.instancesHash === resultKey(result)).reduce((s, a) => s + a.ms, 0);
       if (ms > 0) timings.dispatchMs = ms;
     }
     const header = await this.header(seriesUid, tracker?.seriesDir ?? result?.seriesDir);
@@ -349,7 +354,7 @@ export class AdminData {
   private dispatchStatus(result: ResultRecord, dispatch: DispatchState[]): DisplayStatus {
     const dests = resultDestinations(this.opts.config).map((d) => d.name);
     if (dests.length === 0) return 'scored';
-    const current = dispatch.filter((d) => d.instancesHash === result.instancesHash);
+    const current = dispatch.filter((d) => d.instancesHash === resultKey(result));
     if (current.some((d) => d.status === 'failed')) return 'failed';
     if (dests.every((n) => current.some((d) => d.destination === n && d.status === 'sent'))) return 'sent';
     return 'dispatching';

@@ -148,6 +148,27 @@ export class Metrics {
       },
     });
 
+    const studyKeys = this.keys;
+    new Gauge({
+      name: 'mlsam_studies',
+      help: 'Studies the tracker knows (the 10000 most recent), by status: receiving, queued (its chosen series is scored or being scored), ignored (no series for this model)',
+      labelNames: ['status'],
+      registers: [reg],
+      async collect() {
+        this.reset();
+        try {
+          const uids = await redisForWorkers.zrevrange(studyKeys.studyIndex(), 0, 9_999);
+          const p = redisForWorkers.pipeline();
+          for (const u of uids) p.hget(studyKeys.study(u), 'status');
+          const counts = new Map<string, number>();
+          for (const [, v] of (await p.exec()) ?? []) if (typeof v === 'string') counts.set(v, (counts.get(v) ?? 0) + 1);
+          for (const [status, n] of counts) this.set({ status }, n);
+        } catch {
+          /* Redis down: mlsam_redis_up says so */
+        }
+      },
+    });
+
     this.redisUp = new Gauge({ name: 'mlsam_redis_up', help: '1 when the shared counters could be read from Redis', registers: [reg] });
   }
 

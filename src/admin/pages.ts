@@ -68,7 +68,7 @@ export function layout(title: string, body: string, opts: LayoutOptions = {}): s
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 ${refresh}${live}
 <title>${esc(title)} · mlsam-node</title><style>${CSS}</style>${opts.head ?? ''}</head>
-<body${opts.live ? ` data-live="${esc(opts.live)}"` : ''}><header><span class="brand">mlsam-node</span><a href="/admin">Series</a><a href="/admin/associations">Associations</a><a href="/admin/targets">Targets</a>
+<body${opts.live ? ` data-live="${esc(opts.live)}"` : ''}><header><span class="brand">mlsam-node</span><a href="/admin/studies">Studies</a><a href="/admin">Series</a><a href="/admin/associations">Associations</a><a href="/admin/targets">Targets</a>
 <a href="/admin/review">Review</a><a href="/admin/validation">Validation</a><a href="/admin/queues">Queues</a><a href="/metrics">Metrics</a><a href="/readyz">Ready?</a></header>
 <main>${body}</main>${opts.live ? '<script src="/admin/static/live.js"></script>' : ''}</body></html>`;
 }
@@ -339,7 +339,9 @@ ${attemptRows.length ? `<h2>Dispatch attempts</h2><table id="attempts"><thead><t
 export function associationServices(a: AssociationRecord): string {
   const parts: string[] = [];
   if (a.echoes) parts.push(a.echoes > 1 ? `C-ECHO ×${a.echoes}` : 'C-ECHO');
-  if (a.instances > 0) parts.push(`C-STORE ${a.instances} instance${a.instances === 1 ? '' : 's'}`);
+  if (a.instances > 0) {
+    parts.push(`C-STORE ${a.instances} instance${a.instances === 1 ? '' : 's'}${a.unscored ? ` (${a.unscored} of SOP classes stored unscored)` : ''}`);
+  }
   if (parts.length) return parts.join(' + ');
   if (!a.outcome.startsWith('accepted')) return '—';
   return a.echoes === undefined ? 'no instances' : 'nothing (no request)';

@@ -32,6 +32,7 @@ import { LiveStreams, type LiveEvent } from './live.js';
 import type { StoreHandle } from '../db/handle.js';
 import { validationRoutes } from './validation-routes.js';
 import { enforceRole, setIdentity, type Identity } from './identity.js';
+import { studiesPlugin } from './studies.js';
 import { associationsPage, LIVE_JS, notFoundPage, seriesListPage, seriesPage, seriesRows, seriesStatusHtml, SERIES_CHART_JS } from './pages.js';
 import type { InstanceSink } from '../dicom/received-instance.js';
 import { stowReceiver } from './stow/receiver.js';
@@ -287,6 +288,7 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyIn
     html(reply, associationsPage(await listAssociations(deps.redis, config, deps.logger, limitOf(req.query)))),
   );
 
+  await app.register(studiesPlugin, { data });
   // JSON API.
   app.get('/api/series', async (req) => data.listSeries(limitOf(req.query)));
   app.get<{ Params: { uid: string } }>('/api/series/:uid', async (req, reply) => {

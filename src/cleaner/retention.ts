@@ -28,7 +28,7 @@ import { instancesHash } from '../queue/jobs.js';
 import { Keys } from '../stores/keys.js';
 import { isRedisUnavailable } from '../stores/redis.js';
 import { ScheduledPass } from '../scheduled-pass.js';
-import { dispatchStateSchema, parseStored, resultRecordSchema, type ResultRecord } from '../contracts/result-record.js';
+import { dispatchStateSchema, parseStored, resultKey, resultRecordSchema, type ResultRecord } from '../contracts/result-record.js';
 import { listSeriesInstances, listSpooledSeries } from '../dicom/spool/reader.js';
 import { resultDestinations } from '../config/schema.js';
 
@@ -154,7 +154,7 @@ export class SpoolRetention {
     let last = 0;
     for (const name of destinations) {
       const st = parseStored(dispatchStateSchema, dispatchRaw[name]);
-      if (!st || st.instancesHash !== rec.instancesHash || st.status !== 'sent') {
+      if (!st || st.instancesHash !== resultKey(rec) || st.status !== 'sent') {
         return { delete: false, reason: 'not sent to every destination' };
       }
       const at = st.sentAt ? Date.parse(st.sentAt) : NaN;
@@ -177,7 +177,12 @@ export class SpoolRetention {
       .del(k.series(seriesUid), k.seriesInstances(seriesUid), k.result(seriesUid), k.dispatch(seriesUid), k.dispatchLog(seriesUid))
       .zrem(k.seriesIndex(), seriesUid)
       .zrem(k.resultIndex(), seriesUid)
+      .srem(k.studySeries(studyUid), seriesUid)
       .exec();
+    // The study's state goes with its last series.
+    if ((await this.opts.redis.scard(k.studySeries(studyUid))) === 0) {
+      await this.opts.redis.multi().del(k.study(studyUid), k.studySeries(studyUid)).zrem(k.studyIndex(), studyUid).exec();
+    }
   }
 }
 

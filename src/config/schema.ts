@@ -69,6 +69,12 @@ export const configSchema = z.strictObject({
     minTransferBytesPerSecond: z.number().min(0),
     /** After an A-ASSOCIATE-RJ or A-ABORT, how long we wait for the peer to close (PS3.8 ARTIM). */
     artimTimeoutSeconds: z.number().positive(),
+    /**
+     * Accept every standard storage SOP class (Secondary Capture dose screens, dose SRs, presentation
+     * states, other images) and store it unscored, so a forwarded whole study never fails at the PACS;
+     * false refuses their presentation contexts (only CT and Enhanced CT Image Storage accepted).
+     */
+    acceptUnscoredSopClasses: z.boolean(),
     /** Sequences nested deeper than this in a dataset: C-STORE answered 0xC000. */
     maxSequenceDepth: z.number().int().min(1).max(10000),
     /** Sequence items plus Pixel Data fragments allowed in one dataset. */
@@ -121,6 +127,30 @@ export const configSchema = z.strictObject({
       /** Instances whose ImageType contains one of these are not scored. */
       excludeImageTypes: z.array(z.string()),
       minSlices: z.number().int().min(1),
+    }),
+    /**
+     * Which series of a complete study is scored (src/queue/series-selection.ts; unused when
+     * results.perSeries is true). A study is complete when none of its series received an instance
+     * for quietPeriodSeconds: one quiet period for both.
+     */
+    selection: z.strictObject({
+      /** A series whose ImageType holds one of these is a reformat or projection, never a candidate. */
+      excludeImageTypes: z.array(z.string()),
+      /** Candidates must cover at least this many mm along z (a chest is 250-350 mm). */
+      minCoverageMm: z.number().min(0),
+      /** Slices this thick or thinner come first. */
+      thinSliceMm: z.number().positive(),
+      /** Kernel preference among thin candidates: soft/standard first (HU quantification), sharp first, or none. */
+      preferKernel: z.enum(['soft', 'sharp', 'any']),
+      /** Case-insensitive regular expressions that make a ConvolutionKernel "sharp". */
+      sharpKernels: z.array(z.string().refine((p) => {
+        try {
+          new RegExp(p, 'i');
+          return true;
+        } catch {
+          return false;
+        }
+      }, 'must be a regular expression')),
     }),
   }),
   audit: z.strictObject({
@@ -180,6 +210,11 @@ export const configSchema = z.strictObject({
     reportNotScored: z.boolean(),
     /** Add a Key Object Selection document ("Of Interest") naming the key slices, for viewers that flag key images. */
     keyObjectSelection: z.boolean(),
+    /**
+     * false (default): one result set per study, on the series chosen by series.selection. true:
+     * every series that routing accepts is scored and gets its own result set.
+     */
+    perSeries: z.boolean(),
   }),
   dispatch: z.strictObject({
     /** Tries per (result, destination) before the job is parked as failed. */

@@ -4,6 +4,7 @@
  * One record per series: the latest scored content. When a series grows and is scored again,
  * the old record's identity moves into `previous` (the new SR names the old one as predecessor).
  */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 
 const uid = z.string().min(1).max(64).regex(/^[0-9]+(\.[0-9]+)*$/);
@@ -192,6 +193,22 @@ export const previousResultSchema = z.strictObject({
   finishedAt: z.string().optional(),
 });
 
+/** One series of the study in a study result: its role and why (results.perSeries false). */
+export const studySeriesRoleRecordSchema = z.strictObject({
+  seriesInstanceUid: uid,
+  seriesNumber: z.string(),
+  seriesDescription: z.string(),
+  role: z.enum(['chosen', 'candidate', 'ignored']),
+  reason: z.string(),
+});
+
+/** The study a result answers for (one result per study). */
+export const studyResultSchema = z.strictObject({
+  /** sha256 hex over the study's "<series UID>:<instances hash>" pairs. */
+  contentHash: z.string().regex(/^[0-9a-f]{64}$/),
+  roles: z.array(studySeriesRoleRecordSchema),
+});
+
 export const resultRecordSchema = z.strictObject({
   studyInstanceUid: uid,
   seriesInstanceUid: uid,
@@ -233,8 +250,21 @@ export const resultRecordSchema = z.strictObject({
   outputs: z.array(outputFileSchema).optional(),
   /** Earlier results of this series (older content), newest first. */
   previous: z.array(previousResultSchema).optional(),
+  /** Present when this series' result is its study's one result (results.perSeries false). */
+  study: studyResultSchema.optional(),
 });
 export type ResultRecord = z.infer<typeof resultRecordSchema>;
+
+/**
+ * The identity of a result's content: the instances hash for a per-series result; for a study
+ * result, sha256 of the instances hash and the study's content hash (the same series scored again
+ * because its study grew is a new result, with its own UIDs and dispatch). Result UIDs, the
+ * results folder, dispatch jobs and dispatch states use it.
+ */
+export function resultKey(record: Pick<ResultRecord, 'instancesHash' | 'study'>): string {
+  if (!record.study) return record.instancesHash;
+  return createHash('sha256').update(`${record.instancesHash}\n${record.study.contentHash}`).digest('hex');
+}
 
 /** State of sending the latest result to one destination (hash `Keys.dispatch(seriesUid)`). */
 export const dispatchStateSchema = z.strictObject({

@@ -14,6 +14,8 @@ export interface ReceivedInstance {
   bodyPartExamined: string;
   /** ImageType (0008,0008) values, upper-cased. */
   imageType: string[];
+  /** Series-level attributes for study completion and series selection (absent from older producers). */
+  attributes?: InstanceAttributes;
   /** Absolute path of the Part-10 file in the spool. */
   path: string;
   /** Bytes of the dataset as received (without preamble and file meta). */
@@ -25,6 +27,19 @@ export interface ReceivedInstance {
   receivedAt: number;
   /** False when the same SOP Instance UID was already in the spool (stored once). */
   isNew: boolean;
+}
+
+/** Header attributes as stored (trimmed text, "" when absent): none of them is PHI. */
+export interface InstanceAttributes {
+  studyDate: string;
+  studyDescription: string;
+  seriesDescription: string;
+  seriesNumber: string;
+  sliceThickness: string;
+  convolutionKernel: string;
+  imageOrientation: string;
+  imagePosition: string;
+  pixelSpacing: string;
 }
 
 /**
@@ -46,6 +61,8 @@ export interface AssociationRecord {
   endedAt: number;
   instances: number;
   bytes: number;
+  /** Of `instances`, those of storage SOP classes stored but not scored (absent when none). */
+  unscored?: number;
   /** C-ECHO requests answered (absent in records written before it was counted). */
   echoes?: number;
   /** accepted-released | aborted | rejected:<reason> | error */

@@ -4,7 +4,7 @@
  * de-duplicate (same result → same id).
  */
 import { createHash } from 'node:crypto';
-import type { ResultRecord } from '../contracts/result-record.js';
+import { resultKey, type ResultRecord } from '../contracts/result-record.js';
 
 export const NOT_FOR_DIAGNOSTIC_USE = 'NOT FOR DIAGNOSTIC USE';
 
@@ -15,9 +15,9 @@ export const CATEGORY_TEXT: Record<NonNullable<ResultRecord['category']>, string
 };
 
 /** sha256 hex of the result's identity (series, scored content, model version) and a salt (the target). */
-export function resultDigest(record: Pick<ResultRecord, 'seriesInstanceUid' | 'instancesHash' | 'model'>, salt: string): string {
+export function resultDigest(record: Pick<ResultRecord, 'seriesInstanceUid' | 'instancesHash' | 'model' | 'study'>, salt: string): string {
   return createHash('sha256')
-    .update([record.seriesInstanceUid, record.instancesHash, record.model.version, salt].join('\n'))
+    .update([record.seriesInstanceUid, resultKey(record), record.model.version, salt].join('\n'))
     .digest('hex');
 }
 

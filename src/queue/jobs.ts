@@ -16,6 +16,38 @@ const isoDate = z.string().datetime({ offset: true });
 export const enqueuedBySchema = z.enum(['tracker', 'reconciler', 'admin']);
 export type EnqueuedBy = z.infer<typeof enqueuedBySchema>;
 
+/** One series of a study as the study's inference job carries it (fallback order, roles for the SR). */
+export const studySeriesRoleSchema = z.strictObject({
+  seriesInstanceUid: uid,
+  seriesNumber: z.string(),
+  seriesDescription: z.string(),
+  role: z.enum(['chosen', 'candidate', 'ignored']),
+  reason: z.string(),
+});
+export type StudySeriesRole = z.infer<typeof studySeriesRoleSchema>;
+
+/** A candidate series to score when the chosen one cannot be scored. */
+export const fallbackSeriesSchema = z.strictObject({
+  seriesInstanceUid: uid,
+  seriesDir: z.string().refine((p) => isAbsolute(p), 'must be an absolute path'),
+  instanceCount: z.number().int().min(1),
+  instancesHash: z.string().regex(/^[0-9a-f]{64}$/),
+});
+
+/** Study context of an inference job (results.perSeries false: one result per study). */
+export const studyJobContextSchema = z.strictObject({
+  /** sha256 hex over the study's "<series UID>:<instances hash>" pairs: the study's content. */
+  contentHash: z.string().regex(/^[0-9a-f]{64}$/),
+  roles: z.array(studySeriesRoleSchema),
+  /** Candidates still to try, in preference order, if this series cannot be scored. */
+  fallback: z.array(fallbackSeriesSchema),
+  /** The series holding the study's previous result (its SR becomes the predecessor), when not this one. */
+  previousSeries: uid.optional(),
+  /** No candidate in the study: record 'not scored' with every series' reason, without scoring. */
+  noCandidate: z.boolean().optional(),
+});
+export type StudyJobContext = z.infer<typeof studyJobContextSchema>;
+
 /** Payload of an `inference` job: one series with a fixed content (its set of instances). */
 export const inferenceJobSchema = z.strictObject({
   studyInstanceUid: uid,
@@ -29,14 +61,22 @@ export const inferenceJobSchema = z.strictObject({
   firstReceivedAt: isoDate,
   lastReceivedAt: isoDate,
   enqueuedBy: enqueuedBySchema,
+  /** Present when the series is scored for its whole study. */
+  study: studyJobContextSchema.optional(),
 });
 export type InferenceJobData = z.infer<typeof inferenceJobSchema>;
 
-/** Payload of a `series-settle` job. */
-export const settleJobSchema = z.strictObject({
-  seriesInstanceUid: uid,
-});
+/** Payload of a `series-settle` job: one series (name "settle") or one study (name "settle-study"). */
+export const settleJobSchema = z.union([
+  z.strictObject({ seriesInstanceUid: uid }),
+  z.strictObject({ studyInstanceUid: uid }),
+]);
 export type SettleJobData = z.infer<typeof settleJobSchema>;
+
+/** Job id of the inference job of a study's content (one result per study). */
+export function studyInferenceJobId(studyInstanceUid: string, contentHash: string): string {
+  return `study-${studyInstanceUid}-${contentHash}`;
+}
 
 /** sha256 hex of the SOP Instance UIDs, sorted (code-unit order) and joined by "\n". */
 export function instancesHash(sopInstanceUids: Iterable<string>): string {

@@ -1,4 +1,5 @@
 import type { Config } from '../config/schema.js';
+import { sopClassName, STORAGE_SOP_CLASSES } from '../dicom/uids.js';
 
 export type RoutingRules = Config['series']['routing'];
 
@@ -7,9 +8,11 @@ export interface RoutableInstance {
   modality: string;
   bodyPartExamined: string;
   imageType: string[];
+  /** SOP Class UID (absent in records written before it was kept: taken as CT Image Storage). */
+  sopClassUid?: string;
 }
 
-export type IgnoreCode = 'empty' | 'modality' | 'body-part' | 'only-excluded-image-types' | 'too-few-slices';
+export type IgnoreCode = 'empty' | 'sop-class' | 'not-chosen' | 'not-candidate' | 'modality' | 'body-part' | 'only-excluded-image-types' | 'too-few-slices';
 
 export type RouteDecision =
   | { route: 'score'; scorableInstances: number; excludedInstances: number }
@@ -34,6 +37,17 @@ export function routeSeries(instances: readonly RoutableInstance[], rules: Routi
   const scorableInstances = instances.length - excludedInstances;
   const counts = { scorableInstances, excludedInstances };
   if (instances.length === 0) return { route: 'ignore', code: 'empty', reason: 'no instances', ...counts };
+
+  // Storage SOP classes accepted unscored (dicom.acceptUnscoredSopClasses): dose screens, SRs, …
+  const unscored = new Set(instances.map((i) => i.sopClassUid ?? '').filter((c) => c !== '' && !STORAGE_SOP_CLASSES.includes(c)));
+  if (unscored.size > 0) {
+    return {
+      route: 'ignore',
+      code: 'sop-class',
+      reason: `${[...unscored].sort().map(sopClassName).join(', ')}: stored, not scored (only CT Image Storage is scored)`,
+      ...counts,
+    };
+  }
 
   const modalities = new Set(rules.modalities.map(norm));
   const badModalities = new Set(instances.map((i) => norm(i.modality)).filter((m) => !modalities.has(m)));

@@ -14,13 +14,18 @@ import {
   inferenceJobSchema,
   instancesHash,
   settleJobSchema,
+  studyInferenceJobId,
+  studyJobContextSchema,
   type EnqueuedBy,
   type InferenceJobData,
   type SettleJobData,
+  type StudyJobContext,
 } from './jobs.js';
+import { decimals, selectSeries, summarizeSeries, type SelectableInstance, type SeriesRole, type SeriesSummary } from './series-selection.js';
+import { parseStudyState, type StudyState } from './study-state.js';
 import { Keys } from '../stores/keys.js';
 import { throttledWarn, whenReady, withTimeout } from '../stores/redis.js';
-import { routeSeries, type IgnoreCode, type RoutableInstance } from './routing.js';
+import { routeSeries, type IgnoreCode, type RouteDecision } from './routing.js';
 import { listSeriesInstances, readInstanceHeader, seriesDirLastChange, seriesDirOf } from '../dicom/spool/reader.js';
 
 export type SeriesStatus =
@@ -55,6 +60,17 @@ export interface SeriesState {
   /** Modality and BodyPartExamined values seen (at the last settle). */
   modalities?: string[];
   bodyParts?: string[];
+  /** Study mode (results.perSeries false): the series' role in its study and why. */
+  role?: SeriesRole;
+  roleReason?: string;
+  /** Study mode: what selection saw (SeriesNumber, description, orientation, thickness, spacing, coverage, kernel). */
+  seriesNumber?: string;
+  seriesDescription?: string;
+  orientation?: string;
+  sliceThicknessMm?: number;
+  spacingMm?: number;
+  coverageMm?: number;
+  kernel?: string;
   /** Set when status is queued. */
   jobId?: string;
   /** Content hash of the last inference job added; kept while new instances arrive. */
@@ -66,15 +82,94 @@ export interface SeriesState {
 export type SettleResult =
   | { outcome: 'not-found' }
   | { outcome: 'deferred'; remainingMs: number }
-  | { outcome: 'queued'; jobId: string; instanceCount: number; instancesHash: string }
+  | { outcome: 'queued'; jobId: string; instanceCount: number; instancesHash: string; existed?: boolean }
   | { outcome: 'ignored'; code: IgnoreCode; reason: string; instanceCount: number; instancesHash: string };
+
+/** The outcome of a study settle: every series' part of it. */
+export type StudySettleResult =
+  | { outcome: 'not-found' }
+  | { outcome: 'deferred'; remainingMs: number }
+  | {
+    outcome: 'settled';
+    studyInstanceUid: string;
+    chosen?: string;
+    jobId?: string;
+    noCandidate: boolean;
+    contentHash: string;
+    series: Array<{ seriesInstanceUid: string; result: SettleResult }>;
+  };
+
+interface SeriesHead {
+  key: string;
+  h: Record<string, string>;
+  studyInstanceUid: string;
+  seriesDir: string;
+  lastRaw: string;
+  lastArrival: number;
+}
 
 /** Compact form of an instance's routing attributes in the per-series instances hash. */
 interface StoredInstance {
   m: string;
   b: string;
   t: string[];
+  /** SOP class (absent: CT Image Storage, records from before it was kept). */
+  c?: string;
+  /** ImageOrientationPatient, ImagePositionPatient, SliceThickness, ConvolutionKernel, SeriesNumber, SeriesDescription as stored. */
+  o?: string;
+  p?: string;
+  th?: string;
+  k?: string;
+  n?: string;
+  d?: string;
 }
+
+function storedInstance(h: {
+  modality: string; bodyPartExamined: string; imageType: string[]; sopClassUid: string;
+  imageOrientation?: string; imagePosition?: string; sliceThickness?: string; convolutionKernel?: string; seriesNumber?: string; seriesDescription?: string;
+}): StoredInstance {
+  const out: StoredInstance = { m: h.modality, b: h.bodyPartExamined, t: h.imageType };
+  if (h.sopClassUid) out.c = h.sopClassUid;
+  if (h.imageOrientation) out.o = h.imageOrientation;
+  if (h.imagePosition) out.p = h.imagePosition;
+  if (h.sliceThickness) out.th = h.sliceThickness;
+  if (h.convolutionKernel) out.k = h.convolutionKernel;
+  if (h.seriesNumber) out.n = h.seriesNumber;
+  if (h.seriesDescription) out.d = h.seriesDescription;
+  return out;
+}
+
+function selectable(s: StoredInstance): SelectableInstance {
+  const th = s.th !== undefined ? Number(s.th) : NaN;
+  return {
+    modality: s.m, bodyPartExamined: s.b, imageType: s.t,
+    ...(s.c ? { sopClassUid: s.c } : {}),
+    orientation: decimals(s.o, 6), position: decimals(s.p, 3), sliceThickness: Number.isFinite(th) ? th : null,
+    kernel: s.k ?? '', seriesNumber: s.n ?? '', seriesDescription: s.d ?? '',
+  };
+}
+
+/** What one settle read about a series: its content, routing attributes and arrival times. */
+interface SeriesContent extends SeriesHead {
+  instances: SelectableInstance[];
+  hash: string;
+  instanceCount: number;
+  firstReceivedAt: number;
+  lastReceivedAt: number;
+}
+
+/** Updates the study's arrival times and membership with each instance (study mode and per-series mode alike). */
+const RECORD_STUDY = `
+redis.call('HSETNX', KEYS[1], 'firstReceivedAt', ARGV[2])
+local last = tonumber(redis.call('HGET', KEYS[1], 'lastReceivedAt') or '0')
+if tonumber(ARGV[2]) > last then redis.call('HSET', KEYS[1], 'lastReceivedAt', ARGV[2]) end
+redis.call('HSET', KEYS[1], 'studyInstanceUid', ARGV[1], 'status', 'receiving')
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'studyDate', ARGV[3]) end
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'studyDescription', ARGV[4]) end
+redis.call('SADD', KEYS[2], ARGV[5])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+return 1
+`;
 
 const RECORD_INSTANCE = `
 redis.call('HSETNX', KEYS[1], 'firstReceivedAt', ARGV[5])
@@ -140,6 +235,12 @@ export class SeriesTracker implements InstanceSink {
     }
     redis.defineCommand('mlsamRecordInstance', { numberOfKeys: 3, lua: RECORD_INSTANCE });
     redis.defineCommand('mlsamFinalizeSeries', { numberOfKeys: 1, lua: FINALIZE });
+    redis.defineCommand('mlsamRecordStudy', { numberOfKeys: 3, lua: RECORD_STUDY });
+  }
+
+  /** One result per study (results.perSeries false): series settle as a study. */
+  get studyMode(): boolean {
+    return !this.opts.config.results.perSeries;
   }
 
   /** Starts this process's settle worker (every listener runs one; one of them wins each job). */
@@ -148,16 +249,15 @@ export class SeriesTracker implements InstanceSink {
     this.worker = new Worker<SettleJobData>(
       SETTLE_QUEUE,
       async (job: Job<SettleJobData>) => {
-        const { seriesInstanceUid } = settleJobSchema.parse(job.data);
-        return this.settle(seriesInstanceUid, 'tracker');
+        const data = settleJobSchema.parse(job.data);
+        if ('studyInstanceUid' in data) return this.settleStudy(data.studyInstanceUid, 'tracker');
+        return this.settle(data.seriesInstanceUid, 'tracker');
       },
       { connection: this.opts.workerRedis, prefix: this.opts.config.redis.keyPrefix, concurrency: 4 },
     );
     const warn = throttledWarn(this.log);
     this.worker.on('error', (err) => warn({ err: err.message }, 'settle worker error'));
-    this.worker.on('failed', (job, err) =>
-      this.log.warn({ seriesInstanceUid: job?.data.seriesInstanceUid, err: err.message }, 'settle failed'),
-    );
+    this.worker.on('failed', (job, err) => this.log.warn({ ...job?.data, err: err.message }, 'settle failed'));
   }
 
   /** InstanceSink: never throws; a Redis failure is logged and left to the reconciler. */
@@ -174,7 +274,7 @@ export class SeriesTracker implements InstanceSink {
 
   private async record(inst: ReceivedInstance): Promise<void> {
     const seriesDir = seriesDirOf(this.spoolDir, inst.studyInstanceUid, inst.seriesInstanceUid);
-    const stored: StoredInstance = { m: inst.modality, b: inst.bodyPartExamined, t: inst.imageType };
+    const stored = storedInstance({ ...inst, ...inst.attributes });
     await whenReady(this.opts.redis);
     await this.redisCmd('mlsamRecordInstance')(
       this.keys.series(inst.seriesInstanceUid),
@@ -188,7 +288,34 @@ export class SeriesTracker implements InstanceSink {
       inst.sopInstanceUid,
       JSON.stringify(stored),
     );
-    await this.scheduleSettle(inst.seriesInstanceUid, this.quietMs);
+    await this.redisCmd('mlsamRecordStudy')(
+      this.keys.study(inst.studyInstanceUid),
+      this.keys.studySeries(inst.studyInstanceUid),
+      this.keys.studyIndex(),
+      inst.studyInstanceUid,
+      String(inst.receivedAt),
+      inst.attributes?.studyDate ?? '',
+      inst.attributes?.studyDescription ?? '',
+      inst.seriesInstanceUid,
+    );
+    if (this.studyMode) await this.scheduleStudySettle(inst.studyInstanceUid, this.quietMs);
+    else await this.scheduleSettle(inst.seriesInstanceUid, this.quietMs);
+  }
+
+  /** The study's debounced settle job (deduplicated by study UID), like scheduleSettle for a series. */
+  async scheduleStudySettle(studyInstanceUid: string, delayMs: number): Promise<void> {
+    await this.settleQueue.add(
+      'settle-study',
+      { studyInstanceUid },
+      {
+        delay: Math.max(0, Math.round(delayMs)),
+        deduplication: { id: `study-${studyInstanceUid}`, replace: true, keepLastIfActive: true },
+        attempts: 5,
+        backoff: { type: 'exponential', delay: 1_000 },
+        removeOnComplete: true,
+        removeOnFail: { count: 1_000 },
+      },
+    );
   }
 
   /**
@@ -236,11 +363,37 @@ export class SeriesTracker implements InstanceSink {
     if (h.reason) state.reason = h.reason;
     if (h.jobId) state.jobId = h.jobId;
     if (h.queuedHash) state.queuedHash = h.queuedHash;
+    if (h.role) state.role = h.role as SeriesRole;
+    if (h.roleReason) state.roleReason = h.roleReason;
+    for (const f of ['seriesNumber', 'seriesDescription', 'orientation', 'kernel'] as const) if (h[f]) state[f] = h[f];
+    for (const f of ['sliceThicknessMm', 'spacingMm', 'coverageMm'] as const) if (h[f]) state[f] = Number(h[f]);
     if (h.modalities !== undefined) state.modalities = h.modalities.split('\\');
     if (h.bodyParts !== undefined) state.bodyParts = h.bodyParts.split('\\');
     if (h.enqueuedBy) state.enqueuedBy = h.enqueuedBy as EnqueuedBy;
     if (h.settledAt) state.settledAt = Number(h.settledAt);
     return state;
+  }
+
+  /** A study and its series UIDs (undefined when unknown). */
+  async getStudy(studyInstanceUid: string): Promise<StudyState | undefined> {
+    await whenReady(this.opts.redis, 3_000);
+    const [h, series] = await Promise.all([
+      this.opts.redis.hgetall(this.keys.study(studyInstanceUid)),
+      this.opts.redis.smembers(this.keys.studySeries(studyInstanceUid)),
+    ]);
+    return parseStudyState(h, series);
+  }
+
+  /** The studies with the most recent arrivals first (for the dashboard and GET /api/studies). */
+  async listStudies(limit = 100): Promise<StudyState[]> {
+    await whenReady(this.opts.redis, 3_000);
+    const uids = await this.opts.redis.zrevrange(this.keys.studyIndex(), 0, Math.max(0, limit - 1));
+    const out: StudyState[] = [];
+    for (const uid of uids) {
+      const st = await this.getStudy(uid);
+      if (st) out.push(st);
+    }
+    return out;
   }
 
   /** The series with the most recent arrivals first (for the dashboard). */
@@ -269,31 +422,180 @@ export class SeriesTracker implements InstanceSink {
       .hsetnx(key, 'seriesDir', dir)
       .hsetnx(key, 'callingAeTitle', '')
       .hsetnx(key, 'status', 'receiving')
+      .sadd(this.keys.studySeries(studyInstanceUid), seriesInstanceUid)
+      .hsetnx(this.keys.study(studyInstanceUid), 'studyInstanceUid', studyInstanceUid)
+      .hsetnx(this.keys.study(studyInstanceUid), 'status', 'receiving')
+      .zadd(this.keys.studyIndex(), 'NX', Math.round(lastChangeMs), studyInstanceUid)
       .exec();
   }
 
   /**
    * Decides a series: defers when the quiet period has not elapsed (unless `force`), else adds
    * one inference job for its current content or records it ignored. Idempotent per content.
+   * In study mode (results.perSeries false) the series' study is settled instead, and this
+   * series' part of that decision is returned.
    */
   async settle(seriesInstanceUid: string, by: EnqueuedBy, opts: { force?: boolean } = {}): Promise<SettleResult> {
     const redis = this.opts.redis;
     await whenReady(redis, 3_000);
-    const key = this.keys.series(seriesInstanceUid);
-    const h = await redis.hgetall(key);
-    if (!h.studyInstanceUid) return { outcome: 'not-found' };
-    const studyInstanceUid = h.studyInstanceUid;
-    const seriesDir = h.seriesDir ?? seriesDirOf(this.spoolDir, studyInstanceUid, seriesInstanceUid);
-    const lastRaw = h.lastReceivedAt ?? '';
-    const dirChange = (await seriesDirLastChange(seriesDir)) ?? 0;
-    const lastArrival = Math.max(Number(lastRaw || 0), dirChange);
-    const remainingMs = this.quietMs - (Date.now() - lastArrival);
+    if (this.studyMode) {
+      const study = await redis.hget(this.keys.series(seriesInstanceUid), 'studyInstanceUid');
+      if (!study) return { outcome: 'not-found' };
+      // A series tracked before studies were (an upgrade) joins its study here.
+      await redis.sadd(this.keys.studySeries(study), seriesInstanceUid);
+      await redis.hsetnx(this.keys.study(study), 'studyInstanceUid', study);
+      const r = await this.settleStudy(study, by, opts);
+      if (r.outcome !== 'settled') return r;
+      return r.series.find((x) => x.seriesInstanceUid === seriesInstanceUid)?.result ?? { outcome: 'not-found' };
+    }
+    const head = await this.head(seriesInstanceUid);
+    if (!head) return { outcome: 'not-found' };
+    const remainingMs = this.quietMs - (Date.now() - head.lastArrival);
     if (!opts.force && remainingMs > 0) {
       await this.scheduleSettle(seriesInstanceUid, Math.min(remainingMs, this.quietMs)); // cap: clock skew
       return { outcome: 'deferred', remainingMs };
     }
+    const c = await this.content(seriesInstanceUid, head);
+    if (!c) return { outcome: 'not-found' };
+    const decision = routeSeries(c.instances, this.opts.config.series.routing);
+    if (decision.route === 'ignore') {
+      return this.recordIgnored(seriesInstanceUid, c, decision.code, decision.reason, this.common(c, decision), by);
+    }
+    const jobId = inferenceJobId(seriesInstanceUid, c.hash);
+    return this.recordQueued(seriesInstanceUid, c, jobId, this.common(c, decision), by, this.payload(seriesInstanceUid, c, by), c.h.queuedHash === c.hash);
+  }
 
-    // Content: what Redis knows plus whatever the spool holds that Redis missed (e.g. Redis was down).
+  /**
+   * Decides a study (study mode): defers until none of its series received an instance for the
+   * quiet period (unless `force`), then summarises every series, selects the one to score
+   * (src/queue/series-selection.ts), adds one inference job for the study's content (its id derived
+   * from the study UID and the content hash: a resent study adds nothing, a grown one is scored
+   * again once) and records every series' role and reason.
+   */
+  async settleStudy(studyInstanceUid: string, by: EnqueuedBy, opts: { force?: boolean } = {}): Promise<StudySettleResult> {
+    const redis = this.opts.redis;
+    await whenReady(redis, 3_000);
+    const studyKey = this.keys.study(studyInstanceUid);
+    const [sh, uids] = await Promise.all([redis.hgetall(studyKey), redis.smembers(this.keys.studySeries(studyInstanceUid))]);
+    if (uids.length === 0) return { outcome: 'not-found' };
+    const heads = (await Promise.all(uids.map(async (u) => [u, await this.head(u)] as const))).filter((x): x is readonly [string, SeriesHead] => Boolean(x[1]));
+    if (heads.length === 0) return { outcome: 'not-found' };
+    const lastArrival = Math.max(...heads.map(([, h]) => h.lastArrival));
+    const remainingMs = this.quietMs - (Date.now() - lastArrival);
+    if (!opts.force && remainingMs > 0) {
+      await this.scheduleStudySettle(studyInstanceUid, Math.min(remainingMs, this.quietMs));
+      return { outcome: 'deferred', remainingMs };
+    }
+    const contents: Array<{ uid: string; c: SeriesContent; summary: SeriesSummary }> = [];
+    for (const [uid, head] of heads) {
+      const c = await this.content(uid, head);
+      if (c) contents.push({ uid, c, summary: summarizeSeries(uid, c.instances, this.opts.config.series.routing) });
+    }
+    if (contents.length === 0) return { outcome: 'not-found' };
+    const num = (s: SeriesSummary): number => (Number(s.seriesNumber) || Number.MAX_SAFE_INTEGER);
+    contents.sort((a, b) => num(a.summary) - num(b.summary) || (a.uid < b.uid ? -1 : 1));
+    const selection = selectSeries(contents.map((x) => x.summary), this.opts.config.series.selection);
+    const contentHash = instancesHash(contents.map((x) => `${x.uid}:${x.c.hash}`));
+    const roles = selection.roles.map((r) => {
+      const s = contents.find((x) => x.uid === r.seriesInstanceUid)!.summary;
+      return { seriesInstanceUid: r.seriesInstanceUid, seriesNumber: s.seriesNumber, seriesDescription: s.seriesDescription, role: r.role, reason: r.reason };
+    });
+
+    // No candidate, but chest CT series that routing accepts (reformats, non-axial, short coverage):
+    // the largest of them carries the study's "not scored" report. A study with nothing for this
+    // model (other modality, body part, only localizers or too few slices) is ignored, no report.
+    let chosen = selection.chosen;
+    let noCandidate = false;
+    if (!chosen) {
+      const reportable = contents
+        .filter((x) => x.summary.route.route === 'score')
+        .sort((a, b) => b.c.instanceCount - a.c.instanceCount)[0];
+      if (reportable) {
+        chosen = reportable.uid;
+        noCandidate = true;
+      }
+    }
+    const jobId = chosen ? studyInferenceJobId(studyInstanceUid, contentHash) : undefined;
+    const status = chosen ? 'queued' : 'ignored';
+    const reason = noCandidate
+      ? 'no series of the study could be scored (each series says why)'
+      : chosen ? '' : 'no series of the study is for this model (each series says why)';
+    const fields: Record<string, string> = {
+      status, contentHash, settledAt: String(Date.now()), seriesCount: String(contents.length),
+      candidates: String(selection.order.length), noCandidate: noCandidate ? '1' : '0', reason,
+      ...(chosen ? { chosenSeries: chosen, jobId: jobId as string } : {}),
+    };
+    // The study's state first (the worker checks it as soon as the job exists); an instance that
+    // arrived meanwhile wins: its own settle job decides later.
+    const ok = (await this.redisCmd('mlsamFinalizeSeries')(studyKey, sh.lastReceivedAt ?? '', ...Object.entries(fields).flat())) as number;
+    if (ok === 0) {
+      await this.scheduleStudySettle(studyInstanceUid, this.quietMs);
+      return { outcome: 'deferred', remainingMs: this.quietMs };
+    }
+    if (!chosen) await redis.hdel(studyKey, 'chosenSeries', 'jobId');
+    const results: Array<{ seriesInstanceUid: string; result: SettleResult }> = [];
+    let existing = false;
+    if (chosen && jobId) {
+      const x = contents.find((y) => y.uid === chosen)!;
+      const fallback = noCandidate ? [] : selection.order.slice(1).map((u) => {
+        const f = contents.find((y) => y.uid === u)!.c;
+        return { seriesInstanceUid: u, seriesDir: f.seriesDir, instanceCount: f.instanceCount, instancesHash: f.hash };
+      });
+      const study: StudyJobContext = {
+        contentHash, roles, fallback,
+        ...(sh.chosenSeries && sh.chosenSeries !== chosen ? { previousSeries: sh.chosenSeries } : {}),
+        ...(noCandidate ? { noCandidate: true } : {}),
+      };
+      existing = sh.queuedHash === contentHash;
+      await redis.hset(studyKey, 'context', JSON.stringify(study));
+      const r = await this.recordQueued(chosen, x.c, jobId, { ...this.common(x.c, x.summary.route), ...this.roleFields(x.summary, roles) }, by,
+        { ...this.payload(chosen, x.c, by), study }, existing);
+      existing = existing || (r.outcome === 'queued' && r.existed === true);
+      results.push({ seriesInstanceUid: chosen, result: r });
+      await redis.hset(studyKey, 'queuedHash', contentHash);
+    }
+    for (const x of contents) {
+      if (x.uid === chosen) continue;
+      const role = roles.find((r) => r.seriesInstanceUid === x.uid)!;
+      const code = x.summary.route.route === 'ignore' ? x.summary.route.code : role.role === 'candidate' ? 'not-chosen' : 'not-candidate';
+      const r = await this.recordIgnored(x.uid, x.c, code, role.reason, { ...this.common(x.c, x.summary.route), ...this.roleFields(x.summary, roles) }, by, true);
+      results.push({ seriesInstanceUid: x.uid, result: r });
+    }
+    this.log.info(
+      { studyInstanceUid, series: contents.length, candidates: selection.order.length, chosen, noCandidate, contentHash, jobId, alreadyQueued: existing, by },
+      chosen ? (existing ? 'study already queued' : 'study queued for inference') : 'study ignored',
+    );
+    return { outcome: 'settled', studyInstanceUid, ...(chosen ? { chosen, jobId: jobId as string } : {}), noCandidate, contentHash, series: results };
+  }
+
+  /** Role and selection fields recorded in a series' hash (study mode). */
+  private roleFields(s: SeriesSummary, roles: StudyJobContext['roles']): Record<string, string> {
+    const r = roles.find((x) => x.seriesInstanceUid === s.seriesInstanceUid);
+    const f: Record<string, string> = {
+      role: r?.role ?? 'ignored', roleReason: r?.reason ?? '', seriesNumber: s.seriesNumber, seriesDescription: s.seriesDescription,
+      orientation: s.orientation, kernel: s.kernel,
+    };
+    if (s.sliceThicknessMm !== null) f.sliceThicknessMm = String(s.sliceThicknessMm);
+    if (s.spacingMm !== null) f.spacingMm = String(Number(s.spacingMm.toFixed(3)));
+    if (s.coverageMm !== null) f.coverageMm = String(Number(s.coverageMm.toFixed(1)));
+    return f;
+  }
+
+  /** A series' hash and its last arrival (Redis or the spool folder's mtime), without reading its content. */
+  private async head(seriesInstanceUid: string): Promise<SeriesHead | undefined> {
+    const key = this.keys.series(seriesInstanceUid);
+    const h = await this.opts.redis.hgetall(key);
+    if (!h.studyInstanceUid) return undefined;
+    const seriesDir = h.seriesDir ?? seriesDirOf(this.spoolDir, h.studyInstanceUid, seriesInstanceUid);
+    const lastRaw = h.lastReceivedAt ?? '';
+    const dirChange = (await seriesDirLastChange(seriesDir)) ?? 0;
+    return { key, h, studyInstanceUid: h.studyInstanceUid, seriesDir, lastRaw, lastArrival: Math.max(Number(lastRaw || 0), dirChange) };
+  }
+
+  /** A series' content: what Redis knows plus whatever the spool holds that Redis missed (e.g. Redis was down). */
+  private async content(seriesInstanceUid: string, head: SeriesHead): Promise<SeriesContent | undefined> {
+    const redis = this.opts.redis;
+    const { seriesDir } = head;
     const known = await redis.hgetall(this.keys.seriesInstances(seriesInstanceUid));
     const missing = (await listSeriesInstances(seriesDir)).filter((sop) => known[sop] === undefined);
     let firstFile = Infinity;
@@ -304,8 +606,7 @@ export class SeriesTracker implements InstanceSink {
         const path = join(seriesDir, `${sop}.dcm`);
         try {
           const [hdr, st] = await Promise.all([readInstanceHeader(path), stat(path)]);
-          const stored: StoredInstance = { m: hdr.modality, b: hdr.bodyPartExamined, t: hdr.imageType };
-          add[sop] = JSON.stringify(stored);
+          add[sop] = JSON.stringify(storedInstance(hdr));
           firstFile = Math.min(firstFile, st.mtimeMs);
           lastFile = Math.max(lastFile, st.mtimeMs);
         } catch (err) {
@@ -319,60 +620,68 @@ export class SeriesTracker implements InstanceSink {
       }
     }
     const sops = Object.keys(known);
-    if (sops.length === 0) return { outcome: 'not-found' };
-    const instances: RoutableInstance[] = Object.values(known).map((v) => {
-      const s = JSON.parse(v) as StoredInstance;
-      return { modality: s.m, bodyPartExamined: s.b, imageType: s.t };
-    });
-    const hash = instancesHash(sops);
-    const instanceCount = sops.length;
-    const firstReceivedAt = Math.min(Number(h.firstReceivedAt || Infinity), firstFile);
-    const lastReceivedAt = Math.max(Number(lastRaw || 0), lastFile);
-    const decision = routeSeries(instances, this.opts.config.series.routing);
-    const common = {
-      instanceCount: String(instanceCount),
-      instancesHash: hash,
+    if (sops.length === 0) return undefined;
+    const instances = Object.values(known).map((v) => selectable(JSON.parse(v) as StoredInstance));
+    const firstReceivedAt = Math.min(Number(head.h.firstReceivedAt || Infinity), firstFile);
+    const lastReceivedAt = Math.max(Number(head.lastRaw || 0), lastFile);
+    return {
+      ...head, instances, hash: instancesHash(sops), instanceCount: sops.length,
+      firstReceivedAt: Number.isFinite(firstReceivedAt) ? firstReceivedAt : lastReceivedAt, lastReceivedAt,
+    };
+  }
+
+  /** The fields every settle outcome records. */
+  private common(c: SeriesContent, decision: RouteDecision): Record<string, string> {
+    return {
+      instanceCount: String(c.instanceCount),
+      instancesHash: c.hash,
       scorableInstances: String(decision.scorableInstances),
       excludedInstances: String(decision.excludedInstances),
-      firstReceivedAt: String(Number.isFinite(firstReceivedAt) ? firstReceivedAt : lastReceivedAt),
-      lastReceivedAt: String(lastReceivedAt),
+      firstReceivedAt: String(c.firstReceivedAt),
+      lastReceivedAt: String(c.lastReceivedAt),
       settledAt: String(Date.now()),
-      modalities: [...new Set(instances.map((i) => i.modality))].sort().join('\\'),
-      bodyParts: [...new Set(instances.map((i) => i.bodyPartExamined))].sort().join('\\'),
+      modalities: [...new Set(c.instances.map((i) => i.modality))].sort().join('\\'),
+      bodyParts: [...new Set(c.instances.map((i) => i.bodyPartExamined))].sort().join('\\'),
     };
-    const log = { seriesInstanceUid, studyInstanceUid, instanceCount, instancesHash: hash, by };
+  }
 
-    if (decision.route === 'ignore') {
-      await this.finalize(key, lastRaw, { ...common, status: 'ignored', ignoreCode: decision.code, reason: decision.reason });
-      this.log.info({ ...log, code: decision.code, reason: decision.reason }, 'series ignored');
-      return { outcome: 'ignored', code: decision.code, reason: decision.reason, instanceCount, instancesHash: hash };
-    }
-
-    const jobId = inferenceJobId(seriesInstanceUid, hash);
-    const payload = inferenceJobSchema.parse({
-      studyInstanceUid,
+  private payload(seriesInstanceUid: string, c: SeriesContent, by: EnqueuedBy): InferenceJobData {
+    return {
+      studyInstanceUid: c.studyInstanceUid,
       seriesInstanceUid,
-      seriesDir,
-      instanceCount,
-      instancesHash: hash,
-      callingAeTitle: h.callingAeTitle ?? '',
-      firstReceivedAt: new Date(Number(common.firstReceivedAt)).toISOString(),
-      lastReceivedAt: new Date(lastReceivedAt).toISOString(),
+      seriesDir: c.seriesDir,
+      instanceCount: c.instanceCount,
+      instancesHash: c.hash,
+      callingAeTitle: c.h.callingAeTitle ?? '',
+      firstReceivedAt: new Date(c.firstReceivedAt).toISOString(),
+      lastReceivedAt: new Date(c.lastReceivedAt).toISOString(),
       enqueuedBy: by,
-    } satisfies InferenceJobData);
+    };
+  }
+
+  private async recordIgnored(
+    seriesInstanceUid: string, c: SeriesContent, code: IgnoreCode, reason: string, common: Record<string, string>, by: EnqueuedBy, quiet = false,
+  ): Promise<SettleResult> {
+    await this.finalize(c.key, c.lastRaw, { ...common, status: 'ignored', ignoreCode: code, reason });
+    const log = { seriesInstanceUid, studyInstanceUid: c.studyInstanceUid, instanceCount: c.instanceCount, instancesHash: c.hash, by, code, reason };
+    if (quiet) this.log.debug(log, 'series not scored in its study');
+    else this.log.info(log, 'series ignored');
+    return { outcome: 'ignored', code, reason, instanceCount: c.instanceCount, instancesHash: c.hash };
+  }
+
+  private async recordQueued(
+    seriesInstanceUid: string, c: SeriesContent, jobId: string, common: Record<string, string>, by: EnqueuedBy, data: InferenceJobData, sameContent: boolean,
+  ): Promise<SettleResult & { existed?: boolean }> {
+    const payload = inferenceJobSchema.parse(data);
     // One job per content: the job id dedups concurrent adds; queuedHash also covers a job that
     // was already removed after completion (the same content re-sent is not scored again).
-    const existing = h.queuedHash === hash ? true : Boolean(await this.inferenceQueue.getJob(jobId));
+    const existing = sameContent ? true : Boolean(await this.inferenceQueue.getJob(jobId));
     if (!existing) await this.inferenceQueue.add('score', payload, { ...INFERENCE_JOB_OPTIONS, jobId });
-    await this.opts.redis.hset(key, 'queuedHash', hash);
-    await this.finalize(key, lastRaw, {
-      ...common,
-      status: 'queued',
-      jobId,
-      enqueuedBy: existing ? (h.enqueuedBy ?? by) : by,
-    });
+    await this.opts.redis.hset(c.key, 'queuedHash', c.hash);
+    await this.finalize(c.key, c.lastRaw, { ...common, status: 'queued', jobId, enqueuedBy: existing ? (c.h.enqueuedBy ?? by) : by });
+    const log = { seriesInstanceUid, studyInstanceUid: c.studyInstanceUid, instanceCount: c.instanceCount, instancesHash: c.hash, by };
     this.log.info({ ...log, jobId, alreadyQueued: existing }, existing ? 'series already queued' : 'series queued for inference');
-    return { outcome: 'queued', jobId, instanceCount, instancesHash: hash };
+    return { outcome: 'queued', jobId, instanceCount: c.instanceCount, instancesHash: c.hash, existed: existing };
   }
 
   /**
@@ -383,8 +692,15 @@ export class SeriesTracker implements InstanceSink {
   async requeue(seriesInstanceUid: string): Promise<{ jobId: string } | undefined> {
     const state = await this.getSeries(seriesInstanceUid);
     if (!state?.instancesHash || !state.instanceCount) return undefined;
+    // Study mode: the study's chosen series is scored again with its study (one result per study).
+    let study: StudyJobContext | undefined;
+    if (this.studyMode) {
+      const [chosen, context] = await this.opts.redis.hmget(this.keys.study(state.studyInstanceUid), 'chosenSeries', 'context');
+      if (chosen === seriesInstanceUid && context) study = studyJobContextSchema.parse(JSON.parse(context));
+    }
     const jobId = `${inferenceJobId(seriesInstanceUid, state.instancesHash)}-admin-${Date.now()}`;
     const payload = inferenceJobSchema.parse({
+      ...(study ? { study } : {}),
       studyInstanceUid: state.studyInstanceUid,
       seriesInstanceUid,
       seriesDir: state.seriesDir,
@@ -414,7 +730,7 @@ export class SeriesTracker implements InstanceSink {
     }
   }
 
-  private redisCmd(name: 'mlsamRecordInstance' | 'mlsamFinalizeSeries'): (...args: string[]) => Promise<unknown> {
+  private redisCmd(name: 'mlsamRecordInstance' | 'mlsamFinalizeSeries' | 'mlsamRecordStudy'): (...args: string[]) => Promise<unknown> {
     const fn = (this.opts.redis as unknown as Record<string, (...a: string[]) => Promise<unknown>>)[name];
     if (!fn) throw new Error(`redis command ${name} not defined`);
     return fn.bind(this.opts.redis);

@@ -17,7 +17,7 @@ import { decodeDicom } from '../dicom/decode/index.js';
 import { fsyncDir, resultsDirFor } from '../dicom/spool/spool-layout.js';
 import type { Logger } from '../log.js';
 import type { ModelMetadata } from '../model/metadata.js';
-import type { OutputFile, ResultRecord } from '../contracts/result-record.js';
+import { resultKey, type OutputFile, type ResultRecord } from '../contracts/result-record.js';
 import { dicomDateTime, howScored, NOT_FOR_DIAGNOSTIC_USE, resultSeriesNumbers, type DicomDateTime, type ModelInfo } from './common.js';
 import { part10 } from './dataset.js';
 import { blendHeatmap, chartSvg, compositeSvg, heatmapOverlaySvg, rasterizeSvg, windowed, type Window } from './render.js';
@@ -175,10 +175,10 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
   const scored = record.status === 'scored';
   if (!scored && !(record.status === 'not-scored' && config.results.reportNotScored)) return [];
   const model: ModelInfo = record.model;
-  const basis: UidBasis = { seriesInstanceUid: record.seriesInstanceUid, instancesHash: record.instancesHash, modelVersion: model.version };
+  const basis: UidBasis = { seriesInstanceUid: record.seriesInstanceUid, instancesHash: resultKey(record), modelVersion: model.version };
   const uids = resultUids(basis);
   const { source, evidence } = await primarySource(record);
-  const dir = resultsDirFor(resolvePath(config.spool.dir), record.studyInstanceUid, record.seriesInstanceUid, record.instancesHash, model.version);
+  const dir = resultsDirFor(resolvePath(config.spool.dir), record.studyInstanceUid, record.seriesInstanceUid, resultKey(record), model.version);
   await fs.promises.mkdir(dir, { recursive: true });
   const srUid = scored ? uids.sr : uids.srNotScored;
   const when = (await earlierWhen(dir, srUid)) ?? dicomDateTime(record.finishedAt ?? record.startedAt, source.timezoneOffset);
@@ -202,7 +202,7 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
 
   // SR
   const predecessors = (record.previous ?? [])
-    .filter((p) => p.srSopInstanceUid && !(p.instancesHash === record.instancesHash && p.modelVersion === model.version))
+    .filter((p) => p.srSopInstanceUid && !(p.instancesHash === resultKey(record) && p.modelVersion === model.version))
     .map((p) => ({
       sopInstanceUid: p.srSopInstanceUid as string,
       seriesInstanceUid:

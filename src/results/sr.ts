@@ -296,6 +296,7 @@ export function buildSr(inp: SrInput): Dataset {
       code('CONTAINS', C.status, C.scored),
       ...(r.pattern ? [text('CONTAINS', C.patternDescription, patternSentence(r) as string)] : []),
       text('CONTAINS', C.comment, summaryText(inp)),
+      ...studyLines(r).map((l) => text('CONTAINS', C.comment, l)),
     ]));
     setDocumentContent(ds, C.report, '1500', children);
   } else {
@@ -306,9 +307,31 @@ export function buildSr(inp: SrInput): Dataset {
       text('CONTAINS', C.finding, `Not scored: ${r.reason ?? r.status}.`),
       text('CONTAINS', C.algorithmName, model.name),
       text('CONTAINS', C.algorithmVersion, model.version),
-      text('CONTAINS', C.comment, `${NOT_FOR_DIAGNOSTIC_USE}. The series was received by ${MANUFACTURER} but the model did not score it.`),
+      text('CONTAINS', C.comment, r.study
+        ? `${NOT_FOR_DIAGNOSTIC_USE}. The study was received by ${MANUFACTURER} but no series of it could be scored.`
+        : `${NOT_FOR_DIAGNOSTIC_USE}. The series was received by ${MANUFACTURER} but the model did not score it.`),
     ]));
     setDocumentContent(ds, C.diagnosticReport, '2000', children);
   }
   return ds;
+}
+
+const seriesName = (r: { seriesNumber: string; seriesDescription: string; seriesInstanceUid: string }): string =>
+  `series ${r.seriesNumber || r.seriesInstanceUid}${r.seriesDescription ? ` (${r.seriesDescription})` : ''}`;
+
+/**
+ * One result per study: which series the result was computed on, and every other series of the
+ * study with the reason it was not used (candidates first).
+ */
+export function studyLines(r: ResultRecord): string[] {
+  if (!r.study) return [];
+  const used = r.study.roles.find((x) => x.seriesInstanceUid === r.seriesInstanceUid);
+  const lines = [`One result for the study: computed on ${used ? seriesName(used) : `series ${r.seriesInstanceUid}`}` +
+    `${used ? `, chosen as ${used.reason}` : ''}.`];
+  const others = r.study.roles.filter((x) => x.seriesInstanceUid !== r.seriesInstanceUid);
+  const cands = others.filter((x) => x.role !== 'ignored');
+  const ignored = others.filter((x) => x.role === 'ignored');
+  if (cands.length) lines.push(`Candidates not used: ${cands.map((x) => `${seriesName(x)}: ${x.reason.replace(/^candidate not chosen: /, '')}`).join('; ')}.`);
+  if (ignored.length) lines.push(`Other series not scored: ${ignored.map((x) => `${seriesName(x)}: ${x.reason}`).join('; ')}.`);
+  return lines;
 }

@@ -17,6 +17,7 @@ const recordSchema = z.object({
   instances: z.number(),
   bytes: z.number(),
   echoes: z.number().optional(),
+  unscored: z.number().optional(),
   outcome: z.string(),
   failed: z.number().optional(),
   failures: z.array(z.object({ sopInstanceUid: z.string(), status: z.number(), reason: z.string() })).optional(),

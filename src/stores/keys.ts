@@ -21,6 +21,21 @@ export class Keys {
     return `${this.prefix}:series-index`;
   }
 
+  /** Hash: the study's state (see StudyState, src/queue/study-state.ts). */
+  study(studyUid: string): string {
+    return `${this.prefix}:study:${studyUid}`;
+  }
+
+  /** Set: the series UIDs of a study. */
+  studySeries(studyUid: string): string {
+    return `${this.prefix}:study:${studyUid}:series`;
+  }
+
+  /** Sorted set of study UIDs by last arrival (epoch ms), for listings. */
+  studyIndex(): string {
+    return `${this.prefix}:study-index`;
+  }
+
   /** Sorted set of association records (JSON members) by start time. */
   associations(): string {
     return `${this.prefix}:audit:associations`;

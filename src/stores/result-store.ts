@@ -4,7 +4,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Keys } from './keys.js';
-import { parseStored, resultRecordSchema, type ResultRecord } from '../contracts/result-record.js';
+import { parseStored, resultKey, resultRecordSchema, type ResultRecord } from '../contracts/result-record.js';
 
 /** Earlier results kept in `previous`. */
 export const MAX_PREVIOUS = 20;
@@ -72,19 +72,20 @@ export class ResultStore {
 }
 
 /**
- * `previous` of a new record: when the content hash changed, the old record's identity goes first
+ * `previous` of a new record (`instancesHash`: the new record's resultKey): when the content hash changed, the old record's identity goes first
  * (with its SR UIDs, so the new SR can name it as predecessor); same content keeps the old list.
  */
 export function previousOf(existing: ResultRecord | null, instancesHash: string): ResultRecord['previous'] {
   if (!existing) return undefined;
-  if (existing.instancesHash === instancesHash) return existing.previous;
+  const existingKey = resultKey(existing);
+  if (existingKey === instancesHash) return existing.previous;
   const sr = existing.outputs?.find((o) => o.kind === 'sr');
   const entry = {
-    instancesHash: existing.instancesHash,
+    instancesHash: existingKey,
     modelVersion: existing.model.version,
     ...(sr ? { srSopInstanceUid: sr.sopInstanceUid, srSeriesInstanceUid: sr.seriesInstanceUid } : {}),
     ...(existing.finishedAt ? { finishedAt: existing.finishedAt } : {}),
   };
-  const older = (existing.previous ?? []).filter((p) => p.instancesHash !== instancesHash && p.instancesHash !== existing.instancesHash);
+  const older = (existing.previous ?? []).filter((p) => p.instancesHash !== instancesHash && p.instancesHash !== existingKey);
   return [entry, ...older].slice(0, MAX_PREVIOUS);
 }

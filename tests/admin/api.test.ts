@@ -3,7 +3,7 @@ import { Queue, Worker } from 'bullmq';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/schema.js';
-import { DISPATCH_QUEUE, INFERENCE_JOB_OPTIONS, INFERENCE_QUEUE, inferenceJobId } from '../../src/queue/jobs.js';
+import { DISPATCH_QUEUE, INFERENCE_JOB_OPTIONS, INFERENCE_QUEUE, inferenceJobId, instancesHash, studyInferenceJobId } from '../../src/queue/jobs.js';
 import { Keys } from '../../src/stores/keys.js';
 import { cleanup, freePort, testConfig, waitFor } from '../queue/helpers.js';
 import { SHIPPED_VERSION } from '../helpers/model.js';
@@ -252,10 +252,12 @@ describe('admin API (mlsam admin, real Redis)', () => {
     const post = (path: string): Promise<Response> => get(path, { method: 'POST' });
     const force = await post(`/api/series/${S.receiving!.seriesInstanceUid}/force`);
     expect(force.status).toBe(200);
-    expect(await force.json()).toMatchObject({ ok: true, action: 'force', jobId: inferenceJobId(S.receiving!.seriesInstanceUid, S.receiving!.instancesHash) });
+    // One result per study (the default): the series' study is settled, one job for the study's content.
+    const studyJobId = studyInferenceJobId(S.receiving!.studyInstanceUid, instancesHash([`${S.receiving!.seriesInstanceUid}:${S.receiving!.instancesHash}`]));
+    expect(await force.json()).toMatchObject({ ok: true, action: 'force', jobId: studyJobId });
     const queue = new Queue(INFERENCE_QUEUE, { connection: { host: '127.0.0.1', port: 6379 }, prefix: config.redis.keyPrefix });
     try {
-      const forced = await queue.getJob(inferenceJobId(S.receiving!.seriesInstanceUid, S.receiving!.instancesHash));
+      const forced = await queue.getJob(studyJobId);
       expect(forced?.data).toMatchObject({ enqueuedBy: 'admin', instanceCount: 3 });
 
       const rescore = (await (await post(`/api/series/${S.sent!.seriesInstanceUid}/rescore`)).json()) as { ok: boolean; jobId: string };

@@ -146,9 +146,23 @@ describe('DICOM listener (DCMTK peers)', () => {
     expect(unknown.code).not.toBe(0);
     const mrDir = join(work, 'mr');
     await writeSyntheticSeries({ dir: mrDir, count: 1, rows: 32, columns: 32, modality: 'MR', sopClassUid: '1.2.840.10008.5.1.4.1.1.4' });
+    // dicom.acceptUnscoredSopClasses (default true): a standard storage class the node does not score is stored.
     const mr = await run('storescu', ['+sd', '-aec', 'MLSAM', '127.0.0.1', String(tl.port), mrDir]);
-    expect(mr.code).not.toBe(0);
-    expect(mr.stderr + mr.stdout).toMatch(/presentation context|No presentation context|SOP Class/i);
+    expect(mr.code, mr.stderr).toBe(0);
+    expect(await spoolFiles(tl.spoolDir)).toHaveLength(before + 1);
+    await tl.idle();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(tl.records.find((r) => r.unscored === 1)).toMatchObject({ instances: 1, unscored: 1 });
+    // With acceptUnscoredSopClasses false it is refused per presentation context.
+    const strict = await startTestListener({ dicom: { aeTitle: 'MLSAM', acceptUnscoredSopClasses: false } });
+    try {
+      const refused = await run('storescu', ['+sd', '-aec', 'MLSAM', '127.0.0.1', String(strict.port), mrDir]);
+      expect(refused.code).not.toBe(0);
+      expect(refused.stderr + refused.stdout).toMatch(/presentation context|No presentation context|SOP Class/i);
+      expect(await spoolFiles(strict.spoolDir)).toHaveLength(0);
+    } finally {
+      await strict.stop();
+    }
     // CT proposed with explicit VR big endian only (a storescu profile) is not accepted.
     const big = join(work, 'big.dcm');
     const conv = await run('dcmconv', ['+tb', series.instances[1]!.path, big]);
@@ -164,7 +178,7 @@ describe('DICOM listener (DCMTK peers)', () => {
     expect(be.stderr + be.stdout).toMatch(/Transfer Syntaxes Not Supported|no acceptable presentation context|No presentation context/i);
     // The association itself stays usable for what is supported: echo works.
     expect((await run('echoscu', ['-aec', 'MLSAM', '127.0.0.1', String(tl.port)])).code).toBe(0);
-    expect((await spoolFiles(tl.spoolDir)).length).toBe(before);
+    expect((await spoolFiles(tl.spoolDir)).length).toBe(before + 1); // the MR instance only
   });
 
   it('aborts an association that sends a malformed PDU and keeps serving others', async () => {

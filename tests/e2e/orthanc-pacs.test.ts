@@ -11,7 +11,7 @@
  * Checks: SR + SC series in the source study; the SR's probability read back through Orthanc's
  * REST API equals `mlsam score --json` on the same files; every object as Orthanc stores it
  * passes dciodvfy (no "Error" lines); negative paths: a non-CT series is not forwarded, and when
- * pushed to the node by hand it is refused (CT SOP classes only), never scored; our own results are not bounced back to us; with the
+ * pushed to the node by hand it is stored unscored (dicom.acceptUnscoredSopClasses), never scored; our own results are not bounced back to us; with the
  * node down Orthanc's forward job fails, and after a restart the re-forward (twice) gives exactly
  * one result.
  */
@@ -201,7 +201,7 @@ describe.skipIf(!existsSync(P001))('Orthanc as the PACS, end to end', () => {
     expect(orthanc.logTail(200_000)).toMatch(/not forwarded \(Modality SR\)/);
   });
 
-  it('a non-CT series is not forwarded, and refused by the node when pushed to it by hand', async () => {
+  it('a non-CT series is not forwarded, and stored unscored by the node when pushed to it by hand', async () => {
     const mr = await writeSyntheticSeries({
       dir: join(work, 'mr'),
       count: 25,
@@ -215,14 +215,18 @@ describe.skipIf(!existsSync(P001))('Orthanc as the PACS, end to end', () => {
     await sleep((STABLE_AGE + 3) * 1000);
     expect(await storeJobs()).toHaveLength(1);
     expect(orthanc.logTail(200_000)).toMatch(/not forwarded \(Modality MR\)/);
-    // An admin pushes it to the node anyway: the node accepts CT SOP classes only, so the
-    // association carries no usable presentation context and Orthanc's job fails; nothing is
-    // spooled, tracked or scored.
+    // An admin pushes it to the node anyway: the node stores storage SOP classes it does not score
+    // (dicom.acceptUnscoredSopClasses), so Orthanc's job succeeds; the series is recorded ignored
+    // with its SOP class and never scored.
     const id = (await orthanc.find('Series', { SeriesInstanceUID: mr.seriesInstanceUid }))[0]!.ID;
     const job = await orthanc.storeTo('mlsam', [id]);
-    expect((await orthanc.waitJob(job.ID!)).State).toBe('Failure');
-    await sleep(QUIET * 1000 + 1000);
-    expect(await redis.exists(keys.series(mr.seriesInstanceUid))).toBe(0);
+    expect((await orthanc.waitJob(job.ID!)).State).toBe('Success');
+    const ignored = await waitFor(async () => {
+      const h = await redis.hgetall(keys.series(mr.seriesInstanceUid));
+      return h.status === 'ignored' ? h : undefined;
+    }, QUIET * 1000 + 15_000, 'the MR series recorded ignored');
+    expect(ignored.ignoreCode).toBe('sop-class');
+    expect(ignored.reason).toMatch(/MR Image Storage: stored, not scored/);
     expect(await record(mr.seriesInstanceUid)).toBeUndefined();
     expect((await orthanc.seriesOfStudy(mr.studyInstanceUid)).length).toBe(1);
     expect(node.running).toBe(true);

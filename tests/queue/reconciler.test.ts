@@ -50,7 +50,9 @@ describe('spool reconciler', () => {
     await setup(config);
     for (const ts of ['1.2.840.10008.1.2.1', '1.2.840.10008.1.2'] as const) {
       const s = await spoolSeries(config, 1, { transferSyntaxUid: ts, bodyPartExamined: 'lung', imageType: ['DERIVED', 'SECONDARY', 'LOCALIZER'] });
-      expect(await readInstanceHeader(s.instances[0]?.path ?? '')).toEqual({
+      const h = await readInstanceHeader(s.instances[0]?.path ?? '');
+      expect(h.imageOrientation).toMatch(/^[-0-9.e]+(\\[-0-9.e]+){5}$/);
+      expect(h).toMatchObject({
         sopClassUid: '1.2.840.10008.5.1.4.1.1.2',
         sopInstanceUid: s.instances[0]?.sopInstanceUid,
         studyInstanceUid: s.studyInstanceUid,

@@ -7,7 +7,7 @@ import type { Logger } from '../../log.js';
 import type { AssociationRecord, ReceivedInstance, StoreFailureRecord } from '../received-instance.js';
 import { discardTempFile, InstanceWriter, openTempFile, StoreStatus, type StoreOutcome, type TempFile } from '../spool/instance-writer.js';
 import type { DiskWatermark } from '../spool/spool-layout.js';
-import { isValidUid, STORAGE_SOP_CLASSES } from '../uids.js';
+import { isUnscoredStorageSopClass, isValidUid, STORAGE_SOP_CLASSES } from '../uids.js';
 import { decideAssociation, normalizeHost } from './association-policy.js';
 import { negotiatePresentationContext, PcResult } from './presentation-contexts.js';
 import { PduStream, type CStoreCommand, type DatasetSink } from './pdu-stream.js';
@@ -69,6 +69,8 @@ export class AssociationHandler extends Scp {
   callingAeTitle = '';
   calledAeTitle = '';
   instances = 0;
+  /** Of those, instances of storage SOP classes stored but not scored (dicom.acceptUnscoredSopClasses). */
+  unscored = 0;
   bytes = 0;
   /** C-ECHO requests answered (the audit tells an echo from a store). */
   echoes = 0;
@@ -264,7 +266,7 @@ export class AssociationHandler extends Scp {
     const accepted: string[] = [];
     for (const { id } of association.getPresentationContexts()) {
       const pc = association.getPresentationContext(id);
-      const d = negotiatePresentationContext(pc.getAbstractSyntaxUid(), pc.getTransferSyntaxUids());
+      const d = negotiatePresentationContext(pc.getAbstractSyntaxUid(), pc.getTransferSyntaxUids(), this.ctx.config.dicom.acceptUnscoredSopClasses);
       if (d.result === PcResult.Accept) {
         pc.setResult(d.result, d.transferSyntaxUid);
         accepted.push(`${id}:${pc.getAbstractSyntaxUid()}@${d.transferSyntaxUid}`);
@@ -309,7 +311,9 @@ export class AssociationHandler extends Scp {
     if (!pc || pc.getResult() !== PcResult.Accept) {
       return { status: StoreStatus.CannotUnderstand, reason: 'dataset on a presentation context that was not accepted' };
     }
-    if (!STORAGE_SOP_CLASSES.includes(sopClassUid) || sopClassUid !== pc.getAbstractSyntaxUid()) {
+    const storable = STORAGE_SOP_CLASSES.includes(sopClassUid) ||
+      (this.ctx.config.dicom.acceptUnscoredSopClasses && isUnscoredStorageSopClass(sopClassUid));
+    if (!storable || sopClassUid !== pc.getAbstractSyntaxUid()) {
       return { status: 0x0122, reason: `SOP class ${sopClassUid} not supported on this presentation context` };
     }
     try {
@@ -397,6 +401,7 @@ export class AssociationHandler extends Scp {
       return;
     }
     this.instances++;
+    if (!STORAGE_SOP_CLASSES.includes(o.header.sopClassUid)) this.unscored++;
     this.bytes += o.bytes;
     respond(StoreStatus.Success);
     const h = o.header;
@@ -409,6 +414,11 @@ export class AssociationHandler extends Scp {
       modality: h.modality,
       bodyPartExamined: h.bodyPartExamined,
       imageType: h.imageType,
+      attributes: {
+        studyDate: h.studyDate, studyDescription: h.studyDescription, seriesDescription: h.seriesDescription, seriesNumber: h.seriesNumber,
+        sliceThickness: h.sliceThickness, convolutionKernel: h.convolutionKernel, imageOrientation: h.imageOrientation,
+        imagePosition: h.imagePosition, pixelSpacing: h.pixelSpacing,
+      },
       path: o.path,
       bytes: o.bytes,
       callingAeTitle: this.callingAeTitle,
@@ -471,6 +481,7 @@ export class AssociationHandler extends Scp {
       instances: this.instances,
       bytes: this.bytes,
       echoes: this.echoes,
+      ...(this.unscored > 0 ? { unscored: this.unscored } : {}),
       outcome: this.outcome ?? (this.accepted ? 'aborted' : 'error'),
       ...(this.failedStores > 0 ? { failed: this.failedStores, failures: this.failures } : {}),
       ...(this.abortReason ? { reason: this.abortReason } : {}),

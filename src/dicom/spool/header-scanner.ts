@@ -28,7 +28,17 @@ const TAG_MODALITY = 0x00080060;
 const TAG_BODY_PART = 0x00180015;
 const TAG_STUDY_UID = 0x0020000d;
 const TAG_SERIES_UID = 0x0020000e;
-const LAST_WANTED = TAG_SERIES_UID;
+// Series-level attributes for study completion and series selection (src/queue/series-selection.ts).
+const TAG_STUDY_DATE = 0x00080020;
+const TAG_STUDY_DESCRIPTION = 0x00081030;
+const TAG_SERIES_DESCRIPTION = 0x0008103e;
+const TAG_SLICE_THICKNESS = 0x00180050;
+const TAG_CONVOLUTION_KERNEL = 0x00181210;
+const TAG_SERIES_NUMBER = 0x00200011;
+const TAG_IMAGE_POSITION = 0x00200032;
+const TAG_IMAGE_ORIENTATION = 0x00200037;
+const TAG_PIXEL_SPACING = 0x00280030;
+const LAST_WANTED = TAG_PIXEL_SPACING;
 const TAG_PIXEL_DATA = 0x7fe00010;
 const MAX_KEPT_VALUE = 1024;
 /** Longest element header (explicit VR with a 32-bit length). */
@@ -36,7 +46,8 @@ const MAX_HEADER = 12;
 
 const WANTED = new Set([
   TAG_IMAGE_TYPE, TAG_SOP_CLASS_UID, TAG_SOP_INSTANCE_UID, TAG_MODALITY, TAG_BODY_PART, TAG_STUDY_UID,
-  TAG_SERIES_UID,
+  TAG_SERIES_UID, TAG_STUDY_DATE, TAG_STUDY_DESCRIPTION, TAG_SERIES_DESCRIPTION, TAG_SLICE_THICKNESS,
+  TAG_CONVOLUTION_KERNEL, TAG_SERIES_NUMBER, TAG_IMAGE_POSITION, TAG_IMAGE_ORIENTATION, TAG_PIXEL_SPACING,
 ]);
 
 export interface ScannedHeader {
@@ -47,6 +58,19 @@ export interface ScannedHeader {
   modality: string;
   bodyPartExamined: string;
   imageType: string[];
+  /** Series-level attributes as stored (trimmed; "" when absent), for study completion and series selection. */
+  studyDate: string;
+  studyDescription: string;
+  seriesDescription: string;
+  seriesNumber: string;
+  /** SliceThickness (mm) as text. */
+  sliceThickness: string;
+  /** ConvolutionKernel, values joined by "\\". */
+  convolutionKernel: string;
+  /** ImageOrientationPatient and ImagePositionPatient as stored ("a\\b\\…"). */
+  imageOrientation: string;
+  imagePosition: string;
+  pixelSpacing: string;
 }
 
 /** Bounds on the work one dataset may cause (config dicom.maxSequenceDepth / maxItemsPerInstance). */
@@ -361,8 +385,8 @@ export class HeaderScanner {
     const raw = Buffer.concat(this.collected).toString('latin1');
     this.collected = [];
     this.values.set(this.collectTag, raw.replace(/[\0 ]+$/, '').replace(/^ +/, ''));
-    if (TAG_SERIES_UID === this.collectTag && this.values.has(TAG_STUDY_UID)) {
-      // Everything wanted sits at or before (0020,000E); nothing later is needed.
+    if (TAG_PIXEL_SPACING === this.collectTag) {
+      // Everything wanted sits at or before (0028,0030); nothing later is needed.
       this.done = true;
     }
   }
@@ -396,6 +420,15 @@ export class HeaderScanner {
       modality: v(TAG_MODALITY).trim().toUpperCase(),
       bodyPartExamined: v(TAG_BODY_PART).trim().toUpperCase(),
       imageType: imageType === '' ? [] : imageType.split('\\').map((s) => s.trim().toUpperCase()),
+      studyDate: v(TAG_STUDY_DATE).trim(),
+      studyDescription: v(TAG_STUDY_DESCRIPTION).trim(),
+      seriesDescription: v(TAG_SERIES_DESCRIPTION).trim(),
+      seriesNumber: v(TAG_SERIES_NUMBER).trim(),
+      sliceThickness: v(TAG_SLICE_THICKNESS).trim(),
+      convolutionKernel: v(TAG_CONVOLUTION_KERNEL).trim(),
+      imageOrientation: v(TAG_IMAGE_ORIENTATION).trim(),
+      imagePosition: v(TAG_IMAGE_POSITION).trim(),
+      pixelSpacing: v(TAG_PIXEL_SPACING).trim(),
     };
   }
 }

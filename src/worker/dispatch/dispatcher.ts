@@ -10,7 +10,7 @@ import type { Logger } from '../../log.js';
 import { DISPATCH_QUEUE, dispatchJobId, dispatchJobSchema, type DispatchJobData } from '../../queue/jobs.js';
 import { Keys } from '../../stores/keys.js';
 import { throttledWarn, whenReady } from '../../stores/redis.js';
-import { parseStored, resultRecordSchema, type DispatchState, type OutputFile, type ResultRecord } from '../../contracts/result-record.js';
+import { parseStored, resultRecordSchema, type DispatchState, type OutputFile, type ResultRecord, resultKey } from '../../contracts/result-record.js';
 import { selectDestinations } from './destinations.js';
 import { allTargets, type DispatchTarget } from '../../config/dispatch-targets.js';
 import { DispatchStore, parseDispatchStates, READY_MS } from '../../stores/dispatch-state.js';
@@ -122,7 +122,7 @@ export class Dispatcher {
    */
   async enqueue(record: ResultRecord, by: 'worker' | 'admin', opts: EnqueueOptions = {}): Promise<EnqueueResult[]> {
     const outputs = record.outputs ?? [];
-    const ids = { series: record.seriesInstanceUid, instancesHash: record.instancesHash, modelVersion: record.model.version };
+    const ids = { series: record.seriesInstanceUid, instancesHash: resultKey(record), modelVersion: record.model.version };
     if (outputs.length === 0) {
       this.log.debug({ ...ids, by }, 'no result objects to dispatch');
       return [];
@@ -136,19 +136,19 @@ export class Dispatcher {
     await whenReady(this.opts.redis, READY_MS);
     const results: EnqueueResult[] = [];
     for (const dest of destinations) {
-      const jobId = dispatchJobId(record.seriesInstanceUid, record.instancesHash, record.model.version, dest.name);
+      const jobId = dispatchJobId(record.seriesInstanceUid, resultKey(record), record.model.version, dest.name);
       // Validated here, so a bad record (e.g. relative paths) fails the caller, not N retries later.
       const data: DispatchJobData = dispatchJobSchema.parse({
         studyInstanceUid: record.studyInstanceUid,
         seriesInstanceUid: record.seriesInstanceUid,
-        instancesHash: record.instancesHash,
+        instancesHash: resultKey(record),
         destination: dest.name,
         files,
         enqueuedBy: by,
       });
       const pending: DispatchState = {
         destination: dest.name,
-        instancesHash: record.instancesHash,
+        instancesHash: resultKey(record),
         status: 'pending',
         attempts: 0,
         instancesSent: 0,
@@ -229,7 +229,7 @@ export class Dispatcher {
       const base = {
         studyInstanceUid: record.studyInstanceUid,
         seriesInstanceUid: record.seriesInstanceUid,
-        instancesHash: record.instancesHash,
+        instancesHash: resultKey(record),
         modelVersion: record.model.version,
         resultStatus: record.status,
         ...(record.finishedAt ? { finishedAt: record.finishedAt } : {}),
@@ -242,7 +242,7 @@ export class Dispatcher {
       const states = statesOf.get(record.seriesInstanceUid) ?? new Map<string, DispatchState>();
       const owed: UndispatchedResult['destinations'] = [];
       for (const d of config.destinations) {
-        const jobId = dispatchJobId(record.seriesInstanceUid, record.instancesHash, record.model.version, d.name);
+        const jobId = dispatchJobId(record.seriesInstanceUid, resultKey(record), record.model.version, d.name);
         const s = states.get(d.name);
         if (s && s.jobId === jobId && s.status === 'sent') continue;
         const mine = s && s.jobId === jobId ? s : undefined;

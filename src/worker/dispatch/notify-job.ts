@@ -9,7 +9,7 @@ import { UnrecoverableError } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../../config/schema.js';
 import type { Notification } from '../../config/targets.js';
-import { parseStored, resultRecordSchema, type DispatchAttempt, type DispatchState } from '../../contracts/result-record.js';
+import { parseStored, resultKey, resultRecordSchema, type DispatchAttempt, type DispatchState } from '../../contracts/result-record.js';
 import type { Logger } from '../../log.js';
 import { deliverNotification } from '../../notify/deliver.js';
 import type { DispatchJobData } from '../../queue/jobs.js';
@@ -36,7 +36,7 @@ export async function runNotificationJob(d: NotificationJobDeps): Promise<{ deli
   await whenReady(d.redis, READY_MS);
   const record = parseStored(resultRecordSchema, await d.redis.get(new Keys(d.config.redis.keyPrefix).result(data.seriesInstanceUid)));
   if (!record) return d.giveUp('no result record for this series any more');
-  if (record.instancesHash !== data.instancesHash) return d.giveUp('the series was scored again: this result is superseded (the newer one has its own notification)');
+  if (resultKey(record) !== data.instancesHash) return d.giveUp('the series was scored again: this result is superseded (the newer one has its own notification)');
   const t0 = Date.now();
   const out = await deliverNotification(n, record, { timeoutMs: Math.round(d.config.dispatch.timeoutSeconds * 1000) });
   if (out.ok) {

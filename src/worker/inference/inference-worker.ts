@@ -24,11 +24,11 @@ import { scoreFiles, type ScoreResult } from '../../scoring/score.js';
 import { scoredFields } from './scored-record.js';
 import type { ModelMetadata } from '../../model/metadata.js';
 import { ModelSession } from '../../model/session.js';
-import { INFERENCE_QUEUE, inferenceJobId, inferenceJobSchema, instancesHash, type InferenceJobData } from '../../queue/jobs.js';
+import { INFERENCE_JOB_OPTIONS, INFERENCE_QUEUE, inferenceJobId, inferenceJobSchema, instancesHash, type InferenceJobData, type StudyJobContext } from '../../queue/jobs.js';
 import { Keys } from '../../stores/keys.js';
 import { throttledWarn } from '../../stores/redis.js';
 import { listSeriesInstances } from '../../dicom/spool/reader.js';
-import type { OutputFile, ResultRecord } from '../../contracts/result-record.js';
+import { resultKey, type OutputFile, type ResultRecord } from '../../contracts/result-record.js';
 import { WorkerHeartbeat } from '../../stores/worker-registry.js';
 import { MAX_DROPPED, previousOf, ResultStore } from '../../stores/result-store.js';
 
@@ -65,7 +65,15 @@ class NotScored extends Error {}
 export type InferenceJobResult =
   | { status: 'scored'; score: number; category: string }
   /** The series got more instances after this job was queued; the job for the new content scores it. */
-  | { status: 'superseded'; instancesHash: string };
+  | { status: 'superseded'; instancesHash: string }
+  /** Study mode: this series could not be scored; the study's next candidate is scored by `jobId`. */
+  | { status: 'fallback'; seriesInstanceUid: string; jobId: string };
+
+/** "no series of the study could be scored" with every series' reason, for the study's "not scored" SR. */
+export function noCandidateReason(roles: StudyJobContext['roles']): string {
+  const each = roles.map((r) => `series ${r.seriesNumber || r.seriesInstanceUid}${r.seriesDescription ? ` (${r.seriesDescription})` : ''}: ${r.reason}`);
+  return `no series of the study could be scored${each.length ? ` — ${each.join('; ')}` : ''}`;
+}
 
 export class InferenceWorker {
   private worker: Worker<InferenceJobData> | undefined;
@@ -195,7 +203,14 @@ export class InferenceWorker {
     }
     const meta = (this.sessions[0] as ModelSession).metadata;
     const existing = await this.store.read(data.seriesInstanceUid);
-    const previous = previousOf(existing, data.instancesHash);
+    const study = data.study ? { contentHash: data.study.contentHash, roles: data.study.roles } : undefined;
+    const key = resultKey({ instancesHash: data.instancesHash, ...(study ? { study } : {}) });
+    let previous = previousOf(existing, key);
+    if (data.study?.previousSeries) {
+      // The study's previous result is on another series (a better one arrived): its SR is the predecessor.
+      const before = previousOf(await this.store.read(data.study.previousSeries), key) ?? [];
+      previous = [...before, ...(previous ?? [])].slice(0, 10);
+    }
     const base: ResultRecord = {
       studyInstanceUid: data.studyInstanceUid,
       seriesInstanceUid: data.seriesInstanceUid,
@@ -214,12 +229,18 @@ export class InferenceWorker {
       startedAt: new Date(started).toISOString(),
       attemptsMade: job.attemptsMade + 1,
       ...(previous?.length ? { previous } : {}),
+      ...(study ? { study } : {}),
     };
     await this.store.write(base, 'take');
     log.info({ instances: data.instanceCount }, 'scoring series');
 
     let record: ResultRecord = base;
     try {
+      if (data.study?.noCandidate) {
+        record = { ...base, status: 'not-scored', reason: noCandidateReason(data.study.roles), timings: { ...base.timings, totalMs: Date.now() - started } };
+        log.warn({ reason: record.reason }, 'study not scored: no candidate series');
+        return await this.finish(record, job, meta, started, log);
+      }
       const session = await this.acquire();
       let result: ScoreResult;
       try {
@@ -241,17 +262,14 @@ export class InferenceWorker {
         log.info({ slices: record.slices.length, score: record.score, category: record.category, ms: record.timings.totalMs }, 'series scored');
       } else {
         log.warn({ reason: record.reason, dropped: record.dropped.length }, 'series not scored');
+        const next = data.study?.fallback[0];
+        if (data.study && next) return await this.fallBack(record, job, data, data.study, log);
+        if (data.study) {
+          // The last candidate could not be scored either: the study's "not scored" report says why for every series.
+          record = { ...record, reason: `${record.reason ?? 'not scored'}; ${noCandidateReason(data.study.roles.filter((r) => r.seriesInstanceUid !== data.seriesInstanceUid))}` };
+        }
       }
-      if (this.opts.onResult) {
-        const t = Date.now();
-        const outputs = await this.opts.onResult(record, job, meta);
-        record = { ...record, ...(outputs ? { outputs } : {}), timings: { ...record.timings, resultsMs: Date.now() - t } };
-      }
-      record = { ...record, finishedAt: new Date().toISOString(), timings: { ...record.timings, totalMs: Date.now() - started } };
-      const mine = await this.store.write(record, 'own');
-      if (!mine) log.warn('a newer job took this series over: result not recorded');
-      if (record.status === 'not-scored') throw new NotScored(record.reason ?? 'not scored');
-      return { status: 'scored', score: record.score ?? 0, category: record.category ?? 'indeterminate' };
+      return await this.finish(record, job, meta, started, log);
     } catch (err) {
       if (err instanceof NotScored) throw new UnrecoverableError(`not scored: ${err.message}`);
       const msg = (err as Error)?.message ?? String(err);
@@ -266,12 +284,64 @@ export class InferenceWorker {
     }
   }
 
+  /** Results stage, final record, and the job's outcome ('not-scored' throws NotScored). */
+  private async finish(record: ResultRecord, job: Job<InferenceJobData>, meta: ModelMetadata, started: number, log: Logger): Promise<InferenceJobResult> {
+    if (this.opts.onResult) {
+      const t = Date.now();
+      const outputs = await this.opts.onResult(record, job, meta);
+      record = { ...record, ...(outputs ? { outputs } : {}), timings: { ...record.timings, resultsMs: Date.now() - t } };
+    }
+    record = { ...record, finishedAt: new Date().toISOString(), timings: { ...record.timings, totalMs: Date.now() - started } };
+    const mine = await this.store.write(record, 'own');
+    if (!mine) log.warn('a newer job took this series over: result not recorded');
+    if (record.status === 'not-scored') throw new NotScored(record.reason ?? 'not scored');
+    return { status: 'scored', score: record.score ?? 0, category: record.category ?? 'indeterminate' };
+  }
+
+  /**
+   * The study's chosen series could not be scored (e.g. the lung segmentation found no lungs): the
+   * next candidate is scored instead, in a job of its own (id derived from this one, so a rerun adds
+   * it once); this series keeps a 'not-scored' record without result objects, and the roles say why.
+   */
+  private async fallBack(
+    record: ResultRecord, job: Job<InferenceJobData>, data: InferenceJobData, study: StudyJobContext, log: Logger,
+  ): Promise<InferenceJobResult> {
+    const [next, ...rest] = study.fallback as [StudyJobContext['fallback'][number], ...StudyJobContext['fallback']];
+    const why = `chosen first, but not scored: ${record.reason ?? 'not scored'}`;
+    const roles = study.roles.map((r) => {
+      if (r.seriesInstanceUid === data.seriesInstanceUid) return { ...r, role: 'candidate' as const, reason: why };
+      if (r.seriesInstanceUid === next.seriesInstanceUid) return { ...r, role: 'chosen' as const, reason: `${r.reason.replace(/^candidate not chosen: .*$/, 'next candidate')}; scored instead of series ${r.seriesNumber || data.seriesInstanceUid}` };
+      return r;
+    });
+    const jobId = `${String(job.id)}-next-${next.seriesInstanceUid}`;
+    const payload = inferenceJobSchema.parse({
+      ...data, seriesInstanceUid: next.seriesInstanceUid, seriesDir: next.seriesDir, instanceCount: next.instanceCount, instancesHash: next.instancesHash,
+      study: { ...study, roles, fallback: rest },
+    } satisfies InferenceJobData);
+    await this.queue?.add('score', payload, { ...INFERENCE_JOB_OPTIONS, jobId });
+    const k = this.keys;
+    await this.opts.redis.multi()
+      .hset(k.series(data.seriesInstanceUid), { role: 'candidate', roleReason: why })
+      .hset(k.series(next.seriesInstanceUid), { status: 'queued', jobId, role: 'chosen', roleReason: roles.find((r) => r.seriesInstanceUid === next.seriesInstanceUid)?.reason ?? '' })
+      .hset(k.study(data.studyInstanceUid), { chosenSeries: next.seriesInstanceUid, jobId })
+      .exec();
+    const final = { ...record, study: { contentHash: study.contentHash, roles }, finishedAt: new Date().toISOString() };
+    await this.store.write(final, 'own');
+    log.info({ next: next.seriesInstanceUid, jobId, reason: record.reason }, 'chosen series not scored: the next candidate of the study is scored instead');
+    return { status: 'fallback', seriesInstanceUid: next.seriesInstanceUid, jobId };
+  }
+
   /**
    * The content hash of the spooled folder when it differs from the job's and a job for it is
    * queued or coming (the tracker sees the series receiving): scoring this older content would
    * only produce a result the newer one replaces at once. Else null (score what is there).
    */
   private async newerContent(data: InferenceJobData): Promise<string | null> {
+    if (data.study) {
+      // A study still receiving (or settled again to another content) gets a newer job.
+      const [status, content] = await this.opts.redis.hmget(this.keys.study(data.studyInstanceUid), 'status', 'contentHash');
+      if (status === 'receiving' || (content && content !== data.study.contentHash && status === 'queued')) return content ?? data.instancesHash;
+    }
     const sops = await listSeriesInstances(data.seriesDir);
     if (sops.length === 0) return null;
     const current = instancesHash(sops);
