@@ -1,6 +1,9 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
+import { endQuietlyOnClosedOutput } from './closed-output.js';
 import { registerCommands } from './commands.js';
+
+endQuietlyOnClosedOutput();
 
 const program = new Command();
 program
