@@ -2,6 +2,7 @@
 import { Command } from 'commander';
 import { endQuietlyOnClosedOutput } from './closed-output.js';
 import { registerCommands } from './commands.js';
+import { errorLine } from './error-line.js';
 
 endQuietlyOnClosedOutput();
 
@@ -13,7 +14,6 @@ program
   .showHelpAfterError();
 registerCommands(program);
 program.parseAsync(process.argv).catch((err: unknown) => {
-  const e = err as Error;
-  process.stderr.write(`mlsam: ${e.name === 'ConfigError' ? e.message : (e.stack ?? String(e))}\n`);
+  process.stderr.write(`mlsam: ${errorLine(err)}\n`);
   process.exit(1);
 });

@@ -14,6 +14,7 @@
 import { open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isDecodeError, looksLikeDicom, readDicomHeaderFile, type DicomHeader } from '../dicom/decode/index.js';
+import { fsReason } from '../fs-error-text.js';
 import type { Logger } from '../log.js';
 import { aggregateSeries, seriesPolicy, type SeriesCategory } from '../model/aggregate.js';
 import { fuseSeries } from '../model/fusion.js';
@@ -180,7 +181,7 @@ export async function listFiles(paths: readonly string[], skipped: SkippedFile[]
     try {
       st = await stat(p);
     } catch (err) {
-      skipped.push({ file: p, reason: `cannot stat: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
+      skipped.push({ file: p, reason: `cannot read: ${fsReason(err)}` });
       return;
     }
     if (st.isDirectory()) {
