@@ -29,6 +29,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# This script's own MLSAM_DOCKER_* settings stay in this shell: the `mlsam` it runs would read any
+# exported MLSAM_* variable as configuration (and refuse the unknown key "docker").
+export -n MLSAM_DOCKER_IMAGE MLSAM_DOCKER_BASE_IMAGE MLSAM_DOCKER_CA_DIR MLSAM_DOCKER_PRUNE
 DOCKER=${DOCKER:-docker}
 IMAGE=${MLSAM_DOCKER_IMAGE:-mlsam-node:check}
 REDIS_IMAGE=mlsam-check/redis:bookworm
