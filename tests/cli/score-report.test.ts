@@ -32,7 +32,7 @@ function onTerminal(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: num
 }
 
 const baseEnv = (): NodeJS.ProcessEnv => {
-  const env = { ...process.env, TERM: 'dumb' };
+  const env: NodeJS.ProcessEnv = { ...process.env, TERM: 'dumb' };
   delete env.MLSAM_LOG__LEVEL;
   return env;
 };
