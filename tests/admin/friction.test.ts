@@ -8,8 +8,8 @@
  *  - the summary Secondary Capture's subtitle stays inside the image and the threshold label off the curve.
  */
 import { join } from 'node:path';
-import { Keys } from '../../src/queue/keys.js';
-import type { ResultRecord } from '../../src/queue/result-record.js';
+import { Keys } from '../../src/stores/keys.js';
+import type { ResultRecord } from '../../src/contracts/result-record.js';
 import { seriesListPage } from '../../src/admin/pages.js';
 import { chartSvg } from '../../src/results/render.js';
 import { seriesBandLine } from '../../src/results/sr.js';
