@@ -113,6 +113,15 @@ export function sourceOf(path: Path, sources: ConfigSources): string | undefined
 export function explainIssues(issues: readonly z.core.$ZodIssue[], schema: z.ZodType, sources: ConfigSources): string[] {
   const lines: string[] = [];
   for (const i of issues) {
+    // A value that fits none of a union's shapes (a destination of either type): explain the shape it
+    // came nearest to (fewest problems), not just "Invalid input".
+    if (i.code === 'invalid_union' && Array.isArray(i.errors) && i.errors.length > 0) {
+      const nearest = [...i.errors].sort((a, b) => a.length - b.length)[0] ?? [];
+      if (nearest.length > 0) {
+        lines.push(...explainIssues(nearest.map((e) => ({ ...e, path: [...i.path, ...e.path] }) as z.core.$ZodIssue), schema, sources));
+        continue;
+      }
+    }
     if (i.code === 'unrecognized_keys') {
       const known = keysAt(schema, i.path);
       for (const k of i.keys) {
