@@ -18,6 +18,10 @@ ARG BASE_IMAGE=debian:bookworm-slim
 # Node.js and npm on the Debian base.
 FROM ${BASE_IMAGE} AS node
 ARG NPM_REGISTRY
+# Build stages only (the runtime stage starts again from BASE_IMAGE): the classic builder keeps them
+# as an untagged ~1 GB image, the layer cache; `docker image prune -f --filter label=org.mlsam.stage`
+# removes it.
+LABEL org.mlsam.stage=node
 COPY docker/ca-certificates/ /usr/local/share/ca-certificates/
 COPY docker/install-node.sh /usr/local/lib/mlsam/
 RUN sh /usr/local/lib/mlsam/install-node.sh --npm
@@ -27,6 +31,7 @@ ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \
 
 FROM node AS build
 ARG NPM_REGISTRY
+LABEL org.mlsam.stage=build
 WORKDIR /app
 # onnxruntime-node's postinstall would download CUDA binaries; the CPU provider ships in the package.
 ENV ONNXRUNTIME_NODE_INSTALL=skip

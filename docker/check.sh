@@ -16,10 +16,22 @@
 #      where installed.
 #
 # Everything it starts (containers, network) is removed at the end, also on failure or Ctrl-C;
-# images are kept (a rebuild reuses the layer cache). Prints how long each step took.
+# images are kept (a rebuild reuses the layer cache). Prints how long each step took, under it.
+#
+# The classic builder also keeps the Dockerfile's build stages (node, build) as an untagged image
+# of about 1 GB: that is the layer cache that makes a rebuild take seconds. They carry the label
+# org.mlsam.stage; MLSAM_DOCKER_PRUNE=1 removes them at the end (the next build is then a full one),
+# or at any time: docker image prune -f --filter label=org.mlsam.stage
+#
+# Under `set -o pipefail` no pipeline here ends in `grep -q`: grep -q exits at the first match, the
+# command writing into the pipe then dies of SIGPIPE (status 141) and pipefail fails the pipeline
+# although the text was there. `grep PATTERN >/dev/null` reads to the end (tests/scripts/pipefail.test.ts).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# This script's own MLSAM_DOCKER_* settings stay in this shell: the `mlsam` it runs would read any
+# exported MLSAM_* variable as configuration (and refuse the unknown key "docker").
+export -n MLSAM_DOCKER_IMAGE MLSAM_DOCKER_BASE_IMAGE MLSAM_DOCKER_CA_DIR MLSAM_DOCKER_PRUNE
 DOCKER=${DOCKER:-docker}
 IMAGE=${MLSAM_DOCKER_IMAGE:-mlsam-node:check}
 REDIS_IMAGE=mlsam-check/redis:bookworm
@@ -30,12 +42,19 @@ password=$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
 work=$(mktemp -d /tmp/mlsam-docker-check-XXXXXX)
 t_start=$(date +%s)
 t_step=$t_start
+step_name=''
 
-step() {
+# Ends the step before (its time printed under its own output) and starts the next one.
+step_done() {
   local now
   now=$(date +%s)
-  printf '   (%d s)\n== %s\n' "$((now - t_step))" "$1"
+  [ -z "$step_name" ] || printf '   %s: %d s\n' "$step_name" "$((now - t_step))"
   t_step=$now
+}
+step() {
+  step_done
+  step_name=$1
+  echo "== $1"
 }
 fail() {
   echo "docker:check FAILED: $*" >&2
@@ -65,7 +84,7 @@ compose_env=(env DASHBOARD_PASSWORD=check ORTHANC_PASSWORD=check)
 checked=0
 if command -v docker-compose >/dev/null 2>&1; then
   "${compose_env[@]}" docker-compose -f compose.yaml config -q || fail "docker-compose $(docker-compose version --short) rejects compose.yaml"
-  "${compose_env[@]}" docker-compose -f compose.yaml --profile gpu config --services | sort | tr '\n' ' ' | grep -q 'mlsam-admin mlsam-listener mlsam-worker mlsam-worker-gpu orthanc redis' \
+  "${compose_env[@]}" docker-compose -f compose.yaml --profile gpu config --services | sort | tr '\n' ' ' | grep 'mlsam-admin mlsam-listener mlsam-worker mlsam-worker-gpu orthanc redis' >/dev/null \
     || fail "docker-compose does not list every service"
   echo "docker-compose $(docker-compose version --short): valid"
   checked=1
@@ -115,16 +134,17 @@ step "start Redis and mlsam serve on network $run_id"
   -e MLSAM_REDIS__URL=redis://redis:6379 -e MLSAM_HTTP__HOST=0.0.0.0 -e "MLSAM_HTTP__PASSWORD=$password" \
   -e MLSAM_SERIES__QUIET_PERIOD_SECONDS=2 -e MLSAM_SERIES__ROUTING__MIN_SLICES=10 \
   "$IMAGE" serve >/dev/null
-dicom_port=$("$DOCKER" port "$run_id-node" 11112/tcp | head -1 | sed 's/.*://')
-http_port=$("$DOCKER" port "$run_id-node" 8080/tcp | head -1 | sed 's/.*://')
+dicom_port=$("$DOCKER" port "$run_id-node" 11112/tcp | sed -n '1s/.*://p')
+http_port=$("$DOCKER" port "$run_id-node" 8080/tcp | sed -n '1s/.*://p')
 echo "DICOM 127.0.0.1:$dicom_port, HTTP 127.0.0.1:$http_port"
 for _ in $(seq 1 120); do
-  "$DOCKER" logs "$run_id-node" 2>&1 | grep -q '"msg":"admin listening"' && break
+  "$DOCKER" logs "$run_id-node" 2>&1 | grep '"msg":"admin listening"' >/dev/null && break
   [ "$("$DOCKER" inspect -f '{{.State.Running}}' "$run_id-node")" = true ] || fail "the container exited"
   sleep 0.5
 done
-"$DOCKER" logs "$run_id-node" 2>&1 | grep -q '"msg":"admin listening"' || fail "no 'admin listening' log line after 60 s"
-"$DOCKER" logs "$run_id-node" 2>&1 | grep -q '"msg":"inference worker started"' || fail "no inference worker"
+node_log=$("$DOCKER" logs "$run_id-node" 2>&1)
+grep '"msg":"admin listening"' >/dev/null <<<"$node_log" || fail "no 'admin listening' log line after 60 s"
+grep '"msg":"inference worker started"' >/dev/null <<<"$node_log" || fail "no inference worker"
 
 step "C-ECHO and probes"
 "$DOCKER" exec "$run_id-node" node dist/cli/main.js echo --host 127.0.0.1 >/dev/null || fail "the image's health check command (C-ECHO inside the container)"
@@ -137,7 +157,7 @@ if command -v echoscu >/dev/null 2>&1; then
 fi
 auth=(-u "admin:$password")
 curl -fsS "http://127.0.0.1:$http_port/healthz" >/dev/null || fail "/healthz"
-curl -fsS "http://127.0.0.1:$http_port/readyz" | json 'd.ok' | grep -qx true || fail "/readyz: $(curl -sS "http://127.0.0.1:$http_port/readyz")"
+[ "$(curl -fsS "http://127.0.0.1:$http_port/readyz" | json 'd.ok')" = true ] || fail "/readyz: $(curl -sS "http://127.0.0.1:$http_port/readyz")"
 [ "$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$http_port/admin")" = 401 ] || fail "the dashboard answers without the password"
 echo "/healthz, /readyz: ok; /admin: 401 without the password"
 
@@ -161,13 +181,19 @@ printf '%s' "$detail" | json '`score ${d.score.toFixed(3)} → ${d.category}, ${
 sr_path=$(printf '%s' "$detail" | json 'd.result.outputs.find((o) => o.kind === "sr").path')
 "$DOCKER" cp "$run_id-node:$sr_path" "$work/sr.dcm" || fail "no SR at $sr_path in the container"
 if command -v dsrdump >/dev/null 2>&1; then
-  dsrdump "$work/sr.dcm" | grep -q 'NOT FOR DIAGNOSTIC USE' || fail "the SR does not say NOT FOR DIAGNOSTIC USE"
+  dsrdump "$work/sr.dcm" >"$work/sr.txt" || fail "dsrdump cannot read the SR"
+  grep 'NOT FOR DIAGNOSTIC USE' "$work/sr.txt" >/dev/null || fail "the SR does not say NOT FOR DIAGNOSTIC USE"
   echo "SR read back with dsrdump: ok"
 fi
 page=$(curl -fsS "${auth[@]}" "http://127.0.0.1:$http_port/admin/series/$series_uid")
 grep -q 'id="chart-data"' <<<"$page" || fail "the series page has no chart"
 echo "series page: ok"
 
-now=$(date +%s)
-printf '   (%d s)\n' "$((now - t_step))"
-echo "docker:check passed in $((now - t_start)) s"
+step_done
+if [ "${MLSAM_DOCKER_PRUNE:-0}" = 1 ]; then
+  "$DOCKER" image prune -f --filter label=org.mlsam.stage >/dev/null && echo "build-stage images (label org.mlsam.stage) removed"
+else
+  stages=$("$DOCKER" images -q --filter dangling=true --filter label=org.mlsam.stage | wc -l)
+  [ "$stages" = 0 ] || echo "kept $stages untagged build-stage image(s) (the layer cache; remove: docker image prune -f --filter label=org.mlsam.stage)"
+fi
+echo "docker:check passed in $(($(date +%s) - t_start)) s"

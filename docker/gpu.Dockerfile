@@ -13,6 +13,8 @@ ARG CUDA_BASE_IMAGE=nvidia/cuda:12.6.3-cudnn-runtime-ubuntu22.04
 
 FROM ${BASE_IMAGE} AS node
 ARG NPM_REGISTRY
+# Build stages only: `docker image prune -f --filter label=org.mlsam.stage` removes what the classic builder keeps of them.
+LABEL org.mlsam.stage=node
 COPY docker/ca-certificates/ /usr/local/share/ca-certificates/
 COPY docker/install-node.sh /usr/local/lib/mlsam/
 RUN sh /usr/local/lib/mlsam/install-node.sh --npm
@@ -21,6 +23,7 @@ ENV NODE_EXTRA_CA_CERTS=/etc/ssl/certs/ca-certificates.crt \
 
 FROM node AS build-gpu
 ARG NPM_REGISTRY
+LABEL org.mlsam.stage=build
 WORKDIR /app
 # onnxruntime-node's postinstall downloads its CUDA 12 provider libraries (NuGet
 # Microsoft.ML.OnnxRuntime.Gpu.Linux, same version as the package) into node_modules.

@@ -92,6 +92,8 @@ export interface SeriesSummary {
   score?: number;
   category?: string;
   threshold?: number;
+  /** Half-width of the indeterminate band around the threshold (the category's band is shown with it). */
+  indeterminateMargin?: number;
   model?: { name: string; version: string };
   timings: StageTimings;
   firstReceivedAt?: string;
@@ -341,6 +343,7 @@ export class AdminData {
       if (result.score !== undefined) summary.score = result.score;
       if (result.category) summary.category = result.category;
       if (result.threshold !== undefined) summary.threshold = result.threshold;
+      if (result.indeterminateMargin !== undefined) summary.indeterminateMargin = result.indeterminateMargin;
       summary.model = { name: result.model.name, version: result.model.version };
       if (result.finishedAt) summary.finishedAt = result.finishedAt;
     }

@@ -4,11 +4,14 @@
  */
 import { dirname } from 'node:path';
 import type { AssociationRecord } from '../dicom/received-instance.js';
+import { bandsLegend, categoryBand } from '../model/category-band.js';
 import type { OpacityMeasure, ResultRecord, SeriesOpacity } from '../contracts/result-record.js';
 import type { ActionName } from './actions.js';
 import { patternSection } from './pattern-section.js';
 import type { SeriesDetail, SeriesSummary, StageTimings } from './data.js';
 import type { SrDocument, SrNode } from './dicom-view.js';
+import { srReportHtml } from './sr-report.js';
+import { sopClassName, transferSyntaxName } from '../dicom/words.js';
 import type { WorkerInfo } from '../stores/worker-registry.js';
 
 export function esc(v: unknown): string {
@@ -45,6 +48,7 @@ button:hover{background:#1d3557;color:#fff}.flash{padding:8px 12px;margin-bottom
 .heatmaps{display:flex;flex-wrap:wrap;gap:12px}.heatmaps figure{margin:0;background:#fff;padding:8px;box-shadow:0 1px 2px rgba(0,0,0,.08)}
 .heatmaps img{display:block;width:300px;height:auto}.heatmaps figure.summary img{width:600px}.heatmaps figcaption{font-size:12px;color:#4a5560;margin-top:4px}
 pre.sr{background:#fff;padding:12px;box-shadow:0 1px 2px rgba(0,0,0,.08);overflow:auto;font-size:12px;margin:0}
+#sr h3{margin:0 0 4px;display:inline}#sr h4{margin:12px 0 4px;font-size:14px}#sr .sr-note{margin:4px 0}#sr details{margin-top:12px}
 #chart .u-legend th{text-transform:none;font-size:12px;background:none}#chart{background:#fff;padding:8px;box-shadow:0 1px 2px rgba(0,0,0,.08);min-height:300px}.phi{background:#fff8e1;border-left:3px solid #d99a0b}
 .notice{font-size:12px;color:#a61b1b;font-weight:600}.nowrap{white-space:nowrap}
 .note{font-size:12px;color:#6b7280;margin:6px 0}.info{background:#eef6ff;border-left:3px solid #1d4ed8}table.opacity{width:auto}table.opacity td,table.opacity th{text-align:right}table.opacity td:first-child,table.opacity th:first-child{text-align:left}
@@ -111,8 +115,8 @@ export function statusCell(s: SeriesSummary): string {
 function workersLine(workers: readonly WorkerInfo[]): string {
   if (workers.length === 0) return '<p class="muted" id="workers">No inference worker is running.</p>';
   const items = workers.map((w) =>
-    `<span class="nowrap"><b>${esc(w.provider)}</b> ${esc(w.host)} <span class="muted">(pid ${esc(w.pid)}, ${esc(w.model)} ${esc(w.version)}, ${esc(w.concurrency)} at once)</span></span>`);
-  return `<p id="workers">Inference workers: ${items.join(' · ')}</p>`;
+    `<span class="nowrap worker">${esc(w.provider.toUpperCase())} on host <b>${esc(w.host)}</b> <span class="muted">(pid ${esc(w.pid)}, ${esc(w.model)} ${esc(w.version)}, ${esc(w.concurrency)} series at once)</span></span>`);
+  return `<p id="workers">Inference workers (execution provider on host): ${items.join(' · ')}</p>`;
 }
 
 /** DICOM DA (YYYYMMDD) as YYYY-MM-DD. */
@@ -133,6 +137,15 @@ const listColumns = (showPhi: boolean): string[] => [
   'Series', 'Study date', 'Description', 'Modality', 'Series #', ...(showPhi ? ['Patient'] : []), 'Calling AE', 'Status', 'Slices', 'Score', 'Category', 'Timings', 'Last received',
 ];
 
+/** The category with the band of scores it covers: "indeterminate (0.35–0.65)" (issue 26: a score above the threshold can be indeterminate). */
+function categoryHtml(s: Pick<SeriesSummary, 'category' | 'threshold' | 'indeterminateMargin'>): string {
+  if (!s.category) return '';
+  const band = s.threshold !== undefined && s.indeterminateMargin !== undefined
+    ? ` <span class="muted band">(${esc(categoryBand(s.category, { threshold: s.threshold, indeterminateMargin: s.indeterminateMargin }))})</span>`
+    : '';
+  return `<span class="c-${esc(s.category)}">${esc(s.category)}</span>${band}`;
+}
+
 /** The rows of the series list (the <tbody> the live updates replace). */
 export function seriesRows(list: readonly SeriesSummary[], showPhi: boolean): string {
   const rows = list.map((s) => `<tr data-series-uid="${esc(s.seriesInstanceUid)}" data-status="${esc(s.status)}">
@@ -142,7 +155,7 @@ ${showPhi ? `<td class="phi">${s.patient ? `${esc(s.patient.patientName)} <span 
 <td>${esc(s.callingAeTitle)}</td><td>${statusCell(s)}</td>
 <td class="nowrap">${s.sliceCount !== undefined ? `${esc(s.sliceCount)} <span class="muted">/ ${esc(s.instancesReceived)}</span>` : esc(s.instancesReceived)}</td>
 <td>${s.score !== undefined ? esc(s.score.toFixed(3)) : ''}</td>
-<td>${s.category ? `<span class="c-${esc(s.category)}">${esc(s.category)}</span>` : ''}</td>
+<td class="nowrap">${categoryHtml(s)}</td>
 <td class="reason" title="${esc(timingsText(s.timings))}">${esc(timingsShort(s.timings))}</td>
 <td class="mono nowrap">${esc(fmtTime(s.lastReceivedAt ?? s.finishedAt))}</td></tr>`);
   return rows.join('\n') || `<tr><td colspan="${listColumns(showPhi).length}" class="muted">No series received yet.</td></tr>`;
@@ -178,9 +191,7 @@ function srNodes(nodes: SrNode[]): string {
 }
 
 export function srHtml(doc: SrDocument): string {
-  const flags = [doc.completionFlag, doc.verificationFlag].filter(Boolean).join(' · ');
-  return `<div class="card sr" id="sr"><b>${esc(doc.title)}</b> <span class="muted">${esc(flags)}</span>
-${doc.seriesDescription ? `<div class="muted">${esc(doc.seriesDescription)}</div>` : ''}<ul>${srNodes(doc.content)}</ul></div>`;
+  return srReportHtml(doc, srNodes(doc.content));
 }
 
 export interface SeriesPageExtras {
@@ -275,8 +286,8 @@ ${kv('Series UID', `<span class="mono">${esc(uid)}</span>`)}${kv('Study UID', `<
 ${kv('Study date', esc(fmtDate(d.info.studyDate)))}${kv('Series', esc([d.info.seriesNumber ? `#${d.info.seriesNumber}` : '', d.info.seriesDescription ?? '', d.info.modality ?? ''].filter(Boolean).join(' · ')))}
 ${kv('Status', `<span id="series-status">${seriesStatusHtml(d)}</span>`)}${kv('Calling AE', esc(d.callingAeTitle))}
 ${kv('Instances received', esc(d.instancesReceived))}${kv('Slices scored', d.sliceCount !== undefined ? esc(d.sliceCount) : '')}
-${kv('Score', d.score !== undefined ? `${esc(d.score.toFixed(4))}${d.threshold !== undefined ? ` <span class="muted">(threshold ${esc(d.threshold)})</span>` : ''}${fusion}` : '')}
-${kv('Category', d.category ? `<span class="c-${esc(d.category)}">${esc(d.category)}</span>` : '')}
+${kv('Score', d.score !== undefined ? `<span id="score-band">${esc(d.score.toFixed(4))}${d.category ? ` — ${categoryHtml(d)}` : ''}</span>${d.threshold !== undefined && d.indeterminateMargin !== undefined ? ` <div class="note" id="bands">${esc(bandsLegend({ threshold: d.threshold, indeterminateMargin: d.indeterminateMargin }))} (threshold ${esc(d.threshold)} ± ${esc(d.indeterminateMargin)})</div>` : ''}${fusion}` : '')}
+${kv('Category', d.category ? categoryHtml(d) : '')}
 ${kv('Model', d.model ? esc(`${d.model.name} ${d.model.version}${r ? ` on ${r.provider}` : ''}`) : '')}
 ${kv('Timings', d.timings.totalMs !== undefined || d.timings.waitMs !== undefined ? `${esc(timingsText(d.timings))}<div class="note">${esc(TIMINGS_NOTE)}</div>` : '')}
 ${kv('First received', esc(fmtTime(d.firstReceivedAt)))}${kv('Last received', esc(fmtTime(d.lastReceivedAt)))}
@@ -291,7 +302,7 @@ ${kv('Finished', esc(fmtTime(d.finishedAt)))}${kv('Job', d.job ? `<span class="m
   const cd = chartData(r);
   const chart = slices.length
     ? `<h2>Per-slice probability${cd.opacity ? ' and lung opacity' : ''}</h2><div id="chart" data-slices="${esc(slices.length)}"></div>
-<p class="note">${cd.pos.every((p) => p !== null) && slices.length > 1 ? 'x: position along the scan in mm along the slice normal, superior on the left (as on the summary image); the legend also names the slice number. ' : 'x: slice number in scored order, superior first. '}${cd.opacity ? 'Right axis: lung opacity, % of the slice\'s lung area. ' : ''}${cd.ineligible.length ? `Grey: ${esc(cd.ineligible.length)} slice(s) with too little lung to count (they do not drive the score and are never key slices).` : ''}</p>
+<p class="note">${cd.pos.every((p) => p !== null) && slices.length > 1 ? 'x: position along the scan in mm along the slice normal, superior on the left (as on the summary image); the legend also names the slice number. ' : 'x: slice number in scored order, superior first. '}${cd.opacity ? 'Right axis: lung opacity, % of the slice\'s lung area, scaled to the eligible slices. ' : ''}${cd.ineligible.length ? `Grey: ${esc(cd.ineligible.length)} slice(s) with too little lung to count (they do not drive the score and are never key slices; their opacity, over a few mm² of lung, can read high and is cut off above the axis).` : ''}</p>
 <script type="application/json" id="chart-data">${jsonForScript(cd)}</script>
 <script src="/admin/static/uPlot.iife.min.js"></script><script src="/admin/static/series-chart.js"></script>`
     : '';
@@ -342,14 +353,28 @@ export function associationServices(a: AssociationRecord): string {
   if (a.instances > 0) {
     parts.push(`C-STORE ${a.instances} instance${a.instances === 1 ? '' : 's'}${a.unscored ? ` (${a.unscored} of SOP classes stored unscored)` : ''}`);
   }
-  if (parts.length) return parts.join(' + ');
+  const refused = refusedText(a);
+  if (parts.length) return parts.join(' + ') + (refused ? `; ${refused}` : '');
+  // An SCU left with no accepted context often aborts: the refusal is still the story.
+  if (refused) return `nothing stored: ${refused}`;
   if (!a.outcome.startsWith('accepted')) return '—';
   return a.echoes === undefined ? 'no instances' : 'nothing (no request)';
 }
 
+/** "refused MR Image Storage (SOP class not supported), …": the presentation contexts we said no to. */
+export function refusedText(a: AssociationRecord): string {
+  if (!a.refused?.length) return '';
+  const shown = 3;
+  const more = a.refused.length - shown + (a.refusedMore ?? 0);
+  return `refused ${a.refused
+    .slice(0, shown)
+    .map((r) => `${sopClassName(r.sopClassUid)} (${r.reason}${r.reason.startsWith('none of the transfer') ? `: ${r.transferSyntaxUids.map(transferSyntaxName).join(', ')}` : ''})`)
+    .join(', ')}${more > 0 ? ` and ${more} more SOP classes the peer proposed` : ''}`;
+}
+
 export function associationsPage(list: AssociationRecord[]): string {
   const rows = list.map((a) => `<tr><td class="mono">${esc(fmtTime(new Date(a.startedAt).toISOString()))}</td><td>${esc(a.callingAeTitle)}</td><td>${esc(a.calledAeTitle)}</td>
-<td class="mono">${esc(a.callingHost)}</td><td class="service">${esc(associationServices(a))}</td><td>${esc(formatBytes(a.bytes))}</td><td>${esc(fmtMs(a.endedAt - a.startedAt))}</td>
+<td class="mono">${esc(a.callingHost)}</td><td class="service"${a.refused?.length ? ` title="${esc(`Refused: ${a.refused.map((r) => `${sopClassName(r.sopClassUid)} (${r.reason})`).join('; ')}`)}"` : ''}>${esc(associationServices(a))}</td><td>${esc(formatBytes(a.bytes))}</td><td>${esc(fmtMs(a.endedAt - a.startedAt))}</td>
 <td><span class="badge ${a.outcome.startsWith('accepted') ? 's-sent' : 's-failed'}">${esc(a.outcome)}</span></td></tr>`);
   const body = `<h1>Associations</h1><p class="muted">The listener's audit trail, newest first. C-ECHO is a verification (a PACS or an admin checking the node answers); C-STORE sends instances.</p>
 <table id="associations"><thead><tr><th>Started</th><th>Calling AE</th><th>Called AE</th><th>Host</th><th>Service</th><th>Bytes</th><th>Duration</th><th>Outcome</th></tr></thead>
@@ -400,13 +425,23 @@ export const SERIES_CHART_JS = `(function(){
   var axes=[{label:byMm?'position along the scan (mm along the slice normal, superior on the left)':'slice number (scored order, superior → inferior)'},{label:'probability',scale:'p'}];
   var scales={x:{time:false,dir:desc?-1:1},p:{range:[0,1]}};
   if(d.opacity){
-    series.push({label:'lung opacity %',stroke:'#2a9d8f',width:2,points:{show:false},scale:'pct',value:function(u,v){return v===null||v===undefined?'--':v.toFixed(1)+' %';}});
-    data.push(pick(d.opacity));
-    axes.push({label:'lung opacity (% of lung area)',scale:'pct',side:1,grid:{show:false}});
-    scales.pct={range:[0,100]};
+    // Slices with too little lung do not count: a few mm² of lung can read 60 % opaque. The curve and
+    // the axis come from the eligible slices; the others are grey dots (cut off above the axis).
+    var pctFmt=function(u,v){return v===null||v===undefined?'--':v.toFixed(1)+' %';};
+    var opEl=order.map(function(i){return inel.has(d.slice[i])?null:d.opacity[i];});
+    var opIn=order.map(function(i){return inel.has(d.slice[i])?d.opacity[i]:null;});
+    var mx=0;opEl.forEach(function(v){if(v!==null&&v>mx){mx=v;}});
+    var opMax=Math.min(100,Math.max(5,Math.ceil(mx*1.2/5)*5));
+    series.push({label:'lung opacity %',stroke:'#2a9d8f',width:2,points:{show:false},scale:'pct',value:pctFmt});
+    data.push(opEl);
+    if(d.ineligible.length){series.push({label:'opacity, too little lung',stroke:'#9aa1a9',width:0,paths:function(){return null;},points:{show:true,size:5,fill:'#d5d9de'},scale:'pct',value:pctFmt});data.push(opIn);}
+    axes.push({label:'lung opacity (% of lung area, eligible slices)',scale:'pct',side:1,grid:{show:false}});
+    scales.pct={range:[0,opMax]};
+    el.setAttribute('data-opacity-max',String(opMax));
   }
   var width=Math.max(320,Math.min(el.clientWidth-16,1200));
   var u=new uPlot({width:width,height:300,series:series,legend:{live:true},scales:scales,axes:axes},data,el);
+  el.mlsamChart=u;
   el.setAttribute('data-ready','1');el.setAttribute('data-x',byMm?'mm':'slice');
 })();`;
 

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { dimseStatusText } from '../dicom/words.js';
 import { addScuFlags, peerFromFlags, type ScuFlags } from './scu-options.js';
 
 export function registerEcho(program: Command): void {
@@ -12,7 +13,7 @@ export function registerEcho(program: Command): void {
     if (r.ok) {
       process.stdout.write(`C-ECHO ${target}: success (${r.ms} ms)\n`);
     } else {
-      process.stderr.write(`C-ECHO ${target}: failed: ${r.error ?? `status 0x${(r.status ?? 0xffff).toString(16)}`}\n`);
+      process.stderr.write(`C-ECHO ${target}: failed: ${r.error ?? `status ${dimseStatusText(r.status ?? 0xffff)}`}\n`);
       process.exitCode = 1;
     }
   });

@@ -1,6 +1,10 @@
 #!/usr/bin/env node
 import { Command } from 'commander';
+import { endQuietlyOnClosedOutput } from './closed-output.js';
 import { registerCommands } from './commands.js';
+import { errorLine } from './error-line.js';
+
+endQuietlyOnClosedOutput();
 
 const program = new Command();
 program
@@ -10,7 +14,6 @@ program
   .showHelpAfterError();
 registerCommands(program);
 program.parseAsync(process.argv).catch((err: unknown) => {
-  const e = err as Error;
-  process.stderr.write(`mlsam: ${e.name === 'ConfigError' ? e.message : (e.stack ?? String(e))}\n`);
+  process.stderr.write(`mlsam: ${errorLine(err)}\n`);
   process.exit(1);
 });

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { explainIssues, type ConfigSources } from './explain.js';
 import { configSchema, type Config } from './schema.js';
 
 /** Thrown for any configuration problem; the message names the offending key. */
@@ -53,12 +54,13 @@ const camel = (s: string): string => s.toLowerCase().replace(/_([a-z0-9])/g, (_,
  * separates words of a camelCase key): `MLSAM_SERIES__QUIET_PERIOD_SECONDS=5` sets
  * `series.quietPeriodSeconds`. Values are parsed as JSON when they parse, else taken as strings.
  */
-export function envOverrides(env: NodeJS.ProcessEnv): JsonObject {
+export function envOverrides(env: NodeJS.ProcessEnv, sources?: Map<string, string>): JsonObject {
   const out: JsonObject = {};
   for (const [name, raw] of Object.entries(env)) {
     if (!name.startsWith('MLSAM_') || name === 'MLSAM_CONFIG' || raw === undefined) continue;
     const path = name.slice('MLSAM_'.length).split('__').map(camel);
     if (path.some((p) => p === '')) throw new ConfigError(`environment variable ${name}: malformed key`);
+    sources?.set(path.join('.'), name);
     let value: Json;
     try {
       value = JSON.parse(raw) as Json;
@@ -88,18 +90,19 @@ export interface LoadOptions {
 export function loadConfig(opts: LoadOptions = {}): Config {
   const env = opts.env ?? process.env;
   let merged = readJson(opts.defaultsPath ?? DEFAULT_CONFIG_PATH);
+  const sources: ConfigSources = { env: new Map() };
   const file = env.MLSAM_CONFIG;
-  if (file) merged = deepMerge(merged, readJson(isAbsolute(file) ? file : resolve(file)));
-  merged = deepMerge(merged, envOverrides(env));
+  if (file) {
+    const path = isAbsolute(file) ? file : resolve(file);
+    const json = readJson(path);
+    sources.file = { path, json };
+    merged = deepMerge(merged, json);
+  }
+  merged = deepMerge(merged, envOverrides(env, sources.env));
   if (opts.overrides) merged = deepMerge(merged, opts.overrides);
   const result = configSchema.safeParse(merged);
   if (!result.success) {
-    const lines = result.error.issues.map((i) => {
-      const base = i.path.join('.');
-      const keys = 'keys' in i && Array.isArray(i.keys) ? i.keys.map((k) => (base ? `${base}.${k}` : String(k))) : [];
-      const where = keys.length ? keys.join(', ') : base || '(root)';
-      return `  ${where}: ${i.message}`;
-    });
+    const lines = explainIssues(result.error.issues, configSchema, sources);
     throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
   }
   return result.data;

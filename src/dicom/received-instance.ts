@@ -73,6 +73,17 @@ export interface AssociationRecord {
   failures?: StoreFailureRecord[];
   /** Why we aborted the association (malformed PDU, too slow, …). */
   reason?: string;
+  /** Presentation contexts we refused (absent when none): what the peer wanted to send and why not. */
+  refused?: RefusedContextRecord[];
+  /** Refused SOP classes beyond those listed (an SCU that proposes every storage class). */
+  refusedMore?: number;
+}
+
+/** One refused presentation context: its SOP class, the transfer syntaxes proposed, and the reason in words. */
+export interface RefusedContextRecord {
+  sopClassUid: string;
+  transferSyntaxUids: string[];
+  reason: string;
 }
 
 /** One refused C-STORE in the audit trail (identifiers only). */

@@ -24,7 +24,7 @@ import { blendHeatmap, chartSvg, compositeSvg, heatmapOverlaySvg, rasterizeSvg, 
 import { buildSc, SECONDARY_CAPTURE } from './sc.js';
 import { parseSourceInstance, readSourceInstance, type SourceInstance } from './source.js';
 import { buildKos, KEY_OBJECT_SELECTION } from './kos.js';
-import { buildSr, COMPREHENSIVE_3D_SR } from './sr.js';
+import { buildSr, COMPREHENSIVE_3D_SR, seriesBandLine } from './sr.js';
 import { resultUid, resultUids, type UidBasis } from './uids.js';
 
 export { resultUid, resultUids, type UidBasis } from './uids.js';
@@ -242,8 +242,8 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
 
   if (scored) {
     const keys = keySlices.slice(0, config.results.heatmapSlices);
-    const series = `Series ${(record.score ?? 0).toFixed(3)}: ${record.category ?? '?'}`;
-    const seriesLine = `${series} (threshold ${(record.threshold ?? 0).toFixed(3)})`;
+    // "Series 0.533: indeterminate (0.35-0.65)": the category with its band, as in the SR.
+    const seriesLine = seriesBandLine(record);
     for (const [i, { key, slice, buf, inst }] of keys.entries()) {
       // One read: the header walk and the pixel decode share the bytes.
       const { image } = await decodeDicom(buf);
@@ -259,7 +259,7 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
           where,
           `Slice probability ${key.probability.toFixed(3)}, key ${i + 1}/${keys.length}`,
           // short lines: the band stays clear of the image's bottom corners
-          `${series} (thr. ${(record.threshold ?? 0).toFixed(3)})`,
+          seriesLine,
         ],
         hasAttention: att !== undefined,
       });

@@ -235,8 +235,11 @@ export function chartSvg(width: number, height: number, c: ChartInput): string {
   const layout = layoutLabels(keys.map((e) => e.x), keys.map((e) => labelWidth(e.label, labelFs)), left, left + pw, fs * 0.5);
   const rows = Math.max(1, layout.rows);
   const rowH = layout.fontScale * labelFs * 1.25;
-  const top = Math.round(fs * 4.4 + rows * rowH + fs * 0.6);
-  const bottom = Math.round(fs * 7.4);
+  // The subtitle wraps at word boundaries instead of running off the right edge (SC, OHIF).
+  const subLines = wrapWords(c.subtitle, width - left - fs, fs);
+  const lineH = fs * 1.25;
+  const top = Math.round(fs * 4.4 + (subLines.length - 1) * lineH + rows * rowH + fs * 0.6);
+  const bottom = Math.round(fs * 8.9);
   const ph = height - top - bottom;
   const Y = (p: number) => top + (1 - p) * ph;
   const parts: string[] = [];
@@ -247,7 +250,7 @@ export function chartSvg(width: number, height: number, c: ChartInput): string {
     parts.push(`<line x1="${left}" y1="${Y(g)}" x2="${left + pw}" y2="${Y(g)}" stroke="#555" stroke-width="1"/>`);
     parts.push(`<text x="${left - fs * 0.5}" y="${Y(g) + fs * 0.35}" font-size="${fs}" text-anchor="end">${g.toFixed(2)}</text>`);
   }
-  parts.push(`<rect x="${left}" y="${top}" width="${pw}" height="${ph}" fill="none" stroke="#aaa" stroke-width="1"/>`);
+  parts.push(`<rect class="plot-frame" x="${left}" y="${top}" width="${pw}" height="${ph}" fill="none" stroke="#aaa" stroke-width="1"/>`);
   // x ticks: mm along the slice normal (the dashboard's chart uses the same axis), else slice numbers
   const ticks = usePos ? niceTicks(Math.min(x0, xs[n - 1] as number), Math.max(x0, xs[n - 1] as number), 8) : niceTicks(1, Math.max(1, n), 8).filter((v) => Number.isInteger(v));
   for (const v of ticks) {
@@ -258,7 +261,6 @@ export function chartSvg(width: number, height: number, c: ChartInput): string {
   }
   // threshold
   parts.push(`<line x1="${left}" y1="${Y(c.threshold)}" x2="${left + pw}" y2="${Y(c.threshold)}" stroke="#ffd000" stroke-width="2" stroke-dasharray="10 6"/>`);
-  parts.push(`<text x="${left + pw - fs * 0.5}" y="${Y(c.threshold) - fs * 0.5}" font-size="${fs}" fill="#ffd000" text-anchor="end">threshold ${c.threshold.toFixed(3)} (band: indeterminate +/-${c.margin.toFixed(2)})</text>`);
   // curve
   if (n > 0) {
     const pts = c.probabilities.map((p, i) => `${X(i).toFixed(1)},${Y(p).toFixed(1)}`).join(' ');
@@ -283,14 +285,37 @@ export function chartSvg(width: number, height: number, c: ChartInput): string {
   parts.push(`<text transform="translate(${fs * 1.3},${top + ph / 2}) rotate(-90)" font-size="${fs}" text-anchor="middle">slice probability</text>`);
   // titles and banner
   parts.push(`<text x="${left}" y="${fs * 1.6}" font-size="${fs * 1.3}" font-weight="bold">${xmlEscape(c.title)}</text>`);
-  parts.push(`<text x="${left}" y="${fs * 3.1}" font-size="${fs}">${xmlEscape(c.subtitle)}</text>`);
+  subLines.forEach((line, i) => parts.push(`<text class="subtitle" x="${left}" y="${(fs * 3.1 + i * lineH).toFixed(1)}" font-size="${fs}">${xmlEscape(line)}</text>`));
   const legendY = top + ph + fs * 4.2;
   parts.push(`<line x1="${left}" y1="${legendY}" x2="${left + fs * 2}" y2="${legendY}" stroke="#3fa9ff" stroke-width="2"/><text x="${left + fs * 2.5}" y="${legendY + fs * 0.35}" font-size="${fs}">slice probability</text>`);
   parts.push(`<circle cx="${left + fs * 13}" cy="${legendY}" r="${Math.round(fs * 0.45)}" fill="none" stroke="#ff4040" stroke-width="2"/><text x="${left + fs * 14}" y="${legendY + fs * 0.35}" font-size="${fs}">key slice (label: instance number)</text>`);
+  // The threshold and the band are named in the legend, not on the plot, where the label crossed the curve.
+  const legend2 = legendY + fs * 1.5;
+  const lo = Math.max(0, c.threshold - c.margin).toFixed(2);
+  const hi = Math.min(1, c.threshold + c.margin).toFixed(2);
+  parts.push(`<line x1="${left}" y1="${legend2}" x2="${left + fs * 2}" y2="${legend2}" stroke="#ffd000" stroke-width="2" stroke-dasharray="6 4"/><text class="threshold-label" x="${left + fs * 2.5}" y="${legend2 + fs * 0.35}" font-size="${fs}">threshold ${c.threshold.toFixed(3)}</text>`);
+  parts.push(`<rect x="${left + fs * 13}" y="${legend2 - fs * 0.45}" width="${fs * 2}" height="${fs * 0.9}" fill="#806000" fill-opacity="0.35"/><text class="band-label" x="${left + fs * 15.5}" y="${legend2 + fs * 0.35}" font-size="${fs}">indeterminate ${lo}-${hi}: below unlikely, above likely</text>`);
   const bannerH = Math.round(fs * 1.9);
   parts.push(`<rect x="0" y="${height - bannerH}" width="${width}" height="${bannerH}" fill="#b00000"/>`);
   parts.push(`<text x="${width / 2}" y="${height - bannerH * 0.28}" font-size="${fs * 1.3}" font-weight="bold" text-anchor="middle">${NOT_FOR_DIAGNOSTIC_USE}</text>`);
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}"><g font-family="${FONT}" fill="white">${parts.join('')}</g></svg>`;
+}
+
+/** Text in lines of at most `maxWidth` px (DejaVu Sans, about 0.6 em per character on average), broken between words. */
+export function wrapWords(text: string, maxWidth: number, fontSize: number): string[] {
+  const perLine = Math.max(8, Math.floor(maxWidth / (fontSize * 0.6)));
+  const lines: string[] = [];
+  let cur = '';
+  for (const w of text.split(/\s+/).filter(Boolean)) {
+    if (cur && cur.length + 1 + w.length > perLine) {
+      lines.push(cur);
+      cur = w;
+    } else {
+      cur = cur ? `${cur} ${w}` : w;
+    }
+  }
+  if (cur) lines.push(cur);
+  return lines.length ? lines : [''];
 }
 
 /** Width of a chart label in px (DejaVu Sans: about 0.62 em per character, digits and '#'). */

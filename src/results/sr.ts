@@ -34,6 +34,7 @@
  * threshold, category, opacity burden) use the local scheme 99MLSAM, declared in the Coding Scheme
  * Identification Sequence.
  */
+import { bandsLegend, categoryWithBand } from '../model/category-band.js';
 import { THICK_SLICE_NOTE_MM } from '../model/opacity.js';
 import { patternWording } from '../model/pattern-rule.js';
 import type { OpacityMeasure, ResultKeySlice, ResultRecord } from '../contracts/result-record.js';
@@ -185,11 +186,22 @@ function seriesGroup(inp: SrInput): Dataset {
   ]);
 }
 
+/**
+ * "Series 0.533: indeterminate (0.35-0.65)": the score, its category and the band of scores the
+ * category covers (ASCII: DICOM text), so a score above the threshold does not read as positive.
+ */
+export function seriesBandLine(r: Pick<ResultRecord, 'score' | 'category' | 'threshold' | 'indeterminateMargin'>): string {
+  if (r.category && r.threshold !== undefined && r.indeterminateMargin !== undefined) {
+    return `Series ${fmt(r.score)}: ${categoryWithBand(r.category, { threshold: r.threshold, indeterminateMargin: r.indeterminateMargin }, { ascii: true })}`;
+  }
+  return `Series ${fmt(r.score)}: ${r.category ?? '?'} (thr. ${fmt(r.threshold)})`;
+}
+
 /** The lines every key slice group starts with (short: viewers print them beside the region): the series result and the lungs' opacity burden. */
 export function seriesLines(r: ResultRecord): string[] {
   const o = r.opacity?.total;
   return [
-    `Series ${fmt(r.score)}: ${r.category ?? '?'} (thr. ${fmt(r.threshold)})`,
+    seriesBandLine(r),
     ...(o ? [`Lungs: opacity ${o.percentOpacity.toFixed(1)} %, high ${o.percentHighOpacity.toFixed(1)} %`] : []),
   ];
 }
@@ -253,7 +265,8 @@ function summaryText(inp: SrInput): string {
   return (
     `${NOT_FOR_DIAGNOSTIC_USE}. Research software output, not verified by a physician. ` +
     `${model.name} ${model.version}: COVID-19 pneumonia pattern probability ${fmt(r.score)} for this series ` +
-    `(${r.category ?? '?'}; threshold ${fmt(r.threshold)}, indeterminate within +/-${fmt(r.indeterminateMargin)}; ` +
+    `(${r.category ?? '?'}${r.threshold !== undefined && r.indeterminateMargin !== undefined ? `: ${bandsLegend({ threshold: r.threshold, indeterminateMargin: r.indeterminateMargin }, { ascii: true })}` : ''}; ` +
+    `threshold ${fmt(r.threshold)}, indeterminate within +/-${fmt(r.indeterminateMargin)}; ` +
     `${howScored(r)}).` +
     (o ? ` Lung opacity ${o.percentOpacity.toFixed(1)} % of lung volume (${o.opacityMl.toFixed(0)} of ${o.lungMl.toFixed(0)} ml), high opacity ${o.percentHighOpacity.toFixed(1)} %.` : '') +
     thickSliceNote(r.opacity) +

@@ -14,6 +14,7 @@
 import { open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { isDecodeError, looksLikeDicom, readDicomHeaderFile, type DicomHeader } from '../dicom/decode/index.js';
+import { fsReason } from '../fs-error-text.js';
 import type { Logger } from '../log.js';
 import { aggregateSeries, seriesPolicy, type SeriesCategory } from '../model/aggregate.js';
 import { fuseSeries } from '../model/fusion.js';
@@ -135,6 +136,8 @@ export interface ScoredSeries {
   k: number;
   /** Slices eligible to drive the score (HU series: enough lung). */
   eligibleSlices: number;
+  /** HU series: a slice is eligible when its lung area is at least this fraction of the series' largest. */
+  minLungFraction?: number;
   keySlices: KeySliceResult[];
   /** Lung volumes and opacity (HU series). */
   opacity?: SeriesOpacity;
@@ -180,7 +183,7 @@ export async function listFiles(paths: readonly string[], skipped: SkippedFile[]
     try {
       st = await stat(p);
     } catch (err) {
-      skipped.push({ file: p, reason: `cannot stat: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
+      skipped.push({ file: p, reason: `cannot read: ${fsReason(err)}` });
       return;
     }
     if (st.isDirectory()) {
@@ -448,6 +451,7 @@ export async function scoreFiles(paths: readonly string[], opts: ScoreOptions = 
         cnnScore: decided.cnnScore,
         k: decided.k,
         eligibleSlices: decided.eligibleSlices,
+        ...(decided.minLungFraction !== undefined ? { minLungFraction: decided.minLungFraction } : {}),
         keySlices,
         ...(decided.opacity ? { opacity: decided.opacity } : {}),
         ...(decided.pattern ? { pattern: decided.pattern } : {}),
@@ -499,7 +503,7 @@ interface SliceOutcome {
   ineligibleReason?: string;
 }
 
-type SeriesDecision = Pick<ScoredSeries, 'score' | 'category' | 'threshold' | 'indeterminateMargin' | 'fusion' | 'cnnScore' | 'k' | 'eligibleSlices' | 'opacity' | 'pattern'> & {
+type SeriesDecision = Pick<ScoredSeries, 'score' | 'category' | 'threshold' | 'indeterminateMargin' | 'fusion' | 'cnnScore' | 'k' | 'eligibleSlices' | 'minLungFraction' | 'opacity' | 'pattern'> & {
   slices: SliceOutcome[];
   /** Key slice indices, best first. */
   key: number[];
@@ -548,6 +552,7 @@ function decideSeries(s: PlannedSeries, scored: readonly ScoredInput[], meta: Mo
       cnnScore: fused.cnnScore,
       k: fused.k,
       eligibleSlices: fused.ranked.length,
+      minLungFraction: fusion.eligibility.minLungFraction,
       opacity,
       ...(pattern ? { pattern } : {}),
     };

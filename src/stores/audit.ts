@@ -22,6 +22,8 @@ const recordSchema = z.object({
   failed: z.number().optional(),
   failures: z.array(z.object({ sopInstanceUid: z.string(), status: z.number(), reason: z.string() })).optional(),
   reason: z.string().optional(),
+  refused: z.array(z.object({ sopClassUid: z.string(), transferSyntaxUids: z.array(z.string()), reason: z.string() })).optional(),
+  refusedMore: z.number().optional(),
 });
 
 export interface AssociationAuditOptions {

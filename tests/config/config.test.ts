@@ -63,6 +63,32 @@ describe('configuration loader', () => {
     expect(() => loadConfig({ env: { MLSAM_CONFIG: join(tmp, 'missing.json') } })).toThrow(/cannot read/);
   });
 
+  it('names the environment variable the user set and suggests the nearest key (issue 26 item 8)', () => {
+    const msg = (env: NodeJS.ProcessEnv): string => {
+      try {
+        loadConfig({ env });
+      } catch (err) {
+        return (err as Error).message;
+      }
+      throw new Error('no error');
+    };
+    expect(msg({ MLSAM_DICOM__AE_TITEL: 'X' })).toContain(
+      'dicom.aeTitel (set by MLSAM_DICOM__AE_TITEL): unknown key; did you mean aeTitle (MLSAM_DICOM__AE_TITLE)?',
+    );
+    expect(msg({ MLSAM_DICOM__PROT: '104' })).toContain('did you mean port (MLSAM_DICOM__PORT)?');
+    expect(msg({ MLSAM_SERIES__QUIET_PERIOD: '5' })).toContain('did you mean quietPeriodSeconds (MLSAM_SERIES__QUIET_PERIOD_SECONDS)?');
+    expect(msg({ MLSAM_DICOM__PORT: 'abc' })).toMatch(/dicom\.port \(set by MLSAM_DICOM__PORT\): .*expected number/);
+    // A variable that set a whole array or object is named for the problems inside it.
+    expect(msg({ MLSAM_DESTINATIONS: '[{"name":"pacs","aeTitle":"PACS","host":"10.0.0.2","port":"104"}]' })).toMatch(
+      /destinations\.0\.port \(set by MLSAM_DESTINATIONS\): .*expected number/,
+    );
+    // Nothing near: the known keys at that level instead of a wrong guess.
+    expect(msg({ MLSAM_DICOM__ZZZZZZ: '1' })).toMatch(/dicom\.zzzzzz \(set by MLSAM_DICOM__ZZZZZZ\): unknown key; known keys here: aeTitle, host, port,/);
+    // A key from the MLSAM_CONFIG file names the file.
+    const f = file('typo.json', { http: { pasword: 'x' } });
+    expect(msg({ MLSAM_CONFIG: f })).toContain(`http.pasword (in ${f}): unknown key; did you mean password?`);
+  });
+
   it('refuses an empty HTTP password on a non-loopback host', () => {
     expect(() => loadConfig({ env: { MLSAM_HTTP__HOST: '0.0.0.0' } })).toThrow(/http\.password/);
     expect(loadConfig({ env: { MLSAM_HTTP__HOST: '0.0.0.0', MLSAM_HTTP__PASSWORD: 's3cret' } }).http.password).toBe('s3cret');

@@ -123,7 +123,11 @@ describe('result objects of a scored series', () => {
       const g = groups[i + 1]!;
       const instance = record.slices.find((s) => s.sopInstanceUid === k.sopInstanceUid)!.instanceNumber;
       expect(g).toContain(`<has obs context TEXT:(,,"Tracking Identifier")="Key slice ${i + 1} of ${record.keySlices.length}, instance ${instance}">`);
-      expect(g).toContain(`<contains TEXT:(,,"Comment")="Series ${record.score!.toFixed(3)}: ${record.category} (thr. ${record.threshold!.toFixed(3)})">`);
+      // The category with the band it comes from (issue 26), e.g. "indeterminate (0.35-0.65)".
+      const lo = (record.threshold! - record.indeterminateMargin!).toFixed(2);
+      const hi = (record.threshold! + record.indeterminateMargin!).toFixed(2);
+      const band = record.category === 'likely' ? `${hi} or above` : record.category === 'unlikely' ? `${lo} or below` : `${lo}-${hi}`;
+      expect(g).toContain(`<contains TEXT:(,,"Comment")="Series ${record.score!.toFixed(3)}: ${record.category} (${band})">`);
       expect(g).toContain(`<contains NUM:(,,"Slice probability")="${Number(k.probability.toFixed(4))}" (1,UCUM,"no units")>`);
       const nums = g.split('<contains NUM:').slice(1);
       expect(nums.length).toBeGreaterThanOrEqual(1);

@@ -175,7 +175,10 @@ describe.skipIf(!existsSync(P001))('OHIF Viewer 3.13.2 on Orthanc + DICOMweb', (
       await page.waitForFunction(`[...document.querySelectorAll('svg.svg-layer text')].some((t) => t.textContent.includes(${JSON.stringify(want)}))`, null, { timeout: 15_000 });
     }
     const texts = (await drawnTexts()).join('\n');
-    expect(texts).toContain(`${want} (thr. ${record.threshold!.toFixed(3)})`);
+    const lo = (record.threshold! - record.indeterminateMargin!).toFixed(2);
+    const hi = (record.threshold! + record.indeterminateMargin!).toFixed(2);
+    const band = record.category === 'likely' ? `${hi} or above` : record.category === 'unlikely' ? `${lo} or below` : `${lo}-${hi}`;
+    expect(texts).toContain(`${want} (${band})`);
     expect(texts).toContain(`Slice probability: ${first.probability.toFixed(2)}`);
     await page.screenshot({ path: path.join(artifacts, 'viewer-sr-key1.png') });
   });

@@ -4,7 +4,7 @@ import dimse from 'dcmjs-dimse';
 import { Writable } from 'node:stream';
 import type { Config } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
-import type { AssociationRecord, ReceivedInstance, StoreFailureRecord } from '../received-instance.js';
+import type { AssociationRecord, ReceivedInstance, RefusedContextRecord, StoreFailureRecord } from '../received-instance.js';
 import { discardTempFile, InstanceWriter, openTempFile, StoreStatus, type StoreOutcome, type TempFile } from '../spool/instance-writer.js';
 import type { DiskWatermark } from '../spool/spool-layout.js';
 import { isUnscoredStorageSopClass, isValidUid, STORAGE_SOP_CLASSES } from '../uids.js';
@@ -12,6 +12,7 @@ import { decideAssociation, normalizeHost } from './association-policy.js';
 import { negotiatePresentationContext, PcResult } from './presentation-contexts.js';
 import { PduStream, type CStoreCommand, type DatasetSink } from './pdu-stream.js';
 import { encodeCStoreResponse } from './store-response.js';
+import { presentationContextResultText, sopClassName, transferSyntaxName } from '../words.js';
 
 const { Scp, Dataset } = dimse;
 const { CEchoResponse, CStoreResponse } = dimse.responses;
@@ -36,6 +37,10 @@ interface NetworkInternals {
 
 /** Refused C-STOREs listed in one association's audit record (the count covers all). */
 const MAX_AUDITED_FAILURES = 20;
+/** Refused presentation contexts kept for the audit (a peer may propose 128). */
+const MAX_REFUSED_RECORDED = 32;
+/** Refused SOP classes named in the log message (all recorded ones are in its `refused` field). */
+const LOGGED_REFUSED = 5;
 
 /** What an association needs from the listener that owns it. */
 export interface ListenerContext {
@@ -78,6 +83,10 @@ export class AssociationHandler extends Scp {
   outcome: string | undefined;
   /** Why we aborted the association (for the audit). */
   abortReason: string | undefined;
+  /** Presentation contexts refused at negotiation, one per SOP class (the first MAX_REFUSED_RECORDED). */
+  readonly refused: RefusedContextRecord[] = [];
+  /** Further refused SOP classes beyond those. */
+  private readonly refusedOverflow = new Set<string>();
   /** C-STOREs answered with a failure status, and the first few of them with their reasons. */
   failedStores = 0;
   readonly failures: StoreFailureRecord[] = [];
@@ -272,12 +281,26 @@ export class AssociationHandler extends Scp {
         accepted.push(`${id}:${pc.getAbstractSyntaxUid()}@${d.transferSyntaxUid}`);
       } else {
         pc.setResult(d.result);
+        // What the peer proposed and why we said no (an MR, a PDF): for the audit, the page and the log.
+        // One entry per SOP class (an SCU proposes a class once per transfer syntax, or a long list of classes).
+        const sopClassUid = pc.getAbstractSyntaxUid();
+        const seen = this.refused.find((r) => r.sopClassUid === sopClassUid);
+        if (seen) {
+          for (const ts of pc.getTransferSyntaxUids()) if (!seen.transferSyntaxUids.includes(ts)) seen.transferSyntaxUids.push(ts);
+        } else if (this.refused.length < MAX_REFUSED_RECORDED) {
+          this.refused.push({ sopClassUid, transferSyntaxUids: [...pc.getTransferSyntaxUids()], reason: presentationContextResultText(d.result) });
+        } else if (!this.refusedOverflow.has(sopClassUid)) {
+          this.refusedOverflow.add(sopClassUid);
+        }
       }
     }
     this.accepted = true;
-    this.log.info(
-      { callingAe: this.callingAeTitle, calledAe: this.calledAeTitle, maxPdu: association.getMaxPduLength(), accepted },
-      'association accepted',
+    const refused = this.refused.map((r) => `${sopClassName(r.sopClassUid)}: ${r.reason}${r.reason.startsWith('none of the transfer') ? ` (${r.transferSyntaxUids.map(transferSyntaxName).join(', ')})` : ''}`);
+    const more = refused.length + this.refusedOverflow.size - LOGGED_REFUSED;
+    const refusedMsg = refused.slice(0, LOGGED_REFUSED).join('; ') + (more > 0 ? `; and ${more} more SOP classes` : '');
+    this.log[refused.length && !accepted.length ? 'warn' : 'info'](
+      { callingAe: this.callingAeTitle, calledAe: this.calledAeTitle, maxPdu: association.getMaxPduLength(), accepted, ...(refused.length ? { refused } : {}) },
+      refused.length ? `association accepted; refused ${refusedMsg}` : 'association accepted',
     );
     this.sendAssociationAccept();
   }
@@ -485,6 +508,8 @@ export class AssociationHandler extends Scp {
       outcome: this.outcome ?? (this.accepted ? 'aborted' : 'error'),
       ...(this.failedStores > 0 ? { failed: this.failedStores, failures: this.failures } : {}),
       ...(this.abortReason ? { reason: this.abortReason } : {}),
+      ...(this.refused.length ? { refused: this.refused } : {}),
+      ...(this.refusedOverflow.size ? { refusedMore: this.refusedOverflow.size } : {}),
     };
   }
 }

@@ -29,6 +29,7 @@ import { cEchoRequest, cStoreRequest, parseCommand, type ParsedCommand } from '.
 import { PDU_TYPE_PDATA, PDV_COMMAND, PDV_ITEM_OVERHEAD, PDV_LAST, pdataHeader, pdataPdu } from '../pdu/pdata.js';
 import { scuConnectOptions, type ScuTls } from '../tls.js';
 import { SopClass, TransferSyntax, VERIFICATION_TRANSFER_SYNTAXES } from '../uids.js';
+import { abortText, associateRejectText, dimseStatusMeaning } from '../words.js';
 import { ExplicitToImplicit } from './explicit-to-implicit.js';
 import type { Part10Info } from './part10-info.js';
 
@@ -250,7 +251,7 @@ export class StoreAssociation {
       this.socket.destroy();
     });
     this.network.on('abort', (a: { source?: number; reason?: number }) => {
-      this.fail(`association aborted by the peer (source ${a?.source}, reason ${a?.reason})`);
+      this.fail(abortText(a ?? {}));
       this.socket.destroy();
     });
   }
@@ -294,7 +295,7 @@ export class StoreAssociation {
       this.network.on('connect', () => this.network.sendAssociationRequest(this.association));
       this.network.on('associationAccepted', () => resolve());
       this.network.on('associationRejected', (r: { result?: number; source?: number; reason?: number }) => {
-        reject(new Error(`association rejected (result ${r?.result}, source ${r?.source}, reason ${r?.reason})`));
+        reject(new Error(associateRejectText(r ?? {})));
         this.socket.end();
       });
     });
@@ -358,7 +359,7 @@ export class StoreAssociation {
       await this.sendFileDataset(pc, file, convertTo ? new ExplicitToImplicit() : undefined);
       const rsp = await this.race(response);
       const outcome = classifyStatus(rsp.status);
-      const detail = `status ${hex4(rsp.status)}${rsp.errorComment ? ` (${rsp.errorComment})` : ''}`;
+      const detail = `status ${hex4(rsp.status)}, ${dimseStatusMeaning(rsp.status)}${rsp.errorComment ? ` (${rsp.errorComment})` : ''}`;
       return {
         file: file.path,
         outcome,
