@@ -2,7 +2,8 @@
  * A push the node refuses at the presentation context (an MR, an encapsulated PDF: not CT) is visible
  * on the node (issue 26 item 5): DCMTK storescu sends them to the listener; the association record,
  * the Redis audit trail, the Associations page and the log name the refused SOP classes and why,
- * instead of "accepted-released, nothing (no request)".
+ * instead of "accepted-released, nothing (no request)". The site here refuses storage classes it does not
+ * score (dicom.acceptUnscoredSopClasses false; the default accepts and ignores them, tests/e2e/whole-study).
  */
 import { Writable } from 'node:stream';
 import { join } from 'node:path';
@@ -31,6 +32,7 @@ const logLines: Array<Record<string, unknown>> = [];
 
 beforeAll(async () => {
   config = await testConfig('refused');
+  config = { ...config, dicom: { ...config.dicom, acceptUnscoredSopClasses: false } };
   const sink = new Writable({
     write(chunk: Buffer, _enc, cb) {
       for (const l of chunk.toString().split('\n').filter(Boolean)) logLines.push(JSON.parse(l) as Record<string, unknown>);
