@@ -144,7 +144,7 @@ describe('dashboard in chromium', () => {
       const chart = page.locator('#chart[data-ready="1"]');
       await chart.waitFor({ timeout: 10_000 });
       expect(await chart.getAttribute('data-x')).toBe('mm');
-      // The legend names every series; the axes are drawn on the canvas (their labels are in SERIES_CHART_JS).
+      // The legend names every series; the axes are drawn on the canvas (their labels are in src/admin/static/series-chart.js).
       const legend = (await chart.locator('.u-legend').textContent()) ?? '';
       for (const label of ['position', 'probability', 'key slices', 'too little lung', 'threshold', 'lung opacity %']) expect(legend).toContain(label);
       expect(await chart.locator('canvas').count()).toBeGreaterThan(0);
