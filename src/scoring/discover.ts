@@ -1,0 +1,92 @@
+/**
+ * File discovery for scoreFiles: walk the given files and folders (name order), sniff each file as
+ * DICOM (headers only), PNG or JPEG, or skip it with a reason.
+ */
+import { open, readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { type DicomHeader, isDecodeError, looksLikeDicom, readDicomHeaderFile } from '../dicom/decode/index.js';
+import { type ImageFormat, sniffImage } from './image-file.js';
+import type { SkippedFile } from './types.js';
+import { fsReason } from '../fs-error-text.js';
+
+/** A file to score: a DICOM instance with its header, or a PNG/JPEG image. */
+export type Input =
+  | { kind: 'dicom'; file: string; header: DicomHeader }
+  | { kind: 'image'; file: string; format: ImageFormat };
+
+/** Files under the given paths, folders walked recursively in name order. */
+export async function listFiles(paths: readonly string[], skipped: SkippedFile[]): Promise<string[]> {
+  const out: string[] = [];
+  const walk = async (p: string): Promise<void> => {
+    let st;
+    try {
+      st = await stat(p);
+    } catch (err) {
+      skipped.push({ file: p, reason: `cannot read: ${fsReason(err)}` });
+      return;
+    }
+    if (st.isDirectory()) {
+      let names: string[];
+      try {
+        names = (await readdir(p)).sort();
+      } catch (err) {
+        skipped.push({ file: p, reason: `cannot list folder: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
+        return;
+      }
+      for (const n of names) await walk(path.join(p, n));
+    } else if (st.isFile()) {
+      out.push(p);
+    } else {
+      skipped.push({ file: p, reason: 'not a regular file' });
+    }
+  };
+  for (const p of paths) await walk(p);
+  return out;
+}
+
+async function readHead(file: string, n = 140): Promise<Uint8Array> {
+  const fh = await open(file, 'r');
+  try {
+    const buf = Buffer.alloc(n);
+    const { bytesRead } = await fh.read(buf, 0, n, 0);
+    return buf.subarray(0, bytesRead);
+  } finally {
+    await fh.close();
+  }
+}
+
+export async function classify(file: string, skipped: SkippedFile[]): Promise<Input | null> {
+  let head: Uint8Array;
+  try {
+    head = await readHead(file);
+  } catch (err) {
+    skipped.push({ file, reason: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
+    return null;
+  }
+  const format = sniffImage(head);
+  if (format) return { kind: 'image', file, format };
+  if (!looksLikeDicom(head)) {
+    skipped.push({ file, reason: 'not DICOM, PNG or JPEG' });
+    return null;
+  }
+  try {
+    return { kind: 'dicom', file, header: await readDicomHeaderFile(file) };
+  } catch (err) {
+    if (isDecodeError(err)) {
+      skipped.push({ file, reason: `${err.code}: ${err.message}` });
+      return null;
+    }
+    throw err;
+  }
+}
+
+/** Every file under `paths`, classified; what cannot be scored goes to `skipped`. */
+export async function discoverInputs(paths: readonly string[], skipped: SkippedFile[]): Promise<{ files: string[]; inputs: Input[] }> {
+  const files = await listFiles(paths, skipped);
+  const inputs: Input[] = [];
+  for (const f of files) {
+    const c = await classify(f, skipped);
+    if (c) inputs.push(c);
+  }
+  return { files, inputs };
+}
