@@ -6,15 +6,34 @@ export const SopClass = {
   EnhancedCtImageStorage: '1.2.840.10008.5.1.4.1.1.2.1',
 } as const;
 
+/** Every transfer syntax UID the code names (PS3.6 Annex A); nowhere else are they typed out. */
 export const TransferSyntax = {
   ImplicitVRLittleEndian: '1.2.840.10008.1.2',
   ExplicitVRLittleEndian: '1.2.840.10008.1.2.1',
-  JpegLosslessSV1: '1.2.840.10008.1.2.4.70',
+  DeflatedExplicitVRLittleEndian: '1.2.840.10008.1.2.1.99',
+  ExplicitVRBigEndian: '1.2.840.10008.1.2.2',
+  JpegBaseline: '1.2.840.10008.1.2.4.50',
+  JpegExtended: '1.2.840.10008.1.2.4.51',
   JpegLossless: '1.2.840.10008.1.2.4.57',
+  JpegLosslessSV1: '1.2.840.10008.1.2.4.70',
   JpegLsLossless: '1.2.840.10008.1.2.4.80',
+  JpegLsNearLossless: '1.2.840.10008.1.2.4.81',
   Jpeg2000Lossless: '1.2.840.10008.1.2.4.90',
+  Jpeg2000: '1.2.840.10008.1.2.4.91',
+  HtJpeg2000Lossless: '1.2.840.10008.1.2.4.201',
+  HtJpeg2000LosslessRpcl: '1.2.840.10008.1.2.4.202',
+  HtJpeg2000: '1.2.840.10008.1.2.4.203',
   RleLossless: '1.2.840.10008.1.2.5',
 } as const;
+
+/**
+ * Whether the byte-level walkers here (header scanner, file readers of the spool and of result
+ * sources) can read a dataset in this transfer syntax: little endian and not deflated (the
+ * encapsulated syntaxes' datasets are explicit VR little endian).
+ */
+export function isWalkableSyntax(ts: string): boolean {
+  return ts !== TransferSyntax.DeflatedExplicitVRLittleEndian && ts !== TransferSyntax.ExplicitVRBigEndian;
+}
 
 /** SOP classes accepted for C-STORE and scored. */
 export const STORAGE_SOP_CLASSES: readonly string[] = [SopClass.CtImageStorage, SopClass.EnhancedCtImageStorage];

@@ -10,10 +10,10 @@
  * way), which is the same value in the result's Explicit VR Little Endian.
  */
 import { readFile } from 'node:fs/promises';
-import dcmjs from 'dcmjs';
+import { standardVr } from '../dicom/dictionary.js';
 import { KNOWN_VRS, LONG_LENGTH_VRS, Tag, UNDEFINED_LENGTH } from '../dicom/encoding.js';
-import { hasPart10Preamble } from '../dicom/decode/read.js';
-import { TransferSyntax } from '../dicom/uids.js';
+import { type FileMeta, hasPart10Preamble, parseFileMeta } from '../dicom/part10.js';
+import { isWalkableSyntax, TransferSyntax } from '../dicom/uids.js';
 import { encodeElement, tagName, tagOf } from './dataset.js';
 
 /** Patient, Clinical Trial Subject, General Study, Patient Study and Clinical Trial Study modules (PS3.3 C.7.1.1, C.7.1.3, C.7.2.1-3). */
@@ -82,17 +82,11 @@ export interface SourceInstance {
   contentTime: string | null;
 }
 
-type DictEntry = { vr?: string };
-
-/** VR of a tag in the data dictionary (dcmjs's); UN when unknown, private or ambiguous. */
+/** VR of a tag in the data dictionary (dictionary.ts); group lengths UL; UN when unknown, private or ambiguous. */
 function dictionaryVr(tag: number): string {
   if ((tag >>> 16) % 2 === 1) return 'UN';
   if ((tag & 0xffff) === 0) return 'UL';
-  // dcmjs's dictionary answers lookups by key but does not enumerate its entries.
-  const dict = (dcmjs.data.DicomMetaDictionary as unknown as { dictionary: Record<string, DictEntry | undefined> }).dictionary;
-  const hex = (n: number) => n.toString(16).toUpperCase().padStart(4, '0');
-  const vr = dict[`(${hex(tag >>> 16)},${hex(tag & 0xffff)})`]?.vr;
-  return vr && KNOWN_VRS.has(vr) ? vr : 'UN';
+  return standardVr(tag) ?? 'UN';
 }
 
 class Reader {
@@ -194,16 +188,11 @@ export async function readSourceInstance(file: string): Promise<SourceInstance> 
 
 export function parseSourceInstance(buf: Buffer, name = 'source'): SourceInstance {
   if (!hasPart10Preamble(buf)) throw new Error(`${name}: not a Part-10 DICOM file`);
-  // File meta: explicit VR LE; find the transfer syntax and the dataset start.
-  let p = 132;
-  let ts = '';
-  const meta = new Reader(buf, true);
-  while (p + 8 <= buf.length && buf.readUInt16LE(p) === 0x0002) {
-    const h = meta.head(p);
-    if (h.tag === tagOf(0x0002, 0x0010)) ts = text(buf.subarray(h.valueAt, h.valueAt + h.length));
-    p = h.valueAt + h.length;
-  }
-  if (ts === '1.2.840.10008.1.2.2' || ts === '1.2.840.10008.1.2.1.99' || ts === '') {
+  // File meta: the transfer syntax and the dataset start.
+  const meta = parseFileMeta(buf) as FileMeta;
+  let p = meta.end;
+  const ts = meta.transferSyntaxUid;
+  if (!isWalkableSyntax(ts) || ts === '') {
     throw new Error(`${name}: transfer syntax ${ts || '(none)'} is not supported for result objects`);
   }
   const explicit = ts !== TransferSyntax.ImplicitVRLittleEndian;

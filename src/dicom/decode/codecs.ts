@@ -5,6 +5,7 @@
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import codecs from 'dcmjs-codecs';
+import { TransferSyntax } from '../uids.js';
 import { DecodeError } from './errors.js';
 import { decodeJpegLossless } from './jpeg-lossless.js';
 
@@ -15,26 +16,26 @@ type Decoder = 'jpeg' | 'jpegls' | 'jpeg2000' | 'htj2k' | 'rle';
 
 /** Transfer syntaxes decoded by a codec, and which one. */
 export const ENCAPSULATED_SYNTAXES: Readonly<Record<string, Decoder>> = {
-  '1.2.840.10008.1.2.4.50': 'jpeg', // JPEG baseline (process 1)
-  '1.2.840.10008.1.2.4.51': 'jpeg', // JPEG extended (process 2 & 4)
-  '1.2.840.10008.1.2.4.57': 'jpeg', // JPEG lossless process 14
-  '1.2.840.10008.1.2.4.70': 'jpeg', // JPEG lossless process 14 SV1
-  '1.2.840.10008.1.2.4.80': 'jpegls', // JPEG-LS lossless
-  '1.2.840.10008.1.2.4.81': 'jpegls', // JPEG-LS near-lossless
-  '1.2.840.10008.1.2.4.90': 'jpeg2000', // JPEG 2000 lossless
-  '1.2.840.10008.1.2.4.91': 'jpeg2000', // JPEG 2000
-  '1.2.840.10008.1.2.4.201': 'htj2k',
-  '1.2.840.10008.1.2.4.202': 'htj2k',
-  '1.2.840.10008.1.2.4.203': 'htj2k',
-  '1.2.840.10008.1.2.5': 'rle', // RLE lossless
+  [TransferSyntax.JpegBaseline]: 'jpeg', // JPEG baseline (process 1)
+  [TransferSyntax.JpegExtended]: 'jpeg', // JPEG extended (process 2 & 4)
+  [TransferSyntax.JpegLossless]: 'jpeg', // JPEG lossless process 14
+  [TransferSyntax.JpegLosslessSV1]: 'jpeg', // JPEG lossless process 14 SV1
+  [TransferSyntax.JpegLsLossless]: 'jpegls', // JPEG-LS lossless
+  [TransferSyntax.JpegLsNearLossless]: 'jpegls', // JPEG-LS near-lossless
+  [TransferSyntax.Jpeg2000Lossless]: 'jpeg2000', // JPEG 2000 lossless
+  [TransferSyntax.Jpeg2000]: 'jpeg2000', // JPEG 2000
+  [TransferSyntax.HtJpeg2000Lossless]: 'htj2k',
+  [TransferSyntax.HtJpeg2000LosslessRpcl]: 'htj2k',
+  [TransferSyntax.HtJpeg2000]: 'htj2k',
+  [TransferSyntax.RleLossless]: 'rle', // RLE lossless
 };
 
 /** Transfer syntaxes whose pixel data is stored native (dcmjs inflates the deflated one). */
 export const NATIVE_SYNTAXES: ReadonlySet<string> = new Set([
-  '1.2.840.10008.1.2',
-  '1.2.840.10008.1.2.1',
-  '1.2.840.10008.1.2.1.99',
-  '1.2.840.10008.1.2.2',
+  TransferSyntax.ImplicitVRLittleEndian,
+  TransferSyntax.ExplicitVRLittleEndian,
+  TransferSyntax.DeflatedExplicitVRLittleEndian,
+  TransferSyntax.ExplicitVRBigEndian,
 ]);
 
 let init: Promise<void> | null = null;

@@ -10,6 +10,7 @@
  */
 import { DecodeError } from './errors.js';
 import { LONG_LENGTH_VRS, Tag, UNDEFINED_LENGTH } from '../encoding.js';
+import { parseFileMeta } from '../part10.js';
 
 export const MAX_SEQUENCE_DEPTH = 32;
 
@@ -151,16 +152,9 @@ export function checkNesting(
 
 /** End of the file meta group (explicit VR LE after "DICM"), or -1. */
 export function metaEnd(buf: Uint8Array): number {
-  const dv = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  let p = 132;
   try {
-    while (p + 8 <= buf.byteLength && dv.getUint16(p, true) === 0x0002) {
-      const vr = String.fromCharCode(dv.getUint8(p + 4), dv.getUint8(p + 5));
-      if (LONG_LENGTH_VRS.has(vr)) p += 12 + dv.getUint32(p + 8, true);
-      else p += 8 + dv.getUint16(p + 6, true);
-    }
+    return parseFileMeta(buf)?.end ?? -1;
   } catch {
     return -1;
   }
-  return p;
 }

@@ -7,6 +7,7 @@
 import type { DicomDataset } from 'dcmjs';
 import { decodeFrame, ENCAPSULATED_SYNTAXES, initCodecs, NATIVE_SYNTAXES } from './codecs.js';
 import { DecodeError } from './errors.js';
+import { TransferSyntax } from '../uids.js';
 import { numberValue, stringValue } from './header.js';
 import type { ParsedDicom } from './read.js';
 
@@ -232,7 +233,7 @@ export async function decodePixels(parsed: ParsedDicom, frame = 0): Promise<Deco
   let bigEndian = false;
   if (NATIVE_SYNTAXES.has(ts)) {
     bytes = nativeFrame(values, frame, frameBytes);
-    bigEndian = ts === '1.2.840.10008.1.2.2';
+    bigEndian = ts === TransferSyntax.ExplicitVRBigEndian;
   } else if (ENCAPSULATED_SYNTAXES[ts]) {
     const encoded = encapsulatedFrame(values, frame, pm.numberOfFrames);
     await initCodecs();

@@ -8,6 +8,7 @@ import dcmjs, { type DicomDataset, type DicomElement } from 'dcmjs';
 import { DecodeError } from './errors.js';
 import { checkNesting, metaEnd } from './nesting-guard.js';
 import { KNOWN_VRS } from '../encoding.js';
+import { hasPart10Preamble } from '../part10.js';
 import { TransferSyntax } from '../uids.js';
 
 // dcmjs logs through loglevel, partly with console.log (stdout): keep stdout clean for --json.
@@ -33,10 +34,7 @@ export interface ReadOptions {
 
 const PIXEL_DATA = '7FE00010';
 
-/** "DICM" at offset 128. */
-export function hasPart10Preamble(buf: Uint8Array): boolean {
-  return buf.length >= 132 && buf[128] === 0x44 && buf[129] === 0x49 && buf[130] === 0x43 && buf[131] === 0x4d;
-}
+export { hasPart10Preamble };
 
 /**
  * For a buffer without preamble: the transfer syntax of a plausible bare dataset (first element

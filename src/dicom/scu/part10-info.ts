@@ -1,7 +1,7 @@
 import { open } from 'node:fs/promises';
 import { HeaderScanner } from '../spool/header-scanner.js';
-import { TransferSyntax } from '../uids.js';
-import { LONG_LENGTH_VRS, UNDEFINED_LENGTH } from '../encoding.js';
+import { isWalkableSyntax, TransferSyntax } from '../uids.js';
+import { type FileMeta, FileMetaError, parseFileMeta } from '../part10.js';
 
 /** What a C-STORE SCU needs to know about a file before it sends it. */
 export interface Part10Info {
@@ -25,56 +25,15 @@ const SCAN_CHUNK = 64 * 1024;
 const MAX_SCAN_BYTES = 4 * 1024 * 1024;
 const VR_PATTERN = /^[A-Z]{2}$/;
 
-const text = (buf: Buffer, start: number, length: number): string =>
-  buf.toString('latin1', start, start + length).replace(/[\0 ]+$/, '').replace(/^ +/, '');
+type MetaFields = FileMeta;
 
-interface MetaFields {
-  sopClassUid: string;
-  sopInstanceUid: string;
-  transferSyntaxUid: string;
-  end: number;
-}
-
-/**
- * Parses the group 0002 elements starting at `start` (explicit VR little endian as the standard
- * requires; implicit VR meta as written by some old tools is tolerated). Returns undefined when
- * the bytes run out before the group ends (the caller reads more).
- */
+/** The file meta group (part10.ts); undefined when more bytes are needed. */
 function parseMeta(buf: Buffer, start: number, atEof: boolean): MetaFields | undefined {
-  const out: MetaFields = { sopClassUid: '', sopInstanceUid: '', transferSyntaxUid: '', end: start };
-  let pos = start;
-  for (;;) {
-    if (pos + 8 > buf.length) {
-      if (atEof) return { ...out, end: pos };
-      return undefined;
-    }
-    const group = buf.readUInt16LE(pos);
-    if (group !== 0x0002) return { ...out, end: pos };
-    const element = buf.readUInt16LE(pos + 2);
-    const vr = buf.toString('latin1', pos + 4, pos + 6);
-    let length: number;
-    let header: number;
-    if (!VR_PATTERN.test(vr)) {
-      length = buf.readUInt32LE(pos + 4);
-      header = 8;
-    } else if (LONG_LENGTH_VRS.has(vr)) {
-      if (pos + 12 > buf.length) return atEof ? { ...out, end: pos } : undefined;
-      length = buf.readUInt32LE(pos + 8);
-      header = 12;
-    } else {
-      length = buf.readUInt16LE(pos + 6);
-      header = 8;
-    }
-    if (length === UNDEFINED_LENGTH) throw new NotDicomError('undefined length in the file meta group');
-    if (pos + header + length > buf.length) {
-      if (atEof) throw new NotDicomError('file meta group runs past the end of the file');
-      return undefined;
-    }
-    const v = pos + header;
-    if (element === 0x0002) out.sopClassUid = text(buf, v, length);
-    else if (element === 0x0003) out.sopInstanceUid = text(buf, v, length);
-    else if (element === 0x0010) out.transferSyntaxUid = text(buf, v, length);
-    pos = v + length;
+  try {
+    return parseFileMeta(buf, start, atEof);
+  } catch (err) {
+    if (err instanceof FileMetaError) throw new NotDicomError(err.message);
+    throw err;
   }
 }
 
@@ -139,7 +98,7 @@ export async function readPart10Info(path: string): Promise<Part10Info> {
 async function scanDataset(
   fh: Awaited<ReturnType<typeof open>>, head: Buffer, offset: number, size: number, ts: string,
 ): Promise<{ sopClassUid: string; sopInstanceUid: string }> {
-  if (ts === '1.2.840.10008.1.2.1.99' || ts === '1.2.840.10008.1.2.2') {
+  if (!isWalkableSyntax(ts)) {
     throw new NotDicomError(`file meta lacks SOP Class/Instance UID and the dataset (${ts}) cannot be scanned`);
   }
   const scanner = new HeaderScanner(ts);

@@ -1,5 +1,7 @@
 import { open, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
+import { hasPart10Preamble, PART10_META_START, parseFileMeta } from '../part10.js';
+import { isWalkableSyntax } from '../uids.js';
 import { HeaderScanner, type ScannedHeader } from './header-scanner.js';
 
 /**
@@ -70,30 +72,13 @@ export async function seriesDirLastChange(seriesDir: string): Promise<number | u
   }
 }
 
-/** Reads the file meta (group 0002, explicit VR LE): dataset offset and transfer syntax. */
-function parseFileMeta(head: Buffer): { datasetOffset: number; transferSyntaxUid: string } {
-  if (head.length < 144 || head.toString('latin1', 128, 132) !== 'DICM') throw new Error('not a DICOM Part-10 file');
-  // (0002,0000) File Meta Information Group Length, UL, comes first.
-  if (head.readUInt32LE(132) !== 0x00000002 || head.toString('latin1', 136, 138) !== 'UL') {
-    throw new Error('file meta without group length');
-  }
-  const datasetOffset = 144 + head.readUInt32LE(140);
-  let pos = 144;
-  let transferSyntaxUid = '';
-  while (pos + 8 <= Math.min(datasetOffset, head.length)) {
-    const tag = ((head.readUInt16LE(pos) << 16) | head.readUInt16LE(pos + 2)) >>> 0;
-    const vr = head.toString('latin1', pos + 4, pos + 6);
-    const long = ['OB', 'OW', 'UN', 'SQ', 'UT', 'UC', 'UR'].includes(vr);
-    const length = long ? head.readUInt32LE(pos + 8) : head.readUInt16LE(pos + 6);
-    const valueAt = pos + (long ? 12 : 8);
-    if (tag === 0x00020010) {
-      transferSyntaxUid = head.toString('latin1', valueAt, valueAt + length).replace(/[\0 ]+$/, '');
-      break;
-    }
-    pos = valueAt + length;
-  }
-  if (!transferSyntaxUid) throw new Error('file meta without transfer syntax');
-  return { datasetOffset, transferSyntaxUid };
+/** Dataset offset and transfer syntax from the file meta (part10.ts) at the head of a spooled file. */
+function datasetStart(head: Buffer, atEof: boolean): { datasetOffset: number; transferSyntaxUid: string } {
+  if (!hasPart10Preamble(head)) throw new Error('not a DICOM Part-10 file');
+  const meta = parseFileMeta(head, PART10_META_START, atEof);
+  if (!meta) throw new Error(`file meta group longer than ${head.length} bytes`);
+  if (!meta.transferSyntaxUid) throw new Error('file meta without transfer syntax');
+  return { datasetOffset: meta.end, transferSyntaxUid: meta.transferSyntaxUid };
 }
 
 /**
@@ -105,8 +90,8 @@ export async function readInstanceHeader(path: string): Promise<SpooledInstanceH
   try {
     const chunk = Buffer.alloc(64 * 1024);
     let { bytesRead } = await fh.read(chunk, 0, chunk.length, 0);
-    const { datasetOffset, transferSyntaxUid } = parseFileMeta(chunk.subarray(0, bytesRead));
-    if (transferSyntaxUid === '1.2.840.10008.1.2.1.99' || transferSyntaxUid === '1.2.840.10008.1.2.2') {
+    const { datasetOffset, transferSyntaxUid } = datasetStart(chunk.subarray(0, bytesRead), bytesRead < chunk.length);
+    if (!isWalkableSyntax(transferSyntaxUid)) {
       throw new Error(`transfer syntax ${transferSyntaxUid} not supported by the header reader`);
     }
     const scanner = new HeaderScanner(transferSyntaxUid);
