@@ -24,6 +24,7 @@ import {
 import { decimals, selectSeries, summarizeSeries, type SelectableInstance, type SeriesRole, type SeriesSummary } from './series-selection.js';
 import { parseStudyState, type StudyState } from './study-state.js';
 import { Keys } from '../stores/keys.js';
+import { loadLua } from '../stores/lua.js';
 import { throttledWarn, whenReady, withTimeout } from '../stores/redis.js';
 import { routeSeries, type IgnoreCode, type RouteDecision } from './routing.js';
 import { listSeriesInstances, readInstanceHeader, seriesDirLastChange, seriesDirOf } from '../dicom/spool/reader.js';
@@ -159,36 +160,12 @@ interface SeriesContent extends SeriesHead {
 }
 
 /** Updates the study's arrival times and membership with each instance (study mode and per-series mode alike). */
-const RECORD_STUDY = `
-redis.call('HSETNX', KEYS[1], 'firstReceivedAt', ARGV[2])
-local last = tonumber(redis.call('HGET', KEYS[1], 'lastReceivedAt') or '0')
-if tonumber(ARGV[2]) > last then redis.call('HSET', KEYS[1], 'lastReceivedAt', ARGV[2]) end
-redis.call('HSET', KEYS[1], 'studyInstanceUid', ARGV[1], 'status', 'receiving')
-if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], 'studyDate', ARGV[3]) end
-if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'studyDescription', ARGV[4]) end
-redis.call('SADD', KEYS[2], ARGV[5])
-redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
-return 1
-`;
+const RECORD_STUDY = loadLua(import.meta.url, 'record-study');
 
-const RECORD_INSTANCE = `
-redis.call('HSETNX', KEYS[1], 'firstReceivedAt', ARGV[5])
-local last = tonumber(redis.call('HGET', KEYS[1], 'lastReceivedAt') or '0')
-if tonumber(ARGV[5]) > last then redis.call('HSET', KEYS[1], 'lastReceivedAt', ARGV[5]) end
-redis.call('HSETNX', KEYS[1], 'callingAeTitle', ARGV[4])
-redis.call('HSET', KEYS[1], 'studyInstanceUid', ARGV[1], 'seriesInstanceUid', ARGV[2], 'seriesDir', ARGV[3], 'status', 'receiving')
-local added = redis.call('HSET', KEYS[2], ARGV[6], ARGV[7])
-redis.call('ZADD', KEYS[3], ARGV[5], ARGV[2])
-return added
-`;
+const RECORD_INSTANCE = loadLua(import.meta.url, 'record-instance');
 
 /** Writes the settle outcome only if no instance arrived since the settle read the state. */
-const FINALIZE = `
-if (redis.call('HGET', KEYS[1], 'lastReceivedAt') or '') ~= ARGV[1] then return 0 end
-redis.call('HDEL', KEYS[1], 'ignoreCode', 'reason', 'jobId', 'enqueuedBy')
-for i = 2, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-return 1
-`;
+const FINALIZE = loadLua(import.meta.url, 'finalize-series');
 
 export interface SeriesTrackerOptions {
   config: Config;

@@ -4,6 +4,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Keys } from './keys.js';
+import { loadLua } from './lua.js';
 import { parseStored, resultKey, resultRecordSchema, type ResultRecord } from '../contracts/result-record.js';
 
 /** Earlier results kept in `previous`. */
@@ -17,20 +18,7 @@ export const MAX_DROPPED = 1000;
  * may have taken it over: a stale job must not overwrite the newer result); 'take' always writes.
  * The series hash status is set only when the hash exists and is not receiving new instances.
  */
-const WRITE_RECORD = `
-if ARGV[3] == 'own' then
-  local cur = redis.call('GET', KEYS[1])
-  if cur then
-    local ok, obj = pcall(cjson.decode, cur)
-    if ok and type(obj) == 'table' and obj.jobId ~= ARGV[2] then return 0 end
-  end
-end
-redis.call('SET', KEYS[1], ARGV[1])
-redis.call('ZADD', KEYS[2], ARGV[4], ARGV[5])
-local st = redis.call('HGET', KEYS[3], 'status')
-if st and st ~= 'receiving' then redis.call('HSET', KEYS[3], 'status', ARGV[6]) end
-return 1
-`;
+const WRITE_RECORD = loadLua(import.meta.url, 'write-result');
 
 export class ResultStore {
   constructor(

@@ -18,6 +18,7 @@
  * every event counts once whoever reports it. Seen ids older than 35 days are trimmed.
  */
 import type { Redis } from 'ioredis';
+import { loadLua } from './lua.js';
 import type { AssociationRecord } from '../dicom/received-instance.js';
 import type { DispatchAttempt, ResultRecord } from '../contracts/result-record.js';
 
@@ -46,12 +47,7 @@ export type HistogramName = 'stage_duration_seconds';
 
 const SEEN_TTL_MS = 35 * 86_400_000;
 
-const RECORD_ONCE = `
-if redis.call('ZADD', KEYS[1], 'NX', ARGV[2], ARGV[1]) == 0 then return 0 end
-for i = 3, #ARGV, 2 do redis.call('HINCRBYFLOAT', KEYS[2], ARGV[i], ARGV[i + 1]) end
-if math.random() < 0.01 then redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[2] - ${SEEN_TTL_MS}) end
-return 1
-`;
+const RECORD_ONCE = loadLua(import.meta.url, 'stats-once');
 
 export function labelString(labels: Labels | undefined): string {
   if (!labels) return '';
@@ -141,7 +137,7 @@ export class Stats {
       const fn = (this.redis as unknown as Record<string, (...a: (string | number)[]) => Promise<number>>).mlsamStatsOnce;
       if (!fn) return 'error';
       const args = inc.fields.flatMap(([f, v]) => [f, v]);
-      return (await fn.call(this.redis, this.seenKey, this.key, eventId, Date.now(), ...args)) === 1 ? 'counted' : 'seen';
+      return (await fn.call(this.redis, this.seenKey, this.key, eventId, Date.now(), SEEN_TTL_MS, ...args)) === 1 ? 'counted' : 'seen';
     } catch {
       return 'error';
     }
