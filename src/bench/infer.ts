@@ -22,7 +22,7 @@ import { readDicomHeaderFile } from '../dicom/decode/index.js';
 import { writeSyntheticSeries } from '../dicom/testing/synthetic-series.js';
 import { createLogger } from '../log.js';
 import { resolveModelPath } from '../model/model-path.js';
-import { decodeSlice } from '../scoring/prepare.js';
+import { decodeSlice } from '../scoring/slice-preparer.js';
 import { preprocessSlice } from '../model/preprocess.js';
 import { ModelSession } from '../model/session.js';
 import { dropRedisPrefix } from '../demo/processes.js';

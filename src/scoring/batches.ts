@@ -7,7 +7,7 @@ import type { ModelSession } from '../model/session.js';
 import { isDecodeError } from '../dicom/decode/index.js';
 import type { ScoredInput } from './decide.js';
 import type { PlannedSeries, PlannedSlice } from './plan.js';
-import type { PrepareSpec, PreparedSlice, SlicePreparer } from './prepare.js';
+import type { PrepareSpec, PreparedSlice, SlicePreparer } from './slice-preparer.js';
 import type { DroppedSlice } from './select-slices.js';
 import type { StageTimings } from './types.js';
 

@@ -7,7 +7,7 @@ import { aggregateSeries, seriesPolicy } from '../model/aggregate.js';
 import { fuseSeries } from '../model/fusion.js';
 import type { ModelMetadata } from '../model/metadata.js';
 import type { PlannedSeries } from './plan.js';
-import type { PreparedSlice } from './prepare.js';
+import type { PreparedSlice } from './slice-preparer.js';
 import { seriesOpacity } from './series-opacity.js';
 import { seriesPattern } from './series-pattern.js';
 import type { ScoredSeries } from './types.js';

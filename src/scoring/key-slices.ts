@@ -7,7 +7,7 @@ import type { KeyRegion } from '../contracts/result-record.js';
 import { attentionPeak, centroid, largestOutline, maskAttention, type MaskedAttention } from '../model/regions.js';
 import { sliceSize } from '../model/preprocess.js';
 import type { ModelSession } from '../model/session.js';
-import { prepareFull, type PrepareSpec, type SliceSource } from './prepare.js';
+import { prepareFull, type PrepareSpec, type SliceSource } from './slice-preparer.js';
 
 export interface KeySliceDetail {
   /** Attention over `cropBox` of the source image; 0 outside the lungs on HU slices. */

@@ -18,7 +18,7 @@ import { decideSeries, type ScoredInput, type SeriesDecision, type SliceOutcome 
 import { discoverInputs } from './discover.js';
 import { keySliceDetail } from './key-slices.js';
 import { type PlannedSeries, planSeries } from './plan.js';
-import { createPreparer, defaultDecodeThreads, type PrepareSpec } from './prepare.js';
+import { createPreparer, defaultDecodeThreads, type PrepareSpec } from './slice-preparer.js';
 import type { KeySliceResult, ScoredSeries, ScoredSlice, ScoreOptions, ScoreResult, SkippedFile, StageTimings, UnscoredSeries } from './types.js';
 
 export type {

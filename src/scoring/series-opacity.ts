@@ -5,7 +5,7 @@
  */
 import type { ModelMetadata } from '../model/metadata.js';
 import { groundGlassOpenMm, type RegionAreas } from '../model/opacity.js';
-import type { SliceLungs } from './prepare.js';
+import type { SliceLungs } from './slice-preparer.js';
 
 export interface OpacityMeasure {
   lungMl: number;

@@ -4,7 +4,7 @@ import type { SeriesCategory } from '../model/aggregate.js';
 import type { ModelSession, ProviderName } from '../model/session.js';
 import type { ImageFormat } from './image-file.js';
 import type { KeySliceDetail } from './key-slices.js';
-import type { SlicePreparer } from './prepare.js';
+import type { SlicePreparer } from './slice-preparer.js';
 import type { SeriesOpacityResult } from './series-opacity.js';
 import type { SeriesPattern } from './series-pattern.js';
 import type { DroppedSlice } from './select-slices.js';

@@ -90,4 +90,17 @@ describe('src/ import graph', () => {
     const queueFiles = readdirSync(join(SRC, 'queue'));
     expect(queueFiles).not.toContain('result-record.ts');
   });
+
+  it('ships no tool code: nothing outside src/demo, src/bench and src/dicom/testing imports them (tsconfig.json leaves them out of dist/)', () => {
+    const TOOLS = ['demo', 'bench', 'dicom/testing'].map((d) => join(SRC, d));
+    const inTools = (p: string): boolean => TOOLS.some((t) => p === t || p.startsWith(`${t}/`));
+    const bad: string[] = [];
+    for (const f of tsFiles(SRC)) {
+      if (inTools(f)) continue;
+      for (const m of readFileSync(f, 'utf8').matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+)'/g)) {
+        if (inTools(resolve(dirname(f), m[1]!))) bad.push(`${relative(SRC, f)} imports ${m[1]}`);
+      }
+    }
+    expect(bad).toEqual([]);
+  });
 });

@@ -19,7 +19,7 @@ import { Queue, UnrecoverableError, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
-import { createPreparer, defaultDecodeThreads, type SlicePreparer } from '../../scoring/prepare.js';
+import { createPreparer, defaultDecodeThreads, type SlicePreparer } from '../../scoring/slice-preparer.js';
 import { scoreFiles, type ScoreResult } from '../../scoring/score.js';
 import { scoredFields } from './scored-record.js';
 import type { ModelMetadata } from '../../model/metadata.js';

@@ -1,6 +1,8 @@
 /**
- * Slice preparation (read + decode + preprocess) for scoring, in this thread or in a small pool of
- * worker threads. scoreFiles() prepares batch b+1 while ONNX Runtime runs batch b; with a pool,
+ * Slice preparation for scoring: a file in, the model's input out. Reads and decodes the file,
+ * analyses the lungs and opacity (model/opacity.ts, HU slices) and runs the model's tensor
+ * preprocessing (model/preprocess.ts: window, crop, resize, normalise) into the batch buffer, in
+ * this thread or in a small pool of worker threads (slice-preparer-worker.ts). scoreFiles() prepares batch b+1 while ONNX Runtime runs batch b; with a pool,
  * decoding also runs in parallel across cores. Both paths run the same prepareSlice(), so the
  * tensors (and the probabilities) are identical whichever is used.
  */
@@ -136,12 +138,12 @@ export function defaultDecodeThreads(): number {
   return Math.max(1, availableParallelism());
 }
 
-/** The compiled worker script (dist/scoring/prepare-worker.js); null when not built. */
+/** The compiled worker script (dist/scoring/slice-preparer-worker.js); null when not built. */
 function workerScript(): string | null {
   const here = fileURLToPath(import.meta.url);
-  const candidates = [path.join(path.dirname(here), 'prepare-worker.js')];
+  const candidates = [path.join(path.dirname(here), 'slice-preparer-worker.js')];
   // Running from the TypeScript sources (tests): use the built twin.
-  if (here.endsWith('.ts')) candidates.push(path.resolve(path.dirname(here), '..', '..', 'dist', 'scoring', 'prepare-worker.js'));
+  if (here.endsWith('.ts')) candidates.push(path.resolve(path.dirname(here), '..', '..', 'dist', 'scoring', 'slice-preparer-worker.js'));
   return candidates.find((c) => existsSync(c)) ?? null;
 }
 
@@ -150,7 +152,7 @@ export function createPreparer(threads: number, logger?: Logger): SlicePreparer 
   if (threads <= 0) return inThreadPreparer();
   const script = workerScript();
   if (!script) {
-    logger?.warn('prepare-worker.js not built: decoding in the main thread');
+    logger?.warn('slice-preparer-worker.js not built: decoding in the main thread');
     return inThreadPreparer();
   }
   return new PreparePool(script, threads);

@@ -1,8 +1,8 @@
-/** Worker thread of the prepare pool (prepare.ts): decodes, analyses the lungs and preprocesses one slice per message. */
+/** Worker thread of the prepare pool (slice-preparer.ts): decodes, analyses the lungs and preprocesses one slice per message. */
 import { parentPort } from 'node:worker_threads';
 import { isDecodeError } from '../dicom/decode/index.js';
 import { sliceSize } from '../model/preprocess.js';
-import { prepareSlice, type PrepareSpec, type SliceSource, type WorkerReply } from './prepare.js';
+import { prepareSlice, type PrepareSpec, type SliceSource, type WorkerReply } from './slice-preparer.js';
 
 interface Request {
   id: number;
@@ -11,7 +11,7 @@ interface Request {
   spec: PrepareSpec;
 }
 
-if (!parentPort) throw new Error('prepare-worker must run as a worker thread');
+if (!parentPort) throw new Error('slice-preparer-worker must run as a worker thread');
 const port = parentPort;
 // One slice at a time (in arrival order): one decoded image in memory per thread, honest timings.
 let chain: Promise<void> = Promise.resolve();
