@@ -37,9 +37,7 @@ export interface Readiness {
   failed: string[];
 }
 
-export interface EchoFn {
-  (destinationName: string): Promise<{ ok: boolean; ms?: number; error?: string }>;
-}
+export type EchoFn = (destinationName: string) => Promise<{ ok: boolean; ms?: number; error?: string }>
 
 const DEST_CACHE_MS = 15_000;
 

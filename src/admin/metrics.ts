@@ -18,7 +18,7 @@ import { dispatchAttemptSchema, parseStored, resultRecordSchema } from '../contr
 import {
   dispatchIncrements,
   ignoredIncrements,
-  Increments,
+  type Increments,
   resultIncrements,
   Stats,
   type CounterName,
@@ -248,5 +248,5 @@ export function renderHistograms(name: string, help: string, series: HistogramSn
     lines.push(`${name}_sum${lbl()} ${h.sum}`);
     lines.push(`${name}_count${lbl()} ${h.count}`);
   }
-  return lines.join('\n') + '\n';
+  return `${lines.join('\n')}\n`;
 }

@@ -71,7 +71,10 @@ const storescp: Target = {
     const port = await freePort();
     const child = spawn('storescp', ['-od', outDir, String(port)], { env: DCMTK_ENV, stdio: 'ignore' });
     await waitForPort(port);
-    return { port, aet: 'ANY-SCP', stop: async () => (await stopChild(child), {}) };
+    return { port, aet: 'ANY-SCP', stop: async () => {
+      await stopChild(child);
+      return {};
+    } };
   },
 };
 

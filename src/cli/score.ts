@@ -121,7 +121,7 @@ export function formatReport(r: ScoreResult): string {
   }
   out.push('');
   out.push(`${plural(r.timing.slicesScored, 'slice')} in ${r.timing.seconds.toFixed(1)} s (${r.timing.slicesPerSecond} slices/s)`);
-  return out.join('\n') + '\n';
+  return `${out.join('\n')}\n`;
 }
 
 export function registerScore(program: Command): void {
@@ -161,7 +161,7 @@ export function registerScore(program: Command): void {
         logger,
         onProgress,
       });
-      if (flags.json) process.stdout.write(JSON.stringify(result) + '\n');
+      if (flags.json) process.stdout.write(`${JSON.stringify(result)}\n`);
       else process.stdout.write(formatReport(result));
       // 0: at least one series scored; 2: nothing could be scored.
       if (result.series.length === 0) process.exitCode = 2;

@@ -72,7 +72,12 @@ export function envOverrides(env: NodeJS.ProcessEnv, sources?: Map<string, strin
       if (i === path.length - 1) node[p] = value;
       else {
         const next = node[p];
-        node = isObject(next) ? next : (node[p] = {});
+        if (isObject(next)) node = next;
+        else {
+          const created: JsonObject = {};
+          node[p] = created;
+          node = created;
+        }
       }
     });
   }

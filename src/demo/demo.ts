@@ -100,7 +100,7 @@ function status(line: string): void {
 const cleanups: Array<{ what: string; fn: () => Promise<unknown> }> = [];
 let cleaning: Promise<void> | undefined;
 function cleanup(): Promise<void> {
-  return (cleaning ??= (async () => {
+  cleaning ??= (async () => {
     for (const c of cleanups.reverse()) {
       try {
         await c.fn();
@@ -108,7 +108,8 @@ function cleanup(): Promise<void> {
         process.stderr.write(`demo: could not ${c.what}: ${(err as Error).message}\n`);
       }
     }
-  })());
+  })();
+  return cleaning;
 }
 let interrupted = false;
 /** Set when the demo fails: the temp folder (logs, spool) is kept for a look. */
@@ -341,7 +342,10 @@ async function main(): Promise<void> {
   redis.on('error', () => undefined);
   const queue = new Queue(INFERENCE_QUEUE, { connection: redis, prefix: keyPrefix });
   queue.on('error', () => undefined);
-  cleanups.push({ what: 'close the Redis connection', fn: async () => (await queue.close(), redis.disconnect()) });
+  cleanups.push({ what: 'close the Redis connection', fn: async () => {
+    await queue.close();
+    redis.disconnect();
+  } });
   const tSent = Date.now();
   const { record, sr, objects } = await waitForResult(
     { orthanc, redis, keys: new Keys(keyPrefix), queue, studyUid: studyUid!, seriesUid, expected },

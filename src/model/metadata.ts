@@ -79,7 +79,7 @@ export async function sha256File(file: string): Promise<string> {
 
 /** The metadata file beside an ONNX file: same name with .json. */
 export function metadataPathFor(onnxPath: string): string {
-  return onnxPath.replace(/\.onnx$/i, '') + '.json';
+  return `${onnxPath.replace(/\.onnx$/i, '')}.json`;
 }
 
 export interface LoadedMetadata {

@@ -132,7 +132,9 @@ export class ModelSession {
   async scoreSlices(images: readonly SliceImage[]): Promise<SliceOutput[]> {
     if (images.length === 0) return [];
     if (images.length > this.batchSize) throw new RangeError(`at most ${this.batchSize} slices per call, got ${images.length}`);
-    images.forEach((img, i) => preprocessSlice(img, this.metadata.preprocessing, this.input, i * this.perSlice));
+    images.forEach((img, i) => {
+      preprocessSlice(img, this.metadata.preprocessing, this.input, i * this.perSlice);
+    });
     return this.scorePrepared(this.input, images.length);
   }
 

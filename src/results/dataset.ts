@@ -71,14 +71,18 @@ export function formatDs(n: number, decimals = 6): string {
 
 export function setUS(ds: Dataset, tag: number, ...values: number[]): void {
   const b = Buffer.alloc(values.length * 2);
-  values.forEach((v, i) => b.writeUInt16LE(v, i * 2));
+  values.forEach((v, i) => {
+    b.writeUInt16LE(v, i * 2);
+  });
   ds.set(tag, encodeElement(tag, 'US', b));
 }
 
 /** An FL element (32-bit floats, e.g. SCOORD Graphic Data). */
 export function setFL(ds: Dataset, tag: number, values: readonly number[]): void {
   const b = Buffer.alloc(values.length * 4);
-  values.forEach((v, i) => b.writeFloatLE(v, i * 4));
+  values.forEach((v, i) => {
+    b.writeFloatLE(v, i * 4);
+  });
   ds.set(tag, encodeElement(tag, 'FL', b));
 }
 

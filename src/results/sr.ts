@@ -211,7 +211,7 @@ function keySliceGroup(inp: SrInput, k: SrKeySlice, i: number): Dataset {
   const { record: r, model } = inp;
   const region = keyRegionGraphic(k.key, k.geometry);
   const from = (): Dataset[] => [scoord('INFERRED FROM', C.sourceOfMeasurement, region.graphicType, region.points, k.ref)];
-  const name = `Key slice ${i + 1} of ${inp.keySlices.length}` + (k.instanceNumber !== null ? `, instance ${k.instanceNumber}` : '');
+  const name = `Key slice ${i + 1} of ${inp.keySlices.length}${k.instanceNumber !== null ? `, instance ${k.instanceNumber}` : ''}`;
   const nums: Dataset[] = [num('CONTAINS', C.sliceProbability, k.key.probability, Codes.noUnits, from())];
   if (k.key.opacityPercent !== undefined) nums.push(num('CONTAINS', C.opacityAreaPercent, k.key.opacityPercent, U.percent, from(), 2));
   if (k.key.highOpacityPercent !== undefined) nums.push(num('CONTAINS', C.highOpacityAreaPercent, k.key.highOpacityPercent, U.percent, from(), 2));

@@ -26,7 +26,7 @@ export function resultUid(basis: UidBasis, role: string): string {
   const b = Buffer.from(h.subarray(0, 16));
   b[6] = ((b[6] as number) & 0x0f) | 0x80; // version 8
   b[8] = ((b[8] as number) & 0x3f) | 0x80; // variant 10xx
-  return `2.25.${BigInt('0x' + b.toString('hex')).toString(10)}`;
+  return `2.25.${BigInt(`0x${b.toString('hex')}`).toString(10)}`;
 }
 
 /** The result UIDs of one scored content of a series. */

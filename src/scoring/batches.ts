@@ -91,7 +91,7 @@ export async function scoreBatches(s: PlannedSeries, run: BatchRun): Promise<{ s
       throw err;
     });
     stages.inferMs += performance.now() - tInfer;
-    outs.forEach((o, i) => scored.push({ ...(ok[i] as PlannedSlice), cnn: o.probability, info: infos[i] as PreparedSlice }));
+    for (const [i, o] of outs.entries()) scored.push({ ...(ok[i] as PlannedSlice), cnn: o.probability, info: infos[i] as PreparedSlice });
     run.progress(Math.min(b + bs, s.slices.length));
   }
   return { scored, dropped };

@@ -2,6 +2,7 @@
  * File discovery for scoreFiles: walk the given files and folders (name order), sniff each file as
  * DICOM (headers only), PNG or JPEG, or skip it with a reason.
  */
+import type { Stats } from 'node:fs';
 import { open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { type DicomHeader, isDecodeError, looksLikeDicom, readDicomHeaderFile } from '../dicom/decode/index.js';
@@ -18,7 +19,7 @@ export type Input =
 export async function listFiles(paths: readonly string[], skipped: SkippedFile[]): Promise<string[]> {
   const out: string[] = [];
   const walk = async (p: string): Promise<void> => {
-    let st;
+    let st: Stats;
     try {
       st = await stat(p);
     } catch (err) {

@@ -136,7 +136,7 @@ export class Stats {
     try {
       const fn = (this.redis as unknown as Record<string, (...a: (string | number)[]) => Promise<number>>).mlsamStatsOnce;
       if (!fn) return 'error';
-      const args = inc.fields.flatMap(([f, v]) => [f, v]);
+      const args = inc.fields.flat();
       return (await fn.call(this.redis, this.seenKey, this.key, eventId, Date.now(), SEEN_TTL_MS, ...args)) === 1 ? 'counted' : 'seen';
     } catch {
       return 'error';
@@ -171,7 +171,10 @@ export class Stats {
       else if (parts[0] === 'h' && parts.length === 4) {
         const id = `${parts[1]}|${parts[2]}`;
         let h = hist.get(id);
-        if (!h) hist.set(id, (h = { name: parts[1]!, labels: parts[2]!, buckets: new Map(), sum: 0, count: 0 }));
+        if (!h) {
+          h = { name: parts[1]!, labels: parts[2]!, buckets: new Map(), sum: 0, count: 0 };
+          hist.set(id, h);
+        }
         if (parts[3] === 'sum') h.sum = value;
         else if (parts[3] === 'count') h.count = value;
         else h.buckets.set(parts[3]!, value);
@@ -180,9 +183,13 @@ export class Stats {
     const histograms: Record<string, HistogramSnapshot[]> = {};
     for (const h of hist.values()) {
       let cum = 0;
-      const buckets = DURATION_BUCKETS.map((le) => ({ le, count: (cum += h.buckets.get(String(le)) ?? 0) }));
+      const buckets = DURATION_BUCKETS.map((le) => {
+        cum += h.buckets.get(String(le)) ?? 0;
+        return { le, count: cum };
+      });
       buckets.push({ le: Infinity, count: cum + (h.buckets.get('+Inf') ?? 0) });
-      (histograms[h.name] ??= []).push({ labels: parseLabelString(h.labels), buckets, sum: h.sum, count: h.count });
+      histograms[h.name] ??= [];
+      histograms[h.name]!.push({ labels: parseLabelString(h.labels), buckets, sum: h.sum, count: h.count });
     }
     return { counters, gauges, histograms };
   }

@@ -36,11 +36,13 @@ declare module 'dcmjs' {
     write(options?: WriteOptions): ArrayBuffer;
   }
 
+  // biome-ignore lint/complexity/noStaticOnlyClass: declares dcmjs's own class, which has only static members
   export class DicomMessage {
     static readFile(buffer: ArrayBuffer, options?: ReadFileOptions): DicomDict;
     static isEncapsulated(syntax: string): boolean;
   }
 
+  // biome-ignore lint/complexity/noStaticOnlyClass: declares dcmjs's own class, which has only static members
   export class DicomMetaDictionary {
     static naturalizeDataset(dataset: DicomDataset): Record<string, unknown>;
     static denaturalizeDataset(dataset: Record<string, unknown>): DicomDataset;

@@ -278,7 +278,7 @@ describe('admin API (mlsam admin, real Redis)', () => {
     try {
       const j = await dq.getJob(resend.jobIds[0]!);
       expect(j?.data).toMatchObject({ destination: 'pacs', enqueuedBy: 'admin' });
-      expect((j?.data as { files: string[] }).files).toHaveLength(3);
+      expect((j!.data as { files: string[] }).files).toHaveLength(3);
     } finally {
       await dq.close();
     }

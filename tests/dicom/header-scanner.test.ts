@@ -91,7 +91,10 @@ describe('HeaderScanner against dcmdump', () => {
       expect(whole.studyInstanceUid).toMatch(/^[0-9.]+$/);
       expect(whole.seriesInstanceUid).toMatch(/^[0-9.]+$/);
       let seed = 7;
-      const rnd = (): number => (seed = (seed * 1103515245 + 12345) % 2147483648) % 97;
+      const rnd = (): number => {
+        seed = (seed * 1103515245 + 12345) % 2147483648;
+        return seed % 97;
+      };
       for (const chunker of [() => data.length, () => 1, () => 7, rnd, () => 16384]) {
         const got = scan(ts, data, chunker);
         expect(got.error).toBeUndefined();
@@ -146,7 +149,10 @@ describe('HeaderScanner validate mode (the listener refuses what DCMTK cannot re
     const dir = await mkdtemp(join(tmpdir(), 'mlsam-cut-'));
     tmp.push(dir);
     let seed = 11;
-    const rnd = (n: number): number => (seed = (seed * 1103515245 + 12345) % 2147483648) % n;
+    const rnd = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % n;
+    };
     for (const file of [READABLE.at(-1)!, FILES[1]!, READABLE.find((f) => f.endsWith('1.2.840.10008.1.2.5.dcm'))!]) {
       const bytes = await readFile(file);
       const { ts, data } = await datasetOf(file);

@@ -194,7 +194,7 @@ describe('DICOM listener (DCMTK peers)', () => {
     });
     await new Promise<void>((r) => sock.once('connect', () => r()));
     const storing = run('storescu', ['+sd', '-aec', 'MLSAM', '127.0.0.1', String(tl.port), series.dir]);
-    sock.write(Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n' + 'x'.repeat(5000)));
+    sock.write(Buffer.from(`GET / HTTP/1.1\r\nHost: x\r\n\r\n${'x'.repeat(5000)}`));
     const reply = await closed;
     // An A-ABORT (type 7) came back before the close.
     expect(reply[0]).toBe(0x07);

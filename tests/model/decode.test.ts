@@ -48,7 +48,7 @@ async function expectSamePixels(a: string, b: string): Promise<void> {
 
 describe('transfer syntaxes decode to the same pixels as the references', () => {
   it('JPEG Lossless SV1 covid-ct-md slices equal DCMTK dcmdjpeg output, in HU', async () => {
-    for (const f of ['P001/98C14734-ASSH_29.dcm', 'normal001/' + firstFile('normal001')]) {
+    for (const f of ['P001/98C14734-ASSH_29.dcm', `normal001/${firstFile('normal001')}`]) {
       const src = path.join(covid, f);
       const ref = dcmtk('dcmdjpeg', [], src, `covid-${path.basename(f)}`);
       await expectSamePixels(src, ref);

@@ -100,7 +100,10 @@ describe('morphology', () => {
     const w = 37;
     const h = 29;
     let seed = 7;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+    const rnd = () => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed / 2147483648;
+    };
     const m: Mask = { width: w, height: h, data: Uint8Array.from({ length: w * h }, () => (rnd() < 0.35 ? 1 : 0)) };
     for (const r of [1, 1.44, 2.4, 3.2, 0.998]) {
       const hws = diskHalfWidths(r);

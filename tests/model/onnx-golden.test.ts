@@ -95,7 +95,7 @@ describe('ONNX model vs PyTorch golden outputs', () => {
   it('a real slice, decoded and preprocessed in TypeScript, gets the PyTorch probability', async () => {
     const real = golden.cases.find((c) => c.input.type === 'fixture' && c.input.source);
     expect(real, 'golden.json has a real-slice case').toBeDefined();
-    if (!real || real.input.type !== 'fixture' || !real.input.source) return;
+    if (real?.input.type !== 'fixture' || !real.input.source) return;
     const { image } = await decodeDicomFile(path.join(dataRoot, real.input.source.replace(/^.*?covid-ct-md\//, 'covid-ct-md/')));
     const [res] = await session.scoreSlices([image]);
     // preprocessing twins agree within 1e-3 per pixel; the probability follows closely

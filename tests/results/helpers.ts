@@ -50,11 +50,11 @@ export async function spoolP001(spoolDir: string, instanceNumbers: readonly numb
 /** The ResultRecord of the (single) series of a ScoreResult, as the inference worker would write it. */
 export function recordFromScore(
   score: ScoreResult,
-  meta: ModelMetadata,
+  _meta: ModelMetadata,
   opts: { seriesDir: string; startedAt?: string; finishedAt?: string; previous?: ResultRecord['previous'] },
 ): ResultRecord {
   const s = score.series[0];
-  if (!s || !s.seriesInstanceUid || !s.studyInstanceUid) throw new Error('no scored DICOM series');
+  if (!s?.seriesInstanceUid || !s.studyInstanceUid) throw new Error('no scored DICOM series');
   const fields = scoredFields(s, score.slices.filter((x) => x.seriesInstanceUid === s.seriesInstanceUid), SopClass.CtImageStorage);
   return {
     studyInstanceUid: s.studyInstanceUid,

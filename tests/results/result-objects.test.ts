@@ -42,10 +42,13 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function naturalized(file: string): Record<string, any> {
+// biome-ignore lint/suspicious/noExplicitAny: dcmjs's naturalized dataset is untyped nested JSON, read field by field below
+type Naturalized = Record<string, any>;
+
+function naturalized(file: string): Naturalized {
   const buf = readFileSync(file);
   const dict = dcmjs.data.DicomMessage.readFile(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length) as ArrayBuffer);
-  return dcmjs.data.DicomMetaDictionary.naturalizeDataset(dict.dict) as Record<string, any>;
+  return dcmjs.data.DicomMetaDictionary.naturalizeDataset(dict.dict) as Naturalized;
 }
 
 /** dciodvfy's complaints: errors, and warnings other than the local coding scheme (PS3.16 8.2 allows "99" designators; dciodvfy knows only registered ones). */
@@ -167,7 +170,7 @@ describe('result objects of a scored series', () => {
     expect(ds.ContentTemplateSequence[0]).toMatchObject({ MappingResource: 'DCMR', TemplateIdentifier: '2010' });
     const ev = ds.CurrentRequestedProcedureEvidenceSequence[0];
     expect(ev.ReferencedSeriesSequence[0].SeriesInstanceUID).toBe(record.seriesInstanceUid);
-    expect(ev.ReferencedSeriesSequence[0].ReferencedSOPSequence.map((r: any) => r.ReferencedSOPInstanceUID)).toEqual(record.keySlices.map((k) => k.sopInstanceUid));
+    expect(ev.ReferencedSeriesSequence[0].ReferencedSOPSequence.map((r: Naturalized) => r.ReferencedSOPInstanceUID)).toEqual(record.keySlices.map((k) => k.sopInstanceUid));
     // Turned off: no KO object, the others unchanged.
     const off = await writeResultObjects(structuredClone(record), { config: testConfig(path.join(tmp, 'spool-nokos'), { keyObjectSelection: false }), logger, metadata: meta });
     expect(off.map((o) => o.kind)).toEqual(outputs.map((o) => o.kind).filter((k) => k !== 'kos'));
@@ -180,7 +183,7 @@ describe('result objects of a scored series', () => {
     expect(ev).toHaveLength(1);
     expect(ev[0].StudyInstanceUID).toBe(record.studyInstanceUid);
     expect(ev[0].ReferencedSeriesSequence[0].SeriesInstanceUID).toBe(record.seriesInstanceUid);
-    const refs = ev[0].ReferencedSeriesSequence[0].ReferencedSOPSequence.map((r: any) => r.ReferencedSOPInstanceUID).sort();
+    const refs = ev[0].ReferencedSeriesSequence[0].ReferencedSOPSequence.map((r: Naturalized) => r.ReferencedSOPInstanceUID).sort();
     expect(refs).toEqual(record.slices.map((s) => s.sopInstanceUid).sort());
     expect(ds.PredecessorDocumentsSequence).toBeUndefined();
 
@@ -239,11 +242,11 @@ describe('result objects of a scored series', () => {
     // a retried job: same content, a later run; the objects keep their date and time, so their bytes
     const retried = { ...structuredClone(record), startedAt: '2026-11-27T08:00:00.000Z', finishedAt: '2026-11-27T08:00:05.000Z', attemptsMade: 2 };
     const again2 = await writeResultObjects(retried, { config: testConfig(spool), logger, metadata: meta });
-    again2.forEach((o, i) => expect(readFileSync(o.path).equals(before[i]!.bytes), o.path).toBe(true));
+    for (const [i, o] of again2.entries()) expect(readFileSync(o.path).equals(before[i]!.bytes), o.path).toBe(true);
     const spool2 = path.join(tmp, 'spool2');
     const other = await writeResultObjects(structuredClone(record), { config: testConfig(spool2), logger, metadata: meta });
     expect(other.map((o) => o.sopInstanceUid)).toEqual(outputs.map((o) => o.sopInstanceUid));
-    other.forEach((o, i) => expect(readFileSync(o.path).equals(before[i]!.bytes), o.path).toBe(true));
+    for (const [i, o] of other.entries()) expect(readFileSync(o.path).equals(before[i]!.bytes), o.path).toBe(true);
     // fewer heatmaps configured: the extra files of the earlier run go, UIDs stay
     const fewer = await writeResultObjects(structuredClone(record), { config: testConfig(spool2, { heatmapSlices: 2, summaryImage: false }), logger, metadata: meta });
     expect(fewer.map((o) => o.sopInstanceUid)).toEqual(outputs.slice(0, 4).map((o) => o.sopInstanceUid));
@@ -293,7 +296,7 @@ describe('the result objects with the fields the model work adds (seeded)', () =
     expect(series).toContain('<contains CODE:(,,"Finding")=(840539006,SCT,"COVID-19")>');
     for (const [site, m] of [['(39607008,SCT,"Lung")', o.total], ['(3341006,SCT,"Right lung")', o.right], ['(44029006,SCT,"Left lung")', o.left]] as const) {
       const esc = (t: string) => t.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-      expect(series).toMatch(new RegExp(esc(`<has properties NUM:(,,"Opacity, % of lung volume")="${m.percentOpacity}" (%,UCUM,"percent")>`) + '\\n\\s*' + esc(`<has concept mod CODE:(,,"Finding Site")=${site}>`)));
+      expect(series).toMatch(new RegExp(`${esc(`<has properties NUM:(,,"Opacity, % of lung volume")="${m.percentOpacity}" (%,UCUM,"percent")>`)}\\n\\s*${esc(`<has concept mod CODE:(,,"Finding Site")=${site}>`)}`));
       expect(series).toContain(`<has properties NUM:(,,"Opacity volume")="${m.opacityMl}" (ml,UCUM,"milliliter")>`);
       expect(series).toContain(`<has properties NUM:(,,"Volume")="${m.lungMl}" (ml,UCUM,"milliliter")>`);
     }
@@ -311,7 +314,7 @@ describe('the result objects with the fields the model work adds (seeded)', () =
       // the outline, point for point (FL values; dsrdump prints x/y pairs)
       const pairs = [];
       for (let j = 0; j < k.region!.polygon!.length; j += 2) pairs.push(`${k.region!.polygon![j]}/${k.region!.polygon![j + 1]}`);
-      expect(g.split('<inferred from SCOORD:(,,"Source of Measurement")=(POLYLINE,' + pairs.join(',') + ')>').length - 1).toBe(5);
+      expect(g.split(`<inferred from SCOORD:(,,"Source of Measurement")=(POLYLINE,${pairs.join(',')})>`).length - 1).toBe(5);
     });
   });
 });
@@ -343,7 +346,7 @@ describe('a series that was not scored', () => {
     expect(v.errors).toEqual([]);
     expect(v.warnings).toEqual([]);
     const ds = naturalized(out[0]!.path);
-    const refs = ds.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0].ReferencedSOPSequence.map((r: any) => r.ReferencedSOPInstanceUID).sort();
+    const refs = ds.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0].ReferencedSOPSequence.map((r: Naturalized) => r.ReferencedSOPInstanceUID).sort();
     expect(refs).toEqual(files.map((f) => path.basename(f, '.dcm')).sort());
 
     const off = path.join(tmp, 'spool-ns-off');

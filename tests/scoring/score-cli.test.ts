@@ -92,7 +92,7 @@ describe('mlsam score', () => {
       expect(s.score).toBeCloseTo(f.score, 6);
       expect(s.k).toBe(f.k);
       expect(s.eligibleSlices).toBe(f.ranked.length);
-      mine.forEach((x, i) => expect(x.probability).toBeCloseTo(f.slices[i]!.probability, 6));
+      for (const [i, x] of mine.entries()) expect(x.probability).toBeCloseTo(f.slices[i]!.probability, 6);
       expect(s.keySlices).toHaveLength(meta.series.keySlices);
       expect(s.keySlices.map((x) => x.index)).toEqual(f.ranked.slice(0, meta.series.keySlices));
       expect(s.keySlices.every((k) => mine[k.index]!.eligible === true)).toBe(true);

@@ -96,7 +96,7 @@ export function decodeFrame(transferSyntaxUid: string, encoded: Uint8Array, p: F
   if (fast) return fast;
   if (!NativeCodecs.isInitialized()) throw new Error('codecs not initialised: await initCodecs() first');
   const ctx = new Context({ ...p, encodedBuffer: encoded });
-  let out;
+  let out: InstanceType<typeof Context>;
   try {
     switch (which) {
       case 'jpeg':

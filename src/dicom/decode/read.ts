@@ -107,7 +107,7 @@ export function parseDicom(buf: Uint8Array, opts: ReadOptions = {}): ParsedDicom
     bare = true;
   }
   guardNesting(buf, bare ? 0 : metaEnd(buf), !opts.headerOnly);
-  let dict;
+  let dict: ReturnType<typeof dcmjs.data.DicomMessage.readFile>;
   try {
     dict = dcmjs.data.DicomMessage.readFile(ab, {
       ignoreErrors: false,

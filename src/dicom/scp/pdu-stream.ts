@@ -108,7 +108,10 @@ export class PduStream {
         const type = this.hdr[0]!;
         const length = this.hdr.readUInt32BE(2);
         const bad = this.check(type, length);
-        if (bad) return this.fail(bad);
+        if (bad) {
+          this.fail(bad);
+          return;
+        }
         this.pdus++;
         this.pduType = type;
         this.pduLeft = length;
@@ -133,12 +136,18 @@ export class PduStream {
         this.pduLeft -= n;
         pos += n;
         if (this.pdvHdrHave < 6) {
-          if (this.pduLeft === 0) return this.fail('P-DATA-TF ends inside a PDV header');
+          if (this.pduLeft === 0) {
+            this.fail('P-DATA-TF ends inside a PDV header');
+            return;
+          }
           continue;
         }
         this.pdvHdrHave = 0;
         const itemLength = this.pdvHdr.readUInt32BE(0);
-        if (itemLength < 2 || itemLength - 2 > this.pduLeft) return this.fail(`PDV item length ${itemLength} does not fit its PDU`);
+        if (itemLength < 2 || itemLength - 2 > this.pduLeft) {
+          this.fail(`PDV item length ${itemLength} does not fit its PDU`);
+          return;
+        }
         this.pdvPc = this.pdvHdr[4]!;
         this.pdvCtrl = this.pdvHdr[5]!;
         this.pdvLeft = itemLength - 2;
@@ -146,16 +155,22 @@ export class PduStream {
         const isCommand = (this.pdvCtrl & 1) === 1;
         if (!isCommand && !this.activeStore) {
           const cmd = this.pendingStore;
-          if (!cmd) return this.fail('dataset fragment without a C-STORE request announcing it');
+          if (!cmd) {
+            this.fail('dataset fragment without a C-STORE request announcing it');
+            return;
+          }
           this.pendingStore = undefined;
           if (cmd.presentationContextId !== this.pdvPc) {
-            return this.fail(`dataset on presentation context ${this.pdvPc}, command on ${cmd.presentationContextId}`);
+            this.fail(`dataset on presentation context ${this.pdvPc}, command on ${cmd.presentationContextId}`);
+            return;
           }
           this.activeStore = { sink: this.hooks.openStore(cmd), pc: this.pdvPc };
         } else if (!isCommand && this.activeStore && this.activeStore.pc !== this.pdvPc) {
-          return this.fail(`dataset fragment on presentation context ${this.pdvPc} inside a dataset on ${this.activeStore.pc}`);
+          this.fail(`dataset fragment on presentation context ${this.pdvPc} inside a dataset on ${this.activeStore.pc}`);
+          return;
         } else if (isCommand && (this.activeStore || this.pendingStore)) {
-          return this.fail('command fragment while a C-STORE dataset is expected');
+          this.fail('command fragment while a C-STORE dataset is expected');
+          return;
         }
         if (this.pdvLeft === 0) this.endPdv();
         continue;
@@ -169,7 +184,10 @@ export class PduStream {
         this.activeStore!.sink.write(slice);
       } else {
         this.commandBytes += slice.length;
-        if (this.commandBytes > MAX_COMMAND_SET) return this.fail(`command set longer than ${MAX_COMMAND_SET} bytes`);
+        if (this.commandBytes > MAX_COMMAND_SET) {
+          this.fail(`command set longer than ${MAX_COMMAND_SET} bytes`);
+          return;
+        }
         // Copied: the socket chunk it came from must not stay alive until the last fragment.
         this.commandParts.push(Buffer.from(slice));
       }
@@ -212,7 +230,7 @@ export class PduStream {
   /** A C-STORE-RQ with a dataset becomes the pending store; anything else goes to the library. */
   private takeStore(pc: number, command: Buffer): boolean {
     const c = parseCommand(command);
-    if (!c || c.commandField !== 0x0001 || c.dataSetType === NO_DATASET || c.messageId < 0) return false;
+    if (c?.commandField !== 0x0001 || c.dataSetType === NO_DATASET || c.messageId < 0) return false;
     this.pendingStore = {
       presentationContextId: pc,
       messageId: c.messageId,

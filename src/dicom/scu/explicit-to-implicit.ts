@@ -141,10 +141,10 @@ export class ExplicitToImplicit {
     else this.copy = length;
   }
 
-  private delimitation(group: number, element: number, length: number, implicit: boolean): void {
+  private delimitation(group: number, element: number, length: number, _implicit: boolean): void {
     const frame = this.stack[this.stack.length - 1];
     if (element === ITEM) {
-      if (!frame || frame.kind !== 'seq') {
+      if (frame?.kind !== 'seq') {
         this.error = 'item outside a sequence';
         return;
       }

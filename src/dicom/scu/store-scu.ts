@@ -151,8 +151,14 @@ class IncomingPdus {
     while (this.buf.length >= 6 && !this.failed) {
       const type = this.buf[0]!;
       const length = this.buf.readUInt32BE(2);
-      if (type < 1 || type > 7) return this.fail(`unknown PDU type 0x${type.toString(16)} from the peer`);
-      if (length > MAX_INCOMING_PDU) return this.fail(`PDU of ${length} bytes from the peer is too long`);
+      if (type < 1 || type > 7) {
+        this.fail(`unknown PDU type 0x${type.toString(16)} from the peer`);
+        return;
+      }
+      if (length > MAX_INCOMING_PDU) {
+        this.fail(`PDU of ${length} bytes from the peer is too long`);
+        return;
+      }
       if (this.buf.length < 6 + length) return;
       const pdu = this.buf.subarray(0, 6 + length);
       this.buf = this.buf.subarray(6 + length);
@@ -164,14 +170,23 @@ class IncomingPdus {
   private pdata(pdu: Buffer): void {
     let pos = 6;
     while (pos < pdu.length) {
-      if (pos + 6 > pdu.length) return this.fail('P-DATA-TF ends inside a PDV header');
+      if (pos + 6 > pdu.length) {
+        this.fail('P-DATA-TF ends inside a PDV header');
+        return;
+      }
       const itemLength = pdu.readUInt32BE(pos);
-      if (itemLength < 2 || pos + 4 + itemLength > pdu.length) return this.fail(`PDV item length ${itemLength} does not fit its PDU`);
+      if (itemLength < 2 || pos + 4 + itemLength > pdu.length) {
+        this.fail(`PDV item length ${itemLength} does not fit its PDU`);
+        return;
+      }
       const pc = pdu[pos + 4]!;
       const ctrl = pdu[pos + 5]!;
       const value = pdu.subarray(pos + 6, pos + 4 + itemLength);
       pos += 4 + itemLength;
-      if ((ctrl & PDV_COMMAND) === 0) return this.fail('the peer sent a dataset where only C-STORE responses are expected');
+      if ((ctrl & PDV_COMMAND) === 0) {
+        this.fail('the peer sent a dataset where only C-STORE responses are expected');
+        return;
+      }
       this.command.push(Buffer.from(value));
       if (ctrl & PDV_LAST) {
         const cmd = Buffer.concat(this.command);
@@ -410,7 +425,10 @@ export class StoreAssociation {
 
   private onCommand(_pc: number, bytes: Buffer): void {
     const cmd = parseCommand(bytes);
-    if (!cmd) return this.abort('protocol error: unreadable command set from the peer');
+    if (!cmd) {
+      this.abort('protocol error: unreadable command set from the peer');
+      return;
+    }
     if (cmd.commandField !== 0x8001 && cmd.commandField !== 0x8030) return; // Not a C-STORE-RSP / C-ECHO-RSP: nothing we asked for.
     const p = this.pending;
     if (p && cmd.messageIdBeingRespondedTo === p.messageId) {

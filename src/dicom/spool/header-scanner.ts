@@ -243,7 +243,10 @@ export class HeaderScanner {
   }
 
   private onHeader(h: ElementHeader): void {
-    if (h.tag >>> 16 === 0xfffe) return this.onDelimitation(h.tag, h.length);
+    if (h.tag >>> 16 === 0xfffe) {
+      this.onDelimitation(h.tag, h.length);
+      return;
+    }
     const frame = this.top();
     if (frame && frame.kind !== 'item') {
       this.fail(`element (${hex(h.tag)}) directly inside ${frame.kind === 'seq' ? 'a sequence' : 'encapsulated Pixel Data'}`);
@@ -362,7 +365,7 @@ export class HeaderScanner {
       if (this.validate && frame.kind === 'seq') this.pushFrame('item', frame.implicit, this.offset + length);
       else this.skipValue(tag, length);
     } else if (tag === Tag.ItemDelimitation) {
-      if (!frame || frame.kind !== 'item' || frame.end >= 0) {
+      if (frame?.kind !== 'item' || frame.end >= 0) {
         this.fail('item delimiter outside an item of undefined length');
         return;
       }

@@ -37,7 +37,7 @@ import { MAX_DROPPED, previousOf, ResultStore } from '../../stores/result-store.
  * completes. Returned outputs are stored in the record. Throwing fails the job (retried: transient).
  */
 /** The stage after scoring; `metadata` is the loaded model's (its window, aggregation). */
-export type OnResult = (record: ResultRecord, job: Job<InferenceJobData>, metadata: ModelMetadata) => Promise<OutputFile[] | void>;
+export type OnResult = (record: ResultRecord, job: Job<InferenceJobData>, metadata: ModelMetadata) => Promise<OutputFile[] | undefined>;
 
 export interface InferenceWorkerOptions {
   config: Config;
