@@ -19,7 +19,7 @@ import { freePort, mlsam } from '../helpers/process.js';
 import { cStoreRq, RawPeer } from '../helpers/raw-peer.js';
 import { writeSyntheticSeries, type SyntheticSeries } from '../helpers/synthetic-series.js';
 import { makeTestPki, type TestPki } from '../helpers/tls-certs.js';
-import { startStorescp, type Storescp } from '../dispatch/helpers.js';
+import { startStorescp, type Storescp } from '../worker/dispatch/helpers.js';
 
 let pki: TestPki;
 let work: string;

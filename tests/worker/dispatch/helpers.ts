@@ -5,16 +5,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Job } from 'bullmq';
 import type { Redis } from 'ioredis';
-import type { Config, Destination } from '../../src/config/schema.js';
-import { resolvePath } from '../../src/config/load.js';
-import { instancesHash, type DispatchJobData } from '../../src/queue/jobs.js';
-import { closeRedis, createRedis, whenReady } from '../../src/stores/redis.js';
-import type { ResultRecord } from '../../src/contracts/result-record.js';
-import { writeResultObjects } from '../../src/results/index.js';
-import { Dispatcher } from '../../src/worker/dispatch/dispatcher.js';
-import { DispatchWorker } from '../../src/worker/dispatch/worker.js';
-import { newUid, writeSyntheticSeries } from '../helpers/synthetic-series.js';
-import { logger, waitFor } from '../queue/helpers.js';
+import type { Config, Destination } from '../../../src/config/schema.js';
+import { resolvePath } from '../../../src/config/load.js';
+import { instancesHash, type DispatchJobData } from '../../../src/queue/jobs.js';
+import { closeRedis, createRedis, whenReady } from '../../../src/stores/redis.js';
+import type { ResultRecord } from '../../../src/contracts/result-record.js';
+import { writeResultObjects } from '../../../src/results/index.js';
+import { Dispatcher } from '../../../src/worker/dispatch/dispatcher.js';
+import { DispatchWorker } from '../../../src/worker/dispatch/worker.js';
+import { newUid, writeSyntheticSeries } from '../../helpers/synthetic-series.js';
+import { logger, waitFor } from '../../queue/helpers.js';
 
 export async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
   await waitFor(

@@ -7,9 +7,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Config } from '../../src/config/schema.js';
-import { startOrthanc, type Orthanc } from '../../src/demo/orthanc.js';
-import { cleanup, freePort, testConfig, waitFor } from '../queue/helpers.js';
+import type { Config } from '../../../src/config/schema.js';
+import { startOrthanc, type Orthanc } from '../../../src/demo/orthanc.js';
+import { cleanup, freePort, testConfig, waitFor } from '../../queue/helpers.js';
 import { destination, Harness, makeScoredResultSet } from './helpers.js';
 
 /**

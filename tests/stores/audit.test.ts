@@ -3,7 +3,7 @@ import type { Config } from '../../src/config/schema.js';
 import type { AssociationRecord } from '../../src/dicom/received-instance.js';
 import { AssociationAudit } from '../../src/stores/audit.js';
 import { closeRedis, createRedis } from '../../src/stores/redis.js';
-import { cleanup, freePort, logger, testConfig } from './helpers.js';
+import { cleanup, freePort, logger, testConfig } from '../queue/helpers.js';
 
 const configs: Config[] = [];
 afterEach(async () => {

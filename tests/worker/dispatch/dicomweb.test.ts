@@ -9,12 +9,12 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Config } from '../../src/config/schema.js';
-import { startOrthanc, type Orthanc } from '../../src/demo/orthanc.js';
-import { Keys } from '../../src/stores/keys.js';
-import { ResultStore } from '../../src/stores/result-store.js';
-import { classifyStowResponse } from '../../src/worker/dispatch/stow.js';
-import { cleanup, freePort, testConfig } from '../queue/helpers.js';
+import type { Config } from '../../../src/config/schema.js';
+import { startOrthanc, type Orthanc } from '../../../src/demo/orthanc.js';
+import { Keys } from '../../../src/stores/keys.js';
+import { ResultStore } from '../../../src/stores/result-store.js';
+import { classifyStowResponse } from '../../../src/worker/dispatch/stow.js';
+import { cleanup, freePort, testConfig } from '../../queue/helpers.js';
 import { Harness, makeScoredResultSet } from './helpers.js';
 
 export const DICOMWEB_PLUGIN = '/usr/share/orthanc/plugins/libOrthancDicomWeb.so';

@@ -7,7 +7,7 @@ import { Keys } from '../../src/stores/keys.js';
 import { closeRedis, createRedis } from '../../src/stores/redis.js';
 import { SpoolRetention } from '../../src/cleaner/retention.js';
 import { cleanup, logger, testConfig, waitFor } from '../queue/helpers.js';
-import { plainRedis, spoolSeries, trackSeries, writeDispatch, writeResult, type SeededSeries } from './helpers.js';
+import { plainRedis, spoolSeries, trackSeries, writeDispatch, writeResult, type SeededSeries } from '../admin/helpers.js';
 
 /** Spool retention: deletes inputs and results N days after dispatch, never undispatched work. */
 const configs: Config[] = [];
