@@ -3,7 +3,7 @@ import { pino, type Logger } from 'pino';
 export type { Logger };
 
 /**
- * Structured logs. Invariant 5: no PHI. Callers log UIDs, AE titles, counts and hashes only;
+ * Structured logs. Invariant 5 (docs/architecture.md): no PHI. Callers log UIDs, AE titles, counts and hashes only;
  * as a second line of defence any field named like a PHI attribute is redacted.
  */
 const PHI_PATHS = [

@@ -1,6 +1,6 @@
 /**
  * What the listener knows about one instance once it is durably in the spool.
- * Identifiers only: no PHI travels past the listener (invariant 5).
+ * Identifiers only: no PHI travels past the listener (invariant 5, docs/architecture.md).
  */
 export interface ReceivedInstance {
   sopClassUid: string;

@@ -6,7 +6,7 @@
  * Deterministic: the UIDs come from (series UID, instances hash, model version, role) and every
  * date and time from the record, so the same record gives the same files byte for byte, and a
  * re-run overwrites them with identical content. Each file is written to a temp name, fsynced and
- * renamed (DESIGN invariant 1 applies to results too).
+ * renamed (invariant 1 of docs/architecture.md applies to results too).
  */
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';

@@ -1,5 +1,5 @@
 /**
- * Deterministic UIDs of the result objects (DESIGN invariant 2): derived from the series, the hash
+ * Deterministic UIDs of the result objects (invariant 2, docs/architecture.md): derived from the series, the hash
  * of the sorted SOP Instance UIDs scored and the model version, plus the object's role. The same
  * series content scored by the same model version always gives the same UIDs, so re-running a
  * job or re-sending a series never creates duplicates in the PACS.
