@@ -79,6 +79,8 @@ describe('admin API (mlsam admin, real Redis)', () => {
   it('GET /api/series lists every series with one status, reason, AE, slices, score, category and timings', async () => {
     // "receiving" means an instance within the last 5 s: arriving now, however long the admin took to start.
     await redis.hset(new Keys(config.redis.keyPrefix).series(S.receiving!.seriesInstanceUid), 'lastReceivedAt', String(Date.now()));
+    // "waiting" 12 s into its 30 s quiet period, likewise counted from now (seeding and start-up take longer on a busy machine).
+    await redis.hset(new Keys(config.redis.keyPrefix).series(S.waiting!.seriesInstanceUid), 'lastReceivedAt', String(Date.now() - 12_000));
     const res = await get('/api/series');
     expect(res.status).toBe(200);
     const list = (await res.json()) as Summary[];
