@@ -11,7 +11,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { standardVr } from '../dicom/dictionary.js';
-import { KNOWN_VRS, LONG_LENGTH_VRS, Tag, UNDEFINED_LENGTH } from '../dicom/encoding.js';
+import { LONG_LENGTH_VRS, readElementHeader, Tag, UNDEFINED_LENGTH } from '../dicom/encoding.js';
 import { type FileMeta, hasPart10Preamble, parseFileMeta } from '../dicom/part10.js';
 import { isWalkableSyntax, TransferSyntax } from '../dicom/uids.js';
 import { encodeElement, tagName, tagOf } from './dataset.js';
@@ -95,14 +95,10 @@ class Reader {
   /** Reads one element header at `p`. */
   head(p: number): { tag: number; vr: string | null; length: number; valueAt: number } {
     const b = this.buf;
-    if (p + 8 > b.length) throw new Error('dataset truncated');
-    const tag = tagOf(b.readUInt16LE(p), b.readUInt16LE(p + 2));
-    if (tag >>> 16 === 0xfffe) return { tag, vr: null, length: b.readUInt32LE(p + 4), valueAt: p + 8 };
-    if (!this.explicit) return { tag, vr: null, length: b.readUInt32LE(p + 4), valueAt: p + 8 };
-    const vr = b.toString('latin1', p + 4, p + 6);
-    if (!KNOWN_VRS.has(vr)) throw new Error(`unknown VR "${vr}" at ${tagName(tag)}`);
-    if (LONG_LENGTH_VRS.has(vr)) return { tag, vr, length: b.readUInt32LE(p + 8), valueAt: p + 12 };
-    return { tag, vr, length: b.readUInt16LE(p + 6), valueAt: p + 8 };
+    const h = readElementHeader(b, p, !this.explicit);
+    if (h === undefined) throw new Error('dataset truncated');
+    if (h === null) throw new Error(`unknown VR "${b.toString('latin1', p + 4, p + 6)}" at ${tagName(tagOf(b.readUInt16LE(p), b.readUInt16LE(p + 2)))}`);
+    return { tag: h.tag, vr: h.vr === '' ? null : h.vr, length: h.length, valueAt: p + h.headerLength };
   }
 
   /** End offset of a sequence value (or UN of undefined length) starting at `p`. */

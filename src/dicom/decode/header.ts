@@ -71,6 +71,15 @@ export function stringValue(ds: DicomDataset, tag: string): string | null {
   return str(ds, tag);
 }
 
+/** A PN value's alphabetic form as stored (dcmjs gives { Alphabetic }), or null when missing or empty. */
+export function personNameValue(ds: DicomDataset, tag: string): string | null {
+  const v = first(ds, tag);
+  const raw = v && typeof v === 'object' ? (v as { Alphabetic?: unknown }).Alphabetic : v;
+  if (raw === undefined || raw === null) return null;
+  const s = String(raw).replace(/\0/g, '').trim();
+  return s === '' ? null : s;
+}
+
 export function readHeader(parsed: ParsedDicom): DicomHeader {
   const ds = parsed.dataset;
   const imageType = (ds['00080008']?.Value ?? []).map((v) => String(v).trim().toUpperCase());

@@ -8,7 +8,7 @@
  * nothing has to be buffered. UN of undefined length (implicit VR content) is copied as it is.
  * Memory: one element header at a time, values pass through as slices of the input.
  */
-import { LONG_LENGTH_VRS, SHORT_LENGTH_VRS, Tag, UNDEFINED_LENGTH } from '../encoding.js';
+import { readElementHeader, Tag, UNDEFINED_LENGTH } from '../encoding.js';
 
 // Elements of group 0xFFFE (the group is checked apart).
 const ITEM = Tag.Item & 0xffff;
@@ -87,21 +87,15 @@ export class ExplicitToImplicit {
         else this.startCopy(length);
         continue;
       }
-      const vr = data.toString('latin1', i + 4, i + 6);
-      let length: number;
-      if (LONG_LENGTH_VRS.has(vr)) {
-        if (len - i < 12) break;
-        length = data.readUInt32LE(i + 8);
-        i += 12;
-        this.pos += 12;
-      } else if (SHORT_LENGTH_VRS.has(vr)) {
-        length = data.readUInt16LE(i + 6);
-        i += 8;
-        this.pos += 8;
-      } else {
-        this.error = `unknown VR ${JSON.stringify(vr)}`;
+      const h = readElementHeader(data, i, false);
+      if (h === undefined) break;
+      if (h === null) {
+        this.error = `unknown VR ${JSON.stringify(data.toString('latin1', i + 4, i + 6))}`;
         break;
       }
+      const { vr, length } = h;
+      i += h.headerLength;
+      this.pos += h.headerLength;
       if (vr === 'SQ' || (vr === 'UN' && length === UNDEFINED_LENGTH)) {
         if (length === 0) {
           this.out.push(implicitHeader(group, element, 0));

@@ -18,7 +18,7 @@
  *   input.
  */
 import { standardVr } from '../dictionary.js';
-import { LONG_LENGTH_VRS, SHORT_LENGTH_VRS, Tag, UNDEFINED_LENGTH } from '../encoding.js';
+import { type ElementHeader, readElementHeader, Tag, UNDEFINED_LENGTH } from '../encoding.js';
 import { TransferSyntax } from '../uids.js';
 
 const TAG_IMAGE_TYPE = 0x00080008;
@@ -99,12 +99,6 @@ interface Frame {
   limit: number;
 }
 
-interface ElementHeader {
-  tag: number;
-  vr: string;
-  length: number;
-  headerLength: number;
-}
 
 export class HeaderScanner {
   private readonly implicitTs: boolean;
@@ -201,21 +195,11 @@ export class HeaderScanner {
 
   /** The element header at `pos`: undefined when more bytes are needed, null on an error. */
   private readHeader(data: Buffer, pos: number): ElementHeader | undefined | null {
-    const avail = data.length - pos;
-    if (avail < 8) return undefined;
-    const group = data.readUInt16LE(pos);
-    const tag = ((group << 16) | data.readUInt16LE(pos + 2)) >>> 0;
     const frame = this.stack[this.stack.length - 1];
-    if (group === 0xfffe || (frame ? frame.implicit : this.implicitTs)) {
-      return { tag, vr: '', length: data.readUInt32LE(pos + 4), headerLength: 8 };
-    }
-    const vr = data.toString('latin1', pos + 4, pos + 6);
-    if (LONG_LENGTH_VRS.has(vr)) {
-      if (avail < 12) return undefined;
-      return { tag, vr, length: data.readUInt32LE(pos + 8), headerLength: 12 };
-    }
-    if (SHORT_LENGTH_VRS.has(vr)) return { tag, vr, length: data.readUInt16LE(pos + 6), headerLength: 8 };
-    return this.fail(`unknown VR ${JSON.stringify(vr)} at (${hex(tag)})`);
+    const h = readElementHeader(data, pos, frame ? frame.implicit : this.implicitTs);
+    if (h !== null) return h;
+    const tag = ((data.readUInt16LE(pos) << 16) | data.readUInt16LE(pos + 2)) >>> 0;
+    return this.fail(`unknown VR ${JSON.stringify(data.toString('latin1', pos + 4, pos + 6))} at (${hex(tag)})`);
   }
 
   private fail(reason: string): null {
