@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { Job, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/schema.js';
+import { personNameValue, stringValue } from '../dicom/decode/header.js';
 import { parseDicom } from '../dicom/decode/read.js';
 import { Keys } from '../stores/keys.js';
 import { parseStored, resultKey, resultRecordSchema, type DispatchAttempt, type DispatchState, type ResultRecord } from '../contracts/result-record.js';
@@ -369,21 +370,13 @@ interface SeriesHeader {
   patient: PatientInfo;
 }
 
-const text = (v: unknown): string | undefined => {
-  const first = Array.isArray(v) ? v[0] : undefined;
-  const raw = typeof first === 'string' || typeof first === 'number' ? String(first)
-    : first && typeof first === 'object' ? String((first as { Alphabetic?: string }).Alphabetic ?? '') : '';
-  const t = raw.trim();
-  return t === '' ? undefined : t;
-};
-
 /** Study date, series description, modality, series number, body part and patient of the first spooled instance of a series. */
 export async function readSeriesHeader(seriesDir: string): Promise<SeriesHeader | undefined> {
   const sops = await listSeriesInstances(seriesDir);
   const first = sops.sort()[0];
   if (!first) return undefined;
   const ds = parseDicom(await readFile(join(seriesDir, `${first}.dcm`)), { headerOnly: true }).dataset;
-  const at = (tag: string): string | undefined => text(ds[tag]?.Value);
+  const at = (tag: string): string | undefined => stringValue(ds, tag) ?? undefined;
   const info: SeriesInfo = {};
   const fields: [keyof SeriesInfo, string][] = [
     ['studyDate', '00080020'], ['seriesDescription', '0008103E'], ['modality', '00080060'], ['seriesNumber', '00200011'], ['bodyPartExamined', '00180015'],
@@ -392,6 +385,6 @@ export async function readSeriesHeader(seriesDir: string): Promise<SeriesHeader 
     const v = at(tag);
     if (v !== undefined) info[k] = v;
   }
-  const name = at('00100010') ?? '';
+  const name = personNameValue(ds, '00100010') ?? '';
   return { info, patient: { patientName: name.replace(/\^+$/, '').replace(/\^/g, ' '), patientId: at('00100020') ?? '' } };
 }
