@@ -23,7 +23,7 @@ import { segmentLungs, toWorkGrid } from '../model/lung.js';
 import { quantify } from '../model/opacity.js';
 import { preprocessInto, sliceSize } from '../model/preprocess.js';
 import { ModelSession, type SessionRunner } from '../model/session.js';
-import { createPreparer, decodeSlice } from '../scoring/prepare.js';
+import { createPreparer, decodeSlice } from '../scoring/slice-preparer.js';
 import { scoreFiles } from '../scoring/score.js';
 
 export interface StageBenchOptions {

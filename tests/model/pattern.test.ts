@@ -85,7 +85,10 @@ describe('per-slice summary', () => {
     const w = 23;
     const h = 17;
     let seed = 3;
-    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648);
+    const rnd = () => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed / 2147483648;
+    };
     const m = Uint8Array.from({ length: w * h }, (_, i) => (i % w > 1 && i % w < w - 2 && rnd() < 0.8 ? 1 : 0));
     const d = squaredDistance(m, w, 0, 0, w - 1, h - 1);
     for (let y = 0; y < h; y++) {

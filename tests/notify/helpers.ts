@@ -3,7 +3,7 @@ import type { Config } from '../../src/config/schema.js';
 import type { ResultRecord } from '../../src/contracts/result-record.js';
 import { Keys } from '../../src/stores/keys.js';
 import { ResultStore } from '../../src/stores/result-store.js';
-import type { Harness } from '../dispatch/helpers.js';
+import type { Harness } from '../worker/dispatch/helpers.js';
 
 /** The record as the inference worker leaves it in Redis (notifications read it from there). */
 export async function storeRecord(h: Harness, config: Config, record: ResultRecord): Promise<void> {

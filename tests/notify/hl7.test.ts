@@ -10,7 +10,7 @@ import type { Config } from '../../src/config/schema.js';
 import { hl7ControlId } from '../../src/notify/hl7-oru.js';
 import { cleanup, freePort, testConfig } from '../queue/helpers.js';
 import { makeTestPki, type TestPki } from '../helpers/tls-certs.js';
-import { Harness, makeScoredResultSet } from '../dispatch/helpers.js';
+import { Harness, makeScoredResultSet } from '../worker/dispatch/helpers.js';
 import { field, opacityOf, parseWithPythonHl7, storeRecord } from './helpers.js';
 
 interface Peer {

@@ -14,7 +14,7 @@ import type { Config } from '../../src/config/schema.js';
 import { targetViews, targetsMetrics, targetsPage } from '../../src/admin/targets.js';
 import { fhirReportId } from '../../src/notify/fhir.js';
 import { cleanup, freePort, testConfig } from '../queue/helpers.js';
-import { Harness, makeScoredResultSet } from '../dispatch/helpers.js';
+import { Harness, makeScoredResultSet } from '../worker/dispatch/helpers.js';
 import { opacityOf, storeRecord } from './helpers.js';
 
 interface Recorded {
@@ -100,7 +100,11 @@ describe('FHIR R4 and webhook notifications', () => {
     const record = { ...set.record, opacity: opacityOf(8.5, 1.25) };
     await storeRecord(h, config, record);
     let failFirstHook = true;
-    hook.answer = (r) => (r.method === 'POST' && failFirstHook ? ((failFirstHook = false), 503) : undefined);
+    hook.answer = (r) => {
+      if (r.method !== 'POST' || !failFirstHook) return undefined;
+      failFirstHook = false;
+      return 503;
+    };
     const queued = await h.dispatcher.enqueue(record, 'worker');
     const id = (name: string) => queued.find((q) => q.destination === name)!.jobId;
 

@@ -40,17 +40,17 @@ const FAILURE_REASON = '00081197';
 const WARNING_REASON = '00081196';
 
 /** Known Failure Reason values (PS3.18 Table I.2-1 / PS3.4 GG.4-1). */
-const FAILURE_TEXT: Record<number, string> = {
-  0xa700: 'out of resources',
-  0xa900: 'data set does not match SOP class',
-  0xc000: 'cannot understand',
-  0x0110: 'processing failure',
-  0x0122: 'SOP class not supported',
-  0x0124: 'not authorized',
-  0x0111: 'duplicate SOP instance',
-  0xa770: 'transfer syntax not supported',
-  0xc122: 'referenced transfer syntax not supported',
-};
+const FAILURE_TEXT: ReadonlyMap<number, string> = new Map([
+  [0xa700, 'out of resources'],
+  [0xa900, 'data set does not match SOP class'],
+  [0xc000, 'cannot understand'],
+  [0x0110, 'processing failure'],
+  [0x0122, 'SOP class not supported'],
+  [0x0124, 'not authorized'],
+  [0x0111, 'duplicate SOP instance'],
+  [0xa770, 'transfer syntax not supported'],
+  [0xc122, 'referenced transfer syntax not supported'],
+]);
 
 const hex = (n: number): string => `0x${n.toString(16).padStart(4, '0')}`;
 
@@ -117,10 +117,10 @@ export async function stowFiles(
     };
   };
   const failAll = (reason: string): void => {
-    files.forEach((file, i) => results.push({ file, sopInstanceUid: infos[i]!.sopInstanceUid, outcome: 'failed', reason }));
+    for (const [i, file] of files.entries()) results.push({ file, sopInstanceUid: infos[i]!.sopInstanceUid, outcome: 'failed', reason });
   };
 
-  let res;
+  let res: Awaited<ReturnType<typeof httpRequestTo>>;
   try {
     res = await httpRequestTo({
       method: 'POST',
@@ -144,7 +144,7 @@ export async function stowFiles(
     return finish(res.status);
   }
   const outcomes = classifyStowResponse(res.status, ds, infos.map((i) => i.sopInstanceUid));
-  files.forEach((file, i) => results.push({ file, ...outcomes[i]! }));
+  for (const [i, file] of files.entries()) results.push({ file, ...outcomes[i]! });
   return finish(res.status);
 }
 
@@ -169,7 +169,7 @@ export function classifyStowResponse(status: number, ds: DicomJson | undefined, 
   return sopInstanceUids.map((uid) => {
     if (failed.has(uid)) {
       const code = failed.get(uid);
-      const reason = code === undefined ? 'failed (no reason given)' : `failure reason ${hex(code)}${FAILURE_TEXT[code] ? ` (${FAILURE_TEXT[code]})` : ''}`;
+      const reason = code === undefined ? 'failed (no reason given)' : `failure reason ${hex(code)}${FAILURE_TEXT.has(code) ? ` (${FAILURE_TEXT.get(code)})` : ''}`;
       return { sopInstanceUid: uid, outcome: 'failed' as const, ...(code !== undefined ? { status: code } : {}), reason: `STOW-RS: ${reason}` };
     }
     if (stored.has(uid) || status === 200) {

@@ -17,7 +17,7 @@ import { classifyStowResponse } from '../../../src/worker/dispatch/stow.js';
 import { cleanup, freePort, testConfig } from '../../queue/helpers.js';
 import { Harness, makeScoredResultSet } from './helpers.js';
 
-export const DICOMWEB_PLUGIN = '/usr/share/orthanc/plugins/libOrthancDicomWeb.so';
+const DICOMWEB_PLUGIN = '/usr/share/orthanc/plugins/libOrthancDicomWeb.so';
 
 
 let orthanc: Orthanc;
