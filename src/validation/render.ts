@@ -132,5 +132,5 @@ export function reportCsv(r: ValidationReport): string {
       if (g.warning) rows.push([`subgroup-${s.by}`, g.name, 'warning', g.warning, null, g.n, null, null]);
     }
   }
-  return rows.map((r) => r.map(csvCell).join(',')).join('\n') + '\n';
+  return `${rows.map((r) => r.map(csvCell).join(',')).join('\n')}\n`;
 }

@@ -78,7 +78,7 @@ describe.each(ENGINES)('retrospective validation of COVID-CT-MD through DICOM (%
   it('imports the labels from the CLI and reports metrics that recompute from the cases', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'mlsam-labels-'));
     const csv = join(dir, 'labels.csv');
-    await writeFile(csv, ['StudyInstanceUID,label', ...studies.map((s) => `${s.study},${s.label}`), `${studies[0]!.study},probable`].join('\n') + '\n');
+    await writeFile(csv, `${['StudyInstanceUID,label', ...studies.map((s) => `${s.study},${s.label}`), `${studies[0]!.study},probable`].join('\n')}\n`);
     const cli = await run(process.execPath, [MLSAM_MAIN, 'validation', 'import', csv, '--user', 'dr.retro'], { env: { ...process.env, ...env } }).catch((e: { code: number; stdout: string; stderr: string }) => e);
     await rm(dir, { recursive: true, force: true });
     expect((cli as { code?: number }).code).toBe(1); // one bad line
