@@ -96,7 +96,7 @@ function normalOf(iop: readonly number[]): [number, number, number] {
 }
 
 export function orientationOf(iop: readonly number[] | null | undefined): Orientation {
-  if (!iop || iop.length !== 6) return 'unknown';
+  if (iop?.length !== 6) return 'unknown';
   const [x, y, z] = normalOf(iop).map(Math.abs) as [number, number, number];
   if (z > AXIAL_MIN_COS) return 'axial';
   if (y > AXIAL_MIN_COS) return 'coronal';
@@ -244,7 +244,7 @@ export function selectSeries(summaries: readonly SeriesSummary[], rules: Selecti
         seriesInstanceUid: c.s.seriesInstanceUid,
         role: 'chosen',
         rank: 1,
-        reason: `axial chest stack, ${describe(c.s, c.sharp)}` + (others ? `; preferred over ${others} other candidate${others > 1 ? 's' : ''}` : '; the only candidate'),
+        reason: `axial chest stack, ${describe(c.s, c.sharp)}${others ? `; preferred over ${others} other candidate${others > 1 ? 's' : ''}` : '; the only candidate'}`,
       });
       return;
     }

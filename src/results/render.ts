@@ -285,7 +285,7 @@ export function chartSvg(width: number, height: number, c: ChartInput): string {
   parts.push(`<text transform="translate(${fs * 1.3},${top + ph / 2}) rotate(-90)" font-size="${fs}" text-anchor="middle">slice probability</text>`);
   // titles and banner
   parts.push(`<text x="${left}" y="${fs * 1.6}" font-size="${fs * 1.3}" font-weight="bold">${xmlEscape(c.title)}</text>`);
-  subLines.forEach((line, i) => parts.push(`<text class="subtitle" x="${left}" y="${(fs * 3.1 + i * lineH).toFixed(1)}" font-size="${fs}">${xmlEscape(line)}</text>`));
+  for (const [i, line] of subLines.entries()) parts.push(`<text class="subtitle" x="${left}" y="${(fs * 3.1 + i * lineH).toFixed(1)}" font-size="${fs}">${xmlEscape(line)}</text>`);
   const legendY = top + ph + fs * 4.2;
   parts.push(`<line x1="${left}" y1="${legendY}" x2="${left + fs * 2}" y2="${legendY}" stroke="#3fa9ff" stroke-width="2"/><text x="${left + fs * 2.5}" y="${legendY + fs * 0.35}" font-size="${fs}">slice probability</text>`);
   parts.push(`<circle cx="${left + fs * 13}" cy="${legendY}" r="${Math.round(fs * 0.45)}" fill="none" stroke="#ff4040" stroke-width="2"/><text x="${left + fs * 14}" y="${legendY + fs * 0.35}" font-size="${fs}">key slice (label: instance number)</text>`);

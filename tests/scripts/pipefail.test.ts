@@ -85,7 +85,9 @@ describe('pipelines under pipefail', () => {
     const built = Object.entries(compose.services).filter(([, s]) => s.build);
     expect(built.map(([n]) => n).sort()).toEqual(['mlsam-admin', 'mlsam-listener', 'mlsam-worker', 'mlsam-worker-gpu']);
     for (const [name, s] of built) {
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: compose.yaml's own variable syntax, compared as text
       expect(s.build?.args?.BASE_IMAGE, name).toBe('${BASE_IMAGE:-debian:bookworm-slim}');
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: compose.yaml's own variable syntax, compared as text
       expect(s.build?.args?.NPM_REGISTRY, name).toBe('${NPM_REGISTRY:-}');
     }
     // The Dockerfiles' build stages are labelled, so what the classic builder keeps of them can be pruned.

@@ -17,7 +17,7 @@ import { INFERENCE_JOB_OPTIONS, instancesHash, studyInferenceJobId, type Inferen
 import { Keys } from '../../src/stores/keys.js';
 import { cleanup, logger, testConfig } from '../queue/helpers.js';
 import { inferenceQueue } from '../e2e/helpers.js';
-import { newIds, p001Files, plainRedis, retagSeries, sopUids, spoolSeries, waitForRecord } from './helpers.js';
+import { p001Files, plainRedis, retagSeries, sopUids, spoolSeries, waitForRecord } from './helpers.js';
 
 const cleanups: Array<() => Promise<void>> = [];
 afterEach(async () => {
