@@ -45,7 +45,7 @@
     el.setAttribute('data-opacity-max',String(opMax));
   }
   var width=Math.max(320,Math.min(el.clientWidth-16,1200));
-  new uPlot({width:width,height:300,series:series,legend:{live:true},scales:scales,axes:axes},data,el);
+  var u=new uPlot({width:width,height:300,series:series,legend:{live:true},scales:scales,axes:axes},data,el);
   el.mlsamChart=u;
   el.setAttribute('data-ready','1');el.setAttribute('data-x',byMm?'mm':'slice');
 })();
