@@ -4,6 +4,7 @@ import { resolveModelPath } from '../model/model-path.js';
 import { createLogger } from '../log.js';
 import { THICK_SLICE_NOTE_MM } from '../model/opacity.js';
 import { patternWording } from '../model/pattern-rule.js';
+import { ZONE_NAMES } from '../model/zones.js';
 import type { ScoreProgress, ScoreResult } from '../scoring/score.js';
 
 
@@ -55,6 +56,16 @@ export function formatReport(r: ScoreResult): string {
       out.push(`    outer third ${pc(f.peripheralShare)} (lung ${pc(f.lungPeripheralShare)}), dorsal ${pc(f.dorsalShare)} (lung ${pc(f.lungDorsalShare)}), ` +
         `lower zone ${pc(f.zoneShare.lower)} (lung ${pc(f.lungZoneShare.lower)}), ground glass ${pc(f.groundGlassShare)}, ` +
         `${f.foci} foci ≥ 1 cm + ${f.smallFoci} smaller, roundness ${f.roundness === null ? 'n/a' : f.roundness.toFixed(2)}`);
+    }
+    if (s.zones) {
+      const z = s.zones;
+      out.push(`  zones (thirds of each lung's craniocaudal extent; zone score ${z.score}/30, Pan et al. extent bins per zone, not the lobar CT severity score):`);
+      for (const side of ['right', 'left'] as const) {
+        for (const name of ZONE_NAMES) {
+          const m = z[side][name];
+          out.push(`    ${`${side} ${name}`.padEnd(12)} lung ${m.lungMl.toFixed(0).padStart(5)} mL  opacity ${m.percentOpacity.toFixed(2).padStart(6)} %  high opacity ${m.percentHighOpacity.toFixed(2).padStart(6)} %  score ${m.score}`);
+        }
+      }
     }
     out.push('  key slices:');
     for (const k of s.keySlices) {

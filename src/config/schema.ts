@@ -180,6 +180,8 @@ export const configSchema = z.strictObject({
     reportNotScored: z.boolean(),
     /** Add a Key Object Selection document ("Of Interest") naming the key slices, for viewers that flag key images. */
     keyObjectSelection: z.boolean(),
+    /** Add a DICOM Segmentation (SEG) of the lungs, ground glass and consolidation over the whole scored series (HU series). */
+    segmentation: z.boolean(),
   }),
   dispatch: z.strictObject({
     /** Tries per (result, destination) before the job is parked as failed. */

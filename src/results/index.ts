@@ -25,18 +25,23 @@ import { buildSc, SECONDARY_CAPTURE } from './sc.js';
 import { parseSourceInstance, readSourceInstance, type SourceInstance } from './source.js';
 import { buildKos, KEY_OBJECT_SELECTION } from './kos.js';
 import { buildSr, COMPREHENSIVE_3D_SR } from './sr.js';
+import { buildSeg, SEGMENTATION_STORAGE, type SegSlice } from './seg.js';
+import type { SeriesLabels } from '../scoring/score.js';
 import { resultUid, resultUids, type UidBasis } from './uids.js';
 
 export { resultUid, resultUids, type UidBasis } from './uids.js';
 export { COMPREHENSIVE_3D_SR } from './sr.js';
 export { SECONDARY_CAPTURE } from './sc.js';
 export { KEY_OBJECT_SELECTION } from './kos.js';
+export { SEGMENTATION_STORAGE } from './seg.js';
 
 export interface WriteResultOptions {
   config: Config;
   logger: Logger;
   /** The model's metadata: its window for the heatmaps, its aggregation for the SR's parameters. */
   metadata?: ModelMetadata;
+  /** The series' lung and lesion labels from scoring (HU series): the Segmentation is made from them. */
+  labels?: SeriesLabels;
 }
 
 /** A key slice with its scored-slice entry and its file, read once. */
@@ -55,10 +60,11 @@ const SUMMARY_SIZE = { width: 1024, height: 576 };
 export const OUTPUT_NAMES = {
   sr: 'sr.dcm',
   kos: 'kos.dcm',
+  seg: 'seg.dcm',
   heatmap: (i: number) => `heatmap-${String(i + 1).padStart(2, '0')}.dcm`,
   summary: 'summary.dcm',
 } as const;
-const OUTPUT_NAME_RE = /^(sr|kos|summary|heatmap-\d+)\.dcm$/;
+const OUTPUT_NAME_RE = /^(sr|kos|seg|summary|heatmap-\d+)\.dcm$/;
 
 async function writeAtomic(dir: string, name: string, bytes: Buffer): Promise<void> {
   const path = join(dir, name);
@@ -163,6 +169,29 @@ function parametersText(record: ResultRecord, metadata: ModelMetadata | undefine
 }
 
 /**
+ * What the Segmentation is built from: the labels of the record's scored slices with their geometry; null
+ * (logged) when scoring kept none or the geometry is incomplete.
+ */
+function segmentationInput(record: ResultRecord, labels: SeriesLabels | undefined, logger: Logger):
+  { imageOrientationPatient: number[]; pixelSpacing: [number, number]; sliceThicknessMm: number; slices: SegSlice[] } | null {
+  const skip = (why: string) => {
+    logger.warn({ seriesInstanceUid: record.seriesInstanceUid, why }, 'no Segmentation for this series');
+    return null;
+  };
+  if (!labels) return skip('no lung labels from scoring');
+  if (!labels.imageOrientationPatient || !labels.pixelSpacing) return skip('no orientation or pixel spacing');
+  const bySop = new Map(labels.slices.map((s) => [s.sopInstanceUid, s]));
+  const slices: SegSlice[] = [];
+  for (const s of record.slices) {
+    const l = bySop.get(s.sopInstanceUid);
+    if (!l || !l.imagePositionPatient) return skip(`no labels or position for slice ${s.sopInstanceUid}`);
+    slices.push({ sopClassUid: s.sopClassUid, sopInstanceUid: s.sopInstanceUid, imagePositionPatient: l.imagePositionPatient, labels: l.labels });
+  }
+  const thickness = labels.sliceThicknessMm ?? record.opacity?.sliceSpacingMm ?? 1;
+  return { imageOrientationPatient: labels.imageOrientationPatient, pixelSpacing: labels.pixelSpacing, sliceThicknessMm: thickness, slices };
+}
+
+/**
  * Writes the result objects of `record` and returns them. Status 'scored': SR, Key Object Selection
  * of the key slices (if `results.keyObjectSelection`), heatmaps of the top `results.heatmapSlices`
  * key slices, summary chart (if `results.summaryImage`). Status
@@ -238,6 +267,29 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
       bytes: part10(kos, KEY_OBJECT_SELECTION, uids.kos, aeTitle),
       out: { kind: 'kos', sopClassUid: KEY_OBJECT_SELECTION, sopInstanceUid: uids.kos, seriesInstanceUid: uids.kosSeries },
     });
+  }
+
+  if (scored && config.results.segmentation && record.opacity) {
+    const seg = segmentationInput(record, opts.labels, logger);
+    if (seg) {
+      const { dataset, summary } = buildSeg({
+        source, model, sopInstanceUid: uids.seg, seriesInstanceUid: uids.segSeries, seriesNumber: numbers.seg, aeTitle, when,
+        sourceSeriesInstanceUid: record.seriesInstanceUid, dimensionOrganizationUid: uids.segDimensions, ...seg,
+        method: record.opacity.method,
+        parameters: `opacity HU ${record.opacity.opacityHu.join('..')}, consolidation (high opacity) HU ${record.opacity.highOpacityHu.join('..')}` +
+          `${record.opacity.groundGlassOpenMm !== undefined ? `, ground-glass opening ${record.opacity.groundGlassOpenMm} mm` : ''}; sha256=${model.sha256}`,
+      });
+      if (!source.frameOfReferenceUid) {
+        logger.warn({ seriesInstanceUid: record.seriesInstanceUid }, 'no Frame of Reference UID in the CT: no Segmentation');
+      } else {
+        files.push({
+          name: OUTPUT_NAMES.seg,
+          bytes: part10(dataset, SEGMENTATION_STORAGE, uids.seg, aeTitle),
+          out: { kind: 'seg', sopClassUid: SEGMENTATION_STORAGE, sopInstanceUid: uids.seg, seriesInstanceUid: uids.segSeries },
+        });
+        logger.debug({ seriesInstanceUid: record.seriesInstanceUid, frames: summary.frames }, 'segmentation built');
+      }
+    }
   }
 
   if (scored) {

@@ -16,7 +16,7 @@ export interface UidBasis {
 }
 
 /**
- * Roles: 'sr-series', 'sc-series', 'kos-series', 'sr', 'sr-not-scored', 'kos', 'summary', 'heatmap:<source SOP Instance UID>',
+ * Roles: 'sr-series', 'sc-series', 'kos-series', 'seg-series', 'seg', 'seg-dimensions', 'sr', 'sr-not-scored', 'kos', 'summary', 'heatmap:<source SOP Instance UID>',
  * 'tracking' and 'tracking:<key slice SOP Instance UID>' (SR measurement groups), 'device:<AE title>:<model name>'.
  */
 export function resultUid(basis: UidBasis, role: string): string {
@@ -34,6 +34,10 @@ export function resultUids(basis: UidBasis): {
   srSeries: string;
   scSeries: string;
   kosSeries: string;
+  segSeries: string;
+  seg: string;
+  /** Dimension Organization UID of the Segmentation. */
+  segDimensions: string;
   sr: string;
   kos: string;
   srNotScored: string;
@@ -44,6 +48,9 @@ export function resultUids(basis: UidBasis): {
     srSeries: resultUid(basis, 'sr-series'),
     scSeries: resultUid(basis, 'sc-series'),
     kosSeries: resultUid(basis, 'kos-series'),
+    segSeries: resultUid(basis, 'seg-series'),
+    seg: resultUid(basis, 'seg'),
+    segDimensions: resultUid(basis, 'seg-dimensions'),
     sr: resultUid(basis, 'sr'),
     kos: resultUid(basis, 'kos'),
     srNotScored: resultUid(basis, 'sr-not-scored'),

@@ -23,8 +23,10 @@ import { ModelSession, type ProviderName } from '../model/session.js';
 import { sniffImage, type ImageFormat } from './image-file.js';
 import { keySliceDetail, type KeySliceDetail } from './key-slices.js';
 import { createPreparer, defaultDecodeThreads, type PrepareSpec, type PreparedSlice, type SlicePreparer } from './prepare.js';
-import { seriesOpacity, type SeriesOpacityResult } from './series-opacity.js';
 import { seriesPattern, type SeriesPattern } from './series-pattern.js';
+import { seriesOpacity, sliceSpacing, type SeriesOpacityResult } from './series-opacity.js';
+import type { SliceLabelRuns } from '../model/seg-masks.js';
+import { seriesZones, type SeriesZones } from '../model/zones.js';
 import { selectSlices, type DroppedSlice, type SelectedSlice } from './select-slices.js';
 
 export interface ScoreOptions {
@@ -39,6 +41,8 @@ export interface ScoreOptions {
    * the finding (attention peak, outline of the largest opacity).
    */
   keyAttention?: boolean;
+  /** Keep every HU slice's lung and lesion labels (run-length encoded) in the series result, for the DICOM Segmentation. */
+  keepLabels?: boolean;
   /** DICOM series with fewer selected slices are not scored (default 1). */
   minSlices?: number;
   logger?: Logger;
@@ -116,6 +120,15 @@ export interface KeySliceResult extends Partial<KeySliceDetail> {
 
 export type SeriesOpacity = SeriesOpacityResult;
 
+/** The label masks of a scored HU series, slice by slice in scored order, with the geometry a DICOM Segmentation needs. */
+export interface SeriesLabels {
+  imageOrientationPatient: number[] | null;
+  /** [row mm, column mm]. */
+  pixelSpacing: [number, number] | null;
+  sliceThicknessMm: number | null;
+  slices: { sopInstanceUid: string | null; sopClassUid: string | null; imagePositionPatient: number[] | null; labels: SliceLabelRuns }[];
+}
+
 export interface ScoredSeries {
   seriesInstanceUid: string | null;
   studyInstanceUid: string | null;
@@ -143,6 +156,10 @@ export interface ScoredSeries {
    * description, never a diagnosis; docs/pattern-rule.md).
    */
   pattern?: SeriesPattern;
+  /** Upper, middle and lower zone of each lung and the zone score (HU series; src/model/zones.ts). */
+  zones?: SeriesZones;
+  /** Lung and lesion labels of every scored slice (HU series, `keepLabels`). */
+  labels?: SeriesLabels;
   /** Instances of this series that were not scored, with reasons. */
   dropped: DroppedSlice[];
 }
@@ -319,7 +336,11 @@ export async function scoreFiles(paths: readonly string[], opts: ScoreOptions = 
     });
   }
   const meta = session.metadata;
-  const spec: PrepareSpec = { preprocessing: meta.preprocessing, ...(meta.quantification ? { quantification: meta.quantification } : {}) };
+  const spec: PrepareSpec = {
+    preprocessing: meta.preprocessing,
+    ...(meta.quantification ? { quantification: meta.quantification } : {}),
+    ...(opts.keepLabels ? { labels: true } : {}),
+  };
   const perSlice = sliceSize(spec.preprocessing);
   const preparer = opts.preparer ?? createPreparer(series.length ? (opts.decodeThreads ?? defaultDecodeThreads()) : 0, log);
   const ownPreparer = !opts.preparer;
@@ -435,6 +456,25 @@ export async function scoreFiles(paths: readonly string[], opts: ScoreOptions = 
           ...(sl.ineligibleReason ? { ineligibleReason: sl.ineligibleReason } : {}),
         });
       });
+      const iop = scored[0]?.header?.imageOrientationPatient ?? null;
+      const zones = decided.opacity
+        ? seriesZones(scored.map((x) => ({
+          position: x.position,
+          imageLeft: (x.info.lungs as NonNullable<PreparedSlice['lungs']>).imageLeft,
+          imageRight: (x.info.lungs as NonNullable<PreparedSlice['lungs']>).imageRight,
+        })), sliceSpacing(scored.map((x) => x.position)), iop)
+        : undefined;
+      const labels: SeriesLabels | undefined = opts.keepLabels && s.source === 'dicom' && scored.every((x) => x.info.labels)
+        ? {
+          imageOrientationPatient: iop,
+          pixelSpacing: scored[0]?.header?.pixelSpacing ?? null,
+          sliceThicknessMm: scored[0]?.header?.sliceThickness ?? null,
+          slices: scored.map((x) => ({
+            sopInstanceUid: x.header?.sopInstanceUid ?? null, sopClassUid: x.header?.sopClassUid ?? null,
+            imagePositionPatient: x.header?.imagePositionPatient ?? null, labels: x.info.labels as SliceLabelRuns,
+          })),
+        }
+        : undefined;
       seriesOut.push({
         seriesInstanceUid: s.seriesInstanceUid,
         studyInstanceUid: s.studyInstanceUid,
@@ -451,6 +491,8 @@ export async function scoreFiles(paths: readonly string[], opts: ScoreOptions = 
         keySlices,
         ...(decided.opacity ? { opacity: decided.opacity } : {}),
         ...(decided.pattern ? { pattern: decided.pattern } : {}),
+        ...(zones ? { zones } : {}),
+        ...(labels ? { labels } : {}),
         dropped,
       });
       const secs = (performance.now() - ts) / 1000;

@@ -159,7 +159,7 @@ describe('result objects of a scored series', () => {
     expect([...text.matchAll(/<contains IMAGE:=\(CT image,"([0-9.]+)"\)>/g)].map((m) => m[1])).toEqual(record.keySlices.map((k) => k.sopInstanceUid));
     const ds = naturalized(kos.path);
     expect(ds).toMatchObject({ Modality: 'KO', SOPClassUID: KEY_OBJECT_SELECTION, StudyInstanceUID: record.studyInstanceUid, SeriesNumber: 8000 + naturalized(record.slices[0]!.file).SeriesNumber });
-    expect(ds.SeriesDescription).toBe(`NOT FOR DIAGNOSTIC USE - AI key slices ${record.model.name} ${record.model.version}`);
+    expect(ds.SeriesDescription).toBe(`AI key slices ${record.model.name} ${record.model.version} - NOT FOR DIAGNOSTIC USE`);
     expect(ds.ContentTemplateSequence[0]).toMatchObject({ MappingResource: 'DCMR', TemplateIdentifier: '2010' });
     const ev = ds.CurrentRequestedProcedureEvidenceSequence[0];
     expect(ev.ReferencedSeriesSequence[0].SeriesInstanceUID).toBe(record.seriesInstanceUid);

@@ -20,7 +20,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import { createPreparer, defaultDecodeThreads, type SlicePreparer } from '../../scoring/prepare.js';
-import { scoreFiles, type ScoreResult } from '../../scoring/score.js';
+import { scoreFiles, type ScoreResult, type SeriesLabels } from '../../scoring/score.js';
 import { scoredFields } from './scored-record.js';
 import type { ModelMetadata } from '../../model/metadata.js';
 import { ModelSession } from '../../model/session.js';
@@ -37,7 +37,13 @@ import { MAX_DROPPED, previousOf, ResultStore } from '../../stores/result-store.
  * completes. Returned outputs are stored in the record. Throwing fails the job (retried: transient).
  */
 /** The stage after scoring; `metadata` is the loaded model's (its window, aggregation). */
-export type OnResult = (record: ResultRecord, job: Job<InferenceJobData>, metadata: ModelMetadata) => Promise<OutputFile[] | void>;
+/** What scoring produced beside the record, for the results stage only (too large for the record). */
+export interface ResultExtras {
+  /** The series' lung and lesion labels (HU series, when `results.segmentation`). */
+  labels?: SeriesLabels;
+}
+
+export type OnResult = (record: ResultRecord, job: Job<InferenceJobData>, metadata: ModelMetadata, extras?: ResultExtras) => Promise<OutputFile[] | void>;
 
 export interface InferenceWorkerOptions {
   config: Config;
@@ -227,6 +233,7 @@ export class InferenceWorker {
           session,
           preparer: this.preparer,
           keyAttention: true,
+          keepLabels: this.opts.config.results.segmentation,
           minSlices: this.opts.config.series.routing.minSlices,
           onProgress: (p) => {
             const progress: InferenceProgress = { done: p.done, total: p.total };
@@ -244,7 +251,8 @@ export class InferenceWorker {
       }
       if (this.opts.onResult) {
         const t = Date.now();
-        const outputs = await this.opts.onResult(record, job, meta);
+        const labels = record.status === 'scored' ? result.series.find((s) => s.seriesInstanceUid === data.seriesInstanceUid)?.labels : undefined;
+        const outputs = await this.opts.onResult(record, job, meta, labels ? { labels } : undefined);
         record = { ...record, ...(outputs ? { outputs } : {}), timings: { ...record.timings, resultsMs: Date.now() - t } };
       }
       record = { ...record, finishedAt: new Date().toISOString(), timings: { ...record.timings, totalMs: Date.now() - started } };

@@ -1,0 +1,171 @@
+/**
+ * The DICOM Segmentation and the lung zones of a real scored series (every 4th slice of covid-ct-md P001,
+ * scored by the shipped model with labels kept, as the inference worker does): dciodvfy finds no errors in
+ * the SEG nor in the SR with its zone groups; the SEG has the four segments with their SNOMED CT codes,
+ * AUTOMATIC with algorithm name and version, one frame per segment per slice holding it, each frame naming
+ * its CT slice and position; its ground glass + consolidation volume equals the SR's opacity volume within
+ * 1 %, and each lung's volume the SR's lung volume; the zones partition each lung (volumes add up to the
+ * lung's, percentages average back to it) and the zone score is the sum of the Pan bins; `results.segmentation`
+ * false writes no SEG; the bytes are the same on a re-run.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import dcmjs from 'dcmjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '../../src/log.js';
+import { loadModelMetadata, type ModelMetadata } from '../../src/model/metadata.js';
+import { extentScore, ZONE_NAMES } from '../../src/model/zones.js';
+import type { OutputFile, ResultRecord } from '../../src/contracts/result-record.js';
+import { SEGMENTATION_STORAGE, writeResultObjects } from '../../src/results/index.js';
+import { scoreFiles, type SeriesLabels } from '../../src/scoring/score.js';
+import { run } from '../helpers/dcmtk.js';
+import { MODEL_PATH, recordFromScore, spoolP001, testConfig } from './helpers.js';
+
+const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
+const tmp = mkdtempSync(path.join(tmpdir(), 'mlsam-seg-'));
+const spool = path.join(tmp, 'spool');
+const INSTANCES = Array.from({ length: 37 }, (_, i) => 2 + 4 * i);
+
+let record: ResultRecord;
+let meta: ModelMetadata;
+let labels: SeriesLabels;
+let outputs: OutputFile[];
+
+beforeAll(async () => {
+  const { seriesDir, files } = await spoolP001(spool, INSTANCES);
+  ({ metadata: meta } = await loadModelMetadata(MODEL_PATH, { verifyHash: false }));
+  const score = await scoreFiles(files, { modelPath: MODEL_PATH, keyAttention: true, keepLabels: true, batchSize: 8, threads: 2 });
+  record = recordFromScore(score, meta, { seriesDir });
+  labels = score.series[0]?.labels as SeriesLabels;
+  outputs = await writeResultObjects(record, { config: testConfig(spool), logger, metadata: meta, labels });
+}, 300_000);
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function naturalized(file: string): Record<string, any> {
+  const buf = readFileSync(file);
+  const dict = dcmjs.data.DicomMessage.readFile(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.length) as ArrayBuffer);
+  return dcmjs.data.DicomMetaDictionary.naturalizeDataset(dict.dict) as Record<string, any>;
+}
+
+async function dciodvfy(file: string): Promise<{ errors: string[]; all: string }> {
+  const r = await run('dciodvfy', [file]);
+  const all = r.stdout + r.stderr;
+  return { errors: all.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('Error')), all };
+}
+
+const seq = <T = Record<string, any>>(v: unknown): T[] => (v === undefined ? [] : Array.isArray(v) ? (v as T[]) : [v as T]);
+
+describe('DICOM Segmentation', () => {
+  it('is written with the other objects and passes dciodvfy without errors', async () => {
+    const seg = outputs.find((o) => o.kind === 'seg');
+    expect(seg).toBeDefined();
+    expect(seg?.sopClassUid).toBe(SEGMENTATION_STORAGE);
+    const v = await dciodvfy(seg!.path);
+    expect(v.errors, v.all).toEqual([]);
+    const sr = outputs.find((o) => o.kind === 'sr')!;
+    const vs = await dciodvfy(sr.path);
+    expect(vs.errors, vs.all).toEqual([]);
+  });
+
+  it('has four coded segments, AUTOMATIC with algorithm name and version, on the CT\'s frame of reference', () => {
+    const ds = naturalized(outputs.find((o) => o.kind === 'seg')!.path);
+    const ct = naturalized(record.slices[0]!.file);
+    expect(ds.Modality).toBe('SEG');
+    expect(ds.SegmentationType).toBe('BINARY');
+    expect(ds.BitsAllocated).toBe(1);
+    expect(ds.FrameOfReferenceUID).toBe(ct.FrameOfReferenceUID);
+    expect(ds.StudyInstanceUID).toBe(ct.StudyInstanceUID);
+    expect(ds.PatientID).toBe(ct.PatientID);
+    expect(String(ds.SeriesDescription)).toMatch(/^AI segmentation/);
+    const segs = seq(ds.SegmentSequence);
+    expect(segs.map((s) => s.SegmentLabel)).toEqual(['Left lung', 'Right lung', 'Ground glass', 'Consolidation']);
+    expect(segs.map((s) => seq(s.SegmentedPropertyTypeCodeSequence)[0]?.CodeValue)).toEqual(['44029006', '3341006', '1217294009', '95436008']);
+    expect(segs.every((s) => seq(s.SegmentedPropertyTypeCodeSequence)[0]?.CodingSchemeDesignator === 'SCT')).toBe(true);
+    for (const s of segs) {
+      expect(s.SegmentAlgorithmType).toBe('AUTOMATIC');
+      expect(s.SegmentAlgorithmName).toBeTruthy();
+      const alg = seq(s.SegmentationAlgorithmIdentificationSequence)[0]!;
+      expect(alg.AlgorithmVersion).toContain(record.model.version);
+    }
+  });
+
+  it('holds one frame per segment per slice that has it, each naming its CT slice and position', () => {
+    const ds = naturalized(outputs.find((o) => o.kind === 'seg')!.path);
+    const frames = seq(ds.PerFrameFunctionalGroupsSequence);
+    expect(Number(ds.NumberOfFrames)).toBe(frames.length);
+    const rows = ds.Rows as number;
+    const cols = ds.Columns as number;
+    const pixelData = new Uint8Array((ds.PixelData as ArrayBuffer[])[0]!);
+    expect(pixelData.length).toBe(Math.ceil((frames.length * rows * cols) / 8));
+    const slicesByUid = new Map(record.slices.map((s) => [s.sopInstanceUid, s]));
+    const bySeg = new Map<number, Set<string>>();
+    const pixelsBySeg = new Map<number, number>();
+    frames.forEach((f, k) => {
+      const segNo = seq(f.SegmentIdentificationSequence)[0]!.ReferencedSegmentNumber as number;
+      const src = seq(seq(f.DerivationImageSequence)[0]!.SourceImageSequence)[0]!.ReferencedSOPInstanceUID as string;
+      expect(slicesByUid.has(src)).toBe(true);
+      const ct = naturalized(slicesByUid.get(src)!.file);
+      expect(seq(f.PlanePositionSequence)[0]!.ImagePositionPatient.map(Number)).toEqual(ct.ImagePositionPatient.map(Number));
+      const set = bySeg.get(segNo) ?? new Set<string>();
+      expect(set.has(src)).toBe(false);
+      set.add(src);
+      bySeg.set(segNo, set);
+      let count = 0;
+      for (let p = k * rows * cols; p < (k + 1) * rows * cols; p++) if ((pixelData[p >> 3]! >> (p & 7)) & 1) count++;
+      expect(count).toBeGreaterThan(0);
+      pixelsBySeg.set(segNo, (pixelsBySeg.get(segNo) ?? 0) + count);
+    });
+    expect([...bySeg.keys()].sort()).toEqual([1, 2, 3, 4]);
+    // Volumes from the SEG's pixels against the SR's numbers (the record's): within 1 %.
+    const [rowMm, colMm] = (seq(seq(ds.SharedFunctionalGroupsSequence)[0]!.PixelMeasuresSequence)[0]!.PixelSpacing as number[]).map(Number);
+    const ml = (px: number) => (px * rowMm! * colMm! * record.opacity!.sliceSpacingMm!) / 1000;
+    const o = record.opacity!;
+    const opacityMl = ml((pixelsBySeg.get(3) ?? 0) + (pixelsBySeg.get(4) ?? 0));
+    expect(Math.abs(opacityMl - o.total.opacityMl) / o.total.opacityMl).toBeLessThan(0.01);
+    expect(Math.abs(ml(pixelsBySeg.get(4) ?? 0) - o.total.highOpacityMl) / Math.max(o.total.highOpacityMl, 1)).toBeLessThan(0.01);
+    expect(Math.abs(ml(pixelsBySeg.get(1)!) - o.left.lungMl) / o.left.lungMl).toBeLessThan(0.01);
+    expect(Math.abs(ml(pixelsBySeg.get(2)!) - o.right.lungMl) / o.right.lungMl).toBeLessThan(0.01);
+  });
+
+  it('is the same bytes on a re-run, and absent when results.segmentation is false', async () => {
+    const seg = outputs.find((o) => o.kind === 'seg')!;
+    const before = readFileSync(seg.path);
+    const again = await writeResultObjects(structuredClone(record), { config: testConfig(spool), logger, metadata: meta, labels });
+    expect(readFileSync(again.find((o) => o.kind === 'seg')!.path).equals(before)).toBe(true);
+    const off = await writeResultObjects(structuredClone(record), { config: testConfig(path.join(tmp, 'spool-noseg'), { segmentation: false }), logger, metadata: meta, labels });
+    expect(off.some((o) => o.kind === 'seg')).toBe(false);
+    expect(off.some((o) => o.kind === 'sr')).toBe(true);
+  });
+});
+
+describe('lung zones', () => {
+  it('partition each lung: volumes add up to the lung\'s, percentages average back to it, score = sum of the bins', () => {
+    const z = record.zones!;
+    expect(z).toBeDefined();
+    expect(z.rule).toBe('lung-thirds-v1');
+    let total = 0;
+    for (const side of ['left', 'right'] as const) {
+      const lung = record.opacity![side];
+      const zones = ZONE_NAMES.map((n) => z[side][n]);
+      const sum = (f: (m: (typeof zones)[number]) => number) => zones.reduce((s, m) => s + f(m), 0);
+      expect(Math.abs(sum((m) => m.lungMl) - lung.lungMl)).toBeLessThan(0.05);
+      expect(Math.abs(sum((m) => m.opacityMl) - lung.opacityMl)).toBeLessThan(0.05);
+      expect(Math.abs(sum((m) => m.highOpacityMl) - lung.highOpacityMl)).toBeLessThan(0.05);
+      const weighted = sum((m) => m.lungMl * m.percentOpacity) / sum((m) => m.lungMl);
+      expect(Math.abs(weighted - lung.percentOpacity)).toBeLessThan(0.02);
+      // thirds: every zone has slices, upper above middle above lower, slice counts within one of each other
+      expect(zones.every((m) => m.slices > 0)).toBe(true);
+      expect(zones[0]!.lastSlice).toBeLessThan(zones[1]!.firstSlice);
+      expect(zones[1]!.lastSlice).toBeLessThan(zones[2]!.firstSlice);
+      expect(Math.max(...zones.map((m) => m.slices)) - Math.min(...zones.map((m) => m.slices))).toBeLessThanOrEqual(1);
+      for (const m of zones) {
+        expect(m.score).toBe(extentScore(m.percentOpacity, m.opacityMl));
+        total += m.score;
+      }
+    }
+    expect(z.score).toBe(total);
+    // P001 is COVID-19 with bilateral opacity: some zone scores above 0.
+    expect(z.score).toBeGreaterThan(0);
+  });
+});
