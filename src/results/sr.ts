@@ -36,7 +36,8 @@
  */
 import { THICK_SLICE_NOTE_MM } from '../model/opacity.js';
 import { patternWording } from '../model/pattern-rule.js';
-import type { OpacityMeasure, ResultKeySlice, ResultRecord } from '../contracts/result-record.js';
+import type { OpacityMeasure, ResultKeySlice, ResultRecord, SeriesZonesRecord } from '../contracts/result-record.js';
+import { ZONE_NAMES, type ZoneName } from '../model/zones.js';
 import {
   Codes, howScored, LOCAL_SCHEME, MANUFACTURER, NOT_FOR_DIAGNOSTIC_USE, setCodingSchemes, setObjectHeader, type DocumentInput, type ModelInfo,
 } from './common.js';
@@ -93,6 +94,13 @@ const C = {
   highOpacityAreaPercent: { value: 'HIGH-OPACITY-PCT-AREA', scheme: LOCAL_SCHEME, meaning: 'High opacity, % of lung on slice' },
   status: { value: 'STATUS', scheme: LOCAL_SCHEME, meaning: 'AI result status' },
   patternDescription: { value: 'PATTERN', scheme: LOCAL_SCHEME, meaning: 'Automated pattern description' },
+  zoneScore: { value: 'ZONE-SCORE', scheme: LOCAL_SCHEME, meaning: 'Zone severity score' },
+  zoneOpacityPercent: { value: 'OPACITY-PCT-ZONE', scheme: LOCAL_SCHEME, meaning: 'Opacity, % of zone volume' },
+  zoneHighOpacityPercent: { value: 'HIGH-OPACITY-PCT-ZONE', scheme: LOCAL_SCHEME, meaning: 'High opacity, % of zone volume' },
+  topographicalModifier: { value: '106233006', scheme: 'SCT', meaning: 'Topographical modifier' },
+  upper: { value: '261183002', scheme: 'SCT', meaning: 'Upper' },
+  middle: { value: '255562008', scheme: 'SCT', meaning: 'Mid' },
+  lower: { value: '261122009', scheme: 'SCT', meaning: 'Lower' },
   scored: { value: 'SCORED', scheme: LOCAL_SCHEME, meaning: 'Scored' },
   notScored: { value: 'NOT-SCORED', scheme: LOCAL_SCHEME, meaning: 'Not scored' },
 } satisfies Record<string, Code>;
@@ -101,6 +109,7 @@ const U = {
   percent: { value: '%', scheme: 'UCUM', meaning: 'percent' },
   ml: { value: 'ml', scheme: 'UCUM', meaning: 'milliliter' },
   mm2: { value: 'mm2', scheme: 'UCUM', meaning: 'square millimeter' },
+  score: { value: '{score}', scheme: 'UCUM', meaning: 'score' },
 } satisfies Record<string, Code>;
 
 const CATEGORY: Record<string, Code> = {
@@ -176,7 +185,8 @@ function seriesGroup(inp: SrInput): Dataset {
     text('HAS OBS CONTEXT', C.trackingId, `COVID-19 pattern, series ${inp.source.seriesNumber ?? ''}`.trim()),
     uidref('HAS OBS CONTEXT', C.trackingUid, inp.trackingUid('series')),
     code('CONTAINS', C.finding, C.covid19,
-      o ? [...opacityNums('HAS PROPERTIES', o.total, C.lung), ...opacityNums('HAS PROPERTIES', o.right, C.rightLung), ...opacityNums('HAS PROPERTIES', o.left, C.leftLung)] : []),
+      o ? [...opacityNums('HAS PROPERTIES', o.total, C.lung), ...opacityNums('HAS PROPERTIES', o.right, C.rightLung), ...opacityNums('HAS PROPERTIES', o.left, C.leftLung),
+        ...(r.zones ? [num('HAS PROPERTIES', C.zoneScore, r.zones.score, U.score, [code('HAS CONCEPT MOD', C.findingSite, C.lung)], 0)] : [])] : []),
     ...algorithm(model, inp.parameters),
     ...used.map((k) => scoord('CONTAINS', C.imageRegion, 'POLYLINE', analysedRegion(k.key, k.geometry), k.ref)),
     ...(category ? [code('CONTAINS', C.category, category, [probability, threshold])] : [probability, threshold]),
@@ -214,6 +224,37 @@ function keySliceGroup(inp: SrInput, k: SrKeySlice, i: number): Dataset {
     ...seriesLines(r).map((l) => text('CONTAINS', C.comment, l)),
     ...nums,
   ]);
+}
+
+/**
+ * One zone's measurement group (TID 1501, no image region: a zone is a slab of a lung, src/model/zones.ts):
+ * finding site the lung with a topographical modifier upper / mid / lower; opacity and high opacity as % of
+ * the zone's lung volume, the volumes, and the zone's extent bin (0-5).
+ */
+function zoneGroup(inp: SrInput, side: 'right' | 'left', zone: ZoneName): Dataset {
+  const { record: r, model } = inp;
+  const m = (r.zones as SeriesZonesRecord)[side][zone];
+  const site = side === 'right' ? C.rightLung : C.leftLung;
+  const modifier = zone === 'upper' ? C.upper : zone === 'middle' ? C.middle : C.lower;
+  return container('CONTAINS', C.measurementGroup, [
+    text('HAS OBS CONTEXT', C.trackingId, `Zone ${side} ${zone}`),
+    uidref('HAS OBS CONTEXT', C.trackingUid, inp.trackingUid(`zone:${side}:${zone}`)),
+    code('CONTAINS', C.finding, C.covid19),
+    code('HAS CONCEPT MOD', C.findingSite, site, [code('HAS CONCEPT MOD', C.topographicalModifier, modifier)]),
+    ...algorithm(model),
+    num('CONTAINS', C.zoneOpacityPercent, m.percentOpacity, U.percent, [], 2),
+    num('CONTAINS', C.zoneHighOpacityPercent, m.percentHighOpacity, U.percent, [], 2),
+    num('CONTAINS', C.opacityVolume, m.opacityMl, U.ml, [], 2),
+    num('CONTAINS', C.highOpacityVolume, m.highOpacityMl, U.ml, [], 2),
+    num('CONTAINS', C.volume, m.lungMl, U.ml, [], 2),
+    num('CONTAINS', C.zoneScore, m.score, U.score, [], 0),
+  ]);
+}
+
+/** The zone groups, right lung first, upper to lower (when the record has zones). */
+function zoneGroups(inp: SrInput): Dataset[] {
+  if (!inp.record.zones) return [];
+  return (['right', 'left'] as const).flatMap((side) => ZONE_NAMES.map((z) => zoneGroup(inp, side, z)));
 }
 
 /** TID 1600 Image Library: the CT slices the measurements point at. */
@@ -256,6 +297,7 @@ function summaryText(inp: SrInput): string {
     `(${r.category ?? '?'}; threshold ${fmt(r.threshold)}, indeterminate within +/-${fmt(r.indeterminateMargin)}; ` +
     `${howScored(r)}).` +
     (o ? ` Lung opacity ${o.percentOpacity.toFixed(1)} % of lung volume (${o.opacityMl.toFixed(0)} of ${o.lungMl.toFixed(0)} ml), high opacity ${o.percentHighOpacity.toFixed(1)} %.` : '') +
+    (r.zones ? ` Zone score ${r.zones.score}/30 (thirds of each lung's craniocaudal extent, Pan et al. extent bins per zone; not the lobar CT severity score).` : '') +
     thickSliceNote(r.opacity) +
     (r.pattern ? ` ${patternSentence(r)}` : '') +
     ` Key slices: ${keys || 'none'}.`
@@ -291,7 +333,7 @@ export function buildSr(inp: SrInput): Dataset {
   if (scored) {
     children.push(code('HAS CONCEPT MOD', C.procedureReported, C.ctChest));
     children.push(imageLibrary(inp.keySlices.map((k) => k.ref)));
-    children.push(container('CONTAINS', C.imagingMeasurements, [seriesGroup(inp), ...inp.keySlices.map((k, i) => keySliceGroup(inp, k, i))]));
+    children.push(container('CONTAINS', C.imagingMeasurements, [seriesGroup(inp), ...inp.keySlices.map((k, i) => keySliceGroup(inp, k, i)), ...zoneGroups(inp)]));
     children.push(container('CONTAINS', C.qualitative, [
       code('CONTAINS', C.status, C.scored),
       ...(r.pattern ? [text('CONTAINS', C.patternDescription, patternSentence(r) as string)] : []),

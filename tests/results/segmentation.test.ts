@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import dcmjs from 'dcmjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { zonesHtml } from '../../src/admin/zones-view.js';
 import { createLogger } from '../../src/log.js';
 import { loadModelMetadata, type ModelMetadata } from '../../src/model/metadata.js';
 import { extentScore, ZONE_NAMES } from '../../src/model/zones.js';
@@ -63,6 +64,7 @@ describe('DICOM Segmentation', () => {
     expect(seg?.sopClassUid).toBe(SEGMENTATION_STORAGE);
     const v = await dciodvfy(seg!.path);
     expect(v.errors, v.all).toEqual([]);
+    if (process.env.SHOW_DCIODVFY) console.log(v.all);
     const sr = outputs.find((o) => o.kind === 'sr')!;
     const vs = await dciodvfy(sr.path);
     expect(vs.errors, vs.all).toEqual([]);
@@ -167,5 +169,35 @@ describe('lung zones', () => {
     expect(z.score).toBe(total);
     // P001 is COVID-19 with bilateral opacity: some zone scores above 0.
     expect(z.score).toBeGreaterThan(0);
+  });
+
+  it('are in the SR: one measurement group per zone, finding site the lung with a topographical modifier, values as recorded', () => {
+    const sr = naturalized(outputs.find((o) => o.kind === 'sr')!.path);
+    const measurements = seq(sr.ContentSequence).find((c) => seq(c.ConceptNameCodeSequence)[0]?.CodeValue === '126010')!;
+    const zoneGroups = seq(measurements.ContentSequence).filter((g) =>
+      seq(g.ContentSequence).some((c) => seq(c.ConceptNameCodeSequence)[0]?.CodeValue === '112039' && String(c.TextValue).startsWith('Zone ')));
+    expect(zoneGroups).toHaveLength(6);
+    const modifiers: Record<string, string> = { upper: '261183002', middle: '255562008', lower: '261122009' };
+    for (const g of zoneGroups) {
+      const items = seq(g.ContentSequence);
+      const [, side, zone] = String(items.find((c) => seq(c.ConceptNameCodeSequence)[0]?.CodeValue === '112039')!.TextValue).split(' ') as [string, 'right' | 'left', 'upper' | 'middle' | 'lower'];
+      const site = items.find((c) => seq(c.ConceptNameCodeSequence)[0]?.CodeValue === '363698007')!;
+      expect(seq(site.ConceptCodeSequence)[0]!.CodeValue).toBe(side === 'right' ? '3341006' : '44029006');
+      const mod = seq(site.ContentSequence)[0]!;
+      expect(seq(mod.ConceptNameCodeSequence)[0]!.CodeValue).toBe('106233006');
+      expect(seq(mod.ConceptCodeSequence)[0]!.CodeValue).toBe(modifiers[zone]);
+      const numOf = (code: string) => Number(seq(items.find((c) => seq(c.ConceptNameCodeSequence)[0]?.CodeValue === code)!.MeasuredValueSequence)[0]!.NumericValue);
+      const m = record.zones![side][zone];
+      expect(numOf('OPACITY-PCT-ZONE')).toBeCloseTo(m.percentOpacity, 2);
+      expect(numOf('ZONE-SCORE')).toBe(m.score);
+    }
+  });
+
+  it('are on the dashboard\'s series page: a table of the six zones and a picture coloured by bin', () => {
+    const html = zonesHtml(record.zones!);
+    expect(html.match(/<tr data-side=/g)).toHaveLength(6);
+    expect(html).toContain(`${record.zones!.score} / 30`);
+    expect(html.match(/<g class="zone"/g)).toHaveLength(6);
+    expect(html).toContain(`data-side="left" data-zone="lower" data-score="${record.zones!.left.lower.score}"`);
   });
 });
