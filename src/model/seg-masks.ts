@@ -113,3 +113,16 @@ export function countLabel(runs: Uint32Array, value: number): number {
   for (let k = 0; k + 1 < runs.length; k += 2) if (runs[k] === value) c += runs[k + 1] as number;
   return c;
 }
+
+/** The labels of a run set, one byte per pixel (row-major, width × height). */
+export function expandRuns(runs: Uint32Array, n: number): Uint8Array {
+  const out = new Uint8Array(n);
+  let p = 0;
+  for (let k = 0; k + 1 < runs.length && p < n; k += 2) {
+    const v = runs[k] as number;
+    const len = Math.min(runs[k + 1] as number, n - p);
+    if (v !== 0) out.fill(v, p, p + len);
+    p += len;
+  }
+  return out;
+}

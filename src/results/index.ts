@@ -20,7 +20,8 @@ import type { ModelMetadata } from '../model/metadata.js';
 import type { OutputFile, ResultRecord } from '../contracts/result-record.js';
 import { dicomDateTime, howScored, NOT_FOR_DIAGNOSTIC_USE, resultSeriesNumbers, type DicomDateTime, type ModelInfo } from './common.js';
 import { part10 } from './dataset.js';
-import { blendHeatmap, chartSvg, compositeSvg, heatmapOverlaySvg, rasterizeSvg, windowed, type Window } from './render.js';
+import { expandRuns } from '../model/seg-masks.js';
+import { blendFindings, blendHeatmap, chartSvg, compositeSvg, heatmapOverlaySvg, rasterizeSvg, windowed, type Window } from './render.js';
 import { buildSc, SECONDARY_CAPTURE } from './sc.js';
 import { parseSourceInstance, readSourceInstance, type SourceInstance } from './source.js';
 import { buildKos, KEY_OBJECT_SELECTION } from './kos.js';
@@ -294,6 +295,7 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
 
   if (scored) {
     const keys = keySlices.slice(0, config.results.heatmapSlices);
+    const labelsBySop = new Map((opts.labels?.slices ?? []).flatMap((s) => (s.sopInstanceUid ? [[s.sopInstanceUid, s.labels] as const] : [])));
     const series = `Series ${(record.score ?? 0).toFixed(3)}: ${record.category ?? '?'}`;
     const seriesLine = `${series} (threshold ${(record.threshold ?? 0).toFixed(3)})`;
     for (const [i, { key, slice, buf, inst }] of keys.entries()) {
@@ -301,7 +303,15 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
       const { image } = await decodeDicom(buf);
       const gray = windowed(image, window);
       const att = key.attention && key.attention.imageWidth === image.width && key.attention.imageHeight === image.height ? key.attention : undefined;
-      const rgb = { width: image.width, height: image.height, data: blendHeatmap(gray, image.width, image.height, att) };
+      // What the score is built on first: the measured ground glass and consolidation in colour, the CNN's
+      // attention as a contour; the attention as a colour map only where the slice has no labels (no HU).
+      const lesionRuns = labelsBySop.get(slice.sopInstanceUid)?.lesion;
+      const lesion = lesionRuns ? expandRuns(lesionRuns, image.width * image.height) : undefined;
+      const findings = lesion !== undefined;
+      const rgb = {
+        width: image.width, height: image.height,
+        data: findings ? blendFindings(gray, image.width, image.height, lesion, att) : blendHeatmap(gray, image.width, image.height, att),
+      };
       const where = [`Slice ${key.index + 1}/${record.slices.length}`,
         ...(slice.instanceNumber !== null ? [`instance ${slice.instanceNumber}`] : []),
         ...(slice.position !== null ? [`${slice.position.toFixed(1)} mm`] : [])].join(', ');
@@ -314,6 +324,7 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
           `${series} (thr. ${(record.threshold ?? 0).toFixed(3)})`,
         ],
         hasAttention: att !== undefined,
+        findings,
       });
       const pixels = await compositeSvg(rgb, overlay);
       const uid = uids.heatmap(key.sopInstanceUid);
@@ -321,8 +332,10 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
         source, model, sopInstanceUid: uid, seriesInstanceUid: uids.scSeries, seriesNumber: numbers.sc, instanceNumber: i + 1,
         aeTitle, when, image: pixels,
         sourceSlice: { sopClassUid: slice.sopClassUid, sopInstanceUid: slice.sopInstanceUid, instance: inst },
-        derivation: `Lung window ${window.center}/${window.width} with ${model.name} ${model.version} attention map blended in colour; ${NOT_FOR_DIAGNOSTIC_USE}`,
-        comments: `${NOT_FOR_DIAGNOSTIC_USE}. ${model.name} ${model.version} attention heatmap. ${where}. Slice probability ${key.probability.toFixed(3)}. ${seriesLine}.`,
+        derivation: findings
+          ? `Lung window ${window.center}/${window.width}; measured ground glass (yellow) and consolidation (red) blended in colour, ${model.name} ${model.version} attention as a cyan contour; ${NOT_FOR_DIAGNOSTIC_USE}`
+          : `Lung window ${window.center}/${window.width} with ${model.name} ${model.version} attention map blended in colour; ${NOT_FOR_DIAGNOSTIC_USE}`,
+        comments: `${NOT_FOR_DIAGNOSTIC_USE}. ${findings ? `Measured ground glass and consolidation with the ${model.name} ${model.version} attention contour` : `${model.name} ${model.version} attention heatmap`}. ${where}. Slice probability ${key.probability.toFixed(3)}. ${seriesLine}.`,
       });
       files.push({
         name: OUTPUT_NAMES.heatmap(i),

@@ -108,7 +108,8 @@ describe('result objects of a scored series', () => {
     expect(library).toContain('<has acq context CODE:(,,"Modality")=(CT,DCM,"Computed Tomography")>');
     expect([...library.matchAll(/<contains IMAGE:=\(CT image,"([0-9.]+)"\)>/g)].map((m) => m[1])).toEqual(record.keySlices.map((k) => k.sopInstanceUid));
     const groups = text.split('<contains CONTAINER:(,,"Measurement Group")=SEPARATE>').slice(1);
-    expect(groups).toHaveLength(1 + record.keySlices.length);
+    // the series, each key slice, then the six lung zones (HU series)
+    expect(groups).toHaveLength(1 + record.keySlices.length + (record.zones ? 6 : 0));
     // The series group: category inferred from the probability and threshold, algorithm, the analysed regions.
     const series = groups[0]!;
     expect(series).toContain(`<has concept mod TEXT:(,,"Algorithm Name")="${record.model.name}">`);

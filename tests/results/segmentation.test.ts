@@ -8,20 +8,22 @@
  * lung's, percentages average back to it) and the zone score is the sum of the Pan bins; `results.segmentation`
  * false writes no SEG; the bytes are the same on a re-run.
  */
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import dcmjs from 'dcmjs';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { zonesHtml } from '../../src/admin/zones-view.js';
 import { createLogger } from '../../src/log.js';
 import { loadModelMetadata, type ModelMetadata } from '../../src/model/metadata.js';
+import { expandRuns } from '../../src/model/seg-masks.js';
 import { extentScore, ZONE_NAMES } from '../../src/model/zones.js';
 import type { OutputFile, ResultRecord } from '../../src/contracts/result-record.js';
 import { SEGMENTATION_STORAGE, writeResultObjects } from '../../src/results/index.js';
 import { scoreFiles, type SeriesLabels } from '../../src/scoring/score.js';
 import { run } from '../helpers/dcmtk.js';
-import { MODEL_PATH, recordFromScore, spoolP001, testConfig } from './helpers.js';
+import { MODEL_PATH, recordFromScore, repoRoot, spoolP001, testConfig } from './helpers.js';
 
 const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
 const tmp = mkdtempSync(path.join(tmpdir(), 'mlsam-seg-'));
@@ -138,6 +140,55 @@ describe('DICOM Segmentation', () => {
     const off = await writeResultObjects(structuredClone(record), { config: testConfig(path.join(tmp, 'spool-noseg'), { segmentation: false }), logger, metadata: meta, labels });
     expect(off.some((o) => o.kind === 'seg')).toBe(false);
     expect(off.some((o) => o.kind === 'sr')).toBe(true);
+  });
+});
+
+describe('key-slice Secondary Captures', () => {
+  it('show the measured ground glass and consolidation in colour in the lung window, the attention only as a contour', async () => {
+    const labelsBySop = new Map(labels.slices.map((l) => [l.sopInstanceUid, l.labels]));
+    const heatmaps = outputs.filter((o) => o.kind === 'heatmap');
+    expect(heatmaps.length).toBeGreaterThan(0);
+    let checked = 0;
+    for (const h of heatmaps) {
+      const ds = naturalized(h.path);
+      const l = labelsBySop.get(h.sourceSopInstanceUid!)!;
+      const n = l.width * l.height;
+      const lesion = expandRuns(l.lesion, n);
+      const lung = expandRuns(l.lung, n);
+      const px = new Uint8Array((ds.PixelData as ArrayBuffer[])[0]!);
+      expect(px.length).toBe(n * 3);
+      let inLesion = 0;
+      let tinted = 0;
+      let inLungClear = 0;
+      let gray = 0;
+      let cyan = 0;
+      // the top two thirds of the image: clear of the text band and banner at the bottom
+      for (let i = 0; i < Math.floor((n * 2) / 3); i++) {
+        const [r, g, b] = [px[i * 3]!, px[i * 3 + 1]!, px[i * 3 + 2]!];
+        if (r < 40 && g > 180 && b > 180) cyan++;
+        if (lesion[i]) {
+          inLesion++;
+          if (r - b > 40) tinted++;
+        } else if (lung[i]) {
+          inLungClear++;
+          if (r === g && g === b) gray++;
+        }
+      }
+      if (inLesion > 200) {
+        expect(tinted / inLesion).toBeGreaterThan(0.9);
+        checked++;
+      }
+      // lungs without opacity stay gray (only the thin attention contour crosses them); in the lung window, not black
+      expect(gray / inLungClear).toBeGreaterThan(0.9);
+      expect(cyan).toBeLessThan(inLungClear * 0.1);
+      expect(String(ds.DerivationDescription)).toContain('ground glass');
+      expect(String(ds.DerivationDescription)).toContain('Lung window -600/1500');
+    }
+    expect(checked).toBeGreaterThan(0);
+    const first = naturalized(heatmaps[0]!.path);
+    mkdirSync(path.join(repoRoot, 'test-artifacts'), { recursive: true });
+    await sharp(Buffer.from((first.PixelData as ArrayBuffer[])[0]!), { raw: { width: first.Columns, height: first.Rows, channels: 3 } })
+      .png().toFile(path.join(repoRoot, 'test-artifacts', 'heatmap-findings.png'));
   });
 });
 

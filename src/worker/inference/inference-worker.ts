@@ -233,7 +233,8 @@ export class InferenceWorker {
           session,
           preparer: this.preparer,
           keyAttention: true,
-          keepLabels: this.opts.config.results.segmentation,
+          // the Segmentation and the key slices' opacity overlay are made from them
+          keepLabels: true,
           minSlices: this.opts.config.series.routing.minSlices,
           onProgress: (p) => {
             const progress: InferenceProgress = { done: p.done, total: p.total };
