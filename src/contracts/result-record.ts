@@ -197,13 +197,13 @@ export const timingsSchema = z.strictObject({
 });
 
 export const outputFileSchema = z.strictObject({
-  kind: z.enum(['sr', 'kos', 'heatmap', 'summary', 'seg']),
+  kind: z.enum(['sr', 'kos', 'heatmap', 'summary', 'seg', 'gsps']),
   /** Absolute path of the Part-10 file in the spool's results area. */
   path: z.string(),
   sopClassUid: uid,
   sopInstanceUid: uid,
   seriesInstanceUid: uid,
-  /** For heatmaps: the source slice's SOP Instance UID. */
+  /** For heatmaps and presentation states: the source slice's SOP Instance UID. */
   sourceSopInstanceUid: uid.optional(),
 });
 export type OutputFile = z.infer<typeof outputFileSchema>;

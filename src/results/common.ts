@@ -126,10 +126,10 @@ export function patientOrientation(iop: number[] | null): string[] | null {
   return row && col ? [row, col] : null;
 }
 
-/** Series numbers of the result series: 8000 + source series number (KO), 8500 + it (SEG), 9000 + it (SR), 9500 + it (SC). */
-export function resultSeriesNumbers(sourceSeriesNumber: number | null): { kos: number; seg: number; sr: number; sc: number } {
+/** Series numbers of the result series: 8000 + source series number (KO), 8500 + it (SEG), 8700 + it (PR), 9000 + it (SR), 9500 + it (SC). */
+export function resultSeriesNumbers(sourceSeriesNumber: number | null): { kos: number; seg: number; pr: number; sr: number; sc: number } {
   const s = sourceSeriesNumber !== null && Number.isInteger(sourceSeriesNumber) && sourceSeriesNumber >= 0 ? sourceSeriesNumber : 0;
-  return { kos: 8000 + s, seg: 8500 + s, sr: 9000 + s, sc: 9500 + s };
+  return { kos: 8000 + s, seg: 8500 + s, pr: 8700 + s, sr: 9000 + s, sc: 9500 + s };
 }
 
 /** What the SR and the Key Object Selection are built from. */

@@ -27,14 +27,17 @@ import { parseSourceInstance, readSourceInstance, type SourceInstance } from './
 import { buildKos, KEY_OBJECT_SELECTION } from './kos.js';
 import { buildSr, COMPREHENSIVE_3D_SR } from './sr.js';
 import { buildSeg, SEGMENTATION_STORAGE, type SegSlice } from './seg.js';
+import { buildGsps, GRAYSCALE_SOFTCOPY_PRESENTATION_STATE } from './gsps.js';
 import type { SeriesLabels } from '../scoring/score.js';
 import { resultUid, resultUids, type UidBasis } from './uids.js';
+import { keyRegionGraphic } from './regions.js';
 
 export { resultUid, resultUids, type UidBasis } from './uids.js';
 export { COMPREHENSIVE_3D_SR } from './sr.js';
 export { SECONDARY_CAPTURE } from './sc.js';
 export { KEY_OBJECT_SELECTION } from './kos.js';
 export { SEGMENTATION_STORAGE } from './seg.js';
+export { GRAYSCALE_SOFTCOPY_PRESENTATION_STATE } from './gsps.js';
 
 export interface WriteResultOptions {
   config: Config;
@@ -62,10 +65,11 @@ export const OUTPUT_NAMES = {
   sr: 'sr.dcm',
   kos: 'kos.dcm',
   seg: 'seg.dcm',
+  pr: (i: number) => `pr-${String(i + 1).padStart(2, '0')}.dcm`,
   heatmap: (i: number) => `heatmap-${String(i + 1).padStart(2, '0')}.dcm`,
   summary: 'summary.dcm',
 } as const;
-const OUTPUT_NAME_RE = /^(sr|kos|seg|summary|heatmap-\d+)\.dcm$/;
+const OUTPUT_NAME_RE = /^(sr|kos|seg|summary|heatmap-\d+|pr-\d+)\.dcm$/;
 
 async function writeAtomic(dir: string, name: string, bytes: Buffer): Promise<void> {
   const path = join(dir, name);
@@ -342,6 +346,33 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
         bytes: part10(sc, SECONDARY_CAPTURE, uid, aeTitle),
         out: { kind: 'heatmap', sopClassUid: SECONDARY_CAPTURE, sopInstanceUid: uid, seriesInstanceUid: uids.scSeries, sourceSopInstanceUid: slice.sopInstanceUid },
       });
+    }
+    if (config.results.presentationStates) {
+      for (const [i, { key, slice, inst }] of keySlices.entries()) {
+        const lesionRuns = labelsBySop.get(slice.sopInstanceUid)?.lesion;
+        const n = (inst.columns ?? 0) * (inst.rows ?? 0);
+        const uid = uids.pr(slice.sopInstanceUid);
+        const op = key.opacityPercent !== undefined
+          ? `opacity ${key.opacityPercent.toFixed(1)} % of this slice's lung${key.highOpacityPercent !== undefined ? ` (high ${key.highOpacityPercent.toFixed(1)} %)` : ''}`
+          : `slice probability ${key.probability.toFixed(3)}`;
+        const pr = buildGsps({
+          source, model, sopInstanceUid: uid, seriesInstanceUid: uids.prSeries, seriesNumber: numbers.pr, instanceNumber: i + 1, aeTitle, when,
+          imageSeriesInstanceUid: record.seriesInstanceUid,
+          image: { sopClassUid: slice.sopClassUid, sopInstanceUid: slice.sopInstanceUid, instance: inst },
+          window,
+          ...(lesionRuns && n > 0 ? { lesion: expandRuns(lesionRuns, n) } : {}),
+          ...(key.region?.polygon ? { polygon: keyRegionGraphic(key, { columns: inst.columns ?? 0, rows: inst.rows ?? 0 }).points } : {}),
+          text: [
+            `${model.name} ${model.version}, key slice ${i + 1}/${keySlices.length}: ${op}`,
+            `${series}${record.zones ? `; zone score ${record.zones.score}/30` : ''} - ${NOT_FOR_DIAGNOSTIC_USE}`,
+          ],
+        });
+        files.push({
+          name: OUTPUT_NAMES.pr(i),
+          bytes: part10(pr, GRAYSCALE_SOFTCOPY_PRESENTATION_STATE, uid, aeTitle),
+          out: { kind: 'gsps', sopClassUid: GRAYSCALE_SOFTCOPY_PRESENTATION_STATE, sopInstanceUid: uid, seriesInstanceUid: uids.prSeries, sourceSopInstanceUid: slice.sopInstanceUid },
+        });
+      }
     }
     if (config.results.summaryImage && record.slices.length > 0) {
       const { width, height } = SUMMARY_SIZE;

@@ -16,7 +16,7 @@ export interface UidBasis {
 }
 
 /**
- * Roles: 'sr-series', 'sc-series', 'kos-series', 'seg-series', 'seg', 'seg-dimensions', 'sr', 'sr-not-scored', 'kos', 'summary', 'heatmap:<source SOP Instance UID>',
+ * Roles: 'sr-series', 'sc-series', 'kos-series', 'seg-series', 'seg', 'seg-dimensions', 'pr-series', 'pr:<key slice SOP Instance UID>', 'sr', 'sr-not-scored', 'kos', 'summary', 'heatmap:<source SOP Instance UID>',
  * 'tracking' and 'tracking:<key slice SOP Instance UID>' (SR measurement groups), 'device:<AE title>:<model name>'.
  */
 export function resultUid(basis: UidBasis, role: string): string {
@@ -36,6 +36,9 @@ export function resultUids(basis: UidBasis): {
   kosSeries: string;
   segSeries: string;
   seg: string;
+  prSeries: string;
+  /** Presentation state of a key slice. */
+  pr: (sourceSopInstanceUid: string) => string;
   /** Dimension Organization UID of the Segmentation. */
   segDimensions: string;
   sr: string;
@@ -49,6 +52,8 @@ export function resultUids(basis: UidBasis): {
     scSeries: resultUid(basis, 'sc-series'),
     kosSeries: resultUid(basis, 'kos-series'),
     segSeries: resultUid(basis, 'seg-series'),
+    prSeries: resultUid(basis, 'pr-series'),
+    pr: (uid: string) => resultUid(basis, `pr:${uid}`),
     seg: resultUid(basis, 'seg'),
     segDimensions: resultUid(basis, 'seg-dimensions'),
     sr: resultUid(basis, 'sr'),

@@ -8,7 +8,7 @@
  * lung's, percentages average back to it) and the zone score is the sum of the Pan bins; `results.segmentation`
  * false writes no SEG; the bytes are the same on a re-run.
  */
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import dcmjs from 'dcmjs';
@@ -18,6 +18,7 @@ import { zonesHtml } from '../../src/admin/zones-view.js';
 import { createLogger } from '../../src/log.js';
 import { loadModelMetadata, type ModelMetadata } from '../../src/model/metadata.js';
 import { expandRuns } from '../../src/model/seg-masks.js';
+import { outlineBits } from '../../src/results/gsps.js';
 import { extentScore, ZONE_NAMES } from '../../src/model/zones.js';
 import type { OutputFile, ResultRecord } from '../../src/contracts/result-record.js';
 import { SEGMENTATION_STORAGE, writeResultObjects } from '../../src/results/index.js';
@@ -43,7 +44,9 @@ beforeAll(async () => {
   labels = score.series[0]?.labels as SeriesLabels;
   outputs = await writeResultObjects(record, { config: testConfig(spool), logger, metadata: meta, labels });
 }, 300_000);
-afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+afterAll(() => {
+  if (!process.env.KEEP_TEST_TMP) rmSync(tmp, { recursive: true, force: true });
+});
 
 function naturalized(file: string): Record<string, any> {
   const buf = readFileSync(file);
@@ -189,6 +192,107 @@ describe('key-slice Secondary Captures', () => {
     mkdirSync(path.join(repoRoot, 'test-artifacts'), { recursive: true });
     await sharp(Buffer.from((first.PixelData as ArrayBuffer[])[0]!), { raw: { width: first.Columns, height: first.Rows, channels: 3 } })
       .png().toFile(path.join(repoRoot, 'test-artifacts', 'heatmap-findings.png'));
+  });
+});
+
+describe('Grayscale Softcopy Presentation States of the key slices', () => {
+  /** dcmp2pgm's PGM (P5, 8 bit) as width, height and bytes. */
+  function readPgm(file: string): { width: number; height: number; data: Uint8Array } {
+    const buf = readFileSync(file);
+    const header = buf.toString('latin1', 0, 64).match(/^P5\s+(\d+)\s+(\d+)\s+(\d+)\s/);
+    if (!header) throw new Error('not a P5 PGM');
+    const [all, w, h, max] = header;
+    expect(Number(max)).toBe(255);
+    return { width: Number(w), height: Number(h), data: new Uint8Array(buf.subarray(all.length)) };
+  }
+
+  it('one per key slice, 0 dciodvfy errors, referencing its CT slice, lung window', async () => {
+    const prs = outputs.filter((o) => o.kind === 'gsps');
+    expect(prs).toHaveLength(record.keySlices.length);
+    for (const pr of prs) {
+      const v = await dciodvfy(pr.path);
+      expect(v.errors, v.all).toEqual([]);
+      if (process.env.SHOW_DCIODVFY) console.log(v.all);
+      const ds = naturalized(pr.path);
+      expect(ds.Modality).toBe('PR');
+      expect(String(ds.SeriesDescription)).toMatch(/^AI key slices, lung window/);
+      const voi = seq(ds.SoftcopyVOILUTSequence)[0]!;
+      expect([Number(voi.WindowCenter), Number(voi.WindowWidth)]).toEqual([-600, 1500]);
+      const ref = seq(seq(ds.ReferencedSeriesSequence)[0]!.ReferencedImageSequence)[0]!;
+      expect(ref.ReferencedSOPInstanceUID).toBe(pr.sourceSopInstanceUid);
+    }
+  });
+
+  it('rendered by dcmp2pgm: the lungs in the lung window, the opacity outline drawn', async () => {
+    const labelsBySop = new Map(labels.slices.map((l) => [l.sopInstanceUid, l.labels]));
+    let drawn = 0;
+    for (const pr of outputs.filter((o) => o.kind === 'gsps')) {
+      const ct = record.slices.find((s) => s.sopInstanceUid === pr.sourceSopInstanceUid)!;
+      const withPs = path.join(tmp, `${path.basename(pr.path)}.pgm`);
+      const plain = path.join(tmp, `${path.basename(pr.path)}.plain.pgm`);
+      // dcmp2pgm reads no JPEG Lossless (P001's syntax): a decompressed copy of the slice. It also refuses a state
+      // whose Patient Name is empty (Type 2 in the standard, so P001's anonymised empty name is copied as it is):
+      // a copy of the state with a name.
+      const ctPlain = path.join(tmp, `${path.basename(pr.path)}.ct.dcm`);
+      const d = await run('dcmdjpeg', [ct.file, ctPlain]);
+      expect(d.code, d.stderr).toBe(0);
+      const psNamed = path.join(tmp, `${path.basename(pr.path)}.named.dcm`);
+      copyFileSync(pr.path, psNamed);
+      const name = seq<{ Alphabetic?: string } | string>(naturalized(pr.path).PatientName)[0];
+      if (!name || (typeof name === 'object' && !name.Alphabetic)) {
+        const m = await run('dcmodify', ['-nb', '-i', '(0010,0010)=TEST^P001', psNamed]);
+        expect(m.code, m.stderr).toBe(0);
+      }
+      const r1 = await run('dcmp2pgm', ['-p', psNamed, ctPlain, withPs]);
+      expect(r1.code, r1.stderr).toBe(0);
+      const r2 = await run('dcmp2pgm', [ctPlain, plain]);
+      expect(r2.code, r2.stderr).toBe(0);
+      const a = readPgm(withPs);
+      const b = readPgm(plain);
+      const l = labelsBySop.get(ct.sopInstanceUid)!;
+      expect([a.width, a.height]).toEqual([l.width, l.height]);
+      const n = l.width * l.height;
+      const lesion = expandRuns(l.lesion, n);
+      const lung = expandRuns(l.lung, n);
+      const outline = outlineBits(lesion, l.width, l.height);
+      const isOutline = (i: number) => ((outline.bits[i >> 3]! >> (i & 7)) & 1) === 1;
+      // Lung window: aerated lung (about -850 HU) renders mid-dark gray (~85 of 255), not black as in the CT's own window.
+      let lungSum = 0;
+      let lungN = 0;
+      let plainSum = 0;
+      for (let i = 0; i < n; i++) {
+        if (!lung[i] || lesion[i]) continue;
+        lungSum += a.data[i]!;
+        plainSum += b.data[i]!;
+        lungN++;
+      }
+      expect(lungN).toBeGreaterThan(1000);
+      expect(lungSum / lungN).toBeGreaterThan(40);
+      expect(lungSum / lungN).toBeLessThan(140);
+      expect(plainSum / lungN).toBeLessThan(20);
+      if (outline.pixels < 20) continue;
+      // The outline: drawn at full white; the pixels just inside it are not.
+      let onWhite = 0;
+      let inside = 0;
+      let insideWhite = 0;
+      for (let i = 0; i < n; i++) {
+        if (isOutline(i)) {
+          if (a.data[i] === 255) onWhite++;
+        } else if (lesion[i]) {
+          inside++;
+          if (a.data[i] === 255) insideWhite++;
+        }
+      }
+      expect(onWhite / outline.pixels).toBeGreaterThan(0.99);
+      if (inside > 50) expect(insideWhite / inside).toBeLessThan(0.2);
+      // and the same slice without the presentation state has no outline: its outline pixels are not all white
+      let plainWhite = 0;
+      for (let i = 0; i < n; i++) if (isOutline(i) && b.data[i] === 255) plainWhite++;
+      expect(plainWhite / outline.pixels).toBeLessThan(0.5);
+      drawn++;
+      if (process.env.SHOW_DCIODVFY) console.log({ lungMean: lungSum / lungN, plainLungMean: plainSum / lungN, outline: outline.pixels });
+    }
+    expect(drawn).toBeGreaterThan(0);
   });
 });
 
