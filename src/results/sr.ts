@@ -62,6 +62,7 @@ const C = {
   targetRegion: { value: '123014', scheme: 'DCM', meaning: 'Target Region' },
   chest: { value: '51185008', scheme: 'SCT', meaning: 'Chest' },
   imagingMeasurements: { value: '126010', scheme: 'DCM', meaning: 'Imaging Measurements' },
+  derivedImagingMeasurements: { value: '126011', scheme: 'DCM', meaning: 'Derived Imaging Measurements' },
   measurementGroup: { value: '125007', scheme: 'DCM', meaning: 'Measurement Group' },
   trackingId: { value: '112039', scheme: 'DCM', meaning: 'Tracking Identifier' },
   trackingUid: { value: '112040', scheme: 'DCM', meaning: 'Tracking Unique Identifier' },
@@ -144,6 +145,15 @@ function fmt(p: number | undefined, d = 3): string {
   return p === undefined ? '?' : p.toFixed(d);
 }
 
+/**
+ * A probability or threshold (0..1) as a NUM in percent (UCUM "%", two decimals: the precision of four decimals
+ * of the fraction). OHIF 3.13.2 prints a NUM as its value and the unit's code value, so UCUM "1" ("no units")
+ * showed as "0.63 1"; "%" reads as "63.00 %".
+ */
+function probabilityNum(rel: Rel, concept: Code, p: number, children: Dataset[] = []): Dataset {
+  return num(rel, concept, p * 100, U.percent, children, 2);
+}
+
 /** TID 4019 Algorithm Identification (HAS CONCEPT MOD), with the parameters when given. */
 function algorithm(model: ModelInfo, parameters?: string): Dataset[] {
   return [
@@ -178,9 +188,9 @@ function seriesGroup(inp: SrInput): Dataset {
   const category = CATEGORY[r.category ?? ''];
   const used = inp.keySlices.slice(0, Math.max(1, Math.min(r.k ?? inp.keySlices.length, inp.keySlices.length)));
   const o = r.opacity;
-  const probability = num(r.category ? 'INFERRED FROM' : 'CONTAINS', C.seriesProbability, r.score ?? 0, Codes.noUnits,
-    r.cnnScore !== undefined ? [num('INFERRED FROM', C.cnnSeriesProbability, r.cnnScore, Codes.noUnits)] : []);
-  const threshold = num(r.category ? 'INFERRED FROM' : 'CONTAINS', C.threshold, r.threshold ?? 0, Codes.noUnits);
+  const probability = probabilityNum(r.category ? 'INFERRED FROM' : 'CONTAINS', C.seriesProbability, r.score ?? 0,
+    r.cnnScore !== undefined ? [probabilityNum('INFERRED FROM', C.cnnSeriesProbability, r.cnnScore)] : []);
+  const threshold = probabilityNum(r.category ? 'INFERRED FROM' : 'CONTAINS', C.threshold, r.threshold ?? 0);
   return container('CONTAINS', C.measurementGroup, [
     text('HAS OBS CONTEXT', C.trackingId, `COVID-19 pattern, series ${inp.source.seriesNumber ?? ''}`.trim()),
     uidref('HAS OBS CONTEXT', C.trackingUid, inp.trackingUid('series')),
@@ -210,11 +220,11 @@ function keySliceGroup(inp: SrInput, k: SrKeySlice, i: number): Dataset {
   const region = keyRegionGraphic(k.key, k.geometry);
   const from = (): Dataset[] => [scoord('INFERRED FROM', C.sourceOfMeasurement, region.graphicType, region.points, k.ref)];
   const name = `Key slice ${i + 1} of ${inp.keySlices.length}` + (k.instanceNumber !== null ? `, instance ${k.instanceNumber}` : '');
-  const nums: Dataset[] = [num('CONTAINS', C.sliceProbability, k.key.probability, Codes.noUnits, from())];
+  const nums: Dataset[] = [probabilityNum('CONTAINS', C.sliceProbability, k.key.probability, from())];
   if (k.key.opacityPercent !== undefined) nums.push(num('CONTAINS', C.opacityAreaPercent, k.key.opacityPercent, U.percent, from(), 2));
   if (k.key.highOpacityPercent !== undefined) nums.push(num('CONTAINS', C.highOpacityAreaPercent, k.key.highOpacityPercent, U.percent, from(), 2));
   if (region.areaMm2 !== undefined) nums.push(num('CONTAINS', C.area, region.areaMm2, U.mm2, from(), 1));
-  if (k.key.cnnProbability !== undefined) nums.push(num('CONTAINS', C.cnnSliceProbability, k.key.cnnProbability, Codes.noUnits, from()));
+  if (k.key.cnnProbability !== undefined) nums.push(probabilityNum('CONTAINS', C.cnnSliceProbability, k.key.cnnProbability, from()));
   return container('CONTAINS', C.measurementGroup, [
     text('HAS OBS CONTEXT', C.trackingId, name),
     uidref('HAS OBS CONTEXT', C.trackingUid, inp.trackingUid(k.ref.sopInstanceUid)),
@@ -333,7 +343,11 @@ export function buildSr(inp: SrInput): Dataset {
   if (scored) {
     children.push(code('HAS CONCEPT MOD', C.procedureReported, C.ctChest));
     children.push(imageLibrary(inp.keySlices.map((k) => k.ref)));
-    children.push(container('CONTAINS', C.imagingMeasurements, [seriesGroup(inp), ...inp.keySlices.map((k, i) => keySliceGroup(inp, k, i)), ...zoneGroups(inp)]));
+    children.push(container('CONTAINS', C.imagingMeasurements, [seriesGroup(inp), ...inp.keySlices.map((k, i) => keySliceGroup(inp, k, i))]));
+    // The zones have no image region: in Derived Imaging Measurements (TID 1500 row 9), where viewers that
+    // place every Imaging Measurements group on an image (OHIF 3.13.2 opened the SR blank with them there) do not look.
+    const zones = zoneGroups(inp);
+    if (zones.length) children.push(container('CONTAINS', C.derivedImagingMeasurements, zones));
     children.push(container('CONTAINS', C.qualitative, [
       code('CONTAINS', C.status, C.scored),
       ...(r.pattern ? [text('CONTAINS', C.patternDescription, patternSentence(r) as string)] : []),

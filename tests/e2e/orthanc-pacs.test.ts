@@ -175,8 +175,8 @@ describe.skipIf(!existsSync(P001))('Orthanc as the PACS, end to end', () => {
     const cli = JSON.parse(r.stdout) as { series: Array<{ seriesInstanceUid: string; score: number; category: string }> };
     const expected = cli.series.find((s) => s.seriesInstanceUid === seriesUid)!;
     expect(fromOrthanc).toBeDefined();
-    // The SR's NUM holds the probability as a DS with 4 decimals (src/results/sr.ts).
-    expect(fromOrthanc).toBe(Number(expected.score.toFixed(4)));
+    // The SR's NUM holds the probability in percent as a DS with 2 decimals (src/results/sr.ts).
+    expect(fromOrthanc).toBe(Number((Number((expected.score * 100).toFixed(2)) / 100).toFixed(6)));
     expect(rec.category).toBe(expected.category);
   });
 

@@ -116,8 +116,8 @@ describe('result objects of a scored series', () => {
     expect(series).toContain(`<has concept mod TEXT:(,,"Algorithm Version")="${record.model.version}">`);
     expect(series).toContain('<contains CODE:(,,"Finding")=(840539006,SCT,"COVID-19")>');
     expect(series).toMatch(new RegExp(`<contains CODE:\\(,,"AI result category"\\)=\\(${record.category!.toUpperCase()},99MLSAM,`));
-    expect(series).toContain(`<inferred from NUM:(,,"Series probability")="${Number(record.score!.toFixed(4))}" (1,UCUM,"no units")>`);
-    expect(series).toContain(`<inferred from NUM:(,,"Decision threshold")="${Number(record.threshold!.toFixed(4))}" (1,UCUM,"no units")>`);
+    expect(series).toContain(`<inferred from NUM:(,,"Series probability")="${Number((record.score! * 100).toFixed(2))}" (%,UCUM,"percent")>`);
+    expect(series).toContain(`<inferred from NUM:(,,"Decision threshold")="${Number((record.threshold! * 100).toFixed(2))}" (%,UCUM,"percent")>`);
     expect(series.match(/<contains SCOORD:\(,,"Image Region"\)=\(POLYLINE,/g)?.length).toBe(Math.min(record.k!, record.keySlices.length));
     // One group per key slice, best first: every number INFERRED FROM a SCOORD selected from that CT slice.
     record.keySlices.forEach((k, i) => {
@@ -125,7 +125,7 @@ describe('result objects of a scored series', () => {
       const instance = record.slices.find((s) => s.sopInstanceUid === k.sopInstanceUid)!.instanceNumber;
       expect(g).toContain(`<has obs context TEXT:(,,"Tracking Identifier")="Key slice ${i + 1} of ${record.keySlices.length}, instance ${instance}">`);
       expect(g).toContain(`<contains TEXT:(,,"Comment")="Series ${record.score!.toFixed(3)}: ${record.category} (thr. ${record.threshold!.toFixed(3)})">`);
-      expect(g).toContain(`<contains NUM:(,,"Slice probability")="${Number(k.probability.toFixed(4))}" (1,UCUM,"no units")>`);
+      expect(g).toContain(`<contains NUM:(,,"Slice probability")="${Number((k.probability * 100).toFixed(2))}" (%,UCUM,"percent")>`);
       const nums = g.split('<contains NUM:').slice(1);
       expect(nums.length).toBeGreaterThanOrEqual(1);
       for (const n of nums) {
@@ -294,7 +294,7 @@ describe('the result objects with the fields the model work adds (seeded)', () =
       expect(series).toContain(`<has properties NUM:(,,"Opacity volume")="${m.opacityMl}" (ml,UCUM,"milliliter")>`);
       expect(series).toContain(`<has properties NUM:(,,"Volume")="${m.lungMl}" (ml,UCUM,"milliliter")>`);
     }
-    expect(series).toContain(`<inferred from NUM:(,,"Series probability, CNN only")="${seeded.cnnScore}" (1,UCUM,"no units")>`);
+    expect(series).toContain(`<inferred from NUM:(,,"Series probability, CNN only")="${Number((seeded.cnnScore! * 100).toFixed(2))}" (%,UCUM,"percent")>`);
     expect(series).toContain('fusion=cnn+opacity; opacity=hu-threshold-v1 (opacity HU -700..-100, high opacity HU -100..100, slice thickness 5 mm, ground-glass opening 2.7 mm)');
     // thick slices: the summary says the measurement is coarser there
     expect(text).toContain('Measured on 5 mm slices (ground-glass opening widened to 2.7 mm): partial volume makes opacity less exact than on thin slices.');
@@ -304,7 +304,7 @@ describe('the result objects with the fields the model work adds (seeded)', () =
       expect(g).toContain(`<contains NUM:(,,"Opacity, % of lung on slice")="${k.opacityPercent}" (%,UCUM,"percent")>`);
       expect(g).toContain(`<contains NUM:(,,"High opacity, % of lung on slice")="${k.highOpacityPercent}" (%,UCUM,"percent")>`);
       expect(g).toContain(`<contains NUM:(,,"Area")="${k.region!.polygonAreaMm2}" (mm2,UCUM,"square millimeter")>`);
-      expect(g).toContain(`<contains NUM:(,,"Slice probability, CNN only")="${k.cnnProbability}" (1,UCUM,"no units")>`);
+      expect(g).toContain(`<contains NUM:(,,"Slice probability, CNN only")="${Number((k.cnnProbability! * 100).toFixed(2))}" (%,UCUM,"percent")>`);
       // the outline, point for point (FL values; dsrdump prints x/y pairs)
       const pairs = [];
       for (let j = 0; j < k.region!.polygon!.length; j += 2) pairs.push(`${k.region!.polygon![j]}/${k.region!.polygon![j + 1]}`);

@@ -328,7 +328,7 @@ describe('lung zones', () => {
 
   it('are in the SR: one measurement group per zone, finding site the lung with a topographical modifier, values as recorded', () => {
     const sr = naturalized(outputs.find((o) => o.kind === 'sr')!.path);
-    const measurements = seq(sr.ContentSequence).find((c) => seq(c.ConceptNameCodeSequence)[0]?.CodeValue === '126010')!;
+    const measurements = seq(sr.ContentSequence).find((c) => seq(c.ConceptNameCodeSequence)[0]?.CodeValue === '126011')!;
     const zoneGroups = seq(measurements.ContentSequence).filter((g) =>
       seq(g.ContentSequence).some((c) => seq(c.ConceptNameCodeSequence)[0]?.CodeValue === '112039' && String(c.TextValue).startsWith('Zone ')));
     expect(zoneGroups).toHaveLength(6);
