@@ -10,10 +10,12 @@
  * Selection; the heatmap series opens as a stack of stills (no cine); opening the SR shows the CT
  * at the first key slice with the series category and score, and the slice probability, drawn next
  * to the region; next/previous walks the key slices in order; OHIF never says it found no SCOORD
- * or nothing rehydratable. Screenshots in test-artifacts/viewer-*.png.
+ * or nothing rehydratable; the Segmentation loads as an overlay on the CT, its panel lists the four
+ * segments, and hiding them all takes the colour off the viewport (showing brings it back).
+ * Screenshots in test-artifacts/viewer-*.png.
  */
 import { existsSync, readdirSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
@@ -224,15 +226,12 @@ describe.skipIf(!existsSync(P001))('OHIF Viewer 3.13.2 on Orthanc + DICOMweb', (
       await page.locator('[data-cy="panelSegmentation-btn"]').click();
       await page.waitForTimeout(2000);
     }
-    await page.screenshot({ path: path.join(artifacts, 'viewer-seg-debug.png') });
-    await writeFile(path.join(artifacts, 'viewer-seg-debug.html'), await page.content());
     await page.waitForFunction(`${JSON.stringify(labels)}.every((l) => document.body.innerText.includes(l))`, null, { timeout: 60_000 });
+    expect((await page.locator('[data-cy="data-row-title"]').allInnerTexts()).map((t) => t.trim())).toEqual(expect.arrayContaining(labels));
     await page.screenshot({ path: path.join(artifacts, 'viewer-seg.png') });
-    // the overlay is drawn: coloured pixels on the viewport's canvas
+    // the overlay is drawn: coloured pixels on the viewport's (largest) canvas
     const coloured = async (): Promise<number> => (await page.evaluate(`(() => {
       const c = [...document.querySelectorAll('canvas')].sort((a, b) => b.width * b.height - a.width * a.height)[0];
-      const g = c.getContext('2d') || null;
-      const src = g ? c : null;
       const off = document.createElement('canvas'); off.width = c.width; off.height = c.height;
       const o = off.getContext('2d'); o.drawImage(c, 0, 0);
       const d = o.getImageData(0, 0, c.width, c.height).data; let n = 0;
@@ -241,12 +240,14 @@ describe.skipIf(!existsSync(P001))('OHIF Viewer 3.13.2 on Orthanc + DICOMweb', (
     })()`)) as number;
     const before = await coloured();
     expect(before).toBeGreaterThan(500);
-    // toggle: hide every segment (the segmentation's eye), the colour goes
-    const hideAll = page.locator('[data-cy="segmentation-toggle-visibility"], [data-cy="SegmentationVisibility"], [aria-label*="isib"]').first();
-    await hideAll.click();
+    // toggle: hide every segment, the colour goes; show them, it comes back
+    const toggle = page.locator('[data-cy="all-segments-visibility-toggle"]').first();
+    await toggle.click();
     await page.waitForTimeout(1500);
-    const after = await coloured();
-    expect(after).toBeLessThan(before / 4);
+    expect(await coloured()).toBeLessThan(before / 4);
     await page.screenshot({ path: path.join(artifacts, 'viewer-seg-hidden.png') });
+    await toggle.click();
+    await page.waitForTimeout(1500);
+    expect(await coloured()).toBeGreaterThan(before / 2);
   });
 });
