@@ -26,6 +26,8 @@ import { repoRoot, scoredRecord, spoolP001, testConfig } from './helpers.js';
 import { seedModelFields } from './seed.js';
 
 const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
+/** The objects this file checks (SR, KOS, SCs); the Segmentation and the presentation states: segmentation.test.ts. */
+const baseConfig = (dir: string, results: Parameters<typeof testConfig>[1] = {}) => testConfig(dir, { presentationStates: false, segmentation: false, ...results });
 const tmp = mkdtempSync(path.join(tmpdir(), 'mlsam-results-'));
 const spool = path.join(tmp, 'spool');
 const artifacts = path.join(repoRoot, 'test-artifacts');
@@ -38,7 +40,7 @@ let outputs: OutputFile[];
 beforeAll(async () => {
   const { seriesDir, files } = await spoolP001(spool, INSTANCES);
   ({ record, meta } = await scoredRecord(seriesDir, files));
-  outputs = await writeResultObjects(record, { config: testConfig(spool), logger, metadata: meta });
+  outputs = await writeResultObjects(record, { config: baseConfig(spool), logger, metadata: meta });
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -166,7 +168,7 @@ describe('result objects of a scored series', () => {
     expect(ev.ReferencedSeriesSequence[0].SeriesInstanceUID).toBe(record.seriesInstanceUid);
     expect(ev.ReferencedSeriesSequence[0].ReferencedSOPSequence.map((r: any) => r.ReferencedSOPInstanceUID)).toEqual(record.keySlices.map((k) => k.sopInstanceUid));
     // Turned off: no KO object, the others unchanged.
-    const off = await writeResultObjects(structuredClone(record), { config: testConfig(path.join(tmp, 'spool-nokos'), { keyObjectSelection: false }), logger, metadata: meta });
+    const off = await writeResultObjects(structuredClone(record), { config: baseConfig(path.join(tmp, 'spool-nokos'), { keyObjectSelection: false }), logger, metadata: meta });
     expect(off.map((o) => o.kind)).toEqual(outputs.map((o) => o.kind).filter((k) => k !== 'kos'));
     expect(off.map((o) => o.sopInstanceUid)).toEqual(outputs.filter((o) => o.kind !== 'kos').map((o) => o.sopInstanceUid));
   });
@@ -227,7 +229,7 @@ describe('result objects of a scored series', () => {
 
   it('the same record gives the same UIDs and identical bytes, in place and in another spool', async () => {
     const before = outputs.map((o) => ({ bytes: readFileSync(o.path), mtime: statSync(o.path).mtimeMs }));
-    const again = await writeResultObjects(structuredClone(record), { config: testConfig(spool), logger, metadata: meta });
+    const again = await writeResultObjects(structuredClone(record), { config: baseConfig(spool), logger, metadata: meta });
     expect(again).toEqual(outputs);
     again.forEach((o, i) => {
       expect(readFileSync(o.path).equals(before[i]!.bytes)).toBe(true);
@@ -235,14 +237,14 @@ describe('result objects of a scored series', () => {
     });
     // a retried job: same content, a later run; the objects keep their date and time, so their bytes
     const retried = { ...structuredClone(record), startedAt: '2026-11-27T08:00:00.000Z', finishedAt: '2026-11-27T08:00:05.000Z', attemptsMade: 2 };
-    const again2 = await writeResultObjects(retried, { config: testConfig(spool), logger, metadata: meta });
+    const again2 = await writeResultObjects(retried, { config: baseConfig(spool), logger, metadata: meta });
     again2.forEach((o, i) => expect(readFileSync(o.path).equals(before[i]!.bytes), o.path).toBe(true));
     const spool2 = path.join(tmp, 'spool2');
-    const other = await writeResultObjects(structuredClone(record), { config: testConfig(spool2), logger, metadata: meta });
+    const other = await writeResultObjects(structuredClone(record), { config: baseConfig(spool2), logger, metadata: meta });
     expect(other.map((o) => o.sopInstanceUid)).toEqual(outputs.map((o) => o.sopInstanceUid));
     other.forEach((o, i) => expect(readFileSync(o.path).equals(before[i]!.bytes), o.path).toBe(true));
     // fewer heatmaps configured: the extra files of the earlier run go, UIDs stay
-    const fewer = await writeResultObjects(structuredClone(record), { config: testConfig(spool2, { heatmapSlices: 2, summaryImage: false }), logger, metadata: meta });
+    const fewer = await writeResultObjects(structuredClone(record), { config: baseConfig(spool2, { heatmapSlices: 2, summaryImage: false }), logger, metadata: meta });
     expect(fewer.map((o) => o.sopInstanceUid)).toEqual(outputs.slice(0, 4).map((o) => o.sopInstanceUid));
     expect(readdirSync(path.dirname(fewer[0]!.path)).sort()).toEqual(['heatmap-01.dcm', 'heatmap-02.dcm', 'kos.dcm', 'sr.dcm']);
   });
@@ -255,7 +257,7 @@ describe('result objects of a scored series', () => {
       instancesHash: record.instancesHash, modelVersion: record.model.version, srSopInstanceUid: outputs[0]!.sopInstanceUid,
       srSeriesInstanceUid: outputs[0]!.seriesInstanceUid, finishedAt: record.finishedAt,
     }];
-    const out2 = await writeResultObjects(grown, { config: testConfig(spool, { heatmapSlices: 1 }), logger, metadata: meta });
+    const out2 = await writeResultObjects(grown, { config: baseConfig(spool, { heatmapSlices: 1 }), logger, metadata: meta });
     expect(out2[0]!.sopInstanceUid).not.toBe(outputs[0]!.sopInstanceUid);
     expect(path.dirname(out2[0]!.path)).not.toBe(path.dirname(outputs[0]!.path));
     const ds = naturalized(out2[0]!.path);
@@ -274,7 +276,7 @@ describe('result objects of a scored series', () => {
 describe('the result objects with the fields the model work adds (seeded)', () => {
   it('the SR outlines each key slice region, gives its opacity and area, and the series opacity burden per lung; dciodvfy stays clean', async () => {
     const seeded = seedModelFields(record);
-    const out = await writeResultObjects(seeded, { config: testConfig(path.join(tmp, 'spool-seeded')), logger, metadata: meta });
+    const out = await writeResultObjects(seeded, { config: baseConfig(path.join(tmp, 'spool-seeded')), logger, metadata: meta });
     expect(out.map((o) => o.kind)).toEqual(outputs.map((o) => o.kind));
     // Same content, same model: the same UIDs as without the extra fields.
     expect(out.map((o) => o.sopInstanceUid)).toEqual(outputs.map((o) => o.sopInstanceUid));
@@ -322,7 +324,7 @@ describe('a series that was not scored', () => {
       score: undefined, category: undefined, threshold: undefined, k: undefined, slices: [], keySlices: [],
       instanceCount: 2, instancesHash: 'a'.repeat(64), dropped: [],
     };
-    const out = await writeResultObjects(ns, { config: testConfig(nsSpool), logger, metadata: meta });
+    const out = await writeResultObjects(ns, { config: baseConfig(nsSpool), logger, metadata: meta });
     expect(out.map((o) => o.kind)).toEqual(['sr']);
     const uids = resultUids({ seriesInstanceUid: ns.seriesInstanceUid, instancesHash: ns.instancesHash, modelVersion: ns.model.version });
     expect(out[0]!.sopInstanceUid).toBe(uids.srNotScored);
@@ -344,8 +346,8 @@ describe('a series that was not scored', () => {
     expect(refs).toEqual(files.map((f) => path.basename(f, '.dcm')).sort());
 
     const off = path.join(tmp, 'spool-ns-off');
-    expect(await writeResultObjects(ns, { config: testConfig(off, { reportNotScored: false }), logger })).toEqual([]);
-    expect(await writeResultObjects({ ...ns, status: 'failed' }, { config: testConfig(off), logger })).toEqual([]);
+    expect(await writeResultObjects(ns, { config: baseConfig(off, { reportNotScored: false }), logger })).toEqual([]);
+    expect(await writeResultObjects({ ...ns, status: 'failed' }, { config: baseConfig(off), logger })).toEqual([]);
     expect(existsSync(path.join(off, 'results'))).toBe(false);
   });
 });
@@ -366,7 +368,7 @@ describe('copying patient and study modules from an Implicit VR Little Endian so
     execFileSync('dcmdjpeg', ['+ti', withSeq, implicitFile]);
     const srFrom = async (file: string, name: string) => {
       const r = { ...record, slices: record.slices.map((s, i) => (i === 0 ? { ...s, file } : s)) };
-      const out = await writeResultObjects(r, { config: testConfig(path.join(tmp, name), { heatmapSlices: 0, summaryImage: false }), logger, metadata: meta });
+      const out = await writeResultObjects(r, { config: baseConfig(path.join(tmp, name), { heatmapSlices: 0, summaryImage: false }), logger, metadata: meta });
       return out[0]!.path;
     };
     const a = await srFrom(explicitFile, 'spool-explicit');

@@ -311,11 +311,10 @@ describe('lung zones', () => {
       expect(Math.abs(sum((m) => m.highOpacityMl) - lung.highOpacityMl)).toBeLessThan(0.05);
       const weighted = sum((m) => m.lungMl * m.percentOpacity) / sum((m) => m.lungMl);
       expect(Math.abs(weighted - lung.percentOpacity)).toBeLessThan(0.02);
-      // thirds: every zone has slices, upper above middle above lower, slice counts within one of each other
+      // thirds (lungZones): every zone has slices of this lung, upper above middle above lower
       expect(zones.every((m) => m.slices > 0)).toBe(true);
       expect(zones[0]!.lastSlice).toBeLessThan(zones[1]!.firstSlice);
       expect(zones[1]!.lastSlice).toBeLessThan(zones[2]!.firstSlice);
-      expect(Math.max(...zones.map((m) => m.slices)) - Math.min(...zones.map((m) => m.slices))).toBeLessThanOrEqual(1);
       for (const m of zones) {
         expect(m.score).toBe(extentScore(m.percentOpacity, m.opacityMl));
         total += m.score;
@@ -343,7 +342,8 @@ describe('lung zones', () => {
       expect(seq(mod.ConceptCodeSequence)[0]!.CodeValue).toBe(modifiers[zone]);
       const numOf = (code: string) => Number(seq(items.find((c) => seq(c.ConceptNameCodeSequence)[0]?.CodeValue === code)!.MeasuredValueSequence)[0]!.NumericValue);
       const m = record.zones![side][zone];
-      expect(numOf('OPACITY-PCT-ZONE')).toBeCloseTo(m.percentOpacity, 2);
+      // the SR holds two decimals
+      expect(Math.abs(numOf('OPACITY-PCT-ZONE') - m.percentOpacity)).toBeLessThanOrEqual(0.0051);
       expect(numOf('ZONE-SCORE')).toBe(m.score);
     }
   });
