@@ -8,6 +8,7 @@ import { bandsLegend, categoryBand } from '../model/category-band.js';
 import type { OpacityMeasure, ResultRecord, SeriesOpacity } from '../contracts/result-record.js';
 import type { ActionName } from './actions.js';
 import { patternSection } from './pattern-section.js';
+import { zonesHtml } from './zones-view.js';
 import type { SeriesDetail, SeriesSummary, StageTimings } from './data.js';
 import type { SrDocument, SrNode } from './dicom-view.js';
 import { srReportHtml } from './sr-report.js';
@@ -306,7 +307,7 @@ ${kv('Finished', esc(fmtTime(d.finishedAt)))}${kv('Job', d.job ? `<span class="m
 <script type="application/json" id="chart-data">${jsonForScript(cd)}</script>
 <script src="/admin/static/uPlot.iife.min.js"></script><script src="/admin/static/series-chart.js"></script>`
     : '';
-  const opacity = (r?.opacity ? opacityTable(r.opacity) : '') + (r?.pattern ? patternSection(r.pattern) : '');
+  const opacity = (r?.opacity ? opacityTable(r.opacity) : '') + (r?.zones ? zonesHtml(r.zones) : '') + (r?.pattern ? patternSection(r.pattern) : '');
 
   const heatmaps = (r?.outputs ?? []).filter((o) => o.kind === 'heatmap' || o.kind === 'summary');
   const sliceBySop = new Map(slices.map((s) => [s.sopInstanceUid, s]));

@@ -5,6 +5,7 @@ import { createLogger } from '../log.js';
 import { bandsLegend, scoreWithBand } from '../model/category-band.js';
 import { THICK_SLICE_NOTE_MM } from '../model/opacity.js';
 import { patternWording } from '../model/pattern-rule.js';
+import { ZONE_NAMES } from '../model/zones.js';
 import type { ScoreProgress, ScoreResult } from '../scoring/score.js';
 
 
@@ -92,6 +93,16 @@ export function formatReport(r: ScoreResult): string {
       const inst = instanceOf.get(index);
       return `slice ${String(index + 1).padStart(3)}${inst !== undefined && inst !== null ? `  instance ${String(inst).padStart(4)}` : ''}`;
     };
+    if (s.zones) {
+      const z = s.zones;
+      out.push(`  zones (thirds of each lung's craniocaudal extent; zone score ${z.score}/30, Pan et al. extent bins per zone, not the lobar CT severity score):`);
+      for (const side of ['right', 'left'] as const) {
+        for (const name of ZONE_NAMES) {
+          const m = z[side][name];
+          out.push(`    ${`${side} ${name}`.padEnd(12)} lung ${m.lungMl.toFixed(0).padStart(5)} mL  opacity ${m.percentOpacity.toFixed(2).padStart(6)} %  high opacity ${m.percentHighOpacity.toFixed(2).padStart(6)} %  score ${m.score}`);
+        }
+      }
+    }
     out.push(`  key slices (slice number in scan order, from 1; DICOM instance number):`);
     for (const k of s.keySlices) {
       const op = k.opacityPercent !== undefined ? `  opacity ${k.opacityPercent.toFixed(1)} %` : '';

@@ -215,6 +215,10 @@ export const configSchema = z.strictObject({
      * every series that routing accepts is scored and gets its own result set.
      */
     perSeries: z.boolean(),
+    /** Add a DICOM Segmentation (SEG) of the lungs, ground glass and consolidation over the whole scored series (HU series). */
+    segmentation: z.boolean(),
+    /** Add a Grayscale Softcopy Presentation State per key slice (lung window, opacity outlines, text), for viewers that show GSPS but not TID 1500. */
+    presentationStates: z.boolean(),
   }),
   dispatch: z.strictObject({
     /** Tries per (result, destination) before the job is parked as failed. */

@@ -115,6 +115,30 @@ export const seriesPatternSchema = z.strictObject({
   }),
 });
 export type SeriesPatternRecord = z.infer<typeof seriesPatternSchema>;
+/** One lung zone (src/model/zones.ts): volumes, percentages and its Pan et al. extent bin. */
+export const zoneMeasureSchema = z.strictObject({
+  lungMl: z.number().min(0),
+  opacityMl: z.number().min(0),
+  highOpacityMl: z.number().min(0),
+  percentOpacity: z.number().min(0).max(100),
+  percentHighOpacity: z.number().min(0).max(100),
+  /** 0 none, 1 < 5 %, 2 5–25 %, 3 26–49 %, 4 50–75 %, 5 > 75 % opacified. */
+  score: z.number().int().min(0).max(5),
+  /** Scored-order indices of the zone's first and last slice (−1 when empty) and its slice count. */
+  firstSlice: z.number().int().min(-1),
+  lastSlice: z.number().int().min(-1),
+  slices: z.number().int().min(0),
+});
+const lungZonesSchema = z.strictObject({ upper: zoneMeasureSchema, middle: zoneMeasureSchema, lower: zoneMeasureSchema });
+
+/** Upper, middle and lower thirds of each lung's craniocaudal extent and the zone score 0–30 (HU input only). */
+export const seriesZonesSchema = z.strictObject({
+  rule: z.literal('lung-thirds-v1'),
+  right: lungZonesSchema,
+  left: lungZonesSchema,
+  score: z.number().int().min(0).max(30),
+});
+export type SeriesZonesRecord = z.infer<typeof seriesZonesSchema>;
 
 /**
  * Where on a key slice the finding is, in DICOM SCOORD image coordinates of the source image
@@ -174,13 +198,13 @@ export const timingsSchema = z.strictObject({
 });
 
 export const outputFileSchema = z.strictObject({
-  kind: z.enum(['sr', 'kos', 'heatmap', 'summary']),
+  kind: z.enum(['sr', 'kos', 'heatmap', 'summary', 'seg', 'gsps']),
   /** Absolute path of the Part-10 file in the spool's results area. */
   path: z.string(),
   sopClassUid: uid,
   sopInstanceUid: uid,
   seriesInstanceUid: uid,
-  /** For heatmaps: the source slice's SOP Instance UID. */
+  /** For heatmaps and presentation states: the source slice's SOP Instance UID. */
   sourceSopInstanceUid: uid.optional(),
 });
 export type OutputFile = z.infer<typeof outputFileSchema>;
@@ -237,6 +261,8 @@ export const resultRecordSchema = z.strictObject({
   opacity: seriesOpacitySchema.optional(),
   /** How the opacity is distributed and its pattern category (HU input only; never a diagnosis). */
   pattern: seriesPatternSchema.optional(),
+  /** Lung zones and the zone score (HU input only). */
+  zones: seriesZonesSchema.optional(),
   /** Scored slices, in scored order. */
   slices: z.array(resultSliceSchema),
   keySlices: z.array(keySliceSchema),

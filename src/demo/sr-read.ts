@@ -58,15 +58,17 @@ export function srItems(tags: Tags): SrItem[] {
 }
 
 /**
- * The series probability of our SR: the NUM item named "… probability, series" (src/results/sr.ts),
- * else the shallowest NUM item whose concept name says "probability".
+ * The series probability of our SR (0..1): the NUM item named "… probability, series" (src/results/sr.ts),
+ * else the shallowest NUM item whose concept name says "probability"; a value in "%" is divided by 100.
  */
 export function srSeriesProbability(tags: Tags): number | undefined {
   const nums = srItems(tags).filter((i) => i.valueType === 'NUM' && i.value !== undefined && /probab/i.test(i.concept));
   const series = nums.find((i) => /series/i.test(i.concept));
-  if (series) return series.value;
+  const fraction = (i: SrItem | undefined): number | undefined =>
+    i?.value === undefined ? undefined : i.unit === '%' ? Number((i.value / 100).toFixed(6)) : i.value;
+  if (series) return fraction(series);
   nums.sort((a, b) => a.depth - b.depth);
-  return nums[0]?.value;
+  return fraction(nums[0]);
 }
 
 /** The category code meaning (likely / unlikely / indeterminate …), if the SR holds one. */

@@ -55,3 +55,108 @@ export function lungZones(areas: readonly number[], positions: readonly (number 
   }
   return out;
 }
+
+// ---------------------------------------------------------------------------------------------------------------
+// The zone score (issue 23): per zone the extent bin radiologists use for the lobar CT severity score (Pan et al.,
+// Radiology 2020: 0 none, 1 < 5 %, 2 5–25 %, 3 26–49 %, 4 50–75 %, 5 > 75 % of the zone's lung volume opacified),
+// summed over the six zones: 0–30. A ZONE score: the lobar score needs lobes, which the node does not segment.
+// The zones are lungZones' (above), so the score and the pattern features share one rule.
+
+export const ZONE_NAMES = ZONES;
+export type ZoneName = Zone;
+export type LungSide = 'right' | 'left';
+
+/** Areas (mm²) of one lung region on one slice. */
+export interface ZoneAreas {
+  lungMm2: number;
+  opacityMm2: number;
+  highMm2: number;
+}
+
+export interface ZoneSliceInput {
+  /** mm along the slice normal, or null. */
+  position: number | null;
+  /** Areas per image side as stored (image left = patient right when the rows run along +x). */
+  imageLeft: ZoneAreas;
+  imageRight: ZoneAreas;
+}
+
+export interface ZoneMeasure {
+  lungMl: number;
+  opacityMl: number;
+  highOpacityMl: number;
+  /** opacityMl / lungMl × 100 (0 without lung). */
+  percentOpacity: number;
+  percentHighOpacity: number;
+  /** Pan et al. extent bin of percentOpacity, 0–5. */
+  score: number;
+  /** Slices of this zone that hold this lung (scored order, 0 = most superior): first and last index (−1: none), count. */
+  firstSlice: number;
+  lastSlice: number;
+  slices: number;
+}
+
+export type LungZones = Record<Zone, ZoneMeasure>;
+
+export interface SeriesZones {
+  /** Rule id: thirds of each lung's craniocaudal extent (lungZones). */
+  rule: 'lung-thirds-v1';
+  right: LungZones;
+  left: LungZones;
+  /** Sum of the six zone scores, 0–30. */
+  score: number;
+}
+
+/** Pan et al. extent bin (0 none, 1 < 5 %, 2 5–25 %, 3 26–49 %, 4 50–75 %, 5 > 75 %) of a percentage. */
+export function extentScore(percent: number, opacityMl = percent): number {
+  if (!(percent > 0) || !(opacityMl > 0)) return 0;
+  if (percent < 5) return 1;
+  if (percent <= 25) return 2;
+  if (percent < 50) return 3;
+  if (percent <= 75) return 4;
+  return 5;
+}
+
+function zoneMeasure(areas: ZoneAreas[], idx: number[], spacingMm: number): ZoneMeasure {
+  let lung = 0;
+  let op = 0;
+  let high = 0;
+  for (const a of areas) {
+    lung += a.lungMm2;
+    op += a.opacityMm2;
+    high += a.highMm2;
+  }
+  const ml = (mm2: number): number => +((mm2 * spacingMm) / 1000).toFixed(2);
+  const pct = (x: number): number => (lung > 0 ? +Math.min(100, (100 * x) / lung).toFixed(3) : 0);
+  const percentOpacity = pct(op);
+  return {
+    lungMl: ml(lung), opacityMl: ml(op), highOpacityMl: ml(high), percentOpacity, percentHighOpacity: pct(high),
+    score: extentScore(percentOpacity, op),
+    firstSlice: idx.length ? (idx[0] as number) : -1, lastSlice: idx.length ? (idx[idx.length - 1] as number) : -1, slices: idx.length,
+  };
+}
+
+/**
+ * The six zones of a series from its slices' per-side areas (scored order, superior first), the slab each slice
+ * stands for (`spacingMm`, as the series volumes use) and ImageOrientationPatient (which image side is the
+ * patient's right; rows along +x or unknown: image left is the patient's right). Every slice is in one zone of
+ * each lung, so the zones' volumes add up to the lung's.
+ */
+export function seriesZones(slices: readonly ZoneSliceInput[], spacingMm: number, imageOrientationPatient: readonly number[] | null): SeriesZones {
+  const imageLeftIsRight = !imageOrientationPatient || (imageOrientationPatient[0] as number) >= 0;
+  const positions = slices.map((s) => s.position);
+  const lung = (side: LungSide): LungZones => {
+    const areas = slices.map((s) => ((side === 'right') === imageLeftIsRight ? s.imageLeft : s.imageRight));
+    const zone = lungZones(areas.map((a) => a.lungMm2), positions);
+    const out = {} as LungZones;
+    for (const name of ZONES) {
+      const all = zone.flatMap((z, i) => (z === name ? [i] : []));
+      out[name] = zoneMeasure(all.map((i) => areas[i] as ZoneAreas), all.filter((i) => (areas[i] as ZoneAreas).lungMm2 > 0), spacingMm);
+    }
+    return out;
+  };
+  const right = lung('right');
+  const left = lung('left');
+  const score = ZONES.reduce((s, z) => s + right[z].score + left[z].score, 0);
+  return { rule: 'lung-thirds-v1', right, left, score };
+}

@@ -126,10 +126,10 @@ export function patientOrientation(iop: number[] | null): string[] | null {
   return row && col ? [row, col] : null;
 }
 
-/** Series numbers of the result series: 8000 + source series number (KO), 9000 + it (SR), 9500 + it (SC). */
-export function resultSeriesNumbers(sourceSeriesNumber: number | null): { kos: number; sr: number; sc: number } {
+/** Series numbers of the result series: 8000 + source series number (KO), 8500 + it (SEG), 8700 + it (PR), 9000 + it (SR), 9500 + it (SC). */
+export function resultSeriesNumbers(sourceSeriesNumber: number | null): { kos: number; seg: number; pr: number; sr: number; sc: number } {
   const s = sourceSeriesNumber !== null && Number.isInteger(sourceSeriesNumber) && sourceSeriesNumber >= 0 ? sourceSeriesNumber : 0;
-  return { kos: 8000 + s, sr: 9000 + s, sc: 9500 + s };
+  return { kos: 8000 + s, seg: 8500 + s, pr: 8700 + s, sr: 9000 + s, sc: 9500 + s };
 }
 
 /** What the SR and the Key Object Selection are built from. */
@@ -161,6 +161,15 @@ export interface ObjectHeader {
 }
 
 /**
+ * SeriesDescription: what the object is first (viewers' study browsers cut the description short), then the
+ * model, then the caution; the model is left out where all of it would not fit the 64 characters of an LO.
+ */
+export function seriesDescription(what: string, model: Pick<ModelInfo, 'name' | 'version'>): string {
+  const full = `${what} ${model.name} ${model.version} - ${NOT_FOR_DIAGNOSTIC_USE}`;
+  return full.length <= 64 ? full : `${what.slice(0, 64 - NOT_FOR_DIAGNOSTIC_USE.length - 3).trimEnd()} - ${NOT_FOR_DIAGNOSTIC_USE}`;
+}
+
+/**
  * Patient and study modules (copied), SOP Common, General Series, General Equipment, and the
  * instance number and content date/time: the header every result object shares.
  */
@@ -176,7 +185,7 @@ export function setObjectHeader(ds: Dataset, h: ObjectHeader): void {
   setString(ds, tagOf(0x0020, 0x0011), 'IS', String(h.seriesNumber));
   setString(ds, tagOf(0x0008, 0x0021), 'DA', h.when.date);
   setString(ds, tagOf(0x0008, 0x0031), 'TM', h.when.time);
-  setString(ds, tagOf(0x0008, 0x103e), 'LO', `${NOT_FOR_DIAGNOSTIC_USE} - ${h.seriesDescription} ${h.model.name} ${h.model.version}`);
+  setString(ds, tagOf(0x0008, 0x103e), 'LO', seriesDescription(h.seriesDescription, h.model));
   setEquipment(ds, h.aeTitle);
   setString(ds, tagOf(0x0020, 0x0013), 'IS', String(h.instanceNumber));
   setString(ds, tagOf(0x0008, 0x0023), 'DA', h.when.date);

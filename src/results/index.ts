@@ -20,23 +20,32 @@ import type { ModelMetadata } from '../model/metadata.js';
 import { resultKey, type OutputFile, type ResultRecord } from '../contracts/result-record.js';
 import { dicomDateTime, howScored, NOT_FOR_DIAGNOSTIC_USE, resultSeriesNumbers, type DicomDateTime, type ModelInfo } from './common.js';
 import { part10 } from './dataset.js';
-import { blendHeatmap, chartSvg, compositeSvg, heatmapOverlaySvg, rasterizeSvg, windowed, type Window } from './render.js';
+import { expandRuns } from '../model/seg-masks.js';
+import { blendFindings, blendHeatmap, chartSvg, compositeSvg, heatmapOverlaySvg, rasterizeSvg, windowed, type Window } from './render.js';
 import { buildSc, SECONDARY_CAPTURE } from './sc.js';
 import { parseSourceInstance, readSourceInstance, type SourceInstance } from './source.js';
 import { buildKos, KEY_OBJECT_SELECTION } from './kos.js';
 import { buildSr, COMPREHENSIVE_3D_SR, seriesBandLine } from './sr.js';
+import { buildSeg, SEGMENTATION_STORAGE, type SegSlice } from './seg.js';
+import { buildGsps, GRAYSCALE_SOFTCOPY_PRESENTATION_STATE } from './gsps.js';
+import type { SeriesLabels } from '../scoring/score.js';
 import { resultUid, resultUids, type UidBasis } from './uids.js';
+import { keyRegionGraphic } from './regions.js';
 
 export { resultUid, resultUids, type UidBasis } from './uids.js';
 export { COMPREHENSIVE_3D_SR } from './sr.js';
 export { SECONDARY_CAPTURE } from './sc.js';
 export { KEY_OBJECT_SELECTION } from './kos.js';
+export { SEGMENTATION_STORAGE } from './seg.js';
+export { GRAYSCALE_SOFTCOPY_PRESENTATION_STATE } from './gsps.js';
 
 export interface WriteResultOptions {
   config: Config;
   logger: Logger;
   /** The model's metadata: its window for the heatmaps, its aggregation for the SR's parameters. */
   metadata?: ModelMetadata;
+  /** The series' lung and lesion labels from scoring (HU series): the Segmentation is made from them. */
+  labels?: SeriesLabels;
 }
 
 /** A key slice with its scored-slice entry and its file, read once. */
@@ -55,10 +64,12 @@ const SUMMARY_SIZE = { width: 1024, height: 576 };
 export const OUTPUT_NAMES = {
   sr: 'sr.dcm',
   kos: 'kos.dcm',
+  seg: 'seg.dcm',
+  pr: (i: number) => `pr-${String(i + 1).padStart(2, '0')}.dcm`,
   heatmap: (i: number) => `heatmap-${String(i + 1).padStart(2, '0')}.dcm`,
   summary: 'summary.dcm',
 } as const;
-const OUTPUT_NAME_RE = /^(sr|kos|summary|heatmap-\d+)\.dcm$/;
+const OUTPUT_NAME_RE = /^(sr|kos|seg|summary|heatmap-\d+|pr-\d+)\.dcm$/;
 
 async function writeAtomic(dir: string, name: string, bytes: Buffer): Promise<void> {
   const path = join(dir, name);
@@ -163,6 +174,29 @@ function parametersText(record: ResultRecord, metadata: ModelMetadata | undefine
 }
 
 /**
+ * What the Segmentation is built from: the labels of the record's scored slices with their geometry; null
+ * (logged) when scoring kept none or the geometry is incomplete.
+ */
+function segmentationInput(record: ResultRecord, labels: SeriesLabels | undefined, logger: Logger):
+  { imageOrientationPatient: number[]; pixelSpacing: [number, number]; sliceThicknessMm: number; slices: SegSlice[] } | null {
+  const skip = (why: string) => {
+    logger.warn({ seriesInstanceUid: record.seriesInstanceUid, why }, 'no Segmentation for this series');
+    return null;
+  };
+  if (!labels) return skip('no lung labels from scoring');
+  if (!labels.imageOrientationPatient || !labels.pixelSpacing) return skip('no orientation or pixel spacing');
+  const bySop = new Map(labels.slices.map((s) => [s.sopInstanceUid, s]));
+  const slices: SegSlice[] = [];
+  for (const s of record.slices) {
+    const l = bySop.get(s.sopInstanceUid);
+    if (!l?.imagePositionPatient) return skip(`no labels or position for slice ${s.sopInstanceUid}`);
+    slices.push({ sopClassUid: s.sopClassUid, sopInstanceUid: s.sopInstanceUid, imagePositionPatient: l.imagePositionPatient, labels: l.labels });
+  }
+  const thickness = labels.sliceThicknessMm ?? record.opacity?.sliceSpacingMm ?? 1;
+  return { imageOrientationPatient: labels.imageOrientationPatient, pixelSpacing: labels.pixelSpacing, sliceThicknessMm: thickness, slices };
+}
+
+/**
  * Writes the result objects of `record` and returns them. Status 'scored': SR, Key Object Selection
  * of the key slices (if `results.keyObjectSelection`), heatmaps of the top `results.heatmapSlices`
  * key slices, summary chart (if `results.summaryImage`). Status
@@ -240,8 +274,32 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
     });
   }
 
+  if (scored && config.results.segmentation && record.opacity) {
+    const seg = segmentationInput(record, opts.labels, logger);
+    if (seg) {
+      const { dataset, summary } = buildSeg({
+        source, model, sopInstanceUid: uids.seg, seriesInstanceUid: uids.segSeries, seriesNumber: numbers.seg, aeTitle, when,
+        sourceSeriesInstanceUid: record.seriesInstanceUid, dimensionOrganizationUid: uids.segDimensions, ...seg,
+        method: record.opacity.method,
+        parameters: `opacity HU ${record.opacity.opacityHu.join('..')}, consolidation (high opacity) HU ${record.opacity.highOpacityHu.join('..')}` +
+          `${record.opacity.groundGlassOpenMm !== undefined ? `, ground-glass opening ${record.opacity.groundGlassOpenMm} mm` : ''}; sha256=${model.sha256}`,
+      });
+      if (!source.frameOfReferenceUid) {
+        logger.warn({ seriesInstanceUid: record.seriesInstanceUid }, 'no Frame of Reference UID in the CT: no Segmentation');
+      } else {
+        files.push({
+          name: OUTPUT_NAMES.seg,
+          bytes: part10(dataset, SEGMENTATION_STORAGE, uids.seg, aeTitle),
+          out: { kind: 'seg', sopClassUid: SEGMENTATION_STORAGE, sopInstanceUid: uids.seg, seriesInstanceUid: uids.segSeries },
+        });
+        logger.debug({ seriesInstanceUid: record.seriesInstanceUid, frames: summary.frames }, 'segmentation built');
+      }
+    }
+  }
+
   if (scored) {
     const keys = keySlices.slice(0, config.results.heatmapSlices);
+    const labelsBySop = new Map((opts.labels?.slices ?? []).flatMap((s) => (s.sopInstanceUid ? [[s.sopInstanceUid, s.labels] as const] : [])));
     // "Series 0.533: indeterminate (0.35-0.65)": the category with its band, as in the SR.
     const seriesLine = seriesBandLine(record);
     for (const [i, { key, slice, buf, inst }] of keys.entries()) {
@@ -249,7 +307,15 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
       const { image } = await decodeDicom(buf);
       const gray = windowed(image, window);
       const att = key.attention && key.attention.imageWidth === image.width && key.attention.imageHeight === image.height ? key.attention : undefined;
-      const rgb = { width: image.width, height: image.height, data: blendHeatmap(gray, image.width, image.height, att) };
+      // What the score is built on first: the measured ground glass and consolidation in colour, the CNN's
+      // attention as a contour; the attention as a colour map only where the slice has no labels (no HU).
+      const lesionRuns = labelsBySop.get(slice.sopInstanceUid)?.lesion;
+      const lesion = lesionRuns ? expandRuns(lesionRuns, image.width * image.height) : undefined;
+      const findings = lesion !== undefined;
+      const rgb = {
+        width: image.width, height: image.height,
+        data: findings ? blendFindings(gray, image.width, image.height, lesion, att) : blendHeatmap(gray, image.width, image.height, att),
+      };
       const where = [`Slice ${key.index + 1}/${record.slices.length}`,
         ...(slice.instanceNumber !== null ? [`instance ${slice.instanceNumber}`] : []),
         ...(slice.position !== null ? [`${slice.position.toFixed(1)} mm`] : [])].join(', ');
@@ -262,6 +328,7 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
           seriesLine,
         ],
         hasAttention: att !== undefined,
+        findings,
       });
       const pixels = await compositeSvg(rgb, overlay);
       const uid = uids.heatmap(key.sopInstanceUid);
@@ -269,14 +336,43 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
         source, model, sopInstanceUid: uid, seriesInstanceUid: uids.scSeries, seriesNumber: numbers.sc, instanceNumber: i + 1,
         aeTitle, when, image: pixels,
         sourceSlice: { sopClassUid: slice.sopClassUid, sopInstanceUid: slice.sopInstanceUid, instance: inst },
-        derivation: `Lung window ${window.center}/${window.width} with ${model.name} ${model.version} attention map blended in colour; ${NOT_FOR_DIAGNOSTIC_USE}`,
-        comments: `${NOT_FOR_DIAGNOSTIC_USE}. ${model.name} ${model.version} attention heatmap. ${where}. Slice probability ${key.probability.toFixed(3)}. ${seriesLine}.`,
+        derivation: findings
+          ? `Lung window ${window.center}/${window.width}; measured ground glass (yellow) and consolidation (red) blended in colour, ${model.name} ${model.version} attention as a cyan contour; ${NOT_FOR_DIAGNOSTIC_USE}`
+          : `Lung window ${window.center}/${window.width} with ${model.name} ${model.version} attention map blended in colour; ${NOT_FOR_DIAGNOSTIC_USE}`,
+        comments: `${NOT_FOR_DIAGNOSTIC_USE}. ${findings ? `Measured ground glass and consolidation with the ${model.name} ${model.version} attention contour` : `${model.name} ${model.version} attention heatmap`}. ${where}. Slice probability ${key.probability.toFixed(3)}. ${seriesLine}.`,
       });
       files.push({
         name: OUTPUT_NAMES.heatmap(i),
         bytes: part10(sc, SECONDARY_CAPTURE, uid, aeTitle),
         out: { kind: 'heatmap', sopClassUid: SECONDARY_CAPTURE, sopInstanceUid: uid, seriesInstanceUid: uids.scSeries, sourceSopInstanceUid: slice.sopInstanceUid },
       });
+    }
+    if (config.results.presentationStates) {
+      for (const [i, { key, slice, inst }] of keySlices.entries()) {
+        const lesionRuns = labelsBySop.get(slice.sopInstanceUid)?.lesion;
+        const n = (inst.columns ?? 0) * (inst.rows ?? 0);
+        const uid = uids.pr(slice.sopInstanceUid);
+        const op = key.opacityPercent !== undefined
+          ? `opacity ${key.opacityPercent.toFixed(1)} % of this slice's lung${key.highOpacityPercent !== undefined ? ` (high ${key.highOpacityPercent.toFixed(1)} %)` : ''}`
+          : `slice probability ${key.probability.toFixed(3)}`;
+        const pr = buildGsps({
+          source, model, sopInstanceUid: uid, seriesInstanceUid: uids.prSeries, seriesNumber: numbers.pr, instanceNumber: i + 1, aeTitle, when,
+          imageSeriesInstanceUid: record.seriesInstanceUid,
+          image: { sopClassUid: slice.sopClassUid, sopInstanceUid: slice.sopInstanceUid, instance: inst },
+          window,
+          ...(lesionRuns && n > 0 ? { lesion: expandRuns(lesionRuns, n) } : {}),
+          ...(key.region?.polygon ? { polygon: keyRegionGraphic(key, { columns: inst.columns ?? 0, rows: inst.rows ?? 0 }).points } : {}),
+          text: [
+            `${model.name} ${model.version}, key slice ${i + 1}/${keySlices.length}: ${op}`,
+            `${seriesLine}${record.zones ? `; zone score ${record.zones.score}/30` : ''} - ${NOT_FOR_DIAGNOSTIC_USE}`,
+          ],
+        });
+        files.push({
+          name: OUTPUT_NAMES.pr(i),
+          bytes: part10(pr, GRAYSCALE_SOFTCOPY_PRESENTATION_STATE, uid, aeTitle),
+          out: { kind: 'gsps', sopClassUid: GRAYSCALE_SOFTCOPY_PRESENTATION_STATE, sopInstanceUid: uid, seriesInstanceUid: uids.prSeries, sourceSopInstanceUid: slice.sopInstanceUid },
+        });
+      }
     }
     if (config.results.summaryImage && record.slices.length > 0) {
       const { width, height } = SUMMARY_SIZE;

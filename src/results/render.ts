@@ -113,6 +113,64 @@ export function blendHeatmap(gray: Uint8Array, width: number, height: number, ma
   return out;
 }
 
+/** Measured-opacity overlay colours (ground glass, consolidation) and the attention contour's colour. */
+export const FINDING_COLOURS = {
+  groundGlass: [255, 210, 0] as [number, number, number],
+  consolidation: [255, 40, 40] as [number, number, number],
+  attention: [0, 230, 255] as [number, number, number],
+} as const;
+const FINDING_ALPHA = 0.5;
+/** The attention contour is drawn where the map crosses this fraction of its peak. */
+export const ATTENTION_CONTOUR_LEVEL = 0.5;
+
+/**
+ * Gray slice with what the score is built on: the measured ground glass (yellow) and consolidation (red)
+ * blended over it (`lesion`: one byte per source pixel, 1 ground glass, 2 consolidation), and the CNN's
+ * attention as a secondary layer, a thin cyan contour where it crosses half its peak (never a fill).
+ */
+export function blendFindings(gray: Uint8Array, width: number, height: number, lesion: Uint8Array | undefined, map: AttentionMap | undefined): Buffer {
+  const out = Buffer.alloc(width * height * 3);
+  for (let i = 0; i < width * height; i++) {
+    const g = gray[i] as number;
+    const l = lesion ? (lesion[i] as number) : 0;
+    if (l === 0) {
+      out[i * 3] = g;
+      out[i * 3 + 1] = g;
+      out[i * 3 + 2] = g;
+      continue;
+    }
+    const c = l === 2 ? FINDING_COLOURS.consolidation : FINDING_COLOURS.groundGlass;
+    out[i * 3] = Math.round(g * (1 - FINDING_ALPHA) + c[0] * FINDING_ALPHA);
+    out[i * 3 + 1] = Math.round(g * (1 - FINDING_ALPHA) + c[1] * FINDING_ALPHA);
+    out[i * 3 + 2] = Math.round(g * (1 - FINDING_ALPHA) + c[2] * FINDING_ALPHA);
+  }
+  if (!map || map.data.length < map.width * map.height) return out;
+  const { x0, y0, x1, y1 } = map.cropBox;
+  const bx0 = Math.max(0, x0);
+  const by0 = Math.max(0, y0);
+  const bx1 = Math.min(width - 1, x1);
+  const by1 = Math.min(height - 1, y1);
+  const bw = bx1 - bx0 + 1;
+  const bh = by1 - by0 + 1;
+  if (bw <= 0 || bh <= 0) return out;
+  const above = new Uint8Array(bw * bh);
+  for (let y = by0; y <= by1; y++) for (let x = bx0; x <= bx1; x++) above[(y - by0) * bw + (x - bx0)] = attentionAt(map, x, y) >= ATTENTION_CONTOUR_LEVEL ? 1 : 0;
+  const [r, g, b] = FINDING_COLOURS.attention;
+  for (let y = 0; y < bh; y++) {
+    for (let x = 0; x < bw; x++) {
+      if (!above[y * bw + x]) continue;
+      const edge = x === 0 || y === 0 || x === bw - 1 || y === bh - 1 ||
+        !above[y * bw + x - 1] || !above[y * bw + x + 1] || !above[(y - 1) * bw + x] || !above[(y + 1) * bw + x];
+      if (!edge) continue;
+      const i = ((y + by0) * width + (x + bx0)) * 3;
+      out[i] = r;
+      out[i + 1] = g;
+      out[i + 2] = b;
+    }
+  }
+  return out;
+}
+
 export function xmlEscape(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
@@ -127,6 +185,8 @@ export interface HeatmapText {
   /** Lines of the text band (model, slice, probability, series result), centred above the banner. */
   lines: string[];
   hasAttention: boolean;
+  /** The measured opacity is the overlay (ground glass, consolidation) and the attention a contour: a key of those instead of the colour bar. */
+  findings?: boolean;
 }
 
 /** Font size of a heatmap's burned-in text: readable when the image is shown 300 px wide (the dashboard). */
@@ -163,7 +223,19 @@ export function heatmapOverlaySvg(width: number, height: number, t: HeatmapText)
   const tick = (v: number, y: number) =>
     `<line x1="${barX + barW}" y1="${y}" x2="${barX + barW + 3}" y2="${y}" stroke="white" stroke-width="1"/>` +
     `<text x="${barX + barW + 5}" y="${y + Math.round(lfs * 0.35)}" font-size="${lfs}">${v.toFixed(1)}</text>`;
-  const legend = t.hasAttention
+  const rgb = (c: readonly number[]) => `rgb(${c.join(',')})`;
+  const keyRows: [string, string][] = [
+    [`<rect x="0" y="${-Math.round(lfs * 0.75)}" width="${lfs}" height="${lfs}" fill="${rgb(FINDING_COLOURS.groundGlass)}" fill-opacity="0.8"/>`, 'ground glass'],
+    [`<rect x="0" y="${-Math.round(lfs * 0.75)}" width="${lfs}" height="${lfs}" fill="${rgb(FINDING_COLOURS.consolidation)}" fill-opacity="0.8"/>`, 'consolidation'],
+    ...(t.hasAttention ? [[`<line x1="0" y1="${-Math.round(lfs * 0.3)}" x2="${lfs}" y2="${-Math.round(lfs * 0.3)}" stroke="${rgb(FINDING_COLOURS.attention)}" stroke-width="2"/>`, `CNN attention ${Math.round(ATTENTION_CONTOUR_LEVEL * 100)} %`] as [string, string]] : []),
+  ];
+  const keyW = Math.round(lfs * 0.56 * Math.max(...keyRows.map(([, l]) => l.length))) + lfs * 2 + 2 * pad;
+  const keyH = keyRows.length * Math.round(lfs * 1.4) + 2 * pad;
+  const keyX = width - keyW - pad;
+  const keyY = Math.round((height - keyH) / 2);
+  const findingsKey = `<rect x="${keyX}" y="${keyY}" width="${keyW}" height="${keyH}" fill="black" fill-opacity="0.55"/>` +
+    keyRows.map(([mark, label], i) => `<g transform="translate(${keyX + pad},${keyY + pad + (i + 1) * Math.round(lfs * 1.4) - Math.round(lfs * 0.35)})">${mark}<text x="${Math.round(lfs * 1.5)}" y="0" font-size="${lfs}">${xmlEscape(label)}</text></g>`).join('');
+  const legend = t.findings ? findingsKey : t.hasAttention
     ? `<defs><linearGradient id="jet" x1="0" y1="0" x2="0" y2="1">${gradientStops()}</linearGradient></defs>` +
       `<rect x="${barX - 2 * pad}" y="${barY - lh - pad}" width="${barW + 3 * pad + Math.round(lfs * 2.2)}" height="${barH + lh + 2 * pad}" fill="black" fill-opacity="0.55"/>` +
       `<rect x="${barX}" y="${barY}" width="${barW}" height="${barH}" fill="url(#jet)"/>` +

@@ -58,6 +58,7 @@ const VALUES: ReadonlySet<number> = new Set([
   tagOf(0x0008, 0x0016), tagOf(0x0008, 0x0018), tagOf(0x0008, 0x0060), tagOf(0x0020, 0x000e), tagOf(0x0020, 0x0011),
   tagOf(0x0020, 0x0013), tagOf(0x0020, 0x0037), tagOf(0x0028, 0x0030), tagOf(0x0028, 0x0010), tagOf(0x0028, 0x0011),
   tagOf(0x0008, 0x0201), tagOf(0x0018, 0x0015), tagOf(0x0020, 0x000d), tagOf(0x0008, 0x0023), tagOf(0x0008, 0x0033),
+  tagOf(0x0020, 0x0052), tagOf(0x0018, 0x0050), tagOf(0x0028, 0x1052), tagOf(0x0028, 0x1053), tagOf(0x0028, 0x1054),
 ]);
 
 const PIXEL_DATA = tagOf(0x7fe0, 0x0010);
@@ -80,6 +81,12 @@ export interface SourceInstance {
   bodyPartExamined: string | null;
   contentDate: string | null;
   contentTime: string | null;
+  /** Frame of Reference UID (a Segmentation shares the CT's). */
+  frameOfReferenceUid: string | null;
+  /** SliceThickness as stored (DS). */
+  sliceThickness: string | null;
+  /** Rescale Intercept, Slope and Type as stored (a presentation state's Modality LUT repeats them). */
+  rescale: { intercept: string; slope: string; type: string | null } | null;
 }
 
 /** VR of a tag in the data dictionary (dictionary.ts); group lengths UL; UN when unknown, private or ambiguous. */
@@ -242,5 +249,10 @@ export function parseSourceInstance(buf: Buffer, name = 'source'): SourceInstanc
     bodyPartExamined: str(tagOf(0x0018, 0x0015)),
     contentDate: str(tagOf(0x0008, 0x0023)),
     contentTime: str(tagOf(0x0008, 0x0033)),
+    frameOfReferenceUid: str(tagOf(0x0020, 0x0052)),
+    sliceThickness: str(tagOf(0x0018, 0x0050)),
+    rescale: str(tagOf(0x0028, 0x1052)) !== null && str(tagOf(0x0028, 0x1053)) !== null
+      ? { intercept: str(tagOf(0x0028, 0x1052)) as string, slope: str(tagOf(0x0028, 0x1053)) as string, type: str(tagOf(0x0028, 0x1054)) }
+      : null,
   };
 }

@@ -37,9 +37,9 @@
 import { bandsLegend, categoryWithBand } from '../model/category-band.js';
 import { THICK_SLICE_NOTE_MM } from '../model/opacity.js';
 import { patternWording } from '../model/pattern-rule.js';
-import type { OpacityMeasure, ResultKeySlice, ResultRecord } from '../contracts/result-record.js';
-import {
-  Codes, howScored, LOCAL_SCHEME, MANUFACTURER, NOT_FOR_DIAGNOSTIC_USE, setCodingSchemes, setObjectHeader, type DocumentInput, type ModelInfo,
+import type { OpacityMeasure, ResultKeySlice, ResultRecord, SeriesZonesRecord } from '../contracts/result-record.js';
+import { ZONE_NAMES, type ZoneName } from '../model/zones.js';
+import { howScored, LOCAL_SCHEME, MANUFACTURER, NOT_FOR_DIAGNOSTIC_USE, setCodingSchemes, setObjectHeader, type DocumentInput, type ModelInfo,
 } from './common.js';
 import {
   code, container, hierarchicalReference, image, languageAndDeviceObserver, num, scoord, setDocumentContent, text, uidref, type Rel, type SopRef,
@@ -62,6 +62,7 @@ const C = {
   targetRegion: { value: '123014', scheme: 'DCM', meaning: 'Target Region' },
   chest: { value: '51185008', scheme: 'SCT', meaning: 'Chest' },
   imagingMeasurements: { value: '126010', scheme: 'DCM', meaning: 'Imaging Measurements' },
+  derivedImagingMeasurements: { value: '126011', scheme: 'DCM', meaning: 'Derived Imaging Measurements' },
   measurementGroup: { value: '125007', scheme: 'DCM', meaning: 'Measurement Group' },
   trackingId: { value: '112039', scheme: 'DCM', meaning: 'Tracking Identifier' },
   trackingUid: { value: '112040', scheme: 'DCM', meaning: 'Tracking Unique Identifier' },
@@ -94,6 +95,13 @@ const C = {
   highOpacityAreaPercent: { value: 'HIGH-OPACITY-PCT-AREA', scheme: LOCAL_SCHEME, meaning: 'High opacity, % of lung on slice' },
   status: { value: 'STATUS', scheme: LOCAL_SCHEME, meaning: 'AI result status' },
   patternDescription: { value: 'PATTERN', scheme: LOCAL_SCHEME, meaning: 'Automated pattern description' },
+  zoneScore: { value: 'ZONE-SCORE', scheme: LOCAL_SCHEME, meaning: 'Zone severity score' },
+  zoneOpacityPercent: { value: 'OPACITY-PCT-ZONE', scheme: LOCAL_SCHEME, meaning: 'Opacity, % of zone volume' },
+  zoneHighOpacityPercent: { value: 'HIGH-OPACITY-PCT-ZONE', scheme: LOCAL_SCHEME, meaning: 'High opacity, % of zone volume' },
+  topographicalModifier: { value: '106233006', scheme: 'SCT', meaning: 'Topographical modifier' },
+  upper: { value: '261183002', scheme: 'SCT', meaning: 'Upper' },
+  middle: { value: '255562008', scheme: 'SCT', meaning: 'Mid' },
+  lower: { value: '261122009', scheme: 'SCT', meaning: 'Lower' },
   scored: { value: 'SCORED', scheme: LOCAL_SCHEME, meaning: 'Scored' },
   notScored: { value: 'NOT-SCORED', scheme: LOCAL_SCHEME, meaning: 'Not scored' },
 } satisfies Record<string, Code>;
@@ -102,6 +110,7 @@ const U = {
   percent: { value: '%', scheme: 'UCUM', meaning: 'percent' },
   ml: { value: 'ml', scheme: 'UCUM', meaning: 'milliliter' },
   mm2: { value: 'mm2', scheme: 'UCUM', meaning: 'square millimeter' },
+  score: { value: '{score}', scheme: 'UCUM', meaning: 'score' },
 } satisfies Record<string, Code>;
 
 const CATEGORY: Record<string, Code> = {
@@ -134,6 +143,15 @@ export interface SrInput extends DocumentInput {
 
 function fmt(p: number | undefined, d = 3): string {
   return p === undefined ? '?' : p.toFixed(d);
+}
+
+/**
+ * A probability or threshold (0..1) as a NUM in percent (UCUM "%", two decimals: the precision of four decimals
+ * of the fraction). OHIF 3.13.2 prints a NUM as its value and the unit's code value, so UCUM "1" ("no units")
+ * showed as "0.63 1"; "%" reads as "63.00 %".
+ */
+function probabilityNum(rel: Rel, concept: Code, p: number, children: Dataset[] = []): Dataset {
+  return num(rel, concept, p * 100, U.percent, children, 2);
 }
 
 /** TID 4019 Algorithm Identification (HAS CONCEPT MOD), with the parameters when given. */
@@ -170,14 +188,15 @@ function seriesGroup(inp: SrInput): Dataset {
   const category = CATEGORY[r.category ?? ''];
   const used = inp.keySlices.slice(0, Math.max(1, Math.min(r.k ?? inp.keySlices.length, inp.keySlices.length)));
   const o = r.opacity;
-  const probability = num(r.category ? 'INFERRED FROM' : 'CONTAINS', C.seriesProbability, r.score ?? 0, Codes.noUnits,
-    r.cnnScore !== undefined ? [num('INFERRED FROM', C.cnnSeriesProbability, r.cnnScore, Codes.noUnits)] : []);
-  const threshold = num(r.category ? 'INFERRED FROM' : 'CONTAINS', C.threshold, r.threshold ?? 0, Codes.noUnits);
+  const probability = probabilityNum(r.category ? 'INFERRED FROM' : 'CONTAINS', C.seriesProbability, r.score ?? 0,
+    r.cnnScore !== undefined ? [probabilityNum('INFERRED FROM', C.cnnSeriesProbability, r.cnnScore)] : []);
+  const threshold = probabilityNum(r.category ? 'INFERRED FROM' : 'CONTAINS', C.threshold, r.threshold ?? 0);
   return container('CONTAINS', C.measurementGroup, [
     text('HAS OBS CONTEXT', C.trackingId, `COVID-19 pattern, series ${inp.source.seriesNumber ?? ''}`.trim()),
     uidref('HAS OBS CONTEXT', C.trackingUid, inp.trackingUid('series')),
     code('CONTAINS', C.finding, C.covid19,
-      o ? [...opacityNums('HAS PROPERTIES', o.total, C.lung), ...opacityNums('HAS PROPERTIES', o.right, C.rightLung), ...opacityNums('HAS PROPERTIES', o.left, C.leftLung)] : []),
+      o ? [...opacityNums('HAS PROPERTIES', o.total, C.lung), ...opacityNums('HAS PROPERTIES', o.right, C.rightLung), ...opacityNums('HAS PROPERTIES', o.left, C.leftLung),
+        ...(r.zones ? [num('HAS PROPERTIES', C.zoneScore, r.zones.score, U.score, [code('HAS CONCEPT MOD', C.findingSite, C.lung)], 0)] : [])] : []),
     ...algorithm(model, inp.parameters),
     ...used.map((k) => scoord('CONTAINS', C.imageRegion, 'POLYLINE', analysedRegion(k.key, k.geometry), k.ref)),
     ...(category ? [code('CONTAINS', C.category, category, [probability, threshold])] : [probability, threshold]),
@@ -212,11 +231,11 @@ function keySliceGroup(inp: SrInput, k: SrKeySlice, i: number): Dataset {
   const region = keyRegionGraphic(k.key, k.geometry);
   const from = (): Dataset[] => [scoord('INFERRED FROM', C.sourceOfMeasurement, region.graphicType, region.points, k.ref)];
   const name = `Key slice ${i + 1} of ${inp.keySlices.length}${k.instanceNumber !== null ? `, instance ${k.instanceNumber}` : ''}`;
-  const nums: Dataset[] = [num('CONTAINS', C.sliceProbability, k.key.probability, Codes.noUnits, from())];
+  const nums: Dataset[] = [probabilityNum('CONTAINS', C.sliceProbability, k.key.probability, from())];
   if (k.key.opacityPercent !== undefined) nums.push(num('CONTAINS', C.opacityAreaPercent, k.key.opacityPercent, U.percent, from(), 2));
   if (k.key.highOpacityPercent !== undefined) nums.push(num('CONTAINS', C.highOpacityAreaPercent, k.key.highOpacityPercent, U.percent, from(), 2));
   if (region.areaMm2 !== undefined) nums.push(num('CONTAINS', C.area, region.areaMm2, U.mm2, from(), 1));
-  if (k.key.cnnProbability !== undefined) nums.push(num('CONTAINS', C.cnnSliceProbability, k.key.cnnProbability, Codes.noUnits, from()));
+  if (k.key.cnnProbability !== undefined) nums.push(probabilityNum('CONTAINS', C.cnnSliceProbability, k.key.cnnProbability, from()));
   return container('CONTAINS', C.measurementGroup, [
     text('HAS OBS CONTEXT', C.trackingId, name),
     uidref('HAS OBS CONTEXT', C.trackingUid, inp.trackingUid(k.ref.sopInstanceUid)),
@@ -226,6 +245,37 @@ function keySliceGroup(inp: SrInput, k: SrKeySlice, i: number): Dataset {
     ...seriesLines(r).map((l) => text('CONTAINS', C.comment, l)),
     ...nums,
   ]);
+}
+
+/**
+ * One zone's measurement group (TID 1501, no image region: a zone is a slab of a lung, src/model/zones.ts):
+ * finding site the lung with a topographical modifier upper / mid / lower; opacity and high opacity as % of
+ * the zone's lung volume, the volumes, and the zone's extent bin (0-5).
+ */
+function zoneGroup(inp: SrInput, side: 'right' | 'left', zone: ZoneName): Dataset {
+  const { record: r, model } = inp;
+  const m = (r.zones as SeriesZonesRecord)[side][zone];
+  const site = side === 'right' ? C.rightLung : C.leftLung;
+  const modifier = zone === 'upper' ? C.upper : zone === 'middle' ? C.middle : C.lower;
+  return container('CONTAINS', C.measurementGroup, [
+    text('HAS OBS CONTEXT', C.trackingId, `Zone ${side} ${zone}`),
+    uidref('HAS OBS CONTEXT', C.trackingUid, inp.trackingUid(`zone:${side}:${zone}`)),
+    code('CONTAINS', C.finding, C.covid19),
+    code('HAS CONCEPT MOD', C.findingSite, site, [code('HAS CONCEPT MOD', C.topographicalModifier, modifier)]),
+    ...algorithm(model),
+    num('CONTAINS', C.zoneOpacityPercent, m.percentOpacity, U.percent, [], 2),
+    num('CONTAINS', C.zoneHighOpacityPercent, m.percentHighOpacity, U.percent, [], 2),
+    num('CONTAINS', C.opacityVolume, m.opacityMl, U.ml, [], 2),
+    num('CONTAINS', C.highOpacityVolume, m.highOpacityMl, U.ml, [], 2),
+    num('CONTAINS', C.volume, m.lungMl, U.ml, [], 2),
+    num('CONTAINS', C.zoneScore, m.score, U.score, [], 0),
+  ]);
+}
+
+/** The zone groups, right lung first, upper to lower (when the record has zones). */
+function zoneGroups(inp: SrInput): Dataset[] {
+  if (!inp.record.zones) return [];
+  return (['right', 'left'] as const).flatMap((side) => ZONE_NAMES.map((z) => zoneGroup(inp, side, z)));
 }
 
 /** TID 1600 Image Library: the CT slices the measurements point at. */
@@ -269,6 +319,7 @@ function summaryText(inp: SrInput): string {
     `threshold ${fmt(r.threshold)}, indeterminate within +/-${fmt(r.indeterminateMargin)}; ` +
     `${howScored(r)}).` +
     (o ? ` Lung opacity ${o.percentOpacity.toFixed(1)} % of lung volume (${o.opacityMl.toFixed(0)} of ${o.lungMl.toFixed(0)} ml), high opacity ${o.percentHighOpacity.toFixed(1)} %.` : '') +
+    (r.zones ? ` Zone score ${r.zones.score}/30 (thirds of each lung's craniocaudal extent, Pan et al. extent bins per zone; not the lobar CT severity score).` : '') +
     thickSliceNote(r.opacity) +
     (r.pattern ? ` ${patternSentence(r)}` : '') +
     ` Key slices: ${keys || 'none'}.`
@@ -305,6 +356,10 @@ export function buildSr(inp: SrInput): Dataset {
     children.push(code('HAS CONCEPT MOD', C.procedureReported, C.ctChest));
     children.push(imageLibrary(inp.keySlices.map((k) => k.ref)));
     children.push(container('CONTAINS', C.imagingMeasurements, [seriesGroup(inp), ...inp.keySlices.map((k, i) => keySliceGroup(inp, k, i))]));
+    // The zones have no image region: in Derived Imaging Measurements (TID 1500 row 9), where viewers that
+    // place every Imaging Measurements group on an image (OHIF 3.13.2 opened the SR blank with them there) do not look.
+    const zones = zoneGroups(inp);
+    if (zones.length) children.push(container('CONTAINS', C.derivedImagingMeasurements, zones));
     children.push(container('CONTAINS', C.qualitative, [
       code('CONTAINS', C.status, C.scored),
       ...(r.pattern ? [text('CONTAINS', C.patternDescription, patternSentence(r) as string)] : []),

@@ -16,7 +16,7 @@ export interface UidBasis {
 }
 
 /**
- * Roles: 'sr-series', 'sc-series', 'kos-series', 'sr', 'sr-not-scored', 'kos', 'summary', 'heatmap:<source SOP Instance UID>',
+ * Roles: 'sr-series', 'sc-series', 'kos-series', 'seg-series', 'seg', 'seg-dimensions', 'pr-series', 'pr:<key slice SOP Instance UID>', 'sr', 'sr-not-scored', 'kos', 'summary', 'heatmap:<source SOP Instance UID>',
  * 'tracking' and 'tracking:<key slice SOP Instance UID>' (SR measurement groups), 'device:<AE title>:<model name>'.
  */
 export function resultUid(basis: UidBasis, role: string): string {
@@ -34,6 +34,13 @@ export function resultUids(basis: UidBasis): {
   srSeries: string;
   scSeries: string;
   kosSeries: string;
+  segSeries: string;
+  seg: string;
+  prSeries: string;
+  /** Presentation state of a key slice. */
+  pr: (sourceSopInstanceUid: string) => string;
+  /** Dimension Organization UID of the Segmentation. */
+  segDimensions: string;
   sr: string;
   kos: string;
   srNotScored: string;
@@ -44,6 +51,11 @@ export function resultUids(basis: UidBasis): {
     srSeries: resultUid(basis, 'sr-series'),
     scSeries: resultUid(basis, 'sc-series'),
     kosSeries: resultUid(basis, 'kos-series'),
+    segSeries: resultUid(basis, 'seg-series'),
+    prSeries: resultUid(basis, 'pr-series'),
+    pr: (uid: string) => resultUid(basis, `pr:${uid}`),
+    seg: resultUid(basis, 'seg'),
+    segDimensions: resultUid(basis, 'seg-dimensions'),
     sr: resultUid(basis, 'sr'),
     kos: resultUid(basis, 'kos'),
     srNotScored: resultUid(basis, 'sr-not-scored'),

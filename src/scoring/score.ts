@@ -18,8 +18,11 @@ import { decideSeries, type ScoredInput, type SeriesDecision, type SliceOutcome 
 import { discoverInputs } from './discover.js';
 import { keySliceDetail } from './key-slices.js';
 import { type PlannedSeries, planSeries } from './plan.js';
-import { createPreparer, defaultDecodeThreads, type PrepareSpec } from './slice-preparer.js';
-import type { KeySliceResult, ScoredSeries, ScoredSlice, ScoreOptions, ScoreResult, SkippedFile, StageTimings, UnscoredSeries } from './types.js';
+import { createPreparer, defaultDecodeThreads, type PrepareSpec, type PreparedSlice } from './slice-preparer.js';
+import { sliceSpacing } from './series-opacity.js';
+import type { SliceLabelRuns } from '../model/seg-masks.js';
+import { seriesZones } from '../model/zones.js';
+import type { KeySliceResult, ScoredSeries, ScoredSlice, ScoreOptions, ScoreResult, SeriesLabels, SkippedFile, StageTimings, UnscoredSeries } from './types.js';
 
 export type {
   KeySliceResult,
@@ -28,6 +31,7 @@ export type {
   ScoreOptions,
   ScoreProgress,
   ScoreResult,
+  SeriesLabels,
   SeriesOpacity,
   SkippedFile,
   StageTimings,
@@ -58,7 +62,11 @@ export async function scoreFiles(paths: readonly string[], opts: ScoreOptions = 
     });
   }
   const meta = session.metadata;
-  const spec: PrepareSpec = { preprocessing: meta.preprocessing, ...(meta.quantification ? { quantification: meta.quantification } : {}) };
+  const spec: PrepareSpec = {
+    preprocessing: meta.preprocessing,
+    ...(meta.quantification ? { quantification: meta.quantification } : {}),
+    ...(opts.keepLabels ? { labels: true } : {}),
+  };
   const perSlice = sliceSize(spec.preprocessing);
   const preparer = opts.preparer ?? createPreparer(series.length ? (opts.decodeThreads ?? defaultDecodeThreads()) : 0, log);
   const ownPreparer = !opts.preparer;
@@ -102,7 +110,7 @@ export async function scoreFiles(paths: readonly string[], opts: ScoreOptions = 
         }
       }
       slicesOut.push(...scoredSlices(s, scored, decided));
-      seriesOut.push(scoredSeries(s, scored, decided, keySlices, dropped));
+      seriesOut.push(scoredSeries(s, scored, decided, keySlices, dropped, opts.keepLabels === true));
       const secs = (performance.now() - ts) / 1000;
       log?.info(
         { seriesInstanceUid: s.seriesInstanceUid, slices: scored.length, dropped: dropped.length, score: decided.score, category: decided.category, fusion: decided.fusion, seconds: +secs.toFixed(2), slicesPerSecond: +(scored.length / secs).toFixed(1) },
@@ -147,7 +155,28 @@ function scoredSlices(s: PlannedSeries, scored: readonly ScoredInput[], decided:
 }
 
 /** The result's entry of one scored series. */
-function scoredSeries(s: PlannedSeries, scored: readonly ScoredInput[], decided: SeriesDecision, keySlices: KeySliceResult[], dropped: ScoredSeries['dropped']): ScoredSeries {
+function scoredSeries(
+  s: PlannedSeries, scored: readonly ScoredInput[], decided: SeriesDecision, keySlices: KeySliceResult[], dropped: ScoredSeries['dropped'], keepLabels: boolean,
+): ScoredSeries {
+  const iop = scored[0]?.header?.imageOrientationPatient ?? null;
+  const zones = decided.opacity
+    ? seriesZones(scored.map((x) => ({
+      position: x.position,
+      imageLeft: (x.info.lungs as NonNullable<PreparedSlice['lungs']>).imageLeft,
+      imageRight: (x.info.lungs as NonNullable<PreparedSlice['lungs']>).imageRight,
+    })), sliceSpacing(scored.map((x) => x.position)), iop)
+    : undefined;
+  const labels: SeriesLabels | undefined = keepLabels && s.source === 'dicom' && scored.every((x) => x.info.labels)
+    ? {
+      imageOrientationPatient: iop,
+      pixelSpacing: scored[0]?.header?.pixelSpacing ?? null,
+      sliceThicknessMm: scored[0]?.header?.sliceThickness ?? null,
+      slices: scored.map((x) => ({
+        sopInstanceUid: x.header?.sopInstanceUid ?? null, sopClassUid: x.header?.sopClassUid ?? null,
+        imagePositionPatient: x.header?.imagePositionPatient ?? null, labels: x.info.labels as SliceLabelRuns,
+      })),
+    }
+    : undefined;
   return {
     seriesInstanceUid: s.seriesInstanceUid,
     studyInstanceUid: s.studyInstanceUid,
@@ -165,6 +194,8 @@ function scoredSeries(s: PlannedSeries, scored: readonly ScoredInput[], decided:
     keySlices,
     ...(decided.opacity ? { opacity: decided.opacity } : {}),
     ...(decided.pattern ? { pattern: decided.pattern } : {}),
+    ...(zones ? { zones } : {}),
+    ...(labels ? { labels } : {}),
     dropped,
   };
 }

@@ -16,6 +16,7 @@ import type { Logger } from '../log.js';
 import { analyseSlice, type QuantificationSpec, type RegionAreas, type SliceAnalysis } from '../model/opacity.js';
 import { slicePattern, type SlicePattern } from '../model/pattern.js';
 import { preprocessInto, sliceSize, type Crop, type Preprocessing, type SliceImage } from '../model/preprocess.js';
+import { sliceLabelRuns, type SliceLabelRuns } from '../model/seg-masks.js';
 import { decodeImageFile, type ImageFormat } from './image-file.js';
 
 export type SliceSource = 'dicom' | ImageFormat;
@@ -25,6 +26,8 @@ export interface PrepareSpec {
   preprocessing: Preprocessing;
   /** Absent: no lung analysis (a model without it, or not wanted). */
   quantification?: QuantificationSpec;
+  /** Keep each HU slice's lung and lesion labels on the source grid (run-length encoded) for the DICOM Segmentation. */
+  labels?: boolean;
 }
 
 /** Lung and opacity areas of one HU slice (image left / right as stored, not yet patient sides). */
@@ -45,6 +48,8 @@ export interface PreparedSlice {
   lungs?: SliceLungs;
   /** How the opacity is distributed on this slice (src/model/pattern.ts), with `lungs`. */
   pattern?: SlicePattern;
+  /** HU slices analysed, when the spec asks for labels: lung side and lesion per source pixel. */
+  labels?: SliceLabelRuns;
   /** Read + decode to HU / gray. */
   decodeMs: number;
   /** Lung segmentation and opacity masks (HU slices). */
@@ -109,6 +114,7 @@ export async function prepareSlice(file: string, source: SliceSource, spec: Prep
     cropBox: f.crop.box,
     cropUsed: f.crop.used,
     ...(a ? { lungs: { total: a.total, imageLeft: a.imageLeft, imageRight: a.imageRight }, pattern, patternMs } : {}),
+    ...(a && spec.labels ? { labels: sliceLabelRuns(a, f.image.width, f.image.height) } : {}),
     decodeMs: f.decodeMs,
     lungMs: f.lungMs,
     preprocessMs: f.preprocessMs,

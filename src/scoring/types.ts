@@ -8,6 +8,8 @@ import type { SlicePreparer } from './slice-preparer.js';
 import type { SeriesOpacityResult } from './series-opacity.js';
 import type { SeriesPattern } from './series-pattern.js';
 import type { DroppedSlice } from './select-slices.js';
+import type { SliceLabelRuns } from '../model/seg-masks.js';
+import type { SeriesZones } from '../model/zones.js';
 
 export interface ScoreOptions {
   /** Path of the .onnx (its .json beside it); ignored when `session` is given. */
@@ -21,6 +23,8 @@ export interface ScoreOptions {
    * the finding (attention peak, outline of the largest opacity).
    */
   keyAttention?: boolean;
+  /** Keep every HU slice's lung and lesion labels (run-length encoded) in the series result, for the DICOM Segmentation. */
+  keepLabels?: boolean;
   /** DICOM series with fewer selected slices are not scored (default 1). */
   minSlices?: number;
   logger?: Logger;
@@ -98,6 +102,15 @@ export interface KeySliceResult extends Partial<KeySliceDetail> {
 
 export type SeriesOpacity = SeriesOpacityResult;
 
+/** The label masks of a scored HU series, slice by slice in scored order, with the geometry a DICOM Segmentation needs. */
+export interface SeriesLabels {
+  imageOrientationPatient: number[] | null;
+  /** [row mm, column mm]. */
+  pixelSpacing: [number, number] | null;
+  sliceThicknessMm: number | null;
+  slices: { sopInstanceUid: string | null; sopClassUid: string | null; imagePositionPatient: number[] | null; labels: SliceLabelRuns }[];
+}
+
 export interface ScoredSeries {
   seriesInstanceUid: string | null;
   studyInstanceUid: string | null;
@@ -127,6 +140,10 @@ export interface ScoredSeries {
    * description, never a diagnosis; docs/pattern-rule.md).
    */
   pattern?: SeriesPattern;
+  /** Upper, middle and lower zone of each lung and the zone score (HU series; src/model/zones.ts). */
+  zones?: SeriesZones;
+  /** Lung and lesion labels of every scored slice (HU series, `keepLabels`). */
+  labels?: SeriesLabels;
   /** Instances of this series that were not scored, with reasons. */
   dropped: DroppedSlice[];
 }

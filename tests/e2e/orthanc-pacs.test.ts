@@ -8,7 +8,8 @@
  * ../shared/data/covid-ct-md/P001 (files _50 … _89, JPEG Lossless as published); the
  * node-down case uses a 30-slice synthetic phantom.
  *
- * Checks: SR + SC series in the source study; the SR's probability read back through Orthanc's
+ * Checks: SR + SC series in the source study, with the Segmentation (its opacity volume = the SR's within
+ * 1 %) and a presentation state per key slice; the SR's probability read back through Orthanc's
  * REST API equals `mlsam score --json` on the same files; every object as Orthanc stores it
  * passes dciodvfy (no "Error" lines); negative paths: a non-CT series is not forwarded, and when
  * pushed to the node by hand it is stored unscored (dicom.acceptUnscoredSopClasses), never scored; our own results are not bounced back to us; with the
@@ -19,6 +20,7 @@ import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import dcmjs from 'dcmjs';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/demo/child-process.js';
@@ -153,6 +155,9 @@ describe.skipIf(!existsSync(P001))('Orthanc as the PACS, end to end', () => {
     expect(objects.filter((o) => o.series.MainDicomTags.Modality === 'KO')).toHaveLength(1);
     const srs = objects.filter((o) => o.series.MainDicomTags.Modality === 'SR');
     expect(srs).toHaveLength(1);
+    // The Segmentation of the series, and a presentation state per key slice.
+    expect(objects.filter((o) => o.series.MainDicomTags.Modality === 'SEG')).toHaveLength(1);
+    expect(objects.filter((o) => o.series.MainDicomTags.Modality === 'PR')).toHaveLength(rec.keySlices.length);
     const classes = await Promise.all(objects.map(async (o) => String((await orthanc.instanceTags(o.ID)).SOPClassUID)));
     expect(classes.filter((c) => SC_CLASSES.includes(c)).length).toBeGreaterThanOrEqual(1);
     // All in the source study, sent by our node.
@@ -170,8 +175,8 @@ describe.skipIf(!existsSync(P001))('Orthanc as the PACS, end to end', () => {
     const cli = JSON.parse(r.stdout) as { series: Array<{ seriesInstanceUid: string; score: number; category: string }> };
     const expected = cli.series.find((s) => s.seriesInstanceUid === seriesUid)!;
     expect(fromOrthanc).toBeDefined();
-    // The SR's NUM holds the probability as a DS with 4 decimals (src/results/sr.ts).
-    expect(fromOrthanc).toBe(Number(expected.score.toFixed(4)));
+    // The SR's NUM holds the probability in percent as a DS with 2 decimals (src/results/sr.ts).
+    expect(fromOrthanc).toBe(Number((Number((expected.score * 100).toFixed(2)) / 100).toFixed(6)));
     expect(rec.category).toBe(expected.category);
   });
 
@@ -183,10 +188,34 @@ describe.skipIf(!existsSync(P001))('Orthanc as the PACS, end to end', () => {
       await writeFile(path, await orthanc.instanceFile(o.ID));
       const v = await run('dciodvfy', [path]);
       // dciodvfy names the IOD it checked first (proof it recognised the object), then its findings.
-      expect(v.stdout + v.stderr).toMatch(/^(Comprehensive3DSR|EnhancedSR|KeyObjectSelectionDocument|SCImage|MultiframeTrueColorSCImage)$/m);
+      expect(v.stdout + v.stderr).toMatch(/^(Comprehensive3DSR|EnhancedSR|KeyObjectSelectionDocument|SCImage|MultiframeTrueColorSCImage|Segmentation|GrayscaleSoftcopyPresentationState)$/m);
       const errors = (v.stdout + v.stderr).split('\n').filter((l) => /^Error/.test(l));
       expect(errors, `${o.series.MainDicomTags.Modality} ${o.MainDicomTags.SOPInstanceUID}`).toEqual([]);
     }
+  });
+
+  it("the Segmentation, as Orthanc stores it: ground glass + consolidation volume = the SR's opacity volume within 1 %", async () => {
+    const seg = objects.find((o) => o.series.MainDicomTags.Modality === 'SEG')!;
+    const bytes = await orthanc.instanceFile(seg.ID);
+    const dict = dcmjs.data.DicomMessage.readFile(bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.length) as ArrayBuffer);
+    // biome-ignore lint/suspicious/noExplicitAny: dcmjs's naturalized dataset is untyped nested JSON, read field by field below
+    type Naturalized = Record<string, any>;
+    const ds = dcmjs.data.DicomMetaDictionary.naturalizeDataset(dict.dict) as Naturalized;
+    const asList = (v: unknown): Naturalized[] => (Array.isArray(v) ? v : v === undefined ? [] : [v as Naturalized]);
+    expect(asList(ds.SegmentSequence).map((s) => s.SegmentLabel)).toEqual(['Left lung', 'Right lung', 'Ground glass', 'Consolidation']);
+    const frames = asList(ds.PerFrameFunctionalGroupsSequence);
+    const n = (ds.Rows as number) * (ds.Columns as number);
+    const px = new Uint8Array((ds.PixelData as ArrayBuffer[])[0]!);
+    let lesion = 0;
+    frames.forEach((f, k) => {
+      const segNo = asList(f.SegmentIdentificationSequence)[0]!.ReferencedSegmentNumber as number;
+      if (segNo < 3) return;
+      for (let p = k * n; p < (k + 1) * n; p++) lesion += (px[p >> 3]! >> (p & 7)) & 1;
+    });
+    const [rowMm, colMm] = asList(asList(ds.SharedFunctionalGroupsSequence)[0]!.PixelMeasuresSequence)[0]!.PixelSpacing.map(Number);
+    const ml = (lesion * rowMm * colMm * rec.opacity!.sliceSpacingMm!) / 1000;
+    expect(rec.opacity!.total.opacityMl).toBeGreaterThan(0);
+    expect(Math.abs(ml - rec.opacity!.total.opacityMl) / rec.opacity!.total.opacityMl).toBeLessThan(0.01);
   });
 
   it('our own results are not bounced back to us', async () => {

@@ -14,7 +14,7 @@ import { readDicomHeaderFile } from '../../src/dicom/decode/index.js';
 import { spoolPathFor } from '../../src/dicom/spool/spool-layout.js';
 import { SopClass } from '../../src/dicom/uids.js';
 import { loadModelMetadata, type ModelMetadata } from '../../src/model/metadata.js';
-import { scoreFiles, type ScoreResult } from '../../src/scoring/score.js';
+import { scoreFiles, type ScoreResult, type SeriesLabels } from '../../src/scoring/score.js';
 import { scoredFields } from '../../src/worker/inference/scored-record.js';
 import type { ResultRecord } from '../../src/contracts/result-record.js';
 import { SHIPPED_MODEL } from '../helpers/model.js';
@@ -77,11 +77,12 @@ export function recordFromScore(
   };
 }
 
-/** Scores the spooled series and returns its record and the model metadata. */
-export async function scoredRecord(seriesDir: string, files: string[]): Promise<{ record: ResultRecord; meta: ModelMetadata }> {
+/** Scores the spooled series and returns its record, the model metadata and (as the worker keeps them) the slices' lung and lesion labels. */
+export async function scoredRecord(seriesDir: string, files: string[]): Promise<{ record: ResultRecord; meta: ModelMetadata; labels?: SeriesLabels }> {
   const { metadata } = await loadModelMetadata(MODEL_PATH, { verifyHash: false });
-  const score = await scoreFiles(files, { modelPath: MODEL_PATH, keyAttention: true, batchSize: 8, threads: 2 });
-  return { record: recordFromScore(score, metadata, { seriesDir }), meta: metadata };
+  const score = await scoreFiles(files, { modelPath: MODEL_PATH, keyAttention: true, keepLabels: true, batchSize: 8, threads: 2 });
+  const labels = score.series[0]?.labels;
+  return { record: recordFromScore(score, metadata, { seriesDir }), meta: metadata, ...(labels ? { labels } : {}) };
 }
 
 /** Config with the spool at `spoolDir`. */

@@ -26,6 +26,8 @@ import { repoRoot, scoredRecord, spoolP001, testConfig } from './helpers.js';
 import { seedModelFields } from './seed.js';
 
 const logger = createLogger(process.env.TEST_LOG_LEVEL ?? 'silent');
+/** The objects this file checks (SR, KOS, SCs); the Segmentation and the presentation states: segmentation.test.ts. */
+const baseConfig = (dir: string, results: Parameters<typeof testConfig>[1] = {}) => testConfig(dir, { presentationStates: false, segmentation: false, ...results });
 const tmp = mkdtempSync(path.join(tmpdir(), 'mlsam-results-'));
 const spool = path.join(tmp, 'spool');
 const artifacts = path.join(repoRoot, 'test-artifacts');
@@ -38,7 +40,7 @@ let outputs: OutputFile[];
 beforeAll(async () => {
   const { seriesDir, files } = await spoolP001(spool, INSTANCES);
   ({ record, meta } = await scoredRecord(seriesDir, files));
-  outputs = await writeResultObjects(record, { config: testConfig(spool), logger, metadata: meta });
+  outputs = await writeResultObjects(record, { config: baseConfig(spool), logger, metadata: meta });
 });
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
@@ -111,15 +113,16 @@ describe('result objects of a scored series', () => {
     expect(library).toContain('<has acq context CODE:(,,"Modality")=(CT,DCM,"Computed Tomography")>');
     expect([...library.matchAll(/<contains IMAGE:=\(CT image,"([0-9.]+)"\)>/g)].map((m) => m[1])).toEqual(record.keySlices.map((k) => k.sopInstanceUid));
     const groups = text.split('<contains CONTAINER:(,,"Measurement Group")=SEPARATE>').slice(1);
-    expect(groups).toHaveLength(1 + record.keySlices.length);
+    // the series, each key slice, then the six lung zones (HU series)
+    expect(groups).toHaveLength(1 + record.keySlices.length + (record.zones ? 6 : 0));
     // The series group: category inferred from the probability and threshold, algorithm, the analysed regions.
     const series = groups[0]!;
     expect(series).toContain(`<has concept mod TEXT:(,,"Algorithm Name")="${record.model.name}">`);
     expect(series).toContain(`<has concept mod TEXT:(,,"Algorithm Version")="${record.model.version}">`);
     expect(series).toContain('<contains CODE:(,,"Finding")=(840539006,SCT,"COVID-19")>');
     expect(series).toMatch(new RegExp(`<contains CODE:\\(,,"AI result category"\\)=\\(${record.category!.toUpperCase()},99MLSAM,`));
-    expect(series).toContain(`<inferred from NUM:(,,"Series probability")="${Number(record.score!.toFixed(4))}" (1,UCUM,"no units")>`);
-    expect(series).toContain(`<inferred from NUM:(,,"Decision threshold")="${Number(record.threshold!.toFixed(4))}" (1,UCUM,"no units")>`);
+    expect(series).toContain(`<inferred from NUM:(,,"Series probability")="${Number((record.score! * 100).toFixed(2))}" (%,UCUM,"percent")>`);
+    expect(series).toContain(`<inferred from NUM:(,,"Decision threshold")="${Number((record.threshold! * 100).toFixed(2))}" (%,UCUM,"percent")>`);
     expect(series.match(/<contains SCOORD:\(,,"Image Region"\)=\(POLYLINE,/g)?.length).toBe(Math.min(record.k!, record.keySlices.length));
     // One group per key slice, best first: every number INFERRED FROM a SCOORD selected from that CT slice.
     record.keySlices.forEach((k, i) => {
@@ -131,7 +134,7 @@ describe('result objects of a scored series', () => {
       const hi = (record.threshold! + record.indeterminateMargin!).toFixed(2);
       const band = record.category === 'likely' ? `${hi} or above` : record.category === 'unlikely' ? `${lo} or below` : `${lo}-${hi}`;
       expect(g).toContain(`<contains TEXT:(,,"Comment")="Series ${record.score!.toFixed(3)}: ${record.category} (${band})">`);
-      expect(g).toContain(`<contains NUM:(,,"Slice probability")="${Number(k.probability.toFixed(4))}" (1,UCUM,"no units")>`);
+      expect(g).toContain(`<contains NUM:(,,"Slice probability")="${Number((k.probability * 100).toFixed(2))}" (%,UCUM,"percent")>`);
       const nums = g.split('<contains NUM:').slice(1);
       expect(nums.length).toBeGreaterThanOrEqual(1);
       for (const n of nums) {
@@ -166,13 +169,13 @@ describe('result objects of a scored series', () => {
     expect([...text.matchAll(/<contains IMAGE:=\(CT image,"([0-9.]+)"\)>/g)].map((m) => m[1])).toEqual(record.keySlices.map((k) => k.sopInstanceUid));
     const ds = naturalized(kos.path);
     expect(ds).toMatchObject({ Modality: 'KO', SOPClassUID: KEY_OBJECT_SELECTION, StudyInstanceUID: record.studyInstanceUid, SeriesNumber: 8000 + naturalized(record.slices[0]!.file).SeriesNumber });
-    expect(ds.SeriesDescription).toBe(`NOT FOR DIAGNOSTIC USE - AI key slices ${record.model.name} ${record.model.version}`);
+    expect(ds.SeriesDescription).toBe(`AI key slices ${record.model.name} ${record.model.version} - NOT FOR DIAGNOSTIC USE`);
     expect(ds.ContentTemplateSequence[0]).toMatchObject({ MappingResource: 'DCMR', TemplateIdentifier: '2010' });
     const ev = ds.CurrentRequestedProcedureEvidenceSequence[0];
     expect(ev.ReferencedSeriesSequence[0].SeriesInstanceUID).toBe(record.seriesInstanceUid);
     expect(ev.ReferencedSeriesSequence[0].ReferencedSOPSequence.map((r: Naturalized) => r.ReferencedSOPInstanceUID)).toEqual(record.keySlices.map((k) => k.sopInstanceUid));
     // Turned off: no KO object, the others unchanged.
-    const off = await writeResultObjects(structuredClone(record), { config: testConfig(path.join(tmp, 'spool-nokos'), { keyObjectSelection: false }), logger, metadata: meta });
+    const off = await writeResultObjects(structuredClone(record), { config: baseConfig(path.join(tmp, 'spool-nokos'), { keyObjectSelection: false }), logger, metadata: meta });
     expect(off.map((o) => o.kind)).toEqual(outputs.map((o) => o.kind).filter((k) => k !== 'kos'));
     expect(off.map((o) => o.sopInstanceUid)).toEqual(outputs.filter((o) => o.kind !== 'kos').map((o) => o.sopInstanceUid));
   });
@@ -233,7 +236,7 @@ describe('result objects of a scored series', () => {
 
   it('the same record gives the same UIDs and identical bytes, in place and in another spool', async () => {
     const before = outputs.map((o) => ({ bytes: readFileSync(o.path), mtime: statSync(o.path).mtimeMs }));
-    const again = await writeResultObjects(structuredClone(record), { config: testConfig(spool), logger, metadata: meta });
+    const again = await writeResultObjects(structuredClone(record), { config: baseConfig(spool), logger, metadata: meta });
     expect(again).toEqual(outputs);
     again.forEach((o, i) => {
       expect(readFileSync(o.path).equals(before[i]!.bytes)).toBe(true);
@@ -241,14 +244,14 @@ describe('result objects of a scored series', () => {
     });
     // a retried job: same content, a later run; the objects keep their date and time, so their bytes
     const retried = { ...structuredClone(record), startedAt: '2026-11-27T08:00:00.000Z', finishedAt: '2026-11-27T08:00:05.000Z', attemptsMade: 2 };
-    const again2 = await writeResultObjects(retried, { config: testConfig(spool), logger, metadata: meta });
+    const again2 = await writeResultObjects(retried, { config: baseConfig(spool), logger, metadata: meta });
     for (const [i, o] of again2.entries()) expect(readFileSync(o.path).equals(before[i]!.bytes), o.path).toBe(true);
     const spool2 = path.join(tmp, 'spool2');
-    const other = await writeResultObjects(structuredClone(record), { config: testConfig(spool2), logger, metadata: meta });
+    const other = await writeResultObjects(structuredClone(record), { config: baseConfig(spool2), logger, metadata: meta });
     expect(other.map((o) => o.sopInstanceUid)).toEqual(outputs.map((o) => o.sopInstanceUid));
     for (const [i, o] of other.entries()) expect(readFileSync(o.path).equals(before[i]!.bytes), o.path).toBe(true);
     // fewer heatmaps configured: the extra files of the earlier run go, UIDs stay
-    const fewer = await writeResultObjects(structuredClone(record), { config: testConfig(spool2, { heatmapSlices: 2, summaryImage: false }), logger, metadata: meta });
+    const fewer = await writeResultObjects(structuredClone(record), { config: baseConfig(spool2, { heatmapSlices: 2, summaryImage: false }), logger, metadata: meta });
     expect(fewer.map((o) => o.sopInstanceUid)).toEqual(outputs.slice(0, 4).map((o) => o.sopInstanceUid));
     expect(readdirSync(path.dirname(fewer[0]!.path)).sort()).toEqual(['heatmap-01.dcm', 'heatmap-02.dcm', 'kos.dcm', 'sr.dcm']);
   });
@@ -261,7 +264,7 @@ describe('result objects of a scored series', () => {
       instancesHash: record.instancesHash, modelVersion: record.model.version, srSopInstanceUid: outputs[0]!.sopInstanceUid,
       srSeriesInstanceUid: outputs[0]!.seriesInstanceUid, finishedAt: record.finishedAt,
     }];
-    const out2 = await writeResultObjects(grown, { config: testConfig(spool, { heatmapSlices: 1 }), logger, metadata: meta });
+    const out2 = await writeResultObjects(grown, { config: baseConfig(spool, { heatmapSlices: 1 }), logger, metadata: meta });
     expect(out2[0]!.sopInstanceUid).not.toBe(outputs[0]!.sopInstanceUid);
     expect(path.dirname(out2[0]!.path)).not.toBe(path.dirname(outputs[0]!.path));
     const ds = naturalized(out2[0]!.path);
@@ -280,7 +283,7 @@ describe('result objects of a scored series', () => {
 describe('the result objects with the fields the model work adds (seeded)', () => {
   it('the SR outlines each key slice region, gives its opacity and area, and the series opacity burden per lung; dciodvfy stays clean', async () => {
     const seeded = seedModelFields(record);
-    const out = await writeResultObjects(seeded, { config: testConfig(path.join(tmp, 'spool-seeded')), logger, metadata: meta });
+    const out = await writeResultObjects(seeded, { config: baseConfig(path.join(tmp, 'spool-seeded')), logger, metadata: meta });
     expect(out.map((o) => o.kind)).toEqual(outputs.map((o) => o.kind));
     // Same content, same model: the same UIDs as without the extra fields.
     expect(out.map((o) => o.sopInstanceUid)).toEqual(outputs.map((o) => o.sopInstanceUid));
@@ -300,7 +303,7 @@ describe('the result objects with the fields the model work adds (seeded)', () =
       expect(series).toContain(`<has properties NUM:(,,"Opacity volume")="${m.opacityMl}" (ml,UCUM,"milliliter")>`);
       expect(series).toContain(`<has properties NUM:(,,"Volume")="${m.lungMl}" (ml,UCUM,"milliliter")>`);
     }
-    expect(series).toContain(`<inferred from NUM:(,,"Series probability, CNN only")="${seeded.cnnScore}" (1,UCUM,"no units")>`);
+    expect(series).toContain(`<inferred from NUM:(,,"Series probability, CNN only")="${Number((seeded.cnnScore! * 100).toFixed(2))}" (%,UCUM,"percent")>`);
     expect(series).toContain('fusion=cnn+opacity; opacity=hu-threshold-v1 (opacity HU -700..-100, high opacity HU -100..100, slice thickness 5 mm, ground-glass opening 2.7 mm)');
     // thick slices: the summary says the measurement is coarser there
     expect(text).toContain('Measured on 5 mm slices (ground-glass opening widened to 2.7 mm): partial volume makes opacity less exact than on thin slices.');
@@ -310,7 +313,7 @@ describe('the result objects with the fields the model work adds (seeded)', () =
       expect(g).toContain(`<contains NUM:(,,"Opacity, % of lung on slice")="${k.opacityPercent}" (%,UCUM,"percent")>`);
       expect(g).toContain(`<contains NUM:(,,"High opacity, % of lung on slice")="${k.highOpacityPercent}" (%,UCUM,"percent")>`);
       expect(g).toContain(`<contains NUM:(,,"Area")="${k.region!.polygonAreaMm2}" (mm2,UCUM,"square millimeter")>`);
-      expect(g).toContain(`<contains NUM:(,,"Slice probability, CNN only")="${k.cnnProbability}" (1,UCUM,"no units")>`);
+      expect(g).toContain(`<contains NUM:(,,"Slice probability, CNN only")="${Number((k.cnnProbability! * 100).toFixed(2))}" (%,UCUM,"percent")>`);
       // the outline, point for point (FL values; dsrdump prints x/y pairs)
       const pairs = [];
       for (let j = 0; j < k.region!.polygon!.length; j += 2) pairs.push(`${k.region!.polygon![j]}/${k.region!.polygon![j + 1]}`);
@@ -328,7 +331,7 @@ describe('a series that was not scored', () => {
       score: undefined, category: undefined, threshold: undefined, k: undefined, slices: [], keySlices: [],
       instanceCount: 2, instancesHash: 'a'.repeat(64), dropped: [],
     };
-    const out = await writeResultObjects(ns, { config: testConfig(nsSpool), logger, metadata: meta });
+    const out = await writeResultObjects(ns, { config: baseConfig(nsSpool), logger, metadata: meta });
     expect(out.map((o) => o.kind)).toEqual(['sr']);
     const uids = resultUids({ seriesInstanceUid: ns.seriesInstanceUid, instancesHash: ns.instancesHash, modelVersion: ns.model.version });
     expect(out[0]!.sopInstanceUid).toBe(uids.srNotScored);
@@ -350,8 +353,8 @@ describe('a series that was not scored', () => {
     expect(refs).toEqual(files.map((f) => path.basename(f, '.dcm')).sort());
 
     const off = path.join(tmp, 'spool-ns-off');
-    expect(await writeResultObjects(ns, { config: testConfig(off, { reportNotScored: false }), logger })).toEqual([]);
-    expect(await writeResultObjects({ ...ns, status: 'failed' }, { config: testConfig(off), logger })).toEqual([]);
+    expect(await writeResultObjects(ns, { config: baseConfig(off, { reportNotScored: false }), logger })).toEqual([]);
+    expect(await writeResultObjects({ ...ns, status: 'failed' }, { config: baseConfig(off), logger })).toEqual([]);
     expect(existsSync(path.join(off, 'results'))).toBe(false);
   });
 });
@@ -372,7 +375,7 @@ describe('copying patient and study modules from an Implicit VR Little Endian so
     execFileSync('dcmdjpeg', ['+ti', withSeq, implicitFile]);
     const srFrom = async (file: string, name: string) => {
       const r = { ...record, slices: record.slices.map((s, i) => (i === 0 ? { ...s, file } : s)) };
-      const out = await writeResultObjects(r, { config: testConfig(path.join(tmp, name), { heatmapSlices: 0, summaryImage: false }), logger, metadata: meta });
+      const out = await writeResultObjects(r, { config: baseConfig(path.join(tmp, name), { heatmapSlices: 0, summaryImage: false }), logger, metadata: meta });
       return out[0]!.path;
     };
     const a = await srFrom(explicitFile, 'spool-explicit');

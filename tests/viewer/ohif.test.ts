@@ -10,7 +10,9 @@
  * Selection; the heatmap series opens as a stack of stills (no cine); opening the SR shows the CT
  * at the first key slice with the series category and score, and the slice probability, drawn next
  * to the region; next/previous walks the key slices in order; OHIF never says it found no SCOORD
- * or nothing rehydratable. Screenshots in test-artifacts/viewer-*.png.
+ * or nothing rehydratable; the Segmentation loads as an overlay on the CT, its panel lists the four
+ * segments, and hiding them all takes the colour off the viewport (showing brings it back).
+ * Screenshots in test-artifacts/viewer-*.png.
  */
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
@@ -62,7 +64,7 @@ beforeAll(async () => {
   const { seriesDir, files } = await spoolP001(spool, INSTANCES);
   const scored = await scoredRecord(seriesDir, files);
   record = scored.record;
-  outputs = await writeResultObjects(record, { config: testConfig(spool), logger, metadata: scored.meta });
+  outputs = await writeResultObjects(record, { config: testConfig(spool), logger, metadata: scored.meta, ...(scored.labels ? { labels: scored.labels } : {}) });
 
   orthanc = await startOrthanc({
     modalities: { mlsam: { aeTitle: 'MLSAM', port: 104 }, uploader: { aeTitle: 'UPLOADER', port: 104 } },
@@ -131,7 +133,7 @@ describe.skipIf(!existsSync(P001))('OHIF Viewer 3.13.2 on Orthanc + DICOMweb', (
     // The Key Object Selection, as a PACS client queries it (QIDO-RS).
     const series = (await (await fetch(`${server.url}/dicom-web/studies/${record.studyInstanceUid}/series`)).json()) as Record<string, { Value?: string[] }>[];
     const byModality = series.map((s) => s['00080060']?.Value?.[0]).sort();
-    expect(byModality).toEqual(['CT', 'CT', 'KO', 'SR']);
+    expect(byModality).toEqual(['CT', 'CT', 'KO', 'PR', 'SEG', 'SR']);
     await page.screenshot({ path: path.join(artifacts, 'viewer-study.png') });
   });
 
@@ -157,7 +159,10 @@ describe.skipIf(!existsSync(P001))('OHIF Viewer 3.13.2 on Orthanc + DICOMweb', (
     await page.locator('[data-cy="study-browser-thumbnail-no-image"]', { hasText: 'SR' }).dblclick();
     // A measurement SR OHIF can load asks whether to track it; a radiologist reading says no.
     const no = page.getByRole('button', { name: 'No', exact: true });
-    await no.waitFor({ timeout: 30_000 });
+    await no.waitFor({ timeout: 30_000 }).catch(async (err: unknown) => {
+      await page.screenshot({ path: path.join(artifacts, 'viewer-sr-fail.png') });
+      throw err;
+    });
     await no.click();
     const first = record.keySlices[0]!;
     await page.waitForFunction(`document.querySelector('[data-cy="viewport-overlay-bottom-right"]')?.innerText.includes('I:${instanceOf(first.sopInstanceUid)} ')`, null, { timeout: 30_000 });
@@ -179,7 +184,7 @@ describe.skipIf(!existsSync(P001))('OHIF Viewer 3.13.2 on Orthanc + DICOMweb', (
     const hi = (record.threshold! + record.indeterminateMargin!).toFixed(2);
     const band = record.category === 'likely' ? `${hi} or above` : record.category === 'unlikely' ? `${lo} or below` : `${lo}-${hi}`;
     expect(texts).toContain(`${want} (${band})`);
-    expect(texts).toContain(`Slice probability: ${first.probability.toFixed(2)}`);
+    expect(texts).toContain(`Slice probability: ${(first.probability * 100).toFixed(2)} %`);
     await page.screenshot({ path: path.join(artifacts, 'viewer-sr-key1.png') });
   });
 
@@ -192,7 +197,7 @@ describe.skipIf(!existsSync(P001))('OHIF Viewer 3.13.2 on Orthanc + DICOMweb', (
     for (const [i, k] of record.keySlices.entries()) {
       if (i > 0) await right.click();
       await page.waitForFunction(`document.querySelector('[data-cy="viewport-overlay-bottom-right"]')?.innerText.includes('I:${instanceOf(k.sopInstanceUid)} ')`, null, { timeout: 15_000 });
-      const want = `Slice probability: ${k.probability.toFixed(2)}`;
+      const want = `Slice probability: ${(k.probability * 100).toFixed(2)} %`;
       await page.waitForFunction(`[...document.querySelectorAll('svg.svg-layer text')].some((t) => t.textContent.includes(${JSON.stringify(want)}))`, null, { timeout: 15_000 });
       if (i === 1) await page.screenshot({ path: path.join(artifacts, 'viewer-sr-key2.png') });
     }
@@ -206,5 +211,46 @@ describe.skipIf(!existsSync(P001))('OHIF Viewer 3.13.2 on Orthanc + DICOMweb', (
   it('OHIF logged no missing SCOORD, nothing unrehydratable, no page error', () => {
     expect(consoleLines.filter((l) => BAD_SR_MESSAGES.test(l))).toEqual([]);
     expect(consoleLines.filter((l) => l.startsWith('pageerror'))).toEqual([]);
+  });
+
+  it('the Segmentation loads as an overlay on the CT, lists its four segments and toggles them', async () => {
+    await page.goto(`${server.url}/viewer?StudyInstanceUIDs=${record.studyInstanceUid}`);
+    await page.locator('[data-cy="study-browser-thumbnail"]').nth(1).waitFor({ timeout: 60_000 });
+    const segThumb = page.locator('[data-cy="study-browser-thumbnail-no-image"], [data-cy="study-browser-thumbnail"]', { hasText: 'SEG' }).first();
+    await segThumb.dblclick();
+    // OHIF 3.13 asks whether to load the segmentation into the viewport.
+    const yes = page.getByRole('button', { name: 'Yes', exact: true });
+    await yes.waitFor({ timeout: 60_000 });
+    await yes.click();
+    const labels = ['Left lung', 'Right lung', 'Ground glass', 'Consolidation'];
+    await page.waitForTimeout(3000);
+    // the segments are listed in the segmentation panel (right)
+    if (!(await page.evaluate(`${JSON.stringify(labels)}.every((l) => document.body.innerText.includes(l))`))) {
+      await page.locator('[data-cy="panelSegmentation-btn"]').click();
+      await page.waitForTimeout(2000);
+    }
+    await page.waitForFunction(`${JSON.stringify(labels)}.every((l) => document.body.innerText.includes(l))`, null, { timeout: 60_000 });
+    expect((await page.locator('[data-cy="data-row-title"]').allInnerTexts()).map((t) => t.trim())).toEqual(expect.arrayContaining(labels));
+    await page.screenshot({ path: path.join(artifacts, 'viewer-seg.png') });
+    // the overlay is drawn: coloured pixels on the viewport's (largest) canvas
+    const coloured = async (): Promise<number> => (await page.evaluate(`(() => {
+      const c = [...document.querySelectorAll('canvas')].sort((a, b) => b.width * b.height - a.width * a.height)[0];
+      const off = document.createElement('canvas'); off.width = c.width; off.height = c.height;
+      const o = off.getContext('2d'); o.drawImage(c, 0, 0);
+      const d = o.getImageData(0, 0, c.width, c.height).data; let n = 0;
+      for (let i = 0; i < d.length; i += 4) if (Math.abs(d[i] - d[i + 1]) > 40 || Math.abs(d[i + 1] - d[i + 2]) > 40) n++;
+      return n;
+    })()`)) as number;
+    const before = await coloured();
+    expect(before).toBeGreaterThan(500);
+    // toggle: hide every segment, the colour goes; show them, it comes back
+    const toggle = page.locator('[data-cy="all-segments-visibility-toggle"]').first();
+    await toggle.click();
+    await page.waitForTimeout(1500);
+    expect(await coloured()).toBeLessThan(before / 4);
+    await page.screenshot({ path: path.join(artifacts, 'viewer-seg-hidden.png') });
+    await toggle.click();
+    await page.waitForTimeout(1500);
+    expect(await coloured()).toBeGreaterThan(before / 2);
   });
 });

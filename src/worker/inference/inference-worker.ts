@@ -20,7 +20,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../../config/schema.js';
 import type { Logger } from '../../log.js';
 import { createPreparer, defaultDecodeThreads, type SlicePreparer } from '../../scoring/slice-preparer.js';
-import { scoreFiles, type ScoreResult } from '../../scoring/score.js';
+import { scoreFiles, type ScoreResult, type SeriesLabels } from '../../scoring/score.js';
 import { scoredFields } from './scored-record.js';
 import type { ModelMetadata } from '../../model/metadata.js';
 import { ModelSession } from '../../model/session.js';
@@ -37,7 +37,15 @@ import { MAX_DROPPED, previousOf, ResultStore } from '../../stores/result-store.
  * completes. Returned outputs are stored in the record. Throwing fails the job (retried: transient).
  */
 /** The stage after scoring; `metadata` is the loaded model's (its window, aggregation). */
-export type OnResult = (record: ResultRecord, job: Job<InferenceJobData>, metadata: ModelMetadata) => Promise<OutputFile[] | undefined>;
+/** What scoring produced beside the record, for the results stage only (too large for the record). */
+export interface ResultExtras {
+  /** The series' lung and lesion labels (HU series, when `results.segmentation`). */
+  labels?: SeriesLabels;
+}
+
+export type OnResult = (
+  record: ResultRecord, job: Job<InferenceJobData>, metadata: ModelMetadata, extras?: ResultExtras,
+) => Promise<OutputFile[] | undefined>;
 
 export interface InferenceWorkerOptions {
   config: Config;
@@ -248,6 +256,8 @@ export class InferenceWorker {
           session,
           preparer: this.preparer,
           keyAttention: true,
+          // the Segmentation and the key slices' opacity overlay are made from them
+          keepLabels: true,
           minSlices: this.opts.config.series.routing.minSlices,
           onProgress: (p) => {
             const progress: InferenceProgress = { done: p.done, total: p.total };
@@ -269,7 +279,8 @@ export class InferenceWorker {
           record = { ...record, reason: `${record.reason ?? 'not scored'}; ${noCandidateReason(data.study.roles.filter((r) => r.seriesInstanceUid !== data.seriesInstanceUid))}` };
         }
       }
-      return await this.finish(record, job, meta, started, log);
+      const labels = record.status === 'scored' ? result.series.find((s) => s.seriesInstanceUid === data.seriesInstanceUid)?.labels : undefined;
+      return await this.finish(record, job, meta, started, log, labels ? { labels } : undefined);
     } catch (err) {
       if (err instanceof NotScored) throw new UnrecoverableError(`not scored: ${err.message}`);
       const msg = (err as Error)?.message ?? String(err);
@@ -285,10 +296,12 @@ export class InferenceWorker {
   }
 
   /** Results stage, final record, and the job's outcome ('not-scored' throws NotScored). */
-  private async finish(record: ResultRecord, job: Job<InferenceJobData>, meta: ModelMetadata, started: number, log: Logger): Promise<InferenceJobResult> {
+  private async finish(
+    record: ResultRecord, job: Job<InferenceJobData>, meta: ModelMetadata, started: number, log: Logger, extras?: ResultExtras,
+  ): Promise<InferenceJobResult> {
     if (this.opts.onResult) {
       const t = Date.now();
-      const outputs = await this.opts.onResult(record, job, meta);
+      const outputs = await this.opts.onResult(record, job, meta, extras);
       record = { ...record, ...(outputs ? { outputs } : {}), timings: { ...record.timings, resultsMs: Date.now() - t } };
     }
     record = { ...record, finishedAt: new Date().toISOString(), timings: { ...record.timings, totalMs: Date.now() - started } };

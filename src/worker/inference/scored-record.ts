@@ -8,7 +8,7 @@ import type { ScoredSeries, ScoredSlice } from '../../scoring/score.js';
 
 export type ScoredFields = Pick<
   ResultRecord,
-  'score' | 'category' | 'threshold' | 'indeterminateMargin' | 'k' | 'cnnScore' | 'fusion' | 'opacity' | 'pattern' | 'slices' | 'keySlices'
+  'score' | 'category' | 'threshold' | 'indeterminateMargin' | 'k' | 'cnnScore' | 'fusion' | 'opacity' | 'pattern' | 'zones' | 'slices' | 'keySlices'
 >;
 
 /** `slices` are the series' own slices (scoreFiles lists every series' slices together). */
@@ -23,6 +23,7 @@ export function scoredFields(series: ScoredSeries, slices: readonly ScoredSlice[
     fusion: series.fusion,
     ...(series.opacity ? { opacity: series.opacity } : {}),
     ...(series.pattern ? { pattern: series.pattern } : {}),
+    ...(series.zones ? { zones: series.zones } : {}),
     slices: slices.map((s) => ({
       index: s.index,
       sopInstanceUid: s.sopInstanceUid as string,

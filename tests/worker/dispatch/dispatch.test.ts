@@ -97,9 +97,9 @@ describe('dispatch to DCMTK storescp (and a scripted SCP for per-instance status
 
     const job = await h.waitState(jobId, ['completed']);
     expect(job.name).toBe(DISPATCH_JOB_NAME);
-    // SR, Key Object Selection, two heatmaps, summary
+    // SR, Key Object Selection, two heatmaps, two presentation states, summary
     const n = set.files.length;
-    expect(n).toBe(5);
+    expect(n).toBe(7);
     expect(job.returnvalue).toMatchObject({ destination: 'pacs', delivered: n, warnings: 0, sentThisAttempt: n, attempt: 1 });
     const got = counts(s.receptions());
     expect([...got.keys()].sort()).toEqual([...set.sopInstanceUids].sort());

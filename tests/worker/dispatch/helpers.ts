@@ -122,7 +122,8 @@ export async function makeResultSet(dir: string, count = 4): Promise<ResultSet> 
 /**
  * Real result objects: a synthetic CT series (128×128, 6 slices) spooled under config.spool.dir,
  * a hand-made 'scored' ResultRecord for it (two key slices with attention maps), and the SR,
- * Key Object Selection, heatmap SCs and summary SC that src/results writeResultObjects makes of it (5 files).
+ * Key Object Selection, heatmap SCs, presentation states and summary SC that src/results writeResultObjects makes of it
+ * (7 files; no Segmentation: the synthetic record carries no lung labels).
  */
 export async function makeScoredResultSet(config: Config, patient: { patientName?: string; patientId?: string } = {}): Promise<ResultSet> {
   const studyInstanceUid = newUid();

@@ -75,7 +75,7 @@ afterAll(async () => {
 describe('dispatch to Orthanc', () => {
   it('stores every result instance (read back over REST); running the same job twice leaves the instance count unchanged', async () => {
     const set = await makeScoredResultSet(config);
-    expect(set.record.outputs!.map((o) => o.kind)).toEqual(['sr', 'kos', 'heatmap', 'heatmap', 'summary']);
+    expect(set.record.outputs!.map((o) => o.kind)).toEqual(['sr', 'kos', 'heatmap', 'heatmap', 'gsps', 'gsps', 'summary']);
     const n = set.sopInstanceUids.length;
     const before = await instanceCount();
     const [added] = await h.dispatcher.enqueue(set.record, 'worker');
@@ -85,7 +85,7 @@ describe('dispatch to Orthanc', () => {
     expect(await instanceCount()).toBe(before + n);
     for (const i of stored) expect(await orthanc.instanceMetadata(i.ID, 'RemoteAET')).toBe('MLSAM');
     const modalities = await Promise.all(stored.map(async (i) => [i.MainDicomTags.SOPInstanceUID, (await orthanc.instanceTags(i.ID)).Modality]));
-    expect(Object.fromEntries(modalities)).toEqual(Object.fromEntries(set.record.outputs!.map((o) => [o.sopInstanceUid, o.kind === 'sr' ? 'SR' : o.kind === 'kos' ? 'KO' : 'CT'])));
+    expect(Object.fromEntries(modalities)).toEqual(Object.fromEntries(set.record.outputs!.map((o) => [o.sopInstanceUid, o.kind === 'sr' ? 'SR' : o.kind === 'kos' ? 'KO' : o.kind === 'gsps' ? 'PR' : o.kind === 'seg' ? 'SEG' : 'CT'])));
 
     // The same job again (admin re-send: every file is sent a second time).
     const [again] = await h.dispatcher.enqueue(set.record, 'admin');
