@@ -101,6 +101,33 @@ export interface RegionAreas {
   highMm2: number;
 }
 
+/** Volumes (mL, 2 decimals) and percentages of the lung (3 decimals) of a stack of slices' areas. */
+export interface VolumeMeasure {
+  lungMl: number;
+  opacityMl: number;
+  highOpacityMl: number;
+  percentOpacity: number;
+  percentHighOpacity: number;
+}
+
+/**
+ * Sums slices' areas into volumes, each slice standing for a slab of `spacingMm`: the one rule the series
+ * opacity, the zones and so the SR, the SEG check and the zone score share.
+ */
+export function volumeMeasure(areas: readonly RegionAreas[], spacingMm: number): VolumeMeasure {
+  let lung = 0;
+  let op = 0;
+  let high = 0;
+  for (const a of areas) {
+    lung += a.lungMm2;
+    op += a.opacityMm2;
+    high += a.highMm2;
+  }
+  const ml = (mm2: number): number => +((mm2 * spacingMm) / 1000).toFixed(2);
+  const pct = (x: number): number => (lung > 0 ? +Math.min(100, (100 * x) / lung).toFixed(3) : 0);
+  return { lungMl: ml(lung), opacityMl: ml(op), highOpacityMl: ml(high), percentOpacity: pct(op), percentHighOpacity: pct(high) };
+}
+
 export interface SliceAnalysis {
   grid: WorkGrid;
   segmentation: LungSegmentation;

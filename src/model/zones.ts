@@ -12,6 +12,7 @@
  * Why thirds and not landmarks (carina, hila): the node segments no airways or hila, thirds are reproducible from
  * the lung mask alone and are what several CT severity scores use when lobes are not segmented.
  */
+import { volumeMeasure } from './opacity.js';
 
 export type Zone = 'upper' | 'middle' | 'lower';
 export const ZONES: readonly Zone[] = ['upper', 'middle', 'lower'];
@@ -118,20 +119,11 @@ export function extentScore(percent: number, opacityMl = percent): number {
 }
 
 function zoneMeasure(areas: ZoneAreas[], idx: number[], spacingMm: number): ZoneMeasure {
-  let lung = 0;
-  let op = 0;
-  let high = 0;
-  for (const a of areas) {
-    lung += a.lungMm2;
-    op += a.opacityMm2;
-    high += a.highMm2;
-  }
-  const ml = (mm2: number): number => +((mm2 * spacingMm) / 1000).toFixed(2);
-  const pct = (x: number): number => (lung > 0 ? +Math.min(100, (100 * x) / lung).toFixed(3) : 0);
-  const percentOpacity = pct(op);
+  const m = volumeMeasure(areas, spacingMm);
+  const opacityMm2 = areas.reduce((t, a) => t + a.opacityMm2, 0);
   return {
-    lungMl: ml(lung), opacityMl: ml(op), highOpacityMl: ml(high), percentOpacity, percentHighOpacity: pct(high),
-    score: extentScore(percentOpacity, op),
+    ...m,
+    score: extentScore(m.percentOpacity, opacityMm2),
     firstSlice: idx.length ? (idx[0] as number) : -1, lastSlice: idx.length ? (idx[idx.length - 1] as number) : -1, slices: idx.length,
   };
 }

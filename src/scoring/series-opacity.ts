@@ -4,7 +4,7 @@
  * (from ImageOrientationPatient: with the row direction along +x, image left is the patient's right).
  */
 import type { ModelMetadata } from '../model/metadata.js';
-import { groundGlassOpenMm, type RegionAreas } from '../model/opacity.js';
+import { groundGlassOpenMm, type RegionAreas, volumeMeasure } from '../model/opacity.js';
 import type { SliceLungs } from './slice-preparer.js';
 
 export interface OpacityMeasure {
@@ -50,17 +50,7 @@ export function sliceSpacing(positions: readonly (number | null)[]): number {
 }
 
 function measure(areas: readonly RegionAreas[], spacingMm: number): OpacityMeasure {
-  let lung = 0;
-  let op = 0;
-  let high = 0;
-  for (const a of areas) {
-    lung += a.lungMm2;
-    op += a.opacityMm2;
-    high += a.highMm2;
-  }
-  const ml = (mm2: number): number => +((mm2 * spacingMm) / 1000).toFixed(2);
-  const pct = (x: number): number => (lung > 0 ? +Math.min(100, (100 * x) / lung).toFixed(3) : 0);
-  return { lungMl: ml(lung), opacityMl: ml(op), highOpacityMl: ml(high), percentOpacity: pct(op), percentHighOpacity: pct(high) };
+  return volumeMeasure(areas, spacingMm);
 }
 
 export function seriesOpacity(
