@@ -78,10 +78,11 @@ describe('admin authentication', () => {
     const c = await setup('admin-bind');
     const viaFlag = await mlsam(['admin', '--http-host', '0.0.0.0', '--http-port', '0'], { ...envOf(c), MLSAM_HTTP__PASSWORD: '' });
     expect(viaFlag.code).toBe(1);
-    expect(viaFlag.stderr).toContain('http.password: must be set when http.host (0.0.0.0) is not a loopback address');
+    // the error names where the empty password came from (issue 26: the variable the user set)
+    expect(viaFlag.stderr).toContain('http.password (set by MLSAM_HTTP__PASSWORD): must be set when http.host (0.0.0.0) is not a loopback address');
     const viaEnv = await mlsam(['admin'], { ...envOf(c), MLSAM_HTTP__HOST: '192.0.2.1', MLSAM_HTTP__PASSWORD: '' });
     expect(viaEnv.code).toBe(1);
-    expect(viaEnv.stderr).toContain('http.password: must be set');
+    expect(viaEnv.stderr).toContain('http.password (set by MLSAM_HTTP__PASSWORD): must be set');
   });
 });
 

@@ -122,8 +122,9 @@ describe('mlsam score', () => {
   it('prints a readable report without --json, and exits 2 when nothing can be scored', async () => {
     const { stdout } = await run(process.execPath, [cli, 'score', png], { cwd: repoRoot, env: { ...process.env, MLSAM_LOG__LEVEL: 'warn' } });
     expect(stdout).toMatch(/NOT FOR DIAGNOSTIC USE/);
-    expect(stdout).toMatch(/score 0\.\d{4} → (likely|indeterminate|unlikely)/);
-    expect(stdout).toContain('CNN alone (no HU)');
+    // the category with the band it comes from (issue 26)
+    expect(stdout).toMatch(/score 0\.\d{4} — (likely|indeterminate|unlikely) \((0\.\d\d or below|0\.\d\d–0\.\d\d|0\.\d\d or above)\)/);
+    expect(stdout).toContain('the CNN alone (no Hounsfield units');
     expect(stdout).toContain(path.basename(png));
 
     const odd = path.join(data, 'dicom-samples', 'orthanc-tests', 'odd');
