@@ -74,6 +74,8 @@ export async function checkDashboard(opts: {
     const chartCanvases = await page.locator('#chart canvas').count();
     const imgs = page.locator('img.heatmap');
     // (No DOM types in this project: the page-side code is a string / untyped.)
+    // The heatmaps load lazily (below the fold on a long series page): ask for them now, as scrolling would.
+    await page.evaluate("document.querySelectorAll('img.heatmap').forEach((i) => { i.loading = 'eager'; })");
     await page.waitForFunction("[...document.querySelectorAll('img.heatmap')].every((i) => i.complete)", null, { timeout: 20_000 });
     const heatmaps = await imgs.evaluateAll((els: unknown[]) =>
       els.map((e) => {
