@@ -18,6 +18,7 @@
  *   input.
  */
 import { standardVr } from '../dictionary.js';
+import type { InstanceAttributes } from '../received-instance.js';
 import { type ElementHeader, readElementHeader, Tag, UNDEFINED_LENGTH } from '../encoding.js';
 import { TransferSyntax } from '../uids.js';
 
@@ -50,7 +51,12 @@ const WANTED = new Set([
   TAG_CONVOLUTION_KERNEL, TAG_SERIES_NUMBER, TAG_IMAGE_POSITION, TAG_IMAGE_ORIENTATION, TAG_PIXEL_SPACING,
 ]);
 
-export interface ScannedHeader {
+/**
+ * What the scanner reads: the routing UIDs and attributes, and the series-level attributes as stored (InstanceAttributes:
+ * trimmed, "" when absent; ConvolutionKernel and the vectors as stored, values joined by "\\") for study completion
+ * and series selection.
+ */
+export interface ScannedHeader extends InstanceAttributes {
   sopClassUid: string;
   sopInstanceUid: string;
   studyInstanceUid: string;
@@ -58,19 +64,6 @@ export interface ScannedHeader {
   modality: string;
   bodyPartExamined: string;
   imageType: string[];
-  /** Series-level attributes as stored (trimmed; "" when absent), for study completion and series selection. */
-  studyDate: string;
-  studyDescription: string;
-  seriesDescription: string;
-  seriesNumber: string;
-  /** SliceThickness (mm) as text. */
-  sliceThickness: string;
-  /** ConvolutionKernel, values joined by "\\". */
-  convolutionKernel: string;
-  /** ImageOrientationPatient and ImagePositionPatient as stored ("a\\b\\…"). */
-  imageOrientation: string;
-  imagePosition: string;
-  pixelSpacing: string;
 }
 
 /** Bounds on the work one dataset may cause (config dicom.maxSequenceDepth / maxItemsPerInstance). */
