@@ -41,7 +41,12 @@ export class AdminActions {
   }
 
   async run(action: ActionName, seriesUid: string): Promise<ActionResult> {
-    const r = action === 'force' ? await this.force(seriesUid) : action === 'rescore' ? await this.rescore(seriesUid) : await this.resend(seriesUid);
+    const r =
+      action === 'force'
+        ? await this.force(seriesUid)
+        : action === 'rescore'
+          ? await this.rescore(seriesUid)
+          : await this.resend(seriesUid);
     this.log.info({ action, seriesInstanceUid: seriesUid, ok: r.ok, message: r.message }, 'admin action');
     return r;
   }
@@ -71,9 +76,11 @@ export class AdminActions {
   async resend(seriesUid: string): Promise<ActionResult> {
     const record = await this.opts.getResult(seriesUid);
     if (!record) return { ok: false, action: 'resend', message: 'no result for this series' };
-    if (!record.outputs?.length) return { ok: false, action: 'resend', message: `nothing to send (result ${record.status}, no result objects)` };
+    if (!record.outputs?.length)
+      return { ok: false, action: 'resend', message: `nothing to send (result ${record.status}, no result objects)` };
     const { config } = this.opts;
-    if (resultDestinations(config).length + config.notifications.length === 0) return { ok: false, action: 'resend', message: 'no destinations or notifications configured' };
+    if (resultDestinations(config).length + config.notifications.length === 0)
+      return { ok: false, action: 'resend', message: 'no destinations or notifications configured' };
     const { jobIds } = await this.opts.resend(record);
     return { ok: true, action: 'resend', message: `re-sending to ${jobIds.length} destination(s)`, jobIds };
   }

@@ -11,7 +11,14 @@ import type { Config } from '../config/schema.js';
 import { personNameValue, stringValue } from '../dicom/decode/header.js';
 import { parseDicom } from '../dicom/decode/read.js';
 import { Keys } from '../stores/keys.js';
-import { parseStored, resultKey, resultRecordSchema, type DispatchAttempt, type DispatchState, type ResultRecord } from '../contracts/result-record.js';
+import {
+  parseStored,
+  resultKey,
+  resultRecordSchema,
+  type DispatchAttempt,
+  type DispatchState,
+  type ResultRecord,
+} from '../contracts/result-record.js';
 import type { SeriesState, SeriesTracker } from '../queue/series-tracker.js';
 import { listSeriesInstances } from '../dicom/spool/reader.js';
 import { DispatchStore } from '../stores/dispatch-state.js';
@@ -194,7 +201,10 @@ export class AdminData {
         latest.set(uid, Math.max(latest.get(uid) ?? 0, Number(list[i + 1])));
       }
     }
-    const uids = [...latest.entries()].sort((x, y) => y[1] - x[1]).slice(0, limit).map(([u]) => u);
+    const uids = [...latest.entries()]
+      .sort((x, y) => y[1] - x[1])
+      .slice(0, limit)
+      .map(([u]) => u);
     const out = await Promise.all(uids.map((u) => this.summary(u)));
     return out.filter((s): s is SeriesSummary => s !== undefined);
   }
@@ -225,9 +235,9 @@ export class AdminData {
     return detail;
   }
 
-  private async load(seriesUid: string): Promise<
-    { summary: SeriesSummary; tracker?: SeriesState; result?: ResultRecord; dispatch: DispatchState[]; job?: Job } | undefined
-  > {
+  private async load(
+    seriesUid: string,
+  ): Promise<{ summary: SeriesSummary; tracker?: SeriesState; result?: ResultRecord; dispatch: DispatchState[]; job?: Job } | undefined> {
     const [tracker, result, dispatch] = await Promise.all([
       this.opts.tracker.getSeries(seriesUid),
       this.getResult(seriesUid),
@@ -277,7 +287,11 @@ export class AdminData {
     } else if (trackerStatus === 'ignored') {
       status = 'ignored';
       reason = tracker?.reason;
-    } else if (resultCurrent && result.status !== 'scoring' && !(jobState === 'active' || jobState === 'waiting' || jobState === 'delayed') ) {
+    } else if (
+      resultCurrent &&
+      result.status !== 'scoring' &&
+      !(jobState === 'active' || jobState === 'waiting' || jobState === 'delayed')
+    ) {
       if (result.status === 'not-scored') {
         status = 'not-scored';
         reason = result.reason;
@@ -379,7 +393,11 @@ export async function readSeriesHeader(seriesDir: string): Promise<SeriesHeader 
   const at = (tag: string): string | undefined => stringValue(ds, tag) ?? undefined;
   const info: SeriesInfo = {};
   const fields: [keyof SeriesInfo, string][] = [
-    ['studyDate', '00080020'], ['seriesDescription', '0008103E'], ['modality', '00080060'], ['seriesNumber', '00200011'], ['bodyPartExamined', '00180015'],
+    ['studyDate', '00080020'],
+    ['seriesDescription', '0008103E'],
+    ['modality', '00080060'],
+    ['seriesNumber', '00200011'],
+    ['bodyPartExamined', '00180015'],
   ];
   for (const [k, tag] of fields) {
     const v = at(tag);

@@ -53,7 +53,7 @@ function nodeValue(item: Nat): string | undefined {
       const mv = asArray(item.MeasuredValueSequence)[0];
       if (!mv) return undefined;
       const unit = asArray(mv.MeasurementUnitsCodeSequence)[0];
-      const u = unit ? str(unit.CodeValue) ?? '' : '';
+      const u = unit ? (str(unit.CodeValue) ?? '') : '';
       return `${str(mv.NumericValue) ?? ''}${u && u !== '1' ? ` ${u}` : ''}`.trim();
     }
     case 'UIDREF':

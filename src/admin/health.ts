@@ -37,7 +37,7 @@ export interface Readiness {
   failed: string[];
 }
 
-export type EchoFn = (destinationName: string) => Promise<{ ok: boolean; ms?: number; error?: string }>
+export type EchoFn = (destinationName: string) => Promise<{ ok: boolean; ms?: number; error?: string }>;
 
 const DEST_CACHE_MS = 15_000;
 
@@ -75,7 +75,10 @@ export class ReadinessChecker {
   private async checkRedis(): Promise<CheckResult> {
     // Just started or reconnecting: give the handshake a moment before calling Redis unreachable.
     if (this.redis.status !== 'ready') await whenReady(this.redis, 1_500).catch(() => undefined);
-    const unreachable = (why: string): CheckResult => ({ ok: false, error: `redis not reachable at ${redactUrl(this.config.redis.url)} (${why})` });
+    const unreachable = (why: string): CheckResult => ({
+      ok: false,
+      error: `redis not reachable at ${redactUrl(this.config.redis.url)} (${why})`,
+    });
     if (this.redis.status !== 'ready') return unreachable(`connection ${this.redis.status}`);
     const t0 = Date.now();
     // The connection can drop between the status check and the PING ("Stream isn't writeable"): same answer.

@@ -108,7 +108,16 @@ export class Metrics {
       async collect() {
         this.reset();
         for (const q of queues) {
-          const counts = await q.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'paused', 'prioritized', 'waiting-children');
+          const counts = await q.getJobCounts(
+            'waiting',
+            'active',
+            'delayed',
+            'failed',
+            'completed',
+            'paused',
+            'prioritized',
+            'waiting-children',
+          );
           for (const [state, n] of Object.entries(counts)) this.set({ queue: q.name, state }, n);
         }
       },
@@ -183,7 +192,11 @@ export class Metrics {
       this.redisUp.set(0);
     }
     let body = await this.registry.metrics();
-    body += renderHistograms('mlsam_stage_duration_seconds', 'Duration of each pipeline stage per series (wait, read, decode, preprocess, infer, aggregate, results, total, dispatch)', this.snapshot?.histograms.stage_duration_seconds ?? []);
+    body += renderHistograms(
+      'mlsam_stage_duration_seconds',
+      'Duration of each pipeline stage per series (wait, read, decode, preprocess, infer, aggregate, results, total, dispatch)',
+      this.snapshot?.histograms.stage_duration_seconds ?? [],
+    );
     return { contentType: this.registry.contentType, body };
   }
 
@@ -227,9 +240,11 @@ export class Metrics {
       });
     }
     const fresh = events.filter((e) => !this.counted.has(e.id));
-    await Promise.all(fresh.map(async (e) => {
-      if ((await this.stats.applyOnce(e.id, e.inc)) !== 'error') this.counted.add(e.id);
-    }));
+    await Promise.all(
+      fresh.map(async (e) => {
+        if ((await this.stats.applyOnce(e.id, e.inc)) !== 'error') this.counted.add(e.id);
+      }),
+    );
     if (this.counted.size > 100_000) this.counted.clear();
   }
 }

@@ -78,14 +78,33 @@ ${refresh}${live}
 <main>${body}</main>${opts.live ? '<script src="/admin/static/live.js"></script>' : ''}</body></html>`;
 }
 
-const fmtMs = (ms: number | undefined): string => (ms === undefined ? '' : ms >= 10_000 ? `${(ms / 1000).toFixed(0)} s` : ms >= 1000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.round(ms)} ms`);
+const fmtMs = (ms: number | undefined): string =>
+  ms === undefined
+    ? ''
+    : ms >= 10_000
+      ? `${(ms / 1000).toFixed(0)} s`
+      : ms >= 1000
+        ? `${(ms / 1000).toFixed(1)} s`
+        : `${Math.round(ms)} ms`;
 
 export function timingsText(t: StageTimings): string {
   const parts: [string, number | undefined][] = [
-    ['wait', t.waitMs], ['read', t.readMs], ['decode', t.decodeMs], ['lungs', t.lungMs], ['preprocess', t.preprocessMs], ['infer', t.inferMs],
-    ['aggregate', t.aggregateMs], ['key slices', t.keySlicesMs], ['results', t.resultsMs], ['total', t.totalMs], ['send', t.dispatchMs],
+    ['wait', t.waitMs],
+    ['read', t.readMs],
+    ['decode', t.decodeMs],
+    ['lungs', t.lungMs],
+    ['preprocess', t.preprocessMs],
+    ['infer', t.inferMs],
+    ['aggregate', t.aggregateMs],
+    ['key slices', t.keySlicesMs],
+    ['results', t.resultsMs],
+    ['total', t.totalMs],
+    ['send', t.dispatchMs],
   ];
-  return parts.filter(([, v]) => v !== undefined).map(([k, v]) => `${k} ${fmtMs(v)}`).join(' · ');
+  return parts
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k} ${fmtMs(v)}`)
+    .join(' · ');
 }
 
 /** Why the stage times do not add up (shown under every table or list of them). */
@@ -96,8 +115,15 @@ export const TIMINGS_NOTE =
 
 /** The list's short form: waited, took, sent (every stage in the cell's title and on the series page). */
 export function timingsShort(t: StageTimings): string {
-  const parts: [string, number | undefined][] = [['wait', t.waitMs], ['total', t.totalMs], ['send', t.dispatchMs]];
-  return parts.filter(([, v]) => v !== undefined).map(([k, v]) => `${k} ${fmtMs(v)}`).join(' · ');
+  const parts: [string, number | undefined][] = [
+    ['wait', t.waitMs],
+    ['total', t.totalMs],
+    ['send', t.dispatchMs],
+  ];
+  return parts
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${k} ${fmtMs(v)}`)
+    .join(' · ');
 }
 
 const fmtTime = (s: string | undefined): string => (s ? s.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '');
@@ -108,20 +134,24 @@ export function statusCell(s: SeriesSummary): string {
   if (s.status === 'scoring' && s.progress !== undefined) {
     extra = `<div class="bar" title="${esc(Math.round(s.progress))}%"><div style="width:${esc(Math.round(s.progress))}%"></div></div>`;
   }
-  if (s.status === 'waiting' && s.quietRemainingSeconds !== undefined) extra = `<div class="reason">${esc(s.quietRemainingSeconds)} s left</div>`;
+  if (s.status === 'waiting' && s.quietRemainingSeconds !== undefined)
+    extra = `<div class="reason">${esc(s.quietRemainingSeconds)} s left</div>`;
   if (s.reason) extra += `<div class="reason">${esc(s.reason)}</div>`;
   return `<span class="badge s-${esc(s.status)}">${esc(s.statusText)}${s.status === 'scoring' && s.progress !== undefined ? ` ${esc(Math.round(s.progress))}%` : ''}</span>${extra}`;
 }
 
 function workersLine(workers: readonly WorkerInfo[]): string {
   if (workers.length === 0) return '<p class="muted" id="workers">No inference worker is running.</p>';
-  const items = workers.map((w) =>
-    `<span class="nowrap worker">${esc(w.provider.toUpperCase())} on host <b>${esc(w.host)}</b> <span class="muted">(pid ${esc(w.pid)}, ${esc(w.model)} ${esc(w.version)}, ${esc(w.concurrency)} series at once)</span></span>`);
+  const items = workers.map(
+    (w) =>
+      `<span class="nowrap worker">${esc(w.provider.toUpperCase())} on host <b>${esc(w.host)}</b> <span class="muted">(pid ${esc(w.pid)}, ${esc(w.model)} ${esc(w.version)}, ${esc(w.concurrency)} series at once)</span></span>`,
+  );
   return `<p id="workers">Inference workers (execution provider on host): ${items.join(' · ')}</p>`;
 }
 
 /** DICOM DA (YYYYMMDD) as YYYY-MM-DD. */
-export const fmtDate = (da: string | undefined): string => (da && /^\d{8}$/.test(da) ? `${da.slice(0, 4)}-${da.slice(4, 6)}-${da.slice(6)}` : da ?? '');
+export const fmtDate = (da: string | undefined): string =>
+  da && /^\d{8}$/.test(da) ? `${da.slice(0, 4)}-${da.slice(4, 6)}-${da.slice(6)}` : (da ?? '');
 
 export interface SeriesListOptions {
   limit: number;
@@ -135,21 +165,35 @@ export interface SeriesListOptions {
 }
 
 const listColumns = (showPhi: boolean): string[] => [
-  'Series', 'Study date', 'Description', 'Modality', 'Series #', ...(showPhi ? ['Patient'] : []), 'Calling AE', 'Status', 'Slices', 'Score', 'Category', 'Timings', 'Last received',
+  'Series',
+  'Study date',
+  'Description',
+  'Modality',
+  'Series #',
+  ...(showPhi ? ['Patient'] : []),
+  'Calling AE',
+  'Status',
+  'Slices',
+  'Score',
+  'Category',
+  'Timings',
+  'Last received',
 ];
 
 /** The category with the band of scores it covers: "indeterminate (0.35–0.65)" (issue 26: a score above the threshold can be indeterminate). */
 function categoryHtml(s: Pick<SeriesSummary, 'category' | 'threshold' | 'indeterminateMargin'>): string {
   if (!s.category) return '';
-  const band = s.threshold !== undefined && s.indeterminateMargin !== undefined
-    ? ` <span class="muted band">(${esc(categoryBand(s.category, { threshold: s.threshold, indeterminateMargin: s.indeterminateMargin }))})</span>`
-    : '';
+  const band =
+    s.threshold !== undefined && s.indeterminateMargin !== undefined
+      ? ` <span class="muted band">(${esc(categoryBand(s.category, { threshold: s.threshold, indeterminateMargin: s.indeterminateMargin }))})</span>`
+      : '';
   return `<span class="c-${esc(s.category)}">${esc(s.category)}</span>${band}`;
 }
 
 /** The rows of the series list (the <tbody> the live updates replace). */
 export function seriesRows(list: readonly SeriesSummary[], showPhi: boolean): string {
-  const rows = list.map((s) => `<tr data-series-uid="${esc(s.seriesInstanceUid)}" data-status="${esc(s.status)}">
+  const rows = list.map(
+    (s) => `<tr data-series-uid="${esc(s.seriesInstanceUid)}" data-status="${esc(s.status)}">
 <td class="mono nowrap"><a href="/admin/series/${esc(s.seriesInstanceUid)}" title="${esc(s.seriesInstanceUid)}">${esc(shortUid(s.seriesInstanceUid))}</a></td>
 <td class="nowrap">${esc(fmtDate(s.info.studyDate))}</td><td>${esc(s.info.seriesDescription ?? '')}</td><td>${esc(s.info.modality ?? '')}</td><td>${esc(s.info.seriesNumber ?? '')}</td>
 ${showPhi ? `<td class="phi">${s.patient ? `${esc(s.patient.patientName)} <span class="muted">${esc(s.patient.patientId)}</span>` : ''}</td>` : ''}
@@ -158,7 +202,8 @@ ${showPhi ? `<td class="phi">${s.patient ? `${esc(s.patient.patientName)} <span 
 <td>${s.score !== undefined ? esc(s.score.toFixed(3)) : ''}</td>
 <td class="nowrap">${categoryHtml(s)}</td>
 <td class="reason" title="${esc(timingsText(s.timings))}">${esc(timingsShort(s.timings))}</td>
-<td class="mono nowrap">${esc(fmtTime(s.lastReceivedAt ?? s.finishedAt))}</td></tr>`);
+<td class="mono nowrap">${esc(fmtTime(s.lastReceivedAt ?? s.finishedAt))}</td></tr>`,
+  );
   return rows.join('\n') || `<tr><td colspan="${listColumns(showPhi).length}" class="muted">No series received yet.</td></tr>`;
 }
 
@@ -261,7 +306,8 @@ export function availableActions(d: SeriesDetail, destinations: readonly string[
   const out: ActionName[] = [];
   if (d.status === 'receiving' || d.status === 'waiting') out.push('force');
   if (d.tracker && !['receiving', 'waiting', 'queued', 'scoring'].includes(d.status)) out.push('rescore');
-  if (destinations.length > 0 && d.result?.outputs?.length && ['scored', 'sent', 'failed', 'dispatching'].includes(d.status)) out.push('resend');
+  if (destinations.length > 0 && d.result?.outputs?.length && ['scored', 'sent', 'failed', 'dispatching'].includes(d.status))
+    out.push('resend');
   return out;
 }
 
@@ -275,9 +321,10 @@ export function seriesPage(d: SeriesDetail, x: SeriesPageExtras): string {
   const r = d.result;
   const uid = d.seriesInstanceUid;
   const kv = (k: string, v: string): string => (v ? `<dt>${esc(k)}</dt><dd>${v}</dd>` : '');
-  const phi = x.showPhi && d.patient
-    ? `<div class="card phi"><dl class="kv">${kv('Patient name', esc(d.patient.patientName))}${kv('Patient ID', esc(d.patient.patientId))}</dl></div>`
-    : '';
+  const phi =
+    x.showPhi && d.patient
+      ? `<div class="card phi"><dl class="kv">${kv('Patient name', esc(d.patient.patientName))}${kv('Patient ID', esc(d.patient.patientId))}</dl></div>`
+      : '';
   const flash = x.flash ? `<div class="flash ${x.flash.ok ? 'ok' : 'err'}">${esc(x.flash.message)}</div>` : '';
   const fusion = r?.fusion
     ? ` <span class="muted" id="fusion">fusion ${esc(r.fusion)}${r.fusion === 'cnn+opacity' && r.cnnScore !== undefined ? `, CNN alone ${esc(r.cnnScore.toFixed(3))}` : ''}</span>`
@@ -295,19 +342,27 @@ ${kv('First received', esc(fmtTime(d.firstReceivedAt)))}${kv('Last received', es
 ${kv('Finished', esc(fmtTime(d.finishedAt)))}${kv('Job', d.job ? `<span class="mono">${esc(d.job.id)}</span> (${esc(d.job.state)}, attempts ${esc(d.job.attemptsMade)}${d.job.enqueuedBy ? `, by ${esc(d.job.enqueuedBy)}` : ''})` : d.jobId ? `<span class="mono">${esc(d.jobId)}</span>` : '')}
 </dl></div>`;
   const offered = availableActions(d, x.destinations);
-  const actions = `<div class="actions card" id="actions">${offered.length
-    ? offered.map((a) => `<form method="post" action="/admin/series/${esc(uid)}/${esc(a)}"><button type="submit" title="${esc(ACTION_LABELS[a][1])}">${esc(ACTION_LABELS[a][0])}</button></form>`).join('\n')
-    : `<span class="muted">No actions while the series is ${esc(d.statusText)}.</span>`}</div>`;
+  const actions = `<div class="actions card" id="actions">${
+    offered.length
+      ? offered
+          .map(
+            (a) =>
+              `<form method="post" action="/admin/series/${esc(uid)}/${esc(a)}"><button type="submit" title="${esc(ACTION_LABELS[a][1])}">${esc(ACTION_LABELS[a][0])}</button></form>`,
+          )
+          .join('\n')
+      : `<span class="muted">No actions while the series is ${esc(d.statusText)}.</span>`
+  }</div>`;
 
   const slices = r?.slices ?? [];
   const cd = chartData(r);
   const chart = slices.length
     ? `<h2>Per-slice probability${cd.opacity ? ' and lung opacity' : ''}</h2><div id="chart" data-slices="${esc(slices.length)}"></div>
-<p class="note">${cd.pos.every((p) => p !== null) && slices.length > 1 ? 'x: position along the scan in mm along the slice normal, superior on the left (as on the summary image); the legend also names the slice number. ' : 'x: slice number in scored order, superior first. '}${cd.opacity ? 'Right axis: lung opacity, % of the slice\'s lung area, scaled to the eligible slices. ' : ''}${cd.ineligible.length ? `Grey: ${esc(cd.ineligible.length)} slice(s) with too little lung to count (they do not drive the score and are never key slices; their opacity, over a few mm² of lung, can read high and is cut off above the axis).` : ''}</p>
+<p class="note">${cd.pos.every((p) => p !== null) && slices.length > 1 ? 'x: position along the scan in mm along the slice normal, superior on the left (as on the summary image); the legend also names the slice number. ' : 'x: slice number in scored order, superior first. '}${cd.opacity ? "Right axis: lung opacity, % of the slice's lung area, scaled to the eligible slices. " : ''}${cd.ineligible.length ? `Grey: ${esc(cd.ineligible.length)} slice(s) with too little lung to count (they do not drive the score and are never key slices; their opacity, over a few mm² of lung, can read high and is cut off above the axis).` : ''}</p>
 <script type="application/json" id="chart-data">${jsonForScript(cd)}</script>
 <script src="/admin/static/uPlot.iife.min.js"></script><script src="/admin/static/series-chart.js"></script>`
     : '';
-  const opacity = (r?.opacity ? opacityTable(r.opacity) : '') + (r?.zones ? zonesHtml(r.zones) : '') + (r?.pattern ? patternSection(r.pattern) : '');
+  const opacity =
+    (r?.opacity ? opacityTable(r.opacity) : '') + (r?.zones ? zonesHtml(r.zones) : '') + (r?.pattern ? patternSection(r.pattern) : '');
 
   const heatmaps = (r?.outputs ?? []).filter((o) => o.kind === 'heatmap' || o.kind === 'summary');
   const sliceBySop = new Map(slices.map((s) => [s.sopInstanceUid, s]));
@@ -315,24 +370,38 @@ ${kv('Finished', esc(fmtTime(d.finishedAt)))}${kv('Job', d.job ? `<span class="m
     ? `<h2>Heatmaps</h2><div class="heatmaps">${heatmaps
         .map((o) => {
           const s = o.sourceSopInstanceUid ? sliceBySop.get(o.sourceSopInstanceUid) : undefined;
-          const cap = o.kind === 'summary'
-            ? 'Summary: probability along the scan'
-            : s ? `Slice ${s.index + 1}/${slices.length}${s.instanceNumber !== null ? ` (instance ${s.instanceNumber})` : ''}, p = ${s.probability.toFixed(3)}${s.opacityPercent !== undefined ? `, opacity ${pct(s.opacityPercent)}` : ''}` : 'Heatmap';
+          const cap =
+            o.kind === 'summary'
+              ? 'Summary: probability along the scan'
+              : s
+                ? `Slice ${s.index + 1}/${slices.length}${s.instanceNumber !== null ? ` (instance ${s.instanceNumber})` : ''}, p = ${s.probability.toFixed(3)}${s.opacityPercent !== undefined ? `, opacity ${pct(s.opacityPercent)}` : ''}`
+                : 'Heatmap';
           const src = `/api/series/${esc(uid)}/images/${esc(o.sopInstanceUid)}.png`;
           return `<figure class="${o.kind === 'summary' ? 'summary' : ''}"><a href="${src}" target="_blank" rel="noopener"><img class="heatmap" alt="${esc(cap)}" src="${src}" loading="lazy"></a><figcaption>${esc(cap)}</figcaption></figure>`;
         })
         .join('')}</div>`
     : '';
-  const sr = x.sr ? `<h2>Structured report</h2>${srHtml(x.sr)}` : x.srError ? `<h2>Structured report</h2><p class="reason">${esc(x.srError)}</p>` : '';
+  const sr = x.sr
+    ? `<h2>Structured report</h2>${srHtml(x.sr)}`
+    : x.srError
+      ? `<h2>Structured report</h2><p class="reason">${esc(x.srError)}</p>`
+      : '';
 
-  const dispatchRows = d.dispatch.map((s) => `<tr><td>${esc(s.destination)}</td><td><span class="badge s-${s.status === 'sent' ? 'sent' : s.status === 'failed' ? 'failed' : 'dispatching'}">${esc(s.status)}</span></td>
-<td>${esc(s.attempts)}</td><td>${esc(s.instancesSent)}</td><td>${esc(s.warnings)}</td><td>${esc(fmtTime(s.lastAttemptAt))}</td><td>${esc(fmtTime(s.sentAt))}</td><td class="reason">${esc(s.lastError ?? '')}</td></tr>`);
-  const attemptRows = d.attempts.map((a) => `<tr><td class="mono nowrap">${esc(fmtTime(a.at))}</td><td>${esc(a.destination)}</td><td>${esc(a.attempt)}</td>
-<td><span class="badge s-${a.outcome === 'sent' ? 'sent' : 'failed'}">${esc(a.outcome)}</span></td><td>${esc(a.sent)}</td><td>${esc(a.warnings)}</td><td>${esc(a.failed)}</td><td>${esc(fmtMs(a.ms))}</td><td class="reason">${esc(a.error ?? '')}</td></tr>`);
+  const dispatchRows = d.dispatch.map(
+    (
+      s,
+    ) => `<tr><td>${esc(s.destination)}</td><td><span class="badge s-${s.status === 'sent' ? 'sent' : s.status === 'failed' ? 'failed' : 'dispatching'}">${esc(s.status)}</span></td>
+<td>${esc(s.attempts)}</td><td>${esc(s.instancesSent)}</td><td>${esc(s.warnings)}</td><td>${esc(fmtTime(s.lastAttemptAt))}</td><td>${esc(fmtTime(s.sentAt))}</td><td class="reason">${esc(s.lastError ?? '')}</td></tr>`,
+  );
+  const attemptRows = d.attempts.map(
+    (a) => `<tr><td class="mono nowrap">${esc(fmtTime(a.at))}</td><td>${esc(a.destination)}</td><td>${esc(a.attempt)}</td>
+<td><span class="badge s-${a.outcome === 'sent' ? 'sent' : 'failed'}">${esc(a.outcome)}</span></td><td>${esc(a.sent)}</td><td>${esc(a.warnings)}</td><td>${esc(a.failed)}</td><td>${esc(fmtMs(a.ms))}</td><td class="reason">${esc(a.error ?? '')}</td></tr>`,
+  );
   const resultsDir = r?.outputs?.[0] ? dirname(r.outputs[0].path) : undefined;
-  const nothingSent = x.destinations.length === 0
-    ? `<p class="card info" id="dispatch-note">No destinations are configured: the results stay in the spool${resultsDir ? `, in <span class="mono">${esc(resultsDir)}</span> (${esc(r?.outputs?.length ?? 0)} files)` : ''}. Add a destination (config key <span class="mono">destinations</span>) to have them sent to your PACS.</p>`
-    : `<p class="muted" id="dispatch-note">${r?.outputs?.length ? `Not sent yet to ${esc(x.destinations.join(', '))}.` : 'No result objects to send yet.'}</p>`;
+  const nothingSent =
+    x.destinations.length === 0
+      ? `<p class="card info" id="dispatch-note">No destinations are configured: the results stay in the spool${resultsDir ? `, in <span class="mono">${esc(resultsDir)}</span> (${esc(r?.outputs?.length ?? 0)} files)` : ''}. Add a destination (config key <span class="mono">destinations</span>) to have them sent to your PACS.</p>`
+      : `<p class="muted" id="dispatch-note">${r?.outputs?.length ? `Not sent yet to ${esc(x.destinations.join(', '))}.` : 'No result objects to send yet.'}</p>`;
   const dispatch = `<h2>Dispatch</h2>${dispatchRows.length ? `<table id="dispatch"><thead><tr><th>Destination</th><th>Status</th><th>Attempts</th><th>Sent</th><th>Warnings</th><th>Last attempt</th><th>Sent at</th><th>Last error</th></tr></thead><tbody>${dispatchRows.join('')}</tbody></table>` : nothingSent}
 ${attemptRows.length ? `<h2>Dispatch attempts</h2><table id="attempts"><thead><tr><th>At</th><th>Destination</th><th>#</th><th>Outcome</th><th>Sent</th><th>Warnings</th><th>Failed</th><th>Took</th><th>Error</th></tr></thead><tbody>${attemptRows.join('')}</tbody></table>` : ''}`;
   const dropped = r?.dropped.length
@@ -352,7 +421,9 @@ export function associationServices(a: AssociationRecord): string {
   const parts: string[] = [];
   if (a.echoes) parts.push(a.echoes > 1 ? `C-ECHO ×${a.echoes}` : 'C-ECHO');
   if (a.instances > 0) {
-    parts.push(`C-STORE ${a.instances} instance${a.instances === 1 ? '' : 's'}${a.unscored ? ` (${a.unscored} of SOP classes stored unscored)` : ''}`);
+    parts.push(
+      `C-STORE ${a.instances} instance${a.instances === 1 ? '' : 's'}${a.unscored ? ` (${a.unscored} of SOP classes stored unscored)` : ''}`,
+    );
   }
   const refused = refusedText(a);
   if (parts.length) return parts.join(' + ') + (refused ? `; ${refused}` : '');
@@ -369,14 +440,21 @@ export function refusedText(a: AssociationRecord): string {
   const more = a.refused.length - shown + (a.refusedMore ?? 0);
   return `refused ${a.refused
     .slice(0, shown)
-    .map((r) => `${sopClassName(r.sopClassUid)} (${r.reason}${r.reason.startsWith('none of the transfer') ? `: ${r.transferSyntaxUids.map(transferSyntaxName).join(', ')}` : ''})`)
+    .map(
+      (r) =>
+        `${sopClassName(r.sopClassUid)} (${r.reason}${r.reason.startsWith('none of the transfer') ? `: ${r.transferSyntaxUids.map(transferSyntaxName).join(', ')}` : ''})`,
+    )
     .join(', ')}${more > 0 ? ` and ${more} more SOP classes the peer proposed` : ''}`;
 }
 
 export function associationsPage(list: AssociationRecord[]): string {
-  const rows = list.map((a) => `<tr><td class="mono">${esc(fmtTime(new Date(a.startedAt).toISOString()))}</td><td>${esc(a.callingAeTitle)}</td><td>${esc(a.calledAeTitle)}</td>
+  const rows = list.map(
+    (
+      a,
+    ) => `<tr><td class="mono">${esc(fmtTime(new Date(a.startedAt).toISOString()))}</td><td>${esc(a.callingAeTitle)}</td><td>${esc(a.calledAeTitle)}</td>
 <td class="mono">${esc(a.callingHost)}</td><td class="service"${a.refused?.length ? ` title="${esc(`Refused: ${a.refused.map((r) => `${sopClassName(r.sopClassUid)} (${r.reason})`).join('; ')}`)}"` : ''}>${esc(associationServices(a))}</td><td>${esc(formatBytes(a.bytes))}</td><td>${esc(fmtMs(a.endedAt - a.startedAt))}</td>
-<td><span class="badge ${a.outcome.startsWith('accepted') ? 's-sent' : 's-failed'}">${esc(a.outcome)}</span></td></tr>`);
+<td><span class="badge ${a.outcome.startsWith('accepted') ? 's-sent' : 's-failed'}">${esc(a.outcome)}</span></td></tr>`,
+  );
   const body = `<h1>Associations</h1><p class="muted">The listener's audit trail, newest first. C-ECHO is a verification (a PACS or an admin checking the node answers); C-STORE sends instances.</p>
 <table id="associations"><thead><tr><th>Started</th><th>Calling AE</th><th>Called AE</th><th>Host</th><th>Service</th><th>Bytes</th><th>Duration</th><th>Outcome</th></tr></thead>
 <tbody>${rows.join('') || '<tr><td colspan="8" class="muted">No associations recorded.</td></tr>'}</tbody></table>`;

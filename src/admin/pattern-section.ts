@@ -18,7 +18,8 @@ const WORDS: Record<SeriesPatternRecord['category'], string> = {
 
 export function patternSection(p: SeriesPatternRecord): string {
   const f = p.features;
-  const row = (label: string, value: string, ref = ''): string => `<tr><td>${esc(label)}</td><td>${esc(value)}</td><td>${esc(ref)}</td></tr>`;
+  const row = (label: string, value: string, ref = ''): string =>
+    `<tr><td>${esc(label)}</td><td>${esc(value)}</td><td>${esc(ref)}</td></tr>`;
   return `<h2>Opacity pattern (automated description)</h2>
 <p id="pattern"><b>${esc(WORDS[p.category])}</b> <span class="muted">rule ${esc(p.rule)}</span>${p.criteria.length ? `: ${esc(p.criteria.join('; '))}` : ''}</p>
 <table id="pattern-features" class="opacity"><thead><tr><th>Feature</th><th>Opacity</th><th>Lung (uniform spread)</th></tr></thead><tbody>

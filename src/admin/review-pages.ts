@@ -31,29 +31,45 @@ export interface ReviewView {
 
 export function reviewPage(v: ReviewView | undefined, pendingCount: number, flash?: string): string {
   if (!v) {
-    return layout('Review', `<h1>Review</h1><p class="notice">NOT FOR DIAGNOSTIC USE</p>${flash ? `<div class="flash ok" id="flash">${esc(flash)}</div>` : ''}<div class="card"><p id="review-empty">No scored study waits for a reference finding${pendingCount ? '' : ' (all reviewed)'}.</p>
-<p><a href="/admin/validation">Open the local validation report</a></p></div>`);
+    return layout(
+      'Review',
+      `<h1>Review</h1><p class="notice">NOT FOR DIAGNOSTIC USE</p>${flash ? `<div class="flash ok" id="flash">${esc(flash)}</div>` : ''}<div class="card"><p id="review-empty">No scored study waits for a reference finding${pendingCount ? '' : ' (all reviewed)'}.</p>
+<p><a href="/admin/validation">Open the local validation report</a></p></div>`,
+    );
   }
   const top = [...v.series].filter((s) => s.score !== null).sort((a, b) => (b.score ?? 0) - (a.score ?? 0))[0] ?? v.series[0]!;
   const seriesRows = v.series
-    .map((s) => `<tr><td class="mono"><a href="/admin/series/${esc(s.series_instance_uid)}">${esc(s.series_instance_uid)}</a></td><td>${esc(s.status)}</td>` +
-      `<td>${s.score === null ? '—' : s.score.toFixed(3)}</td><td class="c-${esc(s.category ?? '')}">${esc(s.category ?? '—')}</td>` +
-      `<td>${s.opacity_percent === null ? '—' : `${s.opacity_percent.toFixed(1)} %`}</td><td>${esc([s.manufacturer, s.kernel, s.slice_thickness_mm ? `${s.slice_thickness_mm} mm` : ''].filter(Boolean).join(' · '))}</td></tr>`)
+    .map(
+      (s) =>
+        `<tr><td class="mono"><a href="/admin/series/${esc(s.series_instance_uid)}">${esc(s.series_instance_uid)}</a></td><td>${esc(s.status)}</td>` +
+        `<td>${s.score === null ? '—' : s.score.toFixed(3)}</td><td class="c-${esc(s.category ?? '')}">${esc(s.category ?? '—')}</td>` +
+        `<td>${s.opacity_percent === null ? '—' : `${s.opacity_percent.toFixed(1)} %`}</td><td>${esc([s.manufacturer, s.kernel, s.slice_thickness_mm ? `${s.slice_thickness_mm} mm` : ''].filter(Boolean).join(' · '))}</td></tr>`,
+    )
     .join('');
   const outputs = JSON.parse(top.outputs) as { kind: string; sopInstanceUid: string }[];
   const images = outputs
     .filter((o) => o.kind === 'heatmap')
     .slice(0, 4)
-    .map((o) => `<figure><img src="/api/series/${esc(top.series_instance_uid)}/images/${esc(o.sopInstanceUid)}.png" alt="key slice heatmap" loading="lazy"></figure>`)
+    .map(
+      (o) =>
+        `<figure><img src="/api/series/${esc(top.series_instance_uid)}/images/${esc(o.sopInstanceUid)}.png" alt="key slice heatmap" loading="lazy"></figure>`,
+    )
     .join('');
   const keySlices = (JSON.parse(top.key_slices) as { index: number; probability: number; opacityPercent?: number }[])
-    .map((k) => `slice ${k.index + 1}: ${k.probability.toFixed(2)}${k.opacityPercent !== undefined ? `, opacity ${k.opacityPercent.toFixed(1)} %` : ''}`)
+    .map(
+      (k) =>
+        `slice ${k.index + 1}: ${k.probability.toFixed(2)}${k.opacityPercent !== undefined ? `, opacity ${k.opacityPercent.toFixed(1)} %` : ''}`,
+    )
     .join(' · ');
   const history = v.feedback
-    .map((f) => `<tr><td>${esc(f.created_at.replace('T', ' ').slice(0, 19))}</td><td>${esc(f.user_name)}</td><td>${esc(f.label)}</td><td>${f.agree === null ? '—' : f.agree ? 'agree' : 'disagree'}</td><td>${esc(f.source)}</td><td>${esc(f.comment ?? '')}</td></tr>`)
+    .map(
+      (f) =>
+        `<tr><td>${esc(f.created_at.replace('T', ' ').slice(0, 19))}</td><td>${esc(f.user_name)}</td><td>${esc(f.label)}</td><td>${f.agree === null ? '—' : f.agree ? 'agree' : 'disagree'}</td><td>${esc(f.source)}</td><td>${esc(f.comment ?? '')}</td></tr>`,
+    )
     .join('');
-  const buttons = REFERENCE_LABELS.map((l, i) =>
-    `<button type="submit" name="label" value="${l}" data-key="${i + 1}" accesskey="${i + 1}" id="label-${l}"${i === 0 ? ' autofocus' : ''}>${i + 1} · ${esc(LABEL_TEXT[l] ?? l)}</button>`,
+  const buttons = REFERENCE_LABELS.map(
+    (l, i) =>
+      `<button type="submit" name="label" value="${l}" data-key="${i + 1}" accesskey="${i + 1}" id="label-${l}"${i === 0 ? ' autofocus' : ''}>${i + 1} · ${esc(LABEL_TEXT[l] ?? l)}</button>`,
   ).join(' ');
   const form = v.canAnswer
     ? `<form method="post" action="/admin/review/${esc(v.study)}" id="feedback-form" class="card">
@@ -81,6 +97,10 @@ ${form}
 export function validationPage(reportBody: string): string {
   const inner = reportBody.replace(/^[\s\S]*<body>/, '').replace(/<\/body>[\s\S]*$/, '');
   const style = /<style>([\s\S]*?)<\/style>/.exec(reportBody)?.[1] ?? '';
-  return layout('Validation', `<p><a href="/api/validation.html" download>Download HTML</a> · <a href="/api/validation.csv">Download CSV</a> · <a href="/api/validation">JSON</a> · <a href="/admin/review">Review studies</a></p>
-<div class="card">${inner}</div>`, { head: `<style>${style.replace(/body\{[^}]*\}/, '')}</style>` });
+  return layout(
+    'Validation',
+    `<p><a href="/api/validation.html" download>Download HTML</a> · <a href="/api/validation.csv">Download CSV</a> · <a href="/api/validation">JSON</a> · <a href="/admin/review">Review studies</a></p>
+<div class="card">${inner}</div>`,
+    { head: `<style>${style.replace(/body\{[^}]*\}/, '')}</style>` },
+  );
 }

@@ -114,7 +114,9 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyIn
     const code = redisDown ? 503 : err.statusCode && err.statusCode >= 400 ? err.statusCode : 500;
     if (code >= 500) log.error({ err: err.message, url: req.url.split('?')[0] }, 'admin request failed');
     if (code === 401) void reply.header('WWW-Authenticate', 'Basic realm="mlsam-node"');
-    void reply.code(code).send({ error: code === 401 ? 'authentication required' : redisDown ? `redis unavailable: ${err.message}` : err.message });
+    void reply
+      .code(code)
+      .send({ error: code === 401 ? 'authentication required' : redisDown ? `redis unavailable: ${err.message}` : err.message });
   });
 
   if (stowEnabled) await app.register(stowReceiver, { config, logger: deps.logger, sink: deps.stowSink! });

@@ -9,7 +9,18 @@ const esc = (v: unknown): string =>
   String(v).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c] as string);
 
 /** UCUM codes as they are written in a report. */
-const UNITS: Record<string, string> = { '1': '', '%': '%', mm2: 'mm²', mm3: 'mm³', ml: 'mL', mL: 'mL', mm: 'mm', cm: 'cm', cm2: 'cm²', '[hnsf\'U]': 'HU' };
+const UNITS: Record<string, string> = {
+  '1': '',
+  '%': '%',
+  mm2: 'mm²',
+  mm3: 'mm³',
+  ml: 'mL',
+  mL: 'mL',
+  mm: 'mm',
+  cm: 'cm',
+  cm2: 'cm²',
+  "[hnsf'U]": 'HU',
+};
 
 /** "0.81", "15.0 %", "412 mm²": a NUM value as dicom-view gives it ("15 %", "412 mm2"), its unit written out. */
 export function numberWithUnit(value: string): string {
@@ -56,9 +67,12 @@ export function srReportHtml(doc: SrDocument, rawTreeHtml: string): string {
   const flags = [doc.completionFlag, doc.verificationFlag].filter(Boolean).join(' · ');
   const body = sections
     .filter((s) => s.rows.length || s.notes.length)
-    .map((s) => `<section>${s.heading ? `<h4>${esc(s.heading)}</h4>` : ''}${s.rows.length
-      ? `<dl class="kv">${s.rows.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join('')}</dl>`
-      : ''}${s.notes.map((t) => `<p class="sr-note">${esc(t)}</p>`).join('')}</section>`)
+    .map(
+      (s) =>
+        `<section>${s.heading ? `<h4>${esc(s.heading)}</h4>` : ''}${
+          s.rows.length ? `<dl class="kv">${s.rows.map(([k, v]) => `<dt>${esc(k)}</dt><dd>${esc(v)}</dd>`).join('')}</dl>` : ''
+        }${s.notes.map((t) => `<p class="sr-note">${esc(t)}</p>`).join('')}</section>`,
+    )
     .join('');
   return `<div class="card sr" id="sr"><h3 id="sr-title">${esc(doc.title)}</h3> <span class="muted">${esc(flags)}</span>
 ${doc.seriesDescription ? `<div class="muted">${esc(doc.seriesDescription)}</div>` : ''}<div id="sr-report">${body}</div>

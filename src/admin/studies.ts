@@ -83,10 +83,12 @@ function seriesView(t: SeriesState | undefined, s: SeriesSummary | undefined, ui
 
 /** One study as the API and the pages show it. */
 export async function studyView(data: AdminData, st: StudyState): Promise<StudyView> {
-  const series = await Promise.all(st.seriesInstanceUids.map(async (uid) => {
-    const [t, s] = await Promise.all([data.tracker.getSeries(uid), data.summary(uid).catch(() => undefined)]);
-    return seriesView(t, s, uid);
-  }));
+  const series = await Promise.all(
+    st.seriesInstanceUids.map(async (uid) => {
+      const [t, s] = await Promise.all([data.tracker.getSeries(uid), data.summary(uid).catch(() => undefined)]);
+      return seriesView(t, s, uid);
+    }),
+  );
   const num = (v: StudySeriesView): number => Number(v.seriesNumber) || Number.MAX_SAFE_INTEGER;
   series.sort((a, b) => num(a) - num(b) || a.seriesInstanceUid.localeCompare(b.seriesInstanceUid));
   const chosen = series.find((x) => x.role === 'chosen');
@@ -96,7 +98,11 @@ export async function studyView(data: AdminData, st: StudyState): Promise<StudyV
   else if (st.status === 'ignored') statusText = 'ignored: no series for this model';
   else {
     status = chosen?.status ?? 'queued';
-    statusText = st.noCandidate ? `${status}: no series could be scored` : chosen ? `${status} on series ${chosen.seriesNumber ?? chosen.seriesInstanceUid}` : status;
+    statusText = st.noCandidate
+      ? `${status}: no series could be scored`
+      : chosen
+        ? `${status} on series ${chosen.seriesNumber ?? chosen.seriesInstanceUid}`
+        : status;
   }
   const v: StudyView = {
     studyInstanceUid: st.studyInstanceUid,
@@ -132,10 +138,14 @@ const roleText = (r: string | undefined): string =>
 const mm = (v: number | undefined): string => (v === undefined ? '' : `${Number(v.toFixed(2))} mm`);
 
 export function studiesListPage(list: readonly StudyView[]): string {
-  const rows = list.map((s) => `<tr><td><a href="/admin/studies/${esc(s.studyInstanceUid)}" class="mono">${esc(s.studyInstanceUid)}</a></td>
+  const rows = list
+    .map(
+      (s) => `<tr><td><a href="/admin/studies/${esc(s.studyInstanceUid)}" class="mono">${esc(s.studyInstanceUid)}</a></td>
 <td>${esc(fmtDate(s.studyDate))}</td><td>${esc(s.studyDescription ?? '')}</td><td>${esc(s.modalities.join(', '))}</td><td>${s.seriesCount}</td>
 <td>${esc(s.statusText)}</td><td>${s.chosenSeries ? `<a href="/admin/series/${esc(s.chosenSeries)}" class="mono">${esc(s.series.find((x) => x.seriesInstanceUid === s.chosenSeries)?.seriesNumber ?? s.chosenSeries)}</a>` : ''}</td>
-<td>${s.score !== undefined ? s.score.toFixed(3) : ''}</td><td>${esc(s.category ?? '')}</td></tr>`).join('\n');
+<td>${s.score !== undefined ? s.score.toFixed(3) : ''}</td><td>${esc(s.category ?? '')}</td></tr>`,
+    )
+    .join('\n');
   const body = `<h1>Studies</h1><p class="notice">NOT FOR DIAGNOSTIC USE</p>
 <p>One result per study, computed on the series best suited to quantitative lung CT; every other series says why it was not used.</p>
 <table><thead><tr><th>Study</th><th>Date</th><th>Description</th><th>Modalities</th><th>Series</th><th>Status</th><th>Chosen series</th><th>Score</th><th>Category</th></tr></thead>
@@ -144,11 +154,17 @@ export function studiesListPage(list: readonly StudyView[]): string {
 }
 
 export function studyPage(s: StudyView): string {
-  const rows = s.series.map((x) => `<tr data-series="${esc(x.seriesInstanceUid)}" data-role="${esc(x.role ?? '')}"><td><a href="/admin/series/${esc(x.seriesInstanceUid)}">${esc(x.seriesNumber ?? '')}</a></td>
+  const rows = s.series
+    .map(
+      (
+        x,
+      ) => `<tr data-series="${esc(x.seriesInstanceUid)}" data-role="${esc(x.role ?? '')}"><td><a href="/admin/series/${esc(x.seriesInstanceUid)}">${esc(x.seriesNumber ?? '')}</a></td>
 <td>${esc(x.seriesDescription ?? '')}</td><td>${esc(x.modalities.join(', '))}</td><td>${x.instances}</td><td>${esc(x.orientation ?? '')}</td>
 <td>${esc(mm(x.sliceThicknessMm))}</td><td>${esc(mm(x.spacingMm))}</td><td>${esc(x.kernel ?? '')}</td>
 <td class="role">${esc(roleText(x.role))}</td><td class="reason">${esc(x.reason ?? '')}</td><td>${esc(x.status)}</td>
-<td>${x.score !== undefined ? x.score.toFixed(3) : ''}</td></tr>`).join('\n');
+<td>${x.score !== undefined ? x.score.toFixed(3) : ''}</td></tr>`,
+    )
+    .join('\n');
   const body = `<h1>Study <span class="mono">${esc(s.studyInstanceUid)}</span>${s.studyDescription ? ` <span class="muted">${esc(s.studyDescription)}</span>` : ''}</h1>
 <p class="notice">NOT FOR DIAGNOSTIC USE</p>
 <p>Date ${esc(fmtDate(s.studyDate))} · ${s.seriesCount} series · <strong id="study-status">${esc(s.statusText)}</strong>${s.score !== undefined ? ` · score ${s.score.toFixed(3)} (${esc(s.category ?? '')})` : ''}${s.reason ? ` · ${esc(s.reason)}` : ''}</p>
@@ -172,11 +188,20 @@ export const studiesPlugin: FastifyPluginAsync<StudiesPluginOptions> = async (ap
     return st ? studyView(data, st) : undefined;
   };
   app.get('/api/studies', async (req) => list(limitOf(req.query)));
-  app.get<{ Params: { uid: string } }>('/api/studies/:uid', async (req, reply) => (await one(req.params.uid)) ?? reply.code(404).send({ error: 'study not found' }));
-  app.get('/admin/studies', async (req, reply) => reply.type('text/html; charset=utf-8').send(studiesListPage(await list(limitOf(req.query)))));
+  app.get<{ Params: { uid: string } }>(
+    '/api/studies/:uid',
+    async (req, reply) => (await one(req.params.uid)) ?? reply.code(404).send({ error: 'study not found' }),
+  );
+  app.get('/admin/studies', async (req, reply) =>
+    reply.type('text/html; charset=utf-8').send(studiesListPage(await list(limitOf(req.query)))),
+  );
   app.get<{ Params: { uid: string } }>('/admin/studies/:uid', async (req, reply) => {
     const s = await one(req.params.uid);
-    if (!s) return reply.code(404).type('text/html; charset=utf-8').send(notFoundPage(`No study ${req.params.uid}.`));
+    if (!s)
+      return reply
+        .code(404)
+        .type('text/html; charset=utf-8')
+        .send(notFoundPage(`No study ${req.params.uid}.`));
     return reply.type('text/html; charset=utf-8').send(studyPage(s));
   });
 };

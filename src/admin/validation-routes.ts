@@ -9,7 +9,14 @@
  * Every write lands in the audit table with the user.
  */
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
-import { agreesWith, dicomUidSchema, feedbackBodySchema, parseLabelCsv, REFERENCE_LABELS, referenceLabelSchema } from '../contracts/feedback.js';
+import {
+  agreesWith,
+  dicomUidSchema,
+  feedbackBodySchema,
+  parseLabelCsv,
+  REFERENCE_LABELS,
+  referenceLabelSchema,
+} from '../contracts/feedback.js';
 import type { StoreHandle } from '../db/handle.js';
 import type { ResultsDb } from '../db/results-db.js';
 import { buildReport } from '../validation/report.js';
@@ -51,9 +58,12 @@ export const validationRoutes: FastifyPluginAsync<ValidationRoutesOptions> = asy
   const identify = opts.identify ?? defaultIdentify;
   const store = opts.store;
   const canAnswer = (who: Identity): boolean => who.role === 'admin' || who.role === 'radiologist';
-  const forbid = (reply: FastifyReply, who: Identity) => reply.code(403).send({ error: `user ${who.name} (${who.role}) may not give feedback: needs the radiologist or admin role` });
+  const forbid = (reply: FastifyReply, who: Identity) =>
+    reply.code(403).send({ error: `user ${who.name} (${who.role}) may not give feedback: needs the radiologist or admin role` });
 
-  app.addContentTypeParser(['text/csv', 'text/plain'], { parseAs: 'string', bodyLimit: LABEL_CSV_LIMIT }, (_req, body, done) => done(null, body));
+  app.addContentTypeParser(['text/csv', 'text/plain'], { parseAs: 'string', bodyLimit: LABEL_CSV_LIMIT }, (_req, body, done) =>
+    done(null, body),
+  );
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
     done(null, Object.fromEntries(new URLSearchParams(String(body))));
   });
@@ -86,7 +96,16 @@ export const validationRoutes: FastifyPluginAsync<ValidationRoutesOptions> = asy
     });
     return {
       code: 201,
-      body: { id: row.id, studyInstanceUid: study, seriesInstanceUid: row.series_instance_uid || null, label: row.label, agree: row.agree === null ? null : row.agree === 1, comment: row.comment, user: row.user_name, at: row.created_at },
+      body: {
+        id: row.id,
+        studyInstanceUid: study,
+        seriesInstanceUid: row.series_instance_uid || null,
+        label: row.label,
+        agree: row.agree === null ? null : row.agree === 1,
+        comment: row.comment,
+        user: row.user_name,
+        at: row.created_at,
+      },
     };
   }
 
@@ -102,12 +121,21 @@ export const validationRoutes: FastifyPluginAsync<ValidationRoutesOptions> = asy
   app.post('/api/validation/labels', { bodyLimit: LABEL_CSV_LIMIT }, async (req, reply) => {
     const who = identify(req);
     if (!canAnswer(who)) return forbid(reply, who);
-    if (typeof req.body !== 'string') return reply.code(415).send({ error: 'send the labels as text/csv with the header StudyInstanceUID,label', allowedLabels: REFERENCE_LABELS });
+    if (typeof req.body !== 'string')
+      return reply
+        .code(415)
+        .send({ error: 'send the labels as text/csv with the header StudyInstanceUID,label', allowedLabels: REFERENCE_LABELS });
     const parsed = parseLabelCsv(req.body);
     const result = await store.use(async (db) => {
-      const imported = parsed.rows.length ? await db.importLabels(parsed.rows, who.name, { source: 'api', errors: parsed.errors.length }) : 0;
+      const imported = parsed.rows.length
+        ? await db.importLabels(parsed.rows, who.name, { source: 'api', errors: parsed.errors.length })
+        : 0;
       const scored = new Set((await db.latestResults()).map((r) => r.study_instance_uid));
-      return { imported, errors: parsed.errors, notYetScored: [...new Set(parsed.rows.map((r) => r.studyInstanceUid))].filter((s) => !scored.has(s)) };
+      return {
+        imported,
+        errors: parsed.errors,
+        notYetScored: [...new Set(parsed.rows.map((r) => r.studyInstanceUid))].filter((s) => !scored.has(s)),
+      };
     });
     return reply.code(result.imported === 0 && parsed.errors.length > 0 ? 400 : 200).send({ ...result, allowedLabels: REFERENCE_LABELS });
   });
@@ -115,13 +143,22 @@ export const validationRoutes: FastifyPluginAsync<ValidationRoutesOptions> = asy
   const report = () => store.use(async (db) => buildReport(await db.latestResults(), await db.allFeedback()));
   app.get('/api/validation', async () => report());
   app.get('/api/validation.csv', async (_req, reply) =>
-    reply.type('text/csv; charset=utf-8').header('content-disposition', 'attachment; filename="mlsam-validation.csv"').send(reportCsv(await report())),
+    reply
+      .type('text/csv; charset=utf-8')
+      .header('content-disposition', 'attachment; filename="mlsam-validation.csv"')
+      .send(reportCsv(await report())),
   );
   app.get('/api/validation.html', async (_req, reply) =>
-    reply.type('text/html; charset=utf-8').header('content-disposition', 'attachment; filename="mlsam-validation.html"').send(reportHtml(await report())),
+    reply
+      .type('text/html; charset=utf-8')
+      .header('content-disposition', 'attachment; filename="mlsam-validation.html"')
+      .send(reportHtml(await report())),
   );
   app.get('/admin/validation', async (_req, reply) =>
-    reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(validationPage(reportHtml(await report()))),
+    reply
+      .type('text/html; charset=utf-8')
+      .header('cache-control', 'no-store')
+      .send(validationPage(reportHtml(await report()))),
   );
 
   app.get<{ Querystring: { study?: string; msg?: string } }>('/admin/review', async (req, reply) => {
@@ -133,28 +170,42 @@ export const validationRoutes: FastifyPluginAsync<ValidationRoutesOptions> = asy
       if (!study) return reviewPage(undefined, 0, req.query.msg?.slice(0, 200));
       const series = await studyRows(db, study);
       if (series.length === 0) return undefined;
-      return reviewPage({ study, series, feedback: await db.feedbackOf(study), pending, user: who.name, canAnswer: canAnswer(who), ...(req.query.msg ? { flash: req.query.msg.slice(0, 200) } : {}) }, pending.length);
+      return reviewPage(
+        {
+          study,
+          series,
+          feedback: await db.feedbackOf(study),
+          pending,
+          user: who.name,
+          canAnswer: canAnswer(who),
+          ...(req.query.msg ? { flash: req.query.msg.slice(0, 200) } : {}),
+        },
+        pending.length,
+      );
     });
     if (!page) return reply.code(404).type('text/html; charset=utf-8').send(reviewPage(undefined, 0));
     return reply.type('text/html; charset=utf-8').header('cache-control', 'no-store').send(page);
   });
 
-  app.post<{ Params: { studyInstanceUid: string }; Body: Record<string, string> | undefined }>('/admin/review/:studyInstanceUid', async (req, reply) => {
-    const who = identify(req);
-    if (!canAnswer(who)) return forbid(reply, who);
-    const uid = dicomUidSchema.safeParse(req.params.studyInstanceUid);
-    if (!uid.success) return reply.code(404).send({ error: 'not a StudyInstanceUID' });
-    const form = req.body ?? {};
-    const label = referenceLabelSchema.safeParse(form.label);
-    const body = {
-      label: label.success ? label.data : form.label,
-      ...(form.agree === 'yes' ? { agree: true } : form.agree === 'no' ? { agree: false } : {}),
-      ...(form.comment?.trim() ? { comment: form.comment.trim() } : {}),
-    };
-    const r = await store.use((db) => answer(db, uid.data, body, who, 'dashboard'));
-    if (r.code !== 201) return reply.code(r.code).send(r.body);
-    const next = await store.use(async (db) => (await pendingStudies(db))[0]);
-    const msg = `Saved ${body.label} for ${uid.data}.`;
-    return reply.redirect(`/admin/review?${next ? `study=${encodeURIComponent(next)}&` : ''}msg=${encodeURIComponent(msg)}`, 303);
-  });
+  app.post<{ Params: { studyInstanceUid: string }; Body: Record<string, string> | undefined }>(
+    '/admin/review/:studyInstanceUid',
+    async (req, reply) => {
+      const who = identify(req);
+      if (!canAnswer(who)) return forbid(reply, who);
+      const uid = dicomUidSchema.safeParse(req.params.studyInstanceUid);
+      if (!uid.success) return reply.code(404).send({ error: 'not a StudyInstanceUID' });
+      const form = req.body ?? {};
+      const label = referenceLabelSchema.safeParse(form.label);
+      const body = {
+        label: label.success ? label.data : form.label,
+        ...(form.agree === 'yes' ? { agree: true } : form.agree === 'no' ? { agree: false } : {}),
+        ...(form.comment?.trim() ? { comment: form.comment.trim() } : {}),
+      };
+      const r = await store.use((db) => answer(db, uid.data, body, who, 'dashboard'));
+      if (r.code !== 201) return reply.code(r.code).send(r.body);
+      const next = await store.use(async (db) => (await pendingStudies(db))[0]);
+      const msg = `Saved ${body.label} for ${uid.data}.`;
+      return reply.redirect(`/admin/review?${next ? `study=${encodeURIComponent(next)}&` : ''}msg=${encodeURIComponent(msg)}`, 303);
+    },
+  );
 };

@@ -138,7 +138,9 @@ export async function runInferBench(opts: InferBenchOptions = {}): Promise<Infer
   try {
     await worker.start();
     const decodeThreads = worker.decodeThreads;
-    log(`model ${modelPath}, batch ${batchSize}, intra-op threads ${threads || 'default'}, decode threads ${decodeThreads}, ${cpus().length} cores`);
+    log(
+      `model ${modelPath}, batch ${batchSize}, intra-op threads ${threads || 'default'}, decode threads ${decodeThreads}, ${cpus().length} cores`,
+    );
 
     // 1. memory: a long synthetic 512x512 series (uncompressed) through the worker
     let memory: InferBenchResult['memory'];
@@ -148,7 +150,12 @@ export async function runInferBench(opts: InferBenchOptions = {}): Promise<Infer
       await mkdir(dir, { recursive: true });
       log(`writing a ${memSlices}-slice synthetic series…`);
       const syn = await writeSyntheticSeries({ dir, count: memSlices, rows: 512, columns: 512, sliceSpacing: 1 });
-      const data = await jobFor(dir, syn.instances.map((i) => i.sopInstanceUid), syn.studyInstanceUid, syn.seriesInstanceUid);
+      const data = await jobFor(
+        dir,
+        syn.instances.map((i) => i.sopInstanceUid),
+        syn.studyInstanceUid,
+        syn.seriesInstanceUid,
+      );
       const baselineRssMb = process.memoryUsage.rss() / 2 ** 20;
       const { value: rec, peakMb } = await withPeakRss(() => runJob(data));
       memory = {
@@ -157,7 +164,9 @@ export async function runInferBench(opts: InferBenchOptions = {}): Promise<Infer
         peakRssMb: round1(peakMb),
         baselineRssMb: round1(baselineRssMb),
       };
-      log(`memory: ${memory.slices} slices scored, peak RSS ${memory.peakRssMb} MB (before the job ${memory.baselineRssMb} MB), ${memory.workerSlicesPerSec} slices/s`);
+      log(
+        `memory: ${memory.slices} slices scored, peak RSS ${memory.peakRssMb} MB (before the job ${memory.baselineRssMb} MB), ${memory.workerSlicesPerSec} slices/s`,
+      );
       await rm(dir, { recursive: true, force: true });
     }
 
@@ -167,7 +176,12 @@ export async function runInferBench(opts: InferBenchOptions = {}): Promise<Infer
     const headers = await Promise.all(files.map((f) => readDicomHeaderFile(f)));
     const h0 = headers[0];
     if (!h0?.studyInstanceUid || !h0.seriesInstanceUid) throw new Error(`${seriesDir}: no DICOM series`);
-    const data = await jobFor(seriesDir, headers.map((h) => h.sopInstanceUid as string), h0.studyInstanceUid, h0.seriesInstanceUid);
+    const data = await jobFor(
+      seriesDir,
+      headers.map((h) => h.sopInstanceUid as string),
+      h0.studyInstanceUid,
+      h0.seriesInstanceUid,
+    );
     let best: ResultRecord | undefined;
     let peakRssMb = memory?.peakRssMb ?? 0;
     for (let i = 0; i < rounds + 1; i++) {
@@ -271,7 +285,9 @@ async function main(): Promise<void> {
   process.stdout.write(lines.join('\n'));
   await mkdir(join(PROJECT_ROOT, 'bench-results'), { recursive: true });
   await writeFile(join(PROJECT_ROOT, 'bench-results', 'infer.md'), lines.join('\n'));
-  process.stdout.write(`${JSON.stringify({ workerSlicesPerSec: r.workerSlicesPerSec, bareSlicesPerSec: r.bareSlicesPerSec, ratio: r.ratio, peakRssMb: r.peakRssMb })}\n`);
+  process.stdout.write(
+    `${JSON.stringify({ workerSlicesPerSec: r.workerSlicesPerSec, bareSlicesPerSec: r.bareSlicesPerSec, ratio: r.ratio, peakRssMb: r.peakRssMb })}\n`,
+  );
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

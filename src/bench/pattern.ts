@@ -45,14 +45,18 @@ export async function runPatternBench(rounds = 3): Promise<PatternBenchRow[] | n
   const rows: PatternBenchRow[] = [];
   for (const name of SERIES) {
     const dir = path.join(ctmd, name);
-    const cands = await Promise.all(readdirSync(dir).map(async (f) => ({ file: path.join(dir, f), header: await readDicomHeaderFile(path.join(dir, f)) })));
+    const cands = await Promise.all(
+      readdirSync(dir).map(async (f) => ({ file: path.join(dir, f), header: await readDicomHeaderFile(path.join(dir, f)) })),
+    );
     const sel = selectSlices(cands).slices;
     const analyses: SliceAnalysis[] = [];
     let lungMs = 0;
     for (const s of sel) {
       const d = await decodeDicomFile(s.file);
       const t = performance.now();
-      analyses.push(analyseSlice(d.image.data, d.image.width, d.image.height, d.header.pixelSpacing ?? [1, 1], lungs, quant, d.image.sliceThicknessMm));
+      analyses.push(
+        analyseSlice(d.image.data, d.image.width, d.image.height, d.header.pixelSpacing ?? [1, 1], lungs, quant, d.image.sliceThicknessMm),
+      );
       lungMs += performance.now() - t;
     }
     const best = new Array<number>(analyses.length).fill(Infinity);
@@ -67,11 +71,20 @@ export async function runPatternBench(rounds = 3): Promise<PatternBenchRow[] | n
     }
     const positions = sel.map((s) => s.position);
     const t = performance.now();
-    const sp = seriesPattern(patterns.map((p, i) => ({ pattern: p, position: positions[i] ?? null })), sel[0]?.header.imageOrientationPatient ?? null, sliceSpacing(positions));
+    const sp = seriesPattern(
+      patterns.map((p, i) => ({ pattern: p, position: positions[i] ?? null })),
+      sel[0]?.header.imageOrientationPatient ?? null,
+      sliceSpacing(positions),
+    );
     const seriesMs = performance.now() - t;
     rows.push({
-      series: name, slices: sel.length, patternMs: best.reduce((a, b) => a + b, 0) / best.length, patternMaxMs: Math.max(...best),
-      lungMs: lungMs / sel.length, seriesMs, category: sp?.category ?? 'n/a',
+      series: name,
+      slices: sel.length,
+      patternMs: best.reduce((a, b) => a + b, 0) / best.length,
+      patternMaxMs: Math.max(...best),
+      lungMs: lungMs / sel.length,
+      seriesMs,
+      category: sp?.category ?? 'n/a',
     });
   }
   return rows;
@@ -86,7 +99,10 @@ export function patternReportLines(rows: PatternBenchRow[] | null, rounds: numbe
     '',
     '| series | slices | pattern per slice, mean (ms) | slowest slice (ms) | lung + opacity per slice (ms) | series step (ms) | category |',
     '|---|---:|---:|---:|---:|---:|---|',
-    ...rows.map((r) => `| ${r.series} | ${r.slices} | ${r.patternMs.toFixed(2)} | ${r.patternMaxMs.toFixed(2)} | ${r.lungMs.toFixed(1)} | ${r.seriesMs.toFixed(1)} | ${r.category} |`),
+    ...rows.map(
+      (r) =>
+        `| ${r.series} | ${r.slices} | ${r.patternMs.toFixed(2)} | ${r.patternMaxMs.toFixed(2)} | ${r.lungMs.toFixed(1)} | ${r.seriesMs.toFixed(1)} | ${r.category} |`,
+    ),
   ];
 }
 

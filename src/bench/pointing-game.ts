@@ -33,7 +33,11 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const json = args.includes('--json');
   const root = path.resolve(args.find((a) => !a.startsWith('--')) ?? path.join(process.cwd(), '..', 'shared', 'data', 'covid-ct-md'));
-  const labels = readFileSync(path.join(root, 'slice_labels.csv'), 'utf8').trim().split('\n').slice(1).map((l) => l.split(','));
+  const labels = readFileSync(path.join(root, 'slice_labels.csv'), 'utf8')
+    .trim()
+    .split('\n')
+    .slice(1)
+    .map((l) => l.split(','));
   const positive = new Map<string, Set<string>>();
   for (const [series, sop, , , label] of labels) {
     if (label !== '1' || !series || !sop) continue;
@@ -49,7 +53,9 @@ async function main(): Promise<void> {
   for (const [series, sops] of [...positive].sort()) {
     const dir = path.join(root, series);
     const r: SeriesResult = { series, positives: 0, withOpacity: 0, hits: 0, hitsWithin5mm: 0, chance: 0 };
-    for (const name of readdirSync(dir).filter((n) => n.endsWith('.dcm')).sort()) {
+    for (const name of readdirSync(dir)
+      .filter((n) => n.endsWith('.dcm'))
+      .sort()) {
       const file = path.join(dir, name);
       const h = await readDicomHeaderFile(file);
       if (!h.sopInstanceUid || !sops.has(h.sopInstanceUid)) continue;
@@ -68,7 +74,13 @@ async function main(): Promise<void> {
       }
       if (opPx === 0) continue;
       const { width: W, height: H } = p.image;
-      const att = maskAttention({ width: out.attentionWidth, height: out.attentionHeight, data: out.attention }, p.crop.box, a.segmentation.lung, W, H);
+      const att = maskAttention(
+        { width: out.attentionWidth, height: out.attentionHeight, data: out.attention },
+        p.crop.box,
+        a.segmentation.lung,
+        W,
+        H,
+      );
       const peak = attentionPeak(att);
       if (!peak) continue;
       r.withOpacity++;
@@ -84,10 +96,17 @@ async function main(): Promise<void> {
     results.push(r);
   }
   await session.release();
-  const pooled = results.reduce<SeriesResult>((t, r) => ({
-    series: 'pooled', positives: t.positives + r.positives, withOpacity: t.withOpacity + r.withOpacity, hits: t.hits + r.hits,
-    hitsWithin5mm: t.hitsWithin5mm + r.hitsWithin5mm, chance: t.chance + r.chance * r.withOpacity,
-  }), { series: 'pooled', positives: 0, withOpacity: 0, hits: 0, hitsWithin5mm: 0, chance: 0 });
+  const pooled = results.reduce<SeriesResult>(
+    (t, r) => ({
+      series: 'pooled',
+      positives: t.positives + r.positives,
+      withOpacity: t.withOpacity + r.withOpacity,
+      hits: t.hits + r.hits,
+      hitsWithin5mm: t.hitsWithin5mm + r.hitsWithin5mm,
+      chance: t.chance + r.chance * r.withOpacity,
+    }),
+    { series: 'pooled', positives: 0, withOpacity: 0, hits: 0, hitsWithin5mm: 0, chance: 0 },
+  );
   if (pooled.withOpacity) pooled.chance /= pooled.withOpacity;
   const all = [...results, pooled];
   if (json) {
@@ -95,10 +114,16 @@ async function main(): Promise<void> {
     return;
   }
   const pct = (n: number, d: number) => (d ? `${((100 * n) / d).toFixed(0)} %` : '-');
-  process.stdout.write(`${meta.name} ${meta.version}: attention peak (inside the lungs) of slices labelled infected vs the measured opacity mask\n`);
-  process.stdout.write('| series | labelled infected | with opacity | peak inside opacity | within 5 mm | chance (opacity share of lung) |\n|---|---|---|---|---|---|\n');
+  process.stdout.write(
+    `${meta.name} ${meta.version}: attention peak (inside the lungs) of slices labelled infected vs the measured opacity mask\n`,
+  );
+  process.stdout.write(
+    '| series | labelled infected | with opacity | peak inside opacity | within 5 mm | chance (opacity share of lung) |\n|---|---|---|---|---|---|\n',
+  );
   for (const r of all) {
-    process.stdout.write(`| ${r.series} | ${r.positives} | ${r.withOpacity} | ${r.hits} (${pct(r.hits, r.withOpacity)}) | ${r.hitsWithin5mm} (${pct(r.hitsWithin5mm, r.withOpacity)}) | ${(100 * r.chance).toFixed(1)} % |\n`);
+    process.stdout.write(
+      `| ${r.series} | ${r.positives} | ${r.withOpacity} | ${r.hits} (${pct(r.hits, r.withOpacity)}) | ${r.hitsWithin5mm} (${pct(r.hitsWithin5mm, r.withOpacity)}) | ${(100 * r.chance).toFixed(1)} % |\n`,
+    );
   }
 }
 

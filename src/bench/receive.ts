@@ -71,10 +71,14 @@ const storescp: Target = {
     const port = await freePort();
     const child = spawn('storescp', ['-od', outDir, String(port)], { env: DCMTK_ENV, stdio: 'ignore' });
     await waitForPort(port);
-    return { port, aet: 'ANY-SCP', stop: async () => {
-      await stopChild(child);
-      return {};
-    } };
+    return {
+      port,
+      aet: 'ANY-SCP',
+      stop: async () => {
+        await stopChild(child);
+        return {};
+      },
+    };
   },
 };
 
@@ -200,14 +204,24 @@ export async function receiveBench(slices = 300, rounds = 3): Promise<{ text: st
       ``,
       `| receiver | time (s) | instances/s | MB/s | ratio to storescp | peak RSS (MB) |`,
       `|---|---:|---:|---:|---:|---:|`,
-      ...rows.map((r) =>
-        `| ${r.name} | ${(r.ms / 1000).toFixed(2)} | ${r.ips.toFixed(1)} | ${r.mbs.toFixed(1)} | ${r.ratio.toFixed(2)} | ${r.rss === undefined ? '' : r.rss.toFixed(0)} |`),
+      ...rows.map(
+        (r) =>
+          `| ${r.name} | ${(r.ms / 1000).toFixed(2)} | ${r.ips.toFixed(1)} | ${r.mbs.toFixed(1)} | ${r.ratio.toFixed(2)} | ${r.rss === undefined ? '' : r.rss.toFixed(0)} |`,
+      ),
       ``,
       `Disk floor with fsync on this machine (write ${(series.fileBytes / 1024).toFixed(0)} KiB + fdatasync + link + ` +
         `directory fsync, no network): ${floorMs.toFixed(2)} ms per instance, i.e. at most ` +
-        `${(1000 / floorMs).toFixed(0)} instances/s (${((1000 / floorMs) / (slices / (base / 1000))).toFixed(2)} of storescp) for one association.`,
+        `${(1000 / floorMs).toFixed(0)} instances/s (${(1000 / floorMs / (slices / (base / 1000))).toFixed(2)} of storescp) for one association.`,
       ``,
-      `All runs per target (s): ${rows.map((r) => `${r.name}: ${times.get(r.name)!.map((x) => (x / 1000).toFixed(2)).join(', ')}`).join('; ')}`,
+      `All runs per target (s): ${rows
+        .map(
+          (r) =>
+            `${r.name}: ${times
+              .get(r.name)!
+              .map((x) => (x / 1000).toFixed(2))
+              .join(', ')}`,
+        )
+        .join('; ')}`,
       ``,
     ];
     return { text: lines.join('\n'), rows, floorMs };

@@ -48,7 +48,12 @@ const { values: opts } = parseArgs({
     redis: { type: 'string', default: process.env.MLSAM_REDIS__URL ?? 'redis://127.0.0.1:6379' },
   },
 });
-const skip = new Set(opts.skip.split(',').map((s) => s.trim()).filter(Boolean));
+const skip = new Set(
+  opts.skip
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean),
+);
 const log = (s: string): void => void process.stdout.write(`${s}\n`);
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const mb = (b: number | undefined): string => (b === undefined ? 'n/a' : (b / 1048576).toFixed(0));
@@ -139,7 +144,10 @@ async function srIn(orthanc: Orthanc, studyUid: string): Promise<string[]> {
 }
 
 /** Sections 3 and 4. */
-async function e2eSection(sizes: number[], quiet: number): Promise<{ rows: E2eRow[]; listenerRss?: number; workerRss?: number; notes: string[] }> {
+async function e2eSection(
+  sizes: number[],
+  quiet: number,
+): Promise<{ rows: E2eRow[]; listenerRss?: number; workerRss?: number; notes: string[] }> {
   const work = await mkdtemp(join(tmpdir(), 'mlsam-bench-e2e-'));
   const prefix = `bench-e2e-${randomBytes(4).toString('hex')}`;
   const redis = new Redis(opts.redis, { maxRetriesPerRequest: 2 });
@@ -198,7 +206,10 @@ async function e2eSection(sizes: number[], quiet: number): Promise<{ rows: E2eRo
         if (tSr) {
           const j = await redis.get(keys.result(series.seriesInstanceUid));
           rec = parseStored(resultRecordSchema, j);
-          const inStudy = await orthanc.post<string[]>('/tools/find', { Level: 'Instance', Query: { StudyInstanceUID: series.studyInstanceUid } });
+          const inStudy = await orthanc.post<string[]>('/tools/find', {
+            Level: 'Instance',
+            Query: { StudyInstanceUID: series.studyInstanceUid },
+          });
           // The CT went straight to the listener: every instance of the study in Orthanc is a result object.
           objects = inStudy.length;
           if (rec?.outputs && objects >= rec.outputs.length) tAll = Date.now();
@@ -206,7 +217,14 @@ async function e2eSection(sizes: number[], quiet: number): Promise<{ rows: E2eRo
         await sleep(100);
       }
       if (i > 0) {
-        rows.push({ slices: count, sendS: (tLast - t0) / 1000, srS: (tSr - tLast) / 1000 - quiet, allS: (tAll - tLast) / 1000 - quiet, objects, rec });
+        rows.push({
+          slices: count,
+          sendS: (tLast - t0) / 1000,
+          srS: (tSr - tLast) / 1000 - quiet,
+          allS: (tAll - tLast) / 1000 - quiet,
+          objects,
+          rec,
+        });
       }
       await rm(series.dir, { recursive: true, force: true });
     }
@@ -278,8 +296,10 @@ async function main(): Promise<void> {
         const s = (ms: number | undefined): string => (ms === undefined ? '–' : (ms / 1000).toFixed(2));
         const work = (t.readMs ?? 0) + (t.decodeMs ?? 0) + (t.lungMs ?? 0) + (t.preprocessMs ?? 0) + (t.inferMs ?? 0);
         const sps = r.rec?.slices.length && t.totalMs ? (r.rec.slices.length / (t.totalMs / 1000)).toFixed(1) : '–';
-        return `| ${r.slices} | ${fmtS(r.sendS)} | ${fmtS(r.srS)} | ${fmtS(r.allS)} | ${r.objects} | ` +
-          `${s(t.waitMs)} / ${s((t.readMs ?? 0) + (t.decodeMs ?? 0) + (t.lungMs ?? 0) + (t.preprocessMs ?? 0))} / ${s(t.inferMs)} / ${s(t.resultsMs)} | ${work ? sps : '–'} |`;
+        return (
+          `| ${r.slices} | ${fmtS(r.sendS)} | ${fmtS(r.srS)} | ${fmtS(r.allS)} | ${r.objects} | ` +
+          `${s(t.waitMs)} / ${s((t.readMs ?? 0) + (t.decodeMs ?? 0) + (t.lungMs ?? 0) + (t.preprocessMs ?? 0))} / ${s(t.inferMs)} / ${s(t.resultsMs)} | ${work ? sps : '–'} |`
+        );
       }),
       '',
       ...e.notes,

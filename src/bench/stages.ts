@@ -108,7 +108,12 @@ export async function runStageBench(opts: StageBenchOptions = {}): Promise<Stage
   let best: Acc | undefined;
   const total = (a: Acc): number => a.decode.cpu + a.lungs.cpu + a.opacity.cpu + a.preprocess.cpu;
   for (let r = 0; r <= rounds; r++) {
-    const acc: Acc = { decode: { cpu: 0, wall: 0 }, lungs: { cpu: 0, wall: 0 }, opacity: { cpu: 0, wall: 0 }, preprocess: { cpu: 0, wall: 0 } };
+    const acc: Acc = {
+      decode: { cpu: 0, wall: 0 },
+      lungs: { cpu: 0, wall: 0 },
+      opacity: { cpu: 0, wall: 0 },
+      preprocess: { cpu: 0, wall: 0 },
+    };
     let c = cpuNow();
     let w = performance.now();
     const lap = (k: keyof Acc): void => {
@@ -177,7 +182,13 @@ export async function runStageBench(opts: StageBenchOptions = {}): Promise<Stage
     ceiling.push(row as CeilingRow);
     log(`stages: ceiling with ${threads} prepare thread(s): ${(row as CeilingRow).slicesPerSec.toFixed(1)} slices/s`);
   }
-  const stages = { decode: per(b.decode), lungs: per(b.lungs), opacity: per(b.opacity), preprocess: per(b.preprocess), infer: infer as StageCost };
+  const stages = {
+    decode: per(b.decode),
+    lungs: per(b.lungs),
+    opacity: per(b.opacity),
+    preprocess: per(b.preprocess),
+    infer: infer as StageCost,
+  };
   return {
     series: seriesDir,
     slices: n,
@@ -213,13 +224,16 @@ export function stageReportLines(r: StageBenchResult, bareSlicesPerSec?: number)
     `| **CPU stages (decode + lungs + opacity + preprocess)** | **${f2(r.cpuStagesMs)}** | ${f2(s.decode.wallMs + s.lungs.wallMs + s.opacity.wallMs + s.preprocess.wallMs)} |`,
     row('infer (the model, CPU provider)', s.infer),
     '',
-    'Ceiling: the worker\'s engine (scoreFiles as the inference worker runs it, key slices included) with the network replaced ' +
+    "Ceiling: the worker's engine (scoreFiles as the inference worker runs it, key slices included) with the network replaced " +
       'by a no-op of the same batch and output shapes, by prepare threads. Best of the timed rounds.',
     '',
     '| prepare threads | slices/s | per thread | speed-up over 1 thread | process CPU ms/slice |',
     '|---:|---:|---:|---:|---:|',
-    ...r.ceiling.map((c) => `| ${c.threads} | ${f1(c.slicesPerSec)} | ${f1(c.slicesPerSec / Math.max(1, c.threads))} | ` +
-      `${one ? f2(c.slicesPerSec / one.slicesPerSec) : '–'} | ${f2(c.cpuMsPerSlice)} |`),
+    ...r.ceiling.map(
+      (c) =>
+        `| ${c.threads} | ${f1(c.slicesPerSec)} | ${f1(c.slicesPerSec / Math.max(1, c.threads))} | ` +
+        `${one ? f2(c.slicesPerSec / one.slicesPerSec) : '–'} | ${f2(c.cpuMsPerSlice)} |`,
+    ),
     '',
     `**CPU-stages-only ceiling: ${f1(top.slicesPerSec)} slices/s with ${top.threads} thread(s)** (target ≥ 150 on 2 cores); ` +
       `CPU stages ${f2(r.cpuStagesMs)} ms of CPU per slice (target ≤ 12)` +
@@ -233,14 +247,19 @@ function arg(name: string): string | undefined {
 }
 
 async function main(): Promise<void> {
-  const threads = arg('threads')?.split(',').map(Number).filter((x) => Number.isInteger(x) && x >= 0);
+  const threads = arg('threads')
+    ?.split(',')
+    .map(Number)
+    .filter((x) => Number.isInteger(x) && x >= 0);
   const rounds = arg('rounds');
   const r = await runStageBench({
     ...(arg('series') ? { series: arg('series') } : {}),
     ...(threads?.length ? { threadCounts: threads } : {}),
     ...(rounds ? { rounds: Number(rounds) } : {}),
   });
-  process.stdout.write(`${[`# CPU stages (${new Date().toISOString()}, ${cpus().length} × ${cpus()[0]?.model.trim() ?? '?'})`, '', ...stageReportLines(r), ''].join('\n')}\n`);
+  process.stdout.write(
+    `${[`# CPU stages (${new Date().toISOString()}, ${cpus().length} × ${cpus()[0]?.model.trim() ?? '?'})`, '', ...stageReportLines(r), ''].join('\n')}\n`,
+  );
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

@@ -193,4 +193,3 @@ async function rmdirIfEmpty(dir: string): Promise<void> {
     /* gone or not empty meanwhile */
   }
 }
-

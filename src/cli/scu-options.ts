@@ -45,13 +45,17 @@ export function peerFromFlags(flags: ScuFlags): PeerOptions {
     timeoutMs: timeout * 1000,
     ...(flags.tls || flags.tlsCa || flags.tlsCert || flags.tlsKey
       ? {
-        tls: scuTls(config, {
-          ...(flags.tlsCa ? { caFile: flags.tlsCa } : {}),
-          ...(flags.tlsCert ? { certFile: flags.tlsCert } : {}),
-          ...(flags.tlsKey ? { keyFile: flags.tlsKey } : {}),
-          verifyHostname: flags.verifyHostname ?? true,
-        }, '--tls'),
-      }
+          tls: scuTls(
+            config,
+            {
+              ...(flags.tlsCa ? { caFile: flags.tlsCa } : {}),
+              ...(flags.tlsCert ? { certFile: flags.tlsCert } : {}),
+              ...(flags.tlsKey ? { keyFile: flags.tlsKey } : {}),
+              verifyHostname: flags.verifyHostname ?? true,
+            },
+            '--tls',
+          ),
+        }
       : {}),
   };
 }

@@ -15,13 +15,13 @@ export async function serveRoles(): Promise<readonly RoleFactory[]> {
 }
 
 export function registerServe(program: Command): void {
-  addNodeFlags(
-    program.command('serve').description('run every role in one process (listener, workers, admin)'),
-  ).action(async (flags: NodeFlags) => {
-    const config = configFromFlags(flags);
-    const logger = createLogger(config.log.level);
-    // Loaded on demand: `mlsam --help` and the SCU tools need not load BullMQ and the listener.
-    const { runUntilSignal } = await import('../node/node.js');
-    await runUntilSignal({ config, logger }, await serveRoles(), 'serve');
-  });
+  addNodeFlags(program.command('serve').description('run every role in one process (listener, workers, admin)')).action(
+    async (flags: NodeFlags) => {
+      const config = configFromFlags(flags);
+      const logger = createLogger(config.log.level);
+      // Loaded on demand: `mlsam --help` and the SCU tools need not load BullMQ and the listener.
+      const { runUntilSignal } = await import('../node/node.js');
+      await runUntilSignal({ config, logger }, await serveRoles(), 'serve');
+    },
+  );
 }

@@ -23,7 +23,9 @@ function config(flags: StoreFlags) {
 export function registerValidation(program: Command): void {
   const v = program.command('validation').description('local validation: import reference labels, write the report');
   v.command('import')
-    .description('import reference labels (CSV with the header StudyInstanceUID,label; labels covid-pattern, other-opacity, normal, not-assessable) into the results store; the good rows go in one transaction, bad rows are listed by line and make the exit status 1')
+    .description(
+      'import reference labels (CSV with the header StudyInstanceUID,label; labels covid-pattern, other-opacity, normal, not-assessable) into the results store; the good rows go in one transaction, bad rows are listed by line and make the exit status 1',
+    )
     .argument('<file>', 'CSV file')
     .option('--user <name>', 'who the labels come from (audit)', userInfo().username)
     .option('--spool <dir>', 'spool directory (spool.dir; the default store lives there)')
@@ -33,11 +35,16 @@ export function registerValidation(program: Command): void {
       const parsed = parseLabelCsv(await readFile(file, 'utf8'));
       const db = await openResultsDb(cfg);
       try {
-        const imported = parsed.rows.length ? await db.importLabels(parsed.rows, flags.user, { source: 'cli', file, errors: parsed.errors.length }) : 0;
+        const imported = parsed.rows.length
+          ? await db.importLabels(parsed.rows, flags.user, { source: 'cli', file, errors: parsed.errors.length })
+          : 0;
         const scored = new Set((await db.latestResults()).map((r) => r.study_instance_uid));
         const waiting = [...new Set(parsed.rows.map((r) => r.studyInstanceUid))].filter((s) => !scored.has(s));
         process.stdout.write(`imported ${imported} label(s) from ${file} into ${db.conn.where}\n`);
-        if (waiting.length) process.stdout.write(`${waiting.length} labelled stud${waiting.length === 1 ? 'y is' : 'ies are'} not scored yet (the label applies once ${waiting.length === 1 ? 'it is' : 'they are'}): ${waiting.slice(0, 10).join(', ')}${waiting.length > 10 ? ', …' : ''}\n`);
+        if (waiting.length)
+          process.stdout.write(
+            `${waiting.length} labelled stud${waiting.length === 1 ? 'y is' : 'ies are'} not scored yet (the label applies once ${waiting.length === 1 ? 'it is' : 'they are'}): ${waiting.slice(0, 10).join(', ')}${waiting.length > 10 ? ', …' : ''}\n`,
+          );
         for (const e of parsed.errors) process.stderr.write(`${file}:${e.line}: ${e.error}\n`);
         if (parsed.errors.length) process.exitCode = 1;
       } finally {
@@ -51,7 +58,8 @@ export function registerValidation(program: Command): void {
     .option('--spool <dir>', 'spool directory (spool.dir)')
     .option('--store <url>', 'results store (storage.url)')
     .action(async (flags: StoreFlags & { format: string; out?: string }) => {
-      if (!['json', 'csv', 'html'].includes(flags.format)) throw Object.assign(new Error(`--format: json, csv or html, not ${flags.format}`), { name: 'ConfigError' });
+      if (!['json', 'csv', 'html'].includes(flags.format))
+        throw Object.assign(new Error(`--format: json, csv or html, not ${flags.format}`), { name: 'ConfigError' });
       const db = await openResultsDb(config(flags));
       try {
         const r = buildReport(await db.latestResults(), await db.allFeedback());

@@ -9,7 +9,10 @@ type Path = ReadonlyArray<PropertyKey>;
 
 /** `MLSAM_SERIES__QUIET_PERIOD_SECONDS` for ['series', 'quietPeriodSeconds']. */
 export function envNameFor(path: Path): string {
-  const snake = (k: PropertyKey): string => String(k).replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+  const snake = (k: PropertyKey): string =>
+    String(k)
+      .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+      .toUpperCase();
   return `MLSAM_${path.map(snake).join('__')}`;
 }
 
@@ -17,7 +20,9 @@ export function envNameFor(path: Path): string {
 export function editDistance(a: string, b: string): number {
   const s = a.toLowerCase();
   const t = b.toLowerCase();
-  const d: number[][] = Array.from({ length: s.length + 1 }, (_, i) => Array.from({ length: t.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)));
+  const d: number[][] = Array.from({ length: s.length + 1 }, (_, i) =>
+    Array.from({ length: t.length + 1 }, (_, j) => (i === 0 ? j : j === 0 ? i : 0)),
+  );
   const at = (i: number, j: number): number => (d[i] as number[])[j] as number;
   for (let i = 1; i <= s.length; i++) {
     for (let j = 1; j <= t.length; j++) {
@@ -118,7 +123,13 @@ export function explainIssues(issues: readonly z.core.$ZodIssue[], schema: z.Zod
     if (i.code === 'invalid_union' && Array.isArray(i.errors) && i.errors.length > 0) {
       const nearest = [...i.errors].sort((a, b) => a.length - b.length)[0] ?? [];
       if (nearest.length > 0) {
-        lines.push(...explainIssues(nearest.map((e) => ({ ...e, path: [...i.path, ...e.path] }) as z.core.$ZodIssue), schema, sources));
+        lines.push(
+          ...explainIssues(
+            nearest.map((e) => ({ ...e, path: [...i.path, ...e.path] }) as z.core.$ZodIssue),
+            schema,
+            sources,
+          ),
+        );
         continue;
       }
     }
@@ -131,7 +142,9 @@ export function explainIssues(issues: readonly z.core.$ZodIssue[], schema: z.Zod
         const viaEnv = sources.env.has(key(path));
         const suggestion = near
           ? `; did you mean ${near}${viaEnv ? ` (${envNameFor([...i.path, near])})` : ''}?`
-          : known.length ? `; known keys here: ${known.join(', ')}` : '';
+          : known.length
+            ? `; known keys here: ${known.join(', ')}`
+            : '';
         lines.push(`  ${key(path)}${from ? ` (${from})` : ''}: unknown key${suggestion}`);
       }
       continue;

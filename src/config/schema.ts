@@ -1,6 +1,12 @@
 import { isIP } from 'node:net';
 import { z } from 'zod';
-import { dicomwebDestinationSchema, notificationSchema, STOW_RECEIVER_DEFAULTS, stowReceiverSchema, type DicomwebDestination } from './targets.js';
+import {
+  dicomwebDestinationSchema,
+  notificationSchema,
+  STOW_RECEIVER_DEFAULTS,
+  stowReceiverSchema,
+  type DicomwebDestination,
+} from './targets.js';
 
 /** An AE title: 1–16 characters of the default repertoire, no backslash, not all spaces. */
 const aeTitle = z
@@ -45,223 +51,236 @@ export const destinationSchema = z.strictObject({
   tls: destinationTlsSchema.optional(),
 });
 
-export const configSchema = z.strictObject({
-  dicom: z.strictObject({
-    aeTitle,
-    host: z.string().min(1),
-    port: z.number().int().min(0).max(65535),
-    allowedCallers: z.array(allowedCallerSchema),
-    /** Associations served at once; more are rejected (transient, local limit exceeded). */
-    maxAssociations: z.number().int().min(1),
-    /** Largest P-DATA-TF PDU we accept and announce. */
-    maxPduLength: z.number().int().min(4096).max(1048576),
-    /** Time allowed for the association request after TCP connect. */
-    associationTimeoutSeconds: z.number().positive(),
-    /** An association with no PDU for this long is aborted. */
-    idleTimeoutSeconds: z.number().positive(),
-    /**
-     * Progress deadline: while a PDU or a dataset is on its way, at least
-     * minTransferBytesPerSecond × progressTimeoutSeconds bytes must arrive in every
-     * progressTimeoutSeconds, else the association is aborted and the partial instance removed.
-     */
-    progressTimeoutSeconds: z.number().positive(),
-    /** 0 turns the progress deadline off. */
-    minTransferBytesPerSecond: z.number().min(0),
-    /** After an A-ASSOCIATE-RJ or A-ABORT, how long we wait for the peer to close (PS3.8 ARTIM). */
-    artimTimeoutSeconds: z.number().positive(),
-    /**
-     * Accept every standard storage SOP class (Secondary Capture dose screens, dose SRs, presentation
-     * states, other images) and store it unscored, so a forwarded whole study never fails at the PACS;
-     * false refuses their presentation contexts (only CT and Enhanced CT Image Storage accepted).
-     */
-    acceptUnscoredSopClasses: z.boolean(),
-    /** Sequences nested deeper than this in a dataset: C-STORE answered 0xC000. */
-    maxSequenceDepth: z.number().int().min(1).max(10000),
-    /** Sequence items plus Pixel Data fragments allowed in one dataset. */
-    maxItemsPerInstance: z.number().int().min(1),
-    /** DICOM TLS for the listener (plain TCP when disabled). */
-    tls: z.strictObject({
-      enabled: z.boolean(),
-      /** PEM certificate (chain) and private key of this node. */
-      certFile: pemPath,
-      keyFile: pemPath,
-      /** PEM CA certificate(s) that client certificates must chain to (and default trust for destinations). */
-      caFile: pemPath,
-      /** Refuse peers without a client certificate that chains to caFile. */
-      requireClientCert: z.boolean(),
+export const configSchema = z
+  .strictObject({
+    dicom: z.strictObject({
+      aeTitle,
+      host: z.string().min(1),
+      port: z.number().int().min(0).max(65535),
+      allowedCallers: z.array(allowedCallerSchema),
+      /** Associations served at once; more are rejected (transient, local limit exceeded). */
+      maxAssociations: z.number().int().min(1),
+      /** Largest P-DATA-TF PDU we accept and announce. */
+      maxPduLength: z.number().int().min(4096).max(1048576),
+      /** Time allowed for the association request after TCP connect. */
+      associationTimeoutSeconds: z.number().positive(),
+      /** An association with no PDU for this long is aborted. */
+      idleTimeoutSeconds: z.number().positive(),
+      /**
+       * Progress deadline: while a PDU or a dataset is on its way, at least
+       * minTransferBytesPerSecond × progressTimeoutSeconds bytes must arrive in every
+       * progressTimeoutSeconds, else the association is aborted and the partial instance removed.
+       */
+      progressTimeoutSeconds: z.number().positive(),
+      /** 0 turns the progress deadline off. */
+      minTransferBytesPerSecond: z.number().min(0),
+      /** After an A-ASSOCIATE-RJ or A-ABORT, how long we wait for the peer to close (PS3.8 ARTIM). */
+      artimTimeoutSeconds: z.number().positive(),
+      /**
+       * Accept every standard storage SOP class (Secondary Capture dose screens, dose SRs, presentation
+       * states, other images) and store it unscored, so a forwarded whole study never fails at the PACS;
+       * false refuses their presentation contexts (only CT and Enhanced CT Image Storage accepted).
+       */
+      acceptUnscoredSopClasses: z.boolean(),
+      /** Sequences nested deeper than this in a dataset: C-STORE answered 0xC000. */
+      maxSequenceDepth: z.number().int().min(1).max(10000),
+      /** Sequence items plus Pixel Data fragments allowed in one dataset. */
+      maxItemsPerInstance: z.number().int().min(1),
+      /** DICOM TLS for the listener (plain TCP when disabled). */
+      tls: z.strictObject({
+        enabled: z.boolean(),
+        /** PEM certificate (chain) and private key of this node. */
+        certFile: pemPath,
+        keyFile: pemPath,
+        /** PEM CA certificate(s) that client certificates must chain to (and default trust for destinations). */
+        caFile: pemPath,
+        /** Refuse peers without a client certificate that chains to caFile. */
+        requireClientCert: z.boolean(),
+      }),
     }),
-  }),
-  redis: z.strictObject({
-    url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
-    keyPrefix: z.string().min(1).regex(/^[A-Za-z0-9_.-]+$/),
-  }),
-  spool: z.strictObject({
-    dir: z.string().min(1),
-    /** C-STORE answers 0xA700 (out of resources) when the spool's file system is fuller than this. */
-    maxDiskUsagePercent: z.number().min(1).max(100),
-    /** Inputs and results are deleted this many days after they were dispatched (never before). */
-    retentionDays: z.number().positive(),
-    /** node-cron expression for the retention sweep. */
-    retentionCron: z.string().min(1),
-  }),
-  /**
-   * The durable results store (results, feedback, labels, users, audit): `sqlite:<file>` (embedded),
-   * a `postgres://` / `postgresql://` URL for several hosts, or "" (the default): SQLite in
-   * `<spool.dir>/.db/mlsam.sqlite`. Redis stays the queue.
-   */
-  storage: z.strictObject({
-    url: z.string().regex(/^(|sqlite:.+|postgres(ql)?:\/\/.+)$/, 'must be "", sqlite:<file> or a postgres:// URL'),
-    /** Results older than this many days are deleted from the store (0 keeps them; feedback is kept). */
-    retentionDays: z.number().min(0),
-    /** While the database is unreachable results wait in Redis; the catch-up runs this often. */
-    catchUpSeconds: z.number().positive(),
-  }),
-  series: z.strictObject({
-    quietPeriodSeconds: z.number().positive(),
-    /** node-cron expression for the spool reconciler. */
-    reconcileCron: z.string().min(1),
-    routing: z.strictObject({
-      modalities: z.array(z.string()),
-      /** Accepted BodyPartExamined values; "" accepts a missing or empty one. */
-      bodyParts: z.array(z.string()),
-      /** Instances whose ImageType contains one of these are not scored. */
-      excludeImageTypes: z.array(z.string()),
-      minSlices: z.number().int().min(1),
+    redis: z.strictObject({
+      url: z.string().regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL'),
+      keyPrefix: z
+        .string()
+        .min(1)
+        .regex(/^[A-Za-z0-9_.-]+$/),
+    }),
+    spool: z.strictObject({
+      dir: z.string().min(1),
+      /** C-STORE answers 0xA700 (out of resources) when the spool's file system is fuller than this. */
+      maxDiskUsagePercent: z.number().min(1).max(100),
+      /** Inputs and results are deleted this many days after they were dispatched (never before). */
+      retentionDays: z.number().positive(),
+      /** node-cron expression for the retention sweep. */
+      retentionCron: z.string().min(1),
     }),
     /**
-     * Which series of a complete study is scored (src/queue/series-selection.ts; unused when
-     * results.perSeries is true). A study is complete when none of its series received an instance
-     * for quietPeriodSeconds: one quiet period for both.
+     * The durable results store (results, feedback, labels, users, audit): `sqlite:<file>` (embedded),
+     * a `postgres://` / `postgresql://` URL for several hosts, or "" (the default): SQLite in
+     * `<spool.dir>/.db/mlsam.sqlite`. Redis stays the queue.
      */
-    selection: z.strictObject({
-      /** A series whose ImageType holds one of these is a reformat or projection, never a candidate. */
-      excludeImageTypes: z.array(z.string()),
-      /** Candidates must cover at least this many mm along z (a chest is 250-350 mm). */
-      minCoverageMm: z.number().min(0),
-      /** Slices this thick or thinner come first. */
-      thinSliceMm: z.number().positive(),
-      /** Kernel preference among thin candidates: soft/standard first (HU quantification), sharp first, or none. */
-      preferKernel: z.enum(['soft', 'sharp', 'any']),
-      /** Case-insensitive regular expressions that make a ConvolutionKernel "sharp". */
-      sharpKernels: z.array(z.string().refine((p) => {
-        try {
-          new RegExp(p, 'i');
-          return true;
-        } catch {
-          return false;
-        }
-      }, 'must be a regular expression')),
+    storage: z.strictObject({
+      url: z.string().regex(/^(|sqlite:.+|postgres(ql)?:\/\/.+)$/, 'must be "", sqlite:<file> or a postgres:// URL'),
+      /** Results older than this many days are deleted from the store (0 keeps them; feedback is kept). */
+      retentionDays: z.number().min(0),
+      /** While the database is unreachable results wait in Redis; the catch-up runs this often. */
+      catchUpSeconds: z.number().positive(),
     }),
-  }),
-  audit: z.strictObject({
-    retentionDays: z.number().positive(),
-    maxEntries: z.number().int().min(1),
-  }),
-  /**
-   * Where result objects go: DICOM C-STORE (`type` absent or "dicom") or DICOMweb STOW-RS (`type:
-   * "dicomweb"`). After parsing, `destinations` holds the DIMSE ones and `dicomwebDestinations` the
-   * DICOMweb ones (see the transform below).
-   */
-  destinations: z.array(z.union([destinationSchema, dicomwebDestinationSchema])),
-  /** Who is told about a result: HL7 ORU^R01, FHIR R4, webhook (config/targets.ts). */
-  notifications: z.array(notificationSchema).default([]),
-  http: z.strictObject({
-    host: z.string().min(1),
-    port: z.number().int().min(0).max(65535),
-    username: z.string().min(1),
-    password: z.string(),
-    /** Show patient name and ID on the dashboard and in the API (default false: UIDs only). */
-    showPhi: z.boolean(),
-    /** DICOMweb STOW-RS receiver under /dicom-web/studies (config/targets.ts). */
-    stow: stowReceiverSchema.default(STOW_RECEIVER_DEFAULTS),
-  }),
-  model: z.strictObject({
-    path: z.string().min(1),
-    providers: z.array(z.enum(['cpu', 'cuda', 'tensorrt', 'dml', 'coreml'])).min(1),
-    /** ONNX Runtime intra-op threads per session; 0 lets ONNX Runtime choose. */
-    intraOpThreads: z.number().int().min(0),
-    /** Slices per inference batch. */
-    batchSize: z.number().int().min(1).max(256),
-  }),
-  worker: z.strictObject({
-    /** Inference jobs one worker process runs at once (each has its own ONNX session). */
-    concurrency: z.number().int().min(1),
-    /** Dispatch jobs one worker process runs at once. */
-    dispatchConcurrency: z.number().int().min(1),
+    series: z.strictObject({
+      quietPeriodSeconds: z.number().positive(),
+      /** node-cron expression for the spool reconciler. */
+      reconcileCron: z.string().min(1),
+      routing: z.strictObject({
+        modalities: z.array(z.string()),
+        /** Accepted BodyPartExamined values; "" accepts a missing or empty one. */
+        bodyParts: z.array(z.string()),
+        /** Instances whose ImageType contains one of these are not scored. */
+        excludeImageTypes: z.array(z.string()),
+        minSlices: z.number().int().min(1),
+      }),
+      /**
+       * Which series of a complete study is scored (src/queue/series-selection.ts; unused when
+       * results.perSeries is true). A study is complete when none of its series received an instance
+       * for quietPeriodSeconds: one quiet period for both.
+       */
+      selection: z.strictObject({
+        /** A series whose ImageType holds one of these is a reformat or projection, never a candidate. */
+        excludeImageTypes: z.array(z.string()),
+        /** Candidates must cover at least this many mm along z (a chest is 250-350 mm). */
+        minCoverageMm: z.number().min(0),
+        /** Slices this thick or thinner come first. */
+        thinSliceMm: z.number().positive(),
+        /** Kernel preference among thin candidates: soft/standard first (HU quantification), sharp first, or none. */
+        preferKernel: z.enum(['soft', 'sharp', 'any']),
+        /** Case-insensitive regular expressions that make a ConvolutionKernel "sharp". */
+        sharpKernels: z.array(
+          z.string().refine((p) => {
+            try {
+              new RegExp(p, 'i');
+              return true;
+            } catch {
+              return false;
+            }
+          }, 'must be a regular expression'),
+        ),
+      }),
+    }),
+    audit: z.strictObject({
+      retentionDays: z.number().positive(),
+      maxEntries: z.number().int().min(1),
+    }),
     /**
-     * Threads that decode, analyse the lungs and preprocess slices beside inference (0: on the JS thread).
-     * Absent: one per core.
+     * Where result objects go: DICOM C-STORE (`type` absent or "dicom") or DICOMweb STOW-RS (`type:
+     * "dicomweb"`). After parsing, `destinations` holds the DIMSE ones and `dicomwebDestinations` the
+     * DICOMweb ones (see the transform below).
      */
-    prepareThreads: z.number().int().min(0).max(256).optional(),
-    /**
-     * BullMQ job lock of an inference job; renewed every half of it while the job runs. A worker
-     * that dies (SIGKILL, host lost) leaves its job to another worker once the lock has expired.
-     */
-    lockDurationSeconds: z.number().positive(),
-    /** How often a worker looks for jobs whose lock expired (stalled) and takes them back. */
-    stalledIntervalSeconds: z.number().positive(),
-  }),
-  results: z.strictObject({
-    /** Secondary Capture heatmaps for the top-k slices. */
-    heatmapSlices: z.number().int().min(0).max(50),
-    /** Add the per-slice probability summary image to the SC series. */
-    summaryImage: z.boolean(),
-    /** Send an SR that says why when a series could not be scored. */
-    reportNotScored: z.boolean(),
-    /** Add a Key Object Selection document ("Of Interest") naming the key slices, for viewers that flag key images. */
-    keyObjectSelection: z.boolean(),
-    /**
-     * false (default): one result set per study, on the series chosen by series.selection. true:
-     * every series that routing accepts is scored and gets its own result set.
-     */
-    perSeries: z.boolean(),
-    /** Add a DICOM Segmentation (SEG) of the lungs, ground glass and consolidation over the whole scored series (HU series). */
-    segmentation: z.boolean(),
-    /** Add a Grayscale Softcopy Presentation State per key slice (lung window, opacity outlines, text), for viewers that show GSPS but not TID 1500. */
-    presentationStates: z.boolean(),
-  }),
-  dispatch: z.strictObject({
-    /** Tries per (result, destination) before the job is parked as failed. */
-    attempts: z.number().int().min(1),
-    /** First retry delay; doubles on each try up to maxBackoffSeconds. */
-    backoffSeconds: z.number().positive(),
-    maxBackoffSeconds: z.number().positive(),
-    /** Connect / association / response timeout. */
-    timeoutSeconds: z.number().positive(),
-    /** node-cron expression for the periodic C-ECHO of every destination. */
-    echoCron: z.string().min(1),
-  }),
-  log: z.strictObject({
-    level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
-  }),
-}).superRefine((cfg, ctx) => {
-  const names = [...cfg.destinations.map((d) => d.name), ...cfg.notifications.map((n) => n.name)];
-  for (const dup of new Set(names.filter((n, i) => names.indexOf(n) !== i))) {
-    ctx.addIssue({ code: 'custom', path: ['notifications'], message: `target name "${dup}" is used twice (names are unique across destinations and notifications)` });
-  }
-  const tls = cfg.dicom.tls;
-  if (tls.enabled) {
-    for (const key of ['certFile', 'keyFile'] as const) {
-      if (tls[key] === '') ctx.addIssue({ code: 'custom', path: ['dicom', 'tls', key], message: 'must be set when dicom.tls.enabled is true' });
+    destinations: z.array(z.union([destinationSchema, dicomwebDestinationSchema])),
+    /** Who is told about a result: HL7 ORU^R01, FHIR R4, webhook (config/targets.ts). */
+    notifications: z.array(notificationSchema).default([]),
+    http: z.strictObject({
+      host: z.string().min(1),
+      port: z.number().int().min(0).max(65535),
+      username: z.string().min(1),
+      password: z.string(),
+      /** Show patient name and ID on the dashboard and in the API (default false: UIDs only). */
+      showPhi: z.boolean(),
+      /** DICOMweb STOW-RS receiver under /dicom-web/studies (config/targets.ts). */
+      stow: stowReceiverSchema.default(STOW_RECEIVER_DEFAULTS),
+    }),
+    model: z.strictObject({
+      path: z.string().min(1),
+      providers: z.array(z.enum(['cpu', 'cuda', 'tensorrt', 'dml', 'coreml'])).min(1),
+      /** ONNX Runtime intra-op threads per session; 0 lets ONNX Runtime choose. */
+      intraOpThreads: z.number().int().min(0),
+      /** Slices per inference batch. */
+      batchSize: z.number().int().min(1).max(256),
+    }),
+    worker: z.strictObject({
+      /** Inference jobs one worker process runs at once (each has its own ONNX session). */
+      concurrency: z.number().int().min(1),
+      /** Dispatch jobs one worker process runs at once. */
+      dispatchConcurrency: z.number().int().min(1),
+      /**
+       * Threads that decode, analyse the lungs and preprocess slices beside inference (0: on the JS thread).
+       * Absent: one per core.
+       */
+      prepareThreads: z.number().int().min(0).max(256).optional(),
+      /**
+       * BullMQ job lock of an inference job; renewed every half of it while the job runs. A worker
+       * that dies (SIGKILL, host lost) leaves its job to another worker once the lock has expired.
+       */
+      lockDurationSeconds: z.number().positive(),
+      /** How often a worker looks for jobs whose lock expired (stalled) and takes them back. */
+      stalledIntervalSeconds: z.number().positive(),
+    }),
+    results: z.strictObject({
+      /** Secondary Capture heatmaps for the top-k slices. */
+      heatmapSlices: z.number().int().min(0).max(50),
+      /** Add the per-slice probability summary image to the SC series. */
+      summaryImage: z.boolean(),
+      /** Send an SR that says why when a series could not be scored. */
+      reportNotScored: z.boolean(),
+      /** Add a Key Object Selection document ("Of Interest") naming the key slices, for viewers that flag key images. */
+      keyObjectSelection: z.boolean(),
+      /**
+       * false (default): one result set per study, on the series chosen by series.selection. true:
+       * every series that routing accepts is scored and gets its own result set.
+       */
+      perSeries: z.boolean(),
+      /** Add a DICOM Segmentation (SEG) of the lungs, ground glass and consolidation over the whole scored series (HU series). */
+      segmentation: z.boolean(),
+      /** Add a Grayscale Softcopy Presentation State per key slice (lung window, opacity outlines, text), for viewers that show GSPS but not TID 1500. */
+      presentationStates: z.boolean(),
+    }),
+    dispatch: z.strictObject({
+      /** Tries per (result, destination) before the job is parked as failed. */
+      attempts: z.number().int().min(1),
+      /** First retry delay; doubles on each try up to maxBackoffSeconds. */
+      backoffSeconds: z.number().positive(),
+      maxBackoffSeconds: z.number().positive(),
+      /** Connect / association / response timeout. */
+      timeoutSeconds: z.number().positive(),
+      /** node-cron expression for the periodic C-ECHO of every destination. */
+      echoCron: z.string().min(1),
+    }),
+    log: z.strictObject({
+      level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
+    }),
+  })
+  .superRefine((cfg, ctx) => {
+    const names = [...cfg.destinations.map((d) => d.name), ...cfg.notifications.map((n) => n.name)];
+    for (const dup of new Set(names.filter((n, i) => names.indexOf(n) !== i))) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['notifications'],
+        message: `target name "${dup}" is used twice (names are unique across destinations and notifications)`,
+      });
     }
-  }
-  if (tls.requireClientCert && tls.caFile === '') {
-    ctx.addIssue({ code: 'custom', path: ['dicom', 'tls', 'caFile'], message: 'must be set when dicom.tls.requireClientCert is true' });
-  }
-  if (cfg.http.password === '' && !isLoopback(cfg.http.host)) {
-    ctx.addIssue({
-      code: 'custom',
-      path: ['http', 'password'],
-      message: `must be set when http.host (${cfg.http.host}) is not a loopback address`,
-    });
-  }
-}).transform(({ destinations, ...rest }) => ({
-  ...rest,
-  /** The DIMSE (C-ECHO / C-STORE) destinations. */
-  destinations: destinations.filter((d): d is z.infer<typeof destinationSchema> => d.type !== 'dicomweb'),
-  /** The DICOMweb (STOW-RS) destinations. */
-  dicomwebDestinations: destinations.filter((d): d is DicomwebDestination => d.type === 'dicomweb'),
-}));
+    const tls = cfg.dicom.tls;
+    if (tls.enabled) {
+      for (const key of ['certFile', 'keyFile'] as const) {
+        if (tls[key] === '')
+          ctx.addIssue({ code: 'custom', path: ['dicom', 'tls', key], message: 'must be set when dicom.tls.enabled is true' });
+      }
+    }
+    if (tls.requireClientCert && tls.caFile === '') {
+      ctx.addIssue({ code: 'custom', path: ['dicom', 'tls', 'caFile'], message: 'must be set when dicom.tls.requireClientCert is true' });
+    }
+    if (cfg.http.password === '' && !isLoopback(cfg.http.host)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['http', 'password'],
+        message: `must be set when http.host (${cfg.http.host}) is not a loopback address`,
+      });
+    }
+  })
+  .transform(({ destinations, ...rest }) => ({
+    ...rest,
+    /** The DIMSE (C-ECHO / C-STORE) destinations. */
+    destinations: destinations.filter((d): d is z.infer<typeof destinationSchema> => d.type !== 'dicomweb'),
+    /** The DICOMweb (STOW-RS) destinations. */
+    dicomwebDestinations: destinations.filter((d): d is DicomwebDestination => d.type === 'dicomweb'),
+  }));
 
 export type Config = z.infer<typeof configSchema>;
 export type AllowedCaller = z.infer<typeof allowedCallerSchema>;

@@ -7,7 +7,10 @@
 import { z } from 'zod';
 
 const port = z.number().int().min(1).max(65535);
-const httpUrl = z.string().url().regex(/^https?:\/\//, 'must be an http:// or https:// URL');
+const httpUrl = z
+  .string()
+  .url()
+  .regex(/^https?:\/\//, 'must be an http:// or https:// URL');
 
 /** Credentials for an HTTP target: none, a bearer token, or basic auth. */
 export const httpAuthSchema = z.discriminatedUnion('type', [
@@ -100,5 +103,10 @@ export const stowReceiverSchema = z.strictObject({
 export type StowReceiverConfig = z.infer<typeof stowReceiverSchema>;
 
 export const STOW_RECEIVER_DEFAULTS: StowReceiverConfig = {
-  enabled: false, tokens: [], basicAuth: true, allowedHosts: ['*'], maxRequestMB: 200, maxInstanceMB: 50,
+  enabled: false,
+  tokens: [],
+  basicAuth: true,
+  allowedHosts: ['*'],
+  maxRequestMB: 200,
+  maxInstanceMB: 50,
 };

@@ -56,7 +56,13 @@ export interface LabelCsvParse {
  */
 export function parseLabelCsv(text: string): LabelCsvParse {
   const lines = text.replace(/^\uFEFF/, '').split(/\r?\n/);
-  const cells = (l: string): string[] => l.split(',').map((c) => c.trim().replace(/^"(.*)"$/, '$1').trim());
+  const cells = (l: string): string[] =>
+    l.split(',').map((c) =>
+      c
+        .trim()
+        .replace(/^"(.*)"$/, '$1')
+        .trim(),
+    );
   const errors: LabelCsvParse['errors'] = [];
   const rows: LabelRow[] = [];
   const headerAt = lines.findIndex((l) => l.trim() !== '');
@@ -65,7 +71,10 @@ export function parseLabelCsv(text: string): LabelCsvParse {
   const uidCol = header.indexOf('studyinstanceuid');
   const labelCol = header.indexOf('label');
   if (uidCol < 0 || labelCol < 0) {
-    return { rows, errors: [{ line: headerAt + 1, error: `header must name StudyInstanceUID and label (got ${lines[headerAt]!.trim().slice(0, 100)})` }] };
+    return {
+      rows,
+      errors: [{ line: headerAt + 1, error: `header must name StudyInstanceUID and label (got ${lines[headerAt]!.trim().slice(0, 100)})` }],
+    };
   }
   for (let i = headerAt + 1; i < lines.length; i++) {
     const raw = lines[i]!;

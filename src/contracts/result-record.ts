@@ -7,7 +7,11 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 
-const uid = z.string().min(1).max(64).regex(/^[0-9]+(\.[0-9]+)*$/);
+const uid = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[0-9]+(\.[0-9]+)*$/);
 
 export const resultStatusSchema = z.enum([
   /** The worker is on it (progress in the BullMQ job). */

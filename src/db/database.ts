@@ -50,7 +50,12 @@ export function openStore(url: string, opts: OpenOptions = {}): StoreConnection 
     const db = new Kysely<Database>({ dialect: new SqliteDialect({ database: conn }) });
     return { db, engine, where: `sqlite:${file}`, close: () => db.destroy() };
   }
-  const pool = new pg.Pool({ connectionString: url, max: 5, connectionTimeoutMillis: opts.connectTimeoutMs ?? 3_000, idleTimeoutMillis: 30_000 });
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: 5,
+    connectionTimeoutMillis: opts.connectTimeoutMs ?? 3_000,
+    idleTimeoutMillis: 30_000,
+  });
   pool.on('error', (err) => opts.onPoolError?.(err));
   const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
   return { db, engine, where: redactDbUrl(url), close: () => db.destroy() };

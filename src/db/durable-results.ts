@@ -90,7 +90,10 @@ export class DurableResults {
       }
     }
     await this.opts.redis.rpush(this.key, JSON.stringify(row));
-    this.opts.logger.warn({ series: row.series_instance_uid, waiting: waiting + 1, err: this.lastError }, 'results store unavailable: result kept in the outbox');
+    this.opts.logger.warn(
+      { series: row.series_instance_uid, waiting: waiting + 1, err: this.lastError },
+      'results store unavailable: result kept in the outbox',
+    );
     return 'queued';
   }
 
@@ -160,7 +163,12 @@ export class DurableResults {
     const pending = await this.opts.redis.llen(this.key).catch(() => -1);
     const where = this.db?.conn.where;
     if (this.lastError) {
-      return { ok: false, ...(where ? { where } : {}), pending, error: `results store not writable (${this.lastError}); ${pending} result(s) wait in Redis and will be written when it is back` };
+      return {
+        ok: false,
+        ...(where ? { where } : {}),
+        pending,
+        error: `results store not writable (${this.lastError}); ${pending} result(s) wait in Redis and will be written when it is back`,
+      };
     }
     return { ok: true, ...(where ? { where } : {}), pending };
   }

@@ -18,7 +18,10 @@ export class StoreHandle {
   private failedAt = 0;
   private lastError: string | undefined;
 
-  constructor(private readonly open: () => Promise<ResultsDb>, private readonly retryMs = 1_000) {}
+  constructor(
+    private readonly open: () => Promise<ResultsDb>,
+    private readonly retryMs = 1_000,
+  ) {}
 
   async get(): Promise<ResultsDb> {
     if (this.db) return this.db;

@@ -25,6 +25,11 @@ export async function checkStore(handle: StoreHandle, redis: Redis, keyPrefix: s
     return { ok: true, engine: db.conn.engine, where: db.conn.where, ms: Date.now() - t0, ...(pending !== undefined ? { pending } : {}) };
   } catch (err) {
     const why = (err as Error).message.replace(/^results store unavailable: /, '');
-    return { ok: false, where, ...(pending !== undefined ? { pending } : {}), error: `results store ${where} not reachable (${why})${waiting}` };
+    return {
+      ok: false,
+      where,
+      ...(pending !== undefined ? { pending } : {}),
+      error: `results store ${where} not reachable (${why})${waiting}`,
+    };
   }
 }

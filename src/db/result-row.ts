@@ -12,7 +12,11 @@ export function resultRow(record: ResultRecord, attrs: AcquisitionAttributes | n
     ...(k.cnnProbability !== undefined ? { cnnProbability: k.cnnProbability } : {}),
     ...(k.opacityPercent !== undefined ? { opacityPercent: k.opacityPercent } : {}),
   }));
-  const outputs = (record.outputs ?? []).map((o) => ({ kind: o.kind, sopInstanceUid: o.sopInstanceUid, seriesInstanceUid: o.seriesInstanceUid }));
+  const outputs = (record.outputs ?? []).map((o) => ({
+    kind: o.kind,
+    sopInstanceUid: o.sopInstanceUid,
+    seriesInstanceUid: o.seriesInstanceUid,
+  }));
   return {
     study_instance_uid: record.studyInstanceUid,
     series_instance_uid: record.seriesInstanceUid,

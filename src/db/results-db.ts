@@ -53,14 +53,29 @@ export class ResultsDb {
   }
 
   async studyExists(studyInstanceUid: string): Promise<boolean> {
-    const r = await this.db.selectFrom('results').select('id').where('study_instance_uid', '=', studyInstanceUid).limit(1).executeTakeFirst();
+    const r = await this.db
+      .selectFrom('results')
+      .select('id')
+      .where('study_instance_uid', '=', studyInstanceUid)
+      .limit(1)
+      .executeTakeFirst();
     return r !== undefined;
   }
 
   async addFeedback(f: NewFeedback, at = new Date()): Promise<FeedbackRow> {
     return this.db.transaction().execute(async (trx) => {
       const row = await insertFeedback(trx, f, at.toISOString());
-      await insertAudit(trx, { user: f.user, action: 'feedback', studyInstanceUid: f.studyInstanceUid, ...(f.seriesInstanceUid ? { seriesInstanceUid: f.seriesInstanceUid } : {}), detail: { label: f.label, agree: f.agree, source: f.source } }, at.toISOString());
+      await insertAudit(
+        trx,
+        {
+          user: f.user,
+          action: 'feedback',
+          studyInstanceUid: f.studyInstanceUid,
+          ...(f.seriesInstanceUid ? { seriesInstanceUid: f.seriesInstanceUid } : {}),
+          detail: { label: f.label, agree: f.agree, source: f.source },
+        },
+        at.toISOString(),
+      );
       return row;
     });
   }
@@ -69,7 +84,8 @@ export class ResultsDb {
   async importLabels(rows: readonly LabelRow[], user: string, detail: Record<string, unknown>, at = new Date()): Promise<number> {
     const iso = at.toISOString();
     return this.db.transaction().execute(async (trx) => {
-      for (const r of rows) await insertFeedback(trx, { studyInstanceUid: r.studyInstanceUid, label: r.label, agree: null, user, source: 'import' }, iso);
+      for (const r of rows)
+        await insertFeedback(trx, { studyInstanceUid: r.studyInstanceUid, label: r.label, agree: null, user, source: 'import' }, iso);
       await insertAudit(trx, { user, action: 'label-import', detail: { ...detail, imported: rows.length } }, iso);
       return rows.length;
     });
@@ -81,7 +97,13 @@ export class ResultsDb {
   }
 
   async feedbackOf(studyInstanceUid: string): Promise<FeedbackRow[]> {
-    return this.db.selectFrom('feedback').selectAll().where('study_instance_uid', '=', studyInstanceUid).orderBy('created_at', 'desc').orderBy('id', 'desc').execute();
+    return this.db
+      .selectFrom('feedback')
+      .selectAll()
+      .where('study_instance_uid', '=', studyInstanceUid)
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .execute();
   }
 
   async audit(entry: AuditEntry, at = new Date()): Promise<void> {

@@ -11,7 +11,11 @@ import type { ResultsDb } from './results-db.js';
 export const ROLES = ['admin', 'radiologist', 'viewer'] as const;
 export type UserRole = (typeof ROLES)[number];
 export const roleSchema = z.enum(ROLES, { error: (iss) => `role ${JSON.stringify(iss.input)} is not one of ${ROLES.join(', ')}` });
-export const userNameSchema = z.string().min(1).max(64).regex(/^[A-Za-z0-9._@-]+$/, 'user names use letters, digits and . _ @ -');
+export const userNameSchema = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[A-Za-z0-9._@-]+$/, 'user names use letters, digits and . _ @ -');
 /** At least 10 characters (NIST SP 800-63B asks for 8; a hospital network deserves more). */
 export const passwordSchema = z.string().min(10, 'a password needs at least 10 characters').max(200);
 
@@ -38,7 +42,17 @@ export class Users {
       const exists = await trx.selectFrom('users').select('name').where('name', '=', name).executeTakeFirst();
       if (exists) throw new Error(`user ${name} exists already (mlsam users passwd changes the password)`);
       await trx.insertInto('users').values({ name, password_hash: hash, role, created_at: now, updated_at: now }).execute();
-      await trx.insertInto('audit').values({ at: now, user_name: by, action: 'user-add', study_instance_uid: null, series_instance_uid: null, detail: JSON.stringify({ name, role }) }).execute();
+      await trx
+        .insertInto('audit')
+        .values({
+          at: now,
+          user_name: by,
+          action: 'user-add',
+          study_instance_uid: null,
+          series_instance_uid: null,
+          detail: JSON.stringify({ name, role }),
+        })
+        .execute();
     });
   }
 
@@ -49,7 +63,17 @@ export class Users {
     await this.store.db.transaction().execute(async (trx) => {
       const r = await trx.updateTable('users').set({ password_hash: hash, updated_at: now }).where('name', '=', name).executeTakeFirst();
       if (Number(r.numUpdatedRows) !== 1) throw new Error(`no user ${name}`);
-      await trx.insertInto('audit').values({ at: now, user_name: by, action: 'user-passwd', study_instance_uid: null, series_instance_uid: null, detail: JSON.stringify({ name }) }).execute();
+      await trx
+        .insertInto('audit')
+        .values({
+          at: now,
+          user_name: by,
+          action: 'user-passwd',
+          study_instance_uid: null,
+          series_instance_uid: null,
+          detail: JSON.stringify({ name }),
+        })
+        .execute();
     });
   }
 
@@ -59,7 +83,17 @@ export class Users {
     await this.store.db.transaction().execute(async (trx) => {
       const r = await trx.updateTable('users').set({ role, updated_at: now }).where('name', '=', name).executeTakeFirst();
       if (Number(r.numUpdatedRows) !== 1) throw new Error(`no user ${name}`);
-      await trx.insertInto('audit').values({ at: now, user_name: by, action: 'user-role', study_instance_uid: null, series_instance_uid: null, detail: JSON.stringify({ name, role }) }).execute();
+      await trx
+        .insertInto('audit')
+        .values({
+          at: now,
+          user_name: by,
+          action: 'user-role',
+          study_instance_uid: null,
+          series_instance_uid: null,
+          detail: JSON.stringify({ name, role }),
+        })
+        .execute();
     });
   }
 
@@ -69,7 +103,17 @@ export class Users {
       await trx.deleteFrom('api_tokens').where('user_name', '=', name).execute();
       const r = await trx.deleteFrom('users').where('name', '=', name).executeTakeFirst();
       if (Number(r.numDeletedRows) !== 1) throw new Error(`no user ${name}`);
-      await trx.insertInto('audit').values({ at: now, user_name: by, action: 'user-remove', study_instance_uid: null, series_instance_uid: null, detail: JSON.stringify({ name }) }).execute();
+      await trx
+        .insertInto('audit')
+        .values({
+          at: now,
+          user_name: by,
+          action: 'user-remove',
+          study_instance_uid: null,
+          series_instance_uid: null,
+          detail: JSON.stringify({ name }),
+        })
+        .execute();
     });
   }
 
@@ -91,8 +135,21 @@ export class Users {
     await this.store.db.transaction().execute(async (trx) => {
       const u = await trx.selectFrom('users').select('name').where('name', '=', name).executeTakeFirst();
       if (!u) throw new Error(`no user ${name}`);
-      await trx.insertInto('api_tokens').values({ token_hash: sha256(token), user_name: name, label, created_at: now }).execute();
-      await trx.insertInto('audit').values({ at: now, user_name: by, action: 'token-add', study_instance_uid: null, series_instance_uid: null, detail: JSON.stringify({ name, label }) }).execute();
+      await trx
+        .insertInto('api_tokens')
+        .values({ token_hash: sha256(token), user_name: name, label, created_at: now })
+        .execute();
+      await trx
+        .insertInto('audit')
+        .values({
+          at: now,
+          user_name: by,
+          action: 'token-add',
+          study_instance_uid: null,
+          series_instance_uid: null,
+          detail: JSON.stringify({ name, label }),
+        })
+        .execute();
     });
     return token;
   }

@@ -146,7 +146,10 @@ function progressText(p: unknown): string {
 }
 
 /** Polls Orthanc and Redis until the result objects of the series are stored in Orthanc. */
-async function waitForResult(w: Watch, timeoutMs: number): Promise<{ record: ResultRecord | undefined; sr: OrthancResource; objects: OrthancResource[] }> {
+async function waitForResult(
+  w: Watch,
+  timeoutMs: number,
+): Promise<{ record: ResultRecord | undefined; sr: OrthancResource; objects: OrthancResource[] }> {
   const end = Date.now() + timeoutMs;
   const seen = new Set<string>();
   const phase = (key: string, line: string): void => {
@@ -186,22 +189,30 @@ async function waitForResult(w: Watch, timeoutMs: number): Promise<{ record: Res
       else if (state === 'active') status(`scoring: ${progressText(j!.progress) || 'started'}`);
     }
     if (record?.status === 'scored' && record.score !== undefined) {
-      phase('scored', `• node: scored ${record.slices.length} slices: ${record.score.toFixed(3)} → ${record.category ?? '?'} ` +
-        `(${((record.timings.totalMs ?? 0) / 1000).toFixed(1)} s, ${record.provider})`);
+      phase(
+        'scored',
+        `• node: scored ${record.slices.length} slices: ${record.score.toFixed(3)} → ${record.category ?? '?'} ` +
+          `(${((record.timings.totalMs ?? 0) / 1000).toFixed(1)} s, ${record.provider})`,
+      );
     } else if (record?.status === 'not-scored' || record?.status === 'failed') {
       phase(`rec-${record.status}`, `• node: ${record.status}: ${record.reason ?? ''}`);
     }
     for (const d of parseDispatchStates(await w.redis.hgetall(w.keys.dispatch(w.seriesUid)))) {
       const dest = d.destination;
-      if (d.status === 'sending' || d.status === 'pending') status(`sending results to ${dest}: ${d.instancesSent} sent, try ${d.attempts}`);
-      if (d.status === 'failed') phase(`dfail-${dest}-${d.attempts}`, `  dispatch to ${dest} failed (try ${d.attempts}): ${d.lastError ?? ''}`);
+      if (d.status === 'sending' || d.status === 'pending')
+        status(`sending results to ${dest}: ${d.instancesSent} sent, try ${d.attempts}`);
+      if (d.status === 'failed')
+        phase(`dfail-${dest}-${d.attempts}`, `  dispatch to ${dest} failed (try ${d.attempts}): ${d.lastError ?? ''}`);
     }
     // Orthanc: our objects in the same study.
     const series = await w.orthanc.seriesOfStudy(w.studyUid).catch(() => [] as OrthancResource[]);
     // The result series the record names (the heatmap SCs are Modality CT too); before it names them, every non-CT series.
     const resultSeries = new Set((record?.outputs ?? []).map((o) => o.seriesInstanceUid));
-    const ours = series.filter((x) => x.MainDicomTags.SeriesInstanceUID !== w.seriesUid &&
-      (resultSeries.size ? resultSeries.has(x.MainDicomTags.SeriesInstanceUID ?? '') : x.MainDicomTags.Modality !== 'CT'));
+    const ours = series.filter(
+      (x) =>
+        x.MainDicomTags.SeriesInstanceUID !== w.seriesUid &&
+        (resultSeries.size ? resultSeries.has(x.MainDicomTags.SeriesInstanceUID ?? '') : x.MainDicomTags.Modality !== 'CT'),
+    );
     const srSeries = ours.find((x) => x.MainDicomTags.Modality === 'SR');
     if (srSeries) {
       const objects = (await Promise.all(ours.map((x) => w.orthanc.get<OrthancResource[]>(`/series/${x.ID}/instances`)))).flat();
@@ -223,11 +234,16 @@ function phantomCheck(ph: PhantomSeries, record: ResultRecord): string {
   const bySop = new Map(record.slices.map((s) => [s.sopInstanceUid, s.probability]));
   const p = ph.instances.map((i) => bySop.get(i.sopInstanceUid) ?? Number.NaN);
   const r = lesionRanking(p, ph);
-  const verdict = r.auc >= 0.8 ? 'the model ranks the lesion slices above the lesion-free ones'
-    : r.auc > 0.5 ? 'the model ranks the lesion slices only weakly above the lesion-free ones'
-      : 'the model does NOT rank the lesion slices above the lesion-free ones';
-  return `  phantom check: lesion slices mean p ${r.lesionMean.toFixed(3)} (${r.lesion}), lesion-free lung slices ${r.lesionFreeMean.toFixed(3)} ` +
-    `(${r.lesionFree}); ranking AUC ${r.auc.toFixed(3)}: ${verdict}`;
+  const verdict =
+    r.auc >= 0.8
+      ? 'the model ranks the lesion slices above the lesion-free ones'
+      : r.auc > 0.5
+        ? 'the model ranks the lesion slices only weakly above the lesion-free ones'
+        : 'the model does NOT rank the lesion slices above the lesion-free ones';
+  return (
+    `  phantom check: lesion slices mean p ${r.lesionMean.toFixed(3)} (${r.lesion}), lesion-free lung slices ${r.lesionFreeMean.toFixed(3)} ` +
+    `(${r.lesionFree}); ranking AUC ${r.auc.toFixed(3)}: ${verdict}`
+  );
 }
 
 async function main(): Promise<void> {
@@ -271,7 +287,9 @@ async function main(): Promise<void> {
     stableAgeSeconds: stableAge,
   });
   cleanups.push({ what: 'stop Orthanc', fn: () => orthanc.stop() });
-  say(`• Orthanc ${(await orthanc.system()).Version} (pid ${orthanc.pid}): web UI ${orthanc.explorerUrl}, DICOM ${orthanc.aeTitle}@127.0.0.1:${orthanc.dicomPort}`);
+  say(
+    `• Orthanc ${(await orthanc.system()).Version} (pid ${orthanc.pid}): web UI ${orthanc.explorerUrl}, DICOM ${orthanc.aeTitle}@127.0.0.1:${orthanc.dicomPort}`,
+  );
 
   // 3. The node: every role in one process.
   const httpPort = await port(8080);
@@ -290,7 +308,9 @@ async function main(): Promise<void> {
   });
   cleanups.push({ what: 'stop mlsam serve', fn: () => node.stop() });
   await node.waitListening(60_000);
-  say(`• mlsam serve (pid ${node.pid}): DICOM ${NODE_AET}@127.0.0.1:${nodePort}, dashboard http://127.0.0.1:${httpPort}/ , log ${node.logPath}`);
+  say(
+    `• mlsam serve (pid ${node.pid}): DICOM ${NODE_AET}@127.0.0.1:${nodePort}, dashboard http://127.0.0.1:${httpPort}/ , log ${node.logPath}`,
+  );
 
   // 4. The series.
   let files: string[];
@@ -312,8 +332,10 @@ async function main(): Promise<void> {
     studyUid = ph.studyInstanceUid;
     const range = (v: number[]): string => (v.length ? `${v[0]! + 1}–${v[v.length - 1]! + 1}` : 'none');
     const gg = ph.lesions.filter((l) => l.kind === 'ground-glass').length;
-    say(`  lung on slices ${range(ph.lungSlices)}; ${gg} ground-glass opacities and ${ph.lesions.length - gg} consolidation cut ` +
-      `${ph.lesionSlices.length} of them (${range(ph.lesionSlices)}); the other ${ph.lungSlices.length - ph.lesionSlices.length} lung slices are lesion-free`);
+    say(
+      `  lung on slices ${range(ph.lungSlices)}; ${gg} ground-glass opacities and ${ph.lesions.length - gg} consolidation cut ` +
+        `${ph.lesionSlices.length} of them (${range(ph.lesionSlices)}); the other ${ph.lungSlices.length - ph.lesionSlices.length} lung slices are lesion-free`,
+    );
     say('  (a phantom, not a patient: what it can show is whether the model ranks the lesion slices above the lesion-free ones)');
   }
   say(`• sending ${files.length} instances to Orthanc as ${UPLOADER_AET} (C-STORE) ...`);
@@ -322,7 +344,9 @@ async function main(): Promise<void> {
     files,
     { onProgress: (d, t) => (d === t || d % 10 === 0 ? status(`sent ${d}/${t}`) : undefined) },
   );
-  say(`  ${sent.sent} stored in Orthanc in ${(sent.ms / 1000).toFixed(1)} s${sent.failed.length ? `, ${sent.failed.length} failed (${sent.failed[0]!.reason})` : ''}`);
+  say(
+    `  ${sent.sent} stored in Orthanc in ${(sent.ms / 1000).toFixed(1)} s${sent.failed.length ? `, ${sent.failed.length} failed (${sent.failed[0]!.reason})` : ''}`,
+  );
   if (sent.sent === 0) throw new Error('Orthanc stored nothing');
 
   // The CT series to follow (the phantom's, or the largest CT series Orthanc now holds).
@@ -336,16 +360,21 @@ async function main(): Promise<void> {
     if (cts.length > 1) say(`  ${cts.length} CT series; following the largest one (all CT series are forwarded)`);
   }
   const expected = (await orthanc.instancesOfSeries(seriesUid)).length;
-  say(`• waiting: Orthanc forwards the series after ${stableAge} s without new instances; the node scores it ${quiet} s after its last instance`);
+  say(
+    `• waiting: Orthanc forwards the series after ${stableAge} s without new instances; the node scores it ${quiet} s after its last instance`,
+  );
 
   const redis = new Redis(redisUrl, { maxRetriesPerRequest: null });
   redis.on('error', () => undefined);
   const queue = new Queue(INFERENCE_QUEUE, { connection: redis, prefix: keyPrefix });
   queue.on('error', () => undefined);
-  cleanups.push({ what: 'close the Redis connection', fn: async () => {
-    await queue.close();
-    redis.disconnect();
-  } });
+  cleanups.push({
+    what: 'close the Redis connection',
+    fn: async () => {
+      await queue.close();
+      redis.disconnect();
+    },
+  });
   const tSent = Date.now();
   const { record, sr, objects } = await waitForResult(
     { orthanc, redis, keys: new Keys(keyPrefix), queue, studyUid: studyUid!, seriesUid, expected },
@@ -358,8 +387,10 @@ async function main(): Promise<void> {
   say('');
   say(`RESULT (${((Date.now() - tSent) / 1000).toFixed(1)} s after the last instance was sent; NOT FOR DIAGNOSTIC USE)`);
   if (record?.status === 'scored') {
-    say(`  series score (COVID-19 pneumonia pattern probability): ${(srScore ?? record.score)?.toFixed(3)} → ${record.category ?? srCat} ` +
-      `(threshold ${record.threshold ?? '?'}, model ${record.model.name} ${record.model.version}, ${record.slices.length} slices)`);
+    say(
+      `  series score (COVID-19 pneumonia pattern probability): ${(srScore ?? record.score)?.toFixed(3)} → ${record.category ?? srCat} ` +
+        `(threshold ${record.threshold ?? '?'}, model ${record.model.name} ${record.model.version}, ${record.slices.length} slices)`,
+    );
     if (srScore !== undefined && record.score !== undefined && Math.abs(srScore - record.score) > 1e-3) {
       say(`  WARNING: the SR in Orthanc says ${srScore}, the node computed ${record.score}`);
     }
@@ -368,14 +399,21 @@ async function main(): Promise<void> {
       say(`  WARNING: the SR in Orthanc says "${srCat}", the node computed ${record.category}`);
     }
     if (record.keySlices.length) {
-      say(`  key slices: ${record.keySlices.slice(0, 5).map((k) => `#${k.index + 1} ${k.probability.toFixed(2)}`).join(', ')}`);
+      say(
+        `  key slices: ${record.keySlices
+          .slice(0, 5)
+          .map((k) => `#${k.index + 1} ${k.probability.toFixed(2)}`)
+          .join(', ')}`,
+      );
     }
     if (phantom) say(phantomCheck(phantom, record));
   } else {
     say(`  not scored: ${record?.reason ?? 'see the SR'}`);
   }
   const kos = record?.outputs?.filter((o) => o.kind === 'kos').length ?? 0;
-  say(`  in Orthanc, same study: 1 SR + ${objects.length - 1 - kos} Secondary Capture image(s)${kos ? ` + ${kos} Key Object Selection` : ''}`);
+  say(
+    `  in Orthanc, same study: 1 SR + ${objects.length - 1 - kos} Secondary Capture image(s)${kos ? ` + ${kos} Key Object Selection` : ''}`,
+  );
   say(`  Orthanc study:  ${orthanc.explorerUrl}#study?uuid=${studyId}`);
   say(`  Dashboard:      http://127.0.0.1:${httpPort}/admin/series/${seriesUid}  (user admin, empty password: loopback only)`);
   say(`  Series in API:  http://127.0.0.1:${httpPort}/api/series/${seriesUid}`);

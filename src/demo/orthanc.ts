@@ -57,7 +57,11 @@ export interface OrthancOptions {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export class OrthancError extends Error {
-  constructor(message: string, readonly status?: number, readonly body?: string) {
+  constructor(
+    message: string,
+    readonly status?: number,
+    readonly body?: string,
+  ) {
     super(message);
     this.name = 'OrthancError';
   }

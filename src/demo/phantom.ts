@@ -194,10 +194,12 @@ export function phantomSliceHu(size: number, t: number, lesions: readonly Phanto
       }
     }
   };
-  const set = (hu: number, isLung = 0) => (i: number): void => {
-    out[i] = hu;
-    lung[i] = isLung;
-  };
+  const set =
+    (hu: number, isLung = 0) =>
+    (i: number): void => {
+      out[i] = hu;
+      lung[i] = isLung;
+    };
   const body = new Uint8Array(size * size);
   // Skin and subcutaneous fat, then muscle, then soft tissue.
   ellipse(0, bodyCy, a.bodyA, a.bodyB, (i, d) => {
@@ -282,7 +284,18 @@ export function phantomSliceHu(size: number, t: number, lesions: readonly Phanto
  * A disc of `hu` (centre cx, cy and radius r in mm) with a soft rim `edge` mm wide, only on lung
  * pixels; `keepBrighter` leaves brighter pixels (vessels) as they are.
  */
-function paintDisc(out: Int16Array, lung: Uint8Array, size: number, px: number, cx: number, cy: number, r: number, edge: number, hu: number, keepBrighter = false): void {
+function paintDisc(
+  out: Int16Array,
+  lung: Uint8Array,
+  size: number,
+  px: number,
+  cx: number,
+  cy: number,
+  r: number,
+  edge: number,
+  hu: number,
+  keepBrighter = false,
+): void {
   const half = PHANTOM_FOV_MM / 2;
   const x0 = Math.max(0, Math.floor((cx - r - edge + half) / px));
   const x1 = Math.min(size - 1, Math.ceil((cx + r + edge + half) / px));
@@ -307,20 +320,40 @@ function paintDisc(out: Int16Array, lung: Uint8Array, size: number, px: number, 
  * probability that a random lesion slice scores above a random lesion-free lung slice (ties count
  * half; 1 = perfect, 0.5 = chance), and both means. Slices without lung are left out.
  */
-export function lesionRanking(probabilities: readonly number[], sets: { lesionSlices: readonly number[]; lungSlices: readonly number[] }): {
-  auc: number; lesionMean: number; lesionFreeMean: number; lesion: number; lesionFree: number;
+export function lesionRanking(
+  probabilities: readonly number[],
+  sets: { lesionSlices: readonly number[]; lungSlices: readonly number[] },
+): {
+  auc: number;
+  lesionMean: number;
+  lesionFreeMean: number;
+  lesion: number;
+  lesionFree: number;
 } {
   const lesion = new Set(sets.lesionSlices);
   const a = sets.lesionSlices.map((i) => probabilities[i]).filter((p): p is number => p !== undefined);
-  const b = sets.lungSlices.filter((i) => !lesion.has(i)).map((i) => probabilities[i]).filter((p): p is number => p !== undefined);
+  const b = sets.lungSlices
+    .filter((i) => !lesion.has(i))
+    .map((i) => probabilities[i])
+    .filter((p): p is number => p !== undefined);
   let wins = 0;
   for (const x of a) for (const y of b) wins += x > y ? 1 : x === y ? 0.5 : 0;
   const mean = (v: number[]): number => (v.length ? v.reduce((s2, x) => s2 + x, 0) / v.length : Number.NaN);
-  return { auc: a.length && b.length ? wins / (a.length * b.length) : Number.NaN, lesionMean: mean(a), lesionFreeMean: mean(b), lesion: a.length, lesionFree: b.length };
+  return {
+    auc: a.length && b.length ? wins / (a.length * b.length) : Number.NaN,
+    lesionMean: mean(a),
+    lesionFreeMean: mean(b),
+    lesion: a.length,
+    lesionFree: b.length,
+  };
 }
 
 /** Slices (0-based) that cut a lesion by more than a 3 mm-radius disc, and slices that show lung. */
-export function phantomSliceSets(count: number, spacingMm: number, lesions: readonly PhantomLesion[]): { lesionSlices: number[]; lungSlices: number[] } {
+export function phantomSliceSets(
+  count: number,
+  spacingMm: number,
+  lesions: readonly PhantomLesion[],
+): { lesionSlices: number[]; lungSlices: number[] } {
   const length = Math.max(1, (count - 1) * spacingMm);
   const lesionSlices: number[] = [];
   const lungSlices: number[] = [];

@@ -101,7 +101,10 @@ export class MlsamProcess {
         const v = pred(rec);
         if (v !== undefined) return v;
       }
-      if (!this.running) throw new Error(`mlsam ${this.command} exited (${this.proc.exitCode ?? this.proc.signalCode}) before ${what}:\n${this.log().slice(-3000)}`);
+      if (!this.running)
+        throw new Error(
+          `mlsam ${this.command} exited (${this.proc.exitCode ?? this.proc.signalCode}) before ${what}:\n${this.log().slice(-3000)}`,
+        );
       if (Date.now() > end) throw new Error(`mlsam ${this.command}: timed out waiting for ${what}:\n${this.log().slice(-3000)}`);
       await sleep(100);
     }
@@ -109,7 +112,11 @@ export class MlsamProcess {
 
   /** The DICOM port from the listener's "listening" log line (serve / listen). */
   waitListening(timeoutMs = 30_000): Promise<number> {
-    return this.waitForLog((r) => (r.msg === 'listening' && typeof r.port === 'number' ? r.port : undefined), timeoutMs, 'the "listening" log line');
+    return this.waitForLog(
+      (r) => (r.msg === 'listening' && typeof r.port === 'number' ? r.port : undefined),
+      timeoutMs,
+      'the "listening" log line',
+    );
   }
 
   /** Peak resident set size (VmHWM of /proc/<pid>/status) in bytes; undefined once gone. */
@@ -149,7 +156,10 @@ export async function redisAnswers(url: string, timeoutMs = 2000): Promise<boole
 
 /** A redis-server of our own on 127.0.0.1 (no persistence), stopped by PID. */
 export class PrivateRedisServer {
-  private constructor(private readonly proc: ChildProcess, readonly port: number) {}
+  private constructor(
+    private readonly proc: ChildProcess,
+    readonly port: number,
+  ) {}
 
   get url(): string {
     return `redis://127.0.0.1:${this.port}`;

@@ -4,14 +4,31 @@
  * Explicit VRs whose header has 2 reserved bytes and a 32-bit length (PS3.5 Table 7.1-1);
  * every other explicit VR has a 16-bit length.
  */
-export const LONG_LENGTH_VRS: ReadonlySet<string> = new Set([
-  'OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV',
-]);
+export const LONG_LENGTH_VRS: ReadonlySet<string> = new Set(['OB', 'OD', 'OF', 'OL', 'OV', 'OW', 'SQ', 'SV', 'UC', 'UN', 'UR', 'UT', 'UV']);
 
 /** Explicit VRs with a 16-bit length right after the VR. */
 export const SHORT_LENGTH_VRS: ReadonlySet<string> = new Set([
-  'AE', 'AS', 'AT', 'CS', 'DA', 'DS', 'DT', 'FD', 'FL', 'IS', 'LO', 'LT', 'PN', 'SH', 'SL', 'SS', 'ST', 'TM',
-  'UI', 'UL', 'US',
+  'AE',
+  'AS',
+  'AT',
+  'CS',
+  'DA',
+  'DS',
+  'DT',
+  'FD',
+  'FL',
+  'IS',
+  'LO',
+  'LT',
+  'PN',
+  'SH',
+  'SL',
+  'SS',
+  'ST',
+  'TM',
+  'UI',
+  'UL',
+  'US',
 ]);
 
 /** Every VR this code knows; two bytes that are none of these are not an explicit VR. */

@@ -33,7 +33,10 @@ const asBuffer = (b: Uint8Array): Buffer => (Buffer.isBuffer(b) ? b : Buffer.fro
 
 /** A UI/SH value as text: trailing NUL and space padding (and leading spaces) removed. */
 const text = (buf: Buffer, start: number, length: number): string =>
-  buf.toString('latin1', start, start + length).replace(/[\0 ]+$/, '').replace(/^ +/, '');
+  buf
+    .toString('latin1', start, start + length)
+    .replace(/[\0 ]+$/, '')
+    .replace(/^ +/, '');
 
 /**
  * Parses the group 0002 elements starting at `start` (explicit VR little endian as the standard

@@ -68,7 +68,14 @@ export const SOP_CLASS_NAMES: Readonly<Record<string, string>> = {
 };
 
 export function sopClassName(sopClassUid: string): string {
-  return SOP_CLASS_NAMES[sopClassUid] ?? (sopClassUid === SopClass.CtImageStorage ? 'CT Image Storage' : sopClassUid === SopClass.EnhancedCtImageStorage ? 'Enhanced CT Image Storage' : sopClassUid);
+  return (
+    SOP_CLASS_NAMES[sopClassUid] ??
+    (sopClassUid === SopClass.CtImageStorage
+      ? 'CT Image Storage'
+      : sopClassUid === SopClass.EnhancedCtImageStorage
+        ? 'Enhanced CT Image Storage'
+        : sopClassUid)
+  );
 }
 
 /**

@@ -12,8 +12,8 @@ const RJ_RESULT: Record<number, string> = {
 
 const RJ_SOURCE: Record<number, string> = {
   1: 'the peer',
-  2: 'the peer\'s DICOM network layer (ACSE service-provider)',
-  3: 'the peer\'s DICOM network layer (presentation service-provider)',
+  2: "the peer's DICOM network layer (ACSE service-provider)",
+  3: "the peer's DICOM network layer (presentation service-provider)",
 };
 
 /** Reason/diag. by source (table 9-21). */
@@ -59,7 +59,7 @@ export function associateRejectText(r: { result?: number; source?: number; reaso
 const ABORT_SOURCE: Record<number, string> = {
   0: 'the peer',
   1: 'an unknown source (reserved 1)',
-  2: 'the peer\'s DICOM network layer (service-provider)',
+  2: "the peer's DICOM network layer (service-provider)",
 };
 
 const ABORT_REASON: Record<number, string> = {

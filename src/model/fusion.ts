@@ -90,9 +90,14 @@ export function fuseSeries(
     const probability = sliceGate(s.opacityMm2, f) * (1 - share + share * calibrate(s.cnn, f));
     if (s.lungAreaMm2 >= minArea) return { probability, eligible: true };
     const pct = Math.round((100 * s.lungAreaMm2) / maxLung);
-    return { probability, eligible: false, ineligibleReason: `little lung on this slice (${pct} % of the series' largest lung area, below ${Math.round(100 * f.eligibility.minLungFraction)} %)` };
+    return {
+      probability,
+      eligible: false,
+      ineligibleReason: `little lung on this slice (${pct} % of the series' largest lung area, below ${Math.round(100 * f.eligibility.minLungFraction)} %)`,
+    };
   });
-  const ranked = fused.map((s, i) => ({ i, p: s.probability, e: s.eligible }))
+  const ranked = fused
+    .map((s, i) => ({ i, p: s.probability, e: s.eligible }))
     .filter((x) => x.e)
     .sort((a, b) => b.p - a.p || a.i - b.i)
     .map((x) => x.i);
@@ -103,7 +108,12 @@ export function fuseSeries(
   const gate = burdenGate(percentOpacity, f);
   const score = gate * cnnScore;
   return {
-    slices: fused, ranked, k, cnnScore, burdenGate: gate, score,
+    slices: fused,
+    ranked,
+    k,
+    cnnScore,
+    burdenGate: gate,
+    score,
     category: categorize(score, { threshold: f.threshold, indeterminateMargin: f.indeterminateMargin }),
     threshold: f.threshold,
   };

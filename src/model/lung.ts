@@ -7,9 +7,7 @@
  * pixel is `workMm` mm (never upsampled). Radii and areas are in mm / mm².
  */
 import { z } from 'zod';
-import {
-  andNot, bbox, count, dilate, closing, emptyMask, fillHoles, label, type Box, type Mask,
-} from './morphology.js';
+import { andNot, bbox, count, dilate, closing, emptyMask, fillHoles, label, type Box, type Mask } from './morphology.js';
 import { resampleBox } from './resample.js';
 
 export const lungSpecSchema = z.object({
@@ -44,7 +42,12 @@ export interface WorkGrid {
 }
 
 /** Working grid size: round(n · spacing / workMm), never larger than the source, at least 1. */
-export function workSize(width: number, height: number, spacing: readonly [number, number], workMm: number): { width: number; height: number } {
+export function workSize(
+  width: number,
+  height: number,
+  spacing: readonly [number, number],
+  workMm: number,
+): { width: number; height: number } {
   // Math.round and Python's round differ only at exact .5 ties (banker's rounding); use Python's rule.
   const pyRound = (x: number): number => {
     const f = Math.floor(x);
@@ -60,7 +63,13 @@ export function workSize(width: number, height: number, spacing: readonly [numbe
 }
 
 /** Resample HU (row-major, width × height, spacing [row mm, col mm]) onto the working grid. */
-export function toWorkGrid(hu: ArrayLike<number>, width: number, height: number, spacing: readonly [number, number], workMm: number): WorkGrid {
+export function toWorkGrid(
+  hu: ArrayLike<number>,
+  width: number,
+  height: number,
+  spacing: readonly [number, number],
+  workMm: number,
+): WorkGrid {
   const { width: ww, height: wh } = workSize(width, height, spacing, workMm);
   const pxMm: [number, number] = [(spacing[0] * height) / wh, (spacing[1] * width) / ww];
   if (ww === width && wh === height) {
@@ -120,7 +129,10 @@ export function segmentLungs(g: WorkGrid, spec: LungSpec): LungSegmentation {
   const pxArea = g.pxMm[0] * g.pxMm[1];
   const rPx = Math.sqrt(pxArea);
   const none = (body: Mask, components: LungComponent[] = []): LungSegmentation => ({
-    lung: emptyMask(w, h), side: new Int8Array(w * h).fill(-1), body, components,
+    lung: emptyMask(w, h),
+    side: new Int8Array(w * h).fill(-1),
+    body,
+    components,
   });
   const bodyCand = label(above(g, spec.bodyHu), 8);
   if (bodyCand.n === 0) return none(emptyMask(w, h));
@@ -135,10 +147,20 @@ export function segmentLungs(g: WorkGrid, spec: LungSpec): LungSegmentation {
   // not body, so the masks are the same as on the whole grid, for less work.
   const bb = bbox(body) as Box;
   const margin = Math.floor(spec.closeMm / rPx + 1e-9) + 2;
-  const win = { x0: Math.max(0, bb.x0 - margin), y0: Math.max(0, bb.y0 - margin), x1: Math.min(w - 1, bb.x1 + margin), y1: Math.min(h - 1, bb.y1 + margin) };
+  const win = {
+    x0: Math.max(0, bb.x0 - margin),
+    y0: Math.max(0, bb.y0 - margin),
+    x1: Math.min(w - 1, bb.x1 + margin),
+    y1: Math.min(h - 1, bb.y1 + margin),
+  };
   const sub = cropGrid(g, win);
   const inside = lungsInside(sub, cropMask(body, win), spec);
-  return { lung: pasteMask(inside.lung, win, w, h), side: pasteSide(inside.side, win, w, h, sub.width), body, components: inside.components };
+  return {
+    lung: pasteMask(inside.lung, win, w, h),
+    side: pasteSide(inside.side, win, w, h, sub.width),
+    body,
+    components: inside.components,
+  };
 }
 
 /** The inclusive box of a grid as a grid of its own. */
@@ -210,9 +232,10 @@ function lungsInside(g: WorkGrid, body: Mask, spec: LungSpec): { lung: Mask; sid
     const gasFraction = (gasCnt[l] as number) / size;
     const centreX = (sumX[l] as number) / size;
     const central = Math.abs(centreX - bx) < spec.airwayCentralFraction * bw;
-    const gas = gasFraction >= spec.gasFraction
-      || (gasFraction >= spec.gasFractionSmall && areaMm2 < spec.gasSmallMm2)
-      || (central && areaMm2 < spec.airwayMaxMm2);
+    const gas =
+      gasFraction >= spec.gasFraction ||
+      (gasFraction >= spec.gasFractionSmall && areaMm2 < spec.gasSmallMm2) ||
+      (central && areaMm2 < spec.airwayMaxMm2);
     comps.push({ label: l, areaMm2, gasFraction, centreX, gas, cavity: false, kept: false });
   }
   // bullae and cavities: gas components ringed by lung, in rounds
@@ -239,7 +262,8 @@ function lungsInside(g: WorkGrid, body: Mask, spec: LungSpec): { lung: Mask; sid
       const y1 = Math.min(h - 1, (by1s[c.label] as number) + M);
       const sw = x1 - x0 + 1;
       const m = emptyMask(sw, y1 - y0 + 1);
-      for (let y = y0; y <= y1; y++) for (let x = x0; x <= x1; x++) if (air.labels[y * w + x] === c.label) m.data[(y - y0) * sw + (x - x0)] = 1;
+      for (let y = y0; y <= y1; y++)
+        for (let x = x0; x <= x1; x++) if (air.labels[y * w + x] === c.label) m.data[(y - y0) * sw + (x - x0)] = 1;
       const ring = andNot(dilate(m, r), m);
       let inLung = 0;
       let all = 0;

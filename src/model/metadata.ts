@@ -17,52 +17,62 @@ export const aggregationSchema = z.looseObject({
   kMin: z.number().int().min(1),
 });
 
-export const modelMetadataSchema = z.looseObject({
-  name: z.string().min(1),
-  version: z.string().min(1),
-  onnxFile: z.string().min(1),
-  sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits'),
-  createdAt: z.string().min(1),
-  provisional: z.boolean().optional(),
-  backbone: z.string().optional(),
-  opset: z.number().int().max(17),
-  input: z.looseObject({
+export const modelMetadataSchema = z
+  .looseObject({
     name: z.string().min(1),
-    channels: z.number().int().positive(),
-    height: z.number().int().positive(),
-    width: z.number().int().positive(),
-    layout: z.literal('NCHW'),
-  }),
-  preprocessing: preprocessingSchema,
-  outputs: z.record(z.string(), z.string()).refine((o) => 'prob' in o && 'attention' in o, 'must describe "prob" and "attention"'),
-  slice: z.looseObject({ threshold: z.number().min(0).max(1) }),
-  series: z.looseObject({
-    aggregation: aggregationSchema,
-    threshold: z.number().min(0).max(1),
-    indeterminateMargin: z.number().min(0).max(0.5),
-    keySlices: z.number().int().min(1),
-  }),
-  /** Opacity quantification from HU (needs preprocessing.lungs). */
-  quantification: quantificationSpecSchema.optional(),
-  /** How the CNN and the opacity burden make one result on HU series (needs quantification). */
-  fusion: fusionSpecSchema.optional(),
-  metrics: z.record(z.string(), z.unknown()).optional(),
-  training: z.record(z.string(), z.unknown()).optional(),
-}).superRefine((m, ctx) => {
-  const p = m.preprocessing;
-  if (m.quantification && !p.lungs) {
-    ctx.addIssue({ code: 'custom', path: ['quantification'], message: 'needs preprocessing.lungs (the lung mask it measures in)' });
-  }
-  if (m.fusion && !m.quantification) {
-    ctx.addIssue({ code: 'custom', path: ['fusion'], message: 'needs quantification (the opacity burden it fuses)' });
-  }
-  if (p.resize.width !== m.input.width || p.resize.height !== m.input.height) {
-    ctx.addIssue({ code: 'custom', path: ['preprocessing', 'resize'], message: `resize ${p.resize.width}x${p.resize.height} differs from input ${m.input.width}x${m.input.height}` });
-  }
-  if (p.channels !== m.input.channels) {
-    ctx.addIssue({ code: 'custom', path: ['preprocessing', 'channels'], message: `channels ${p.channels} differs from input.channels ${m.input.channels}` });
-  }
-});
+    version: z.string().min(1),
+    onnxFile: z.string().min(1),
+    sha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits'),
+    createdAt: z.string().min(1),
+    provisional: z.boolean().optional(),
+    backbone: z.string().optional(),
+    opset: z.number().int().max(17),
+    input: z.looseObject({
+      name: z.string().min(1),
+      channels: z.number().int().positive(),
+      height: z.number().int().positive(),
+      width: z.number().int().positive(),
+      layout: z.literal('NCHW'),
+    }),
+    preprocessing: preprocessingSchema,
+    outputs: z.record(z.string(), z.string()).refine((o) => 'prob' in o && 'attention' in o, 'must describe "prob" and "attention"'),
+    slice: z.looseObject({ threshold: z.number().min(0).max(1) }),
+    series: z.looseObject({
+      aggregation: aggregationSchema,
+      threshold: z.number().min(0).max(1),
+      indeterminateMargin: z.number().min(0).max(0.5),
+      keySlices: z.number().int().min(1),
+    }),
+    /** Opacity quantification from HU (needs preprocessing.lungs). */
+    quantification: quantificationSpecSchema.optional(),
+    /** How the CNN and the opacity burden make one result on HU series (needs quantification). */
+    fusion: fusionSpecSchema.optional(),
+    metrics: z.record(z.string(), z.unknown()).optional(),
+    training: z.record(z.string(), z.unknown()).optional(),
+  })
+  .superRefine((m, ctx) => {
+    const p = m.preprocessing;
+    if (m.quantification && !p.lungs) {
+      ctx.addIssue({ code: 'custom', path: ['quantification'], message: 'needs preprocessing.lungs (the lung mask it measures in)' });
+    }
+    if (m.fusion && !m.quantification) {
+      ctx.addIssue({ code: 'custom', path: ['fusion'], message: 'needs quantification (the opacity burden it fuses)' });
+    }
+    if (p.resize.width !== m.input.width || p.resize.height !== m.input.height) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['preprocessing', 'resize'],
+        message: `resize ${p.resize.width}x${p.resize.height} differs from input ${m.input.width}x${m.input.height}`,
+      });
+    }
+    if (p.channels !== m.input.channels) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['preprocessing', 'channels'],
+        message: `channels ${p.channels} differs from input.channels ${m.input.channels}`,
+      });
+    }
+  });
 
 export type ModelMetadata = z.infer<typeof modelMetadataSchema>;
 

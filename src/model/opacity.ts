@@ -22,11 +22,13 @@ export const quantificationSpecSchema = z.object({
    * ground-glass opening widens by groundGlassOpenMmPerMm per mm, up to maxGroundGlassOpenMm. Absent (model
    * 2.0.0) or no SliceThickness: no widening.
    */
-  thickSlice: z.object({
-    referenceMm: z.number().positive(),
-    groundGlassOpenMmPerMm: z.number().min(0),
-    maxGroundGlassOpenMm: z.number().min(0),
-  }).optional(),
+  thickSlice: z
+    .object({
+      referenceMm: z.number().positive(),
+      groundGlassOpenMmPerMm: z.number().min(0),
+      maxGroundGlassOpenMm: z.number().min(0),
+    })
+    .optional(),
 });
 export type QuantificationSpec = z.infer<typeof quantificationSpecSchema>;
 
@@ -62,7 +64,12 @@ export function quantify(g: WorkGrid, lung: Mask, spec: QuantificationSpec, thic
   const rPx = Math.sqrt(g.pxMm[0] * g.pxMm[1]);
   const ggoOpen = groundGlassOpenMm(spec, thicknessMm);
   const margin = Math.floor(Math.max(spec.erodeMm, spec.consolidationOpenMm, spec.vesselHaloMm, ggoOpen) / rPx + 1e-9) + 2;
-  const win = { x0: Math.max(0, b.x0 - margin), y0: Math.max(0, b.y0 - margin), x1: Math.min(g.width - 1, b.x1 + margin), y1: Math.min(g.height - 1, b.y1 + margin) };
+  const win = {
+    x0: Math.max(0, b.x0 - margin),
+    y0: Math.max(0, b.y0 - margin),
+    x1: Math.min(g.width - 1, b.x1 + margin),
+    y1: Math.min(g.height - 1, b.y1 + margin),
+  };
   const sub = cropGrid(g, win);
   const m = quantifyWindow(sub, cropMask(lung, win), spec, ggoOpen);
   return { opacity: pasteMask(m.opacity, win, g.width, g.height), high: pasteMask(m.high, win, g.width, g.height) };
@@ -143,8 +150,13 @@ export interface SliceAnalysis {
  * thicknessMm = SliceThickness, when known).
  */
 export function analyseSlice(
-  hu: ArrayLike<number>, width: number, height: number, spacing: readonly [number, number],
-  lungs: LungSpec, quant: QuantificationSpec, thicknessMm?: number | null,
+  hu: ArrayLike<number>,
+  width: number,
+  height: number,
+  spacing: readonly [number, number],
+  lungs: LungSpec,
+  quant: QuantificationSpec,
+  thicknessMm?: number | null,
 ): SliceAnalysis {
   const grid = toWorkGrid(hu, width, height, spacing, lungs.workMm);
   const segmentation = segmentLungs(grid, lungs);

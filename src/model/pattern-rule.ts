@@ -46,7 +46,10 @@ export function categorizePattern(f: PatternFeatures): PatternDecision {
   const p = PATTERN_RULE_PARAMS;
   const pct = (x: number): string => `${Math.round(100 * x)} %`;
   if (f.percentOpacity < p.noOpacityPercent) {
-    return { category: 'no-opacity', criteria: [`opacity ${f.percentOpacity.toFixed(2)} % of the lung volume, below ${p.noOpacityPercent} %`] };
+    return {
+      category: 'no-opacity',
+      criteria: [`opacity ${f.percentOpacity.toFixed(2)} % of the lung volume, below ${p.noOpacityPercent} %`],
+    };
   }
   const involved = (ml: number): boolean => ml >= p.involvedMl && ml >= p.involvedShare * f.opacityMl;
   const bilateral = involved(f.rightOpacityMl) && involved(f.leftOpacityMl);
@@ -56,7 +59,11 @@ export function categorizePattern(f: PatternFeatures): PatternDecision {
   const round = f.roundness !== null && f.roundness >= p.round;
   const typical: string[] = [];
   if (bilateral && peripheral && ggo) {
-    typical.push(`bilateral (the less involved lung holds ${pct(f.minorityLungShare)})`, `peripheral (${pct(f.peripheralShare)} in the outer third, lung ${pct(f.lungPeripheralShare)})`, `ground glass ${pct(f.groundGlassShare)}`);
+    typical.push(
+      `bilateral (the less involved lung holds ${pct(f.minorityLungShare)})`,
+      `peripheral (${pct(f.peripheralShare)} in the outer third, lung ${pct(f.lungPeripheralShare)})`,
+      `ground glass ${pct(f.groundGlassShare)}`,
+    );
   }
   if (multifocal && round && ggo) {
     typical.push(`multifocal (${f.foci} foci ≥ 1 cm)`, `rounded (roundness ${(f.roundness as number).toFixed(2)})`);
@@ -65,7 +72,10 @@ export function categorizePattern(f: PatternFeatures): PatternDecision {
   if (typical.length) return { category: 'typical', criteria: typical };
   const atypical: string[] = [];
   if (!bilateral && f.groundGlassShare < p.withoutGroundGlass && f.largestFocusShare >= p.isolatedShare) {
-    atypical.push(`isolated consolidation (one focus holds ${pct(f.largestFocusShare)}, one lung)`, `little ground glass (${pct(f.groundGlassShare)})`);
+    atypical.push(
+      `isolated consolidation (one focus holds ${pct(f.largestFocusShare)}, one lung)`,
+      `little ground glass (${pct(f.groundGlassShare)})`,
+    );
   }
   if (f.foci === 0 && f.smallFoci >= p.smallNodules && f.groundGlassShare < p.groundGlassShare) {
     atypical.push(`discrete small dense foci (${f.smallFoci} under 1 cm, none larger)`);
@@ -75,16 +85,21 @@ export function categorizePattern(f: PatternFeatures): PatternDecision {
   why.push(bilateral ? 'bilateral' : 'not bilateral');
   why.push(peripheral ? 'peripheral' : `not peripheral (${pct(f.peripheralShare)} in the outer third, lung ${pct(f.lungPeripheralShare)})`);
   why.push(ggo ? `ground glass ${pct(f.groundGlassShare)}` : `consolidation ${pct(1 - f.groundGlassShare)}`);
-  if (!(multifocal && round)) why.push(multifocal ? `foci not rounded (${f.roundness === null ? 'n/a' : f.roundness.toFixed(2)})` : `${f.foci} foci ≥ 1 cm`);
+  if (!(multifocal && round))
+    why.push(multifocal ? `foci not rounded (${f.roundness === null ? 'n/a' : f.roundness.toFixed(2)})` : `${f.foci} foci ≥ 1 cm`);
   return { category: 'indeterminate', criteria: why };
 }
 
 /** The words a report uses for a category (an automated description, never a diagnosis). */
 export function patternWording(c: PatternCategory): string {
   switch (c) {
-    case 'typical': return 'typical COVID-19 appearance';
-    case 'indeterminate': return 'indeterminate COVID-19 appearance';
-    case 'atypical': return 'atypical COVID-19 appearance';
-    default: return 'no opacity';
+    case 'typical':
+      return 'typical COVID-19 appearance';
+    case 'indeterminate':
+      return 'indeterminate COVID-19 appearance';
+    case 'atypical':
+      return 'atypical COVID-19 appearance';
+    default:
+      return 'no opacity';
   }
 }

@@ -99,7 +99,12 @@ export function seriesPatternFeatures(
   const ml = (mm2: number): number => (mm2 * sliceSpacingMm) / 1000;
   // zones per patient lung
   const positions = slices.map((s) => s.position);
-  const zones = sideOf.map((side) => lungZones(slices.map((s) => s.pattern.lungPx[side] * s.pattern.pxMm2), positions));
+  const zones = sideOf.map((side) =>
+    lungZones(
+      slices.map((s) => s.pattern.lungPx[side] * s.pattern.pxMm2),
+      positions,
+    ),
+  );
   const zoneOp: Record<Zone, number> = { upper: 0, middle: 0, lower: 0 };
   const zoneLung: Record<Zone, number> = { upper: 0, middle: 0, lower: 0 };
   let lung = 0;

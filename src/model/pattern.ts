@@ -141,7 +141,15 @@ export function squaredDistance(inside: Uint8Array, w: number, x0: number, y0: n
 }
 
 /** Roundness from moment sums over n pixels (pixel units; row mm, column mm). See the module comment. */
-export function roundness(n: number, sx: number, sy: number, sxx: number, syy: number, sxy: number, pxMm: readonly [number, number]): number {
+export function roundness(
+  n: number,
+  sx: number,
+  sy: number,
+  sxx: number,
+  syy: number,
+  sxy: number,
+  pxMm: readonly [number, number],
+): number {
   const mx = sx / n;
   const my = sy / n;
   const cx = pxMm[1];
@@ -167,14 +175,17 @@ export function roundness(n: number, sx: number, sy: number, sxx: number, syy: n
  * nearly perpendicular to the slice; near the apex and the diaphragm domes, where the slice cuts the pleura
  * obliquely, the 2-D depth overstates how central a pixel is (documented in the model card).
  */
-export function slicePattern(
-  m: { lung: Mask; side: Int8Array; opacity: Mask; high: Mask },
-  pxMm: readonly [number, number],
-): SlicePattern {
+export function slicePattern(m: { lung: Mask; side: Int8Array; opacity: Mask; high: Mask }, pxMm: readonly [number, number]): SlicePattern {
   const { width: w, height: h } = m.lung;
   const out: SlicePattern = {
-    width: w, height: h, pxMm2: pxMm[0] * pxMm[1],
-    lungPx: [0, 0], lungPeripheralPx: [0, 0], lungInnerPx: [0, 0], lungLowerHalfPx: [0, 0], foci: [],
+    width: w,
+    height: h,
+    pxMm2: pxMm[0] * pxMm[1],
+    lungPx: [0, 0],
+    lungPeripheralPx: [0, 0],
+    lungInnerPx: [0, 0],
+    lungLowerHalfPx: [0, 0],
+    foci: [],
   };
   // lung box and per-side row extents
   let x0 = w;

@@ -37,37 +37,39 @@ export interface SliceImage {
   sliceThicknessMm?: number | null;
 }
 
-export const preprocessingSchema = z.object({
-  window: z.object({ center: z.number(), width: z.number().positive() }),
-  display: z.object({ scale: z.number().positive() }),
-  crop: z.object({
-    method: z.enum(['lung-bbox', 'body-bbox', 'none']),
-    threshold: z.number(),
-    minFraction: z.number().min(0).max(1),
-    marginFraction: z.number().min(0),
-    minSizeFraction: z.number().min(0).max(1),
-    lungMarginFraction: z.number().min(0).optional(),
-    minLungMm2: z.number().min(0).optional(),
-    displayFovMm: z.number().positive().optional(),
-  }),
-  /** Lung segmentation (lung.ts): the 'lung-bbox' crop and the opacity quantification use it. */
-  lungs: lungSpecSchema.optional(),
-  resize: z.object({
-    method: z.literal('triangle-antialias'),
-    width: z.number().int().positive(),
-    height: z.number().int().positive(),
-    keepAspect: z.literal(false),
-  }),
-  normalize: z.object({ mean: z.number(), std: z.number().positive() }),
-  channels: z.number().int().positive(),
-  layout: z.literal('CHW'),
-}).superRefine((p, ctx) => {
-  if (p.crop.method !== 'lung-bbox') return;
-  if (!p.lungs) ctx.addIssue({ code: 'custom', path: ['lungs'], message: "required by crop method 'lung-bbox'" });
-  for (const k of ['lungMarginFraction', 'minLungMm2', 'displayFovMm'] as const) {
-    if (p.crop[k] === undefined) ctx.addIssue({ code: 'custom', path: ['crop', k], message: "required by crop method 'lung-bbox'" });
-  }
-});
+export const preprocessingSchema = z
+  .object({
+    window: z.object({ center: z.number(), width: z.number().positive() }),
+    display: z.object({ scale: z.number().positive() }),
+    crop: z.object({
+      method: z.enum(['lung-bbox', 'body-bbox', 'none']),
+      threshold: z.number(),
+      minFraction: z.number().min(0).max(1),
+      marginFraction: z.number().min(0),
+      minSizeFraction: z.number().min(0).max(1),
+      lungMarginFraction: z.number().min(0).optional(),
+      minLungMm2: z.number().min(0).optional(),
+      displayFovMm: z.number().positive().optional(),
+    }),
+    /** Lung segmentation (lung.ts): the 'lung-bbox' crop and the opacity quantification use it. */
+    lungs: lungSpecSchema.optional(),
+    resize: z.object({
+      method: z.literal('triangle-antialias'),
+      width: z.number().int().positive(),
+      height: z.number().int().positive(),
+      keepAspect: z.literal(false),
+    }),
+    normalize: z.object({ mean: z.number(), std: z.number().positive() }),
+    channels: z.number().int().positive(),
+    layout: z.literal('CHW'),
+  })
+  .superRefine((p, ctx) => {
+    if (p.crop.method !== 'lung-bbox') return;
+    if (!p.lungs) ctx.addIssue({ code: 'custom', path: ['lungs'], message: "required by crop method 'lung-bbox'" });
+    for (const k of ['lungMarginFraction', 'minLungMm2', 'displayFovMm'] as const) {
+      if (p.crop[k] === undefined) ctx.addIssue({ code: 'custom', path: ['crop', k], message: "required by crop method 'lung-bbox'" });
+    }
+  });
 
 export type Preprocessing = z.infer<typeof preprocessingSchema>;
 
@@ -204,7 +206,11 @@ export function lungsForCrop(img: SliceImage, spec: Preprocessing): LungSegmenta
  * A display image gets the lung box only when it shows both lungs: the box spans at least 40 % of the image's
  * width and minSizeFraction of its height, and each side of the split column holds ≥ 15 % of the lung pixels.
  */
-function displayLungsPlausible(seg: LungSegmentation, box: { x0: number; y0: number; x1: number; y1: number }, spec: Preprocessing): boolean {
+function displayLungsPlausible(
+  seg: LungSegmentation,
+  box: { x0: number; y0: number; x1: number; y1: number },
+  spec: Preprocessing,
+): boolean {
   const { width: ww, height: hh } = seg.lung;
   if (box.y1 - box.y0 + 1 < spec.crop.minSizeFraction * hh || box.x1 - box.x0 + 1 < 0.4 * ww) return false;
   let s0 = 0;
@@ -251,22 +257,21 @@ function cropOf(img: SliceImage, unit: () => Float64Array, spec: Preprocessing, 
 
 /** mm² of one working-grid pixel of this slice. */
 function lungPixelArea(img: SliceImage, spec: Preprocessing, ww: number, wh: number): number {
-  const spacing = img.kind === 'hu' && img.pixelSpacing
-    ? img.pixelSpacing
-    : [(spec.crop.displayFovMm as number) / Math.max(img.width, img.height), (spec.crop.displayFovMm as number) / Math.max(img.width, img.height)];
-  return ((spacing[0] as number) * img.height / wh) * ((spacing[1] as number) * img.width / ww);
+  const spacing =
+    img.kind === 'hu' && img.pixelSpacing
+      ? img.pixelSpacing
+      : [
+          (spec.crop.displayFovMm as number) / Math.max(img.width, img.height),
+          (spec.crop.displayFovMm as number) / Math.max(img.width, img.height),
+        ];
+  return (((spacing[0] as number) * img.height) / wh) * (((spacing[1] as number) * img.width) / ww);
 }
 
 /**
  * Preprocess one slice into `out` (C*H*W floats at `offset`); allocates `out` when not given.
  * Returns `out`.
  */
-export function preprocessSlice(
-  img: SliceImage,
-  spec: Preprocessing,
-  out?: Float32Array,
-  offset = 0,
-): Float32Array {
+export function preprocessSlice(img: SliceImage, spec: Preprocessing, out?: Float32Array, offset = 0): Float32Array {
   const dst = out ?? new Float32Array(offset + sliceSize(spec));
   preprocessInto(img, spec, dst, offset);
   return dst;
@@ -291,10 +296,15 @@ export function preprocessInto(img: SliceImage, spec: Preprocessing, dst: Float3
   // to [0,1] unless the body rule needs the whole image.
   const v = scratch('unit', img.width * img.height);
   let whole = false;
-  const crop = cropOf(img, () => {
-    whole = true;
-    return toUnitInto(img, spec, v);
-  }, spec, seg);
+  const crop = cropOf(
+    img,
+    () => {
+      whole = true;
+      return toUnitInto(img, spec, v);
+    },
+    spec,
+    seg,
+  );
   const box = crop.box;
   if (!whole) toUnitInto(img, spec, v, box.y0 * img.width, (box.y1 + 1) * img.width);
   const r = resampleBox(v, img.width, box, outW, outH, scratch('resized', plane));

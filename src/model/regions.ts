@@ -43,7 +43,14 @@ function bilinear(g: AttentionGrid, x: number, y: number): number {
  * takes the mask value of the working pixel under its centre) and scaled so its maximum is 1; values rounded
  * to 3 decimals (the map travels in the result record).
  */
-export function maskAttention(att: AttentionGrid, crop: CropBox, lung: Mask, imageWidth: number, imageHeight: number, maxSize = 80): MaskedAttention {
+export function maskAttention(
+  att: AttentionGrid,
+  crop: CropBox,
+  lung: Mask,
+  imageWidth: number,
+  imageHeight: number,
+  maxSize = 80,
+): MaskedAttention {
   const cw = crop.x1 - crop.x0 + 1;
   const ch = crop.y1 - crop.y0 + 1;
   const scale = Math.min(1, maxSize / Math.max(cw, ch));
@@ -68,7 +75,9 @@ export function maskAttention(att: AttentionGrid, crop: CropBox, lung: Mask, ima
 }
 
 /** The peak of an attention map over its crop box, in image coordinates (centre of its best cell); null when all ≤ 0. */
-export function attentionPeak(m: Pick<MaskedAttention, 'width' | 'height' | 'cropBox'> & { data: ArrayLike<number> }): [number, number] | null {
+export function attentionPeak(
+  m: Pick<MaskedAttention, 'width' | 'height' | 'cropBox'> & { data: ArrayLike<number> },
+): [number, number] | null {
   let best = 0;
   let bi = -1;
   for (let i = 0; i < m.data.length; i++) {
@@ -84,7 +93,13 @@ export function attentionPeak(m: Pick<MaskedAttention, 'width' | 'height' | 'cro
 }
 
 /** Image coordinates of the centre of working pixel (gx, gy). */
-function centreOf(gx: number, gy: number, grid: { width: number; height: number }, imageWidth: number, imageHeight: number): [number, number] {
+function centreOf(
+  gx: number,
+  gy: number,
+  grid: { width: number; height: number },
+  imageWidth: number,
+  imageHeight: number,
+): [number, number] {
   return [((gx + 0.5) * imageWidth) / grid.width, ((gy + 0.5) * imageHeight) / grid.height];
 }
 

@@ -37,7 +37,6 @@ export function triangleWeights(nIn: number, nOut: number): AxisWeights {
   return { start, count, weights };
 }
 
-
 /** Flat triangle weights of one axis: output i uses source start[i] … start[i] + count[i] − 1 with w[off[i] + k]. */
 interface FlatWeights {
   start: Int32Array;
@@ -78,7 +77,11 @@ let tmpScratch = new Float64Array(0);
  * definition. `out` (outW × outH) is written when given, else allocated.
  */
 export function resampleBox(
-  src: Float32Array | Float64Array, srcWidth: number, box: { x0: number; y0: number; x1: number; y1: number }, outW: number, outH: number,
+  src: Float32Array | Float64Array,
+  srcWidth: number,
+  box: { x0: number; y0: number; x1: number; y1: number },
+  outW: number,
+  outH: number,
   out?: Float64Array,
 ): Float64Array {
   const ch = box.y1 - box.y0 + 1;
@@ -111,7 +114,16 @@ export function resampleBox(
   return res;
 }
 
-function rowsF32(src: Float32Array, srcWidth: number, x0: number, y0: number, cw: number, outH: number, wy: FlatWeights, tmp: Float64Array): void {
+function rowsF32(
+  src: Float32Array,
+  srcWidth: number,
+  x0: number,
+  y0: number,
+  cw: number,
+  outH: number,
+  wy: FlatWeights,
+  tmp: Float64Array,
+): void {
   for (let i = 0; i < outH; i++) {
     const s0 = wy.start[i] as number;
     const k0 = wy.off[i] as number;
@@ -126,7 +138,16 @@ function rowsF32(src: Float32Array, srcWidth: number, x0: number, y0: number, cw
   }
 }
 
-function rowsF64(src: Float64Array, srcWidth: number, x0: number, y0: number, cw: number, outH: number, wy: FlatWeights, tmp: Float64Array): void {
+function rowsF64(
+  src: Float64Array,
+  srcWidth: number,
+  x0: number,
+  y0: number,
+  cw: number,
+  outH: number,
+  wy: FlatWeights,
+  tmp: Float64Array,
+): void {
   for (let i = 0; i < outH; i++) {
     const s0 = wy.start[i] as number;
     const k0 = wy.off[i] as number;

@@ -95,7 +95,9 @@ export class ModelSession {
     const missingOut = ['prob', 'attention'].filter((n) => !session.outputNames.includes(n));
     if (missing.length || missingOut.length) {
       await session.release();
-      throw new ModelError(`model ${onnxPath} lacks ${[...missing.map((m) => `input ${m}`), ...missingOut.map((m) => `output ${m}`)].join(', ')}`);
+      throw new ModelError(
+        `model ${onnxPath} lacks ${[...missing.map((m) => `input ${m}`), ...missingOut.map((m) => `output ${m}`)].join(', ')}`,
+      );
     }
     opts.logger?.info({ model: metadata.name, version: metadata.version, providers: used, batchSize }, 'model loaded');
     return new ModelSession(session, metadata, onnxPath, batchSize, used);
@@ -105,7 +107,11 @@ export class ModelSession {
    * A session over another runner with this model's metadata and batch shape: `npm run bench` replaces the
    * network by a no-op of the same output shapes to measure what the CPU stages alone allow (the GPU-host ceiling).
    */
-  static withRunner(runner: SessionRunner, metadata: ModelMetadata, opts: { batchSize?: number; providers?: readonly string[]; onnxPath?: string } = {}): ModelSession {
+  static withRunner(
+    runner: SessionRunner,
+    metadata: ModelMetadata,
+    opts: { batchSize?: number; providers?: readonly string[]; onnxPath?: string } = {},
+  ): ModelSession {
     return new ModelSession(runner, metadata, opts.onnxPath ?? '', opts.batchSize ?? DEFAULT_BATCH_SIZE, opts.providers ?? ['none']);
   }
 

@@ -124,7 +124,9 @@ function zoneMeasure(areas: ZoneAreas[], idx: number[], spacingMm: number): Zone
   return {
     ...m,
     score: extentScore(m.percentOpacity, opacityMm2),
-    firstSlice: idx.length ? (idx[0] as number) : -1, lastSlice: idx.length ? (idx[idx.length - 1] as number) : -1, slices: idx.length,
+    firstSlice: idx.length ? (idx[0] as number) : -1,
+    lastSlice: idx.length ? (idx[idx.length - 1] as number) : -1,
+    slices: idx.length,
   };
 }
 
@@ -134,16 +136,27 @@ function zoneMeasure(areas: ZoneAreas[], idx: number[], spacingMm: number): Zone
  * patient's right; rows along +x or unknown: image left is the patient's right). Every slice is in one zone of
  * each lung, so the zones' volumes add up to the lung's.
  */
-export function seriesZones(slices: readonly ZoneSliceInput[], spacingMm: number, imageOrientationPatient: readonly number[] | null): SeriesZones {
+export function seriesZones(
+  slices: readonly ZoneSliceInput[],
+  spacingMm: number,
+  imageOrientationPatient: readonly number[] | null,
+): SeriesZones {
   const imageLeftIsRight = !imageOrientationPatient || (imageOrientationPatient[0] as number) >= 0;
   const positions = slices.map((s) => s.position);
   const lung = (side: LungSide): LungZones => {
     const areas = slices.map((s) => ((side === 'right') === imageLeftIsRight ? s.imageLeft : s.imageRight));
-    const zone = lungZones(areas.map((a) => a.lungMm2), positions);
+    const zone = lungZones(
+      areas.map((a) => a.lungMm2),
+      positions,
+    );
     const out = {} as LungZones;
     for (const name of ZONES) {
       const all = zone.flatMap((z, i) => (z === name ? [i] : []));
-      out[name] = zoneMeasure(all.map((i) => areas[i] as ZoneAreas), all.filter((i) => (areas[i] as ZoneAreas).lungMm2 > 0), spacingMm);
+      out[name] = zoneMeasure(
+        all.map((i) => areas[i] as ZoneAreas),
+        all.filter((i) => (areas[i] as ZoneAreas).lungMm2 > 0),
+        spacingMm,
+      );
     }
     return out;
   };

@@ -79,7 +79,14 @@ export class AdminRole implements Role {
     this.retention = new SpoolRetention({ config, logger, redis: this.redis });
     const retention = this.retention;
     this.app = await buildAdminServer({
-      config, logger, redis: this.redis, data, actions, readiness, metrics, queues: shown,
+      config,
+      logger,
+      redis: this.redis,
+      data,
+      actions,
+      readiness,
+      metrics,
+      queues: shown,
       runRetention: () => retention.runOnce(),
       listUndispatched: (limit) => dispatcher.listUndispatched(limit),
       // STOW-RS (http.stow): received instances go to the series tracker like C-STORE'd ones (its settle worker runs in the listener role).
@@ -98,7 +105,14 @@ export class AdminRole implements Role {
     // Count the stages' events even when nobody scrapes /metrics for a while (the window is two days).
     this.deriveTimer = setInterval(() => void metrics.derive(true).catch(() => undefined), 60_000);
     this.deriveTimer.unref();
-    logger.info({ host: config.http.host, port, url: `http://${config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host}:${port}/admin` }, 'admin listening');
+    logger.info(
+      {
+        host: config.http.host,
+        port,
+        url: `http://${config.http.host.includes(':') ? `[${config.http.host}]` : config.http.host}:${port}/admin`,
+      },
+      'admin listening',
+    );
   }
 
   summary(): SummaryLine[] {
@@ -107,9 +121,10 @@ export class AdminRole implements Role {
     const { host, port } = this.address;
     const all = host === '0.0.0.0' || host === '::';
     const shown = all ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
-    const login = http.password === ''
-      ? `user ${http.username}, empty password (allowed because it listens on loopback only)`
-      : `user ${http.username}, the password in http.password`;
+    const login =
+      http.password === ''
+        ? `user ${http.username}, empty password (allowed because it listens on loopback only)`
+        : `user ${http.username}, the password in http.password`;
     return [['Dashboard', `http://${shown}:${port}/admin${all ? ` (listening on every interface)` : ''}; log in as ${login}`]];
   }
 

@@ -57,7 +57,9 @@ export class DispatchRole implements Role {
     this.startupEcho = this.echoes.start();
     logger.info(
       { destinations: config.destinations.map((d) => d.name), concurrency: config.worker.dispatchConcurrency },
-      config.destinations.length ? 'dispatch worker started' : 'dispatch worker started; no destinations configured: results stay in the spool',
+      config.destinations.length
+        ? 'dispatch worker started'
+        : 'dispatch worker started; no destinations configured: results stay in the spool',
     );
   }
 

@@ -38,10 +38,7 @@ export class ListenerRole implements Role {
     this.address = await this.listener.start();
     this.reconciler = new Reconciler({ config, logger, tracker: this.tracker });
     this.reconciler.start();
-    logger.info(
-      { host: this.address.host, port: this.address.port, aeTitle: config.dicom.aeTitle, spool: config.spool.dir },
-      'listening',
-    );
+    logger.info({ host: this.address.host, port: this.address.port, aeTitle: config.dicom.aeTitle, spool: config.spool.dir }, 'listening');
   }
 
   summary(): SummaryLine[] {
@@ -49,7 +46,12 @@ export class ListenerRole implements Role {
     if (!this.address) return [];
     const { host, port } = this.address;
     const peer = host === '0.0.0.0' || host === '::' ? '<this host>' : host;
-    return [['DICOM', `AE title ${config.dicom.aeTitle} on ${host}:${port}; send a series with: TCP_NODELAY=1 storescu -aec ${config.dicom.aeTitle} ${peer} ${port} <files>`]];
+    return [
+      [
+        'DICOM',
+        `AE title ${config.dicom.aeTitle} on ${host}:${port}; send a series with: TCP_NODELAY=1 storescu -aec ${config.dicom.aeTitle} ${peer} ${port} <files>`,
+      ],
+    ];
   }
 
   async stop(): Promise<void> {

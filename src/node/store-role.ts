@@ -57,7 +57,9 @@ export class StoreRole implements Role {
   }
 
   summary(): SummaryLine[] {
-    return [['Results store', `${redactDbUrl(storeUrl(this.ctx.config))} (results, feedback, audit; validation report at /admin/validation)`]];
+    return [
+      ['Results store', `${redactDbUrl(storeUrl(this.ctx.config))} (results, feedback, audit; validation report at /admin/validation)`],
+    ];
   }
 
   async stop(): Promise<void> {

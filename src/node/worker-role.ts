@@ -82,10 +82,16 @@ export class WorkerRole implements Role {
     ];
     const notes = config.notifications.map((n) => `${n.name} (${n.type})`);
     return [
-      ['Worker', `${basename(config.model.path)} on ${this.inference?.provider ?? '?'}, ${config.worker.concurrency} series at a time, ${config.model.batchSize} slices per batch`],
-      ['Results', dests.length
-        ? `SR + Secondary Captures sent to ${dests.join(', ')}; copies in ${resolve(config.spool.dir, 'results')}`
-        : `no destinations configured: SR + Secondary Captures stay in the spool, ${resolve(config.spool.dir, 'results')}`],
+      [
+        'Worker',
+        `${basename(config.model.path)} on ${this.inference?.provider ?? '?'}, ${config.worker.concurrency} series at a time, ${config.model.batchSize} slices per batch`,
+      ],
+      [
+        'Results',
+        dests.length
+          ? `SR + Secondary Captures sent to ${dests.join(', ')}; copies in ${resolve(config.spool.dir, 'results')}`
+          : `no destinations configured: SR + Secondary Captures stay in the spool, ${resolve(config.spool.dir, 'results')}`,
+      ],
       ...(notes.length ? [['Notify', `each result is announced to ${notes.join(', ')}`] as SummaryLine] : []),
     ];
   }

@@ -13,9 +13,7 @@ import { sendMllp } from './mllp.js';
 import { studyFacts } from './study-facts.js';
 import { DELIVERY_HEADER, SIGNATURE_HEADER, webhookDocument, webhookSignature } from './webhook.js';
 
-export type DeliveryOutcome =
-  | { ok: true; detail: string }
-  | { ok: false; permanent: boolean; reason: string };
+export type DeliveryOutcome = { ok: true; detail: string } | { ok: false; permanent: boolean; reason: string };
 
 /** An HTTP status that retrying cannot change (4xx except 408 Request Timeout and 429 Too Many Requests). */
 export const permanentHttpStatus = (s: number): boolean => s >= 400 && s < 500 && s !== 408 && s !== 429;

@@ -43,7 +43,10 @@ export function fhirReportId(record: ResultRecord, target: Pick<FhirNotification
 export function buildFhirBundle(record: ResultRecord, facts: StudyFacts, target: FhirNotification): FhirBundle {
   const id = fhirReportId(record, target);
   const subject: Reference | undefined = facts.patientId
-    ? { type: 'Patient', identifier: { value: facts.patientId, ...(facts.issuerOfPatientId ? { assigner: { display: facts.issuerOfPatientId } } : {}) } }
+    ? {
+        type: 'Patient',
+        identifier: { value: facts.patientId, ...(facts.issuerOfPatientId ? { assigner: { display: facts.issuerOfPatientId } } : {}) },
+      }
     : undefined;
   const study: Reference = { type: 'ImagingStudy', identifier: dicomUid(record.studyInstanceUid) };
   const effective = fhirDateTime(facts.studyDate, facts.studyTime);
@@ -52,7 +55,12 @@ export function buildFhirBundle(record: ResultRecord, facts: StudyFacts, target:
   const imagingCategory: CodeableConcept = {
     coding: [{ system: 'http://terminology.hl7.org/CodeSystem/observation-category', code: 'imaging', display: 'Imaging' }],
   };
-  const obs = (suffix: string, code: string, display: string, value: Partial<Pick<Observation, 'valueQuantity' | 'valueCodeableConcept'>>): Observation => ({
+  const obs = (
+    suffix: string,
+    code: string,
+    display: string,
+    value: Partial<Pick<Observation, 'valueQuantity' | 'valueCodeableConcept'>>,
+  ): Observation => ({
     resourceType: 'Observation',
     id: `${id}-${suffix}`,
     identifier: [{ system: 'urn:ietf:rfc:3986', value: `urn:mlsam-node:${id}-${suffix}` }],
@@ -70,18 +78,28 @@ export function buildFhirBundle(record: ResultRecord, facts: StudyFacts, target:
   const pct = (v: number) => ({ valueQuantity: { value: round(v, 2), unit: '%', system: 'http://unitsofmeasure.org', code: '%' } });
   const observations: Observation[] = [];
   if (record.status === 'scored' && record.category) {
-    observations.push(obs('category', 'covid-category', 'COVID-19 pneumonia pattern category', {
-      valueCodeableConcept: { coding: [{ system: MLSAM_CODE_SYSTEM, code: record.category, display: CATEGORY_TEXT[record.category] }], text: CATEGORY_TEXT[record.category] },
-    }));
+    observations.push(
+      obs('category', 'covid-category', 'COVID-19 pneumonia pattern category', {
+        valueCodeableConcept: {
+          coding: [{ system: MLSAM_CODE_SYSTEM, code: record.category, display: CATEGORY_TEXT[record.category] }],
+          text: CATEGORY_TEXT[record.category],
+        },
+      }),
+    );
     const n = resultNumbers(record);
     if (n.score !== undefined) {
-      observations.push(obs('score', 'covid-score', 'COVID-19 pneumonia pattern score (0-1)', {
-        valueQuantity: { value: round(n.score, 4), unit: '1', system: 'http://unitsofmeasure.org', code: '1' },
-      }));
+      observations.push(
+        obs('score', 'covid-score', 'COVID-19 pneumonia pattern score (0-1)', {
+          valueQuantity: { value: round(n.score, 4), unit: '1', system: 'http://unitsofmeasure.org', code: '1' },
+        }),
+      );
     }
-    if (n.opacityPercent !== undefined) observations.push(obs('opacity', 'lung-opacity-percent', 'Lung opacity, % of lung volume', pct(n.opacityPercent)));
+    if (n.opacityPercent !== undefined)
+      observations.push(obs('opacity', 'lung-opacity-percent', 'Lung opacity, % of lung volume', pct(n.opacityPercent)));
     if (n.highOpacityPercent !== undefined) {
-      observations.push(obs('high-opacity', 'lung-high-opacity-percent', 'Lung high opacity (consolidation), % of lung volume', pct(n.highOpacityPercent)));
+      observations.push(
+        obs('high-opacity', 'lung-high-opacity-percent', 'Lung high opacity (consolidation), % of lung volume', pct(n.highOpacityPercent)),
+      );
     }
   }
   const report: DiagnosticReport = {
@@ -94,7 +112,10 @@ export function buildFhirBundle(record: ResultRecord, facts: StudyFacts, target:
       { coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0074', code: 'RAD', display: 'Radiology' }] },
       { coding: [{ system: 'http://loinc.org', code: 'LP29684-5', display: 'Radiology' }] },
     ],
-    code: { coding: [{ system: 'http://loinc.org', code: '24627-2', display: 'CT Chest' }], text: 'CT Chest: AI triage (COVID-19 pneumonia pattern)' },
+    code: {
+      coding: [{ system: 'http://loinc.org', code: '24627-2', display: 'CT Chest' }],
+      text: 'CT Chest: AI triage (COVID-19 pneumonia pattern)',
+    },
     ...(subject ? { subject } : {}),
     ...(effective ? { effectiveDateTime: effective } : {}),
     issued,

@@ -44,7 +44,13 @@ export function buildOruR01(record: ResultRecord, facts: StudyFacts, target: Hl7
   const when = record.finishedAt ?? record.startedAt;
   const msg = new Message({
     specification: new HL7_2_5_1(),
-    messageHeader: { msh_9_1: 'ORU', msh_9_2: 'R01', msh_9_3: 'ORU_R01', msh_10: hl7ControlId(record, target), msh_11_1: target.processingId },
+    messageHeader: {
+      msh_9_1: 'ORU',
+      msh_9_2: 'R01',
+      msh_9_3: 'ORU_R01',
+      msh_10: hl7ControlId(record, target),
+      msh_11_1: target.processingId,
+    },
   });
   msg.set('MSH.3.1', target.sendingApplication);
   if (target.sendingFacility) msg.set('MSH.4.1', target.sendingFacility);
@@ -84,7 +90,12 @@ export function buildOruR01(record: ResultRecord, facts: StudyFacts, target: Hl7
   obr.set('25', 'P');
 
   let n = 0;
-  const obx = (type: string, code: [string, string, string], value: (s: ReturnType<typeof msg.addSegment>) => void, units?: [string, string, string]): void => {
+  const obx = (
+    type: string,
+    code: [string, string, string],
+    value: (s: ReturnType<typeof msg.addSegment>) => void,
+    units?: [string, string, string],
+  ): void => {
     const s = msg.addSegment('OBX');
     s.set('1', String(++n));
     s.set('2', type);
@@ -111,15 +122,28 @@ export function buildOruR01(record: ResultRecord, facts: StudyFacts, target: Hl7
     const nums = resultNumbers(record);
     if (nums.score !== undefined) {
       const v = nums.score;
-      obx('NM', ['COVID-SCORE', 'COVID-19 pneumonia pattern score (0-1)', LOCAL_CODE_SYSTEM], (s) => s.set('5', String(round(v, 4))), ['1', 'unity', 'UCUM']);
+      obx('NM', ['COVID-SCORE', 'COVID-19 pneumonia pattern score (0-1)', LOCAL_CODE_SYSTEM], (s) => s.set('5', String(round(v, 4))), [
+        '1',
+        'unity',
+        'UCUM',
+      ]);
     }
     if (nums.opacityPercent !== undefined) {
       const v = nums.opacityPercent;
-      obx('NM', ['LUNG-OPAC-PCT', 'Lung opacity, % of lung volume', LOCAL_CODE_SYSTEM], (s) => s.set('5', String(round(v, 2))), ['%', 'percent', 'UCUM']);
+      obx('NM', ['LUNG-OPAC-PCT', 'Lung opacity, % of lung volume', LOCAL_CODE_SYSTEM], (s) => s.set('5', String(round(v, 2))), [
+        '%',
+        'percent',
+        'UCUM',
+      ]);
     }
     if (nums.highOpacityPercent !== undefined) {
       const v = nums.highOpacityPercent;
-      obx('NM', ['LUNG-HOPAC-PCT', 'Lung high opacity (consolidation), % of lung volume', LOCAL_CODE_SYSTEM], (s) => s.set('5', String(round(v, 2))), ['%', 'percent', 'UCUM']);
+      obx(
+        'NM',
+        ['LUNG-HOPAC-PCT', 'Lung high opacity (consolidation), % of lung volume', LOCAL_CODE_SYSTEM],
+        (s) => s.set('5', String(round(v, 2))),
+        ['%', 'percent', 'UCUM'],
+      );
     }
     if (nums.lungMl !== undefined) {
       const v = nums.lungMl;

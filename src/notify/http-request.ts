@@ -50,15 +50,16 @@ export function httpRequestTo(opts: HttpRequestOptions): Promise<HttpResponse> {
   };
   const secure = url.protocol === 'https:';
   const tls = opts.tls;
-  const tlsOptions = secure && tls
-    ? {
-        ...(tls.caFile ? { ca: readFileSync(tls.caFile) } : {}),
-        ...(tls.certFile ? { cert: readFileSync(tls.certFile) } : {}),
-        ...(tls.keyFile ? { key: readFileSync(tls.keyFile) } : {}),
-        ...(tls.verifyHostname === false ? { checkServerIdentity: () => undefined } : {}),
-        minVersion: 'TLSv1.2' as const,
-      }
-    : {};
+  const tlsOptions =
+    secure && tls
+      ? {
+          ...(tls.caFile ? { ca: readFileSync(tls.caFile) } : {}),
+          ...(tls.certFile ? { cert: readFileSync(tls.certFile) } : {}),
+          ...(tls.keyFile ? { key: readFileSync(tls.keyFile) } : {}),
+          ...(tls.verifyHostname === false ? { checkServerIdentity: () => undefined } : {}),
+          minVersion: 'TLSv1.2' as const,
+        }
+      : {};
   const max = opts.maxResponseBytes ?? 4 * 1024 * 1024;
   return new Promise<HttpResponse>((resolve, reject) => {
     const req = (secure ? httpsRequest : httpRequest)(
@@ -80,7 +81,11 @@ export function httpRequestTo(opts: HttpRequestOptions): Promise<HttpResponse> {
     const timer = setTimeout(() => req.destroy(new HttpTargetError(`no answer within ${opts.timeoutMs} ms`)), opts.timeoutMs);
     req.on('close', () => clearTimeout(timer));
     req.on('timeout', () => req.destroy(new HttpTargetError(`no answer within ${opts.timeoutMs} ms`)));
-    req.on('error', (err) => reject(err instanceof HttpTargetError ? err : new HttpTargetError(`${url.host}: ${(err as NodeJS.ErrnoException).code ?? err.message}`)));
+    req.on('error', (err) =>
+      reject(
+        err instanceof HttpTargetError ? err : new HttpTargetError(`${url.host}: ${(err as NodeJS.ErrnoException).code ?? err.message}`),
+      ),
+    );
     for (const p of parts) req.write(p);
     req.end();
   });

@@ -37,7 +37,9 @@ export function readAck(text: string): AckOutcome {
   const controlId = msg.get('MSA.2').toString().trim();
   if (!code) throw new MllpError('answer has no MSA segment');
   if (code === 'AA' || code === 'CA') return { accepted: true, code, controlId };
-  const words = [msg.get('MSA.3').toString(), msg.get('ERR.8').toString(), msg.get('ERR.3.2').toString()].map((s) => s.trim()).filter(Boolean);
+  const words = [msg.get('MSA.3').toString(), msg.get('ERR.8').toString(), msg.get('ERR.3.2').toString()]
+    .map((s) => s.trim())
+    .filter(Boolean);
   return { accepted: false, code, controlId, reason: words.length ? words.join('; ') : 'no reason given' };
 }
 
@@ -55,19 +57,25 @@ export function sendMllp(peer: MllpPeer, message: string): Promise<AckOutcome> {
       if (err) reject(err);
       else resolve(ack!);
     };
-    const timer = setTimeout(() => finish(new MllpError(`no ACK from ${peer.host}:${peer.port} within ${peer.timeoutMs} ms`)), peer.timeoutMs);
+    const timer = setTimeout(
+      () => finish(new MllpError(`no ACK from ${peer.host}:${peer.port} within ${peer.timeoutMs} ms`)),
+      peer.timeoutMs,
+    );
     const onConnect = (): void => codec.sendMessage(socket, message, 'utf-8');
     if (peer.tls) {
       const t = peer.tls;
-      socket = tlsConnect({
-        host: peer.host,
-        port: peer.port,
-        minVersion: 'TLSv1.2',
-        ...(t.caFile ? { ca: readFileSync(t.caFile) } : {}),
-        ...(t.certFile ? { cert: readFileSync(t.certFile) } : {}),
-        ...(t.keyFile ? { key: readFileSync(t.keyFile) } : {}),
-        ...(t.verifyHostname === false ? { checkServerIdentity: () => undefined } : {}),
-      }, onConnect);
+      socket = tlsConnect(
+        {
+          host: peer.host,
+          port: peer.port,
+          minVersion: 'TLSv1.2',
+          ...(t.caFile ? { ca: readFileSync(t.caFile) } : {}),
+          ...(t.certFile ? { cert: readFileSync(t.certFile) } : {}),
+          ...(t.keyFile ? { key: readFileSync(t.keyFile) } : {}),
+          ...(t.verifyHostname === false ? { checkServerIdentity: () => undefined } : {}),
+        },
+        onConnect,
+      );
     } else {
       socket = netConnect({ host: peer.host, port: peer.port }, onConnect);
     }

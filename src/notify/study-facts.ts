@@ -26,8 +26,18 @@ export interface StudyFacts {
 }
 
 const EMPTY: StudyFacts = {
-  patientId: '', issuerOfPatientId: '', patientName: '', patientBirthDate: '', patientSex: '', accessionNumber: '',
-  studyDate: '', studyTime: '', studyDescription: '', placerOrderNumber: '', fillerOrderNumber: '', requestedProcedureId: '',
+  patientId: '',
+  issuerOfPatientId: '',
+  patientName: '',
+  patientBirthDate: '',
+  patientSex: '',
+  accessionNumber: '',
+  studyDate: '',
+  studyTime: '',
+  studyDescription: '',
+  placerOrderNumber: '',
+  fillerOrderNumber: '',
+  requestedProcedureId: '',
   referringPhysician: '',
 };
 

@@ -10,7 +10,11 @@ export const SETTLE_QUEUE = 'series-settle';
 /** BullMQ queue of result sets to send: one job per (result, destination). */
 export const DISPATCH_QUEUE = 'dispatch';
 
-const uid = z.string().min(1).max(64).regex(/^[0-9]+(\.[0-9]+)*$/, 'must be a DICOM UID');
+const uid = z
+  .string()
+  .min(1)
+  .max(64)
+  .regex(/^[0-9]+(\.[0-9]+)*$/, 'must be a DICOM UID');
 const isoDate = z.string().datetime({ offset: true });
 
 export const enqueuedBySchema = z.enum(['tracker', 'reconciler', 'admin']);
@@ -67,10 +71,7 @@ export const inferenceJobSchema = z.strictObject({
 export type InferenceJobData = z.infer<typeof inferenceJobSchema>;
 
 /** Payload of a `series-settle` job: one series (name "settle") or one study (name "settle-study"). */
-export const settleJobSchema = z.union([
-  z.strictObject({ seriesInstanceUid: uid }),
-  z.strictObject({ studyInstanceUid: uid }),
-]);
+export const settleJobSchema = z.union([z.strictObject({ seriesInstanceUid: uid }), z.strictObject({ studyInstanceUid: uid })]);
 export type SettleJobData = z.infer<typeof settleJobSchema>;
 
 /** Job id of the inference job of a study's content (one result per study). */

@@ -12,7 +12,15 @@ export interface RoutableInstance {
   sopClassUid?: string;
 }
 
-export type IgnoreCode = 'empty' | 'sop-class' | 'not-chosen' | 'not-candidate' | 'modality' | 'body-part' | 'only-excluded-image-types' | 'too-few-slices';
+export type IgnoreCode =
+  | 'empty'
+  | 'sop-class'
+  | 'not-chosen'
+  | 'not-candidate'
+  | 'modality'
+  | 'body-part'
+  | 'only-excluded-image-types'
+  | 'too-few-slices';
 
 export type RouteDecision =
   | { route: 'score'; scorableInstances: number; excludedInstances: number }
@@ -81,7 +89,8 @@ export function routeSeries(instances: readonly RoutableInstance[], rules: Routi
     return {
       route: 'ignore',
       code: 'too-few-slices',
-      reason: `${scorableInstances} slices, fewer than the minimum ${rules.minSlices}` +
+      reason:
+        `${scorableInstances} slices, fewer than the minimum ${rules.minSlices}` +
         (excludedInstances ? ` (${excludedInstances} excluded by image type)` : ''),
       ...counts,
     };

@@ -143,10 +143,16 @@ export function summarizeSeries(
   let coverageMm: number | null = null;
   if (oriented.length > 0) {
     const n = normalOf(oriented[0]!.orientation as number[]);
-    const pos = [...new Set(oriented.filter((i) => i.position).map((i) => {
-      const p = i.position as number[];
-      return Math.round((p[0]! * n[0] + p[1]! * n[1] + p[2]! * n[2]) * 1000) / 1000;
-    }))].sort((a, b) => a - b);
+    const pos = [
+      ...new Set(
+        oriented
+          .filter((i) => i.position)
+          .map((i) => {
+            const p = i.position as number[];
+            return Math.round((p[0]! * n[0] + p[1]! * n[1] + p[2]! * n[2]) * 1000) / 1000;
+          }),
+      ),
+    ].sort((a, b) => a - b);
     if (pos.length > 1) {
       coverageMm = (pos[pos.length - 1] as number) - (pos[0] as number);
       spacingMm = median(pos.slice(1).map((p, k) => p - (pos[k] as number)));
@@ -202,15 +208,24 @@ function compare(a: Keyed, b: Keyed, rules: SelectionRules): { d: number; rule: 
   const steps: Array<[number, string]> = [
     [Number(!a.thin) - Number(!b.thin), `thin slices (≤ ${rules.thinSliceMm} mm) preferred for HU quantification`],
     [
-      rules.preferKernel === 'any' ? 0 : rules.preferKernel === 'soft' ? Number(a.sharp) - Number(b.sharp) : Number(b.sharp) - Number(a.sharp),
-      rules.preferKernel === 'soft' ? 'soft/standard kernel preferred over a sharp kernel (noise in HU)' : 'sharp kernel preferred (series.selection.preferKernel)',
+      rules.preferKernel === 'any'
+        ? 0
+        : rules.preferKernel === 'soft'
+          ? Number(a.sharp) - Number(b.sharp)
+          : Number(b.sharp) - Number(a.sharp),
+      rules.preferKernel === 'soft'
+        ? 'soft/standard kernel preferred over a sharp kernel (noise in HU)'
+        : 'sharp kernel preferred (series.selection.preferKernel)',
     ],
     [num(a.s.sliceThicknessMm, 1e6) - num(b.s.sliceThicknessMm, 1e6), 'thinner slices preferred'],
     [num(a.s.spacingMm, 1e6) - num(b.s.spacingMm, 1e6), 'closer slice spacing preferred'],
     [num(b.s.coverageMm, 0) - num(a.s.coverageMm, 0), 'longer z coverage preferred'],
     [b.s.route.scorableInstances - a.s.route.scorableInstances, 'more slices preferred'],
     [num(Number(a.s.seriesNumber) || null, 1e9) - num(Number(b.s.seriesNumber) || null, 1e9), 'equal by every rule: lower SeriesNumber'],
-    [a.s.seriesInstanceUid < b.s.seriesInstanceUid ? -1 : a.s.seriesInstanceUid > b.s.seriesInstanceUid ? 1 : 0, 'equal by every rule: SeriesInstanceUID order'],
+    [
+      a.s.seriesInstanceUid < b.s.seriesInstanceUid ? -1 : a.s.seriesInstanceUid > b.s.seriesInstanceUid ? 1 : 0,
+      'equal by every rule: SeriesInstanceUID order',
+    ],
   ];
   for (const [d, rule] of steps) if (Math.abs(d) > 1e-6) return { d, rule };
   return { d: 0, rule: 'identical' };
@@ -230,7 +245,8 @@ export function selectSeries(summaries: readonly SeriesSummary[], rules: Selecti
     else {
       cands.push({
         s,
-        thin: s.sliceThicknessMm !== null ? s.sliceThicknessMm <= rules.thinSliceMm : s.spacingMm !== null && s.spacingMm <= rules.thinSliceMm,
+        thin:
+          s.sliceThicknessMm !== null ? s.sliceThicknessMm <= rules.thinSliceMm : s.spacingMm !== null && s.spacingMm <= rules.thinSliceMm,
         sharp: isSharpKernel(s.kernel, rules),
       });
     }

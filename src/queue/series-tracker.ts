@@ -21,7 +21,14 @@ import {
   type SettleJobData,
   type StudyJobContext,
 } from './jobs.js';
-import { decimals, selectSeries, summarizeSeries, type SelectableInstance, type SeriesRole, type SeriesSummary } from './series-selection.js';
+import {
+  decimals,
+  selectSeries,
+  summarizeSeries,
+  type SelectableInstance,
+  type SeriesRole,
+  type SeriesSummary,
+} from './series-selection.js';
 import { parseStudyState, type StudyState } from './study-state.js';
 import { Keys } from '../stores/keys.js';
 import { loadLua } from '../stores/lua.js';
@@ -91,14 +98,14 @@ export type StudySettleResult =
   | { outcome: 'not-found' }
   | { outcome: 'deferred'; remainingMs: number }
   | {
-    outcome: 'settled';
-    studyInstanceUid: string;
-    chosen?: string;
-    jobId?: string;
-    noCandidate: boolean;
-    contentHash: string;
-    series: Array<{ seriesInstanceUid: string; result: SettleResult }>;
-  };
+      outcome: 'settled';
+      studyInstanceUid: string;
+      chosen?: string;
+      jobId?: string;
+      noCandidate: boolean;
+      contentHash: string;
+      series: Array<{ seriesInstanceUid: string; result: SettleResult }>;
+    };
 
 interface SeriesHead {
   key: string;
@@ -126,8 +133,16 @@ interface StoredInstance {
 }
 
 function storedInstance(h: {
-  modality: string; bodyPartExamined: string; imageType: string[]; sopClassUid: string;
-  imageOrientation?: string; imagePosition?: string; sliceThickness?: string; convolutionKernel?: string; seriesNumber?: string; seriesDescription?: string;
+  modality: string;
+  bodyPartExamined: string;
+  imageType: string[];
+  sopClassUid: string;
+  imageOrientation?: string;
+  imagePosition?: string;
+  sliceThickness?: string;
+  convolutionKernel?: string;
+  seriesNumber?: string;
+  seriesDescription?: string;
 }): StoredInstance {
   const out: StoredInstance = { m: h.modality, b: h.bodyPartExamined, t: h.imageType };
   if (h.sopClassUid) out.c = h.sopClassUid;
@@ -143,10 +158,16 @@ function storedInstance(h: {
 function selectable(s: StoredInstance): SelectableInstance {
   const th = s.th !== undefined ? Number(s.th) : NaN;
   return {
-    modality: s.m, bodyPartExamined: s.b, imageType: s.t,
+    modality: s.m,
+    bodyPartExamined: s.b,
+    imageType: s.t,
     ...(s.c ? { sopClassUid: s.c } : {}),
-    orientation: decimals(s.o, 6), position: decimals(s.p, 3), sliceThickness: Number.isFinite(th) ? th : null,
-    kernel: s.k ?? '', seriesNumber: s.n ?? '', seriesDescription: s.d ?? '',
+    orientation: decimals(s.o, 6),
+    position: decimals(s.p, 3),
+    sliceThickness: Number.isFinite(th) ? th : null,
+    kernel: s.k ?? '',
+    seriesNumber: s.n ?? '',
+    seriesDescription: s.d ?? '',
   };
 }
 
@@ -439,7 +460,15 @@ export class SeriesTracker implements InstanceSink {
       return this.recordIgnored(seriesInstanceUid, c, decision.code, decision.reason, this.common(c, decision), by);
     }
     const jobId = inferenceJobId(seriesInstanceUid, c.hash);
-    return this.recordQueued(seriesInstanceUid, c, jobId, this.common(c, decision), by, this.payload(seriesInstanceUid, c, by), c.h.queuedHash === c.hash);
+    return this.recordQueued(
+      seriesInstanceUid,
+      c,
+      jobId,
+      this.common(c, decision),
+      by,
+      this.payload(seriesInstanceUid, c, by),
+      c.h.queuedHash === c.hash,
+    );
   }
 
   /**
@@ -455,7 +484,9 @@ export class SeriesTracker implements InstanceSink {
     const studyKey = this.keys.study(studyInstanceUid);
     const [sh, uids] = await Promise.all([redis.hgetall(studyKey), redis.smembers(this.keys.studySeries(studyInstanceUid))]);
     if (uids.length === 0) return { outcome: 'not-found' };
-    const heads = (await Promise.all(uids.map(async (u) => [u, await this.head(u)] as const))).filter((x): x is readonly [string, SeriesHead] => Boolean(x[1]));
+    const heads = (await Promise.all(uids.map(async (u) => [u, await this.head(u)] as const))).filter(
+      (x): x is readonly [string, SeriesHead] => Boolean(x[1]),
+    );
     if (heads.length === 0) return { outcome: 'not-found' };
     const lastArrival = Math.max(...heads.map(([, h]) => h.lastArrival));
     const remainingMs = this.quietMs - (Date.now() - lastArrival);
@@ -469,13 +500,22 @@ export class SeriesTracker implements InstanceSink {
       if (c) contents.push({ uid, c, summary: summarizeSeries(uid, c.instances, this.opts.config.series.routing) });
     }
     if (contents.length === 0) return { outcome: 'not-found' };
-    const num = (s: SeriesSummary): number => (Number(s.seriesNumber) || Number.MAX_SAFE_INTEGER);
+    const num = (s: SeriesSummary): number => Number(s.seriesNumber) || Number.MAX_SAFE_INTEGER;
     contents.sort((a, b) => num(a.summary) - num(b.summary) || (a.uid < b.uid ? -1 : 1));
-    const selection = selectSeries(contents.map((x) => x.summary), this.opts.config.series.selection);
+    const selection = selectSeries(
+      contents.map((x) => x.summary),
+      this.opts.config.series.selection,
+    );
     const contentHash = instancesHash(contents.map((x) => `${x.uid}:${x.c.hash}`));
     const roles = selection.roles.map((r) => {
       const s = contents.find((x) => x.uid === r.seriesInstanceUid)!.summary;
-      return { seriesInstanceUid: r.seriesInstanceUid, seriesNumber: s.seriesNumber, seriesDescription: s.seriesDescription, role: r.role, reason: r.reason };
+      return {
+        seriesInstanceUid: r.seriesInstanceUid,
+        seriesNumber: s.seriesNumber,
+        seriesDescription: s.seriesDescription,
+        role: r.role,
+        reason: r.reason,
+      };
     });
 
     // No candidate, but chest CT series that routing accepts (reformats, non-axial, short coverage):
@@ -484,9 +524,7 @@ export class SeriesTracker implements InstanceSink {
     let chosen = selection.chosen;
     let noCandidate = false;
     if (!chosen) {
-      const reportable = contents
-        .filter((x) => x.summary.route.route === 'score')
-        .sort((a, b) => b.c.instanceCount - a.c.instanceCount)[0];
+      const reportable = contents.filter((x) => x.summary.route.route === 'score').sort((a, b) => b.c.instanceCount - a.c.instanceCount)[0];
       if (reportable) {
         chosen = reportable.uid;
         noCandidate = true;
@@ -496,10 +534,17 @@ export class SeriesTracker implements InstanceSink {
     const status = chosen ? 'queued' : 'ignored';
     const reason = noCandidate
       ? 'no series of the study could be scored (each series says why)'
-      : chosen ? '' : 'no series of the study is for this model (each series says why)';
+      : chosen
+        ? ''
+        : 'no series of the study is for this model (each series says why)';
     const fields: Record<string, string> = {
-      status, contentHash, settledAt: String(Date.now()), seriesCount: String(contents.length),
-      candidates: String(selection.order.length), noCandidate: noCandidate ? '1' : '0', reason,
+      status,
+      contentHash,
+      settledAt: String(Date.now()),
+      seriesCount: String(contents.length),
+      candidates: String(selection.order.length),
+      noCandidate: noCandidate ? '1' : '0',
+      reason,
       ...(chosen ? { chosenSeries: chosen, jobId: jobId as string } : {}),
     };
     // The study's state first (the worker checks it as soon as the job exists); an instance that
@@ -514,19 +559,30 @@ export class SeriesTracker implements InstanceSink {
     let existing = false;
     if (chosen && jobId) {
       const x = contents.find((y) => y.uid === chosen)!;
-      const fallback = noCandidate ? [] : selection.order.slice(1).map((u) => {
-        const f = contents.find((y) => y.uid === u)!.c;
-        return { seriesInstanceUid: u, seriesDir: f.seriesDir, instanceCount: f.instanceCount, instancesHash: f.hash };
-      });
+      const fallback = noCandidate
+        ? []
+        : selection.order.slice(1).map((u) => {
+            const f = contents.find((y) => y.uid === u)!.c;
+            return { seriesInstanceUid: u, seriesDir: f.seriesDir, instanceCount: f.instanceCount, instancesHash: f.hash };
+          });
       const study: StudyJobContext = {
-        contentHash, roles, fallback,
+        contentHash,
+        roles,
+        fallback,
         ...(sh.chosenSeries && sh.chosenSeries !== chosen ? { previousSeries: sh.chosenSeries } : {}),
         ...(noCandidate ? { noCandidate: true } : {}),
       };
       existing = sh.queuedHash === contentHash;
       await redis.hset(studyKey, 'context', JSON.stringify(study));
-      const r = await this.recordQueued(chosen, x.c, jobId, { ...this.common(x.c, x.summary.route), ...this.roleFields(x.summary, roles) }, by,
-        { ...this.payload(chosen, x.c, by), study }, existing);
+      const r = await this.recordQueued(
+        chosen,
+        x.c,
+        jobId,
+        { ...this.common(x.c, x.summary.route), ...this.roleFields(x.summary, roles) },
+        by,
+        { ...this.payload(chosen, x.c, by), study },
+        existing,
+      );
       existing = existing || (r.outcome === 'queued' && r.existed === true);
       results.push({ seriesInstanceUid: chosen, result: r });
       await redis.hset(studyKey, 'queuedHash', contentHash);
@@ -535,22 +591,51 @@ export class SeriesTracker implements InstanceSink {
       if (x.uid === chosen) continue;
       const role = roles.find((r) => r.seriesInstanceUid === x.uid)!;
       const code = x.summary.route.route === 'ignore' ? x.summary.route.code : role.role === 'candidate' ? 'not-chosen' : 'not-candidate';
-      const r = await this.recordIgnored(x.uid, x.c, code, role.reason, { ...this.common(x.c, x.summary.route), ...this.roleFields(x.summary, roles) }, by, true);
+      const r = await this.recordIgnored(
+        x.uid,
+        x.c,
+        code,
+        role.reason,
+        { ...this.common(x.c, x.summary.route), ...this.roleFields(x.summary, roles) },
+        by,
+        true,
+      );
       results.push({ seriesInstanceUid: x.uid, result: r });
     }
     this.log.info(
-      { studyInstanceUid, series: contents.length, candidates: selection.order.length, chosen, noCandidate, contentHash, jobId, alreadyQueued: existing, by },
+      {
+        studyInstanceUid,
+        series: contents.length,
+        candidates: selection.order.length,
+        chosen,
+        noCandidate,
+        contentHash,
+        jobId,
+        alreadyQueued: existing,
+        by,
+      },
       chosen ? (existing ? 'study already queued' : 'study queued for inference') : 'study ignored',
     );
-    return { outcome: 'settled', studyInstanceUid, ...(chosen ? { chosen, jobId: jobId as string } : {}), noCandidate, contentHash, series: results };
+    return {
+      outcome: 'settled',
+      studyInstanceUid,
+      ...(chosen ? { chosen, jobId: jobId as string } : {}),
+      noCandidate,
+      contentHash,
+      series: results,
+    };
   }
 
   /** Role and selection fields recorded in a series' hash (study mode). */
   private roleFields(s: SeriesSummary, roles: StudyJobContext['roles']): Record<string, string> {
     const r = roles.find((x) => x.seriesInstanceUid === s.seriesInstanceUid);
     const f: Record<string, string> = {
-      role: r?.role ?? 'ignored', roleReason: r?.reason ?? '', seriesNumber: s.seriesNumber, seriesDescription: s.seriesDescription,
-      orientation: s.orientation, kernel: s.kernel,
+      role: r?.role ?? 'ignored',
+      roleReason: r?.reason ?? '',
+      seriesNumber: s.seriesNumber,
+      seriesDescription: s.seriesDescription,
+      orientation: s.orientation,
+      kernel: s.kernel,
     };
     if (s.sliceThicknessMm !== null) f.sliceThicknessMm = String(s.sliceThicknessMm);
     if (s.spacingMm !== null) f.spacingMm = String(Number(s.spacingMm.toFixed(3)));
@@ -602,8 +687,12 @@ export class SeriesTracker implements InstanceSink {
     const firstReceivedAt = Math.min(Number(head.h.firstReceivedAt || Infinity), firstFile);
     const lastReceivedAt = Math.max(Number(head.lastRaw || 0), lastFile);
     return {
-      ...head, instances, hash: instancesHash(sops), instanceCount: sops.length,
-      firstReceivedAt: Number.isFinite(firstReceivedAt) ? firstReceivedAt : lastReceivedAt, lastReceivedAt,
+      ...head,
+      instances,
+      hash: instancesHash(sops),
+      instanceCount: sops.length,
+      firstReceivedAt: Number.isFinite(firstReceivedAt) ? firstReceivedAt : lastReceivedAt,
+      lastReceivedAt,
     };
   }
 
@@ -637,17 +726,37 @@ export class SeriesTracker implements InstanceSink {
   }
 
   private async recordIgnored(
-    seriesInstanceUid: string, c: SeriesContent, code: IgnoreCode, reason: string, common: Record<string, string>, by: EnqueuedBy, quiet = false,
+    seriesInstanceUid: string,
+    c: SeriesContent,
+    code: IgnoreCode,
+    reason: string,
+    common: Record<string, string>,
+    by: EnqueuedBy,
+    quiet = false,
   ): Promise<SettleResult> {
     await this.finalize(c.key, c.lastRaw, { ...common, status: 'ignored', ignoreCode: code, reason });
-    const log = { seriesInstanceUid, studyInstanceUid: c.studyInstanceUid, instanceCount: c.instanceCount, instancesHash: c.hash, by, code, reason };
+    const log = {
+      seriesInstanceUid,
+      studyInstanceUid: c.studyInstanceUid,
+      instanceCount: c.instanceCount,
+      instancesHash: c.hash,
+      by,
+      code,
+      reason,
+    };
     if (quiet) this.log.debug(log, 'series not scored in its study');
     else this.log.info(log, 'series ignored');
     return { outcome: 'ignored', code, reason, instanceCount: c.instanceCount, instancesHash: c.hash };
   }
 
   private async recordQueued(
-    seriesInstanceUid: string, c: SeriesContent, jobId: string, common: Record<string, string>, by: EnqueuedBy, data: InferenceJobData, sameContent: boolean,
+    seriesInstanceUid: string,
+    c: SeriesContent,
+    jobId: string,
+    common: Record<string, string>,
+    by: EnqueuedBy,
+    data: InferenceJobData,
+    sameContent: boolean,
   ): Promise<SettleResult & { existed?: boolean }> {
     const payload = inferenceJobSchema.parse(data);
     // One job per content: the job id dedups concurrent adds; queuedHash also covers a job that

@@ -14,7 +14,9 @@ let productVersion: string | undefined;
 export function softwareVersion(): string {
   if (productVersion === undefined) {
     try {
-      productVersion = String((JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version?: string }).version ?? '0');
+      productVersion = String(
+        (JSON.parse(readFileSync(join(PROJECT_ROOT, 'package.json'), 'utf8')) as { version?: string }).version ?? '0',
+      );
     } catch {
       productVersion = '0';
     }
@@ -105,7 +107,12 @@ export function setContributingEquipment(ds: Dataset, model: ModelInfo, when: Di
   setString(item, tagOf(0x0008, 0x1090), 'LO', model.name);
   setString(item, tagOf(0x0018, 0x1020), 'LO', model.version);
   setString(item, tagOf(0x0018, 0xa002), 'DT', `${when.date}${when.time}`);
-  setString(item, tagOf(0x0018, 0xa003), 'ST', `${model.name} ${model.version} (sha256 ${model.sha256.slice(0, 16)}), ${NOT_FOR_DIAGNOSTIC_USE}`);
+  setString(
+    item,
+    tagOf(0x0018, 0xa003),
+    'ST',
+    `${model.name} ${model.version} (sha256 ${model.sha256.slice(0, 16)}), ${NOT_FOR_DIAGNOSTIC_USE}`,
+  );
   setCode(item, tagOf(0x0040, 0xa170), Codes.processingAlgorithm);
   setSequence(ds, tagOf(0x0018, 0xa001), [item]);
 }
@@ -114,7 +121,11 @@ export function setContributingEquipment(ds: Dataset, model: ModelInfo, when: Di
 export function patientOrientation(iop: number[] | null): string[] | null {
   if (!iop) return null;
   const letters = (v: number[]): string => {
-    const axes: [number, string, string][] = [[v[0] as number, 'L', 'R'], [v[1] as number, 'P', 'A'], [v[2] as number, 'H', 'F']];
+    const axes: [number, string, string][] = [
+      [v[0] as number, 'L', 'R'],
+      [v[1] as number, 'P', 'A'],
+      [v[2] as number, 'H', 'F'],
+    ];
     return axes
       .filter(([c]) => Math.abs(c) > 0.25)
       .sort((a, b) => Math.abs(b[0]) - Math.abs(a[0]))

@@ -6,7 +6,14 @@
 import { MANUFACTURER } from './common.js';
 import { codeItem, formatDs, setCode, setFL, setSequence, setString, tagOf, type Code, type Dataset } from './dataset.js';
 
-export type Rel = 'CONTAINS' | 'HAS OBS CONTEXT' | 'HAS CONCEPT MOD' | 'HAS ACQ CONTEXT' | 'HAS PROPERTIES' | 'INFERRED FROM' | 'SELECTED FROM';
+export type Rel =
+  | 'CONTAINS'
+  | 'HAS OBS CONTEXT'
+  | 'HAS CONCEPT MOD'
+  | 'HAS ACQ CONTEXT'
+  | 'HAS PROPERTIES'
+  | 'INFERRED FROM'
+  | 'SELECTED FROM';
 
 /** A reference to one instance (SOP Class + SOP Instance UID). */
 export interface SopRef {
@@ -103,7 +110,8 @@ export type GraphicType = 'POINT' | 'MULTIPOINT' | 'POLYLINE' | 'CIRCLE' | 'ELLI
  * top-left pixel), with its SELECTED FROM IMAGE child.
  */
 export function scoord(rel: Rel, concept: Code | null, graphicType: GraphicType, points: readonly number[], ref: SopRef): Dataset {
-  if (points.length < 2 || points.length % 2 !== 0 || !points.every(Number.isFinite)) throw new Error(`SCOORD ${graphicType}: bad graphic data (${points.length} values)`);
+  if (points.length < 2 || points.length % 2 !== 0 || !points.every(Number.isFinite))
+    throw new Error(`SCOORD ${graphicType}: bad graphic data (${points.length} values)`);
   const ds = item(rel, 'SCOORD', concept, [image('SELECTED FROM', null, ref)]);
   setFL(ds, T.graphicData, points);
   setString(ds, T.graphicType, 'CS', graphicType);
@@ -158,7 +166,11 @@ const OBSERVER = {
  * The first items of every document's root: language English (TID 1204) and this node as the
  * device observer (TID 1002/1004: UID, name = AE title, manufacturer, model name and version).
  */
-export function languageAndDeviceObserver(o: { aeTitle: string; model: { name: string; version: string }; deviceObserverUid: string }): Dataset[] {
+export function languageAndDeviceObserver(o: {
+  aeTitle: string;
+  model: { name: string; version: string };
+  deviceObserverUid: string;
+}): Dataset[] {
   return [
     code('HAS CONCEPT MOD', OBSERVER.language, OBSERVER.english),
     code('HAS OBS CONTEXT', OBSERVER.observerType, OBSERVER.device),

@@ -120,7 +120,8 @@ export interface Code {
 
 export function codeItem(c: Code): Dataset {
   const ds: Dataset = new Map();
-  if (c.value.length > 16) setString(ds, tagOf(0x0008, 0x0119), 'UC', c.value); // Long Code Value
+  if (c.value.length > 16)
+    setString(ds, tagOf(0x0008, 0x0119), 'UC', c.value); // Long Code Value
   else setString(ds, tagOf(0x0008, 0x0100), 'SH', c.value);
   setString(ds, tagOf(0x0008, 0x0102), 'SH', c.scheme);
   setString(ds, tagOf(0x0008, 0x0104), 'LO', c.meaning);

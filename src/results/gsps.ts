@@ -62,7 +62,15 @@ export function outlineBits(lesion: Uint8Array, width: number, height: number): 
     for (let x = 0; x < width; x++) {
       const i = y * width + x;
       if (!lesion[i]) continue;
-      const edge = x === 0 || y === 0 || x === width - 1 || y === height - 1 || !lesion[i - 1] || !lesion[i + 1] || !lesion[i - width] || !lesion[i + width];
+      const edge =
+        x === 0 ||
+        y === 0 ||
+        x === width - 1 ||
+        y === height - 1 ||
+        !lesion[i - 1] ||
+        !lesion[i + 1] ||
+        !lesion[i - width] ||
+        !lesion[i + width];
       if (!edge) continue;
       bits[i >> 3] = (bits[i >> 3] as number) | (1 << (i & 7));
       pixels++;
@@ -86,9 +94,17 @@ export function buildGsps(inp: GspsInput): Dataset {
   if (!columns || !rows) throw new Error('presentation state: the key slice has no Rows/Columns');
   const ds: Dataset = new Map();
   setObjectHeader(ds, {
-    source, model, sopClassUid: GRAYSCALE_SOFTCOPY_PRESENTATION_STATE, sopInstanceUid: inp.sopInstanceUid, modality: 'PR',
-    seriesInstanceUid: inp.seriesInstanceUid, seriesNumber: inp.seriesNumber, seriesDescription: 'AI key slices, lung window',
-    instanceNumber: inp.instanceNumber, aeTitle: inp.aeTitle, when: inp.when,
+    source,
+    model,
+    sopClassUid: GRAYSCALE_SOFTCOPY_PRESENTATION_STATE,
+    sopInstanceUid: inp.sopInstanceUid,
+    modality: 'PR',
+    seriesInstanceUid: inp.seriesInstanceUid,
+    seriesNumber: inp.seriesNumber,
+    seriesDescription: 'AI key slices, lung window',
+    instanceNumber: inp.instanceNumber,
+    aeTitle: inp.aeTitle,
+    when: inp.when,
   });
   // General Image's content date/time do not belong to a presentation state: Presentation State Identification instead.
   ds.delete(tagOf(0x0008, 0x0023));

@@ -113,7 +113,9 @@ async function removeStale(dir: string, keep: Set<string>): Promise<void> {
 }
 
 /** The instance patient and study modules are copied from: the first scored slice, else the first file of the series folder. */
-async function primarySource(record: ResultRecord): Promise<{ source: SourceInstance; evidence: { sopClassUid: string; sopInstanceUid: string }[] }> {
+async function primarySource(
+  record: ResultRecord,
+): Promise<{ source: SourceInstance; evidence: { sopClassUid: string; sopInstanceUid: string }[] }> {
   if (record.slices.length > 0) {
     return {
       source: await readSourceInstance((record.slices[0] as ResultRecord['slices'][number]).file),
@@ -166,9 +168,13 @@ function parametersText(record: ResultRecord, metadata: ModelMetadata | undefine
     `indeterminateMargin=${record.indeterminateMargin ?? '?'}`,
     `window=${window.center}/${window.width}`,
     ...(record.fusion ? [`fusion=${record.fusion}`] : []),
-    ...(record.opacity ? [`opacity=${record.opacity.method} (opacity HU ${record.opacity.opacityHu.join('..')}, high opacity HU ${record.opacity.highOpacityHu.join('..')}` +
-      `${record.opacity.sliceThicknessMm !== undefined ? `, slice thickness ${record.opacity.sliceThicknessMm} mm` : ''}` +
-      `${record.opacity.groundGlassOpenMm !== undefined ? `, ground-glass opening ${record.opacity.groundGlassOpenMm} mm` : ''})`] : []),
+    ...(record.opacity
+      ? [
+          `opacity=${record.opacity.method} (opacity HU ${record.opacity.opacityHu.join('..')}, high opacity HU ${record.opacity.highOpacityHu.join('..')}` +
+            `${record.opacity.sliceThicknessMm !== undefined ? `, slice thickness ${record.opacity.sliceThicknessMm} mm` : ''}` +
+            `${record.opacity.groundGlassOpenMm !== undefined ? `, ground-glass opening ${record.opacity.groundGlassOpenMm} mm` : ''})`,
+        ]
+      : []),
     `sha256=${record.model.sha256}`,
   ].join('; ');
 }
@@ -177,8 +183,11 @@ function parametersText(record: ResultRecord, metadata: ModelMetadata | undefine
  * What the Segmentation is built from: the labels of the record's scored slices with their geometry; null
  * (logged) when scoring kept none or the geometry is incomplete.
  */
-function segmentationInput(record: ResultRecord, labels: SeriesLabels | undefined, logger: Logger):
-  { imageOrientationPatient: number[]; pixelSpacing: [number, number]; sliceThicknessMm: number; slices: SegSlice[] } | null {
+function segmentationInput(
+  record: ResultRecord,
+  labels: SeriesLabels | undefined,
+  logger: Logger,
+): { imageOrientationPatient: number[]; pixelSpacing: [number, number]; sliceThicknessMm: number; slices: SegSlice[] } | null {
   const skip = (why: string) => {
     logger.warn({ seriesInstanceUid: record.seriesInstanceUid, why }, 'no Segmentation for this series');
     return null;
@@ -190,10 +199,20 @@ function segmentationInput(record: ResultRecord, labels: SeriesLabels | undefine
   for (const s of record.slices) {
     const l = bySop.get(s.sopInstanceUid);
     if (!l?.imagePositionPatient) return skip(`no labels or position for slice ${s.sopInstanceUid}`);
-    slices.push({ sopClassUid: s.sopClassUid, sopInstanceUid: s.sopInstanceUid, imagePositionPatient: l.imagePositionPatient, labels: l.labels });
+    slices.push({
+      sopClassUid: s.sopClassUid,
+      sopInstanceUid: s.sopInstanceUid,
+      imagePositionPatient: l.imagePositionPatient,
+      labels: l.labels,
+    });
   }
   const thickness = labels.sliceThicknessMm ?? record.opacity?.sliceSpacingMm ?? 1;
-  return { imageOrientationPatient: labels.imageOrientationPatient, pixelSpacing: labels.pixelSpacing, sliceThicknessMm: thickness, slices };
+  return {
+    imageOrientationPatient: labels.imageOrientationPatient,
+    pixelSpacing: labels.pixelSpacing,
+    sliceThicknessMm: thickness,
+    slices,
+  };
 }
 
 /**
@@ -212,7 +231,13 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
   const basis: UidBasis = { seriesInstanceUid: record.seriesInstanceUid, instancesHash: resultKey(record), modelVersion: model.version };
   const uids = resultUids(basis);
   const { source, evidence } = await primarySource(record);
-  const dir = resultsDirFor(resolvePath(config.spool.dir), record.studyInstanceUid, record.seriesInstanceUid, resultKey(record), model.version);
+  const dir = resultsDirFor(
+    resolvePath(config.spool.dir),
+    record.studyInstanceUid,
+    record.seriesInstanceUid,
+    resultKey(record),
+    model.version,
+  );
   await fs.promises.mkdir(dir, { recursive: true });
   const srUid = scored ? uids.sr : uids.srNotScored;
   const when = (await earlierWhen(dir, srUid)) ?? dicomDateTime(record.finishedAt ?? record.startedAt, source.timezoneOffset);
@@ -240,13 +265,30 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
     .map((p) => ({
       sopInstanceUid: p.srSopInstanceUid as string,
       seriesInstanceUid:
-        p.srSeriesInstanceUid ?? resultUid({ seriesInstanceUid: record.seriesInstanceUid, instancesHash: p.instancesHash, modelVersion: p.modelVersion }, 'sr-series'),
+        p.srSeriesInstanceUid ??
+        resultUid(
+          { seriesInstanceUid: record.seriesInstanceUid, instancesHash: p.instancesHash, modelVersion: p.modelVersion },
+          'sr-series',
+        ),
     }));
-  const deviceObserverUid = resultUid({ seriesInstanceUid: '', instancesHash: '', modelVersion: model.version }, `device:${aeTitle}:${model.name}`);
+  const deviceObserverUid = resultUid(
+    { seriesInstanceUid: '', instancesHash: '', modelVersion: model.version },
+    `device:${aeTitle}:${model.name}`,
+  );
   const sr = buildSr({
-    record, source, model, sopInstanceUid: srUid, seriesInstanceUid: uids.srSeries, seriesNumber: numbers.sr, deviceObserverUid,
+    record,
+    source,
+    model,
+    sopInstanceUid: srUid,
+    seriesInstanceUid: uids.srSeries,
+    seriesNumber: numbers.sr,
+    deviceObserverUid,
     trackingUid: (of) => resultUid(basis, of === 'series' ? 'tracking' : `tracking:${of}`),
-    aeTitle, when, evidence, predecessors, parameters: parametersText(record, metadata, window),
+    aeTitle,
+    when,
+    evidence,
+    predecessors,
+    parameters: parametersText(record, metadata, window),
     keySlices: keySlices.map((k) => ({
       key: k.key,
       ref: { sopClassUid: k.slice.sopClassUid, sopInstanceUid: k.slice.sopInstanceUid },
@@ -262,9 +304,19 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
 
   if (scored && config.results.keyObjectSelection && keySlices.length > 0) {
     const kos = buildKos({
-      record, source, model, sopInstanceUid: uids.kos, seriesInstanceUid: uids.kosSeries, seriesNumber: numbers.kos, deviceObserverUid, aeTitle, when,
+      record,
+      source,
+      model,
+      sopInstanceUid: uids.kos,
+      seriesInstanceUid: uids.kosSeries,
+      seriesNumber: numbers.kos,
+      deviceObserverUid,
+      aeTitle,
+      when,
       keySlices: keySlices.map((k) => ({
-        ref: { sopClassUid: k.slice.sopClassUid, sopInstanceUid: k.slice.sopInstanceUid }, probability: k.key.probability, instanceNumber: k.slice.instanceNumber,
+        ref: { sopClassUid: k.slice.sopClassUid, sopInstanceUid: k.slice.sopInstanceUid },
+        probability: k.key.probability,
+        instanceNumber: k.slice.instanceNumber,
       })),
     });
     files.push({
@@ -278,10 +330,19 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
     const seg = segmentationInput(record, opts.labels, logger);
     if (seg) {
       const { dataset, summary } = buildSeg({
-        source, model, sopInstanceUid: uids.seg, seriesInstanceUid: uids.segSeries, seriesNumber: numbers.seg, aeTitle, when,
-        sourceSeriesInstanceUid: record.seriesInstanceUid, dimensionOrganizationUid: uids.segDimensions, ...seg,
+        source,
+        model,
+        sopInstanceUid: uids.seg,
+        seriesInstanceUid: uids.segSeries,
+        seriesNumber: numbers.seg,
+        aeTitle,
+        when,
+        sourceSeriesInstanceUid: record.seriesInstanceUid,
+        dimensionOrganizationUid: uids.segDimensions,
+        ...seg,
         method: record.opacity.method,
-        parameters: `opacity HU ${record.opacity.opacityHu.join('..')}, consolidation (high opacity) HU ${record.opacity.highOpacityHu.join('..')}` +
+        parameters:
+          `opacity HU ${record.opacity.opacityHu.join('..')}, consolidation (high opacity) HU ${record.opacity.highOpacityHu.join('..')}` +
           `${record.opacity.groundGlassOpenMm !== undefined ? `, ground-glass opening ${record.opacity.groundGlassOpenMm} mm` : ''}; sha256=${model.sha256}`,
       });
       if (!source.frameOfReferenceUid) {
@@ -299,26 +360,32 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
 
   if (scored) {
     const keys = keySlices.slice(0, config.results.heatmapSlices);
-    const labelsBySop = new Map((opts.labels?.slices ?? []).flatMap((s) => (s.sopInstanceUid ? [[s.sopInstanceUid, s.labels] as const] : [])));
+    const labelsBySop = new Map(
+      (opts.labels?.slices ?? []).flatMap((s) => (s.sopInstanceUid ? [[s.sopInstanceUid, s.labels] as const] : [])),
+    );
     // "Series 0.533: indeterminate (0.35-0.65)": the category with its band, as in the SR.
     const seriesLine = seriesBandLine(record);
     for (const [i, { key, slice, buf, inst }] of keys.entries()) {
       // One read: the header walk and the pixel decode share the bytes.
       const { image } = await decodeDicom(buf);
       const gray = windowed(image, window);
-      const att = key.attention && key.attention.imageWidth === image.width && key.attention.imageHeight === image.height ? key.attention : undefined;
+      const att =
+        key.attention && key.attention.imageWidth === image.width && key.attention.imageHeight === image.height ? key.attention : undefined;
       // What the score is built on first: the measured ground glass and consolidation in colour, the CNN's
       // attention as a contour; the attention as a colour map only where the slice has no labels (no HU).
       const lesionRuns = labelsBySop.get(slice.sopInstanceUid)?.lesion;
       const lesion = lesionRuns ? expandRuns(lesionRuns, image.width * image.height) : undefined;
       const findings = lesion !== undefined;
       const rgb = {
-        width: image.width, height: image.height,
+        width: image.width,
+        height: image.height,
         data: findings ? blendFindings(gray, image.width, image.height, lesion, att) : blendHeatmap(gray, image.width, image.height, att),
       };
-      const where = [`Slice ${key.index + 1}/${record.slices.length}`,
+      const where = [
+        `Slice ${key.index + 1}/${record.slices.length}`,
         ...(slice.instanceNumber !== null ? [`instance ${slice.instanceNumber}`] : []),
-        ...(slice.position !== null ? [`${slice.position.toFixed(1)} mm`] : [])].join(', ');
+        ...(slice.position !== null ? [`${slice.position.toFixed(1)} mm`] : []),
+      ].join(', ');
       const overlay = heatmapOverlaySvg(image.width, image.height, {
         lines: [
           `${model.name} ${model.version}`,
@@ -333,8 +400,15 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
       const pixels = await compositeSvg(rgb, overlay);
       const uid = uids.heatmap(key.sopInstanceUid);
       const sc = buildSc({
-        source, model, sopInstanceUid: uid, seriesInstanceUid: uids.scSeries, seriesNumber: numbers.sc, instanceNumber: i + 1,
-        aeTitle, when, image: pixels,
+        source,
+        model,
+        sopInstanceUid: uid,
+        seriesInstanceUid: uids.scSeries,
+        seriesNumber: numbers.sc,
+        instanceNumber: i + 1,
+        aeTitle,
+        when,
+        image: pixels,
         sourceSlice: { sopClassUid: slice.sopClassUid, sopInstanceUid: slice.sopInstanceUid, instance: inst },
         derivation: findings
           ? `Lung window ${window.center}/${window.width}; measured ground glass (yellow) and consolidation (red) blended in colour, ${model.name} ${model.version} attention as a cyan contour; ${NOT_FOR_DIAGNOSTIC_USE}`
@@ -344,7 +418,13 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
       files.push({
         name: OUTPUT_NAMES.heatmap(i),
         bytes: part10(sc, SECONDARY_CAPTURE, uid, aeTitle),
-        out: { kind: 'heatmap', sopClassUid: SECONDARY_CAPTURE, sopInstanceUid: uid, seriesInstanceUid: uids.scSeries, sourceSopInstanceUid: slice.sopInstanceUid },
+        out: {
+          kind: 'heatmap',
+          sopClassUid: SECONDARY_CAPTURE,
+          sopInstanceUid: uid,
+          seriesInstanceUid: uids.scSeries,
+          sourceSopInstanceUid: slice.sopInstanceUid,
+        },
       });
     }
     if (config.results.presentationStates) {
@@ -352,11 +432,19 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
         const lesionRuns = labelsBySop.get(slice.sopInstanceUid)?.lesion;
         const n = (inst.columns ?? 0) * (inst.rows ?? 0);
         const uid = uids.pr(slice.sopInstanceUid);
-        const op = key.opacityPercent !== undefined
-          ? `opacity ${key.opacityPercent.toFixed(1)} % of this slice's lung${key.highOpacityPercent !== undefined ? ` (high ${key.highOpacityPercent.toFixed(1)} %)` : ''}`
-          : `slice probability ${key.probability.toFixed(3)}`;
+        const op =
+          key.opacityPercent !== undefined
+            ? `opacity ${key.opacityPercent.toFixed(1)} % of this slice's lung${key.highOpacityPercent !== undefined ? ` (high ${key.highOpacityPercent.toFixed(1)} %)` : ''}`
+            : `slice probability ${key.probability.toFixed(3)}`;
         const pr = buildGsps({
-          source, model, sopInstanceUid: uid, seriesInstanceUid: uids.prSeries, seriesNumber: numbers.pr, instanceNumber: i + 1, aeTitle, when,
+          source,
+          model,
+          sopInstanceUid: uid,
+          seriesInstanceUid: uids.prSeries,
+          seriesNumber: numbers.pr,
+          instanceNumber: i + 1,
+          aeTitle,
+          when,
           imageSeriesInstanceUid: record.seriesInstanceUid,
           image: { sopClassUid: slice.sopClassUid, sopInstanceUid: slice.sopInstanceUid, instance: inst },
           window,
@@ -370,7 +458,13 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
         files.push({
           name: OUTPUT_NAMES.pr(i),
           bytes: part10(pr, GRAYSCALE_SOFTCOPY_PRESENTATION_STATE, uid, aeTitle),
-          out: { kind: 'gsps', sopClassUid: GRAYSCALE_SOFTCOPY_PRESENTATION_STATE, sopInstanceUid: uid, seriesInstanceUid: uids.prSeries, sourceSopInstanceUid: slice.sopInstanceUid },
+          out: {
+            kind: 'gsps',
+            sopClassUid: GRAYSCALE_SOFTCOPY_PRESENTATION_STATE,
+            sopInstanceUid: uid,
+            seriesInstanceUid: uids.prSeries,
+            sourceSopInstanceUid: slice.sopInstanceUid,
+          },
         });
       }
     }
@@ -393,8 +487,15 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
       });
       const pixels = await rasterizeSvg(svg, width, height);
       const sc = buildSc({
-        source, model, sopInstanceUid: uids.summary, seriesInstanceUid: uids.scSeries, seriesNumber: numbers.sc, instanceNumber: record.keySlices.length + 1,
-        aeTitle, when, image: pixels,
+        source,
+        model,
+        sopInstanceUid: uids.summary,
+        seriesInstanceUid: uids.scSeries,
+        seriesNumber: numbers.sc,
+        instanceNumber: record.keySlices.length + 1,
+        aeTitle,
+        when,
+        image: pixels,
         derivation: `Chart of the ${model.name} ${model.version} slice probabilities; ${NOT_FOR_DIAGNOSTIC_USE}`,
         comments: `${NOT_FOR_DIAGNOSTIC_USE}. ${model.name} ${model.version} per-slice probability along the scan, threshold and key slices marked. ${seriesLine}.`,
       });
@@ -411,7 +512,13 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
   await fsyncDir(dir);
   const outputs: OutputFile[] = files.map((f) => ({ ...f.out, path: join(dir, f.name) }));
   logger.info(
-    { seriesInstanceUid: record.seriesInstanceUid, status: record.status, objects: outputs.length, srSopInstanceUid: srUid, ms: Math.round(performance.now() - t0) },
+    {
+      seriesInstanceUid: record.seriesInstanceUid,
+      status: record.status,
+      objects: outputs.length,
+      srSopInstanceUid: srUid,
+      ms: Math.round(performance.now() - t0),
+    },
     'result objects written',
   );
   return outputs;

@@ -31,8 +31,17 @@ export function buildKos(inp: KosInput): Dataset {
   if (inp.keySlices.length === 0) throw new Error('a Key Object Selection document needs at least one key slice');
   const ds: Dataset = new Map();
   setObjectHeader(ds, {
-    source, model, sopClassUid: KEY_OBJECT_SELECTION, sopInstanceUid: inp.sopInstanceUid, modality: 'KO', seriesInstanceUid: inp.seriesInstanceUid,
-    seriesNumber: inp.seriesNumber, seriesDescription: 'AI key slices', instanceNumber: 1, aeTitle: inp.aeTitle, when: inp.when,
+    source,
+    model,
+    sopClassUid: KEY_OBJECT_SELECTION,
+    sopInstanceUid: inp.sopInstanceUid,
+    modality: 'KO',
+    seriesInstanceUid: inp.seriesInstanceUid,
+    seriesNumber: inp.seriesNumber,
+    seriesDescription: 'AI key slices',
+    instanceNumber: 1,
+    aeTitle: inp.aeTitle,
+    when: inp.when,
   });
   // Key Object Document Series, Key Object Document
   setSequence(ds, tagOf(0x0008, 0x1111), []);
@@ -40,7 +49,10 @@ export function buildKos(inp: KosInput): Dataset {
   setSequence(ds, tagOf(0x0040, 0xa375), hierarchicalReference(r.studyInstanceUid, refs));
   // SR Document Content
   const list = inp.keySlices
-    .map((k, i) => `${i + 1}. ${k.instanceNumber !== null ? `instance ${k.instanceNumber}` : k.ref.sopInstanceUid}: ${k.probability.toFixed(3)}`)
+    .map(
+      (k, i) =>
+        `${i + 1}. ${k.instanceNumber !== null ? `instance ${k.instanceNumber}` : k.ref.sopInstanceUid}: ${k.probability.toFixed(3)}`,
+    )
     .join('; ');
   const description =
     `${NOT_FOR_DIAGNOSTIC_USE}. Key slices of ${model.name} ${model.version}, COVID-19 pneumonia pattern probability ` +

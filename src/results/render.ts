@@ -128,7 +128,13 @@ export const ATTENTION_CONTOUR_LEVEL = 0.5;
  * blended over it (`lesion`: one byte per source pixel, 1 ground glass, 2 consolidation), and the CNN's
  * attention as a secondary layer, a thin cyan contour where it crosses half its peak (never a fill).
  */
-export function blendFindings(gray: Uint8Array, width: number, height: number, lesion: Uint8Array | undefined, map: AttentionMap | undefined): Buffer {
+export function blendFindings(
+  gray: Uint8Array,
+  width: number,
+  height: number,
+  lesion: Uint8Array | undefined,
+  map: AttentionMap | undefined,
+): Buffer {
   const out = Buffer.alloc(width * height * 3);
   for (let i = 0; i < width * height; i++) {
     const g = gray[i] as number;
@@ -154,13 +160,21 @@ export function blendFindings(gray: Uint8Array, width: number, height: number, l
   const bh = by1 - by0 + 1;
   if (bw <= 0 || bh <= 0) return out;
   const above = new Uint8Array(bw * bh);
-  for (let y = by0; y <= by1; y++) for (let x = bx0; x <= bx1; x++) above[(y - by0) * bw + (x - bx0)] = attentionAt(map, x, y) >= ATTENTION_CONTOUR_LEVEL ? 1 : 0;
+  for (let y = by0; y <= by1; y++)
+    for (let x = bx0; x <= bx1; x++) above[(y - by0) * bw + (x - bx0)] = attentionAt(map, x, y) >= ATTENTION_CONTOUR_LEVEL ? 1 : 0;
   const [r, g, b] = FINDING_COLOURS.attention;
   for (let y = 0; y < bh; y++) {
     for (let x = 0; x < bw; x++) {
       if (!above[y * bw + x]) continue;
-      const edge = x === 0 || y === 0 || x === bw - 1 || y === bh - 1 ||
-        !above[y * bw + x - 1] || !above[y * bw + x + 1] || !above[(y - 1) * bw + x] || !above[(y + 1) * bw + x];
+      const edge =
+        x === 0 ||
+        y === 0 ||
+        x === bw - 1 ||
+        y === bh - 1 ||
+        !above[y * bw + x - 1] ||
+        !above[y * bw + x + 1] ||
+        !above[(y - 1) * bw + x] ||
+        !above[(y + 1) * bw + x];
       if (!edge) continue;
       const i = ((y + by0) * width + (x + bx0)) * 3;
       out[i] = r;
@@ -175,10 +189,12 @@ export function xmlEscape(s: string): string {
   return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 }
 
-const FONT = "DejaVu Sans, sans-serif";
+const FONT = 'DejaVu Sans, sans-serif';
 
 function gradientStops(): string {
-  return COLOR_STOPS.map(([p, [r, g, b]]) => `<stop offset="${(1 - p).toFixed(3)}" stop-color="rgb(${r},${g},${b})"/>`).reverse().join('');
+  return COLOR_STOPS.map(([p, [r, g, b]]) => `<stop offset="${(1 - p).toFixed(3)}" stop-color="rgb(${r},${g},${b})"/>`)
+    .reverse()
+    .join('');
 }
 
 export interface HeatmapText {
@@ -211,7 +227,10 @@ export function heatmapOverlaySvg(width: number, height: number, t: HeatmapText)
   const bandH = lines.length * lh + pad;
   const bandY = height - bannerH - bandH;
   const text = lines
-    .map((l, i) => `<text x="${width / 2}" y="${bandY + (i + 1) * lh - Math.round(lh * 0.2)}" font-size="${fs}" text-anchor="middle"${i === 0 ? ' font-weight="bold"' : ''}>${xmlEscape(l)}</text>`)
+    .map(
+      (l, i) =>
+        `<text x="${width / 2}" y="${bandY + (i + 1) * lh - Math.round(lh * 0.2)}" font-size="${fs}" text-anchor="middle"${i === 0 ? ' font-weight="bold"' : ''}>${xmlEscape(l)}</text>`,
+    )
     .join('');
   // Legend: a vertical bar at the right, high at the top, in the middle third of the height.
   const lfs = Math.round(fs * 0.8);
@@ -225,26 +244,50 @@ export function heatmapOverlaySvg(width: number, height: number, t: HeatmapText)
     `<text x="${barX + barW + 5}" y="${y + Math.round(lfs * 0.35)}" font-size="${lfs}">${v.toFixed(1)}</text>`;
   const rgb = (c: readonly number[]) => `rgb(${c.join(',')})`;
   const keyRows: [string, string][] = [
-    [`<rect x="0" y="${-Math.round(lfs * 0.75)}" width="${lfs}" height="${lfs}" fill="${rgb(FINDING_COLOURS.groundGlass)}" fill-opacity="0.8"/>`, 'ground glass'],
-    [`<rect x="0" y="${-Math.round(lfs * 0.75)}" width="${lfs}" height="${lfs}" fill="${rgb(FINDING_COLOURS.consolidation)}" fill-opacity="0.8"/>`, 'consolidation'],
-    ...(t.hasAttention ? [[`<line x1="0" y1="${-Math.round(lfs * 0.3)}" x2="${lfs}" y2="${-Math.round(lfs * 0.3)}" stroke="${rgb(FINDING_COLOURS.attention)}" stroke-width="2"/>`, `CNN attention ${Math.round(ATTENTION_CONTOUR_LEVEL * 100)} %`] as [string, string]] : []),
+    [
+      `<rect x="0" y="${-Math.round(lfs * 0.75)}" width="${lfs}" height="${lfs}" fill="${rgb(FINDING_COLOURS.groundGlass)}" fill-opacity="0.8"/>`,
+      'ground glass',
+    ],
+    [
+      `<rect x="0" y="${-Math.round(lfs * 0.75)}" width="${lfs}" height="${lfs}" fill="${rgb(FINDING_COLOURS.consolidation)}" fill-opacity="0.8"/>`,
+      'consolidation',
+    ],
+    ...(t.hasAttention
+      ? [
+          [
+            `<line x1="0" y1="${-Math.round(lfs * 0.3)}" x2="${lfs}" y2="${-Math.round(lfs * 0.3)}" stroke="${rgb(FINDING_COLOURS.attention)}" stroke-width="2"/>`,
+            `CNN attention ${Math.round(ATTENTION_CONTOUR_LEVEL * 100)} %`,
+          ] as [string, string],
+        ]
+      : []),
   ];
   const keyW = Math.round(lfs * 0.56 * Math.max(...keyRows.map(([, l]) => l.length))) + lfs * 2 + 2 * pad;
   const keyH = keyRows.length * Math.round(lfs * 1.4) + 2 * pad;
   const keyX = width - keyW - pad;
   const keyY = Math.round((height - keyH) / 2);
-  const findingsKey = `<rect x="${keyX}" y="${keyY}" width="${keyW}" height="${keyH}" fill="black" fill-opacity="0.55"/>` +
-    keyRows.map(([mark, label], i) => `<g transform="translate(${keyX + pad},${keyY + pad + (i + 1) * Math.round(lfs * 1.4) - Math.round(lfs * 0.35)})">${mark}<text x="${Math.round(lfs * 1.5)}" y="0" font-size="${lfs}">${xmlEscape(label)}</text></g>`).join('');
-  const legend = t.findings ? findingsKey : t.hasAttention
-    ? `<defs><linearGradient id="jet" x1="0" y1="0" x2="0" y2="1">${gradientStops()}</linearGradient></defs>` +
-      `<rect x="${barX - 2 * pad}" y="${barY - lh - pad}" width="${barW + 3 * pad + Math.round(lfs * 2.2)}" height="${barH + lh + 2 * pad}" fill="black" fill-opacity="0.55"/>` +
-      `<rect x="${barX}" y="${barY}" width="${barW}" height="${barH}" fill="url(#jet)"/>` +
-      // below the floor the map is not drawn: grey that part of the bar out
-      `<rect x="${barX}" y="${floorY}" width="${barW}" height="${barY + barH - floorY}" fill="black" fill-opacity="0.7"/>` +
-      `<rect x="${barX}" y="${barY}" width="${barW}" height="${barH}" fill="none" stroke="white" stroke-width="1"/>` +
-      tick(1, barY) + tick(0.5, barY + Math.round(barH / 2)) + tick(ALPHA_FLOOR, floorY) + tick(0, barY + barH) +
-      `<text x="${barX + barW / 2 + Math.round(lfs * 0.4)}" y="${barY - pad}" font-size="${lfs}" text-anchor="middle">attention</text>`
-    : '';
+  const findingsKey =
+    `<rect x="${keyX}" y="${keyY}" width="${keyW}" height="${keyH}" fill="black" fill-opacity="0.55"/>` +
+    keyRows
+      .map(
+        ([mark, label], i) =>
+          `<g transform="translate(${keyX + pad},${keyY + pad + (i + 1) * Math.round(lfs * 1.4) - Math.round(lfs * 0.35)})">${mark}<text x="${Math.round(lfs * 1.5)}" y="0" font-size="${lfs}">${xmlEscape(label)}</text></g>`,
+      )
+      .join('');
+  const legend = t.findings
+    ? findingsKey
+    : t.hasAttention
+      ? `<defs><linearGradient id="jet" x1="0" y1="0" x2="0" y2="1">${gradientStops()}</linearGradient></defs>` +
+        `<rect x="${barX - 2 * pad}" y="${barY - lh - pad}" width="${barW + 3 * pad + Math.round(lfs * 2.2)}" height="${barH + lh + 2 * pad}" fill="black" fill-opacity="0.55"/>` +
+        `<rect x="${barX}" y="${barY}" width="${barW}" height="${barH}" fill="url(#jet)"/>` +
+        // below the floor the map is not drawn: grey that part of the bar out
+        `<rect x="${barX}" y="${floorY}" width="${barW}" height="${barY + barH - floorY}" fill="black" fill-opacity="0.7"/>` +
+        `<rect x="${barX}" y="${barY}" width="${barW}" height="${barH}" fill="none" stroke="white" stroke-width="1"/>` +
+        tick(1, barY) +
+        tick(0.5, barY + Math.round(barH / 2)) +
+        tick(ALPHA_FLOOR, floorY) +
+        tick(0, barY + barH) +
+        `<text x="${barX + barW / 2 + Math.round(lfs * 0.4)}" y="${barY - pad}" font-size="${lfs}" text-anchor="middle">attention</text>`
+      : '';
   const banner =
     `<rect x="0" y="${height - bannerH}" width="${width}" height="${bannerH}" fill="#b00000" fill-opacity="0.9"/>` +
     `<text x="${width / 2}" y="${height - Math.round(bannerH * 0.3)}" font-size="${bfs}" font-weight="bold" text-anchor="middle">${NOT_FOR_DIAGNOSTIC_USE}</text>`;
@@ -252,7 +295,9 @@ export function heatmapOverlaySvg(width: number, height: number, t: HeatmapText)
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}">` +
     `<g font-family="${FONT}" fill="white">` +
     `<rect x="${Math.round((width - bandW) / 2)}" y="${bandY}" width="${bandW}" height="${bandH}" fill="black" fill-opacity="0.65"/>` +
-    text + legend + banner +
+    text +
+    legend +
+    banner +
     `</g></svg>`
   );
 }
@@ -303,8 +348,16 @@ export function chartSvg(width: number, height: number, c: ChartInput): string {
   const X = (i: number) => left + (n > 1 ? (((xs[i] as number) - x0) / span) * pw : pw / 2);
   const XofMm = (mm: number) => left + ((mm - x0) / span) * pw;
   // Key-slice labels: placed without overlaps in as few rows as fit (leader lines to their slices).
-  const keys = c.keySlices.map((k, j) => ({ k, x: X(k), label: c.keyLabels[j] ?? String(k + 1) })).filter((e) => c.probabilities[e.k] !== undefined);
-  const layout = layoutLabels(keys.map((e) => e.x), keys.map((e) => labelWidth(e.label, labelFs)), left, left + pw, fs * 0.5);
+  const keys = c.keySlices
+    .map((k, j) => ({ k, x: X(k), label: c.keyLabels[j] ?? String(k + 1) }))
+    .filter((e) => c.probabilities[e.k] !== undefined);
+  const layout = layoutLabels(
+    keys.map((e) => e.x),
+    keys.map((e) => labelWidth(e.label, labelFs)),
+    left,
+    left + pw,
+    fs * 0.5,
+  );
   const rows = Math.max(1, layout.rows);
   const rowH = layout.fontScale * labelFs * 1.25;
   // The subtitle wraps at word boundaries instead of running off the right edge (SC, OHIF).
@@ -317,27 +370,38 @@ export function chartSvg(width: number, height: number, c: ChartInput): string {
   const parts: string[] = [];
   parts.push(`<rect x="0" y="0" width="${width}" height="${height}" fill="black"/>`);
   // indeterminate band and grid
-  parts.push(`<rect x="${left}" y="${Y(Math.min(1, c.threshold + c.margin))}" width="${pw}" height="${Y(Math.max(0, c.threshold - c.margin)) - Y(Math.min(1, c.threshold + c.margin))}" fill="#806000" fill-opacity="0.35"/>`);
+  parts.push(
+    `<rect x="${left}" y="${Y(Math.min(1, c.threshold + c.margin))}" width="${pw}" height="${Y(Math.max(0, c.threshold - c.margin)) - Y(Math.min(1, c.threshold + c.margin))}" fill="#806000" fill-opacity="0.35"/>`,
+  );
   for (const g of [0, 0.25, 0.5, 0.75, 1]) {
     parts.push(`<line x1="${left}" y1="${Y(g)}" x2="${left + pw}" y2="${Y(g)}" stroke="#555" stroke-width="1"/>`);
     parts.push(`<text x="${left - fs * 0.5}" y="${Y(g) + fs * 0.35}" font-size="${fs}" text-anchor="end">${g.toFixed(2)}</text>`);
   }
   parts.push(`<rect class="plot-frame" x="${left}" y="${top}" width="${pw}" height="${ph}" fill="none" stroke="#aaa" stroke-width="1"/>`);
   // x ticks: mm along the slice normal (the dashboard's chart uses the same axis), else slice numbers
-  const ticks = usePos ? niceTicks(Math.min(x0, xs[n - 1] as number), Math.max(x0, xs[n - 1] as number), 8) : niceTicks(1, Math.max(1, n), 8).filter((v) => Number.isInteger(v));
+  const ticks = usePos
+    ? niceTicks(Math.min(x0, xs[n - 1] as number), Math.max(x0, xs[n - 1] as number), 8)
+    : niceTicks(1, Math.max(1, n), 8).filter((v) => Number.isInteger(v));
   for (const v of ticks) {
     const x = usePos ? XofMm(v) : X(v - 1);
     if (x < left - 0.5 || x > left + pw + 0.5) continue;
-    parts.push(`<line x1="${x.toFixed(1)}" y1="${top + ph}" x2="${x.toFixed(1)}" y2="${top + ph + fs * 0.4}" stroke="#aaa" stroke-width="1"/>`);
-    parts.push(`<text x="${x.toFixed(1)}" y="${top + ph + fs * 1.4}" font-size="${fs * 0.85}" text-anchor="middle">${xmlEscape(usePos ? formatTick(v) : String(v))}</text>`);
+    parts.push(
+      `<line x1="${x.toFixed(1)}" y1="${top + ph}" x2="${x.toFixed(1)}" y2="${top + ph + fs * 0.4}" stroke="#aaa" stroke-width="1"/>`,
+    );
+    parts.push(
+      `<text x="${x.toFixed(1)}" y="${top + ph + fs * 1.4}" font-size="${fs * 0.85}" text-anchor="middle">${xmlEscape(usePos ? formatTick(v) : String(v))}</text>`,
+    );
   }
   // threshold
-  parts.push(`<line x1="${left}" y1="${Y(c.threshold)}" x2="${left + pw}" y2="${Y(c.threshold)}" stroke="#ffd000" stroke-width="2" stroke-dasharray="10 6"/>`);
+  parts.push(
+    `<line x1="${left}" y1="${Y(c.threshold)}" x2="${left + pw}" y2="${Y(c.threshold)}" stroke="#ffd000" stroke-width="2" stroke-dasharray="10 6"/>`,
+  );
   // curve
   if (n > 0) {
     const pts = c.probabilities.map((p, i) => `${X(i).toFixed(1)},${Y(p).toFixed(1)}`).join(' ');
     parts.push(`<polyline points="${pts}" fill="none" stroke="#3fa9ff" stroke-width="2" stroke-linejoin="round"/>`);
-    if (n <= 400) parts.push(c.probabilities.map((p, i) => `<circle cx="${X(i).toFixed(1)}" cy="${Y(p).toFixed(1)}" r="2" fill="#3fa9ff"/>`).join(''));
+    if (n <= 400)
+      parts.push(c.probabilities.map((p, i) => `<circle cx="${X(i).toFixed(1)}" cy="${Y(p).toFixed(1)}" r="2" fill="#3fa9ff"/>`).join(''));
   }
   // key slices, their labels in rows above the plot (row 0 nearest), a leader line where a label moved
   keys.forEach((e, j) => {
@@ -348,28 +412,47 @@ export function chartSvg(width: number, height: number, c: ChartInput): string {
     parts.push(`<line x1="${e.x}" y1="${top}" x2="${e.x}" y2="${top + ph}" stroke="#ff4040" stroke-width="1" stroke-opacity="0.6"/>`);
     parts.push(`<circle cx="${e.x}" cy="${Y(p)}" r="${Math.round(fs * 0.45)}" fill="none" stroke="#ff4040" stroke-width="2"/>`);
     if (Math.abs(lx - e.x) > 1 || row > 0) {
-      parts.push(`<line x1="${lx.toFixed(1)}" y1="${(baseline + fs * 0.15).toFixed(1)}" x2="${e.x}" y2="${top}" stroke="#ff8080" stroke-width="1" stroke-opacity="0.7"/>`);
+      parts.push(
+        `<line x1="${lx.toFixed(1)}" y1="${(baseline + fs * 0.15).toFixed(1)}" x2="${e.x}" y2="${top}" stroke="#ff8080" stroke-width="1" stroke-opacity="0.7"/>`,
+      );
     }
-    parts.push(`<text class="key-label" x="${lx.toFixed(1)}" y="${baseline.toFixed(1)}" font-size="${(labelFs * layout.fontScale).toFixed(1)}" fill="#ff8080" text-anchor="middle">${xmlEscape(e.label)}</text>`);
+    parts.push(
+      `<text class="key-label" x="${lx.toFixed(1)}" y="${baseline.toFixed(1)}" font-size="${(labelFs * layout.fontScale).toFixed(1)}" fill="#ff8080" text-anchor="middle">${xmlEscape(e.label)}</text>`,
+    );
   });
   // axes labels
-  parts.push(`<text x="${left + pw / 2}" y="${top + ph + fs * 2.8}" font-size="${fs}" text-anchor="middle">${usePos ? 'position along the scan (mm along the slice normal, superior on the left)' : 'slice (scored order, superior first)'}</text>`);
-  parts.push(`<text transform="translate(${fs * 1.3},${top + ph / 2}) rotate(-90)" font-size="${fs}" text-anchor="middle">slice probability</text>`);
+  parts.push(
+    `<text x="${left + pw / 2}" y="${top + ph + fs * 2.8}" font-size="${fs}" text-anchor="middle">${usePos ? 'position along the scan (mm along the slice normal, superior on the left)' : 'slice (scored order, superior first)'}</text>`,
+  );
+  parts.push(
+    `<text transform="translate(${fs * 1.3},${top + ph / 2}) rotate(-90)" font-size="${fs}" text-anchor="middle">slice probability</text>`,
+  );
   // titles and banner
   parts.push(`<text x="${left}" y="${fs * 1.6}" font-size="${fs * 1.3}" font-weight="bold">${xmlEscape(c.title)}</text>`);
-  for (const [i, line] of subLines.entries()) parts.push(`<text class="subtitle" x="${left}" y="${(fs * 3.1 + i * lineH).toFixed(1)}" font-size="${fs}">${xmlEscape(line)}</text>`);
+  for (const [i, line] of subLines.entries())
+    parts.push(`<text class="subtitle" x="${left}" y="${(fs * 3.1 + i * lineH).toFixed(1)}" font-size="${fs}">${xmlEscape(line)}</text>`);
   const legendY = top + ph + fs * 4.2;
-  parts.push(`<line x1="${left}" y1="${legendY}" x2="${left + fs * 2}" y2="${legendY}" stroke="#3fa9ff" stroke-width="2"/><text x="${left + fs * 2.5}" y="${legendY + fs * 0.35}" font-size="${fs}">slice probability</text>`);
-  parts.push(`<circle cx="${left + fs * 13}" cy="${legendY}" r="${Math.round(fs * 0.45)}" fill="none" stroke="#ff4040" stroke-width="2"/><text x="${left + fs * 14}" y="${legendY + fs * 0.35}" font-size="${fs}">key slice (label: instance number)</text>`);
+  parts.push(
+    `<line x1="${left}" y1="${legendY}" x2="${left + fs * 2}" y2="${legendY}" stroke="#3fa9ff" stroke-width="2"/><text x="${left + fs * 2.5}" y="${legendY + fs * 0.35}" font-size="${fs}">slice probability</text>`,
+  );
+  parts.push(
+    `<circle cx="${left + fs * 13}" cy="${legendY}" r="${Math.round(fs * 0.45)}" fill="none" stroke="#ff4040" stroke-width="2"/><text x="${left + fs * 14}" y="${legendY + fs * 0.35}" font-size="${fs}">key slice (label: instance number)</text>`,
+  );
   // The threshold and the band are named in the legend, not on the plot, where the label crossed the curve.
   const legend2 = legendY + fs * 1.5;
   const lo = Math.max(0, c.threshold - c.margin).toFixed(2);
   const hi = Math.min(1, c.threshold + c.margin).toFixed(2);
-  parts.push(`<line x1="${left}" y1="${legend2}" x2="${left + fs * 2}" y2="${legend2}" stroke="#ffd000" stroke-width="2" stroke-dasharray="6 4"/><text class="threshold-label" x="${left + fs * 2.5}" y="${legend2 + fs * 0.35}" font-size="${fs}">threshold ${c.threshold.toFixed(3)}</text>`);
-  parts.push(`<rect x="${left + fs * 13}" y="${legend2 - fs * 0.45}" width="${fs * 2}" height="${fs * 0.9}" fill="#806000" fill-opacity="0.35"/><text class="band-label" x="${left + fs * 15.5}" y="${legend2 + fs * 0.35}" font-size="${fs}">indeterminate ${lo}-${hi}: below unlikely, above likely</text>`);
+  parts.push(
+    `<line x1="${left}" y1="${legend2}" x2="${left + fs * 2}" y2="${legend2}" stroke="#ffd000" stroke-width="2" stroke-dasharray="6 4"/><text class="threshold-label" x="${left + fs * 2.5}" y="${legend2 + fs * 0.35}" font-size="${fs}">threshold ${c.threshold.toFixed(3)}</text>`,
+  );
+  parts.push(
+    `<rect x="${left + fs * 13}" y="${legend2 - fs * 0.45}" width="${fs * 2}" height="${fs * 0.9}" fill="#806000" fill-opacity="0.35"/><text class="band-label" x="${left + fs * 15.5}" y="${legend2 + fs * 0.35}" font-size="${fs}">indeterminate ${lo}-${hi}: below unlikely, above likely</text>`,
+  );
   const bannerH = Math.round(fs * 1.9);
   parts.push(`<rect x="0" y="${height - bannerH}" width="${width}" height="${bannerH}" fill="#b00000"/>`);
-  parts.push(`<text x="${width / 2}" y="${height - bannerH * 0.28}" font-size="${fs * 1.3}" font-weight="bold" text-anchor="middle">${NOT_FOR_DIAGNOSTIC_USE}</text>`);
+  parts.push(
+    `<text x="${width / 2}" y="${height - bannerH * 0.28}" font-size="${fs * 1.3}" font-weight="bold" text-anchor="middle">${NOT_FOR_DIAGNOSTIC_USE}</text>`,
+  );
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}"><g font-family="${FONT}" fill="white">${parts.join('')}</g></svg>`;
 }
 
@@ -401,7 +484,13 @@ function labelWidth(text: string, fontSize: number): number {
  * dealt to the rows in x order; if even 3 rows cannot hold them, the font shrinks until they do.
  * Returns each label's x and row (in the input order), the rows used and the font scale.
  */
-export function layoutLabels(want: readonly number[], widths: readonly number[], lo: number, hi: number, gap: number): { x: number[]; row: number[]; rows: number; fontScale: number } {
+export function layoutLabels(
+  want: readonly number[],
+  widths: readonly number[],
+  lo: number,
+  hi: number,
+  gap: number,
+): { x: number[]; row: number[]; rows: number; fontScale: number } {
   const n = want.length;
   const order = want.map((_, i) => i).sort((a, b) => (want[a] as number) - (want[b] as number));
   const place = (rows: number, scale: number): { x: number[]; row: number[] } | undefined => {
@@ -419,7 +508,8 @@ export function layoutLabels(want: readonly number[], widths: readonly number[],
         pos[k] = Math.max(pos[k] as number, minX);
       }
       for (let k = ids.length - 1; k >= 0; k--) {
-        const maxX = k === ids.length - 1 ? hi - (w[k] as number) / 2 : (pos[k + 1] as number) - ((w[k] as number) + (w[k + 1] as number)) / 2 - gap;
+        const maxX =
+          k === ids.length - 1 ? hi - (w[k] as number) / 2 : (pos[k + 1] as number) - ((w[k] as number) + (w[k + 1] as number)) / 2 - gap;
         pos[k] = Math.min(pos[k] as number, maxX);
       }
       ids.forEach((i, k) => {

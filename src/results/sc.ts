@@ -29,9 +29,17 @@ export function buildSc(inp: ScInput): Dataset {
   // Modality: the source's (CT), as the SC Equipment module allows for a converted image. OT would
   // make viewers treat the series as a cine loop (OHIF plays OT and US series on their own).
   setObjectHeader(ds, {
-    source, model, sopClassUid: SECONDARY_CAPTURE, sopInstanceUid: inp.sopInstanceUid, modality: source.modality ?? 'CT',
-    seriesInstanceUid: inp.seriesInstanceUid, seriesNumber: inp.seriesNumber, seriesDescription: 'AI heatmaps',
-    instanceNumber: inp.instanceNumber, aeTitle: inp.aeTitle, when: inp.when,
+    source,
+    model,
+    sopClassUid: SECONDARY_CAPTURE,
+    sopInstanceUid: inp.sopInstanceUid,
+    modality: source.modality ?? 'CT',
+    seriesInstanceUid: inp.seriesInstanceUid,
+    seriesNumber: inp.seriesNumber,
+    seriesDescription: 'AI heatmaps',
+    instanceNumber: inp.instanceNumber,
+    aeTitle: inp.aeTitle,
+    when: inp.when,
   });
   // Laterality is required (2C) for paired body parts; copying the source's body part tells that it is not.
   if (source.bodyPartExamined) setString(ds, tagOf(0x0018, 0x0015), 'CS', source.bodyPartExamined);

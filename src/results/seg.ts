@@ -12,7 +12,14 @@
  * Size: a 512 × 512 binary frame is 32 KiB; a chest series has roughly 0.8 frames of lung per slice per lung
  * and fewer of lesions, so ~60–80 KiB per CT slice (README: sizes for 150 and 600 slices).
  */
-import { LESION_CONSOLIDATION, LESION_GROUND_GLASS, LUNG_IMAGE_LEFT, LUNG_IMAGE_RIGHT, runsOf, type SliceLabelRuns } from '../model/seg-masks.js';
+import {
+  LESION_CONSOLIDATION,
+  LESION_GROUND_GLASS,
+  LUNG_IMAGE_LEFT,
+  LUNG_IMAGE_RIGHT,
+  runsOf,
+  type SliceLabelRuns,
+} from '../model/seg-masks.js';
 import { MANUFACTURER, NOT_FOR_DIAGNOSTIC_USE, setObjectHeader, type DicomDateTime, type ModelInfo } from './common.js';
 import { encodeElement, formatDs, setCode, setOB, setSequence, setString, setUS, tagOf, type Code, type Dataset } from './dataset.js';
 import type { SourceInstance } from './source.js';
@@ -66,10 +73,40 @@ const CATEGORY_MORPHOLOGY = SCT('49755003', 'Morphologically Altered Structure')
 const LUNG = SCT('39607008', 'Lung');
 
 export const SEGMENTS: readonly SegmentDef[] = [
-  { number: 1, label: 'Left lung', description: 'Lung mask, patient left', category: CATEGORY_ANATOMY, type: SCT('44029006', 'Left lung'), rgb: [80, 160, 255] },
-  { number: 2, label: 'Right lung', description: 'Lung mask, patient right', category: CATEGORY_ANATOMY, type: SCT('3341006', 'Right lung'), rgb: [80, 220, 140] },
-  { number: 3, label: 'Ground glass', description: 'Ground-glass opacity (opacity HU range below consolidation, vessels removed)', category: CATEGORY_MORPHOLOGY, type: SCT('1217294009', 'Ground glass opacity'), anatomicRegion: LUNG, rgb: [255, 210, 0] },
-  { number: 4, label: 'Consolidation', description: 'Consolidation (high-opacity HU range)', category: CATEGORY_MORPHOLOGY, type: SCT('95436008', 'Lung consolidation'), anatomicRegion: LUNG, rgb: [255, 40, 40] },
+  {
+    number: 1,
+    label: 'Left lung',
+    description: 'Lung mask, patient left',
+    category: CATEGORY_ANATOMY,
+    type: SCT('44029006', 'Left lung'),
+    rgb: [80, 160, 255],
+  },
+  {
+    number: 2,
+    label: 'Right lung',
+    description: 'Lung mask, patient right',
+    category: CATEGORY_ANATOMY,
+    type: SCT('3341006', 'Right lung'),
+    rgb: [80, 220, 140],
+  },
+  {
+    number: 3,
+    label: 'Ground glass',
+    description: 'Ground-glass opacity (opacity HU range below consolidation, vessels removed)',
+    category: CATEGORY_MORPHOLOGY,
+    type: SCT('1217294009', 'Ground glass opacity'),
+    anatomicRegion: LUNG,
+    rgb: [255, 210, 0],
+  },
+  {
+    number: 4,
+    label: 'Consolidation',
+    description: 'Consolidation (high-opacity HU range)',
+    category: CATEGORY_MORPHOLOGY,
+    type: SCT('95436008', 'Lung consolidation'),
+    anatomicRegion: LUNG,
+    rgb: [255, 40, 40],
+  },
 ];
 
 const ALGORITHM_FAMILY: Code = { value: '123104', scheme: 'DCM', meaning: 'Morphological Operations' };
@@ -115,12 +152,20 @@ const T = {
 };
 
 /** Which label of which run set makes a segment, given which image side is the patient's left. */
-function segmentPixels(seg: SegmentDef, labels: SliceLabelRuns, imageLeftIsPatientRight: boolean): { starts: number[]; lengths: number[]; count: number } {
+function segmentPixels(
+  seg: SegmentDef,
+  labels: SliceLabelRuns,
+  imageLeftIsPatientRight: boolean,
+): { starts: number[]; lengths: number[]; count: number } {
   switch (seg.number) {
-    case 1: return runsOf(labels.lung, imageLeftIsPatientRight ? LUNG_IMAGE_RIGHT : LUNG_IMAGE_LEFT);
-    case 2: return runsOf(labels.lung, imageLeftIsPatientRight ? LUNG_IMAGE_LEFT : LUNG_IMAGE_RIGHT);
-    case 3: return runsOf(labels.lesion, LESION_GROUND_GLASS);
-    default: return runsOf(labels.lesion, LESION_CONSOLIDATION);
+    case 1:
+      return runsOf(labels.lung, imageLeftIsPatientRight ? LUNG_IMAGE_RIGHT : LUNG_IMAGE_LEFT);
+    case 2:
+      return runsOf(labels.lung, imageLeftIsPatientRight ? LUNG_IMAGE_LEFT : LUNG_IMAGE_RIGHT);
+    case 3:
+      return runsOf(labels.lesion, LESION_GROUND_GLASS);
+    default:
+      return runsOf(labels.lesion, LESION_CONSOLIDATION);
   }
 }
 
@@ -137,13 +182,22 @@ export function buildSeg(inp: SegInput): { dataset: Dataset; summary: SegFrameSu
   const first = inp.slices[0];
   if (!first) throw new Error('a Segmentation needs at least one slice');
   const { width, height } = first.labels;
-  if (inp.slices.some((s) => s.labels.width !== width || s.labels.height !== height)) throw new Error('Segmentation: slices of different sizes');
+  if (inp.slices.some((s) => s.labels.width !== width || s.labels.height !== height))
+    throw new Error('Segmentation: slices of different sizes');
   const imageLeftIsPatientRight = (inp.imageOrientationPatient[0] as number) >= 0;
   const ds: Dataset = new Map();
   setObjectHeader(ds, {
-    source, model, sopClassUid: SEGMENTATION_STORAGE, sopInstanceUid: inp.sopInstanceUid, modality: 'SEG',
-    seriesInstanceUid: inp.seriesInstanceUid, seriesNumber: inp.seriesNumber, seriesDescription: 'AI segmentation',
-    instanceNumber: 1, aeTitle: inp.aeTitle, when: inp.when,
+    source,
+    model,
+    sopClassUid: SEGMENTATION_STORAGE,
+    sopInstanceUid: inp.sopInstanceUid,
+    modality: 'SEG',
+    seriesInstanceUid: inp.seriesInstanceUid,
+    seriesNumber: inp.seriesNumber,
+    seriesDescription: 'AI segmentation',
+    instanceNumber: 1,
+    aeTitle: inp.aeTitle,
+    when: inp.when,
   });
   // Frame of Reference: the CT's.
   setString(ds, tagOf(0x0020, 0x0052), 'UI', source.frameOfReferenceUid ?? '');
@@ -156,26 +210,35 @@ export function buildSeg(inp: SegInput): { dataset: Dataset; summary: SegFrameSu
   setString(ds, tagOf(0x0062, 0x0001), 'CS', 'BINARY');
   setString(ds, tagOf(0x0062, 0x0013), 'CS', 'YES');
   setString(ds, tagOf(0x0028, 0x2110), 'CS', '00');
-  setString(ds, tagOf(0x0020, 0x4000), 'LT', `${NOT_FOR_DIAGNOSTIC_USE}. ${MANUFACTURER} ${inp.method} lung and opacity masks over the series; ${model.name} ${model.version}. ${inp.parameters}`);
-  setSequence(ds, tagOf(0x0062, 0x0002), SEGMENTS.map((s) => {
-    const item: Dataset = new Map();
-    setUS(item, tagOf(0x0062, 0x0004), s.number);
-    setString(item, tagOf(0x0062, 0x0005), 'LO', s.label);
-    setString(item, tagOf(0x0062, 0x0006), 'ST', `${s.description}. ${NOT_FOR_DIAGNOSTIC_USE}`);
-    setString(item, tagOf(0x0062, 0x0008), 'CS', 'AUTOMATIC');
-    setString(item, tagOf(0x0062, 0x0009), 'LO', `${MANUFACTURER} ${inp.method}`);
-    const alg: Dataset = new Map();
-    setCode(alg, tagOf(0x0066, 0x002f), ALGORITHM_FAMILY);
-    setString(alg, tagOf(0x0066, 0x0031), 'LO', `${model.name} ${model.version}`);
-    setString(alg, tagOf(0x0066, 0x0032), 'LT', inp.parameters);
-    setString(alg, tagOf(0x0066, 0x0036), 'LO', `${MANUFACTURER} ${inp.method}`);
-    setSequence(item, tagOf(0x0062, 0x0007), [alg]);
-    setCode(item, tagOf(0x0062, 0x0003), s.category);
-    setCode(item, tagOf(0x0062, 0x000f), s.type);
-    if (s.anatomicRegion) setCode(item, tagOf(0x0008, 0x2218), s.anatomicRegion);
-    setUS(item, tagOf(0x0062, 0x000d), ...rgbToDicomLab(s.rgb));
-    return item;
-  }));
+  setString(
+    ds,
+    tagOf(0x0020, 0x4000),
+    'LT',
+    `${NOT_FOR_DIAGNOSTIC_USE}. ${MANUFACTURER} ${inp.method} lung and opacity masks over the series; ${model.name} ${model.version}. ${inp.parameters}`,
+  );
+  setSequence(
+    ds,
+    tagOf(0x0062, 0x0002),
+    SEGMENTS.map((s) => {
+      const item: Dataset = new Map();
+      setUS(item, tagOf(0x0062, 0x0004), s.number);
+      setString(item, tagOf(0x0062, 0x0005), 'LO', s.label);
+      setString(item, tagOf(0x0062, 0x0006), 'ST', `${s.description}. ${NOT_FOR_DIAGNOSTIC_USE}`);
+      setString(item, tagOf(0x0062, 0x0008), 'CS', 'AUTOMATIC');
+      setString(item, tagOf(0x0062, 0x0009), 'LO', `${MANUFACTURER} ${inp.method}`);
+      const alg: Dataset = new Map();
+      setCode(alg, tagOf(0x0066, 0x002f), ALGORITHM_FAMILY);
+      setString(alg, tagOf(0x0066, 0x0031), 'LO', `${model.name} ${model.version}`);
+      setString(alg, tagOf(0x0066, 0x0032), 'LT', inp.parameters);
+      setString(alg, tagOf(0x0066, 0x0036), 'LO', `${MANUFACTURER} ${inp.method}`);
+      setSequence(item, tagOf(0x0062, 0x0007), [alg]);
+      setCode(item, tagOf(0x0062, 0x0003), s.category);
+      setCode(item, tagOf(0x0062, 0x000f), s.type);
+      if (s.anatomicRegion) setCode(item, tagOf(0x0008, 0x2218), s.anatomicRegion);
+      setUS(item, tagOf(0x0062, 0x000d), ...rgbToDicomLab(s.rgb));
+      return item;
+    }),
+  );
   // Image Pixel: 1 bit per pixel.
   setUS(ds, tagOf(0x0028, 0x0002), 1);
   setString(ds, tagOf(0x0028, 0x0004), 'CS', 'MONOCHROME2');
@@ -206,11 +269,21 @@ export function buildSeg(inp: SegInput): { dataset: Dataset; summary: SegFrameSu
   // Shared functional groups: pixel measures and orientation of the CT.
   const shared: Dataset = new Map();
   const measures: Dataset = new Map();
-  setString(measures, tagOf(0x0028, 0x0030), 'DS', inp.pixelSpacing.map((v) => formatDs(v, 10)));
+  setString(
+    measures,
+    tagOf(0x0028, 0x0030),
+    'DS',
+    inp.pixelSpacing.map((v) => formatDs(v, 10)),
+  );
   setString(measures, tagOf(0x0018, 0x0050), 'DS', formatDs(inp.sliceThicknessMm));
   setSequence(shared, tagOf(0x0028, 0x9110), [measures]);
   const orientation: Dataset = new Map();
-  setString(orientation, tagOf(0x0020, 0x0037), 'DS', inp.imageOrientationPatient.map((v) => formatDs(v, 10)));
+  setString(
+    orientation,
+    tagOf(0x0020, 0x0037),
+    'DS',
+    inp.imageOrientationPatient.map((v) => formatDs(v, 10)),
+  );
   setSequence(shared, tagOf(0x0020, 0x9116), [orientation]);
   setSequence(ds, tagOf(0x5200, 0x9229), [shared]);
 
@@ -233,7 +306,12 @@ export function buildSeg(inp: SegInput): { dataset: Dataset; summary: SegFrameSu
       setUL(content, tagOf(0x0020, 0x9157), seg.number, i + 1);
       setSequence(fg, tagOf(0x0020, 0x9111), [content]);
       const position: Dataset = new Map();
-      setString(position, T.imagePositionPatient, 'DS', sl.imagePositionPatient.map((v) => formatDs(v, 10)));
+      setString(
+        position,
+        T.imagePositionPatient,
+        'DS',
+        sl.imagePositionPatient.map((v) => formatDs(v, 10)),
+      );
       setSequence(fg, T.planePosition, [position]);
       const srcImage: Dataset = new Map();
       setString(srcImage, tagOf(0x0008, 0x1150), 'UI', sl.sopClassUid);

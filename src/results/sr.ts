@@ -39,10 +39,29 @@ import { THICK_SLICE_NOTE_MM } from '../model/opacity.js';
 import { patternWording } from '../model/pattern-rule.js';
 import type { OpacityMeasure, ResultKeySlice, ResultRecord, SeriesZonesRecord } from '../contracts/result-record.js';
 import { ZONE_NAMES, type ZoneName } from '../model/zones.js';
-import { howScored, LOCAL_SCHEME, MANUFACTURER, NOT_FOR_DIAGNOSTIC_USE, setCodingSchemes, setObjectHeader, type DocumentInput, type ModelInfo,
+import {
+  howScored,
+  LOCAL_SCHEME,
+  MANUFACTURER,
+  NOT_FOR_DIAGNOSTIC_USE,
+  setCodingSchemes,
+  setObjectHeader,
+  type DocumentInput,
+  type ModelInfo,
 } from './common.js';
 import {
-  code, container, hierarchicalReference, image, languageAndDeviceObserver, num, scoord, setDocumentContent, text, uidref, type Rel, type SopRef,
+  code,
+  container,
+  hierarchicalReference,
+  image,
+  languageAndDeviceObserver,
+  num,
+  scoord,
+  setDocumentContent,
+  text,
+  uidref,
+  type Rel,
+  type SopRef,
 } from './content.js';
 import { setSequence, setString, tagOf, type Code, type Dataset } from './dataset.js';
 import { analysedRegion, keyRegionGraphic, type SliceGeometry } from './regions.js';
@@ -188,15 +207,31 @@ function seriesGroup(inp: SrInput): Dataset {
   const category = CATEGORY[r.category ?? ''];
   const used = inp.keySlices.slice(0, Math.max(1, Math.min(r.k ?? inp.keySlices.length, inp.keySlices.length)));
   const o = r.opacity;
-  const probability = probabilityNum(r.category ? 'INFERRED FROM' : 'CONTAINS', C.seriesProbability, r.score ?? 0,
-    r.cnnScore !== undefined ? [probabilityNum('INFERRED FROM', C.cnnSeriesProbability, r.cnnScore)] : []);
+  const probability = probabilityNum(
+    r.category ? 'INFERRED FROM' : 'CONTAINS',
+    C.seriesProbability,
+    r.score ?? 0,
+    r.cnnScore !== undefined ? [probabilityNum('INFERRED FROM', C.cnnSeriesProbability, r.cnnScore)] : [],
+  );
   const threshold = probabilityNum(r.category ? 'INFERRED FROM' : 'CONTAINS', C.threshold, r.threshold ?? 0);
   return container('CONTAINS', C.measurementGroup, [
     text('HAS OBS CONTEXT', C.trackingId, `COVID-19 pattern, series ${inp.source.seriesNumber ?? ''}`.trim()),
     uidref('HAS OBS CONTEXT', C.trackingUid, inp.trackingUid('series')),
-    code('CONTAINS', C.finding, C.covid19,
-      o ? [...opacityNums('HAS PROPERTIES', o.total, C.lung), ...opacityNums('HAS PROPERTIES', o.right, C.rightLung), ...opacityNums('HAS PROPERTIES', o.left, C.leftLung),
-        ...(r.zones ? [num('HAS PROPERTIES', C.zoneScore, r.zones.score, U.score, [code('HAS CONCEPT MOD', C.findingSite, C.lung)], 0)] : [])] : []),
+    code(
+      'CONTAINS',
+      C.finding,
+      C.covid19,
+      o
+        ? [
+            ...opacityNums('HAS PROPERTIES', o.total, C.lung),
+            ...opacityNums('HAS PROPERTIES', o.right, C.rightLung),
+            ...opacityNums('HAS PROPERTIES', o.left, C.leftLung),
+            ...(r.zones
+              ? [num('HAS PROPERTIES', C.zoneScore, r.zones.score, U.score, [code('HAS CONCEPT MOD', C.findingSite, C.lung)], 0)]
+              : []),
+          ]
+        : [],
+    ),
     ...algorithm(model, inp.parameters),
     ...used.map((k) => scoord('CONTAINS', C.imageRegion, 'POLYLINE', analysedRegion(k.key, k.geometry), k.ref)),
     ...(category ? [code('CONTAINS', C.category, category, [probability, threshold])] : [probability, threshold]),
@@ -219,10 +254,7 @@ export function seriesBandLine(r: Pick<ResultRecord, 'score' | 'category' | 'thr
 /** The lines every key slice group starts with (short: viewers print them beside the region): the series result and the lungs' opacity burden. */
 export function seriesLines(r: ResultRecord): string[] {
   const o = r.opacity?.total;
-  return [
-    seriesBandLine(r),
-    ...(o ? [`Lungs: opacity ${o.percentOpacity.toFixed(1)} %, high ${o.percentHighOpacity.toFixed(1)} %`] : []),
-  ];
+  return [seriesBandLine(r), ...(o ? [`Lungs: opacity ${o.percentOpacity.toFixed(1)} %, high ${o.percentHighOpacity.toFixed(1)} %`] : [])];
 }
 
 /** One key slice's measurement group (TID 1501): every number INFERRED FROM the region on that CT slice. */
@@ -233,7 +265,8 @@ function keySliceGroup(inp: SrInput, k: SrKeySlice, i: number): Dataset {
   const name = `Key slice ${i + 1} of ${inp.keySlices.length}${k.instanceNumber !== null ? `, instance ${k.instanceNumber}` : ''}`;
   const nums: Dataset[] = [probabilityNum('CONTAINS', C.sliceProbability, k.key.probability, from())];
   if (k.key.opacityPercent !== undefined) nums.push(num('CONTAINS', C.opacityAreaPercent, k.key.opacityPercent, U.percent, from(), 2));
-  if (k.key.highOpacityPercent !== undefined) nums.push(num('CONTAINS', C.highOpacityAreaPercent, k.key.highOpacityPercent, U.percent, from(), 2));
+  if (k.key.highOpacityPercent !== undefined)
+    nums.push(num('CONTAINS', C.highOpacityAreaPercent, k.key.highOpacityPercent, U.percent, from(), 2));
   if (region.areaMm2 !== undefined) nums.push(num('CONTAINS', C.area, region.areaMm2, U.mm2, from(), 1));
   if (k.key.cnnProbability !== undefined) nums.push(probabilityNum('CONTAINS', C.cnnSliceProbability, k.key.cnnProbability, from()));
   return container('CONTAINS', C.measurementGroup, [
@@ -302,8 +335,10 @@ function thickSliceNote(o: ResultRecord['opacity']): string {
 export function patternSentence(r: ResultRecord): string | undefined {
   const p = r.pattern;
   if (!p) return undefined;
-  return `Automated pattern description (rule ${p.rule}; describes the measured opacity, not a diagnosis): ` +
-    `${patternWording(p.category)}${p.criteria.length ? ` (${p.criteria.join('; ')})` : ''}.`;
+  return (
+    `Automated pattern description (rule ${p.rule}; describes the measured opacity, not a diagnosis): ` +
+    `${patternWording(p.category)}${p.criteria.length ? ` (${p.criteria.join('; ')})` : ''}.`
+  );
 }
 
 function summaryText(inp: SrInput): string {
@@ -318,8 +353,12 @@ function summaryText(inp: SrInput): string {
     `(${r.category ?? '?'}${r.threshold !== undefined && r.indeterminateMargin !== undefined ? `: ${bandsLegend({ threshold: r.threshold, indeterminateMargin: r.indeterminateMargin }, { ascii: true })}` : ''}; ` +
     `threshold ${fmt(r.threshold)}, indeterminate within +/-${fmt(r.indeterminateMargin)}; ` +
     `${howScored(r)}).` +
-    (o ? ` Lung opacity ${o.percentOpacity.toFixed(1)} % of lung volume (${o.opacityMl.toFixed(0)} of ${o.lungMl.toFixed(0)} ml), high opacity ${o.percentHighOpacity.toFixed(1)} %.` : '') +
-    (r.zones ? ` Zone score ${r.zones.score}/30 (thirds of each lung's craniocaudal extent, Pan et al. extent bins per zone; not the lobar CT severity score).` : '') +
+    (o
+      ? ` Lung opacity ${o.percentOpacity.toFixed(1)} % of lung volume (${o.opacityMl.toFixed(0)} of ${o.lungMl.toFixed(0)} ml), high opacity ${o.percentHighOpacity.toFixed(1)} %.`
+      : '') +
+    (r.zones
+      ? ` Zone score ${r.zones.score}/30 (thirds of each lung's craniocaudal extent, Pan et al. extent bins per zone; not the lobar CT severity score).`
+      : '') +
     thickSliceNote(r.opacity) +
     (r.pattern ? ` ${patternSentence(r)}` : '') +
     ` Key slices: ${keys || 'none'}.`
@@ -332,8 +371,17 @@ export function buildSr(inp: SrInput): Dataset {
   const scored = r.status === 'scored';
   const ds: Dataset = new Map();
   setObjectHeader(ds, {
-    source, model, sopClassUid: COMPREHENSIVE_3D_SR, sopInstanceUid: inp.sopInstanceUid, modality: 'SR', seriesInstanceUid: inp.seriesInstanceUid,
-    seriesNumber: inp.seriesNumber, seriesDescription: 'AI report', instanceNumber: 1, aeTitle: inp.aeTitle, when: inp.when,
+    source,
+    model,
+    sopClassUid: COMPREHENSIVE_3D_SR,
+    sopInstanceUid: inp.sopInstanceUid,
+    modality: 'SR',
+    seriesInstanceUid: inp.seriesInstanceUid,
+    seriesNumber: inp.seriesNumber,
+    seriesDescription: 'AI report',
+    instanceNumber: 1,
+    aeTitle: inp.aeTitle,
+    when: inp.when,
   });
   setCodingSchemes(ds);
   // SR Document Series, SR Document General
@@ -342,43 +390,65 @@ export function buildSr(inp: SrInput): Dataset {
   setString(ds, tagOf(0x0040, 0xa493), 'CS', 'UNVERIFIED');
   setSequence(ds, tagOf(0x0040, 0xa372), []);
   if (inp.evidence.length) {
-    setSequence(ds, tagOf(0x0040, 0xa375), hierarchicalReference(r.studyInstanceUid, inp.evidence.map((e) => ({ ...e, seriesInstanceUid: r.seriesInstanceUid }))));
+    setSequence(
+      ds,
+      tagOf(0x0040, 0xa375),
+      hierarchicalReference(
+        r.studyInstanceUid,
+        inp.evidence.map((e) => ({ ...e, seriesInstanceUid: r.seriesInstanceUid })),
+      ),
+    );
   }
   if (inp.predecessors.length) {
-    setSequence(ds, tagOf(0x0040, 0xa360), hierarchicalReference(r.studyInstanceUid, inp.predecessors.map((p) => ({ ...p, sopClassUid: COMPREHENSIVE_3D_SR }))));
+    setSequence(
+      ds,
+      tagOf(0x0040, 0xa360),
+      hierarchicalReference(
+        r.studyInstanceUid,
+        inp.predecessors.map((p) => ({ ...p, sopClassUid: COMPREHENSIVE_3D_SR })),
+      ),
+    );
   }
 
   // Content tree
-  const children: Dataset[] = [
-    ...languageAndDeviceObserver(inp),
-  ];
+  const children: Dataset[] = [...languageAndDeviceObserver(inp)];
   if (scored) {
     children.push(code('HAS CONCEPT MOD', C.procedureReported, C.ctChest));
     children.push(imageLibrary(inp.keySlices.map((k) => k.ref)));
-    children.push(container('CONTAINS', C.imagingMeasurements, [seriesGroup(inp), ...inp.keySlices.map((k, i) => keySliceGroup(inp, k, i))]));
+    children.push(
+      container('CONTAINS', C.imagingMeasurements, [seriesGroup(inp), ...inp.keySlices.map((k, i) => keySliceGroup(inp, k, i))]),
+    );
     // The zones have no image region: in Derived Imaging Measurements (TID 1500 row 9), where viewers that
     // place every Imaging Measurements group on an image (OHIF 3.13.2 opened the SR blank with them there) do not look.
     const zones = zoneGroups(inp);
     if (zones.length) children.push(container('CONTAINS', C.derivedImagingMeasurements, zones));
-    children.push(container('CONTAINS', C.qualitative, [
-      code('CONTAINS', C.status, C.scored),
-      ...(r.pattern ? [text('CONTAINS', C.patternDescription, patternSentence(r) as string)] : []),
-      text('CONTAINS', C.comment, summaryText(inp)),
-      ...studyLines(r).map((l) => text('CONTAINS', C.comment, l)),
-    ]));
+    children.push(
+      container('CONTAINS', C.qualitative, [
+        code('CONTAINS', C.status, C.scored),
+        ...(r.pattern ? [text('CONTAINS', C.patternDescription, patternSentence(r) as string)] : []),
+        text('CONTAINS', C.comment, summaryText(inp)),
+        ...studyLines(r).map((l) => text('CONTAINS', C.comment, l)),
+      ]),
+    );
     setDocumentContent(ds, C.report, '1500', children);
   } else {
     // Nothing was measured: a Basic Diagnostic Imaging Report (TID 2000) with one Findings section,
     // which viewers show as text (an empty TID 1500 report shows as an empty viewport).
-    children.push(container('CONTAINS', C.findings, [
-      code('CONTAINS', C.status, C.notScored),
-      text('CONTAINS', C.finding, `Not scored: ${r.reason ?? r.status}.`),
-      text('CONTAINS', C.algorithmName, model.name),
-      text('CONTAINS', C.algorithmVersion, model.version),
-      text('CONTAINS', C.comment, r.study
-        ? `${NOT_FOR_DIAGNOSTIC_USE}. The study was received by ${MANUFACTURER} but no series of it could be scored.`
-        : `${NOT_FOR_DIAGNOSTIC_USE}. The series was received by ${MANUFACTURER} but the model did not score it.`),
-    ]));
+    children.push(
+      container('CONTAINS', C.findings, [
+        code('CONTAINS', C.status, C.notScored),
+        text('CONTAINS', C.finding, `Not scored: ${r.reason ?? r.status}.`),
+        text('CONTAINS', C.algorithmName, model.name),
+        text('CONTAINS', C.algorithmVersion, model.version),
+        text(
+          'CONTAINS',
+          C.comment,
+          r.study
+            ? `${NOT_FOR_DIAGNOSTIC_USE}. The study was received by ${MANUFACTURER} but no series of it could be scored.`
+            : `${NOT_FOR_DIAGNOSTIC_USE}. The series was received by ${MANUFACTURER} but the model did not score it.`,
+        ),
+      ]),
+    );
     setDocumentContent(ds, C.diagnosticReport, '2000', children);
   }
   return ds;
@@ -394,12 +464,17 @@ const seriesName = (r: { seriesNumber: string; seriesDescription: string; series
 export function studyLines(r: ResultRecord): string[] {
   if (!r.study) return [];
   const used = r.study.roles.find((x) => x.seriesInstanceUid === r.seriesInstanceUid);
-  const lines = [`One result for the study: computed on ${used ? seriesName(used) : `series ${r.seriesInstanceUid}`}` +
-    `${used ? `, chosen as ${used.reason}` : ''}.`];
+  const lines = [
+    `One result for the study: computed on ${used ? seriesName(used) : `series ${r.seriesInstanceUid}`}` +
+      `${used ? `, chosen as ${used.reason}` : ''}.`,
+  ];
   const others = r.study.roles.filter((x) => x.seriesInstanceUid !== r.seriesInstanceUid);
   const cands = others.filter((x) => x.role !== 'ignored');
   const ignored = others.filter((x) => x.role === 'ignored');
-  if (cands.length) lines.push(`Candidates not used: ${cands.map((x) => `${seriesName(x)}: ${x.reason.replace(/^candidate not chosen: /, '')}`).join('; ')}.`);
+  if (cands.length)
+    lines.push(
+      `Candidates not used: ${cands.map((x) => `${seriesName(x)}: ${x.reason.replace(/^candidate not chosen: /, '')}`).join('; ')}.`,
+    );
   if (ignored.length) lines.push(`Other series not scored: ${ignored.map((x) => `${seriesName(x)}: ${x.reason}`).join('; ')}.`);
   return lines;
 }

@@ -30,7 +30,20 @@ export interface SliceOutcome {
   ineligibleReason?: string;
 }
 
-export type SeriesDecision = Pick<ScoredSeries, 'score' | 'category' | 'threshold' | 'indeterminateMargin' | 'fusion' | 'cnnScore' | 'k' | 'eligibleSlices' | 'minLungFraction' | 'opacity' | 'pattern'> & {
+export type SeriesDecision = Pick<
+  ScoredSeries,
+  | 'score'
+  | 'category'
+  | 'threshold'
+  | 'indeterminateMargin'
+  | 'fusion'
+  | 'cnnScore'
+  | 'k'
+  | 'eligibleSlices'
+  | 'minLungFraction'
+  | 'opacity'
+  | 'pattern'
+> & {
   slices: SliceOutcome[];
   /** Key slice indices, best first. */
   key: number[];
@@ -48,15 +61,30 @@ export function decideSeries(s: PlannedSeries, scored: readonly ScoredInput[], m
   const measured = s.source === 'dicom' && scored.every((x) => x.info.lungs);
   if (fusion && measured) {
     const iop = scored[0]?.header?.imageOrientationPatient ?? null;
-    const opacity = seriesOpacity(scored.map((x) => ({
-      lungs: x.info.lungs as NonNullable<PreparedSlice['lungs']>, position: x.position, thicknessMm: x.header?.sliceThickness ?? null,
-    })), iop, meta);
+    const opacity = seriesOpacity(
+      scored.map((x) => ({
+        lungs: x.info.lungs as NonNullable<PreparedSlice['lungs']>,
+        position: x.position,
+        thicknessMm: x.header?.sliceThickness ?? null,
+      })),
+      iop,
+      meta,
+    );
     const fused = fuseSeries(
       scored.map((x) => ({ cnn: x.cnn, lungAreaMm2: x.info.lungs?.total.lungMm2 ?? 0, opacityMm2: x.info.lungs?.total.opacityMm2 ?? 0 })),
-      opacity.total.percentOpacity, fusion, policy.aggregation,
+      opacity.total.percentOpacity,
+      fusion,
+      policy.aggregation,
     );
-    if (!fused) return { reason: `no lungs found (largest lung area on any slice below ${fusion.eligibility.minSeriesLungMm2} mm²): not a chest CT the model can score` };
-    const pattern = seriesPattern(scored.map((x) => ({ ...(x.info.pattern ? { pattern: x.info.pattern } : {}), position: x.position })), iop, opacity.sliceSpacingMm);
+    if (!fused)
+      return {
+        reason: `no lungs found (largest lung area on any slice below ${fusion.eligibility.minSeriesLungMm2} mm²): not a chest CT the model can score`,
+      };
+    const pattern = seriesPattern(
+      scored.map((x) => ({ ...(x.info.pattern ? { pattern: x.info.pattern } : {}), position: x.position })),
+      iop,
+      opacity.sliceSpacingMm,
+    );
     return {
       slices: scored.map((x, i) => {
         const f = fused.slices[i] as (typeof fused.slices)[number];
@@ -84,7 +112,10 @@ export function decideSeries(s: PlannedSeries, scored: readonly ScoredInput[], m
       ...(pattern ? { pattern } : {}),
     };
   }
-  const agg = aggregateSeries(scored.map((x) => x.cnn), policy);
+  const agg = aggregateSeries(
+    scored.map((x) => x.cnn),
+    policy,
+  );
   return {
     slices: scored.map((x) => ({ probability: x.cnn })),
     key: agg.keySlices.map((k) => k.index),
@@ -98,4 +129,3 @@ export function decideSeries(s: PlannedSeries, scored: readonly ScoredInput[], m
     eligibleSlices: scored.length,
   };
 }
-

@@ -11,9 +11,7 @@ import type { SkippedFile } from './types.js';
 import { fsReason } from '../fs-error-text.js';
 
 /** A file to score: a DICOM instance with its header, or a PNG/JPEG image. */
-export type Input =
-  | { kind: 'dicom'; file: string; header: DicomHeader }
-  | { kind: 'image'; file: string; format: ImageFormat };
+export type Input = { kind: 'dicom'; file: string; header: DicomHeader } | { kind: 'image'; file: string; format: ImageFormat };
 
 /** Files under the given paths, folders walked recursively in name order. */
 export async function listFiles(paths: readonly string[], skipped: SkippedFile[]): Promise<string[]> {

@@ -26,7 +26,14 @@ export async function keySliceDetail(session: ModelSession, file: string, source
   const a = p.analysis;
   if (!a) {
     return {
-      attention: { width: att.width, height: att.height, data: Array.from(att.data, (v) => Math.round(v * 1000) / 1000), imageWidth: W, imageHeight: H, cropBox: p.crop.box },
+      attention: {
+        width: att.width,
+        height: att.height,
+        data: Array.from(att.data, (v) => Math.round(v * 1000) / 1000),
+        imageWidth: W,
+        imageHeight: H,
+        cropBox: p.crop.box,
+      },
     };
   }
   const lung = a.segmentation.lung;

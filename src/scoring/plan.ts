@@ -31,8 +31,12 @@ export function planSeries(inputs: readonly Input[], notScored: UnscoredSeries[]
   for (const inp of inputs) {
     if (inp.kind === 'image') {
       planned.push({
-        key: `image:${inp.file}`, seriesInstanceUid: null, studyInstanceUid: null, source: inp.format,
-        slices: [{ file: inp.file, header: null, position: null }], dropped: [],
+        key: `image:${inp.file}`,
+        seriesInstanceUid: null,
+        studyInstanceUid: null,
+        source: inp.format,
+        slices: [{ file: inp.file, header: null, position: null }],
+        dropped: [],
       });
       continue;
     }
@@ -49,16 +53,28 @@ export function planSeries(inputs: readonly Input[], notScored: UnscoredSeries[]
   for (const [uid, list] of bySeries) {
     const sel = selectSlices(list);
     if (sel.slices.length === 0) {
-      notScored.push({ seriesInstanceUid: uid, reason: 'no scorable slices (CT Image Storage, axial, not localizer, with pixel data)', dropped: sel.dropped });
+      notScored.push({
+        seriesInstanceUid: uid,
+        reason: 'no scorable slices (CT Image Storage, axial, not localizer, with pixel data)',
+        dropped: sel.dropped,
+      });
       continue;
     }
     if (sel.slices.length < minSlices) {
-      notScored.push({ seriesInstanceUid: uid, reason: `too few axial slices (${sel.slices.length} < ${minSlices})`, dropped: sel.dropped });
+      notScored.push({
+        seriesInstanceUid: uid,
+        reason: `too few axial slices (${sel.slices.length} < ${minSlices})`,
+        dropped: sel.dropped,
+      });
       continue;
     }
     dicom.push({
-      key: uid, seriesInstanceUid: uid, studyInstanceUid: list[0]?.header.studyInstanceUid ?? null, source: 'dicom',
-      slices: sel.slices.map((s: SelectedSlice) => ({ file: s.file, header: s.header, position: s.position })), dropped: sel.dropped,
+      key: uid,
+      seriesInstanceUid: uid,
+      studyInstanceUid: list[0]?.header.studyInstanceUid ?? null,
+      source: 'dicom',
+      slices: sel.slices.map((s: SelectedSlice) => ({ file: s.file, header: s.header, position: s.position })),
+      dropped: sel.dropped,
     });
   }
   return [...dicom, ...planned];

@@ -22,7 +22,17 @@ import { createPreparer, defaultDecodeThreads, type PrepareSpec, type PreparedSl
 import { sliceSpacing } from './series-opacity.js';
 import type { SliceLabelRuns } from '../model/seg-masks.js';
 import { seriesZones } from '../model/zones.js';
-import type { KeySliceResult, ScoredSeries, ScoredSlice, ScoreOptions, ScoreResult, SeriesLabels, SkippedFile, StageTimings, UnscoredSeries } from './types.js';
+import type {
+  KeySliceResult,
+  ScoredSeries,
+  ScoredSlice,
+  ScoreOptions,
+  ScoreResult,
+  SeriesLabels,
+  SkippedFile,
+  StageTimings,
+  UnscoredSeries,
+} from './types.js';
 
 export type {
   KeySliceResult,
@@ -78,17 +88,33 @@ export async function scoreFiles(paths: readonly string[], opts: ScoreOptions = 
     for (const [si, s] of series.entries()) {
       const ts = performance.now();
       const progress = (done: number) =>
-        opts.onProgress?.({ series: s.seriesInstanceUid ?? s.slices[0]?.file ?? '', seriesIndex: si, seriesCount: series.length, done, total: s.slices.length });
+        opts.onProgress?.({
+          series: s.seriesInstanceUid ?? s.slices[0]?.file ?? '',
+          seriesIndex: si,
+          seriesCount: series.length,
+          done,
+          total: s.slices.length,
+        });
       const { scored, dropped } = await scoreBatches(s, { session, preparer, spec, perSlice, buffers, stages, progress });
       if (scored.length === 0) {
-        notScored.push({ seriesInstanceUid: s.seriesInstanceUid, file: s.source === 'dicom' ? undefined : s.slices[0]?.file, reason: 'no slice could be decoded', dropped });
+        notScored.push({
+          seriesInstanceUid: s.seriesInstanceUid,
+          file: s.source === 'dicom' ? undefined : s.slices[0]?.file,
+          reason: 'no slice could be decoded',
+          dropped,
+        });
         continue;
       }
       const tAgg = performance.now();
       const decided = decideSeries(s, scored, meta);
       stages.aggregateMs += performance.now() - tAgg;
       if ('reason' in decided) {
-        notScored.push({ seriesInstanceUid: s.seriesInstanceUid, file: s.source === 'dicom' ? undefined : s.slices[0]?.file, reason: decided.reason, dropped });
+        notScored.push({
+          seriesInstanceUid: s.seriesInstanceUid,
+          file: s.source === 'dicom' ? undefined : s.slices[0]?.file,
+          reason: decided.reason,
+          dropped,
+        });
         continue;
       }
       scoredCount += scored.length;
@@ -97,7 +123,11 @@ export async function scoreFiles(paths: readonly string[], opts: ScoreOptions = 
         const x = scored[idx] as ScoredInput;
         const sl = decided.slices[idx] as SliceOutcome;
         const base: KeySliceResult = {
-          sopInstanceUid: x.header?.sopInstanceUid ?? null, file: x.file, probability: sl.probability, cnnProbability: x.cnn, index: idx,
+          sopInstanceUid: x.header?.sopInstanceUid ?? null,
+          file: x.file,
+          probability: sl.probability,
+          cnnProbability: x.cnn,
+          index: idx,
           ...(sl.opacityPercent !== undefined ? { opacityPercent: sl.opacityPercent, highOpacityPercent: sl.highOpacityPercent } : {}),
         };
         if (opts.keyAttention) {
@@ -113,7 +143,16 @@ export async function scoreFiles(paths: readonly string[], opts: ScoreOptions = 
       seriesOut.push(scoredSeries(s, scored, decided, keySlices, dropped, opts.keepLabels === true));
       const secs = (performance.now() - ts) / 1000;
       log?.info(
-        { seriesInstanceUid: s.seriesInstanceUid, slices: scored.length, dropped: dropped.length, score: decided.score, category: decided.category, fusion: decided.fusion, seconds: +secs.toFixed(2), slicesPerSecond: +(scored.length / secs).toFixed(1) },
+        {
+          seriesInstanceUid: s.seriesInstanceUid,
+          slices: scored.length,
+          dropped: dropped.length,
+          score: decided.score,
+          category: decided.category,
+          fusion: decided.fusion,
+          seconds: +secs.toFixed(2),
+          slicesPerSecond: +(scored.length / secs).toFixed(1),
+        },
         'series scored',
       );
     }
@@ -128,7 +167,12 @@ export async function scoreFiles(paths: readonly string[], opts: ScoreOptions = 
     series: seriesOut,
     notScored,
     skipped,
-    timing: { seconds: +seconds.toFixed(3), slicesScored: scoredCount, slicesPerSecond: +(scoredCount / seconds).toFixed(2), stages: roundStages(stages) },
+    timing: {
+      seconds: +seconds.toFixed(3),
+      slicesScored: scoredCount,
+      slicesPerSecond: +(scoredCount / seconds).toFixed(2),
+      stages: roundStages(stages),
+    },
   };
 }
 
@@ -147,7 +191,12 @@ function scoredSlices(s: PlannedSeries, scored: readonly ScoredInput[], decided:
       instanceNumber: x.header?.instanceNumber ?? null,
       position: x.position,
       ...(sl.lungAreaMm2 !== undefined
-        ? { lungAreaMm2: sl.lungAreaMm2, opacityPercent: sl.opacityPercent, highOpacityPercent: sl.highOpacityPercent, eligible: sl.eligible }
+        ? {
+            lungAreaMm2: sl.lungAreaMm2,
+            opacityPercent: sl.opacityPercent,
+            highOpacityPercent: sl.highOpacityPercent,
+            eligible: sl.eligible,
+          }
         : {}),
       ...(sl.ineligibleReason ? { ineligibleReason: sl.ineligibleReason } : {}),
     };
@@ -156,27 +205,39 @@ function scoredSlices(s: PlannedSeries, scored: readonly ScoredInput[], decided:
 
 /** The result's entry of one scored series. */
 function scoredSeries(
-  s: PlannedSeries, scored: readonly ScoredInput[], decided: SeriesDecision, keySlices: KeySliceResult[], dropped: ScoredSeries['dropped'], keepLabels: boolean,
+  s: PlannedSeries,
+  scored: readonly ScoredInput[],
+  decided: SeriesDecision,
+  keySlices: KeySliceResult[],
+  dropped: ScoredSeries['dropped'],
+  keepLabels: boolean,
 ): ScoredSeries {
   const iop = scored[0]?.header?.imageOrientationPatient ?? null;
   const zones = decided.opacity
-    ? seriesZones(scored.map((x) => ({
-      position: x.position,
-      imageLeft: (x.info.lungs as NonNullable<PreparedSlice['lungs']>).imageLeft,
-      imageRight: (x.info.lungs as NonNullable<PreparedSlice['lungs']>).imageRight,
-    })), sliceSpacing(scored.map((x) => x.position)), iop)
+    ? seriesZones(
+        scored.map((x) => ({
+          position: x.position,
+          imageLeft: (x.info.lungs as NonNullable<PreparedSlice['lungs']>).imageLeft,
+          imageRight: (x.info.lungs as NonNullable<PreparedSlice['lungs']>).imageRight,
+        })),
+        sliceSpacing(scored.map((x) => x.position)),
+        iop,
+      )
     : undefined;
-  const labels: SeriesLabels | undefined = keepLabels && s.source === 'dicom' && scored.every((x) => x.info.labels)
-    ? {
-      imageOrientationPatient: iop,
-      pixelSpacing: scored[0]?.header?.pixelSpacing ?? null,
-      sliceThicknessMm: scored[0]?.header?.sliceThickness ?? null,
-      slices: scored.map((x) => ({
-        sopInstanceUid: x.header?.sopInstanceUid ?? null, sopClassUid: x.header?.sopClassUid ?? null,
-        imagePositionPatient: x.header?.imagePositionPatient ?? null, labels: x.info.labels as SliceLabelRuns,
-      })),
-    }
-    : undefined;
+  const labels: SeriesLabels | undefined =
+    keepLabels && s.source === 'dicom' && scored.every((x) => x.info.labels)
+      ? {
+          imageOrientationPatient: iop,
+          pixelSpacing: scored[0]?.header?.pixelSpacing ?? null,
+          sliceThicknessMm: scored[0]?.header?.sliceThickness ?? null,
+          slices: scored.map((x) => ({
+            sopInstanceUid: x.header?.sopInstanceUid ?? null,
+            sopClassUid: x.header?.sopClassUid ?? null,
+            imagePositionPatient: x.header?.imagePositionPatient ?? null,
+            labels: x.info.labels as SliceLabelRuns,
+          })),
+        }
+      : undefined;
   return {
     seriesInstanceUid: s.seriesInstanceUid,
     studyInstanceUid: s.studyInstanceUid,
@@ -203,7 +264,13 @@ function scoredSeries(
 function roundStages(st: StageTimings): StageTimings {
   const r = (x: number) => +x.toFixed(1);
   return {
-    readMs: r(st.readMs), decodeMs: r(st.decodeMs), lungMs: r(st.lungMs), ...(st.patternMs !== undefined ? { patternMs: r(st.patternMs) } : {}), preprocessMs: r(st.preprocessMs), inferMs: r(st.inferMs), aggregateMs: r(st.aggregateMs),
+    readMs: r(st.readMs),
+    decodeMs: r(st.decodeMs),
+    lungMs: r(st.lungMs),
+    ...(st.patternMs !== undefined ? { patternMs: r(st.patternMs) } : {}),
+    preprocessMs: r(st.preprocessMs),
+    inferMs: r(st.inferMs),
+    aggregateMs: r(st.aggregateMs),
     ...(st.keySlicesMs !== undefined ? { keySlicesMs: r(st.keySlicesMs) } : {}),
   };
 }

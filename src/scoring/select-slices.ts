@@ -86,7 +86,9 @@ export function selectSlices<T>(candidates: readonly Candidate<T>[]): Selection<
   for (const c of kept) {
     const n = sliceNormal(c.header.imageOrientationPatient as number[]);
     const s = n[2] < 0 ? -1 : 1;
-    ax += s * n[0]; ay += s * n[1]; az += s * n[2];
+    ax += s * n[0];
+    ay += s * n[1];
+    az += s * n[2];
   }
   const len = Math.hypot(ax, ay, az);
   const normal: [number, number, number] = [ax / len, ay / len, az / len];
@@ -102,7 +104,11 @@ export function selectSlices<T>(candidates: readonly Candidate<T>[]): Selection<
   let i = 0;
   while (i < withPos.length) {
     let j = i + 1;
-    while (j < withPos.length && (withPos[j - 1] as SelectedSlice<T>).position - (withPos[j] as SelectedSlice<T>).position < SAME_POSITION_MM) j++;
+    while (
+      j < withPos.length &&
+      (withPos[j - 1] as SelectedSlice<T>).position - (withPos[j] as SelectedSlice<T>).position < SAME_POSITION_MM
+    )
+      j++;
     const group = withPos.slice(i, j);
     let best = group[0] as SelectedSlice<T>;
     for (const g of group) if (laterThan(g.header, best.header) > 0) best = g;

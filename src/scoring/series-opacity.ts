@@ -72,7 +72,10 @@ export function seriesOpacity(
     sliceSpacingMm: +spacing.toFixed(3),
     ...(thickness !== null ? { sliceThicknessMm: +thickness.toFixed(3) } : {}),
     groundGlassOpenMm: +groundGlassOpenMm(q, thickness).toFixed(3),
-    total: measure(slices.map((s) => s.lungs.total), spacing),
+    total: measure(
+      slices.map((s) => s.lungs.total),
+      spacing,
+    ),
     left: measure(left, spacing),
     right: measure(right, spacing),
   };

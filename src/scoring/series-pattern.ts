@@ -53,7 +53,11 @@ export function seriesPattern(
   sliceSpacingMm: number,
 ): SeriesPattern | undefined {
   if (slices.length === 0 || !slices.every((s) => s.pattern)) return undefined;
-  const features = seriesPatternFeatures(slices.map((s) => ({ pattern: s.pattern as SlicePattern, position: s.position })), imageOrientationPatient, sliceSpacingMm);
+  const features = seriesPatternFeatures(
+    slices.map((s) => ({ pattern: s.pattern as SlicePattern, position: s.position })),
+    imageOrientationPatient,
+    sliceSpacingMm,
+  );
   const d = categorizePattern(features);
   return { category: d.category, rule: PATTERN_RULE, criteria: d.criteria, features: roundFeatures(features) };
 }

@@ -90,7 +90,13 @@ export interface FullPreparation {
 }
 
 /** Decode + analyse + preprocess, keeping the image and masks (the key-slice pass needs them). */
-export async function prepareFull(file: string, source: SliceSource, spec: PrepareSpec, out: Float32Array, offset: number): Promise<FullPreparation> {
+export async function prepareFull(
+  file: string,
+  source: SliceSource,
+  spec: PrepareSpec,
+  out: Float32Array,
+  offset: number,
+): Promise<FullPreparation> {
   const t0 = performance.now();
   const image = await decodeSlice(file, source);
   const t1 = performance.now();
@@ -102,7 +108,13 @@ export async function prepareFull(file: string, source: SliceSource, spec: Prepa
 }
 
 /** Decode + analyse + preprocess one slice: the one implementation both preparers run. */
-export async function prepareSlice(file: string, source: SliceSource, spec: PrepareSpec, out: Float32Array, offset: number): Promise<PreparedSlice> {
+export async function prepareSlice(
+  file: string,
+  source: SliceSource,
+  spec: PrepareSpec,
+  out: Float32Array,
+  offset: number,
+): Promise<PreparedSlice> {
   const f = await prepareFull(file, source, spec, out, offset);
   const a = f.analysis;
   const t0 = performance.now();
@@ -189,7 +201,10 @@ class PreparePool implements SlicePreparer {
   private nextId = 1;
   private closed = false;
 
-  constructor(private readonly script: string, readonly threads: number) {
+  constructor(
+    private readonly script: string,
+    readonly threads: number,
+  ) {
     for (let i = 0; i < threads; i++) this.spawn();
   }
 
@@ -245,4 +260,3 @@ class PreparePool implements SlicePreparer {
     await Promise.all(all.map(([w]) => w.terminate()));
   }
 }
-

@@ -36,7 +36,10 @@ return 1
 export class DispatchStore {
   readonly keys: Keys;
 
-  constructor(private readonly redis: Redis, prefix: string) {
+  constructor(
+    private readonly redis: Redis,
+    prefix: string,
+  ) {
     this.keys = new Keys(prefix);
   }
 
@@ -77,16 +80,18 @@ export class DispatchStore {
     await this.ready();
     const a = dispatchAttemptSchema.parse(attempt);
     const key = this.keys.dispatchLog(seriesUid);
-    await this.redis.multi().lpush(key, JSON.stringify(a)).ltrim(key, 0, DISPATCH_LOG_CAP - 1).exec();
+    await this.redis
+      .multi()
+      .lpush(key, JSON.stringify(a))
+      .ltrim(key, 0, DISPATCH_LOG_CAP - 1)
+      .exec();
   }
 
   /** The series' attempts, newest first. */
   async attempts(seriesUid: string, limit = DISPATCH_LOG_CAP): Promise<DispatchAttempt[]> {
     await this.ready();
     const raw = await this.redis.lrange(this.keys.dispatchLog(seriesUid), 0, limit - 1);
-    return raw
-      .map((r) => parseStored(dispatchAttemptSchema, r))
-      .filter((a): a is DispatchAttempt => a !== undefined);
+    return raw.map((r) => parseStored(dispatchAttemptSchema, r)).filter((a): a is DispatchAttempt => a !== undefined);
   }
 }
 

@@ -109,7 +109,10 @@ export class Stats {
   readonly key: string;
   readonly seenKey: string;
 
-  constructor(private readonly redis: Redis, readonly prefix: string) {
+  constructor(
+    private readonly redis: Redis,
+    readonly prefix: string,
+  ) {
     this.key = `${prefix}:stats:counters`;
     this.seenKey = `${prefix}:stats:seen`;
     if (!('mlsamStatsOnce' in redis)) redis.defineCommand('mlsamStatsOnce', { numberOfKeys: 2, lua: RECORD_ONCE });
@@ -224,9 +227,14 @@ export function resultIncrements(rec: ResultRecord): { id: string; inc: Incremen
     inc.counter('series_failed', 1);
   }
   const stages: [string, number | undefined][] = [
-    ['wait', rec.timings.waitMs], ['read', rec.timings.readMs], ['decode', rec.timings.decodeMs],
-    ['preprocess', rec.timings.preprocessMs], ['infer', rec.timings.inferMs], ['aggregate', rec.timings.aggregateMs],
-    ['results', rec.timings.resultsMs], ['total', rec.timings.totalMs],
+    ['wait', rec.timings.waitMs],
+    ['read', rec.timings.readMs],
+    ['decode', rec.timings.decodeMs],
+    ['preprocess', rec.timings.preprocessMs],
+    ['infer', rec.timings.inferMs],
+    ['aggregate', rec.timings.aggregateMs],
+    ['results', rec.timings.resultsMs],
+    ['total', rec.timings.totalMs],
   ];
   for (const [stage, ms] of stages) if (ms !== undefined) inc.observe('stage_duration_seconds', ms / 1000, { stage });
   return { id: `result:${rec.seriesInstanceUid}:${rec.instancesHash}:${rec.status}:${rec.finishedAt ?? rec.startedAt}`, inc };
@@ -249,6 +257,14 @@ export function ignoredIncrements(seriesInstanceUid: string, instancesHash: stri
 /** A short, low-cardinality label from a not-scored reason ("too few axial slices: 3 < 20" → "too_few_axial_slices"). */
 export function reasonCode(reason: string | undefined): string {
   if (!reason) return 'unknown';
-  const head = reason.split(/[:(\d]/)[0]!.trim().toLowerCase();
-  return head.replace(/[^a-z]+/g, '_').replace(/^_|_$/g, '').slice(0, 40) || 'other';
+  const head = reason
+    .split(/[:(\d]/)[0]!
+    .trim()
+    .toLowerCase();
+  return (
+    head
+      .replace(/[^a-z]+/g, '_')
+      .replace(/^_|_$/g, '')
+      .slice(0, 40) || 'other'
+  );
 }

@@ -34,7 +34,10 @@ export class TargetStatusStore {
   private readonly lastKey: string;
   private readonly countKey: string;
 
-  constructor(private readonly redis: Redis, prefix: string) {
+  constructor(
+    private readonly redis: Redis,
+    prefix: string,
+  ) {
     this.lastKey = `${prefix}:targets:last`;
     this.countKey = `${prefix}:targets:count`;
   }

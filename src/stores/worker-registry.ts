@@ -29,7 +29,6 @@ export const workerInfoSchema = z.strictObject({
 });
 export type WorkerInfo = z.infer<typeof workerInfoSchema>;
 
-
 /** Keeps this process's worker key alive until stop(); never throws into the worker. */
 export class WorkerHeartbeat {
   private timer: NodeJS.Timeout | undefined;
@@ -65,7 +64,12 @@ export class WorkerHeartbeat {
   async stop(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
     this.timer = undefined;
-    await this.redis.multi().del(this.keys.worker(this.info.id)).zrem(this.keys.workers(), this.info.id).exec().catch(() => undefined);
+    await this.redis
+      .multi()
+      .del(this.keys.worker(this.info.id))
+      .zrem(this.keys.workers(), this.info.id)
+      .exec()
+      .catch(() => undefined);
   }
 }
 

@@ -131,7 +131,13 @@ export function calibration(scores: readonly number[], truth: readonly (0 | 1)[]
     const to = (b + 1) / bins;
     const idx = scores.map((s, i) => [s, i] as const).filter(([s]) => s >= from && (b === bins - 1 ? s <= to : s < to));
     const k = idx.filter(([, i]) => truth[i] === 1).length;
-    out.push({ from, to, n: idx.length, meanScore: idx.length ? idx.reduce((a, [s]) => a + s, 0) / idx.length : null, observed: wilson(k, idx.length) });
+    out.push({
+      from,
+      to,
+      n: idx.length,
+      meanScore: idx.length ? idx.reduce((a, [s]) => a + s, 0) / idx.length : null,
+      observed: wilson(k, idx.length),
+    });
   }
   return out;
 }

@@ -22,13 +22,18 @@ const sy = (y: number): number => H - PAD - y * (H - 2 * PAD);
 
 function axes(xLabel: string, yLabel: string): string {
   const ticks = [0, 0.25, 0.5, 0.75, 1]
-    .map((t) => `<line x1="${sx(t)}" y1="${sy(0)}" x2="${sx(t)}" y2="${sy(0) + 4}" stroke="#333"/><text x="${sx(t)}" y="${sy(0) + 16}" text-anchor="middle">${t}</text>` +
-      `<line x1="${sx(0) - 4}" y1="${sy(t)}" x2="${sx(0)}" y2="${sy(t)}" stroke="#333"/><text x="${sx(0) - 7}" y="${sy(t) + 4}" text-anchor="end">${t}</text>`)
+    .map(
+      (t) =>
+        `<line x1="${sx(t)}" y1="${sy(0)}" x2="${sx(t)}" y2="${sy(0) + 4}" stroke="#333"/><text x="${sx(t)}" y="${sy(0) + 16}" text-anchor="middle">${t}</text>` +
+        `<line x1="${sx(0) - 4}" y1="${sy(t)}" x2="${sx(0)}" y2="${sy(t)}" stroke="#333"/><text x="${sx(0) - 7}" y="${sy(t) + 4}" text-anchor="end">${t}</text>`,
+    )
     .join('');
-  return `<rect x="${sx(0)}" y="${sy(1)}" width="${sx(1) - sx(0)}" height="${sy(0) - sy(1)}" fill="none" stroke="#333"/>${ticks}` +
+  return (
+    `<rect x="${sx(0)}" y="${sy(1)}" width="${sx(1) - sx(0)}" height="${sy(0) - sy(1)}" fill="none" stroke="#333"/>${ticks}` +
     `<text x="${(sx(0) + sx(1)) / 2}" y="${H - 6}" text-anchor="middle">${esc(xLabel)}</text>` +
     `<text x="12" y="${(sy(0) + sy(1)) / 2}" text-anchor="middle" transform="rotate(-90 12 ${(sy(0) + sy(1)) / 2})">${esc(yLabel)}</text>` +
-    `<line x1="${sx(0)}" y1="${sy(0)}" x2="${sx(1)}" y2="${sy(1)}" stroke="#aaa" stroke-dasharray="4 4"/>`;
+    `<line x1="${sx(0)}" y1="${sy(0)}" x2="${sx(1)}" y2="${sy(1)}" stroke="#aaa" stroke-dasharray="4 4"/>`
+  );
 }
 
 export function rocSvg(r: ValidationReport): string {
@@ -40,8 +45,10 @@ export function rocSvg(r: ValidationReport): string {
     ? `<polyline points="${pts}" fill="none" stroke="#1d3557" stroke-width="2"/>` +
       `<circle cx="${sx(opX)}" cy="${sy(opY)}" r="5" fill="#e63946"><title>operating threshold</title></circle>`
     : `<text x="${W / 2}" y="${H / 2}" text-anchor="middle">needs positive and negative cases</text>`;
-  return `<svg id="roc" xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11" role="img" aria-label="ROC curve">` +
-    `<title>ROC curve, AUC ${num3(r.auc.value)}</title>${axes('1 − specificity', 'sensitivity')}${body}</svg>`;
+  return (
+    `<svg id="roc" xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11" role="img" aria-label="ROC curve">` +
+    `<title>ROC curve, AUC ${num3(r.auc.value)}</title>${axes('1 − specificity', 'sensitivity')}${body}</svg>`
+  );
 }
 
 export function calibrationSvg(r: ValidationReport): string {
@@ -49,36 +56,52 @@ export function calibrationSvg(r: ValidationReport): string {
   const dots = bins
     .map((b) => {
       const [lo, hi] = b.observed.ci ?? [0, 0];
-      return `<line x1="${sx(b.meanScore!)}" y1="${sy(lo)}" x2="${sx(b.meanScore!)}" y2="${sy(hi)}" stroke="#457b9d"/>` +
-        `<circle cx="${sx(b.meanScore!)}" cy="${sy(b.observed.value ?? 0)}" r="${Math.min(9, 3 + Math.sqrt(b.n))}" fill="#457b9d" fill-opacity="0.7"><title>${b.n} case(s), mean score ${num3(b.meanScore)}, observed ${pct(b.observed.value)}</title></circle>`;
+      return (
+        `<line x1="${sx(b.meanScore!)}" y1="${sy(lo)}" x2="${sx(b.meanScore!)}" y2="${sy(hi)}" stroke="#457b9d"/>` +
+        `<circle cx="${sx(b.meanScore!)}" cy="${sy(b.observed.value ?? 0)}" r="${Math.min(9, 3 + Math.sqrt(b.n))}" fill="#457b9d" fill-opacity="0.7"><title>${b.n} case(s), mean score ${num3(b.meanScore)}, observed ${pct(b.observed.value)}</title></circle>`
+      );
     })
     .join('');
-  return `<svg id="calibration" xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11" role="img" aria-label="Calibration">` +
-    `<title>Calibration: observed fraction positive against mean score, by score bin</title>${axes('mean score in bin', 'observed fraction covid-pattern')}${dots}</svg>`;
+  return (
+    `<svg id="calibration" xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="sans-serif" font-size="11" role="img" aria-label="Calibration">` +
+    `<title>Calibration: observed fraction positive against mean score, by score bin</title>${axes('mean score in bin', 'observed fraction covid-pattern')}${dots}</svg>`
+  );
 }
 
 function groupRows(groups: readonly GroupReport[]): string {
   return groups
-    .map((g) => `<tr${g.warning ? ' class="small"' : ''}><td>${esc(g.name)}</td><td>${g.n}</td><td>${g.positives}</td><td>${g.negatives}</td>` +
-      `<td>${prop(g.atThreshold.sensitivity)}</td><td>${prop(g.atThreshold.specificity)}</td><td>${num3(g.auc.value)} <span class="ci">(${g.auc.ci ? `${num3(g.auc.ci[0])}–${num3(g.auc.ci[1])}` : '—'})</span></td>` +
-      `<td>${g.warning ? `⚠ ${esc(g.warning)}` : ''}</td></tr>`)
+    .map(
+      (g) =>
+        `<tr${g.warning ? ' class="small"' : ''}><td>${esc(g.name)}</td><td>${g.n}</td><td>${g.positives}</td><td>${g.negatives}</td>` +
+        `<td>${prop(g.atThreshold.sensitivity)}</td><td>${prop(g.atThreshold.specificity)}</td><td>${num3(g.auc.value)} <span class="ci">(${g.auc.ci ? `${num3(g.auc.ci[0])}–${num3(g.auc.ci[1])}` : '—'})</span></td>` +
+        `<td>${g.warning ? `⚠ ${esc(g.warning)}` : ''}</td></tr>`,
+    )
     .join('');
 }
 
 export function reportHtml(r: ValidationReport, title = 'mlsam-node — local validation report'): string {
   const c = r.counts;
   const ops = r.operatingPoints
-    .map((o) => `<tr><td>${esc(o.rule)}</td><td>${prop(o.sensitivity)}</td><td>${prop(o.specificity)}</td><td>${prop(o.ppv)}</td><td>${prop(o.npv)}</td></tr>`)
+    .map(
+      (o) =>
+        `<tr><td>${esc(o.rule)}</td><td>${prop(o.sensitivity)}</td><td>${prop(o.specificity)}</td><td>${prop(o.ppv)}</td><td>${prop(o.npv)}</td></tr>`,
+    )
     .join('');
   const t = r.operatingPoints[0]!.confusion;
   const cats = r.byCategory
     .map((b) => `<tr><td>${b.category}</td><td>${b.positives}</td><td>${b.negatives}</td><td>${prop(b.positiveFraction)}</td></tr>`)
     .join('');
   const subgroups = r.subgroups
-    .map((s) => `<h3>By ${s.by === 'thickness' ? 'slice thickness' : s.by}</h3><table class="grid"><tr><th>${s.by}</th><th>n</th><th>pos</th><th>neg</th><th>sensitivity</th><th>specificity</th><th>AUC (95 % CI)</th><th></th></tr>${groupRows(s.groups)}</table>`)
+    .map(
+      (s) =>
+        `<h3>By ${s.by === 'thickness' ? 'slice thickness' : s.by}</h3><table class="grid"><tr><th>${s.by}</th><th>n</th><th>pos</th><th>neg</th><th>sensitivity</th><th>specificity</th><th>AUC (95 % CI)</th><th></th></tr>${groupRows(s.groups)}</table>`,
+    )
     .join('');
   const casesRows = r.cases
-    .map((k) => `<tr><td class="uid">${esc(k.studyInstanceUid)}</td><td>${k.score.toFixed(3)}</td><td>${esc(k.category)}</td><td>${esc(k.label)}</td><td>${esc(k.manufacturer ?? '')}</td><td>${esc(k.kernel ?? '')}</td><td>${k.sliceThicknessMm ?? ''}</td></tr>`)
+    .map(
+      (k) =>
+        `<tr><td class="uid">${esc(k.studyInstanceUid)}</td><td>${k.score.toFixed(3)}</td><td>${esc(k.category)}</td><td>${esc(k.label)}</td><td>${esc(k.manufacturer ?? '')}</td><td>${esc(k.kernel ?? '')}</td><td>${k.sliceThicknessMm ?? ''}</td></tr>`,
+    )
     .join('');
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>${esc(title)}</title>
 <style>body{font:14px system-ui,sans-serif;margin:24px;color:#1d1d1d;max-width:1100px}h1{font-size:20px}.notice{background:#fff3cd;border:1px solid #e0c36c;padding:8px 12px;font-weight:600}
@@ -120,7 +143,16 @@ export function reportCsv(r: ValidationReport): string {
     for (const m of ['sensitivity', 'specificity', 'ppv', 'npv'] as const) p('operating-point', o.name, m, o[m]);
     for (const [k, v] of Object.entries(o.confusion)) rows.push(['operating-point', o.name, k, v, null, null, null, null]);
   }
-  rows.push(['auc', 'all', 'roc_auc_delong', r.auc.value, r.auc.positives, r.auc.positives + r.auc.negatives, r.auc.ci?.[0] ?? null, r.auc.ci?.[1] ?? null]);
+  rows.push([
+    'auc',
+    'all',
+    'roc_auc_delong',
+    r.auc.value,
+    r.auc.positives,
+    r.auc.positives + r.auc.negatives,
+    r.auc.ci?.[0] ?? null,
+    r.auc.ci?.[1] ?? null,
+  ]);
   for (const b of r.byCategory) p('category', b.category, 'fraction_covid_pattern', b.positiveFraction);
   for (const b of r.calibration) p('calibration', `${b.from}-${b.to}`, 'observed_fraction', b.observed);
   p('agreement', 'all', 'radiologist_agreement', r.agreement);
@@ -128,7 +160,16 @@ export function reportCsv(r: ValidationReport): string {
     for (const g of s.groups) {
       p(`subgroup-${s.by}`, g.name, 'sensitivity', g.atThreshold.sensitivity);
       p(`subgroup-${s.by}`, g.name, 'specificity', g.atThreshold.specificity);
-      rows.push([`subgroup-${s.by}`, g.name, 'roc_auc_delong', g.auc.value, g.auc.positives, g.n, g.auc.ci?.[0] ?? null, g.auc.ci?.[1] ?? null]);
+      rows.push([
+        `subgroup-${s.by}`,
+        g.name,
+        'roc_auc_delong',
+        g.auc.value,
+        g.auc.positives,
+        g.n,
+        g.auc.ci?.[0] ?? null,
+        g.auc.ci?.[1] ?? null,
+      ]);
       if (g.warning) rows.push([`subgroup-${s.by}`, g.name, 'warning', g.warning, null, g.n, null, null]);
     }
   }

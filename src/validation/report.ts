@@ -6,7 +6,18 @@
  */
 import { referenceClass, REFERENCE_LABELS } from '../contracts/feedback.js';
 import type { FeedbackRow, ResultRow } from '../db/tables.js';
-import { binaryMetrics, calibration, rocAuc, rocCurve, wilson, type Auc, type BinaryMetrics, type CalibrationBin, type Proportion, type RocPoint } from './metrics.js';
+import {
+  binaryMetrics,
+  calibration,
+  rocAuc,
+  rocCurve,
+  wilson,
+  type Auc,
+  type BinaryMetrics,
+  type CalibrationBin,
+  type Proportion,
+  type RocPoint,
+} from './metrics.js';
 
 /** Below these a subgroup's figures carry a warning. */
 export const SMALL_SUBGROUP = { cases: 20, perClass: 5 } as const;
@@ -114,8 +125,14 @@ function group(name: string, cases: readonly ValidationCase[]): GroupReport {
     n: cases.length,
     positives,
     negatives,
-    atThreshold: binaryMetrics(cases.map((c) => (c.score >= c.threshold ? 1 : 0)), truth),
-    auc: rocAuc(cases.map((c) => c.score), truth),
+    atThreshold: binaryMetrics(
+      cases.map((c) => (c.score >= c.threshold ? 1 : 0)),
+      truth,
+    ),
+    auc: rocAuc(
+      cases.map((c) => c.score),
+      truth,
+    ),
   };
   if (cases.length < SMALL_SUBGROUP.cases || positives < SMALL_SUBGROUP.perClass || negatives < SMALL_SUBGROUP.perClass) {
     g.warning = `too small to conclude: ${cases.length} case(s), ${positives} positive, ${negatives} negative (needs ≥ ${SMALL_SUBGROUP.cases} cases and ≥ ${SMALL_SUBGROUP.perClass} of each); the intervals show how little is known`;
@@ -158,23 +175,33 @@ export function buildReport(results: readonly ResultRow[], feedback: readonly Fe
   const truth = cases.map((c) => c.truth);
   const scores = cases.map((c) => c.score);
   const positives = truth.filter((t) => t === 1).length;
-  const op = (name: string, rule: string, f: (c: ValidationCase) => boolean): OperatingPoint => ({ name, rule, ...binaryMetrics(cases.map((c) => (f(c) ? 1 : 0)), truth) });
+  const op = (name: string, rule: string, f: (c: ValidationCase) => boolean): OperatingPoint => ({
+    name,
+    rule,
+    ...binaryMetrics(
+      cases.map((c) => (f(c) ? 1 : 0)),
+      truth,
+    ),
+  });
   const byGroup = (by: 'manufacturer' | 'kernel' | 'thickness', key: (c: ValidationCase) => string) => {
     const m = new Map<string, ValidationCase[]>();
     for (const c of cases) m.set(key(c), [...(m.get(key(c)) ?? []), c]);
-    return { by, groups: [...m.entries()].sort((a, b) => b[1].length - a[1].length || a[0].localeCompare(b[0])).map(([n, cs]) => group(n, cs)) };
+    return {
+      by,
+      groups: [...m.entries()].sort((a, b) => b[1].length - a[1].length || a[0].localeCompare(b[0])).map(([n, cs]) => group(n, cs)),
+    };
   };
   const answered = feedback.filter((f) => f.agree !== null);
   const latestAnswers = [...new Map(answered.map((f) => [`${f.study_instance_uid}/${f.series_instance_uid}/${f.user_name}`, f])).values()];
   const labelledNotScored = [...refs.keys()].filter((s) => !studies.has(s)).sort();
   return {
     generatedAt: now.toISOString(),
-    notice: 'NOT FOR DIAGNOSTIC USE. A local validation of a research tool on this site\'s own cases.',
+    notice: "NOT FOR DIAGNOSTIC USE. A local validation of a research tool on this site's own cases.",
     method: {
       positive: 'covid-pattern',
       negative: ['other-opacity', 'normal'],
       excluded: 'not-assessable',
-      studyScore: 'highest score of the study\'s scored series (category and threshold of that series)',
+      studyScore: "highest score of the study's scored series (category and threshold of that series)",
       ci: 'Wilson score 95 % intervals for proportions',
       auc: 'ROC AUC (Mann-Whitney) with a DeLong 95 % interval',
       smallSubgroup: `warning below ${SMALL_SUBGROUP.cases} cases or ${SMALL_SUBGROUP.perClass} of either class`,
@@ -192,7 +219,7 @@ export function buildReport(results: readonly ResultRow[], feedback: readonly Fe
     modelVersions: [...new Set(cases.map((c) => c.modelVersion))].sort(),
     thresholds: [...new Set(cases.map((c) => c.threshold))].sort((a, b) => a - b),
     operatingPoints: [
-      op('threshold', 'score ≥ the model\'s operating threshold', (c) => c.score >= c.threshold),
+      op('threshold', "score ≥ the model's operating threshold", (c) => c.score >= c.threshold),
       op('likely', 'category "likely" called positive', (c) => c.category === 'likely'),
       op('likely-or-indeterminate', 'category "likely" or "indeterminate" called positive', (c) => c.category !== 'unlikely'),
     ],

@@ -31,12 +31,19 @@ export interface ResultPipelineDeps {
 /** inference → results → dispatch: the OnResult the inference worker runs for each record. */
 export function resultPipeline(deps: ResultPipelineDeps): OnResult {
   return async (record, _job, metadata, extras) => {
-    const outputs = await writeResultObjects(record, { config: deps.config, logger: deps.logger, metadata, ...(extras?.labels ? { labels: extras.labels } : {}) });
+    const outputs = await writeResultObjects(record, {
+      config: deps.config,
+      logger: deps.logger,
+      metadata,
+      ...(extras?.labels ? { labels: extras.labels } : {}),
+    });
     if (outputs.length > 0) await deps.enqueueDispatch({ ...record, outputs }, 'worker');
     if (deps.recordResult) {
-      await deps.recordResult({ ...record, outputs }).catch((err: Error) =>
-        deps.logger.error({ series: record.seriesInstanceUid, err: err.message }, 'result not recorded in the results store'),
-      );
+      await deps
+        .recordResult({ ...record, outputs })
+        .catch((err: Error) =>
+          deps.logger.error({ series: record.seriesInstanceUid, err: err.message }, 'result not recorded in the results store'),
+        );
     }
     return outputs;
   };

@@ -3,12 +3,27 @@ import { Queue, Worker } from 'bullmq';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/schema.js';
-import { DISPATCH_QUEUE, INFERENCE_JOB_OPTIONS, INFERENCE_QUEUE, inferenceJobId, instancesHash, studyInferenceJobId } from '../../src/queue/jobs.js';
+import {
+  DISPATCH_QUEUE,
+  INFERENCE_JOB_OPTIONS,
+  INFERENCE_QUEUE,
+  inferenceJobId,
+  instancesHash,
+  studyInferenceJobId,
+} from '../../src/queue/jobs.js';
 import { Keys } from '../../src/stores/keys.js';
 import { cleanup, freePort, testConfig, waitFor } from '../queue/helpers.js';
 import { SHIPPED_VERSION } from '../helpers/model.js';
 import {
-  plainRedis, spoolSeries, startAdmin, trackSeries, writeDispatch, writeResult, type DaemonProcess, type http, type SeededSeries,
+  plainRedis,
+  spoolSeries,
+  startAdmin,
+  trackSeries,
+  writeDispatch,
+  writeResult,
+  type DaemonProcess,
+  type http,
+  type SeededSeries,
 } from './helpers.js';
 
 /**
@@ -58,8 +73,15 @@ beforeAll(async () => {
   const cmd = createRedis(redisUrl, 'command');
   await waitFor(async () => cmd.status === 'ready', 5_000, 'redis');
   await new AssociationAudit({ config, logger, redis: cmd }).associationEnded({
-    id: 'a-1', callingAeTitle: 'PACS', calledAeTitle: 'MLSAM', callingHost: '127.0.0.1',
-    startedAt: now - 70_000, endedAt: now - 65_000, instances: 6, bytes: 123_456, outcome: 'accepted-released',
+    id: 'a-1',
+    callingAeTitle: 'PACS',
+    calledAeTitle: 'MLSAM',
+    callingHost: '127.0.0.1',
+    startedAt: now - 70_000,
+    endedAt: now - 65_000,
+    instances: 6,
+    bytes: 123_456,
+    outcome: 'accepted-released',
   });
   await new Promise((r) => setTimeout(r, 200)); // the stats increment is fire-and-forget
   await closeRedis(cmd);
@@ -73,7 +95,18 @@ afterAll(async () => {
   redis.disconnect();
 });
 
-type Summary = { seriesInstanceUid: string; status: string; statusText: string; reason?: string; sliceCount?: number; score?: number; category?: string; timings: Record<string, number>; callingAeTitle: string; quietRemainingSeconds?: number };
+type Summary = {
+  seriesInstanceUid: string;
+  status: string;
+  statusText: string;
+  reason?: string;
+  sliceCount?: number;
+  score?: number;
+  category?: string;
+  timings: Record<string, number>;
+  callingAeTitle: string;
+  quietRemainingSeconds?: number;
+};
 
 describe('admin API (mlsam admin, real Redis)', () => {
   it('GET /api/series lists every series with one status, reason, AE, slices, score, category and timings', async () => {
@@ -94,7 +127,11 @@ describe('admin API (mlsam admin, real Redis)', () => {
     expect(waiting.quietRemainingSeconds).toBeLessThanOrEqual(18);
     expect(by.get(S.queued!.seriesInstanceUid)?.status).toBe('queued');
     expect(by.get(S.ignored!.seriesInstanceUid)).toMatchObject({ status: 'ignored', reason: 'modality MR not in [CT]' });
-    expect(by.get(S.notScored!.seriesInstanceUid)).toMatchObject({ status: 'not-scored', statusText: 'not scored', reason: 'too few axial slices: 2 < 3' });
+    expect(by.get(S.notScored!.seriesInstanceUid)).toMatchObject({
+      status: 'not-scored',
+      statusText: 'not scored',
+      reason: 'too few axial slices: 2 < 3',
+    });
     const sent = by.get(S.sent!.seriesInstanceUid)!;
     expect(sent).toMatchObject({ status: 'sent', callingAeTitle: 'PACS', sliceCount: 6, score: 0.81, category: 'likely' });
     expect(sent.timings).toMatchObject({ waitMs: 31_000, decodeMs: 800, inferMs: 2_400, resultsMs: 450, totalMs: 4_100, dispatchMs: 420 });
@@ -106,10 +143,18 @@ describe('admin API (mlsam admin, real Redis)', () => {
   it('GET /api/series/:uid gives the record, dispatch states and attempts, and PHI when http.showPhi', async () => {
     const res = await get(`/api/series/${S.sent!.seriesInstanceUid}`);
     expect(res.status).toBe(200);
-    const d = (await res.json()) as { result: { slices: unknown[] }; dispatch: { status: string }[]; attempts: { outcome: string; attempt: number }[]; patient: { patientName: string; patientId: string } };
+    const d = (await res.json()) as {
+      result: { slices: unknown[] };
+      dispatch: { status: string }[];
+      attempts: { outcome: string; attempt: number }[];
+      patient: { patientName: string; patientId: string };
+    };
     expect(d.result.slices).toHaveLength(6);
     expect(d.dispatch).toEqual([expect.objectContaining({ destination: 'pacs', status: 'sent', attempts: 2 })]);
-    expect(d.attempts.map((a) => [a.attempt, a.outcome])).toEqual([[2, 'sent'], [1, 'failed']]);
+    expect(d.attempts.map((a) => [a.attempt, a.outcome])).toEqual([
+      [2, 'sent'],
+      [1, 'failed'],
+    ]);
     expect(d.patient).toEqual({ patientName: 'DOE JANE', patientId: 'PID-4711' });
     expect((await get('/api/series/1.2.3.4.5')).status).toBe(404);
     expect((await get('/api/series/not-a-uid')).status).toBe(404);
@@ -154,7 +199,12 @@ describe('admin API (mlsam admin, real Redis)', () => {
   it('GET /api/results/undispatched lists results not yet sent to every destination', async () => {
     const r = await get('/api/results/undispatched');
     expect(r.status).toBe(200);
-    const list = (await r.json()) as { seriesInstanceUid: string; files: string[]; reason: string; destinations: { name: string; status: string }[] }[];
+    const list = (await r.json()) as {
+      seriesInstanceUid: string;
+      files: string[];
+      reason: string;
+      destinations: { name: string; status: string }[];
+    }[];
     const uids = list.map((x) => x.seriesInstanceUid);
     expect(uids).toContain(S.sendFailed!.seriesInstanceUid);
     expect(uids).not.toContain(S.sent!.seriesInstanceUid);
@@ -189,20 +239,39 @@ describe('admin API (mlsam admin, real Redis)', () => {
     const queue = new Queue(INFERENCE_QUEUE, { connection, prefix: config.redis.keyPrefix });
     let release: () => void = () => undefined;
     const hold = new Promise<void>((r) => (release = r));
-    const worker = new Worker(INFERENCE_QUEUE, async (job) => {
-      if (job.id !== inferenceJobId(s.seriesInstanceUid, s.instancesHash)) return; // only this test's job
-      await job.updateProgress({ done: 5, total: 20 });
-      await hold;
-    }, { connection: { ...connection, maxRetriesPerRequest: null }, prefix: config.redis.keyPrefix });
+    const worker = new Worker(
+      INFERENCE_QUEUE,
+      async (job) => {
+        if (job.id !== inferenceJobId(s.seriesInstanceUid, s.instancesHash)) return; // only this test's job
+        await job.updateProgress({ done: 5, total: 20 });
+        await hold;
+      },
+      { connection: { ...connection, maxRetriesPerRequest: null }, prefix: config.redis.keyPrefix },
+    );
     try {
-      await queue.add('score', {
-        studyInstanceUid: s.studyInstanceUid, seriesInstanceUid: s.seriesInstanceUid, seriesDir: s.seriesDir, instanceCount: 3,
-        instancesHash: s.instancesHash, callingAeTitle: 'PACS', firstReceivedAt: new Date().toISOString(), lastReceivedAt: new Date().toISOString(), enqueuedBy: 'tracker',
-      }, { ...INFERENCE_JOB_OPTIONS, jobId: inferenceJobId(s.seriesInstanceUid, s.instancesHash) });
-      const summary = await waitFor(async () => {
-        const d = (await (await get(`/api/series/${s.seriesInstanceUid}`)).json()) as Summary & { progress?: number };
-        return d.status === 'scoring' && d.progress ? d : undefined;
-      }, 10_000, 'scoring with progress');
+      await queue.add(
+        'score',
+        {
+          studyInstanceUid: s.studyInstanceUid,
+          seriesInstanceUid: s.seriesInstanceUid,
+          seriesDir: s.seriesDir,
+          instanceCount: 3,
+          instancesHash: s.instancesHash,
+          callingAeTitle: 'PACS',
+          firstReceivedAt: new Date().toISOString(),
+          lastReceivedAt: new Date().toISOString(),
+          enqueuedBy: 'tracker',
+        },
+        { ...INFERENCE_JOB_OPTIONS, jobId: inferenceJobId(s.seriesInstanceUid, s.instancesHash) },
+      );
+      const summary = await waitFor(
+        async () => {
+          const d = (await (await get(`/api/series/${s.seriesInstanceUid}`)).json()) as Summary & { progress?: number };
+          return d.status === 'scoring' && d.progress ? d : undefined;
+        },
+        10_000,
+        'scoring with progress',
+      );
       expect(summary.progress).toBe(25);
       const list = await (await get('/admin')).text();
       expect(list).toContain('scoring 25%');
@@ -243,7 +312,11 @@ describe('admin API (mlsam admin, real Redis)', () => {
     expect(body).toContain('mlsam_dispatch_failures_total{destination="pacs"} 2');
     expect(body).toContain('mlsam_dispatch_retries_total{destination="pacs"} 1');
     // model info is the shipped model the admin loads (the seeded records above carry 1.0.0)
-    expect(body).toMatch(new RegExp(`mlsam_model_info\\{name="mlsam-mobilenetv2",version="${SHIPPED_VERSION.replace(/\./g, '\\.')}",sha256="[0-9a-f]{64}"\\} 1`));
+    expect(body).toMatch(
+      new RegExp(
+        `mlsam_model_info\\{name="mlsam-mobilenetv2",version="${SHIPPED_VERSION.replace(/\./g, '\\.')}",sha256="[0-9a-f]{64}"\\} 1`,
+      ),
+    );
     // Scraping again counts nothing twice.
     const again = await (await get('/metrics')).text();
     expect(again).toContain('mlsam_series_completed_total{model="mlsam-mobilenetv2",version="1.0.0"} 2');
@@ -255,7 +328,10 @@ describe('admin API (mlsam admin, real Redis)', () => {
     const force = await post(`/api/series/${S.receiving!.seriesInstanceUid}/force`);
     expect(force.status).toBe(200);
     // One result per study (the default): the series' study is settled, one job for the study's content.
-    const studyJobId = studyInferenceJobId(S.receiving!.studyInstanceUid, instancesHash([`${S.receiving!.seriesInstanceUid}:${S.receiving!.instancesHash}`]));
+    const studyJobId = studyInferenceJobId(
+      S.receiving!.studyInstanceUid,
+      instancesHash([`${S.receiving!.seriesInstanceUid}:${S.receiving!.instancesHash}`]),
+    );
     expect(await force.json()).toMatchObject({ ok: true, action: 'force', jobId: studyJobId });
     const queue = new Queue(INFERENCE_QUEUE, { connection: { host: '127.0.0.1', port: 6379 }, prefix: config.redis.keyPrefix });
     try {
@@ -273,7 +349,10 @@ describe('admin API (mlsam admin, real Redis)', () => {
       await queue.close();
     }
 
-    const resend = (await (await post(`/api/series/${S.sendFailed!.seriesInstanceUid}/resend`)).json()) as { ok: boolean; jobIds: string[] };
+    const resend = (await (await post(`/api/series/${S.sendFailed!.seriesInstanceUid}/resend`)).json()) as {
+      ok: boolean;
+      jobIds: string[];
+    };
     expect(resend.ok).toBe(true);
     expect(resend.jobIds).toHaveLength(1);
     const dq = new Queue(DISPATCH_QUEUE, { connection: { host: '127.0.0.1', port: 6379 }, prefix: config.redis.keyPrefix });

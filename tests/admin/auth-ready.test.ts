@@ -34,7 +34,16 @@ describe('admin authentication', () => {
     const wrong = http(p.httpPort, ['ops', 'wrong']);
     const wrongUser = http(p.httpPort, ['admin', 'pa55-word']);
     const right = http(p.httpPort, ['ops', 'pa55-word']);
-    for (const path of ['/admin', '/api/series', '/metrics', '/admin/queues', '/admin/associations', '/api/associations', '/admin/static/uPlot.iife.min.js', '/nope']) {
+    for (const path of [
+      '/admin',
+      '/api/series',
+      '/metrics',
+      '/admin/queues',
+      '/admin/associations',
+      '/api/associations',
+      '/admin/static/uPlot.iife.min.js',
+      '/nope',
+    ]) {
       const r = await none(path);
       expect(r.status, `${path} without credentials`).toBe(401);
       expect(r.headers.get('www-authenticate')).toMatch(/^Basic realm="mlsam-node"/);
@@ -49,7 +58,10 @@ describe('admin authentication', () => {
     expect(await (await none('/healthz')).json()).toMatchObject({ ok: true });
     expect((await none('/readyz')).status).toBe(200);
     // A cross-site form post is refused even with the browser's stored credentials.
-    const xsite = await right('/admin/series/1.2.3/force', { method: 'POST', headers: { origin: 'http://evil.example', 'sec-fetch-site': 'cross-site' } });
+    const xsite = await right('/admin/series/1.2.3/force', {
+      method: 'POST',
+      headers: { origin: 'http://evil.example', 'sec-fetch-site': 'cross-site' },
+    });
     expect(xsite.status).toBe(403);
   });
 
@@ -72,14 +84,18 @@ describe('admin authentication', () => {
   });
 
   it('refuses a non-loopback http.host without a password, at config load and at `mlsam admin` start', async () => {
-    expect(() => loadConfig({ env: {}, overrides: { http: { host: '0.0.0.0', password: '' } } })).toThrow(/http\.password: must be set when http\.host \(0\.0\.0\.0\) is not a loopback address/);
+    expect(() => loadConfig({ env: {}, overrides: { http: { host: '0.0.0.0', password: '' } } })).toThrow(
+      /http\.password: must be set when http\.host \(0\.0\.0\.0\) is not a loopback address/,
+    );
     expect(() => loadConfig({ env: {}, overrides: { http: { host: '127.0.0.1', password: '' } } })).not.toThrow();
     expect(() => loadConfig({ env: {}, overrides: { http: { host: '0.0.0.0', password: 'x' } } })).not.toThrow();
     const c = await setup('admin-bind');
     const viaFlag = await mlsam(['admin', '--http-host', '0.0.0.0', '--http-port', '0'], { ...envOf(c), MLSAM_HTTP__PASSWORD: '' });
     expect(viaFlag.code).toBe(1);
     // the error names where the empty password came from (issue 26: the variable the user set)
-    expect(viaFlag.stderr).toContain('http.password (set by MLSAM_HTTP__PASSWORD): must be set when http.host (0.0.0.0) is not a loopback address');
+    expect(viaFlag.stderr).toContain(
+      'http.password (set by MLSAM_HTTP__PASSWORD): must be set when http.host (0.0.0.0) is not a loopback address',
+    );
     const viaEnv = await mlsam(['admin'], { ...envOf(c), MLSAM_HTTP__HOST: '192.0.2.1', MLSAM_HTTP__PASSWORD: '' });
     expect(viaEnv.code).toBe(1);
     expect(viaEnv.stderr).toContain('http.password (set by MLSAM_HTTP__PASSWORD): must be set');
@@ -97,13 +113,21 @@ describe('/readyz', () => {
     const ok = await probe('/readyz');
     const okBody = (await ok.json()) as { ok: boolean; checks: Record<string, { ok: boolean }>; failed: string[] };
     expect(ok.status, JSON.stringify(okBody)).toBe(200);
-    expect(okBody).toMatchObject({ ok: true, failed: [], checks: { redis: { ok: true }, spool: { ok: true }, model: { ok: true }, destinations: { ok: true } } });
+    expect(okBody).toMatchObject({
+      ok: true,
+      failed: [],
+      checks: { redis: { ok: true }, spool: { ok: true }, model: { ok: true }, destinations: { ok: true } },
+    });
 
     await redis.kill();
-    const down = await waitFor(async () => {
-      const r = await probe('/readyz');
-      return r.status === 503 ? r : undefined;
-    }, 10_000, '/readyz 503');
+    const down = await waitFor(
+      async () => {
+        const r = await probe('/readyz');
+        return r.status === 503 ? r : undefined;
+      },
+      10_000,
+      '/readyz 503',
+    );
     const body = (await down.json()) as { ok: boolean; checks: { redis: { ok: boolean; error: string } }; failed: string[] };
     expect(body.ok).toBe(false);
     expect(body.checks.redis.ok).toBe(false);
@@ -148,7 +172,10 @@ describe('/readyz', () => {
     const body = (await r.json()) as { checks: { destinations: { ok: boolean; results: Record<string, { ok: boolean }> } } };
     expect(r.status, JSON.stringify(body)).toBe(200);
     expect(body.checks.destinations.results.pacs?.ok).toBe(true);
-    const dests = (await (await http(p.httpPort, ['ops', 'pa55-word'])('/api/destinations')).json()) as { name: string; lastEcho: { ok: boolean } }[];
+    const dests = (await (await http(p.httpPort, ['ops', 'pa55-word'])('/api/destinations')).json()) as {
+      name: string;
+      lastEcho: { ok: boolean };
+    }[];
     expect(dests).toEqual([expect.objectContaining({ name: 'pacs', lastEcho: expect.objectContaining({ ok: true }) })]);
   });
 });

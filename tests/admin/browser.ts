@@ -3,8 +3,14 @@ import { dirname } from 'node:path';
 import { chromium, type Page } from 'playwright-core';
 
 export const CHROMIUM_ARGS = [
-  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync',
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
 ];
 
 export interface DashboardCheck {
@@ -83,7 +89,12 @@ export async function checkDashboard(opts: {
         return { width: img.naturalWidth, height: img.naturalHeight };
       }),
     );
-    const srText = (await page.locator('#sr').innerText().catch(() => '')).trim();
+    const srText = (
+      await page
+        .locator('#sr')
+        .innerText()
+        .catch(() => '')
+    ).trim();
     await page.screenshot({ path: opts.screenshot, fullPage: true });
     return { rowText, chartCanvases, heatmaps, srText, consoleErrors };
   });

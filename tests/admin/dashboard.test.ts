@@ -6,7 +6,16 @@ import { INFERENCE_JOB_OPTIONS, INFERENCE_QUEUE, inferenceJobId } from '../../sr
 import { REPO_ROOT } from '../helpers/dicom-listener.js';
 import { cleanup, testConfig, waitFor } from '../queue/helpers.js';
 import { withDashboardPage } from './browser.js';
-import { plainRedis, spoolSeries, startAdmin, trackSeries, writeResult, type DaemonProcess, type http, type SeededSeries } from './helpers.js';
+import {
+  plainRedis,
+  spoolSeries,
+  startAdmin,
+  trackSeries,
+  writeResult,
+  type DaemonProcess,
+  type http,
+  type SeededSeries,
+} from './helpers.js';
 
 /**
  * The dashboard as a PACS admin reads it (a real `mlsam admin`, real Redis, headless chromium),
@@ -30,7 +39,12 @@ beforeAll(async () => {
     destinations: [],
     series: { quietPeriodSeconds: 30, routing: { minSlices: 3 } },
   });
-  S.fused = await spoolSeries(config, 12, { seriesDescription: 'THORAX 1.0 B70f', seriesNumber: 4, patientName: 'DOE^JOHN', patientId: 'PID-0815' });
+  S.fused = await spoolSeries(config, 12, {
+    seriesDescription: 'THORAX 1.0 B70f',
+    seriesNumber: 4,
+    patientName: 'DOE^JOHN',
+    patientId: 'PID-0815',
+  });
   await trackSeries(redis, config, S.fused, { status: 'queued' });
   await writeResult(redis, config, S.fused, 'scored', { opacity: true, finishedAt: Date.now() - 10_000 });
   S.plain = await spoolSeries(config, 5, { seriesDescription: 'LUNG 5mm', seriesNumber: 2 });
@@ -47,14 +61,26 @@ afterAll(async () => {
   redis.disconnect();
 });
 
-const chartDataOf = (page: string): { pos: number[]; p: number[]; opacity: (number | null)[] | null; ineligible: number[]; key: number[] } =>
+const chartDataOf = (
+  page: string,
+): { pos: number[]; p: number[]; opacity: (number | null)[] | null; ineligible: number[]; key: number[] } =>
   JSON.parse(/<script type="application\/json" id="chart-data">(.*?)<\/script>/s.exec(page)![1]!);
 
 describe('dashboard pages (mlsam admin, no destinations)', () => {
   it('names every series by study date, description, modality and series number, without PHI unless http.showPhi', async () => {
-    const list = (await (await get('/api/series')).json()) as { seriesInstanceUid: string; info: Record<string, string>; patient?: unknown }[];
+    const list = (await (await get('/api/series')).json()) as {
+      seriesInstanceUid: string;
+      info: Record<string, string>;
+      patient?: unknown;
+    }[];
     const fused = list.find((x) => x.seriesInstanceUid === S.fused!.seriesInstanceUid)!;
-    expect(fused.info).toEqual({ studyDate: '20260101', seriesDescription: 'THORAX 1.0 B70f', modality: 'CT', seriesNumber: '4', bodyPartExamined: 'CHEST' });
+    expect(fused.info).toEqual({
+      studyDate: '20260101',
+      seriesDescription: 'THORAX 1.0 B70f',
+      modality: 'CT',
+      seriesNumber: '4',
+      bodyPartExamined: 'CHEST',
+    });
     expect(fused.patient).toBeUndefined();
     const page = await (await get('/admin')).text();
     const row = new RegExp(`<tr data-series-uid="${S.fused!.seriesInstanceUid.replace(/\./g, '\\.')}".*?</tr>`, 's').exec(page)![0];
@@ -71,7 +97,11 @@ describe('dashboard pages (mlsam admin, no destinations)', () => {
     const page = await (await get(`/admin/series/${S.fused!.seriesInstanceUid}`)).text();
     expect(page).not.toContain('Nothing sent yet');
     const dir = dirname(S.fused!.record!.outputs![0]!.path);
-    expect(page).toMatch(new RegExp(`No destinations are configured: the results stay in the spool, in <span class="mono">${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}</span> \\(3 files\\)`));
+    expect(page).toMatch(
+      new RegExp(
+        `No destinations are configured: the results stay in the spool, in <span class="mono">${dir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}</span> \\(3 files\\)`,
+      ),
+    );
   });
 
   it('offers only the actions that fit: no "Force completion" once scored, no "Re-send" without destinations', async () => {
@@ -86,7 +116,9 @@ describe('dashboard pages (mlsam admin, no destinations)', () => {
 
   it('explains that the stage times overlap', async () => {
     for (const path of ['/admin', `/admin/series/${S.plain!.seriesInstanceUid}`]) {
-      expect(await (await get(path)).text()).toContain('Stage times overlap: read, decode, lungs (segmentation and opacity) and preprocess run in worker threads while ONNX Runtime infers the previous batch');
+      expect(await (await get(path)).text()).toContain(
+        'Stage times overlap: read, decode, lungs (segmentation and opacity) and preprocess run in worker threads while ONNX Runtime infers the previous batch',
+      );
     }
   });
 
@@ -105,7 +137,9 @@ describe('dashboard pages (mlsam admin, no destinations)', () => {
     expect(page).toContain('3 slice(s) with too little lung to count');
     expect(page).toContain('Measured on 5 mm slices, ground-glass opening 2.7 mm.');
     // the automated pattern description with its rule, criteria and features (never a diagnosis)
-    expect(page).toContain('<p id="pattern"><b>typical COVID-19 appearance</b> <span class="muted">rule rsna-distribution-v1</span>: bilateral (the less involved lung holds 30 %); peripheral (78 % in the outer third, lung 48 %); ground glass 87 %</p>');
+    expect(page).toContain(
+      '<p id="pattern"><b>typical COVID-19 appearance</b> <span class="muted">rule rsna-distribution-v1</span>: bilateral (the less involved lung holds 30 %); peripheral (78 % in the outer third, lung 48 %); ground glass 87 %</p>',
+    );
     expect(page).toContain('<tr><td>outer third (periphery)</td><td>78 %</td><td>48 %</td></tr>');
     expect(page).toContain('<tr><td>upper / middle / lower zone</td><td>10 % / 30 % / 60 %</td><td>30 % / 45 % / 25 %</td></tr>');
     expect(page).toContain('not a diagnosis');
@@ -146,12 +180,17 @@ describe('dashboard in chromium', () => {
       expect(await chart.getAttribute('data-x')).toBe('mm');
       // The legend names every series; the axes are drawn on the canvas (their labels are in src/admin/static/series-chart.js).
       const legend = (await chart.locator('.u-legend').textContent()) ?? '';
-      for (const label of ['position', 'probability', 'key slices', 'too little lung', 'threshold', 'lung opacity %']) expect(legend).toContain(label);
+      for (const label of ['position', 'probability', 'key slices', 'too little lung', 'threshold', 'lung opacity %'])
+        expect(legend).toContain(label);
       expect(await chart.locator('canvas').count()).toBeGreaterThan(0);
       // Hovering the plot: the x value is a position in mm, with the slice number beside it.
       const box = (await chart.locator('.u-over').boundingBox())!;
       await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
-      await waitFor(async () => /-?\d+\.\d mm \(slice \d+\)/.test((await chart.locator('.u-legend .u-series').first().textContent()) ?? ''), 5_000, 'the legend at the cursor');
+      await waitFor(
+        async () => /-?\d+\.\d mm \(slice \d+\)/.test((await chart.locator('.u-legend .u-series').first().textContent()) ?? ''),
+        5_000,
+        'the legend at the cursor',
+      );
       await page.screenshot({ path: shot('admin-series-opacity.png'), fullPage: true });
       expect(consoleErrors).toEqual([]);
     });
@@ -168,20 +207,35 @@ describe('dashboard in chromium', () => {
     let step: (p: { done: number; total: number }) => Promise<void> = async () => undefined;
     let started: () => void = () => undefined;
     const running = new Promise<void>((r) => (started = r));
-    const worker = new Worker(INFERENCE_QUEUE, async (job) => {
-      if (job.id !== jobId) return;
-      step = (p) => job.updateProgress(p);
-      await job.updateProgress({ done: 1, total: 4 });
-      started();
-      await hold;
-      // What the inference worker leaves behind: the scored record.
-      await writeResult(redis, config, s, 'scored', { opacity: true });
-    }, { connection: { ...connection, maxRetriesPerRequest: null }, prefix: config.redis.keyPrefix });
+    const worker = new Worker(
+      INFERENCE_QUEUE,
+      async (job) => {
+        if (job.id !== jobId) return;
+        step = (p) => job.updateProgress(p);
+        await job.updateProgress({ done: 1, total: 4 });
+        started();
+        await hold;
+        // What the inference worker leaves behind: the scored record.
+        await writeResult(redis, config, s, 'scored', { opacity: true });
+      },
+      { connection: { ...connection, maxRetriesPerRequest: null }, prefix: config.redis.keyPrefix },
+    );
     try {
-      await queue.add('score', {
-        studyInstanceUid: s.studyInstanceUid, seriesInstanceUid: s.seriesInstanceUid, seriesDir: s.seriesDir, instanceCount: 4,
-        instancesHash: s.instancesHash, callingAeTitle: 'PACS', firstReceivedAt: new Date().toISOString(), lastReceivedAt: new Date().toISOString(), enqueuedBy: 'tracker',
-      }, { ...INFERENCE_JOB_OPTIONS, jobId });
+      await queue.add(
+        'score',
+        {
+          studyInstanceUid: s.studyInstanceUid,
+          seriesInstanceUid: s.seriesInstanceUid,
+          seriesDir: s.seriesDir,
+          instanceCount: 4,
+          instancesHash: s.instancesHash,
+          callingAeTitle: 'PACS',
+          firstReceivedAt: new Date().toISOString(),
+          lastReceivedAt: new Date().toISOString(),
+          enqueuedBy: 'tracker',
+        },
+        { ...INFERENCE_JOB_OPTIONS, jobId },
+      );
       await running;
       await withDashboardPage(AUTH, async ({ page, consoleErrors }) => {
         await page.goto(`http://127.0.0.1:${admin.httpPort}/admin`);

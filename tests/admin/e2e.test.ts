@@ -59,15 +59,24 @@ beforeAll(async () => {
   cleanups.push(() => daemon.stop('SIGKILL'));
   await daemon.start();
   get = http(daemon.httpPort, AUTH);
-  const sent = await storescu(daemon.dicomPort, phantom.instances.map((i) => i.path), 'CTSCANNER');
+  const sent = await storescu(
+    daemon.dicomPort,
+    phantom.instances.map((i) => i.path),
+    'CTSCANNER',
+  );
   expect(sent.successes, sent.output).toBe(SLICES);
-  await waitFor(async () => {
-    const r = await get(`/api/series/${phantom.seriesInstanceUid}`);
-    if (r.status !== 200) return undefined;
-    const d = (await r.json()) as Detail;
-    if (d.status === 'failed' || d.status === 'not-scored') throw new Error(`series ${d.status}: ${JSON.stringify(d).slice(0, 2000)}`);
-    return d.status === 'sent' ? d : undefined;
-  }, 150_000, 'the series to be scored and sent', 500).catch((err: Error) => {
+  await waitFor(
+    async () => {
+      const r = await get(`/api/series/${phantom.seriesInstanceUid}`);
+      if (r.status !== 200) return undefined;
+      const d = (await r.json()) as Detail;
+      if (d.status === 'failed' || d.status === 'not-scored') throw new Error(`series ${d.status}: ${JSON.stringify(d).slice(0, 2000)}`);
+      return d.status === 'sent' ? d : undefined;
+    },
+    150_000,
+    'the series to be scored and sent',
+    500,
+  ).catch((err: Error) => {
     throw new Error(`${err.message}\n--- daemon log (tail) ---\n${daemon.stderr.slice(-6000)}`);
   });
 }, 240_000);
@@ -138,10 +147,14 @@ describe('admin after a real series went through `mlsam serve`', () => {
   it('the associations page tells a C-ECHO (DCMTK echoscu) from the C-STORE of the series', async () => {
     const echo = await run('echoscu', ['-aet', 'ECHOCHECK', '-aec', 'MLSAM', '127.0.0.1', String(daemon.dicomPort)]);
     expect(echo.code, echo.stderr).toBe(0);
-    const list = await waitFor(async () => {
-      const l = (await (await get('/api/associations')).json()) as { callingAeTitle: string; instances: number; echoes?: number }[];
-      return l.some((a) => a.callingAeTitle === 'ECHOCHECK') ? l : undefined;
-    }, 10_000, 'the echo association in the audit');
+    const list = await waitFor(
+      async () => {
+        const l = (await (await get('/api/associations')).json()) as { callingAeTitle: string; instances: number; echoes?: number }[];
+        return l.some((a) => a.callingAeTitle === 'ECHOCHECK') ? l : undefined;
+      },
+      10_000,
+      'the echo association in the audit',
+    );
     expect(list.find((a) => a.callingAeTitle === 'ECHOCHECK')).toMatchObject({ instances: 0, echoes: 1 });
     expect(list.find((a) => a.callingAeTitle === 'CTSCANNER')).toMatchObject({ instances: SLICES, echoes: 0 });
     const page = await (await get('/admin/associations')).text();

@@ -72,7 +72,11 @@ describe('dashboard in chromium (issue 26)', () => {
       expect(axisMax).toBeLessThan(SPIKE / 4);
       // The opacity curve skips the ineligible slices; they are grey dots of their own series.
       const series = (await page.evaluate(`(() => { const u = document.getElementById('chart').mlsamChart;
-        return u.series.map((s, i) => ({ label: s.label, scale: s.scale, data: u.data[i] })); })()`)) as Array<{ label: string; scale?: string; data: (number | null)[] }>;
+        return u.series.map((s, i) => ({ label: s.label, scale: s.scale, data: u.data[i] })); })()`)) as Array<{
+        label: string;
+        scale?: string;
+        data: (number | null)[];
+      }>;
       const line = series.find((x) => x.label === 'lung opacity %')!;
       const grey = series.find((x) => x.label === 'opacity, too little lung')!;
       expect(Math.max(...line.data.filter((v): v is number => v !== null))).toBeCloseTo(eligibleMax, 6);
@@ -99,7 +103,10 @@ describe('dashboard in chromium (issue 26)', () => {
 
   it('the inference workers line says provider and host', () => {
     const html = seriesListPage([], {
-      limit: 10, showPhi: false, destinations: [], resultsDir: '/x',
+      limit: 10,
+      showPhi: false,
+      destinations: [],
+      resultsDir: '/x',
       workers: [{ id: 'w1', host: 'vm', pid: 42, provider: 'cpu', model: 'mlsam-mobilenetv2', version: '2.1.0', concurrency: 1 } as never],
     });
     expect(html).toContain('Inference workers (execution provider on host): <span class="nowrap worker">CPU on host <b>vm</b>');
@@ -117,8 +124,12 @@ describe('the summary Secondary Capture chart in chromium (issue 26 item 7)', ()
       subtitle: `Series 3, ${n} slices scored. ${seriesBandLine(rec)}: ${howScored(rec)}.`,
       probabilities: Array.from({ length: n }, (_, i) => 0.5 + 0.45 * Math.sin((i / n) * 6 * Math.PI)), // crosses the threshold everywhere
       positions: Array.from({ length: n }, (_, i) => -52 - 2 * i),
-      threshold: 0.5, margin: 0.15, score: 0.5328, category: 'indeterminate',
-      keySlices: [88, 82, 84, 95, 87], keyLabels: ['#89', '#83', '#85', '#96', '#88'],
+      threshold: 0.5,
+      margin: 0.15,
+      score: 0.5328,
+      category: 'indeterminate',
+      keySlices: [88, 82, 84, 95, 87],
+      keyLabels: ['#89', '#83', '#85', '#96', '#88'],
     });
     await withDashboardPage(AUTH, async ({ page }) => {
       await page.setViewportSize({ width: W, height: H });
@@ -133,7 +144,9 @@ describe('the summary Secondary Capture chart in chromium (issue 26 item 7)', ()
       const subtitle = boxes.filter((b) => b.cls === 'subtitle');
       expect(subtitle.length).toBeGreaterThan(1); // this one is long: wrapped, not cut
       expect(subtitle.map((b) => b.text).join(' ')).toContain('indeterminate (0.35-0.65)');
-      const frame = (await page.evaluate(`(() => { const b = document.querySelector('rect.plot-frame').getBoundingClientRect(); return { y: b.y, h: b.height }; })()`)) as { y: number; h: number };
+      const frame = (await page.evaluate(
+        `(() => { const b = document.querySelector('rect.plot-frame').getBoundingClientRect(); return { y: b.y, h: b.height }; })()`,
+      )) as { y: number; h: number };
       const thr = boxes.find((b) => b.cls === 'threshold-label')!;
       expect(thr.text).toBe('threshold 0.500');
       expect(thr.y).toBeGreaterThan(frame.y + frame.h); // in the legend, below the plot

@@ -39,7 +39,10 @@ export class DaemonProcess {
   httpPort = 0;
   dicomPort = 0;
 
-  constructor(private readonly env: Record<string, string>, private readonly command: 'admin' | 'serve' = 'admin') {}
+  constructor(
+    private readonly env: Record<string, string>,
+    private readonly command: 'admin' | 'serve' = 'admin',
+  ) {}
 
   /** Starts it; `onStdout` gets what it writes on stdout (ignored otherwise). */
   async start(opts: { onStdout?: (chunk: string) => void } = {}): Promise<number> {
@@ -53,16 +56,21 @@ export class DaemonProcess {
     const onStdout = opts.onStdout;
     if (onStdout) proc.stdout?.on('data', (d: Buffer) => onStdout(d.toString()));
     proc.stderr?.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    this.httpPort = await waitFor(async () => {
-      if (proc.exitCode !== null) throw new Error(`mlsam ${this.command} exited ${proc.exitCode}: ${this.stderr}`);
-      for (const line of this.stderr.split('\n')) {
-        if (!line.startsWith('{')) continue;
-        const rec = JSON.parse(line) as { msg?: string; port?: number };
-        if (rec.msg === 'listening' && rec.port) this.dicomPort = rec.port;
-        if (rec.msg === 'admin listening' && rec.port) return rec.port;
-      }
-      return undefined;
-    }, 30_000, `the "admin listening" log line of mlsam ${this.command}`, 50);
+    this.httpPort = await waitFor(
+      async () => {
+        if (proc.exitCode !== null) throw new Error(`mlsam ${this.command} exited ${proc.exitCode}: ${this.stderr}`);
+        for (const line of this.stderr.split('\n')) {
+          if (!line.startsWith('{')) continue;
+          const rec = JSON.parse(line) as { msg?: string; port?: number };
+          if (rec.msg === 'listening' && rec.port) this.dicomPort = rec.port;
+          if (rec.msg === 'admin listening' && rec.port) return rec.port;
+        }
+        return undefined;
+      },
+      30_000,
+      `the "admin listening" log line of mlsam ${this.command}`,
+      50,
+    );
     return this.httpPort;
   }
 
@@ -111,7 +119,11 @@ function writePart10(path: string, naturalized: Record<string, unknown>, sopClas
     ImplementationClassUID: '2.25.1',
   });
   const dict = new dcmjs.data.DicomDict(meta);
-  dict.dict = dcmjs.data.DicomMetaDictionary.denaturalizeDataset({ SOPClassUID: sopClassUid, SOPInstanceUID: sopInstanceUid, ...naturalized });
+  dict.dict = dcmjs.data.DicomMetaDictionary.denaturalizeDataset({
+    SOPClassUID: sopClassUid,
+    SOPInstanceUID: sopInstanceUid,
+    ...naturalized,
+  });
   return writeFile(path, Buffer.from(dict.write()));
 }
 
@@ -119,7 +131,12 @@ function writePart10(path: string, naturalized: Record<string, unknown>, sopClas
  * A Secondary Capture like the results stage writes: 8-bit RGB, interleaved. The pixels are a
  * known pattern: red rises left → right, green top → bottom, blue 128.
  */
-export async function writeRgbSc(path: string, ids: { study: string; series: string; sop: string }, width = 64, height = 48): Promise<void> {
+export async function writeRgbSc(
+  path: string,
+  ids: { study: string; series: string; sop: string },
+  width = 64,
+  height = 48,
+): Promise<void> {
   const px = new Uint8Array(width * height * 3);
   for (let y = 0; y < height; y++) {
     for (let x = 0; x < width; x++) {
@@ -129,57 +146,83 @@ export async function writeRgbSc(path: string, ids: { study: string; series: str
       px[i + 2] = 128;
     }
   }
-  await writePart10(path, {
-    StudyInstanceUID: ids.study,
-    SeriesInstanceUID: ids.series,
-    Modality: 'OT',
-    SamplesPerPixel: 3,
-    PhotometricInterpretation: 'RGB',
-    PlanarConfiguration: 0,
-    Rows: height,
-    Columns: width,
-    BitsAllocated: 8,
-    BitsStored: 8,
-    HighBit: 7,
-    PixelRepresentation: 0,
-    PixelData: px.buffer,
-    _vrMap: { PixelData: 'OB' },
-  }, SC_CLASS, ids.sop);
+  await writePart10(
+    path,
+    {
+      StudyInstanceUID: ids.study,
+      SeriesInstanceUID: ids.series,
+      Modality: 'OT',
+      SamplesPerPixel: 3,
+      PhotometricInterpretation: 'RGB',
+      PlanarConfiguration: 0,
+      Rows: height,
+      Columns: width,
+      BitsAllocated: 8,
+      BitsStored: 8,
+      HighBit: 7,
+      PixelRepresentation: 0,
+      PixelData: px.buffer,
+      _vrMap: { PixelData: 'OB' },
+    },
+    SC_CLASS,
+    ids.sop,
+  );
 }
 
-const code = (value: string, scheme: string, meaning: string): Record<string, string> => ({ CodeValue: value, CodingSchemeDesignator: scheme, CodeMeaning: meaning });
+const code = (value: string, scheme: string, meaning: string): Record<string, string> => ({
+  CodeValue: value,
+  CodingSchemeDesignator: scheme,
+  CodeMeaning: meaning,
+});
 
 /** A small TID 1500-shaped SR: a container with a finding, a probability and a text note. */
 export async function writeSr(path: string, ids: { study: string; series: string; sop: string }, probability: number): Promise<void> {
-  await writePart10(path, {
-    StudyInstanceUID: ids.study,
-    SeriesInstanceUID: ids.series,
-    Modality: 'SR',
-    SeriesDescription: 'ML-SAM result NOT FOR DIAGNOSTIC USE',
-    ValueType: 'CONTAINER',
-    ContinuityOfContent: 'SEPARATE',
-    CompletionFlag: 'COMPLETE',
-    VerificationFlag: 'UNVERIFIED',
-    ConceptNameCodeSequence: [code('126000', 'DCM', 'Imaging Measurement Report')],
-    ContentSequence: [
-      { RelationshipType: 'CONTAINS', ValueType: 'TEXT', ConceptNameCodeSequence: [code('121106', 'DCM', 'Comment')], TextValue: 'NOT FOR DIAGNOSTIC USE' },
-      {
-        RelationshipType: 'CONTAINS',
-        ValueType: 'CONTAINER',
-        ContinuityOfContent: 'SEPARATE',
-        ConceptNameCodeSequence: [code('125007', 'DCM', 'Measurement Group')],
-        ContentSequence: [
-          { RelationshipType: 'CONTAINS', ValueType: 'CODE', ConceptNameCodeSequence: [code('121071', 'DCM', 'Finding')], ConceptCodeSequence: [code('840539006', 'SCT', 'COVID-19')] },
-          {
-            RelationshipType: 'CONTAINS',
-            ValueType: 'NUM',
-            ConceptNameCodeSequence: [code('PROB', '99MLSAM', 'Series probability')],
-            MeasuredValueSequence: [{ NumericValue: probability.toFixed(4), MeasurementUnitsCodeSequence: [code('1', 'UCUM', 'no units')] }],
-          },
-        ],
-      },
-    ],
-  }, SR_CLASS, ids.sop);
+  await writePart10(
+    path,
+    {
+      StudyInstanceUID: ids.study,
+      SeriesInstanceUID: ids.series,
+      Modality: 'SR',
+      SeriesDescription: 'ML-SAM result NOT FOR DIAGNOSTIC USE',
+      ValueType: 'CONTAINER',
+      ContinuityOfContent: 'SEPARATE',
+      CompletionFlag: 'COMPLETE',
+      VerificationFlag: 'UNVERIFIED',
+      ConceptNameCodeSequence: [code('126000', 'DCM', 'Imaging Measurement Report')],
+      ContentSequence: [
+        {
+          RelationshipType: 'CONTAINS',
+          ValueType: 'TEXT',
+          ConceptNameCodeSequence: [code('121106', 'DCM', 'Comment')],
+          TextValue: 'NOT FOR DIAGNOSTIC USE',
+        },
+        {
+          RelationshipType: 'CONTAINS',
+          ValueType: 'CONTAINER',
+          ContinuityOfContent: 'SEPARATE',
+          ConceptNameCodeSequence: [code('125007', 'DCM', 'Measurement Group')],
+          ContentSequence: [
+            {
+              RelationshipType: 'CONTAINS',
+              ValueType: 'CODE',
+              ConceptNameCodeSequence: [code('121071', 'DCM', 'Finding')],
+              ConceptCodeSequence: [code('840539006', 'SCT', 'COVID-19')],
+            },
+            {
+              RelationshipType: 'CONTAINS',
+              ValueType: 'NUM',
+              ConceptNameCodeSequence: [code('PROB', '99MLSAM', 'Series probability')],
+              MeasuredValueSequence: [
+                { NumericValue: probability.toFixed(4), MeasurementUnitsCodeSequence: [code('1', 'UCUM', 'no units')] },
+              ],
+            },
+          ],
+        },
+      ],
+    },
+    SR_CLASS,
+    ids.sop,
+  );
 }
 
 export interface SeededSeries {
@@ -202,7 +245,13 @@ export async function spoolSeries(
   const prefix = newUid();
   const seriesDir = join(config.spool.dir, studyInstanceUid, seriesInstanceUid);
   const s = await writeSyntheticSeries({
-    dir: seriesDir, count, rows: 32, columns: 32, studyInstanceUid, seriesInstanceUid, sopInstanceUidPrefix: prefix,
+    dir: seriesDir,
+    count,
+    rows: 32,
+    columns: 32,
+    studyInstanceUid,
+    seriesInstanceUid,
+    sopInstanceUidPrefix: prefix,
     fileName: (i) => `${prefix}.${i + 1}.dcm`,
     ...(opts.patientName ? { patientName: opts.patientName } : {}),
     ...(opts.patientId ? { patientId: opts.patientId } : {}),
@@ -244,7 +293,8 @@ export async function trackSeries(
   if (fields.ignoreCode) h.ignoreCode = fields.ignoreCode;
   const inst: Record<string, string> = {};
   for (const sop of s.sops) inst[sop] = JSON.stringify({ m: 'CT', b: 'CHEST', t: ['ORIGINAL', 'PRIMARY', 'AXIAL'] });
-  await redis.multi()
+  await redis
+    .multi()
     .hset(keys.series(s.seriesInstanceUid), h)
     .hset(keys.seriesInstances(s.seriesInstanceUid), inst)
     .zadd(keys.seriesIndex(), last, s.seriesInstanceUid)
@@ -264,7 +314,15 @@ export async function writeResult(
   const probs = s.sops.map((_, i) => Math.max(0, Math.min(1, 0.5 + 0.45 * Math.sin((i / s.sops.length) * Math.PI) - 0.2)));
   const scored = status === 'scored';
   const slices = scored
-    ? s.sops.map((sop, i) => ({ index: i, sopInstanceUid: sop, sopClassUid: '1.2.840.10008.5.1.4.1.1.2', file: join(s.seriesDir, `${sop}.dcm`), probability: probs[i]!, position: i * 2.5, instanceNumber: i + 1 }))
+    ? s.sops.map((sop, i) => ({
+        index: i,
+        sopInstanceUid: sop,
+        sopClassUid: '1.2.840.10008.5.1.4.1.1.2',
+        file: join(s.seriesDir, `${sop}.dcm`),
+        probability: probs[i]!,
+        position: i * 2.5,
+        instanceNumber: i + 1,
+      }))
     : [];
   if (scored && opts.opacity) {
     // What the fused CNN + HU opacity model writes: per-slice lung area and opacity, the first two
@@ -282,7 +340,10 @@ export async function writeResult(
       });
     }
   }
-  const top = [...slices].filter((x) => (x as { eligible?: boolean }).eligible !== false).sort((a, b) => b.probability - a.probability).slice(0, 2);
+  const top = [...slices]
+    .filter((x) => (x as { eligible?: boolean }).eligible !== false)
+    .sort((a, b) => b.probability - a.probability)
+    .slice(0, 2);
   const record: ResultRecord = {
     studyInstanceUid: s.studyInstanceUid,
     seriesInstanceUid: s.seriesInstanceUid,
@@ -296,32 +357,52 @@ export async function writeResult(
     provider: 'cpu',
     instanceCount: s.sops.length,
     ...(scored ? { score: opts.score ?? 0.81, category: 'likely' as const, threshold: 0.5, k: 2 } : {}),
-    ...(scored && opts.opacity ? {
-      cnnScore: 0.74,
-      fusion: 'cnn+opacity' as const,
-      opacity: {
-        method: 'hu-threshold-v1',
-        opacityHu: [-750, 50] as [number, number],
-        highOpacityHu: [-300, 50] as [number, number],
-        sliceThicknessMm: 5,
-        groundGlassOpenMm: 2.7,
-        total: { lungMl: 4200, opacityMl: 630, highOpacityMl: 84, percentOpacity: 15, percentHighOpacity: 2 },
-        left: { lungMl: 1900, opacityMl: 190, highOpacityMl: 19, percentOpacity: 10, percentHighOpacity: 1 },
-        right: { lungMl: 2300, opacityMl: 440, highOpacityMl: 65, percentOpacity: 19.1, percentHighOpacity: 2.8 },
-      },
-      // the distribution features and pattern category (src/scoring/series-pattern.ts) of such a series
-      pattern: {
-        category: 'typical' as const,
-        rule: 'rsna-distribution-v1',
-        criteria: ['bilateral (the less involved lung holds 30 %)', 'peripheral (78 % in the outer third, lung 48 %)', 'ground glass 87 %'],
-        features: {
-          opacityMl: 630, percentOpacity: 15, groundGlassShare: 0.8667, rightOpacityMl: 440, leftOpacityMl: 190, minorityLungShare: 0.3016,
-          peripheralShare: 0.78, lungPeripheralShare: 0.48, dorsalShare: 0.71, lungDorsalShare: 0.55,
-          zoneShare: { upper: 0.1, middle: 0.3, lower: 0.6 }, lungZoneShare: { upper: 0.3, middle: 0.45, lower: 0.25 },
-          foci: 7, smallFoci: 40, smallFociShare: 0.05, largestFocusMl: 210, largestFocusShare: 0.3333, roundness: 0.55,
-        },
-      },
-    } : {}),
+    ...(scored && opts.opacity
+      ? {
+          cnnScore: 0.74,
+          fusion: 'cnn+opacity' as const,
+          opacity: {
+            method: 'hu-threshold-v1',
+            opacityHu: [-750, 50] as [number, number],
+            highOpacityHu: [-300, 50] as [number, number],
+            sliceThicknessMm: 5,
+            groundGlassOpenMm: 2.7,
+            total: { lungMl: 4200, opacityMl: 630, highOpacityMl: 84, percentOpacity: 15, percentHighOpacity: 2 },
+            left: { lungMl: 1900, opacityMl: 190, highOpacityMl: 19, percentOpacity: 10, percentHighOpacity: 1 },
+            right: { lungMl: 2300, opacityMl: 440, highOpacityMl: 65, percentOpacity: 19.1, percentHighOpacity: 2.8 },
+          },
+          // the distribution features and pattern category (src/scoring/series-pattern.ts) of such a series
+          pattern: {
+            category: 'typical' as const,
+            rule: 'rsna-distribution-v1',
+            criteria: [
+              'bilateral (the less involved lung holds 30 %)',
+              'peripheral (78 % in the outer third, lung 48 %)',
+              'ground glass 87 %',
+            ],
+            features: {
+              opacityMl: 630,
+              percentOpacity: 15,
+              groundGlassShare: 0.8667,
+              rightOpacityMl: 440,
+              leftOpacityMl: 190,
+              minorityLungShare: 0.3016,
+              peripheralShare: 0.78,
+              lungPeripheralShare: 0.48,
+              dorsalShare: 0.71,
+              lungDorsalShare: 0.55,
+              zoneShare: { upper: 0.1, middle: 0.3, lower: 0.6 },
+              lungZoneShare: { upper: 0.3, middle: 0.45, lower: 0.25 },
+              foci: 7,
+              smallFoci: 40,
+              smallFociShare: 0.05,
+              largestFocusMl: 210,
+              largestFocusShare: 0.3333,
+              roundness: 0.55,
+            },
+          },
+        }
+      : {}),
     slices,
     keySlices: top.map((t) => ({ index: t.index, sopInstanceUid: t.sopInstanceUid, probability: t.probability })),
     dropped: status === 'not-scored' ? [{ sopInstanceUid: null, reason: opts.reason ?? 'not scored' }] : [],
@@ -344,24 +425,77 @@ export async function writeResult(
       const sop = newUid();
       const path = join(dir, `heatmap-0${i + 1}.dcm`);
       await writeRgbSc(path, { study: s.studyInstanceUid, series: scSeries, sop });
-      record.outputs.push({ kind: 'heatmap', path, sopClassUid: SC_CLASS, sopInstanceUid: sop, seriesInstanceUid: scSeries, sourceSopInstanceUid: t.sopInstanceUid });
+      record.outputs.push({
+        kind: 'heatmap',
+        path,
+        sopClassUid: SC_CLASS,
+        sopInstanceUid: sop,
+        seriesInstanceUid: scSeries,
+        sourceSopInstanceUid: t.sopInstanceUid,
+      });
     }
   }
-  await redis.multi().set(keys.result(s.seriesInstanceUid), JSON.stringify(record)).zadd(keys.resultIndex(), finished, s.seriesInstanceUid).exec();
+  await redis
+    .multi()
+    .set(keys.result(s.seriesInstanceUid), JSON.stringify(record))
+    .zadd(keys.resultIndex(), finished, s.seriesInstanceUid)
+    .exec();
   s.record = record;
   return record;
 }
 
 /** Dispatch state + attempt log of a series, as the dispatch worker writes them. */
-export async function writeDispatch(redis: Redis, config: Config, s: SeededSeries, dest: string, outcome: 'sent' | 'failed', at = Date.now() - 20_000): Promise<void> {
+export async function writeDispatch(
+  redis: Redis,
+  config: Config,
+  s: SeededSeries,
+  dest: string,
+  outcome: 'sent' | 'failed',
+  at = Date.now() - 20_000,
+): Promise<void> {
   const keys = new Keys(config.redis.keyPrefix);
   const files = s.record?.outputs?.length ?? 1;
-  const attempts: DispatchAttempt[] = outcome === 'sent'
-    ? [
-        { destination: dest, instancesHash: s.instancesHash, attempt: 1, at: new Date(at - 15_000).toISOString(), ms: 30, outcome: 'failed', sent: 0, warnings: 0, failed: files, error: 'connect ECONNREFUSED 127.0.0.1:1' },
-        { destination: dest, instancesHash: s.instancesHash, attempt: 2, at: new Date(at).toISOString(), ms: 420, outcome: 'sent', sent: files, warnings: 0, failed: 0 },
-      ]
-    : [{ destination: dest, instancesHash: s.instancesHash, attempt: 1, at: new Date(at).toISOString(), ms: 25, outcome: 'failed', sent: 0, warnings: 0, failed: files, error: 'association rejected' }];
+  const attempts: DispatchAttempt[] =
+    outcome === 'sent'
+      ? [
+          {
+            destination: dest,
+            instancesHash: s.instancesHash,
+            attempt: 1,
+            at: new Date(at - 15_000).toISOString(),
+            ms: 30,
+            outcome: 'failed',
+            sent: 0,
+            warnings: 0,
+            failed: files,
+            error: 'connect ECONNREFUSED 127.0.0.1:1',
+          },
+          {
+            destination: dest,
+            instancesHash: s.instancesHash,
+            attempt: 2,
+            at: new Date(at).toISOString(),
+            ms: 420,
+            outcome: 'sent',
+            sent: files,
+            warnings: 0,
+            failed: 0,
+          },
+        ]
+      : [
+          {
+            destination: dest,
+            instancesHash: s.instancesHash,
+            attempt: 1,
+            at: new Date(at).toISOString(),
+            ms: 25,
+            outcome: 'failed',
+            sent: 0,
+            warnings: 0,
+            failed: files,
+            error: 'association rejected',
+          },
+        ];
   const state: DispatchState = {
     destination: dest,
     instancesHash: s.instancesHash,
@@ -392,12 +526,17 @@ export async function startStorescp(port: number, dir: string, aeTitle = 'PACS')
     env: { ...process.env, TCP_NODELAY: '1' },
     stdio: 'ignore',
   });
-  await waitFor(() => new Promise<boolean>((res) => {
-    if (proc.exitCode !== null) return res(false);
-    const s = createServer();
-    s.once('error', () => res(true));
-    s.listen(port, '127.0.0.1', () => s.close(() => res(false)));
-  }), 10_000, `storescp on ${port}`);
+  await waitFor(
+    () =>
+      new Promise<boolean>((res) => {
+        if (proc.exitCode !== null) return res(false);
+        const s = createServer();
+        s.once('error', () => res(true));
+        s.listen(port, '127.0.0.1', () => s.close(() => res(false)));
+      }),
+    10_000,
+    `storescp on ${port}`,
+  );
   return {
     async stop() {
       if (proc.exitCode !== null || proc.signalCode !== null) return;

@@ -35,25 +35,38 @@ it('mlsam serve on a terminal prints a start-up summary that is true', async () 
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
   let pid: number | undefined;
   try {
-    await waitFor(async () => {
-      if (child.exitCode !== null) throw new Error(`script exited ${child.exitCode}:\n${out}`);
-      return out.includes('Stop it with Ctrl-C.');
-    }, 60_000, 'the start-up summary', 100);
+    await waitFor(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`script exited ${child.exitCode}:\n${out}`);
+        return out.includes('Stop it with Ctrl-C.');
+      },
+      60_000,
+      'the start-up summary',
+      100,
+    );
     const text = out.replace(/\r/g, '');
     pid = Number(/mlsam serve is running \(pid (\d+)\)/.exec(text)?.[1]);
     expect(pid).toBeGreaterThan(0);
     // After the JSON start-up lines, not among them.
     expect(text.indexOf('"msg":"admin listening"')).toBeLessThan(text.indexOf('mlsam serve is running'));
-    const dicom = /^ {2}DICOM +AE title MLSAM on 127\.0\.0\.1:(\d+); send a series with: TCP_NODELAY=1 storescu -aec MLSAM 127\.0\.0\.1 \1 <files>$/m.exec(text);
+    const dicom =
+      /^ {2}DICOM +AE title MLSAM on 127\.0\.0\.1:(\d+); send a series with: TCP_NODELAY=1 storescu -aec MLSAM 127\.0\.0\.1 \1 <files>$/m.exec(
+        text,
+      );
     expect(dicom, text).not.toBeNull();
     const echo = await run('echoscu', ['-aec', 'MLSAM', '127.0.0.1', dicom![1]!]);
     expect(echo.code, echo.stderr).toBe(0);
-    const dash = /^ {2}Dashboard +(http:\/\/127\.0\.0\.1:\d+\/admin); log in as user admin, empty password \(allowed because it listens on loopback only\)$/m.exec(text);
+    const dash =
+      /^ {2}Dashboard +(http:\/\/127\.0\.0\.1:\d+\/admin); log in as user admin, empty password \(allowed because it listens on loopback only\)$/m.exec(
+        text,
+      );
     expect(dash, text).not.toBeNull();
     expect((await fetch(dash![1]!)).status).toBe(401);
     const page = await fetch(dash![1]!, { headers: { authorization: `Basic ${Buffer.from('admin:').toString('base64')}` } });
     expect(page.status).toBe(200);
-    expect(text).toContain(`  Results    no destinations configured: SR + Secondary Captures stay in the spool, ${join(config.spool.dir, 'results')}`);
+    expect(text).toContain(
+      `  Results    no destinations configured: SR + Secondary Captures stay in the spool, ${join(config.spool.dir, 'results')}`,
+    );
     expect(text).toMatch(/^ {2}Worker +mlsam-[\w.-]+\.onnx on cpu, 1 series at a time, 16 slices per batch$/m);
     expect(text).toContain(`  Redis      ${config.redis.url} (key prefix ${config.redis.keyPrefix})`);
   } finally {

@@ -31,7 +31,13 @@ let base: string;
 beforeAll(async () => {
   const httpPort = await freePort();
   config = await testConfig('stow', {
-    http: { host: '127.0.0.1', port: httpPort, username: 'admin', password: 'pw', stow: { enabled: true, tokens: [TOKEN], basicAuth: true, allowedHosts: ['127.0.0.1'], maxRequestMB: 2, maxInstanceMB: 0.5 } },
+    http: {
+      host: '127.0.0.1',
+      port: httpPort,
+      username: 'admin',
+      password: 'pw',
+      stow: { enabled: true, tokens: [TOKEN], basicAuth: true, allowedHosts: ['127.0.0.1'], maxRequestMB: 2, maxInstanceMB: 0.5 },
+    },
     series: { quietPeriodSeconds: 600 },
   } as never);
   node = await startNode({ config, logger }, [listenerRole, adminRole]);
@@ -39,7 +45,11 @@ beforeAll(async () => {
   orthanc = await startOrthanc({
     extraConfig: {
       Plugins: [DICOMWEB_PLUGIN],
-      DicomWeb: { Enable: true, Root: '/dicom-web/', Servers: { mlsam: { Url: `${base}/dicom-web/`, HttpHeaders: { Authorization: `Bearer ${TOKEN}` } } } },
+      DicomWeb: {
+        Enable: true,
+        Root: '/dicom-web/',
+        Servers: { mlsam: { Url: `${base}/dicom-web/`, HttpHeaders: { Authorization: `Bearer ${TOKEN}` } } },
+      },
     },
   });
 }, 90_000);
@@ -76,12 +86,16 @@ function datasetOf(buf: Buffer): Buffer {
 
 function multipart(parts: { type?: string; body: Buffer }[], boundary = 'b0undary', close = true): Buffer {
   const out: Buffer[] = [];
-  for (const p of parts) out.push(Buffer.from(`--${boundary}\r\nContent-Type: ${p.type ?? 'application/dicom'}\r\n\r\n`), p.body, Buffer.from('\r\n'));
+  for (const p of parts)
+    out.push(Buffer.from(`--${boundary}\r\nContent-Type: ${p.type ?? 'application/dicom'}\r\n\r\n`), p.body, Buffer.from('\r\n'));
   if (close) out.push(Buffer.from(`--${boundary}--\r\n`));
   return Buffer.concat(out);
 }
 
-async function stow(body: Buffer, opts: { contentType?: string; auth?: string } = {}): Promise<{ status: number; json: Record<string, { Value?: Record<string, { Value?: unknown[] }>[] }> & { error?: string } }> {
+async function stow(
+  body: Buffer,
+  opts: { contentType?: string; auth?: string } = {},
+): Promise<{ status: number; json: Record<string, { Value?: Record<string, { Value?: unknown[] }>[] }> & { error?: string } }> {
   const res = await fetch(`${base}/dicom-web/studies`, {
     method: 'POST',
     headers: {
@@ -97,7 +111,14 @@ async function stow(body: Buffer, opts: { contentType?: string; auth?: string } 
 describe('STOW-RS receiver', () => {
   it('Orthanc pushes a study over DICOMweb: every instance is stored byte-identical and the series is tracked', async () => {
     const study = newUid();
-    const series = await writeSyntheticSeries({ dir: join(config.spool.dir, '..', `stow-src-${study}`), count: 5, rows: 64, columns: 64, studyInstanceUid: study, seriesInstanceUid: newUid() });
+    const series = await writeSyntheticSeries({
+      dir: join(config.spool.dir, '..', `stow-src-${study}`),
+      count: 5,
+      rows: 64,
+      columns: 64,
+      studyInstanceUid: study,
+      seriesInstanceUid: newUid(),
+    });
     for (const i of series.instances) await orthanc.upload(await readFile(i.path));
     const [orthancStudy] = await orthanc.post<{ ID: string }[]>('/tools/lookup', study);
     await orthanc.post('/dicom-web/servers/mlsam/stow', { Resources: [orthancStudy!.ID], Synchronous: true });
@@ -109,7 +130,14 @@ describe('STOW-RS receiver', () => {
     try {
       await whenReady(redis, 5_000);
       const keys = new Keys(config.redis.keyPrefix);
-      const tracked = await waitFor(async () => ((await redis.hlen(keys.seriesInstances(series.seriesInstanceUid))) === 5 ? redis.hgetall(keys.series(series.seriesInstanceUid)) : undefined), 10_000, 'the series tracked');
+      const tracked = await waitFor(
+        async () =>
+          (await redis.hlen(keys.seriesInstances(series.seriesInstanceUid))) === 5
+            ? redis.hgetall(keys.series(series.seriesInstanceUid))
+            : undefined,
+        10_000,
+        'the series tracked',
+      );
       expect(tracked).toMatchObject({ callingAeTitle: 'DICOMWEB', studyInstanceUid: study, status: 'receiving' });
     } finally {
       await closeRedis(redis);
@@ -117,17 +145,42 @@ describe('STOW-RS receiver', () => {
   });
 
   it('refuses bad input with 400/415/413/401 and a clear message, and stores nothing', async () => {
-    const series = await writeSyntheticSeries({ dir: join(config.spool.dir, '..', `stow-bad-${newUid()}`), count: 2, rows: 64, columns: 64 });
+    const series = await writeSyntheticSeries({
+      dir: join(config.spool.dir, '..', `stow-bad-${newUid()}`),
+      count: 2,
+      rows: 64,
+      columns: 64,
+    });
     const good = await readFile(series.instances[0]!.path);
     const before = (await spooled()).length;
     const cases: [string, Promise<{ status: number; json: { error?: string } }>, number, RegExp][] = [
       ['no closing boundary', stow(multipart([{ body: good }], 'b0undary', false)), 400, /broken multipart body: part 1 is not closed/],
-      ['not DICOM', stow(multipart([{ body: good }, { body: Buffer.from('hello, not a DICOM file '.repeat(20)) }])), 400, /part 2 is not a DICOM Part-10 file/],
+      [
+        'not DICOM',
+        stow(multipart([{ body: good }, { body: Buffer.from('hello, not a DICOM file '.repeat(20)) }])),
+        400,
+        /part 2 is not a DICOM Part-10 file/,
+      ],
       ['part type', stow(multipart([{ body: good }, { type: 'text/plain', body: good }])), 415, /part 2: Content-Type text\/plain/],
       ['request type', stow(good, { contentType: 'application/json' }), 415, /multipart\/related/],
-      ['metadata STOW', stow(multipart([{ body: good }]), { contentType: 'multipart/related; type="application/dicom+json"; boundary=b0undary' }), 415, /only type="application\/dicom"/],
-      ['oversized part', stow(multipart([{ body: good }, { body: Buffer.concat([good, Buffer.alloc(600 * 1024)]) }])), 413, /part 2: \d+ bytes, above http\.stow\.maxInstanceMB/],
-      ['oversized request', stow(multipart([0, 1, 2, 3, 4, 5].map(() => ({ body: Buffer.concat([good, Buffer.alloc(400 * 1024)]) })))), 413, /too large/i],
+      [
+        'metadata STOW',
+        stow(multipart([{ body: good }]), { contentType: 'multipart/related; type="application/dicom+json"; boundary=b0undary' }),
+        415,
+        /only type="application\/dicom"/,
+      ],
+      [
+        'oversized part',
+        stow(multipart([{ body: good }, { body: Buffer.concat([good, Buffer.alloc(600 * 1024)]) }])),
+        413,
+        /part 2: \d+ bytes, above http\.stow\.maxInstanceMB/,
+      ],
+      [
+        'oversized request',
+        stow(multipart([0, 1, 2, 3, 4, 5].map(() => ({ body: Buffer.concat([good, Buffer.alloc(400 * 1024)]) })))),
+        413,
+        /too large/i,
+      ],
       ['no credentials', stow(multipart([{ body: good }]), { auth: '' }), 401, /bearer token or basic auth is required/],
       ['wrong token', stow(multipart([{ body: good }]), { auth: 'Bearer not-the-token-at-all' }), 401, /unknown bearer token/],
     ];
@@ -138,7 +191,10 @@ describe('STOW-RS receiver', () => {
     }
     expect((await spooled()).length).toBe(before);
     // The address allow-list comes before the credentials.
-    expect(stowAuthProblem(config, '10.1.2.3', `Bearer ${TOKEN}`)).toEqual({ code: 403, message: 'client 10.1.2.3 is not in http.stow.allowedHosts' });
+    expect(stowAuthProblem(config, '10.1.2.3', `Bearer ${TOKEN}`)).toEqual({
+      code: 403,
+      message: 'client 10.1.2.3 is not in http.stow.allowedHosts',
+    });
     expect(stowAuthProblem(config, '::ffff:127.0.0.1', `Basic ${Buffer.from('admin:pw').toString('base64')}`)).toBeNull();
   });
 
@@ -146,12 +202,16 @@ describe('STOW-RS receiver', () => {
     const s = await writeSyntheticSeries({ dir: join(config.spool.dir, '..', `stow-mixed-${newUid()}`), count: 2, rows: 64, columns: 64 });
     const good = await readFile(s.instances[0]!.path);
     const bad = await readFile(s.instances[1]!.path);
-    const r = await stow(multipart([{ body: good }, { body: bad.subarray(0, bad.length - 3000) }]), { auth: `Basic ${Buffer.from('admin:pw').toString('base64')}` });
+    const r = await stow(multipart([{ body: good }, { body: bad.subarray(0, bad.length - 3000) }]), {
+      auth: `Basic ${Buffer.from('admin:pw').toString('base64')}`,
+    });
     expect(r.status).toBe(202);
     const stored = (r.json['00081199']?.Value ?? []).map((i) => i['00081155']?.Value?.[0]);
     const failed = (r.json['00081198']?.Value ?? []).map((i) => [i['00081155']?.Value?.[0], i['00081197']?.Value?.[0]]);
     expect(stored).toEqual([s.instances[0]!.sopInstanceUid]);
     expect(failed).toEqual([[s.instances[1]!.sopInstanceUid, 0xc000]]);
-    await expect(readFile(spoolPathFor(config.spool.dir, s.studyInstanceUid, s.seriesInstanceUid, s.instances[1]!.sopInstanceUid))).rejects.toThrow(/ENOENT/);
+    await expect(
+      readFile(spoolPathFor(config.spool.dir, s.studyInstanceUid, s.seriesInstanceUid, s.instances[1]!.sopInstanceUid)),
+    ).rejects.toThrow(/ENOENT/);
   });
 });

@@ -31,7 +31,12 @@ function folderOf(p: string): string {
   return parts.length > 1 ? parts[0]! : '.';
 }
 
-interface Edge { from: string; to: string; file: string; spec: string }
+interface Edge {
+  from: string;
+  to: string;
+  file: string;
+  spec: string;
+}
 
 function edges(): Edge[] {
   const out: Edge[] = [];
@@ -82,10 +87,13 @@ describe('src/ import graph', () => {
   });
 
   it('keeps the named boundaries of issue 29', () => {
-    const bad = all.filter((e) =>
-      (e.from === 'admin' && e.to === 'worker') ||
-      ((e.from === 'results' || e.from === 'scoring') && e.to === 'queue') ||
-      (e.from === 'worker' && e.to === 'node') || (e.from === 'node' && e.to === 'cli'));
+    const bad = all.filter(
+      (e) =>
+        (e.from === 'admin' && e.to === 'worker') ||
+        ((e.from === 'results' || e.from === 'scoring') && e.to === 'queue') ||
+        (e.from === 'worker' && e.to === 'node') ||
+        (e.from === 'node' && e.to === 'cli'),
+    );
     expect(bad.map((e) => `${e.file} imports ${e.spec}`)).toEqual([]);
     const queueFiles = readdirSync(join(SRC, 'queue'));
     expect(queueFiles).not.toContain('result-record.ts');

@@ -89,7 +89,9 @@ describe('spool retention', () => {
     expect(existsSync(resultsDirOf(c, sentOld))).toBe(false);
     expect(existsSync(join(c.spool.dir, sentOld.studyInstanceUid))).toBe(false);
     const k = new Keys(c.redis.keyPrefix);
-    expect(await redis.exists(k.series(sentOld.seriesInstanceUid), k.result(sentOld.seriesInstanceUid), k.dispatch(sentOld.seriesInstanceUid))).toBe(0);
+    expect(
+      await redis.exists(k.series(sentOld.seriesInstanceUid), k.result(sentOld.seriesInstanceUid), k.dispatch(sentOld.seriesInstanceUid)),
+    ).toBe(0);
     expect(await redis.zscore(k.resultIndex(), sentOld.seriesInstanceUid)).toBeNull();
     for (const s of [sentRecently, oneFailed, neverSent, failedScoring, grew, noResult]) {
       expect(existsSync(s.seriesDir), s.seriesInstanceUid).toBe(true);

@@ -25,7 +25,9 @@ function sh(script: string, env: NodeJS.ProcessEnv = {}): Promise<{ code: number
 describe('a closed stdout', () => {
   it('`mlsam score --json P001 | head -c 2000` under pipefail: exit 0, no EPIPE, the first 2000 bytes of the JSON', async () => {
     const series = join(SHARED_DATA, 'covid-ct-md', 'P001');
-    const r = await sh(`set -o pipefail; ${JSON.stringify(process.execPath)} ${JSON.stringify(MLSAM_MAIN)} score --json ${JSON.stringify(series)} | head -c 2000; echo " rc=$?"`);
+    const r = await sh(
+      `set -o pipefail; ${JSON.stringify(process.execPath)} ${JSON.stringify(MLSAM_MAIN)} score --json ${JSON.stringify(series)} | head -c 2000; echo " rc=$?"`,
+    );
     expect(r.stderr).not.toMatch(/EPIPE|Error:|at .*\.js:\d+/);
     expect(r.code).toBe(0);
     const m = /^([\s\S]*) rc=(\d+)\n$/.exec(r.stdout);
@@ -37,7 +39,9 @@ describe('a closed stdout', () => {
   it('the plain report into a reader that has already gone: exit 0, nothing on stderr', async () => {
     // `true` exits long before the series is scored: every write of the report meets a closed pipe.
     const series = join(SHARED_DATA, 'covid-ct-md', 'normal001');
-    const r = await sh(`set -o pipefail; ${JSON.stringify(process.execPath)} ${JSON.stringify(MLSAM_MAIN)} score ${JSON.stringify(series)} | true; echo "rc=$?"`);
+    const r = await sh(
+      `set -o pipefail; ${JSON.stringify(process.execPath)} ${JSON.stringify(MLSAM_MAIN)} score ${JSON.stringify(series)} | true; echo "rc=$?"`,
+    );
     expect(r.stderr).not.toMatch(/EPIPE|Error:/);
     expect(r.stdout.trim()).toBe('rc=0');
   });

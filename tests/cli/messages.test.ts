@@ -6,7 +6,13 @@
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { abortText, associateRejectText, dimseStatusMeaning, dimseStatusText, presentationContextResultText } from '../../src/dicom/words.js';
+import {
+  abortText,
+  associateRejectText,
+  dimseStatusMeaning,
+  dimseStatusText,
+  presentationContextResultText,
+} from '../../src/dicom/words.js';
 import { SHARED_DATA, startTestListener, type TestListener } from '../helpers/dicom-listener.js';
 import { mlsam } from '../helpers/process.js';
 
@@ -32,7 +38,9 @@ describe('association rejections in words (against the listener)', () => {
     const file = join(SHARED_DATA, 'dicom-samples', 'pydicom-data', '693_UNCI.dcm');
     const r = await mlsam(['send', '--port', String(tl.port), '--calling-aet', 'STRANGER', file]);
     expect(r.code).toBe(1);
-    expect(r.stderr + r.stdout).toMatch(/rejected permanently by the peer: calling AE title not recognised; our calling AE title is not among the callers the peer allows/);
+    expect(r.stderr + r.stdout).toMatch(
+      /rejected permanently by the peer: calling AE title not recognised; our calling AE title is not among the callers the peer allows/,
+    );
   });
 });
 
@@ -60,9 +68,14 @@ describe('a path that does not exist', () => {
 describe('PS3.8 / PS3.7 codes in words', () => {
   it('every A-ASSOCIATE-RJ result, source and defined reason (PS3.8 table 9-21)', () => {
     const defined: Array<[number, number, string]> = [
-      [1, 1, 'no reason given'], [1, 2, 'application context name not supported'], [1, 3, 'calling AE title not recognised'],
-      [1, 7, 'called AE title not recognised'], [2, 1, 'no reason given'], [2, 2, 'protocol version not supported'],
-      [3, 1, 'temporary congestion'], [3, 2, 'local limit exceeded'],
+      [1, 1, 'no reason given'],
+      [1, 2, 'application context name not supported'],
+      [1, 3, 'calling AE title not recognised'],
+      [1, 7, 'called AE title not recognised'],
+      [2, 1, 'no reason given'],
+      [2, 2, 'protocol version not supported'],
+      [3, 1, 'temporary congestion'],
+      [3, 2, 'local limit exceeded'],
     ];
     for (const result of [1, 2]) {
       for (const [source, reason, words] of defined) {
@@ -72,31 +85,49 @@ describe('PS3.8 / PS3.7 codes in words', () => {
         expect(t).not.toMatch(/reserved|unknown/);
       }
     }
-    expect(associateRejectText({ result: 1, source: 1, reason: 7 }, false)).toBe('association rejected permanently by the peer: called AE title not recognised');
-    expect(associateRejectText({ result: 2, source: 3, reason: 2 }, false)).toMatch(/^association rejected for now \(transient\) by the peer's DICOM network layer \(presentation service-provider\): local limit exceeded/);
-    expect(associateRejectText({ result: 1, source: 2, reason: 2 }, false)).toMatch(/ACSE service-provider\): protocol version not supported$/);
+    expect(associateRejectText({ result: 1, source: 1, reason: 7 }, false)).toBe(
+      'association rejected permanently by the peer: called AE title not recognised',
+    );
+    expect(associateRejectText({ result: 2, source: 3, reason: 2 }, false)).toMatch(
+      /^association rejected for now \(transient\) by the peer's DICOM network layer \(presentation service-provider\): local limit exceeded/,
+    );
+    expect(associateRejectText({ result: 1, source: 2, reason: 2 }, false)).toMatch(
+      /ACSE service-provider\): protocol version not supported$/,
+    );
     // Reserved values keep their number rather than a wrong word.
     expect(associateRejectText({ result: 1, source: 1, reason: 5 })).toMatch(/reserved reason 5/);
   });
 
   it('every A-ABORT source and reason (PS3.8 table 9-26), every presentation context result', () => {
     expect(abortText({ source: 0, reason: 0 })).toBe('association aborted by the peer');
-    const reasons = ['reason not specified', 'unrecognised PDU', 'unexpected PDU', '', 'unrecognised PDU parameter', 'unexpected PDU parameter', 'invalid PDU parameter value'];
+    const reasons = [
+      'reason not specified',
+      'unrecognised PDU',
+      'unexpected PDU',
+      '',
+      'unrecognised PDU parameter',
+      'unexpected PDU parameter',
+      'invalid PDU parameter value',
+    ];
     reasons.forEach((w, reason) => {
-      if (w) expect(abortText({ source: 2, reason })).toBe(`association aborted by the peer's DICOM network layer (service-provider): ${w}`);
+      if (w)
+        expect(abortText({ source: 2, reason })).toBe(`association aborted by the peer's DICOM network layer (service-provider): ${w}`);
     });
     expect(abortText({ source: 2, reason: 3 })).toMatch(/reserved reason 3/);
     expect([0, 1, 2, 3, 4].map(presentationContextResultText)).toEqual([
-      'accepted', 'refused by the peer (user rejection)', 'refused by the peer (no reason given)',
-      'SOP class not supported', 'none of the transfer syntaxes supported',
+      'accepted',
+      'refused by the peer (user rejection)',
+      'refused by the peer (no reason given)',
+      'SOP class not supported',
+      'none of the transfer syntaxes supported',
     ]);
   });
 
   it('every DIMSE status of PS3.7 annex C and the storage / query-retrieve service statuses', () => {
     const codes = [
-      0x0000, 0x0001, 0x0107, 0x0116, 0xb000, 0xb006, 0xb007, 0x0105, 0x0106, 0x0110, 0x0111, 0x0112, 0x0113, 0x0114,
-      0x0115, 0x0117, 0x0118, 0x0119, 0x0120, 0x0121, 0x0122, 0x0123, 0x0124, 0x0210, 0x0211, 0x0212, 0x0213,
-      0xa700, 0xa7ff, 0xa701, 0xa702, 0xa801, 0xa900, 0xa9ff, 0xc000, 0xcfff, 0xfe00, 0xff00, 0xff01,
+      0x0000, 0x0001, 0x0107, 0x0116, 0xb000, 0xb006, 0xb007, 0x0105, 0x0106, 0x0110, 0x0111, 0x0112, 0x0113, 0x0114, 0x0115, 0x0117,
+      0x0118, 0x0119, 0x0120, 0x0121, 0x0122, 0x0123, 0x0124, 0x0210, 0x0211, 0x0212, 0x0213, 0xa700, 0xa7ff, 0xa701, 0xa702, 0xa801,
+      0xa900, 0xa9ff, 0xc000, 0xcfff, 0xfe00, 0xff00, 0xff01,
     ];
     for (const c of codes) expect(dimseStatusMeaning(c), c.toString(16)).not.toBe('unknown status');
     expect(dimseStatusText(0xa700)).toBe('0xA700 (refused: out of resources)');

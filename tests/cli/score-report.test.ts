@@ -14,7 +14,9 @@ import { REPO_ROOT, SHARED_DATA } from '../helpers/dicom-listener.js';
 import { mlsam, MLSAM_MAIN } from '../helpers/process.js';
 
 const png = (() => {
-  const row = readFileSync(join(SHARED_DATA, 'covid-ct', 'split.csv'), 'utf8').split('\n').find((l) => /^CT_COVID\/.*\.png,1,test$/.test(l)) as string;
+  const row = readFileSync(join(SHARED_DATA, 'covid-ct', 'split.csv'), 'utf8')
+    .split('\n')
+    .find((l) => /^CT_COVID\/.*\.png,1,test$/.test(l)) as string;
   return join(SHARED_DATA, 'covid-ct', row.split(',')[0] as string);
 })();
 
@@ -88,7 +90,9 @@ describe('the report of a CT series (P001)', () => {
     const ineligible = r.slices.filter((x) => x.eligible === false).length;
     expect(ineligible).toBe(s.slices - s.eligibleSlices);
     expect(text).toContain(`the score uses the ${s.k} slices with the highest probability among the ${s.eligibleSlices} eligible`);
-    expect(text).toContain(`eligible: ${s.eligibleSlices} of ${s.slices} slices show enough lung to count (at least ${Math.round(100 * s.minLungFraction!)} % of the series' largest lung area); the other ${ineligible}`);
+    expect(text).toContain(
+      `eligible: ${s.eligibleSlices} of ${s.slices} slices show enough lung to count (at least ${Math.round(100 * s.minLungFraction!)} % of the series' largest lung area); the other ${ineligible}`,
+    );
   });
 
   it('numbers key slices and the slice table the same way, with the instance number beside', () => {

@@ -83,7 +83,9 @@ describe('configuration loader', () => {
       /destinations\.0\.port \(set by MLSAM_DESTINATIONS\): .*expected number/,
     );
     // Nothing near: the known keys at that level instead of a wrong guess.
-    expect(msg({ MLSAM_DICOM__ZZZZZZ: '1' })).toMatch(/dicom\.zzzzzz \(set by MLSAM_DICOM__ZZZZZZ\): unknown key; known keys here: aeTitle, host, port,/);
+    expect(msg({ MLSAM_DICOM__ZZZZZZ: '1' })).toMatch(
+      /dicom\.zzzzzz \(set by MLSAM_DICOM__ZZZZZZ\): unknown key; known keys here: aeTitle, host, port,/,
+    );
     // A key from the MLSAM_CONFIG file names the file.
     const f = file('typo.json', { http: { pasword: 'x' } });
     expect(msg({ MLSAM_CONFIG: f })).toContain(`http.pasword (in ${f}): unknown key; did you mean password?`);

@@ -23,19 +23,34 @@ describe('targets in the configuration', () => {
       notifications: [{ type: 'hl7', name: 'ris', host: 'ris', port: 2575, receivingApplication: 'RIS' }],
     });
     expect(c.destinations.map((d) => d.name)).toEqual(['pacs', 'pacs2']);
-    expect(c.dicomwebDestinations).toEqual([{ type: 'dicomweb', name: 'vna', url: 'https://vna.example/dicom-web', auth: { type: 'bearer', token: 't' } }]);
-    expect(allTargets(c).map((t) => [t.kind, t.name])).toEqual([['dimse', 'pacs'], ['dimse', 'pacs2'], ['dicomweb', 'vna'], ['notification', 'ris']]);
+    expect(c.dicomwebDestinations).toEqual([
+      { type: 'dicomweb', name: 'vna', url: 'https://vna.example/dicom-web', auth: { type: 'bearer', token: 't' } },
+    ]);
+    expect(allTargets(c).map((t) => [t.kind, t.name])).toEqual([
+      ['dimse', 'pacs'],
+      ['dimse', 'pacs2'],
+      ['dicomweb', 'vna'],
+      ['notification', 'ris'],
+    ]);
     expect(c.notifications[0]).toMatchObject({ sendingApplication: 'MLSAM', processingId: 'P', sendingFacility: '' });
   });
 
   it('refuses a name used twice, a short webhook secret, a bad URL and an unknown auth type, naming the key', () => {
-    expect(() => load({
-      destinations: [{ type: 'dicomweb', name: 'x', url: 'http://a/dicom-web' }],
-      notifications: [{ type: 'webhook', name: 'x', url: 'http://b/h', secret: '0123456789abcdef' }],
-    })).toThrow(/target name "x" is used twice/);
-    expect(() => load({ notifications: [{ type: 'webhook', name: 'w', url: 'http://b/h', secret: 'short' }] })).toThrow(/notifications\.0\.secret: use a secret of at least 16 characters/);
+    expect(() =>
+      load({
+        destinations: [{ type: 'dicomweb', name: 'x', url: 'http://a/dicom-web' }],
+        notifications: [{ type: 'webhook', name: 'x', url: 'http://b/h', secret: '0123456789abcdef' }],
+      }),
+    ).toThrow(/target name "x" is used twice/);
+    expect(() => load({ notifications: [{ type: 'webhook', name: 'w', url: 'http://b/h', secret: 'short' }] })).toThrow(
+      /notifications\.0\.secret: use a secret of at least 16 characters/,
+    );
     expect(() => load({ notifications: [{ type: 'fhir', name: 'f', url: 'ftp://x/r4' }] })).toThrow(ConfigError);
-    expect(() => load({ notifications: [{ type: 'fhir', name: 'f', url: 'http://x/r4', auth: { type: 'digest' } }] })).toThrow(/notifications\.0\.auth/);
-    expect(() => load({ http: { stow: { enabled: true, tokens: ['short'] } } })).toThrow(/http\.stow\.tokens\.0: use tokens of at least 16 characters/);
+    expect(() => load({ notifications: [{ type: 'fhir', name: 'f', url: 'http://x/r4', auth: { type: 'digest' } }] })).toThrow(
+      /notifications\.0\.auth/,
+    );
+    expect(() => load({ http: { stow: { enabled: true, tokens: ['short'] } } })).toThrow(
+      /http\.stow\.tokens\.0: use tokens of at least 16 characters/,
+    );
   });
 });

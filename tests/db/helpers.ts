@@ -39,9 +39,10 @@ export async function createTestStore(engine: EngineName): Promise<TestStore> {
   url.pathname = `/${name}`;
   return {
     url: url.toString(),
-    drop: () => admin(async (c) => {
-      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    }),
+    drop: () =>
+      admin(async (c) => {
+        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      }),
   };
 }
 

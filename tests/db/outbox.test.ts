@@ -49,7 +49,14 @@ describe.each(ENGINES)('results store away (%s)', (engine) => {
     writeFileSync(blocker, '');
     const badUrl = engine === 'postgres' ? `postgres://postgres@127.0.0.1:${await freePort()}/nothing` : `sqlite:${blocker}/store.sqlite`;
     let up = false;
-    const durable = new DurableResults({ redis, keyPrefix: prefix, open: () => open(up ? ts.url : badUrl), logger, catchUpMs: 60_000, writeTimeoutMs: 3_000 });
+    const durable = new DurableResults({
+      redis,
+      keyPrefix: prefix,
+      open: () => open(up ? ts.url : badUrl),
+      logger,
+      catchUpMs: 60_000,
+      writeTimeoutMs: 3_000,
+    });
     const rows = [0.9, 0.2, 0.55].map((s, i) => resultRow(fakeRecord('1.2.40', `1.2.40.${i + 1}`, s), null));
     for (const r of rows) expect(await durable.record(r)).toBe('queued');
     expect(await redis.llen(outboxKey(prefix))).toBe(3);
@@ -68,7 +75,12 @@ describe.each(ENGINES)('results store away (%s)', (engine) => {
     expect(await durable.record(resultRow(fakeRecord('1.2.40', '1.2.40.4', 0.1), null))).toBe('stored');
     const db = await open(ts.url);
     const stored = await db.latestResults('1.2.40');
-    expect(stored.map((r) => [r.series_instance_uid, r.score]).sort()).toEqual([['1.2.40.1', 0.9], ['1.2.40.2', 0.2], ['1.2.40.3', 0.55], ['1.2.40.4', 0.1]]);
+    expect(stored.map((r) => [r.series_instance_uid, r.score]).sort()).toEqual([
+      ['1.2.40.1', 0.9],
+      ['1.2.40.2', 0.2],
+      ['1.2.40.3', 0.55],
+      ['1.2.40.4', 0.1],
+    ]);
     expect(await durable.status()).toMatchObject({ ok: true, pending: 0 });
     expect(await checkStore(handle, redis, prefix, 'the store')).toMatchObject({ ok: true, engine, pending: 0 });
     await handle.close();

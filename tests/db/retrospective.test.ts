@@ -43,7 +43,10 @@ describe.each(ENGINES)('retrospective validation of COVID-CT-MD through DICOM (%
   beforeAll(async () => {
     ts = await createTestStore(engine);
     cleanups.push(() => ts.drop());
-    config = await testConfig(`retro-${engine}`, { series: { quietPeriodSeconds: 2, routing: { minSlices: 10 } }, http: { username: AUTH[0], password: AUTH[1] } });
+    config = await testConfig(`retro-${engine}`, {
+      series: { quietPeriodSeconds: 2, routing: { minSlices: 10 } },
+      http: { username: AUTH[0], password: AUTH[1] },
+    });
     cleanups.push(() => cleanup(config));
     // SQLite: the default store (in the spool); PostgreSQL: a database of this run.
     env = envOf(config, { MLSAM_WORKER__CONCURRENCY: '1', ...(engine === 'postgres' ? { MLSAM_STORAGE__URL: ts.url } : {}) });
@@ -57,16 +60,31 @@ describe.each(ENGINES)('retrospective validation of COVID-CT-MD through DICOM (%
       const header = await readDicomHeaderFile(files[0]!);
       studies.push({ name: s.name, label: s.label, study: header.studyInstanceUid!, attrs: await readAcquisitionAttributes(files[0]!) });
       // -xs: JPEG Lossless, the files' own syntax (sent as published).
-      const sent = await dcmtk('storescu', ['-v', '-xs', '-aet', 'RETROSCU', '-aec', 'MLSAM', '127.0.0.1', String(daemon.dicomPort), ...files]);
+      const sent = await dcmtk('storescu', [
+        '-v',
+        '-xs',
+        '-aet',
+        'RETROSCU',
+        '-aec',
+        'MLSAM',
+        '127.0.0.1',
+        String(daemon.dicomPort),
+        ...files,
+      ]);
       const output = sent.stdout + sent.stderr;
       expect((output.match(/Received Store Response \(Success\)/g) ?? []).length, output.slice(-2000)).toBe(files.length);
     }
-    await waitFor(async () => {
-      const r = await get('/api/validation');
-      if (r.status !== 200) return undefined;
-      const rep = (await r.json()) as ValidationReport;
-      return rep.counts.scoredStudies === SERIES.length ? rep : undefined;
-    }, 400_000, 'three scored studies in the store', 1000).catch((err: Error) => {
+    await waitFor(
+      async () => {
+        const r = await get('/api/validation');
+        if (r.status !== 200) return undefined;
+        const rep = (await r.json()) as ValidationReport;
+        return rep.counts.scoredStudies === SERIES.length ? rep : undefined;
+      },
+      400_000,
+      'three scored studies in the store',
+      1000,
+    ).catch((err: Error) => {
       throw new Error(`${err.message}\n--- daemon log (tail) ---\n${daemon.stderr.slice(-4000)}`);
     });
   }, 480_000);
@@ -78,8 +96,13 @@ describe.each(ENGINES)('retrospective validation of COVID-CT-MD through DICOM (%
   it('imports the labels from the CLI and reports metrics that recompute from the cases', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'mlsam-labels-'));
     const csv = join(dir, 'labels.csv');
-    await writeFile(csv, `${['StudyInstanceUID,label', ...studies.map((s) => `${s.study},${s.label}`), `${studies[0]!.study},probable`].join('\n')}\n`);
-    const cli = await run(process.execPath, [MLSAM_MAIN, 'validation', 'import', csv, '--user', 'dr.retro'], { env: { ...process.env, ...env } }).catch((e: { code: number; stdout: string; stderr: string }) => e);
+    await writeFile(
+      csv,
+      `${['StudyInstanceUID,label', ...studies.map((s) => `${s.study},${s.label}`), `${studies[0]!.study},probable`].join('\n')}\n`,
+    );
+    const cli = await run(process.execPath, [MLSAM_MAIN, 'validation', 'import', csv, '--user', 'dr.retro'], {
+      env: { ...process.env, ...env },
+    }).catch((e: { code: number; stdout: string; stderr: string }) => e);
     await rm(dir, { recursive: true, force: true });
     expect((cli as { code?: number }).code).toBe(1); // one bad line
     expect(cli.stdout).toMatch(/^imported 3 label\(s\)/);
@@ -117,7 +140,9 @@ describe.each(ENGINES)('retrospective validation of COVID-CT-MD through DICOM (%
     expect(ready.checks.database).toMatchObject({ ok: true, engine });
   });
 
-  it('loses no result or label when the node restarts and Redis comes back empty; feedback still moves the report', { timeout: 120_000 }, async () => {
+  it('loses no result or label when the node restarts and Redis comes back empty; feedback still moves the report', {
+    timeout: 120_000,
+  }, async () => {
     const before = (await (await get('/api/validation')).json()) as ValidationReport;
     expect(await daemon.stop('SIGTERM')).toBe(0);
     await dropPrefix(config.redis.url, config.redis.keyPrefix);
@@ -128,7 +153,11 @@ describe.each(ENGINES)('retrospective validation of COVID-CT-MD through DICOM (%
     expect(after.counts).toEqual(before.counts);
     expect(after.cases).toEqual(before.cases);
     const normal = studies.find((s) => s.name === 'normal001')!;
-    const fb = await get(`/api/studies/${normal.study}/feedback`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ label: 'not-assessable', comment: 'motion' }) });
+    const fb = await get(`/api/studies/${normal.study}/feedback`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ label: 'not-assessable', comment: 'motion' }),
+    });
     expect(fb.status).toBe(201);
     const moved = (await (await get('/api/validation')).json()) as ValidationReport;
     expect(moved.counts).toMatchObject({ cases: 2, negatives: 1, notAssessable: 1 });

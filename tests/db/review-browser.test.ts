@@ -36,7 +36,14 @@ describe.each(ENGINES)('review page in chromium (%s)', (engine) => {
     await db.saveResult(resultRow(fakeRecord('1.2.50', '1.2.50.1', 0.2, { finishedAt: '2026-12-07T09:00:00.000Z' }), null));
     await db.saveResult(resultRow(fakeRecord('1.2.51', '1.2.51.1', 0.9, { finishedAt: '2026-12-07T09:05:00.000Z' }), null));
     await db.saveResult(resultRow(fakeRecord('1.2.52', '1.2.52.1', 0.3, { finishedAt: '2026-12-07T09:06:00.000Z' }), null));
-    await db.importLabels([{ line: 2, studyInstanceUid: '1.2.51', label: 'covid-pattern' }, { line: 3, studyInstanceUid: '1.2.52', label: 'normal' }], 'importer', {});
+    await db.importLabels(
+      [
+        { line: 2, studyInstanceUid: '1.2.51', label: 'covid-pattern' },
+        { line: 3, studyInstanceUid: '1.2.52', label: 'normal' },
+      ],
+      'importer',
+      {},
+    );
     app = Fastify();
     await app.register(validationRoutes, { store: handle, identify: () => ({ name: 'dr.kim', role: 'radiologist' }) });
     await app.listen({ host: '127.0.0.1', port: 0 });

@@ -45,7 +45,16 @@ describe.each(ENGINES)('results store on %s', (engine) => {
     await db.saveResult(resultRow({ ...rec, score: 0.82 }, attrs));
     const rows = await db.latestResults('1.2.3');
     expect(rows).toHaveLength(1);
-    expect(rows[0]).toMatchObject({ score: 0.82, category: 'likely', manufacturer: 'SIEMENS', kernel: 'B70f', slice_thickness_mm: 1, kvp: 120, contrast: '', model_version: '2.1.0' });
+    expect(rows[0]).toMatchObject({
+      score: 0.82,
+      category: 'likely',
+      manufacturer: 'SIEMENS',
+      kernel: 'B70f',
+      slice_thickness_mm: 1,
+      kvp: 120,
+      contrast: '',
+      model_version: '2.1.0',
+    });
     expect(JSON.parse(rows[0]!.key_slices)).toEqual([{ index: 3, sopInstanceUid: '1.2.3.1.4', probability: 0.81 }]);
   });
 
@@ -57,7 +66,14 @@ describe.each(ENGINES)('results store on %s', (engine) => {
   });
 
   it('stores feedback with the user and an audit entry', async () => {
-    const row = await db.addFeedback({ studyInstanceUid: '1.2.3', label: 'normal', agree: true, comment: 'clear lungs', user: 'dr.a', source: 'api' });
+    const row = await db.addFeedback({
+      studyInstanceUid: '1.2.3',
+      label: 'normal',
+      agree: true,
+      comment: 'clear lungs',
+      user: 'dr.a',
+      source: 'api',
+    });
     expect(row).toMatchObject({ study_instance_uid: '1.2.3', label: 'normal', agree: 1, user_name: 'dr.a', comment: 'clear lungs' });
     const audit = await db.listAudit();
     expect(audit[0]).toMatchObject({ user_name: 'dr.a', action: 'feedback', study_instance_uid: '1.2.3' });
@@ -70,7 +86,10 @@ describe.each(ENGINES)('results store on %s', (engine) => {
     expect(parsed.errors[1]!.error).toMatch(/covid-pattern, other-opacity, normal, not-assessable/);
     expect(await db.importLabels(parsed.rows, 'importer', { file: 'labels.csv' })).toBe(2);
     const fb = await db.allFeedback();
-    expect(fb.filter((f) => f.source === 'import').map((f) => [f.study_instance_uid, f.label])).toEqual([['1.2.3', 'covid-pattern'], ['1.2.5', 'other-opacity']]);
+    expect(fb.filter((f) => f.source === 'import').map((f) => [f.study_instance_uid, f.label])).toEqual([
+      ['1.2.3', 'covid-pattern'],
+      ['1.2.5', 'other-opacity'],
+    ]);
   });
 
   it('a failing import writes nothing (all or nothing)', async () => {

@@ -36,7 +36,9 @@ describe('users and roles', () => {
     const db = await openResultsDb(config);
     await db.saveResult(resultRow(fakeRecord('1.2.60', '1.2.60.1', 0.7), null));
     await db.conn.close();
-    expect((await cli(env, ['users', 'add', 'dr.ray', '--role', 'radiologist'], 'ray-password-1\n')).stdout).toMatch(/user dr\.ray added \(radiologist\)/);
+    expect((await cli(env, ['users', 'add', 'dr.ray', '--role', 'radiologist'], 'ray-password-1\n')).stdout).toMatch(
+      /user dr\.ray added \(radiologist\)/,
+    );
     expect((await cli(env, ['users', 'add', 'clerk', '--role', 'viewer'], 'clerk-password-1\n')).code).toBe(0);
     const short = await cli(env, ['users', 'add', 'weak', '--role', 'viewer'], 'short\n');
     expect(short.code).toBe(1);
@@ -58,7 +60,10 @@ describe('users and roles', () => {
     const db = await openResultsDb(config);
     const rows = await db.db.selectFrom('users').selectAll().orderBy('name').execute();
     await db.conn.close();
-    expect(rows.map((r) => [r.name, r.role])).toEqual([['clerk', 'viewer'], ['dr.ray', 'radiologist']]);
+    expect(rows.map((r) => [r.name, r.role])).toEqual([
+      ['clerk', 'viewer'],
+      ['dr.ray', 'radiologist'],
+    ]);
     for (const r of rows) expect(r.password_hash).toMatch(/^\$2[aby]\$11\$/);
     expect(storeUrl(config)).toContain(config.spool.dir);
   });
@@ -67,7 +72,11 @@ describe('users and roles', () => {
     const viewer = http(daemon.httpPort, ['clerk', 'clerk-password-1']);
     expect((await viewer('/api/validation')).status).toBe(200);
     expect((await viewer('/admin/review')).status).toBe(200);
-    const fb = await viewer('/api/studies/1.2.60/feedback', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"label":"normal"}' });
+    const fb = await viewer('/api/studies/1.2.60/feedback', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"label":"normal"}',
+    });
     expect(fb.status).toBe(403);
     expect(((await fb.json()) as { error: string }).error).toMatch(/clerk \(viewer\)/);
     expect((await viewer('/api/retention/run', { method: 'POST' })).status).toBe(403);
@@ -75,15 +84,23 @@ describe('users and roles', () => {
 
   it('a radiologist answers (named in the audit table) but may not act; by password or API token', async () => {
     const ray = http(daemon.httpPort, ['dr.ray', 'ray-password-1']);
-    const fb = await ray('/api/studies/1.2.60/feedback', { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"label":"covid-pattern"}' });
+    const fb = await ray('/api/studies/1.2.60/feedback', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"label":"covid-pattern"}',
+    });
     expect(fb.status).toBe(201);
     expect(await fb.json()).toMatchObject({ user: 'dr.ray', agree: true });
     expect((await ray('/api/series/1.2.60.1/rescore', { method: 'POST' })).status).toBe(403);
     const byToken = await fetch(`http://127.0.0.1:${daemon.httpPort}/api/studies/1.2.60/feedback`, {
-      method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: '{"label":"other-opacity","comment":"via RIS"}',
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: '{"label":"other-opacity","comment":"via RIS"}',
     });
     expect(byToken.status).toBe(201);
-    const bad = await fetch(`http://127.0.0.1:${daemon.httpPort}/api/validation`, { headers: { authorization: `Bearer mlsam_${'x'.repeat(43)}` } });
+    const bad = await fetch(`http://127.0.0.1:${daemon.httpPort}/api/validation`, {
+      headers: { authorization: `Bearer mlsam_${'x'.repeat(43)}` },
+    });
     expect(bad.status).toBe(401);
     expect((await http(daemon.httpPort, ['dr.ray', 'wrong-password'])('/api/validation')).status).toBe(401);
     const db = await openResultsDb(config);
@@ -98,6 +115,8 @@ describe('users and roles', () => {
     expect((await ops('/api/retention/run', { method: 'POST' })).status).toBe(200);
     expect((await cli(env, ['users', 'remove', 'dr.ray'])).code).toBe(0);
     expect((await http(daemon.httpPort, ['dr.ray', 'ray-password-1'])('/api/validation')).status).toBe(401);
-    expect((await fetch(`http://127.0.0.1:${daemon.httpPort}/api/validation`, { headers: { authorization: `Bearer ${token}` } })).status).toBe(401);
+    expect(
+      (await fetch(`http://127.0.0.1:${daemon.httpPort}/api/validation`, { headers: { authorization: `Bearer ${token}` } })).status,
+    ).toBe(401);
   });
 });

@@ -20,7 +20,13 @@ const STUDIES = Array.from({ length: 24 }, (_, i) => {
   const positive = i % 3 !== 0; // 16 positive, 8 negative
   // Overlapping scores with a tie, so that AUC < 1 and ties matter.
   const score = positive ? [0.92, 0.85, 0.7, 0.66, 0.58, 0.45, 0.3, 0.62][i % 8]! : [0.12, 0.35, 0.62, 0.2, 0.51, 0.05, 0.4, 0.28][i % 8]!;
-  return { study: `1.2.826.0.1.${100 + i}`, score, label: positive ? 'covid-pattern' : i % 2 ? 'normal' : 'other-opacity', scanner: SCANNERS[i % 3]!, thickness: i < 12 ? 1 : 5 };
+  return {
+    study: `1.2.826.0.1.${100 + i}`,
+    score,
+    label: positive ? 'covid-pattern' : i % 2 ? 'normal' : 'other-opacity',
+    scanner: SCANNERS[i % 3]!,
+    thickness: i < 12 ? 1 : 5,
+  };
 });
 
 const wilsonRef = (k: number, n: number): [number, number] => {
@@ -92,7 +98,16 @@ describe.each(ENGINES)('feedback and validation API (%s)', (engine) => {
     handle = new StoreHandle(open);
     const db = await handle.get();
     for (const s of STUDIES) {
-      await db.saveResult(resultRow(fakeRecord(s.study, `${s.study}.1`, s.score), { manufacturer: s.scanner, manufacturerModel: null, kernel: s.thickness === 1 ? 'B70f' : 'STANDARD', sliceThicknessMm: s.thickness, kvp: 120, contrast: null }));
+      await db.saveResult(
+        resultRow(fakeRecord(s.study, `${s.study}.1`, s.score), {
+          manufacturer: s.scanner,
+          manufacturerModel: null,
+          kernel: s.thickness === 1 ? 'B70f' : 'STANDARD',
+          sliceThicknessMm: s.thickness,
+          kvp: 120,
+          contrast: null,
+        }),
+      );
     }
     // A study with a second, lower-scoring series: the study score is its highest.
     await db.saveResult(resultRow(fakeRecord(STUDIES[1]!.study, `${STUDIES[1]!.study}.2`, 0.01), null));
@@ -107,7 +122,11 @@ describe.each(ENGINES)('feedback and validation API (%s)', (engine) => {
   });
 
   it('feedback: 201 with the user, 404 for an unknown study, 400 naming the allowed labels, 403 for a viewer', async () => {
-    const ok = await app.inject({ method: 'POST', url: `/api/studies/${STUDIES[0]!.study}/feedback`, payload: { label: 'normal', comment: 'no opacity' } });
+    const ok = await app.inject({
+      method: 'POST',
+      url: `/api/studies/${STUDIES[0]!.study}/feedback`,
+      payload: { label: 'normal', comment: 'no opacity' },
+    });
     expect(ok.statusCode).toBe(201);
     // Score 0.12 → unlikely; 'normal' agrees.
     expect(ok.json()).toMatchObject({ label: 'normal', agree: true, user: 'dr.lee', comment: 'no opacity' });
@@ -124,14 +143,30 @@ describe.each(ENGINES)('feedback and validation API (%s)', (engine) => {
   });
 
   it('label import: good rows in, bad rows reported by line number', async () => {
-    const lines = ['StudyInstanceUID,label', ...STUDIES.map((s) => `${s.study},${s.label}`), 'garbage,normal', `${STUDIES[2]!.study},pneumonia`, '1.2.999,not-assessable'];
-    const res = await app.inject({ method: 'POST', url: '/api/validation/labels', headers: { 'content-type': 'text/csv' }, payload: lines.join('\r\n') });
+    const lines = [
+      'StudyInstanceUID,label',
+      ...STUDIES.map((s) => `${s.study},${s.label}`),
+      'garbage,normal',
+      `${STUDIES[2]!.study},pneumonia`,
+      '1.2.999,not-assessable',
+    ];
+    const res = await app.inject({
+      method: 'POST',
+      url: '/api/validation/labels',
+      headers: { 'content-type': 'text/csv' },
+      payload: lines.join('\r\n'),
+    });
     expect(res.statusCode).toBe(200);
     const body = res.json();
     expect(body.imported).toBe(25);
     expect(body.errors.map((e: { line: number }) => e.line)).toEqual([26, 27]);
     expect(body.notYetScored).toEqual(['1.2.999']);
-    const allBad = await app.inject({ method: 'POST', url: '/api/validation/labels', headers: { 'content-type': 'text/csv' }, payload: 'StudyInstanceUID,label\n1.2,maybe\n' });
+    const allBad = await app.inject({
+      method: 'POST',
+      url: '/api/validation/labels',
+      headers: { 'content-type': 'text/csv' },
+      payload: 'StudyInstanceUID,label\n1.2,maybe\n',
+    });
     expect(allBad.statusCode).toBe(400);
   });
 
@@ -143,7 +178,14 @@ describe.each(ENGINES)('feedback and validation API (%s)', (engine) => {
     const fp = STUDIES.filter((s, i) => s.score >= 0.5 && truth[i] === 0).length;
     const fn = STUDIES.filter((s, i) => s.score < 0.5 && truth[i] === 1).length;
     const tn = STUDIES.filter((s, i) => s.score < 0.5 && truth[i] === 0).length;
-    expect(r.counts).toMatchObject({ cases: 24, positives: 16, negatives: 8, labelledNotScored: 1, scoredNotLabelled: 0, scoredStudies: 24 });
+    expect(r.counts).toMatchObject({
+      cases: 24,
+      positives: 16,
+      negatives: 8,
+      labelledNotScored: 1,
+      scoredNotLabelled: 0,
+      scoredStudies: 24,
+    });
     const t = r.operatingPoints.find((o) => o.name === 'threshold')!;
     expect(t.confusion).toEqual({ tp, fp, tn, fn });
     expect(t.sensitivity.value).toBeCloseTo(tp / (tp + fn), 12);
@@ -154,18 +196,32 @@ describe.each(ENGINES)('feedback and validation API (%s)', (engine) => {
     expect(t.sensitivity.ci![0]).toBeCloseTo(lo, 10);
     expect(t.sensitivity.ci![1]).toBeCloseTo(hi, 10);
     expect(r.auc.value).toBeCloseTo(trapezoidAuc(scores, truth), 12);
-    const d = delongRef(scores.filter((_, i) => truth[i] === 1), scores.filter((_, i) => truth[i] === 0));
+    const d = delongRef(
+      scores.filter((_, i) => truth[i] === 1),
+      scores.filter((_, i) => truth[i] === 0),
+    );
     expect(r.auc.value).toBeCloseTo(d.auc, 12);
     expect(r.auc.ci![0]).toBeCloseTo(Math.max(0, d.auc - 1.959963984540054 * d.se), 10);
     expect(r.auc.ci![1]).toBeCloseTo(Math.min(1, d.auc + 1.959963984540054 * d.se), 10);
     // Categories: likely ≥ 0.6, indeterminate 0.4–0.6, unlikely below (fakeRecord's cut-offs).
     const likely = STUDIES.filter((s) => s.score >= 0.6);
-    expect(r.byCategory.find((c) => c.category === 'likely')).toMatchObject({ positives: likely.filter((s) => s.label === 'covid-pattern').length, negatives: likely.filter((s) => s.label !== 'covid-pattern').length });
+    expect(r.byCategory.find((c) => c.category === 'likely')).toMatchObject({
+      positives: likely.filter((s) => s.label === 'covid-pattern').length,
+      negatives: likely.filter((s) => s.label !== 'covid-pattern').length,
+    });
     // Subgroups: 8 per scanner, all flagged too small; thickness bands 12 + 12.
     const byScanner = r.subgroups.find((g) => g.by === 'manufacturer')!.groups;
     expect(byScanner.map((g) => g.n)).toEqual([8, 8, 8]);
     expect(byScanner.every((g) => g.warning?.startsWith('too small'))).toBe(true);
-    expect(r.subgroups.find((g) => g.by === 'thickness')!.groups.map((g) => [g.name, g.n]).sort()).toEqual([['> 3 mm', 12], ['≤ 1.5 mm', 12]]);
+    expect(
+      r.subgroups
+        .find((g) => g.by === 'thickness')!
+        .groups.map((g) => [g.name, g.n])
+        .sort(),
+    ).toEqual([
+      ['> 3 mm', 12],
+      ['≤ 1.5 mm', 12],
+    ]);
     // The study with a second series kept its highest score.
     expect(r.cases.find((c) => c.studyInstanceUid === STUDIES[1]!.study)!.score).toBe(STUDIES[1]!.score);
     expect(r.roc[0]).toMatchObject({ fpr: 0, tpr: 0 });
@@ -175,7 +231,11 @@ describe.each(ENGINES)('feedback and validation API (%s)', (engine) => {
   it('feedback moves the report: the latest answer of a study is its reference', async () => {
     const before = (await app.inject({ method: 'GET', url: '/api/validation' })).json() as ValidationReport;
     const s = STUDIES.find((x) => x.label !== 'covid-pattern' && x.score < 0.5)!;
-    const res = await app.inject({ method: 'POST', url: `/api/studies/${s.study}/feedback`, payload: { label: 'covid-pattern', agree: false } });
+    const res = await app.inject({
+      method: 'POST',
+      url: `/api/studies/${s.study}/feedback`,
+      payload: { label: 'covid-pattern', agree: false },
+    });
     expect(res.statusCode).toBe(201);
     const after = (await app.inject({ method: 'GET', url: '/api/validation' })).json() as ValidationReport;
     expect(after.counts.positives).toBe(before.counts.positives + 1);

@@ -15,7 +15,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { run } from '../helpers/dcmtk.js';
 import { SHARED_DATA, spoolFiles, startTestListener, type TestListener } from '../helpers/dicom-listener.js';
 import {
-  CT_IMAGE_STORAGE, cStoreRq, datasetOfFile, datasetPdus, EXPLICIT_LE, JPEG_LOSSLESS_SV1, pdu, PduType, RawPeer, releaseRq,
+  CT_IMAGE_STORAGE,
+  cStoreRq,
+  datasetOfFile,
+  datasetPdus,
+  EXPLICIT_LE,
+  JPEG_LOSSLESS_SV1,
+  pdu,
+  PduType,
+  RawPeer,
+  releaseRq,
 } from '../helpers/raw-peer.js';
 import { pdataPdu } from '../../src/dicom/pdu/pdata.js';
 import type { AssociationRecord } from '../../src/dicom/received-instance.js';
@@ -49,7 +58,11 @@ describe('datasets that cannot be read get no Success', () => {
   });
 
   /** One C-STORE on an association of its own; its status and the association's audit record. */
-  async function storeOne(pc: number, sopInstanceUid: string, dataset: Buffer): Promise<{ status: number | undefined; record: AssociationRecord }> {
+  async function storeOne(
+    pc: number,
+    sopInstanceUid: string,
+    dataset: Buffer,
+  ): Promise<{ status: number | undefined; record: AssociationRecord }> {
     const n = tl.records.length;
     const peer = await RawPeer.connect(tl.port);
     await peer.associate();
@@ -122,7 +135,7 @@ describe('datasets that cannot be read get no Success', () => {
     expect((await spoolFiles(tl.spoolDir)).length).toBe(before + 1);
   });
 
-  it('P-DATA-TF after the peer\'s A-RELEASE-RQ is answered with A-ABORT and not stored', async () => {
+  it("P-DATA-TF after the peer's A-RELEASE-RQ is answered with A-ABORT and not stored", async () => {
     const sop = newUid();
     const ds = Buffer.concat([ctHeader(CT_IMAGE_STORAGE, sop), el(0x7fe0, 0x0010, 'OW', Buffer.alloc(64))]);
     const before = (await spoolFiles(tl.spoolDir)).length;

@@ -6,7 +6,6 @@ import { REPO_ROOT, SHARED_DATA, startTestListener, type TestListener } from '..
 
 const SAMPLES = join(SHARED_DATA, 'dicom-samples');
 
-
 describe('mlsam echo / send (dcmjs-dimse SCU) against the listener', () => {
   let tl: TestListener;
   beforeAll(async () => {
@@ -50,7 +49,13 @@ describe('mlsam echo / send (dcmjs-dimse SCU) against the listener', () => {
       expect(meta.stdout).toContain(inst.transferSyntaxUid === '1.2.840.10008.1.2.1' ? 'LittleEndianExplicit' : '');
     }
     // An unsupported SOP class and a non-DICOM file: reported, exit non-zero.
-    const bad = await mlsam(['send', '--port', String(tl.port), join(SAMPLES, 'orthanc-tests', 'odd', 'UnknownSopClassUid.dcm'), join(REPO_ROOT, 'package.json')]);
+    const bad = await mlsam([
+      'send',
+      '--port',
+      String(tl.port),
+      join(SAMPLES, 'orthanc-tests', 'odd', 'UnknownSopClassUid.dcm'),
+      join(REPO_ROOT, 'package.json'),
+    ]);
     expect(bad.code).not.toBe(0);
     expect(bad.stdout).toMatch(/sent 0, failed 2/);
   });

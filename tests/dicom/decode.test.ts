@@ -43,7 +43,12 @@ async function expectSamePixels(a: string, b: string): Promise<void> {
       if (first < 0) first = i;
     }
   }
-  expect({ mismatches, first, a: path.basename(a), b: path.basename(b) }).toEqual({ mismatches: 0, first: -1, a: path.basename(a), b: path.basename(b) });
+  expect({ mismatches, first, a: path.basename(a), b: path.basename(b) }).toEqual({
+    mismatches: 0,
+    first: -1,
+    a: path.basename(a),
+    b: path.basename(b),
+  });
 }
 
 describe('transfer syntaxes decode to the same pixels as the references', () => {
@@ -163,7 +168,10 @@ describe('bad input gives a typed DecodeError, fast, never a crash', () => {
   for (const [file, code, msg] of cases) {
     it(`${path.basename(file)} → ${code}`, async () => {
       const t0 = Date.now();
-      const err = await decodeDicomFile(file).then(() => null, (e: unknown) => e);
+      const err = await decodeDicomFile(file).then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect(err).toBeInstanceOf(DecodeError);
       expect((err as DecodeError).code).toBe(code);
       expect((err as DecodeError).message).toMatch(msg);
@@ -181,7 +189,10 @@ describe('bad input gives a typed DecodeError, fast, never a crash', () => {
       const b = Buffer.from(readFileSync(ts(uid)));
       const start = b.length - Math.floor(b.length / 2);
       for (let i = start; i < start + 3000; i++) b[i] = (i * 7919) & 0xff;
-      const err = await decodeDicom(b).then(() => null, (e: unknown) => e);
+      const err = await decodeDicom(b).then(
+        () => null,
+        (e: unknown) => e,
+      );
       expect((err as DecodeError).code).toBe('codec-failed');
       await expectSamePixels(ts(uid), ts('1.2.840.10008.1.2.4.90'));
     }
@@ -189,7 +200,11 @@ describe('bad input gives a typed DecodeError, fast, never a crash', () => {
 
   it('truncated, corrupted and non-DICOM buffers', async () => {
     const full = readFileSync(path.join(covid, 'P001', '98C14734-ASSH_29.dcm'));
-    const codes = async (buf: Uint8Array) => decodeDicom(buf).then(() => 'ok', (e: unknown) => (e instanceof DecodeError ? e.code : `untyped: ${String(e)}`));
+    const codes = async (buf: Uint8Array) =>
+      decodeDicom(buf).then(
+        () => 'ok',
+        (e: unknown) => (e instanceof DecodeError ? e.code : `untyped: ${String(e)}`),
+      );
     expect(await codes(full.subarray(0, Math.floor(full.length / 2)))).toMatch(/^(parse-failed|codec-failed|pixel-data-too-short)$/);
     // JPEG stream with its entropy-coded data overwritten
     const bad = Buffer.from(full);
@@ -204,11 +219,19 @@ describe('bad input gives a typed DecodeError, fast, never a crash', () => {
     const short = path.join(tmp, 'short.dcm');
     const uncr = readFileSync(pyd('693_UNCR.dcm'));
     writeFileSync(short, uncr.subarray(0, uncr.length - 100_000));
-    expect(await decodeDicomFile(short).then(() => 'ok', (e: unknown) => (e as DecodeError).code)).toMatch(/^(parse-failed|pixel-data-too-short)$/);
+    expect(
+      await decodeDicomFile(short).then(
+        () => 'ok',
+        (e: unknown) => (e as DecodeError).code,
+      ),
+    ).toMatch(/^(parse-failed|pixel-data-too-short)$/);
   });
 });
 
 function firstFile(sub: string): string {
-  const names = execFileSync('ls', [path.join(covid, sub)]).toString().split('\n').filter((n) => n && !n.endsWith('.csv'));
+  const names = execFileSync('ls', [path.join(covid, sub)])
+    .toString()
+    .split('\n')
+    .filter((n) => n && !n.endsWith('.csv'));
   return names[0] as string;
 }

@@ -77,16 +77,20 @@ describe('HeaderScanner against dcmdump', () => {
       const { ts, sop, data } = await datasetOf(path);
       expect(ts).toMatch(/^1\.2\.840\.10008\.1\.2/);
       const study = await dcmdumpValue(path, '0020,000d');
-      const expected = study === undefined
-        ? { sopInstanceUid: sop }
-        : {
-          studyInstanceUid: study,
-          seriesInstanceUid: await dcmdumpValue(path, '0020,000e'),
-          sopInstanceUid: await dcmdumpValue(path, '0008,0018'),
-          modality: (await dcmdumpValue(path, '0008,0060'))!.toUpperCase(),
-          bodyPartExamined: (await dcmdumpValue(path, '0018,0015'))!.toUpperCase(),
-          imageType: (await dcmdumpValue(path, '0008,0008'))!.split('\\').filter((x) => x !== '').map((x) => x.trim().toUpperCase()),
-        };
+      const expected =
+        study === undefined
+          ? { sopInstanceUid: sop }
+          : {
+              studyInstanceUid: study,
+              seriesInstanceUid: await dcmdumpValue(path, '0020,000e'),
+              sopInstanceUid: await dcmdumpValue(path, '0008,0018'),
+              modality: (await dcmdumpValue(path, '0008,0060'))!.toUpperCase(),
+              bodyPartExamined: (await dcmdumpValue(path, '0018,0015'))!.toUpperCase(),
+              imageType: (await dcmdumpValue(path, '0008,0008'))!
+                .split('\\')
+                .filter((x) => x !== '')
+                .map((x) => x.trim().toUpperCase()),
+            };
       const whole = scan(ts, data, () => data.length);
       expect(whole.studyInstanceUid).toMatch(/^[0-9.]+$/);
       expect(whole.seriesInstanceUid).toMatch(/^[0-9.]+$/);
@@ -194,7 +198,10 @@ describe('HeaderScanner validate mode (the listener refuses what DCMTK cannot re
     bad(frags([tagOnly(ITEM, 0), tagOnly(ITEM, 400), Buffer.alloc(4), tagOnly(SEQ_END, 0)]), /fragment or item: 388 of its bytes missing/);
     bad(frags([el(0x0008, 0x0100, 'SH', Buffer.from('AB'))]), /directly inside encapsulated Pixel Data/);
     // Only Pixel Data may be encapsulated (the long fuzz run found bit flips in its tag that DCMTK refuses).
-    bad(Buffer.concat([el(0x7fe0, 0x0018, 'OB', Buffer.alloc(0), 0xffffffff), tagOnly(ITEM, 0), tagOnly(SEQ_END, 0)]), /undefined length on OB element \(7FE0,0018\) that is not Pixel Data/);
+    bad(
+      Buffer.concat([el(0x7fe0, 0x0018, 'OB', Buffer.alloc(0), 0xffffffff), tagOnly(ITEM, 0), tagOnly(SEQ_END, 0)]),
+      /undefined length on OB element \(7FE0,0018\) that is not Pixel Data/,
+    );
     // Nesting: 32 levels pass, 33 do not; a million unclosed levels stop at the limit (no memory).
     const nest = (levels: number, close: boolean): Buffer => {
       const open = Buffer.concat([el(0x0008, 0x1140, 'SQ', Buffer.alloc(0), 0xffffffff), tagOnly(ITEM, 0xffffffff)]);
@@ -217,13 +224,19 @@ describe('HeaderScanner validate mode (the listener refuses what DCMTK cannot re
     const emptyItems = Buffer.concat([tagOnly(ITEM, 0xffffffff), tagOnly(ITEM_END, 0), tagOnly(SEQ_END, 0)]);
     expect(implicit(Buffer.concat([iel(0x00081140, Buffer.alloc(0), 0xffffffff), emptyItems]))).toBeUndefined();
     expect(implicit(Buffer.concat([iel(0x00091010, Buffer.alloc(0), 0xffffffff), emptyItems]))).toBeUndefined();
-    expect(implicit(Buffer.concat([iel(0x00280030, Buffer.alloc(0), 0xffffffff), emptyItems]))).toMatch(/undefined length on DS element \(0028,0030\)/);
+    expect(implicit(Buffer.concat([iel(0x00280030, Buffer.alloc(0), 0xffffffff), emptyItems]))).toMatch(
+      /undefined length on DS element \(0028,0030\)/,
+    );
     // A defined-length implicit SQ is walked too: its item must hold its element exactly (8 + 4 bytes).
     const implicitItem = (length: number): Buffer => Buffer.concat([tagOnly(ITEM, length), iel(0x00081150, Buffer.from('1.2\0'))]);
     expect(implicit(iel(0x00081140, implicitItem(12)))).toBeUndefined();
     expect(implicit(iel(0x00081140, implicitItem(10)))).toMatch(/overruns/);
     // Items: bounded per dataset.
-    const many = Buffer.concat([el(0x0008, 0x1140, 'SQ', Buffer.alloc(0), 0xffffffff), ...Array<Buffer>(11).fill(tagOnly(ITEM, 0)), tagOnly(SEQ_END, 0)]);
+    const many = Buffer.concat([
+      el(0x0008, 0x1140, 'SQ', Buffer.alloc(0), 0xffffffff),
+      ...Array<Buffer>(11).fill(tagOnly(ITEM, 0)),
+      tagOnly(SEQ_END, 0),
+    ]);
     const limited = (limit: number): string | undefined => {
       const v = new HeaderScanner(EXPLICIT, { validate: true, limits: { maxSequenceDepth: 32, maxItems: limit } });
       v.push(Buffer.concat([header, many]));

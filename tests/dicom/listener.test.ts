@@ -89,7 +89,14 @@ describe('DICOM listener (DCMTK peers)', () => {
 
   it('reads header fields from implicit VR little endian datasets too', async () => {
     const dir = join(work, 'implicit');
-    const s = await writeSyntheticSeries({ dir, count: 2, rows: 64, columns: 64, bodyPartExamined: 'LUNG', imageType: ['DERIVED', 'SECONDARY', 'LOCALIZER'] });
+    const s = await writeSyntheticSeries({
+      dir,
+      count: 2,
+      rows: 64,
+      columns: 64,
+      bodyPartExamined: 'LUNG',
+      imageType: ['DERIVED', 'SECONDARY', 'LOCALIZER'],
+    });
     const before = tl.instances.length;
     const r = await run('storescu', ['+sd', '-xi', '-aec', 'MLSAM', '127.0.0.1', String(tl.port), dir]);
     expect(r.code, r.stderr).toBe(0);
@@ -168,11 +175,21 @@ describe('DICOM listener (DCMTK peers)', () => {
     const conv = await run('dcmconv', ['+tb', series.instances[1]!.path, big]);
     expect(conv.code, conv.stderr).toBe(0);
     const cfg = join(work, 'big-endian.cfg');
-    await writeFile(cfg, [
-      '[[TransferSyntaxes]]', '[BigOnly]', 'TransferSyntax1 = BigEndianExplicit',
-      '[[PresentationContexts]]', '[CtBig]', 'PresentationContext1 = CTImageStorage\\BigOnly',
-      '[[Profiles]]', '[BigProfile]', 'PresentationContexts = CtBig', '',
-    ].join('\n'));
+    await writeFile(
+      cfg,
+      [
+        '[[TransferSyntaxes]]',
+        '[BigOnly]',
+        'TransferSyntax1 = BigEndianExplicit',
+        '[[PresentationContexts]]',
+        '[CtBig]',
+        'PresentationContext1 = CTImageStorage\\BigOnly',
+        '[[Profiles]]',
+        '[BigProfile]',
+        'PresentationContexts = CtBig',
+        '',
+      ].join('\n'),
+    );
     const be = await run('storescu', ['-v', '-xf', cfg, 'BigProfile', '-aec', 'MLSAM', '127.0.0.1', String(tl.port), big]);
     expect(be.code).not.toBe(0);
     expect(be.stderr + be.stdout).toMatch(/Transfer Syntaxes Not Supported|no acceptable presentation context|No presentation context/i);
@@ -201,7 +218,8 @@ describe('DICOM listener (DCMTK peers)', () => {
     const r = await storing;
     expect(r.code, r.stderr).toBe(0);
     const until = Date.now() + 10_000;
-    while (!tl.records.some((x) => x.outcome === 'aborted' && x.callingAeTitle === '') && Date.now() < until) await new Promise((res) => setTimeout(res, 20));
+    while (!tl.records.some((x) => x.outcome === 'aborted' && x.callingAeTitle === '') && Date.now() < until)
+      await new Promise((res) => setTimeout(res, 20));
     const aborted = tl.records.find((x) => x.outcome === 'aborted' && x.callingAeTitle === '');
     expect(aborted?.reason).toMatch(/malformed PDU: unknown PDU type 0x47/);
   });
@@ -245,7 +263,9 @@ describe('association policy', () => {
       expect(good.code, good.stderr).toBe(0);
       const recs = await tl.waitForRecords(3);
       expect(recs.map((r) => r.outcome).sort()).toEqual([
-        'accepted-released', 'rejected:called-ae-title-not-recognized', 'rejected:calling-ae-title-not-recognized',
+        'accepted-released',
+        'rejected:called-ae-title-not-recognized',
+        'rejected:calling-ae-title-not-recognized',
       ]);
       expect(recs.find((r) => r.callingAeTitle === 'BADSCU')).toMatchObject({ callingHost: '127.0.0.1', instances: 0 });
     } finally {

@@ -40,7 +40,9 @@ it('keeps RSS flat while receiving a 600-slice series (listener in a child proce
     Math.max(...samples.filter((s) => s.instances >= from && s.instances <= to).map((s) => s.rss));
   const early = peakOf(100, 300);
   const late = peakOf(300, 600);
-  console.log(`peak RSS: instances 100-300 ${mb(early)} MB, 300-600 ${mb(late)} MB, at end ${mb(last.rss)} MB (series ${mb(series.fileBytes * 600)} MB)`);
+  console.log(
+    `peak RSS: instances 100-300 ${mb(early)} MB, 300-600 ${mb(late)} MB, at end ${mb(last.rss)} MB (series ${mb(series.fileBytes * 600)} MB)`,
+  );
   expect(late - early).toBeLessThan(40 * 1048576);
   // Nothing close to the series size is ever held.
   expect(Math.max(...samples.map((s) => s.rss))).toBeLessThan(series.fileBytes * 600 * 0.75);
@@ -58,19 +60,26 @@ it('16 associations each sending 1,000,000 unclosed sequence levels (20 MB) keep
   expect(level.length).toBe(20);
   const nested = Buffer.concat(Array<Buffer>(1_000_000).fill(level));
   const t0 = Date.now();
-  const statuses = await Promise.all(Array.from({ length: 16 }, async (_, i) => {
-    const peer = await RawPeer.connect(l.port);
-    await peer.associate({ calling: `NEST${i}`, maxPdu: 65536 });
-    const status = await peer.store(3, CT_IMAGE_STORAGE, `1.2.826.0.1.3680043.9.7.${i + 1}`, nested, { maxValue: 65000, timeoutMs: 120_000 });
-    await peer.release();
-    return status;
-  }));
+  const statuses = await Promise.all(
+    Array.from({ length: 16 }, async (_, i) => {
+      const peer = await RawPeer.connect(l.port);
+      await peer.associate({ calling: `NEST${i}`, maxPdu: 65536 });
+      const status = await peer.store(3, CT_IMAGE_STORAGE, `1.2.826.0.1.3680043.9.7.${i + 1}`, nested, {
+        maxValue: 65000,
+        timeoutMs: 120_000,
+      });
+      await peer.release();
+      return status;
+    }),
+  );
   const sentMs = Date.now() - t0;
   expect(statuses).toEqual(Array<number>(16).fill(0xc000));
   await new Promise((res) => setTimeout(res, 1500));
   const peak = Math.max(...l.samples.filter((s) => s.t >= t0).map((s) => s.rss));
   const after = l.samples.at(-1)!;
-  console.log(`nesting flood (${sentMs} ms): RSS baseline ${mb(baseline.rss)} MB, peak ${mb(peak)} MB, after ${mb(after.rss)} MB; heap ${mb(baseline.heapUsed)} → ${mb(after.heapUsed)} MB`);
+  console.log(
+    `nesting flood (${sentMs} ms): RSS baseline ${mb(baseline.rss)} MB, peak ${mb(peak)} MB, after ${mb(after.rss)} MB; heap ${mb(baseline.heapUsed)} → ${mb(after.heapUsed)} MB`,
+  );
   // Before the fix: ~98 MB per association (1.6 GB for 16) that stayed. Now: socket buffers only.
   expect(peak - baseline.rss).toBeLessThan(160 * 1048576);
   expect(after.heapUsed - baseline.heapUsed).toBeLessThan(24 * 1048576);

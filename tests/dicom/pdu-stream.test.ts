@@ -18,13 +18,15 @@ function pdv(pc: number, ctrl: number, value: Buffer): Buffer {
 }
 
 function commandSet(fields: Array<[number, Buffer]>): Buffer {
-  return Buffer.concat(fields.map(([el, v]) => {
-    const h = Buffer.alloc(8);
-    h.writeUInt16LE(0, 0);
-    h.writeUInt16LE(el, 2);
-    h.writeUInt32LE(v.length, 4);
-    return Buffer.concat([h, v]);
-  }));
+  return Buffer.concat(
+    fields.map(([el, v]) => {
+      const h = Buffer.alloc(8);
+      h.writeUInt16LE(0, 0);
+      h.writeUInt16LE(el, 2);
+      h.writeUInt32LE(v.length, 4);
+      return Buffer.concat([h, v]);
+    }),
+  );
 }
 
 const us = (n: number): Buffer => Buffer.from([n & 0xff, n >> 8]);
@@ -43,7 +45,12 @@ describe('PduStream', () => {
     [0x0800, us(0x0000)],
     [0x1000, ui('1.2.3.4.5')],
   ]);
-  const echoCmd = commandSet([[0x0002, ui('1.2.840.10008.1.1')], [0x0100, us(0x0030)], [0x0110, us(8)], [0x0800, us(0x0101)]]);
+  const echoCmd = commandSet([
+    [0x0002, ui('1.2.840.10008.1.1')],
+    [0x0100, us(0x0030)],
+    [0x0110, us(8)],
+    [0x0800, us(0x0101)],
+  ]);
   const data1 = Buffer.alloc(3000, 0xab);
   const data2 = Buffer.alloc(1234, 0xcd);
   const stream = Buffer.concat([
@@ -75,7 +82,9 @@ describe('PduStream', () => {
       });
       feedAll(s, stream, size);
       expect(violations).toEqual([]);
-      expect(commands).toEqual([{ presentationContextId: 3, messageId: 7, sopClassUid: '1.2.840.10008.5.1.4.1.1.2', sopInstanceUid: '1.2.3.4.5' }]);
+      expect(commands).toEqual([
+        { presentationContextId: 3, messageId: 7, sopClassUid: '1.2.840.10008.5.1.4.1.1.2', sopInstanceUid: '1.2.3.4.5' },
+      ]);
       expect(Buffer.concat(stored).equals(Buffer.concat([data1, data2]))).toBe(true);
       expect(ends).toBe(1);
       // The library sees the association request, the C-ECHO command and the release request — no C-STORE.
@@ -86,7 +95,11 @@ describe('PduStream', () => {
   it('flags garbage, a first PDU that is not an association request, and oversized PDUs', () => {
     const run = (bytes: Buffer): string[] => {
       const v: string[] = [];
-      const s = new PduStream(16384, { forward: () => undefined, openStore: () => ({ write: () => undefined, end: () => undefined }), violation: (r) => v.push(r) });
+      const s = new PduStream(16384, {
+        forward: () => undefined,
+        openStore: () => ({ write: () => undefined, end: () => undefined }),
+        violation: (r) => v.push(r),
+      });
       s.feed(bytes);
       s.feed(bytes);
       return v;
@@ -102,7 +115,12 @@ describe('PduStream', () => {
 
   it('encodes a C-STORE response the way DCMTK reads it back', () => {
     const rsp = encodeCStoreResponse({
-      presentationContextId: 3, messageIdBeingRespondedTo: 7, sopClassUid: '1.2.840.10008.5.1.4.1.1.2', sopInstanceUid: '1.2.3.4.5', status: 0xa700, errorComment: 'disk full',
+      presentationContextId: 3,
+      messageIdBeingRespondedTo: 7,
+      sopClassUid: '1.2.840.10008.5.1.4.1.1.2',
+      sopInstanceUid: '1.2.3.4.5',
+      status: 0xa700,
+      errorComment: 'disk full',
     });
     expect(rsp[0]).toBe(4);
     expect(rsp.readUInt32BE(2)).toBe(rsp.length - 6);

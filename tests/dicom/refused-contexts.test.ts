@@ -57,7 +57,18 @@ afterAll(async () => {
 describe('refused presentation contexts', () => {
   it('are named in the association record, the audit trail, the Associations page and the log', async () => {
     // -R: propose only what the files need, as a PACS does.
-    const r = await run('storescu', ['-R', '-aec', config.dicom.aeTitle, '-aet', 'MODALITY', '--no-halt', '127.0.0.1', String(port), MR, PDF]);
+    const r = await run('storescu', [
+      '-R',
+      '-aec',
+      config.dicom.aeTitle,
+      '-aet',
+      'MODALITY',
+      '--no-halt',
+      '127.0.0.1',
+      String(port),
+      MR,
+      PDF,
+    ]);
     expect(r.stderr + r.stdout).toMatch(/presentation context/i); // storescu: nothing to send either file on
     const [rec] = await waitFor(async () => (records.length ? records : undefined), 10_000, 'the association record');
     // Accepted (the association itself is fine); storescu then releases or aborts, having nothing to send on.
@@ -89,7 +100,9 @@ describe('refused presentation contexts', () => {
     const line = logLines.find((l) => String(l.msg).startsWith('association accepted'))!;
     expect(line.level).toBe(40);
     expect(line.accepted).toEqual([]);
-    expect(String(line.msg)).toContain('refused MR Image Storage: SOP class not supported; Encapsulated PDF Storage: SOP class not supported');
+    expect(String(line.msg)).toContain(
+      'refused MR Image Storage: SOP class not supported; Encapsulated PDF Storage: SOP class not supported',
+    );
   });
 
   it('an SCU that proposes every storage class: one entry per class, a short summary on the page and in the log', async () => {
@@ -102,14 +115,27 @@ describe('refused presentation contexts', () => {
     expect(classes).toContain('1.2.840.10008.5.1.4.1.1.4');
     const total = classes.length + (rec!.refusedMore ?? 0);
     expect(total).toBeGreaterThan(10);
-    expect(associationServices(rec!)).toMatch(new RegExp(`^nothing stored: refused [^,]+, [^,]+, [^,]+ and ${total - 3} more SOP classes the peer proposed$`));
+    expect(associationServices(rec!)).toMatch(
+      new RegExp(`^nothing stored: refused [^,]+, [^,]+, [^,]+ and ${total - 3} more SOP classes the peer proposed$`),
+    );
     const line = logLines.find((l) => String(l.msg).startsWith('association accepted'))!;
     expect(String(line.msg)).toMatch(new RegExp(`and ${total - 5} more SOP classes$`));
   });
 
   it('a CT pushed beside an MR: the CT is stored, the MR named as refused', async () => {
     records.length = 0;
-    const r = await run('storescu', ['-R', '-aec', config.dicom.aeTitle, '-aet', 'MODALITY', '--no-halt', '127.0.0.1', String(port), CT, MR]);
+    const r = await run('storescu', [
+      '-R',
+      '-aec',
+      config.dicom.aeTitle,
+      '-aet',
+      'MODALITY',
+      '--no-halt',
+      '127.0.0.1',
+      String(port),
+      CT,
+      MR,
+    ]);
     expect(r.stderr + r.stdout).toMatch(/presentation context/i);
     const [rec] = await waitFor(async () => (records.length ? records : undefined), 10_000, 'the association record');
     expect(rec!.instances).toBe(1);

@@ -16,8 +16,6 @@ const P001 = join(SHARED_DATA, 'covid-ct-md', 'P001');
 const SAMPLES = join(SHARED_DATA, 'dicom-samples');
 const JPEG_LOSSLESS_SV1 = '1.2.840.10008.1.2.4.70';
 
-
-
 async function waitForPort(port: number, timeoutMs = 10_000): Promise<void> {
   const until = Date.now() + timeoutMs;
   for (;;) {
@@ -113,8 +111,8 @@ describe('mlsam send: datasets byte for byte, streamed from disk', () => {
     expect(ref.code, ref.stderr).toBe(0);
     const refFiles = await readdir(scp.dir);
     expect(refFiles.length).toBe(148);
-    const refIdentical = [...(await datasets(refFiles.map((f) => join(scp.dir, f))))].filter(
-      ([uid, d]) => sources.get(uid)?.bytes.equals(d.bytes),
+    const refIdentical = [...(await datasets(refFiles.map((f) => join(scp.dir, f))))].filter(([uid, d]) =>
+      sources.get(uid)?.bytes.equals(d.bytes),
     ).length;
     await scp.clear();
     const ours = await mlsam(['send', '--port', String(scp.port), '--aet', 'STORESCP', P001]);
@@ -141,7 +139,9 @@ describe('mlsam send: datasets byte for byte, streamed from disk', () => {
       expect(r.code).not.toBe(0);
       expect(r.stdout).toMatch(/sent 3, failed 1 of 4/);
       expect(r.stdout).toMatch(/3 re-encoded to Implicit VR Little Endian/);
-      expect(r.stderr).toMatch(/693_J2KR\.dcm: peer accepted no presentation context for SOP class 1\.2\.840\.10008\.5\.1\.4\.1\.1\.2 in transfer syntax 1\.2\.840\.10008\.1\.2\.4\.90/);
+      expect(r.stderr).toMatch(
+        /693_J2KR\.dcm: peer accepted no presentation context for SOP class 1\.2\.840\.10008\.5\.1\.4\.1\.1\.2 in transfer syntax 1\.2\.840\.10008\.1\.2\.4\.90/,
+      );
       const stored = new Map<string, string>();
       for (const f of await readdir(implicitOnly.dir)) {
         const p = join(implicitOnly.dir, f);
@@ -181,7 +181,9 @@ describe('mlsam send to our own listener', () => {
     const r = await mlsam(['send', '--port', String(tl.port), '--calling-aet', 'SENDER', P001, unknownClass, notDicom]);
     expect(r.code).not.toBe(0);
     expect(r.stdout).toMatch(/sent 148, failed 2 of 150/);
-    expect(r.stderr).toMatch(/UnknownSopClassUid\.dcm: peer accepted no presentation context for SOP class 1\.2\.276\.0\.19\.55\.1\.5\.1\.1\.1/);
+    expect(r.stderr).toMatch(
+      /UnknownSopClassUid\.dcm: peer accepted no presentation context for SOP class 1\.2\.276\.0\.19\.55\.1\.5\.1\.1\.1/,
+    );
     expect(r.stderr).toMatch(/package\.json: not a readable DICOM file/);
     expect(tl.instances.length).toBe(148);
     const sources = await datasets(await collectFiles([P001]));
@@ -221,8 +223,13 @@ describe('send building blocks', () => {
 
   it('splits runs over associations so that each proposes at most 128 presentation contexts', () => {
     const files: Part10Info[] = Array.from({ length: 300 }, (_, i) => ({
-      path: `f${i}`, sopClassUid: `1.2.3.${i % 150}`, sopInstanceUid: `1.2.4.${i}`,
-      transferSyntaxUid: i % 2 ? '1.2.840.10008.1.2.1' : '1.2.840.10008.1.2.4.70', datasetOffset: 0, datasetLength: 0, hasMeta: true,
+      path: `f${i}`,
+      sopClassUid: `1.2.3.${i % 150}`,
+      sopInstanceUid: `1.2.4.${i}`,
+      transferSyntaxUid: i % 2 ? '1.2.840.10008.1.2.1' : '1.2.840.10008.1.2.4.70',
+      datasetOffset: 0,
+      datasetLength: 0,
+      hasMeta: true,
     }));
     const batches = planAssociations(files);
     expect(batches.flat().map((f) => f.path)).toEqual(files.map((f) => f.path));

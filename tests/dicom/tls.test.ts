@@ -68,12 +68,22 @@ describe('the listener over DICOM TLS (client certificates required)', () => {
   });
 
   it('stores a series from storescu --enable-tls and answers echoscu --enable-tls', async () => {
-    const r = await run('storescu', [...dcmtkTls(pki.client, pki.ca), '+sd', '-aec', 'MLSAM', '-aet', 'TLSSCU', '127.0.0.1', String(tl.port), series.dir]);
+    const r = await run('storescu', [
+      ...dcmtkTls(pki.client, pki.ca),
+      '+sd',
+      '-aec',
+      'MLSAM',
+      '-aet',
+      'TLSSCU',
+      '127.0.0.1',
+      String(tl.port),
+      series.dir,
+    ]);
     expect(r.code, r.stderr).toBe(0);
     expect(tl.instances.filter((i) => i.callingAeTitle === 'TLSSCU')).toHaveLength(6);
     const e = await run('echoscu', [...dcmtkTls(pki.client, pki.ca), '-aec', 'MLSAM', '127.0.0.1', String(tl.port)]);
     expect(e.code, e.stderr).toBe(0);
-     // mlsam echo / send with --tls-* flags.
+    // mlsam echo / send with --tls-* flags.
     const tlsFlags = ['--tls-ca', pki.ca, '--tls-cert', pki.client.cert, '--tls-key', pki.client.key];
     const cli = await mlsam(['echo', '--port', String(tl.port), '--aet', 'MLSAM', ...tlsFlags]);
     expect(cli.code, cli.stderr).toBe(0);
@@ -87,9 +97,25 @@ describe('the listener over DICOM TLS (client certificates required)', () => {
 
   it('refuses a peer without a client certificate, one from another CA, and plain DICOM on the TLS port; keeps serving', async () => {
     const before = (await spoolFiles(tl.spoolDir)).length;
-    const anonymous = await run('storescu', ['+tla', '+cf', pki.ca, '-aec', 'MLSAM', '127.0.0.1', String(tl.port), series.instances[0]!.path]);
+    const anonymous = await run('storescu', [
+      '+tla',
+      '+cf',
+      pki.ca,
+      '-aec',
+      'MLSAM',
+      '127.0.0.1',
+      String(tl.port),
+      series.instances[0]!.path,
+    ]);
     expect(anonymous.code).not.toBe(0);
-    const rogue = await run('storescu', [...dcmtkTls(pki.rogueClient, pki.ca), '-aec', 'MLSAM', '127.0.0.1', String(tl.port), series.instances[0]!.path]);
+    const rogue = await run('storescu', [
+      ...dcmtkTls(pki.rogueClient, pki.ca),
+      '-aec',
+      'MLSAM',
+      '127.0.0.1',
+      String(tl.port),
+      series.instances[0]!.path,
+    ]);
     expect(rogue.code).not.toBe(0);
     const plain = await run('storescu', ['-to', '5', '-ta', '5', '-aec', 'MLSAM', '127.0.0.1', String(tl.port), series.instances[0]!.path]);
     expect(plain.code).not.toBe(0);
@@ -112,7 +138,8 @@ describe('the listener over DICOM TLS (client certificates required)', () => {
     const tl2 = await startTestListener({
       dicom: {
         tls: { enabled: true, certFile: pki.server.cert, keyFile: pki.server.key, caFile: pki.ca, requireClientCert: false },
-        progressTimeoutSeconds: 1, minTransferBytesPerSecond: 2000,
+        progressTimeoutSeconds: 1,
+        minTransferBytesPerSecond: 2000,
       },
     });
     try {
@@ -145,12 +172,15 @@ describe('the SCU over DICOM TLS into storescp --enable-tls', () => {
     await scp?.stop();
   });
 
-  it('a destination with tls: C-ECHO and C-STORE succeed with the node\'s certificate; the wrong trust or no certificate fail with a reason', async () => {
-    const config = scuConfig([
-          { name: 'scp', aeTitle: 'STORESCP', host: '127.0.0.1', port: scp.port, tls: {} },
-          { name: 'untrusted', aeTitle: 'STORESCP', host: '127.0.0.1', port: scp.port, tls: { caFile: pki.rogueCa } },
-          { name: 'plain', aeTitle: 'STORESCP', host: '127.0.0.1', port: scp.port },
-        ], { dispatch: { timeoutSeconds: 5 } });
+  it("a destination with tls: C-ECHO and C-STORE succeed with the node's certificate; the wrong trust or no certificate fail with a reason", async () => {
+    const config = scuConfig(
+      [
+        { name: 'scp', aeTitle: 'STORESCP', host: '127.0.0.1', port: scp.port, tls: {} },
+        { name: 'untrusted', aeTitle: 'STORESCP', host: '127.0.0.1', port: scp.port, tls: { caFile: pki.rogueCa } },
+        { name: 'plain', aeTitle: 'STORESCP', host: '127.0.0.1', port: scp.port },
+      ],
+      { dispatch: { timeoutSeconds: 5 } },
+    );
     const [good, untrusted, plain] = config.destinations;
     expect(await echoDestination(config, good!)).toMatchObject({ ok: true, status: 0 });
     const sent = await sendFiles(destinationPeer(config, good!), await collectFiles([series.dir]));
@@ -161,17 +191,23 @@ describe('the SCU over DICOM TLS into storescp --enable-tls', () => {
     expect(u.error).toMatch(/certificate/i);
     expect((await echoDestination(config, plain!)).ok).toBe(false);
     // storescp requires a client certificate (its default -rc).
-    const noCert = await echo({ ...destinationPeer(config, good!), tls: { ca: scuTls(config, { verifyHostname: true }).ca!, verifyHostname: true } });
+    const noCert = await echo({
+      ...destinationPeer(config, good!),
+      tls: { ca: scuTls(config, { verifyHostname: true }).ca!, verifyHostname: true },
+    });
     expect(noCert.ok).toBe(false);
   });
 
   it('checks the host name unless told not to', async () => {
     const other = await startStorescp(await freePort(), ['+tls', pki.noSan.key, pki.noSan.cert, '-pw', '+cf', pki.ca]);
     try {
-      const config = scuConfig([
-            { name: 'checked', aeTitle: 'STORESCP', host: '127.0.0.1', port: other.port, tls: {} },
-            { name: 'unchecked', aeTitle: 'STORESCP', host: '127.0.0.1', port: other.port, tls: { verifyHostname: false } },
-          ], { dispatch: { timeoutSeconds: 5 } });
+      const config = scuConfig(
+        [
+          { name: 'checked', aeTitle: 'STORESCP', host: '127.0.0.1', port: other.port, tls: {} },
+          { name: 'unchecked', aeTitle: 'STORESCP', host: '127.0.0.1', port: other.port, tls: { verifyHostname: false } },
+        ],
+        { dispatch: { timeoutSeconds: 5 } },
+      );
       const checked = await echoDestination(config, config.destinations[0]!);
       expect(checked.ok).toBe(false);
       expect(checked.error).toMatch(/IP: 127\.0\.0\.1 is not in the cert's list|altnames|Hostname/i);
@@ -213,7 +249,12 @@ describe('Orthanc DICOM TLS', () => {
     for (const inst of series.instances) ids.push(await orthanc.upload(await readFile(inst.path)));
     const before = tl.instances.length;
     await orthanc.storeTo('mlsam', ids, true);
-    expect(tl.instances.slice(before).map((i) => i.sopInstanceUid).sort()).toEqual(series.instances.map((i) => i.sopInstanceUid).sort());
+    expect(
+      tl.instances
+        .slice(before)
+        .map((i) => i.sopInstanceUid)
+        .sort(),
+    ).toEqual(series.instances.map((i) => i.sopInstanceUid).sort());
     expect(tl.instances.slice(before).every((i) => i.callingAeTitle === 'ORTHANC')).toBe(true);
     // node → Orthanc: a fresh series over TLS, read back over REST.
     const out = await writeSyntheticSeries({ dir: join(work, 'to-orthanc'), count: 3, rows: 32, columns: 32 });
@@ -224,6 +265,8 @@ describe('Orthanc DICOM TLS', () => {
     expect(sent).toMatchObject({ sent: 3, failed: [] });
     expect(await orthanc.instancesOfSeries(out.seriesInstanceUid)).toHaveLength(3);
     // Orthanc refuses plain DICOM now.
-    expect((await echo({ host: '127.0.0.1', port: orthanc.dicomPort, calledAeTitle: 'ORTHANC', callingAeTitle: 'MLSAM', timeoutMs: 5000 })).ok).toBe(false);
+    expect(
+      (await echo({ host: '127.0.0.1', port: orthanc.dicomPort, calledAeTitle: 'ORTHANC', callingAeTitle: 'MLSAM', timeoutMs: 5000 })).ok,
+    ).toBe(false);
   });
 });

@@ -13,7 +13,11 @@ import { waitFor } from '../queue/helpers.js';
 export const CLI = join(REPO_ROOT, 'dist', 'cli', 'main.js');
 
 /** storescu (TCP_NODELAY=1) to our listener; returns how many instances got a Success response. */
-export async function storescu(port: number, files: string[], aet = 'PACS'): Promise<{ code: number | null; successes: number; output: string }> {
+export async function storescu(
+  port: number,
+  files: string[],
+  aet = 'PACS',
+): Promise<{ code: number | null; successes: number; output: string }> {
   const r = await run('storescu', ['-v', '-aet', aet, '-aec', 'MLSAM', '127.0.0.1', String(port), ...files]);
   const output = r.stdout + r.stderr;
   return { code: r.code, successes: (output.match(/Received Store Response \(Success\)/g) ?? []).length, output };
@@ -40,10 +44,15 @@ export async function inferenceJobs(queue: Queue<InferenceJobData>): Promise<Job
 
 /** Waits until the inference queue holds at least `n` jobs. */
 export function waitForJobs(queue: Queue<InferenceJobData>, n: number, timeoutMs: number): Promise<Job<InferenceJobData>[]> {
-  return waitFor(async () => {
-    const jobs = await inferenceJobs(queue);
-    return jobs.length >= n ? jobs : undefined;
-  }, timeoutMs, `${n} inference job(s)`, 200);
+  return waitFor(
+    async () => {
+      const jobs = await inferenceJobs(queue);
+      return jobs.length >= n ? jobs : undefined;
+    },
+    timeoutMs,
+    `${n} inference job(s)`,
+    200,
+  );
 }
 
 export async function countFiles(dir: string): Promise<number> {
@@ -74,15 +83,20 @@ export class ListenProcess {
     });
     this.proc = proc;
     proc.stderr?.on('data', (d: Buffer) => (this.stderr += d.toString()));
-    this.port = await waitFor(async () => {
-      if (proc.exitCode !== null) throw new Error(`listen exited ${proc.exitCode}: ${this.stderr}`);
-      for (const line of this.stderr.split('\n')) {
-        if (!line.includes('"listening"')) continue;
-        const rec = JSON.parse(line) as { msg?: string; port?: number };
-        if (rec.msg === 'listening' && rec.port) return rec.port;
-      }
-      return undefined;
-    }, 20_000, 'the "listening" log line', 50);
+    this.port = await waitFor(
+      async () => {
+        if (proc.exitCode !== null) throw new Error(`listen exited ${proc.exitCode}: ${this.stderr}`);
+        for (const line of this.stderr.split('\n')) {
+          if (!line.includes('"listening"')) continue;
+          const rec = JSON.parse(line) as { msg?: string; port?: number };
+          if (rec.msg === 'listening' && rec.port) return rec.port;
+        }
+        return undefined;
+      },
+      20_000,
+      'the "listening" log line',
+      50,
+    );
     return this.port;
   }
 

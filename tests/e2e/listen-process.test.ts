@@ -59,7 +59,9 @@ async function explain<T>(p: Promise<T>, proc: ListenProcess, transfer?: Promise
     return await p;
   } catch (err) {
     const scu = transfer ? await Promise.race([transfer.then((t) => t.output), sleep(5_000).then(() => '(still running)')]) : '';
-    throw new Error(`${(err as Error).message}\n--- listener stderr (tail):\n${proc.stderr.slice(-4000)}\n--- storescu:\n${scu.slice(-2000)}`);
+    throw new Error(
+      `${(err as Error).message}\n--- listener stderr (tail):\n${proc.stderr.slice(-4000)}\n--- storescu:\n${scu.slice(-2000)}`,
+    );
   }
 }
 
@@ -75,7 +77,11 @@ describe('mlsam listen (process)', () => {
 
     // Kill the listener while storescu is in the middle of the series.
     const transfer = storescu(port, files);
-    await explain(waitFor(async () => (await countFiles(seriesDir)) >= 10 || undefined, 30_000, '10 spooled instances', 5), proc, transfer);
+    await explain(
+      waitFor(async () => (await countFiles(seriesDir)) >= 10 || undefined, 30_000, '10 spooled instances', 5),
+      proc,
+      transfer,
+    );
     expect(await proc.stop('SIGKILL')).toBeNull();
     const partial = await transfer;
     const spooled = await countFiles(seriesDir);
@@ -112,7 +118,11 @@ describe('mlsam listen (process)', () => {
 
     // Redis goes away in the middle of the association (and with it every key: no persistence).
     const transfer = storescu(port, files);
-    await explain(waitFor(async () => (await countFiles(seriesDir)) >= 10 || undefined, 30_000, '10 spooled instances', 5), proc, transfer);
+    await explain(
+      waitFor(async () => (await countFiles(seriesDir)) >= 10 || undefined, 30_000, '10 spooled instances', 5),
+      proc,
+      transfer,
+    );
     await redis.kill();
     const atKill = await countFiles(seriesDir);
     const sent = await transfer;
@@ -141,8 +151,15 @@ describe('mlsam listen (process)', () => {
     const seriesDir = join(c.spool.dir, s.studyInstanceUid, s.seriesInstanceUid);
     const proc = listen(c, {}, 'serve');
     const port = await proc.start();
-    const transfer = storescu(port, s.instances.map((i) => i.path));
-    await explain(waitFor(async () => (await countFiles(seriesDir)) >= 5 || undefined, 30_000, '5 spooled instances', 5), proc, transfer);
+    const transfer = storescu(
+      port,
+      s.instances.map((i) => i.path),
+    );
+    await explain(
+      waitFor(async () => (await countFiles(seriesDir)) >= 5 || undefined, 30_000, '5 spooled instances', 5),
+      proc,
+      transfer,
+    );
     expect(await proc.stop('SIGTERM')).toBe(0);
     const sent = await transfer;
     expect(sent.successes).toBeGreaterThanOrEqual(5);

@@ -26,11 +26,15 @@ const alive = (pid: number): boolean => {
 
 it('npm run demo: phantom → Orthanc → node → SR back in Orthanc; Ctrl-C stops what it started', async () => {
   expect(existsSync(DEMO), 'run `npm run build` first').toBe(true);
-  const child = spawn(process.execPath, [DEMO, '--slices', '30', '--quiet-period', '1', '--stable-age', '1', '--any-ports', '--timeout', '240'], {
-    cwd: REPO_ROOT,
-    env: { ...process.env, TCP_NODELAY: '1' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [DEMO, '--slices', '30', '--quiet-period', '1', '--stable-age', '1', '--any-ports', '--timeout', '240'],
+    {
+      cwd: REPO_ROOT,
+      env: { ...process.env, TCP_NODELAY: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   child.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -42,13 +46,23 @@ it('npm run demo: phantom → Orthanc → node → SR back in Orthanc; Ctrl-C st
       await exited;
     }
   });
-  await waitFor(async () => {
-    if (child.exitCode !== null) throw new Error(`demo exited ${child.exitCode}:\n${out}`);
-    return out.includes('press Ctrl-C');
-  }, 240_000, `the demo's result`, 250);
+  await waitFor(
+    async () => {
+      if (child.exitCode !== null) throw new Error(`demo exited ${child.exitCode}:\n${out}`);
+      return out.includes('press Ctrl-C');
+    },
+    240_000,
+    `the demo's result`,
+    250,
+  );
   const score = /series score \(COVID-19 pneumonia pattern probability\): (\d\.\d{3}) → (likely|unlikely|indeterminate)/.exec(out);
-  expect(out).toMatch(/lung on slices \d+–\d+; 4 ground-glass opacities and 1 consolidation cut \d+ of them \(\d+–\d+\); the other \d+ lung slices are lesion-free/);
-  const check = /phantom check: lesion slices mean p (\d\.\d{3}) \((\d+)\), lesion-free lung slices (\d\.\d{3}) \((\d+)\); ranking AUC (\d\.\d{3}): (.*)/.exec(out);
+  expect(out).toMatch(
+    /lung on slices \d+–\d+; 4 ground-glass opacities and 1 consolidation cut \d+ of them \(\d+–\d+\); the other \d+ lung slices are lesion-free/,
+  );
+  const check =
+    /phantom check: lesion slices mean p (\d\.\d{3}) \((\d+)\), lesion-free lung slices (\d\.\d{3}) \((\d+)\); ranking AUC (\d\.\d{3}): (.*)/.exec(
+      out,
+    );
   expect(check, out).not.toBeNull();
   expect(Number(check![2])).toBeGreaterThan(0);
   expect(Number(check![4])).toBeGreaterThan(0);
@@ -75,6 +89,9 @@ it('npm run demo: phantom → Orthanc → node → SR back in Orthanc; Ctrl-C st
 
   // What the phantom can show: the model ranks the lesion slices above the lesion-free lung slices.
   const auc = Number(check![5]);
-  expect(auc, `the shipped model does not rank the phantom's lesion slices above its lesion-free lung slices: ${check![0]}`).toBeGreaterThanOrEqual(0.8);
+  expect(
+    auc,
+    `the shipped model does not rank the phantom's lesion slices above its lesion-free lung slices: ${check![0]}`,
+  ).toBeGreaterThanOrEqual(0.8);
   expect(Number(check![1])).toBeGreaterThan(Number(check![3]));
 });

@@ -34,7 +34,10 @@ class Pacs {
   storescp!: ChildProcess;
   received!: string;
 
-  constructor(private readonly tag: string, private readonly lua: string) {}
+  constructor(
+    private readonly tag: string,
+    private readonly lua: string,
+  ) {}
 
   async start(): Promise<void> {
     this.received = join(work, `${this.tag}-received`);
@@ -71,7 +74,13 @@ class Pacs {
   }
 
   series(count: number, over: Partial<Parameters<typeof writeSyntheticSeries>[0]> = {}): Promise<SyntheticSeries> {
-    return writeSyntheticSeries({ dir: join(work, `${this.tag}-${Math.random().toString(36).slice(2)}`), count, rows: 64, columns: 64, ...over });
+    return writeSyntheticSeries({
+      dir: join(work, `${this.tag}-${Math.random().toString(36).slice(2)}`),
+      count,
+      rows: 64,
+      columns: 64,
+      ...over,
+    });
   }
 
   /**
@@ -82,16 +91,34 @@ class Pacs {
     const ct = await this.series(4);
     const ot = await this.series(3, { modality: 'OT', sopClassUid: '1.2.840.10008.5.1.4.1.1.7' });
     const own = await this.series(2, { seriesDescription: 'FROM THE NODE' });
-    expect((await this.storescu('UPLOADER', [...ct.instances, ...ot.instances].map((i) => i.path))).code).toBe(0);
-    expect((await this.storescu('MLSAM', own.instances.map((i) => i.path))).code).toBe(0);
+    expect(
+      (
+        await this.storescu(
+          'UPLOADER',
+          [...ct.instances, ...ot.instances].map((i) => i.path),
+        )
+      ).code,
+    ).toBe(0);
+    expect(
+      (
+        await this.storescu(
+          'MLSAM',
+          own.instances.map((i) => i.path),
+        )
+      ).code,
+    ).toBe(0);
     expect((await this.orthanc.get<string[]>('/instances')).length).toBe(9);
     const ownId = (await this.orthanc.instancesOfSeries(own.seriesInstanceUid))[0]!.ID;
     expect(await this.orthanc.instanceMetadata(ownId, 'RemoteAET')).toBe('MLSAM');
     await waitFor(async () => (await this.receivedFiles()).length >= 4, 30_000, 'forwarded CT');
-    await waitFor(async () => {
-      const j = await this.orthanc.jobs();
-      return j.length > 0 && j.every((x) => x.State === 'Success');
-    }, 20_000, 'the store job');
+    await waitFor(
+      async () => {
+        const j = await this.orthanc.jobs();
+        return j.length > 0 && j.every((x) => x.State === 'Success');
+      },
+      20_000,
+      'the store job',
+    );
     // Give the other two series time to become stable too: they must stay unforwarded.
     await sleep(3000);
     return { names: await this.receivedFiles(), jobs: (await this.orthanc.jobs()).length };
@@ -113,7 +140,10 @@ describe('Orthanc launcher with forwarderLua()', () => {
 
   it('refuses an AE title it does not know', async () => {
     const s = await pacs.series(1);
-    const r = await pacs.storescu('STRANGER', s.instances.map((i) => i.path));
+    const r = await pacs.storescu(
+      'STRANGER',
+      s.instances.map((i) => i.path),
+    );
     expect(r.code).not.toBe(0);
     expect(await pacs.orthanc.get<string[]>('/instances')).toEqual([]);
   });
@@ -136,7 +166,8 @@ describe('the forwarder compose.yaml mounts into Orthanc', () => {
     expect(compose).toContain('- ./docker/orthanc/forward-ct-to-mlsam.lua:/etc/orthanc/forward-ct-to-mlsam.lua:ro');
     expect(compose).toContain('- ./docker/orthanc/orthanc.json:/etc/orthanc/orthanc.json:ro');
     const orthanc = JSON.parse(await readFile(join(REPO_ROOT, 'docker', 'orthanc', 'orthanc.json'), 'utf8')) as {
-      LuaScripts: string[]; DicomModalities: Record<string, { AET: string; Port: number }>;
+      LuaScripts: string[];
+      DicomModalities: Record<string, { AET: string; Port: number }>;
     };
     expect(orthanc.LuaScripts).toEqual(['/etc/orthanc/forward-ct-to-mlsam.lua']);
     expect(orthanc.DicomModalities.mlsam).toMatchObject({ AET: 'MLSAM', Port: 11112 });

@@ -80,18 +80,27 @@ async function resultObjects(studyUid: string, sourceSeriesUid: string): Promise
 }
 
 /** Waits until the series' result record lists outputs and every one of them is stored in Orthanc. */
-async function waitForResultInOrthanc(studyUid: string, seriesUid: string, timeoutMs: number): Promise<{
+async function waitForResultInOrthanc(
+  studyUid: string,
+  seriesUid: string,
+  timeoutMs: number,
+): Promise<{
   rec: ResultRecord;
   objects: Array<OrthancResource & { series: OrthancResource }>;
 }> {
-  return waitFor(async () => {
-    if (!node.running) throw new Error(`mlsam serve exited:\n${node.log().slice(-3000)}`);
-    const rec = await record(seriesUid);
-    if (!rec?.outputs?.length) return undefined;
-    const objects = await resultObjects(studyUid, seriesUid);
-    const uids = new Set(objects.map((o) => o.MainDicomTags.SOPInstanceUID));
-    return rec.outputs.every((o) => uids.has(o.sopInstanceUid)) ? { rec, objects } : undefined;
-  }, timeoutMs, `the results of ${seriesUid} in Orthanc`, 500);
+  return waitFor(
+    async () => {
+      if (!node.running) throw new Error(`mlsam serve exited:\n${node.log().slice(-3000)}`);
+      const rec = await record(seriesUid);
+      if (!rec?.outputs?.length) return undefined;
+      const objects = await resultObjects(studyUid, seriesUid);
+      const uids = new Set(objects.map((o) => o.MainDicomTags.SOPInstanceUID));
+      return rec.outputs.every((o) => uids.has(o.sopInstanceUid)) ? { rec, objects } : undefined;
+    },
+    timeoutMs,
+    `the results of ${seriesUid} in Orthanc`,
+    500,
+  );
 }
 
 const storeJobs = async (): Promise<Awaited<ReturnType<Orthanc['jobs']>>> =>
@@ -188,7 +197,9 @@ describe.skipIf(!existsSync(P001))('Orthanc as the PACS, end to end', () => {
       await writeFile(path, await orthanc.instanceFile(o.ID));
       const v = await run('dciodvfy', [path]);
       // dciodvfy names the IOD it checked first (proof it recognised the object), then its findings.
-      expect(v.stdout + v.stderr).toMatch(/^(Comprehensive3DSR|EnhancedSR|KeyObjectSelectionDocument|SCImage|MultiframeTrueColorSCImage|Segmentation|GrayscaleSoftcopyPresentationState)$/m);
+      expect(v.stdout + v.stderr).toMatch(
+        /^(Comprehensive3DSR|EnhancedSR|KeyObjectSelectionDocument|SCImage|MultiframeTrueColorSCImage|Segmentation|GrayscaleSoftcopyPresentationState)$/m,
+      );
       const errors = (v.stdout + v.stderr).split('\n').filter((l) => /^Error/.test(l));
       expect(errors, `${o.series.MainDicomTags.Modality} ${o.MainDicomTags.SOPInstanceUID}`).toEqual([]);
     }
@@ -250,10 +261,14 @@ describe.skipIf(!existsSync(P001))('Orthanc as the PACS, end to end', () => {
     const id = (await orthanc.find('Series', { SeriesInstanceUID: mr.seriesInstanceUid }))[0]!.ID;
     const job = await orthanc.storeTo('mlsam', [id]);
     expect((await orthanc.waitJob(job.ID!)).State).toBe('Success');
-    const ignored = await waitFor(async () => {
-      const h = await redis.hgetall(keys.series(mr.seriesInstanceUid));
-      return h.status === 'ignored' ? h : undefined;
-    }, QUIET * 1000 + 15_000, 'the MR series recorded ignored');
+    const ignored = await waitFor(
+      async () => {
+        const h = await redis.hgetall(keys.series(mr.seriesInstanceUid));
+        return h.status === 'ignored' ? h : undefined;
+      },
+      QUIET * 1000 + 15_000,
+      'the MR series recorded ignored',
+    );
     expect(ignored.ignoreCode).toBe('sop-class');
     expect(ignored.reason).toMatch(/MR Image Storage: stored, not scored/);
     expect(await record(mr.seriesInstanceUid)).toBeUndefined();
@@ -266,10 +281,14 @@ describe.skipIf(!existsSync(P001))('Orthanc as the PACS, end to end', () => {
     const ph = await writePhantomSeries({ dir: join(work, 'phantom'), slices: 30, size: 256 });
     const before = new Set((await storeJobs()).map((j) => j.ID));
     await upload(ph.instances.map((i) => i.path));
-    const failed = await waitFor(async () => {
-      const j = (await storeJobs()).filter((x) => !before.has(x.ID));
-      return j.length && j.every((x) => x.State === 'Failure') ? j : undefined;
-    }, 60_000, "Orthanc's failed forward job");
+    const failed = await waitFor(
+      async () => {
+        const j = (await storeJobs()).filter((x) => !before.has(x.ID));
+        return j.length && j.every((x) => x.State === 'Failure') ? j : undefined;
+      },
+      60_000,
+      "Orthanc's failed forward job",
+    );
     expect(failed).toHaveLength(1);
     expect(await redis.exists(keys.series(ph.seriesInstanceUid))).toBe(0);
 
@@ -286,7 +305,9 @@ describe.skipIf(!existsSync(P001))('Orthanc as the PACS, end to end', () => {
     await sleep((QUIET + 15) * 1000);
     const after = await resultObjects(ph.studyInstanceUid, ph.seriesInstanceUid);
     expect(after.filter((o) => o.series.MainDicomTags.Modality === 'SR')).toHaveLength(1);
-    expect(after.map((o) => o.MainDicomTags.SOPInstanceUID).sort()).toEqual(first.objects.map((o) => o.MainDicomTags.SOPInstanceUID).sort());
+    expect(after.map((o) => o.MainDicomTags.SOPInstanceUID).sort()).toEqual(
+      first.objects.map((o) => o.MainDicomTags.SOPInstanceUID).sort(),
+    );
     expect(after).toHaveLength(first.rec.outputs!.length);
   });
 });

@@ -10,7 +10,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  anatomyAt, lesionCentreMm, lesionRanking, PHANTOM_FOV_MM, phantomLesions, phantomSliceHu, phantomSliceSets, writePhantomSeries,
+  anatomyAt,
+  lesionCentreMm,
+  lesionRanking,
+  PHANTOM_FOV_MM,
+  phantomLesions,
+  phantomSliceHu,
+  phantomSliceSets,
+  writePhantomSeries,
 } from '../../src/demo/phantom.js';
 import { run } from '../helpers/dcmtk.js';
 
@@ -25,7 +32,8 @@ const LENGTH = 300;
 const lesions = phantomLesions(1);
 const slice = (t: number, withLesions = true): Int16Array => phantomSliceHu(SIZE, t, withLesions ? lesions : [], 1, LENGTH);
 /** HU at a point given in mm (x to the patient's left, y posterior, 0 at the image centre). */
-const at = (img: Int16Array, xm: number, ym: number): number => img[Math.floor((ym + PHANTOM_FOV_MM / 2) / PX) * SIZE + Math.floor((xm + PHANTOM_FOV_MM / 2) / PX)]!;
+const at = (img: Int16Array, xm: number, ym: number): number =>
+  img[Math.floor((ym + PHANTOM_FOV_MM / 2) / PX) * SIZE + Math.floor((xm + PHANTOM_FOV_MM / 2) / PX)]!;
 const count = (img: Int16Array, lo: number, hi: number): number => img.reduce((n, v) => (v >= lo && v <= hi ? n + 1 : n), 0);
 
 /** Binary opening with a k×k square: erosion then dilation (min / max filters). */
@@ -103,7 +111,10 @@ describe('phantom anatomy', () => {
     const [lx, ly] = lesionCentreMm(l);
     expect(at(withLesion, lx, ly)).toBeGreaterThan(-600);
     expect(at(withLesion, lx, ly)).toBeLessThan(-150);
-    const opened = opening(Uint8Array.from(withLesion, (v) => (v > -700 && v < -100 ? 1 : 0)), k);
+    const opened = opening(
+      Uint8Array.from(withLesion, (v) => (v > -700 && v < -100 ? 1 : 0)),
+      k,
+    );
     const c = Math.floor((ly + PHANTOM_FOV_MM / 2) / PX) * SIZE + Math.floor((lx + PHANTOM_FOV_MM / 2) / PX);
     expect(opened[c]).toBe(1);
   });

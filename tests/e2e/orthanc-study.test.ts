@@ -53,7 +53,9 @@ beforeAll(async () => {
     stableAgeSeconds: 3,
   });
   node = await MlsamProcess.start({
-    command: 'serve', workDir: work, name: 'serve-ostudy',
+    command: 'serve',
+    workDir: work,
+    name: 'serve-ostudy',
     config: {
       dicom: { aeTitle: 'MLSAM', host: '127.0.0.1', port: nodePort },
       redis: { url: REDIS_URL, keyPrefix: prefix },
@@ -78,16 +80,25 @@ afterAll(async () => {
 
 describe.skipIf(!existsSync(P001))('Orthanc forwards a whole study', () => {
   it('one SR, one KOS and one heatmap series come back, computed on the thin series; re-forwards add nothing', async () => {
-    const up = await run('storescu', ['-xs', '-aet', 'UPLOADER', '-aec', 'ORTHANC', '127.0.0.1', String(orthanc.dicomPort), ...study.files], { timeoutMs: 120_000 });
+    const up = await run(
+      'storescu',
+      ['-xs', '-aet', 'UPLOADER', '-aec', 'ORTHANC', '127.0.0.1', String(orthanc.dicomPort), ...study.files],
+      { timeoutMs: 120_000 },
+    );
     expect(up.code, up.stderr).toBe(0);
-    const rec = await waitFor(async () => {
-      if (!node.running) throw new Error(`mlsam serve exited:\n${node.log().slice(-3000)}`);
-      const j = await redis.get(keys.result(study.thin.seriesInstanceUid));
-      const r = j ? (JSON.parse(j) as ResultRecord) : undefined;
-      if (!r?.outputs?.length) return undefined;
-      const inOrthanc = new Set((await orthanc.instancesOfStudy(study.studyInstanceUid)).map((i) => i.MainDicomTags.SOPInstanceUID));
-      return r.outputs.every((o) => inOrthanc.has(o.sopInstanceUid)) ? r : undefined;
-    }, 400_000, 'the study result in Orthanc', 1000);
+    const rec = await waitFor(
+      async () => {
+        if (!node.running) throw new Error(`mlsam serve exited:\n${node.log().slice(-3000)}`);
+        const j = await redis.get(keys.result(study.thin.seriesInstanceUid));
+        const r = j ? (JSON.parse(j) as ResultRecord) : undefined;
+        if (!r?.outputs?.length) return undefined;
+        const inOrthanc = new Set((await orthanc.instancesOfStudy(study.studyInstanceUid)).map((i) => i.MainDicomTags.SOPInstanceUID));
+        return r.outputs.every((o) => inOrthanc.has(o.sopInstanceUid)) ? r : undefined;
+      },
+      400_000,
+      'the study result in Orthanc',
+      1000,
+    );
     // Every forward job of the study succeeded: the dose screen did not fail it.
     const jobs = (await orthanc.jobs()).filter((j) => j.Type === 'DicomModalityStore');
     expect(jobs.length).toBeGreaterThanOrEqual(1);

@@ -56,7 +56,10 @@ describe('series → inference queue (DCMTK storescu → listener → Redis)', (
     const role = await listener(c);
     const queue = queueOf(c);
     const s = await series(25);
-    const sent = await storescu(portOf(role), s.instances.map((i) => i.path));
+    const sent = await storescu(
+      portOf(role),
+      s.instances.map((i) => i.path),
+    );
     const sentAt = Date.now();
     expect(sent.successes).toBe(25);
     expect(await inferenceJobs(queue)).toHaveLength(0); // still inside the quiet period
@@ -78,7 +81,13 @@ describe('series → inference queue (DCMTK storescu → listener → Redis)', (
     const redis = createRedis(c.redis.url, 'command', logger);
     cleanups.push(() => closeRedis(redis));
     const [assoc] = await new AssociationAudit({ config: c, logger, redis }).listAssociations(10);
-    expect(assoc).toMatchObject({ callingAeTitle: 'PACS', calledAeTitle: 'MLSAM', callingHost: '127.0.0.1', instances: 25, outcome: 'accepted-released' });
+    expect(assoc).toMatchObject({
+      callingAeTitle: 'PACS',
+      calledAeTitle: 'MLSAM',
+      callingHost: '127.0.0.1',
+      instances: 25,
+      outcome: 'accepted-released',
+    });
     expect(assoc?.bytes).toBeGreaterThan(25 * 64 * 64 * 2);
   });
 
@@ -91,7 +100,14 @@ describe('series → inference queue (DCMTK storescu → listener → Redis)', (
     const scouts = await series(2, { imageType: ['ORIGINAL', 'PRIMARY', 'LOCALIZER'] });
     const few = await series(5);
     for (const s of [mr, head, scouts, few]) {
-      expect((await storescu(portOf(role), s.instances.map((i) => i.path))).successes).toBe(s.instances.length);
+      expect(
+        (
+          await storescu(
+            portOf(role),
+            s.instances.map((i) => i.path),
+          )
+        ).successes,
+      ).toBe(s.instances.length);
     }
     const redis = createRedis(c.redis.url, 'command', logger);
     const tracker = new SeriesTracker({ config: c, logger, redis });
@@ -100,10 +116,14 @@ describe('series → inference queue (DCMTK storescu → listener → Redis)', (
       await closeRedis(redis);
     });
     const ignored = async (s: SyntheticSeries) =>
-      waitFor(async () => {
-        const st = await tracker.getSeries(s.seriesInstanceUid);
-        return st?.status === 'ignored' ? st : undefined;
-      }, 15_000, 'ignored series');
+      waitFor(
+        async () => {
+          const st = await tracker.getSeries(s.seriesInstanceUid);
+          return st?.status === 'ignored' ? st : undefined;
+        },
+        15_000,
+        'ignored series',
+      );
     expect(await ignored(mr)).toMatchObject({ ignoreCode: 'modality', reason: expect.stringContaining('MR'), instanceCount: 12 });
     expect(await ignored(head)).toMatchObject({ ignoreCode: 'body-part', reason: expect.stringContaining('HEAD') });
     expect(await ignored(scouts)).toMatchObject({ ignoreCode: 'only-excluded-image-types', reason: expect.stringContaining('LOCALIZER') });
@@ -120,8 +140,14 @@ describe('series → inference queue (DCMTK storescu → listener → Redis)', (
     const s = await series(30);
     const files = s.instances.map((i) => i.path);
     const [ra, rb] = await Promise.all([
-      storescu(portOf(a), files.filter((_, i) => i % 2 === 0)),
-      storescu(portOf(b), files.filter((_, i) => i % 2 === 1)),
+      storescu(
+        portOf(a),
+        files.filter((_, i) => i % 2 === 0),
+      ),
+      storescu(
+        portOf(b),
+        files.filter((_, i) => i % 2 === 1),
+      ),
     ]);
     expect(ra.successes + rb.successes).toBe(30);
     const jobs = await waitForJobs(queue, 1, 15_000);
@@ -136,12 +162,26 @@ describe('series → inference queue (DCMTK storescu → listener → Redis)', (
     const queue = queueOf(c);
     const s = await series(13);
     const first = s.instances.slice(0, 12);
-    expect((await storescu(portOf(role), first.map((i) => i.path))).successes).toBe(12);
+    expect(
+      (
+        await storescu(
+          portOf(role),
+          first.map((i) => i.path),
+        )
+      ).successes,
+    ).toBe(12);
     const [job1] = await waitForJobs(queue, 1, 15_000);
     expect(job1?.data.instanceCount).toBe(12);
 
     // The same instances again (a PACS retry) change nothing …
-    expect((await storescu(portOf(role), first.slice(0, 3).map((i) => i.path))).successes).toBe(3);
+    expect(
+      (
+        await storescu(
+          portOf(role),
+          first.slice(0, 3).map((i) => i.path),
+        )
+      ).successes,
+    ).toBe(3);
     await sleep(QUIET_S * 1000 + 1500);
     expect(await inferenceJobs(queue)).toHaveLength(1);
 

@@ -45,7 +45,9 @@ async function storescu(files: string[]): Promise<{ code: number | null; stderr:
 }
 
 async function api<T>(path: string): Promise<T> {
-  const res = await fetch(`http://127.0.0.1:${httpPort}${path}`, { headers: { authorization: `Basic ${Buffer.from('admin:').toString('base64')}` } });
+  const res = await fetch(`http://127.0.0.1:${httpPort}${path}`, {
+    headers: { authorization: `Basic ${Buffer.from('admin:').toString('base64')}` },
+  });
   if (!res.ok) throw new Error(`${path}: ${res.status}`);
   return (res.headers.get('content-type') ?? '').includes('json') ? ((await res.json()) as T) : ((await res.text()) as T);
 }
@@ -73,7 +75,9 @@ beforeAll(async () => {
   httpPort = await freePort();
   study = await buildStudyFixture(join(work, 'study'), SUBSET);
   node = await MlsamProcess.start({
-    command: 'serve', workDir: work, name: 'serve-study',
+    command: 'serve',
+    workDir: work,
+    name: 'serve-study',
     config: {
       dicom: { aeTitle: 'MLSAM', host: '127.0.0.1', port: nodePort },
       redis: { url: REDIS_URL, keyPrefix: prefix },
@@ -88,7 +92,8 @@ beforeAll(async () => {
 }, 180_000);
 
 afterAll(async () => {
-  if (process.env.MLSAM_TEST_NODE_LOG) await (await import('node:fs/promises')).writeFile(process.env.MLSAM_TEST_NODE_LOG, node?.log() ?? '');
+  if (process.env.MLSAM_TEST_NODE_LOG)
+    await (await import('node:fs/promises')).writeFile(process.env.MLSAM_TEST_NODE_LOG, node?.log() ?? '');
   await node?.stop();
   redis?.disconnect();
   if (prefix) await dropRedisPrefix(REDIS_URL, prefix);
@@ -102,17 +107,26 @@ describe.skipIf(!existsSync(P001))('a whole study forwarded as a PACS does', () 
     const r = await storescu(study.files);
     expect(r.code, r.stderr).toBe(0);
     expect(r.stderr).not.toMatch(/refused|No presentation context|E:/);
-    const audit = await waitFor(async () => {
-      const list = await api<Array<{ instances: number; unscored?: number }>>('/api/associations');
-      return list.find((a) => a.instances === study.files.length);
-    }, 20_000, 'the association in the audit');
+    const audit = await waitFor(
+      async () => {
+        const list = await api<Array<{ instances: number; unscored?: number }>>('/api/associations');
+        return list.find((a) => a.instances === study.files.length);
+      },
+      20_000,
+      'the association in the audit',
+    );
     expect(audit.unscored).toBe(1);
 
-    first = await waitFor(async () => {
-      if (!node.running) throw new Error(`mlsam serve exited:\n${node.log().slice(-3000)}`);
-      const rec = await record(study.thin.seriesInstanceUid);
-      return rec?.outputs?.length ? rec : undefined;
-    }, 240_000, 'the study result', 500);
+    first = await waitFor(
+      async () => {
+        if (!node.running) throw new Error(`mlsam serve exited:\n${node.log().slice(-3000)}`);
+        const rec = await record(study.thin.seriesInstanceUid);
+        return rec?.outputs?.length ? rec : undefined;
+      },
+      240_000,
+      'the study result',
+      500,
+    );
     expect(first.status).toBe('scored');
     const kinds = first.outputs!.map((o) => o.kind).sort();
     expect(kinds.filter((k) => k === 'sr')).toHaveLength(1);
@@ -164,15 +178,27 @@ describe.skipIf(!existsSync(P001))('a whole study forwarded as a PACS does', () 
 
   it('scores the study once more when a series is added later, naming the first SR as predecessor', async () => {
     const extra = await writeSyntheticSeries({
-      dir: join(work, 'extra'), count: 12, rows: 64, columns: 64, studyInstanceUid: study.studyInstanceUid, seriesNumber: 7,
-      seriesDescription: 'Sag MPR 3.0', imageType: ['DERIVED', 'SECONDARY', 'REFORMATTED'], imageOrientationPatient: [0, 1, 0, 0, 0, -1],
+      dir: join(work, 'extra'),
+      count: 12,
+      rows: 64,
+      columns: 64,
+      studyInstanceUid: study.studyInstanceUid,
+      seriesNumber: 7,
+      seriesDescription: 'Sag MPR 3.0',
+      imageType: ['DERIVED', 'SECONDARY', 'REFORMATTED'],
+      imageOrientationPatient: [0, 1, 0, 0, 0, -1],
     });
     const r = await storescu(extra.instances.map((i) => i.path));
     expect(r.code, r.stderr).toBe(0);
-    const second = await waitFor(async () => {
-      const rec = await record(study.thin.seriesInstanceUid);
-      return rec && rec.jobId !== first.jobId && rec.outputs?.length ? rec : undefined;
-    }, 240_000, 'the rescored study', 500);
+    const second = await waitFor(
+      async () => {
+        const rec = await record(study.thin.seriesInstanceUid);
+        return rec && rec.jobId !== first.jobId && rec.outputs?.length ? rec : undefined;
+      },
+      240_000,
+      'the rescored study',
+      500,
+    );
     const oldSr = first.outputs!.find((o) => o.kind === 'sr')!.sopInstanceUid;
     expect(second.outputs!.find((o) => o.kind === 'sr')!.sopInstanceUid).not.toBe(oldSr);
     expect(second.previous?.[0]?.srSopInstanceUid).toBe(oldSr);

@@ -11,7 +11,9 @@ export const CTMD = path.resolve(repoRoot, '..', 'shared', 'data', 'covid-ct-md'
 /** The selected slices of a COVID-CT-MD series, superior first. */
 export async function seriesFiles(name: string): Promise<string[]> {
   const dir = path.join(CTMD, name);
-  const cands = await Promise.all(readdirSync(dir).map(async (f) => ({ file: path.join(dir, f), header: await readDicomHeaderFile(path.join(dir, f)) })));
+  const cands = await Promise.all(
+    readdirSync(dir).map(async (f) => ({ file: path.join(dir, f), header: await readDicomHeaderFile(path.join(dir, f)) })),
+  );
   return selectSlices(cands).slices.map((s) => s.file);
 }
 

@@ -68,10 +68,12 @@ export async function startListenerChild(opts: ListenerChildOptions): Promise<Li
     stderr = (stderr + d.toString()).slice(-200_000);
   });
   let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
-  const exitedPromise = new Promise<void>((resolve) => child.once('exit', (code, signal) => {
-    exit = { code, signal };
-    resolve();
-  }));
+  const exitedPromise = new Promise<void>((resolve) =>
+    child.once('exit', (code, signal) => {
+      exit = { code, signal };
+      resolve();
+    }),
+  );
   const samples: ListenerSample[] = [];
   const port = await new Promise<number>((resolve, reject) => {
     const rl = createInterface({ input: child.stdout! });

@@ -57,18 +57,24 @@ export function associateRq(opts: { called?: string; calling?: string; contexts?
     { id: 5, abstractSyntax: CT_IMAGE_STORAGE, transferSyntaxes: [IMPLICIT_LE] },
     { id: 7, abstractSyntax: CT_IMAGE_STORAGE, transferSyntaxes: [JPEG_LOSSLESS_SV1] },
   ];
-  const pcs = contexts.map((c) => item(0x20, Buffer.concat([
-    Buffer.from([c.id, 0, 0, 0]),
-    uid(0x30, c.abstractSyntax),
-    ...c.transferSyntaxes.map((t) => uid(0x40, t)),
-  ])));
+  const pcs = contexts.map((c) =>
+    item(0x20, Buffer.concat([Buffer.from([c.id, 0, 0, 0]), uid(0x30, c.abstractSyntax), ...c.transferSyntaxes.map((t) => uid(0x40, t))])),
+  );
   const maxPdu = Buffer.alloc(4);
   maxPdu.writeUInt32BE(opts.maxPdu ?? 16384, 0);
   const user = item(0x50, Buffer.concat([item(0x51, maxPdu), uid(0x52, '1.2.3.4')]));
-  return pdu(PduType.AssociateRq, Buffer.concat([
-    Buffer.from([0, 1, 0, 0]), ae(opts.called ?? 'MLSAM'), ae(opts.calling ?? 'RAWSCU'), Buffer.alloc(32),
-    uid(0x10, '1.2.840.10008.3.1.1.1'), ...pcs, user,
-  ]));
+  return pdu(
+    PduType.AssociateRq,
+    Buffer.concat([
+      Buffer.from([0, 1, 0, 0]),
+      ae(opts.called ?? 'MLSAM'),
+      ae(opts.calling ?? 'RAWSCU'),
+      Buffer.alloc(32),
+      uid(0x10, '1.2.840.10008.3.1.1.1'),
+      ...pcs,
+      user,
+    ]),
+  );
 }
 
 export const releaseRq = (): Buffer => pdu(PduType.ReleaseRq, Buffer.alloc(4));
@@ -96,10 +102,17 @@ export function datasetPdus(pc: number, data: Buffer, maxValue = 16000, last = t
 }
 
 /** The dataset bytes of a Part-10 file (after its meta group) and its transfer syntax. */
-export async function datasetOfFile(path: string): Promise<{ data: Buffer; transferSyntaxUid: string; sopInstanceUid: string; sopClassUid: string }> {
+export async function datasetOfFile(
+  path: string,
+): Promise<{ data: Buffer; transferSyntaxUid: string; sopInstanceUid: string; sopClassUid: string }> {
   const info = await readPart10Info(path);
   const bytes = await readFile(path);
-  return { data: bytes.subarray(info.datasetOffset), transferSyntaxUid: info.transferSyntaxUid, sopInstanceUid: info.sopInstanceUid, sopClassUid: info.sopClassUid };
+  return {
+    data: bytes.subarray(info.datasetOffset),
+    transferSyntaxUid: info.transferSyntaxUid,
+    sopInstanceUid: info.sopInstanceUid,
+    sopClassUid: info.sopClassUid,
+  };
 }
 
 export interface ReceivedPdu {
@@ -149,21 +162,24 @@ export class RawPeer {
   readonly closedPromise: Promise<void>;
   private messageId = 0;
 
-  private constructor(readonly socket: Socket, private readonly opts: { closeOnAbort: boolean }) {
+  private constructor(
+    readonly socket: Socket,
+    private readonly opts: { closeOnAbort: boolean },
+  ) {
     socket.setNoDelay(true);
     socket.on('data', (d: Buffer) => this.onData(d));
     socket.on('error', () => undefined);
-    this.closedPromise = new Promise((resolve) => socket.once('close', () => {
-      this.closed = true;
-      this.wake();
-      resolve();
-    }));
+    this.closedPromise = new Promise((resolve) =>
+      socket.once('close', () => {
+        this.closed = true;
+        this.wake();
+        resolve();
+      }),
+    );
   }
 
   static async connect(port: number, opts: { closeOnAbort?: boolean; tls?: ConnectionOptions } = {}): Promise<RawPeer> {
-    const socket = opts.tls
-      ? tlsConnect({ host: '127.0.0.1', port, ...opts.tls })
-      : netConnect({ host: '127.0.0.1', port });
+    const socket = opts.tls ? tlsConnect({ host: '127.0.0.1', port, ...opts.tls }) : netConnect({ host: '127.0.0.1', port });
     await new Promise<void>((resolve, reject) => {
       socket.once(opts.tls ? 'secureConnect' : 'connect', () => resolve());
       socket.once('error', reject);
@@ -219,7 +235,10 @@ export class RawPeer {
   async waitClosed(timeoutMs = 10_000): Promise<boolean> {
     if (this.closed) return true;
     let t: NodeJS.Timeout | undefined;
-    const r = await Promise.race([this.closedPromise.then(() => true), new Promise<boolean>((resolve) => (t = setTimeout(() => resolve(false), timeoutMs)))]);
+    const r = await Promise.race([
+      this.closedPromise.then(() => true),
+      new Promise<boolean>((resolve) => (t = setTimeout(() => resolve(false), timeoutMs))),
+    ]);
     clearTimeout(t);
     return r;
   }
@@ -229,7 +248,8 @@ export class RawPeer {
     const p = await this.next();
     if (!p) throw new Error('no answer to A-ASSOCIATE-RQ');
     if (p.type === PduType.AssociateAc) return { type: p.type, accepted: parseAccept(p.body) };
-    if (p.type === PduType.AssociateRj) return { type: p.type, accepted: new Map(), reject: { result: p.body[1]!, source: p.body[2]!, reason: p.body[3]! } };
+    if (p.type === PduType.AssociateRj)
+      return { type: p.type, accepted: new Map(), reject: { result: p.body[1]!, source: p.body[2]!, reason: p.body[3]! } };
     return { type: p.type, accepted: new Map() };
   }
 
@@ -243,7 +263,13 @@ export class RawPeer {
   }
 
   /** C-STORE of a dataset on `pc`; resolves with the response status, or undefined when none came. */
-  async store(pc: number, sopClassUid: string, sopInstanceUid: string, data: Buffer, opts: { maxValue?: number; timeoutMs?: number } = {}): Promise<number | undefined> {
+  async store(
+    pc: number,
+    sopClassUid: string,
+    sopInstanceUid: string,
+    data: Buffer,
+    opts: { maxValue?: number; timeoutMs?: number } = {},
+  ): Promise<number | undefined> {
     this.messageId = (this.messageId % 0xffff) + 1;
     await this.write(Buffer.concat([cStoreRq(pc, this.messageId, sopClassUid, sopInstanceUid), ...datasetPdus(pc, data, opts.maxValue)]));
     const r = await this.response(opts.timeoutMs);

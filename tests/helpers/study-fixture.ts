@@ -70,17 +70,32 @@ export async function buildStudyFixture(dir: string, thinFiles: string[]): Promi
     slabZ.push(zs[i]!);
   }
   const thick = await writeSyntheticSeries({
-    ...common, dir: join(dir, 'thick'), count: slabs.length, seriesNumber: 5, seriesDescription: 'ThorRoutine 6.0 D40s',
-    sliceThickness: 6, zStart: slabZ[0]!, sliceSpacing: slabZ.length > 1 ? slabZ[1]! - slabZ[0]! : 6, pixels: (i) => slabs[i]!,
+    ...common,
+    dir: join(dir, 'thick'),
+    count: slabs.length,
+    seriesNumber: 5,
+    seriesDescription: 'ThorRoutine 6.0 D40s',
+    sliceThickness: 6,
+    zStart: slabZ[0]!,
+    sliceSpacing: slabZ.length > 1 ? slabZ[1]! - slabZ[0]! : 6,
+    pixels: (i) => slabs[i]!,
   });
 
   // Coronal reformats: image row = slice (superior first), column = x, at 20 y positions through the chest.
   const nz = decoded.length;
   const coronalRows: number[] = Array.from({ length: 20 }, (_, j) => Math.round(height * (0.3 + (0.4 * j) / 19)));
   const coronal = await writeSyntheticSeries({
-    ...common, dir: join(dir, 'coronal'), count: coronalRows.length, rows: nz, columns: width, seriesNumber: 6,
-    seriesDescription: 'Cor MPR 3.0', imageType: ['DERIVED', 'SECONDARY', 'REFORMATTED'], imageOrientationPatient: [1, 0, 0, 0, 0, -1],
-    sliceThickness: 3, pixels: (j) => {
+    ...common,
+    dir: join(dir, 'coronal'),
+    count: coronalRows.length,
+    rows: nz,
+    columns: width,
+    seriesNumber: 6,
+    seriesDescription: 'Cor MPR 3.0',
+    imageType: ['DERIVED', 'SECONDARY', 'REFORMATTED'],
+    imageOrientationPatient: [1, 0, 0, 0, 0, -1],
+    sliceThickness: 3,
+    pixels: (j) => {
       const y = coronalRows[j]!;
       const hu = new Float32Array(nz * width);
       for (let z = 0; z < nz; z++) hu.set(decoded[z]!.image.data.subarray(y * width, (y + 1) * width), z * width);
@@ -88,17 +103,32 @@ export async function buildStudyFixture(dir: string, thinFiles: string[]): Promi
     },
   });
   const localizer = await writeSyntheticSeries({
-    ...common, dir: join(dir, 'localizer'), count: 1, seriesNumber: 1, seriesDescription: 'Topogram 0.6 T20f',
-    imageType: ['ORIGINAL', 'PRIMARY', 'LOCALIZER'], imageOrientationPatient: [1, 0, 0, 0, 0, -1],
+    ...common,
+    dir: join(dir, 'localizer'),
+    count: 1,
+    seriesNumber: 1,
+    seriesDescription: 'Topogram 0.6 T20f',
+    imageType: ['ORIGINAL', 'PRIMARY', 'LOCALIZER'],
+    imageOrientationPatient: [1, 0, 0, 0, 0, -1],
   });
   const dose = await writeSyntheticSeries({
-    ...common, dir: join(dir, 'dose'), count: 1, rows: 64, columns: 64, seriesNumber: 501, seriesDescription: 'Patient Protocol',
-    sopClassUid: '1.2.840.10008.5.1.4.1.1.7', imageType: ['DERIVED', 'SECONDARY', 'OTHER'],
+    ...common,
+    dir: join(dir, 'dose'),
+    count: 1,
+    rows: 64,
+    columns: 64,
+    seriesNumber: 501,
+    seriesDescription: 'Patient Protocol',
+    sopClassUid: '1.2.840.10008.5.1.4.1.1.7',
+    imageType: ['DERIVED', 'SECONDARY', 'OTHER'],
   });
   return {
     studyInstanceUid,
     thin: { seriesInstanceUid: first.seriesInstanceUid!, files: thin },
-    thick, coronal, localizer, dose,
+    thick,
+    coronal,
+    localizer,
+    dose,
     files: [...thin, ...[thick, coronal, localizer, dose].flatMap((s) => s.instances.map((i) => i.path))],
   };
 }

@@ -36,8 +36,26 @@ async function openssl(args: string[]): Promise<void> {
 
 async function makeCa(dir: string, name: string): Promise<KeyPair> {
   const pair = { cert: join(dir, `${name}.pem`), key: join(dir, `${name}.key`) };
-  await openssl(['req', '-x509', '-newkey', 'rsa:2048', '-sha256', '-nodes', '-keyout', pair.key, '-out', pair.cert, '-days', '3',
-    '-subj', `/CN=${name}`, '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  await openssl([
+    'req',
+    '-x509',
+    '-newkey',
+    'rsa:2048',
+    '-sha256',
+    '-nodes',
+    '-keyout',
+    pair.key,
+    '-out',
+    pair.cert,
+    '-days',
+    '3',
+    '-subj',
+    `/CN=${name}`,
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
+  ]);
   return pair;
 }
 
@@ -47,7 +65,25 @@ async function makeLeaf(dir: string, name: string, ca: KeyPair, ext: string): Pr
   const extFile = join(dir, `${name}.ext`);
   await writeFile(extFile, `${ext}\n`);
   await openssl(['req', '-newkey', 'rsa:2048', '-sha256', '-nodes', '-keyout', pair.key, '-out', csr, '-subj', `/CN=${name}`]);
-  await openssl(['x509', '-req', '-sha256', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-set_serial', `0x${randomBytes(8).toString('hex')}`, '-out', pair.cert, '-days', '3', '-extfile', extFile]);
+  await openssl([
+    'x509',
+    '-req',
+    '-sha256',
+    '-in',
+    csr,
+    '-CA',
+    ca.cert,
+    '-CAkey',
+    ca.key,
+    '-set_serial',
+    `0x${randomBytes(8).toString('hex')}`,
+    '-out',
+    pair.cert,
+    '-days',
+    '3',
+    '-extfile',
+    extFile,
+  ]);
   return pair;
 }
 

@@ -46,7 +46,10 @@ describe('JPEG Lossless in TypeScript', () => {
   const raw = dcmtk('dcmdjpeg', [], slice, 'p001-raw.dcm');
 
   it('decodes every predictor and a point transform exactly as dcmdjpeg does, on a real CT slice and a signed CT', async () => {
-    for (const [src, tag] of [[raw, 'p001'], [signedCt, 'signed']] as const) {
+    for (const [src, tag] of [
+      [raw, 'p001'],
+      [signedCt, 'signed'],
+    ] as const) {
       for (let sv = 1; sv <= 7; sv++) {
         const enc = dcmtk('dcmcjpeg', ['+el', '+sv', String(sv)], src, `${tag}-sv${sv}.dcm`);
         const img = decodeJpegLossless(frameOf(enc));
@@ -59,7 +62,7 @@ describe('JPEG Lossless in TypeScript', () => {
     }
   });
 
-  it('the shipped series itself (SV1): the decoder takes the frame, and the samples equal dcmdjpeg\'s', async () => {
+  it("the shipped series itself (SV1): the decoder takes the frame, and the samples equal dcmdjpeg's", async () => {
     expect(decodeJpegLossless(frameOf(slice))?.samples.length).toBe(512 * 512);
     await expectSameAsDcmdjpeg(slice);
   });
@@ -70,7 +73,12 @@ describe('JPEG Lossless in TypeScript', () => {
     expect(decodeJpegLossless(frame.subarray(0, 100))).toBeNull();
     expect(decodeJpegLossless(new Uint8Array([0xff, 0xd8, 0xff, 0xd9]))).toBeNull();
     // 8-bit lossless (an 8-bit RGB sample encoded by dcmcjpeg +el): several components, not taken
-    const eight = dcmtk('dcmconv', [], path.join(data, 'dicom-samples', 'orthanc-tests', 'TransferSyntaxes', '1.2.840.10008.1.2.1.dcm'), 'eight.dcm');
+    const eight = dcmtk(
+      'dcmconv',
+      [],
+      path.join(data, 'dicom-samples', 'orthanc-tests', 'TransferSyntaxes', '1.2.840.10008.1.2.1.dcm'),
+      'eight.dcm',
+    );
     const enc8 = dcmtk('dcmcjpeg', ['+el'], eight, 'eight-ll.dcm');
     expect(decodeJpegLossless(frameOf(enc8))).toBeNull();
     await expectSameAsDcmdjpeg(enc8);

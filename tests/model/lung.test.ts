@@ -55,7 +55,8 @@ function phantom(opts: { lesions?: { x: number; y: number; r: number; hu: number
   const H = 512;
   const hu = new Float32Array(W * H).fill(-1000);
   const truth = new Uint8Array(W * H);
-  const inEllipse = (x: number, y: number, cx: number, cy: number, rx: number, ry: number) => ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 <= 1;
+  const inEllipse = (x: number, y: number, cx: number, cy: number, rx: number, ry: number) =>
+    ((x - cx) / rx) ** 2 + ((y - cy) / ry) ** 2 <= 1;
   for (let y = 0; y < H; y++) {
     for (let x = 0; x < W; x++) {
       const i = y * W + x;
@@ -79,11 +80,13 @@ function phantom(opts: { lesions?: { x: number; y: number; r: number; hu: number
     for (let k = 0; k < 40; k++) {
       const cx = k % 2 ? 170 + ((k * 37) % 90) - 45 : 342 + ((k * 53) % 90) - 45;
       const cy = 240 + ((k * 71) % 150) - 75;
-      for (let y = cy - 3; y <= cy + 3; y++) for (let x = cx - 3; x <= cx + 3; x++) if ((x - cx) ** 2 + (y - cy) ** 2 <= 4 && truth[y * W + x]) hu[y * W + x] = 40;
+      for (let y = cy - 3; y <= cy + 3; y++)
+        for (let x = cx - 3; x <= cx + 3; x++) if ((x - cx) ** 2 + (y - cy) ** 2 <= 4 && truth[y * W + x]) hu[y * W + x] = 40;
     }
   }
   for (const l of opts.lesions ?? []) {
-    for (let y = l.y - l.r; y <= l.y + l.r; y++) for (let x = l.x - l.r; x <= l.x + l.r; x++) if ((x - l.x) ** 2 + (y - l.y) ** 2 <= l.r * l.r) hu[y * W + x] = l.hu;
+    for (let y = l.y - l.r; y <= l.y + l.r; y++)
+      for (let x = l.x - l.r; x <= l.x + l.r; x++) if ((x - l.x) ** 2 + (y - l.y) ** 2 <= l.r * l.r) hu[y * W + x] = l.hu;
   }
   return { hu, truth, W, H, spacing: [0.7, 0.7] as [number, number] };
 }
@@ -91,7 +94,8 @@ function phantom(opts: { lesions?: { x: number; y: number; r: number; hu: number
 /** Nearest-neighbour view of a working-grid mask at full resolution. */
 function upsample(m: Mask, W: number, H: number): Uint8Array {
   const out = new Uint8Array(W * H);
-  for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) out[y * W + x] = m.data[Math.floor((y * m.height) / H) * m.width + Math.floor((x * m.width) / W)]!;
+  for (let y = 0; y < H; y++)
+    for (let x = 0; x < W; x++) out[y * W + x] = m.data[Math.floor((y * m.height) / H) * m.width + Math.floor((x * m.width) / W)]!;
   return out;
 }
 
@@ -196,12 +200,22 @@ async function analyseFile(file: string) {
 describe('TypeScript = Python (training/lung.py) on real slices', () => {
   it('gives the same lung, opacity and high-opacity masks and the same lung crop', async () => {
     const picks: string[] = [];
-    for (const [s, idx] of [['P001', [20, 60, 100, 125]], ['cap001', [40, 100, 140]], ['normal001', [30, 90, 130]]] as const) {
+    for (const [s, idx] of [
+      ['P001', [20, 60, 100, 125]],
+      ['cap001', [40, 100, 140]],
+      ['normal001', [30, 90, 130]],
+    ] as const) {
       const files = await seriesFiles(s);
       for (const i of idx) picks.push(files[i]!);
     }
-    const py = JSON.parse(execFileSync('/usr/bin/python3', [path.join(root, 'training', 'lung_dump.py'), ...picks], { maxBuffer: 64 << 20 }).toString()) as {
-      width: number; height: number; masks: Record<'lung' | 'opacity' | 'high', string>; cropBox: [number, number, number, number]; cropUsed: string;
+    const py = JSON.parse(
+      execFileSync('/usr/bin/python3', [path.join(root, 'training', 'lung_dump.py'), ...picks], { maxBuffer: 64 << 20 }).toString(),
+    ) as {
+      width: number;
+      height: number;
+      masks: Record<'lung' | 'opacity' | 'high', string>;
+      cropBox: [number, number, number, number];
+      cropUsed: string;
     }[];
     expect(py).toHaveLength(picks.length);
     let totalOpacity = 0;
@@ -262,7 +276,10 @@ describe('thick slices (partial volume of vessels)', () => {
   }, 120_000);
 
   it('keeps a normal series near its thin-slice opacity on simulated 6 mm slabs, and keeps the lesions of a COVID-19 series', async () => {
-    for (const [name, lo, hi] of [['normal001', 0, 1.6], ['P001', 0.6, 1.4]] as const) {
+    for (const [name, lo, hi] of [
+      ['normal001', 0, 1.6],
+      ['P001', 0.6, 1.4],
+    ] as const) {
       const { slabs: sl, first } = await slabs(name);
       const { width: w, height: h, pixelSpacing } = first.image;
       const opacityMm2 = (hu: Float32Array, thicknessMm: number | null | undefined) =>
@@ -286,8 +303,14 @@ describe('thick slices (partial volume of vessels)', () => {
   it('TypeScript = Python with SliceThickness 6 mm', async () => {
     const files = await seriesFiles('P001');
     const picks = [files[60]!, files[100]!];
-    const py = JSON.parse(execFileSync('/usr/bin/python3', [path.join(root, 'training', 'lung_dump.py'), '--thickness', '6', ...picks], { maxBuffer: 64 << 20 }).toString()) as {
-      width: number; height: number; masks: Record<'lung' | 'opacity' | 'high', string>;
+    const py = JSON.parse(
+      execFileSync('/usr/bin/python3', [path.join(root, 'training', 'lung_dump.py'), '--thickness', '6', ...picks], {
+        maxBuffer: 64 << 20,
+      }).toString(),
+    ) as {
+      width: number;
+      height: number;
+      masks: Record<'lung' | 'opacity' | 'high', string>;
     }[];
     let total = 0;
     for (const [i, file] of picks.entries()) {

@@ -33,7 +33,9 @@ interface PySlice extends Omit<SlicePattern, 'foci'> {
 
 async function both(name: string) {
   const dir = path.join(CTMD, name);
-  const cands = await Promise.all(readdirSync(dir).map(async (f) => ({ file: path.join(dir, f), header: await readDicomHeaderFile(path.join(dir, f)) })));
+  const cands = await Promise.all(
+    readdirSync(dir).map(async (f) => ({ file: path.join(dir, f), header: await readDicomHeaderFile(path.join(dir, f)) })),
+  );
   const sel = selectSlices(cands).slices;
   const positions = sel.map((s) => s.position);
   const iop = sel[0]!.header.imageOrientationPatient;
@@ -41,12 +43,23 @@ async function both(name: string) {
   const ts: { pattern: SlicePattern; position: number }[] = [];
   for (const s of sel) {
     const d = await decodeDicomFile(s.file);
-    const a = analyseSlice(d.image.data, d.image.width, d.image.height, d.header.pixelSpacing!, meta.preprocessing.lungs!, meta.quantification!, d.image.sliceThicknessMm);
+    const a = analyseSlice(
+      d.image.data,
+      d.image.width,
+      d.image.height,
+      d.header.pixelSpacing!,
+      meta.preprocessing.lungs!,
+      meta.quantification!,
+      d.image.sliceThicknessMm,
+    );
     ts.push({ pattern: slicePattern({ ...a.segmentation, ...a.masks }, a.grid.pxMm), position: s.position });
   }
-  const py = JSON.parse(execFileSync('/usr/bin/python3', [path.join(root, 'training', 'pattern_dump.py')], {
-    input: JSON.stringify({ files: sel.map((s) => s.file), positions, iop, spacingMm }), maxBuffer: 256 << 20,
-  }).toString()) as { slices: PySlice[]; features: PatternFeatures; category: string; rule: string };
+  const py = JSON.parse(
+    execFileSync('/usr/bin/python3', [path.join(root, 'training', 'pattern_dump.py')], {
+      input: JSON.stringify({ files: sel.map((s) => s.file), positions, iop, spacingMm }),
+      maxBuffer: 256 << 20,
+    }).toString(),
+  ) as { slices: PySlice[]; features: PatternFeatures; category: string; rule: string };
   return { ts, py, iop, spacingMm, pattern: seriesPattern(ts, iop, spacingMm)! };
 }
 
@@ -87,7 +100,9 @@ describe('distribution features on the shared series', () => {
       for (const [k, v] of Object.entries(py.features)) {
         const t = (pattern.features as unknown as Record<string, unknown>)[k];
         if (typeof v === 'number') expect(Math.abs((t as number) - v), k).toBeLessThanOrEqual(0.006);
-        else if (v && typeof v === 'object') for (const [z, zv] of Object.entries(v)) expect(Math.abs((t as Record<string, number>)[z]! - (zv as number)), `${k}.${z}`).toBeLessThanOrEqual(5e-5);
+        else if (v && typeof v === 'object')
+          for (const [z, zv] of Object.entries(v))
+            expect(Math.abs((t as Record<string, number>)[z]! - (zv as number)), `${k}.${z}`).toBeLessThanOrEqual(5e-5);
         else expect(t, k).toEqual(v);
       }
       expect(pattern.category).toBe(py.category);

@@ -44,7 +44,15 @@ function phantomSeries(n: number, blobs: Blob[], opts: { crescents?: { slices: [
             lung.data[i] = 1;
             side[i] = s;
             // subpleural crescent: the outer rim band of each lung, lateral half only
-            if (opts.crescents && z >= opts.crescents.slices[0] && z <= opts.crescents.slices[1] && e >= 0.6 && e <= 0.92 && (s === 0 ? x < cx : x > cx)) opacity.data[i] = 1;
+            if (
+              opts.crescents &&
+              z >= opts.crescents.slices[0] &&
+              z <= opts.crescents.slices[1] &&
+              e >= 0.6 &&
+              e <= 0.92 &&
+              (s === 0 ? x < cx : x > cx)
+            )
+              opacity.data[i] = 1;
           }
         }
         for (const b of blobs) {
@@ -66,16 +74,42 @@ function phantomSeries(n: number, blobs: Blob[], opts: { crescents?: { slices: [
 }
 
 const series = (ps: SlicePattern[], iop: number[] | null = [1, 0, 0, 0, 1, 0]) =>
-  seriesPatternFeatures(ps.map((pattern, k) => ({ pattern, position: -k * SPACING })), iop, SPACING);
+  seriesPatternFeatures(
+    ps.map((pattern, k) => ({ pattern, position: -k * SPACING })),
+    iop,
+    SPACING,
+  );
 
-describe('zones: thirds of each lung\'s craniocaudal extent', () => {
+describe("zones: thirds of each lung's craniocaudal extent", () => {
   it('splits the extent in thirds by position, ignores specks below 1 % of the largest area', () => {
     const areas = [0, 0, 50, 100, 100, 100, 100, 100, 100, 100, 100, 0.5, 0];
-    const z = lungZones(areas, areas.map((_, i) => 100 - 3 * i));
+    const z = lungZones(
+      areas,
+      areas.map((_, i) => 100 - 3 * i),
+    );
     // extent: slices 2..10 (27 mm... 9 slices, length 24 mm): u = 0,3,..,24; upper u < 8, middle u < 16
-    expect(z).toEqual(['upper', 'upper', 'upper', 'upper', 'upper', 'middle', 'middle', 'middle', 'lower', 'lower', 'lower', 'lower', 'lower']);
+    expect(z).toEqual([
+      'upper',
+      'upper',
+      'upper',
+      'upper',
+      'upper',
+      'middle',
+      'middle',
+      'middle',
+      'lower',
+      'lower',
+      'lower',
+      'lower',
+      'lower',
+    ]);
     // without positions: indices
-    expect(lungZones(areas, areas.map(() => null))).toEqual(z);
+    expect(
+      lungZones(
+        areas,
+        areas.map(() => null),
+      ),
+    ).toEqual(z);
     expect(lungZones([0, 0], [1, 2])).toEqual(['middle', 'middle']);
   });
 });
@@ -172,7 +206,12 @@ describe('series features and the rule on phantoms', () => {
   });
 
   it('the same lesion as ground glass in one lung, central: indeterminate (not bilateral, not peripheral)', () => {
-    const f = series(phantomSeries(20, [{ x: 115, y: 60, z: 10, r: 16 }, { x: 110, y: 30, z: 6, r: 7 }]));
+    const f = series(
+      phantomSeries(20, [
+        { x: 115, y: 60, z: 10, r: 16 },
+        { x: 110, y: 30, z: 6, r: 7 },
+      ]),
+    );
     expect(f.groundGlassShare).toBe(1);
     const d = categorizePattern(f);
     expect(d.category).toBe('indeterminate');
@@ -181,7 +220,9 @@ describe('series features and the rule on phantoms', () => {
 
   it('counts 3-D foci once however many slices they span, and tells focus from small focus by volume', () => {
     const blobs: Blob[] = [
-      { x: 40, y: 40, z: 8, r: 9 }, { x: 45, y: 85, z: 10, r: 8 }, { x: 115, y: 50, z: 9, r: 8 }, // ≥ 1 cm
+      { x: 40, y: 40, z: 8, r: 9 },
+      { x: 45, y: 85, z: 10, r: 8 },
+      { x: 115, y: 50, z: 9, r: 8 }, // ≥ 1 cm
       { x: 120, y: 85, z: 14, r: 3.5 }, // small: a 7 mm sphere
     ];
     const f = series(phantomSeries(24, blobs));
@@ -189,8 +230,8 @@ describe('series features and the rule on phantoms', () => {
     expect(f.smallFoci).toBe(1);
     expect(f.largestFocusMl).toBeGreaterThan(FOCUS_MIN_ML);
     // volume of a 9 mm sphere ≈ 3.05 mL (discretised: within 25 %)
-    expect(f.largestFocusMl).toBeGreaterThan(0.75 * ((4 / 3) * Math.PI * 729) / 1000);
-    expect(f.largestFocusMl).toBeLessThan(1.25 * ((4 / 3) * Math.PI * 729) / 1000);
+    expect(f.largestFocusMl).toBeGreaterThan((0.75 * ((4 / 3) * Math.PI * 729)) / 1000);
+    expect(f.largestFocusMl).toBeLessThan((1.25 * ((4 / 3) * Math.PI * 729)) / 1000);
     expect(f.roundness).toBeGreaterThan(0.85);
     // multifocal rounded ground glass, not peripheral: typical by criterion (b)
     const d = categorizePattern(f);

@@ -117,16 +117,24 @@ describe('preprocessSlice', () => {
     expect(crop.used).toBe('lung');
     // lungs span x 52..204, y 75..175; margin = floor(lungMarginFraction * 153)
     const m = Math.floor((spec.crop.lungMarginFraction as number) * 153);
-    for (const [got, want] of [[crop.box.x0, 52 - m], [crop.box.x1, 204 + m], [crop.box.y0, 75 - m], [crop.box.y1, 175 + m]] as const) {
+    for (const [got, want] of [
+      [crop.box.x0, 52 - m],
+      [crop.box.x1, 204 + m],
+      [crop.box.y0, 75 - m],
+      [crop.box.y1, 175 + m],
+    ] as const) {
       expect(Math.abs(got - want)).toBeLessThanOrEqual(2);
     }
     // the same picture as an 8-bit lung-window display image
-    const gray = Float32Array.from(hu, (v) => Math.min(255, Math.max(0, ((v - (spec.window.center - spec.window.width / 2)) / spec.window.width) * 255)));
+    const gray = Float32Array.from(hu, (v) =>
+      Math.min(255, Math.max(0, ((v - (spec.window.center - spec.window.width / 2)) / spec.window.width) * 255)),
+    );
     const disp: SliceImage = { width: w, height: h, data: gray, kind: 'display' };
     expect(cropFor(disp, toUnit(disp, spec), spec).used).toBe('lung');
     // one lung only (a figure crop of a detail): the body box
     const one = Float32Array.from(gray);
-    for (let y = 0; y < h; y++) for (let x = 128; x < w; x++) if (one[y * w + x]! < 150 && inE(x, y, 128, 128, 110, 80)) one[y * w + x] = 170;
+    for (let y = 0; y < h; y++)
+      for (let x = 128; x < w; x++) if (one[y * w + x]! < 150 && inE(x, y, 128, 128, 110, 80)) one[y * w + x] = 170;
     const oneImg: SliceImage = { width: w, height: h, data: one, kind: 'display' };
     expect(cropFor(oneImg, toUnit(oneImg, spec), spec).used).toBe('body');
     // an HU slice without pixel spacing cannot use the mm rules: the body box

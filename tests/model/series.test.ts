@@ -51,7 +51,9 @@ describe('selectSlices', () => {
   beforeAll(async () => {
     const dir = path.join(covid, 'P001');
     headers = await Promise.all(
-      readdirSync(dir).sort().map(async (f) => ({ file: path.join(dir, f), header: await readDicomHeaderFile(path.join(dir, f)) })),
+      readdirSync(dir)
+        .sort()
+        .map(async (f) => ({ file: path.join(dir, f), header: await readDicomHeaderFile(path.join(dir, f)) })),
     );
     // slice_labels.csv: series,SOPInstanceUID,InstanceNumber,SliceLocation,label sorted by SliceLocation descending
     labelOrder = readFileSync(path.join(covid, 'slice_labels.csv'), 'utf8')

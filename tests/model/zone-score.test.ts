@@ -7,7 +7,19 @@ import { extentScore, lungZones, seriesZones, ZONES, type ZoneSliceInput } from 
 
 describe('zone score', () => {
   it('bins: 0 none, 1 < 5 %, 2 5–25 %, 3 26–49 %, 4 50–75 %, 5 > 75 %', () => {
-    const cases: [number, number][] = [[0, 0], [0.01, 1], [4.99, 1], [5, 2], [25, 2], [25.01, 3], [49.99, 3], [50, 4], [75, 4], [75.01, 5], [100, 5]];
+    const cases: [number, number][] = [
+      [0, 0],
+      [0.01, 1],
+      [4.99, 1],
+      [5, 2],
+      [25, 2],
+      [25.01, 3],
+      [49.99, 3],
+      [50, 4],
+      [75, 4],
+      [75.01, 5],
+      [100, 5],
+    ];
     for (const [pct, bin] of cases) expect(extentScore(pct), `${pct} %`).toBe(bin);
     expect(extentScore(3, 0)).toBe(0); // no opacity volume at all: none
   });
@@ -20,7 +32,10 @@ describe('zone score', () => {
       imageRight: { lungMm2: i >= 3 ? 800 : 0, opacityMm2: i >= 9 ? 800 : 0, highMm2: 0 },
     }));
     const z = seriesZones(slices, 5, [1, 0, 0, 0, 1, 0]);
-    const rightZones = lungZones(slices.map((s) => s.imageLeft.lungMm2), slices.map((s) => s.position));
+    const rightZones = lungZones(
+      slices.map((s) => s.imageLeft.lungMm2),
+      slices.map((s) => s.position),
+    );
     for (const name of ZONES) expect(z.right[name].slices).toBe(rightZones.filter((v) => v === name).length);
     const sum = (side: 'right' | 'left', f: (m: (typeof z)['right']['upper']) => number) => ZONES.reduce((s, n) => s + f(z[side][n]), 0);
     expect(sum('right', (m) => m.lungMl)).toBeCloseTo((12 * 1000 * 5) / 1000, 2);

@@ -14,7 +14,13 @@ export async function storeRecord(h: Harness, config: Config, record: ResultReco
 /** A measured opacity block for test records. */
 export function opacityOf(percentOpacity: number, percentHighOpacity: number): NonNullable<ResultRecord['opacity']> {
   const lungMl = 4200;
-  const m = { lungMl, opacityMl: (lungMl * percentOpacity) / 100, highOpacityMl: (lungMl * percentHighOpacity) / 100, percentOpacity, percentHighOpacity };
+  const m = {
+    lungMl,
+    opacityMl: (lungMl * percentOpacity) / 100,
+    highOpacityMl: (lungMl * percentHighOpacity) / 100,
+    percentOpacity,
+    percentHighOpacity,
+  };
   return { method: 'hu-threshold', opacityHu: [-750, -300], highOpacityHu: [-300, 50], total: m, left: m, right: m };
 }
 

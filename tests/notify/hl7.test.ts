@@ -41,7 +41,15 @@ let config: Config;
 let h: Harness;
 
 const target = (name: string, port: number, extra: Record<string, unknown> = {}) => ({
-  type: 'hl7', name, host: '127.0.0.1', port, sendingApplication: 'MLSAM', sendingFacility: 'RADIOLOGY', receivingApplication: 'RIS', receivingFacility: 'HOSP', ...extra,
+  type: 'hl7',
+  name,
+  host: '127.0.0.1',
+  port,
+  sendingApplication: 'MLSAM',
+  sendingFacility: 'RADIOLOGY',
+  receivingApplication: 'RIS',
+  receivingFacility: 'HOSP',
+  ...extra,
 });
 
 beforeAll(async () => {
@@ -50,7 +58,9 @@ beforeAll(async () => {
   secure = await startPeer('AA', { cert: await readFile(pki.server.cert), key: await readFile(pki.server.key) });
   config = await testConfig('hl7', {
     notifications: [
-      target('ris', aa.port), target('ris-ae', ae.port), target('ris-silent', silent.port),
+      target('ris', aa.port),
+      target('ris-ae', ae.port),
+      target('ris-silent', silent.port),
       target('ris-tls', secure.port, { tls: { caFile: pki.ca } }),
     ],
     dispatch: { attempts: 2, backoffSeconds: 0.2, maxBackoffSeconds: 0.4, timeoutSeconds: 1.5 },
@@ -71,7 +81,12 @@ describe('HL7 ORU^R01 notification over MLLP', () => {
     const record = { ...set.record, opacity: opacityOf(12.345, 3.21) };
     await storeRecord(h, config, record);
     const queued = await h.dispatcher.enqueue(record, 'worker');
-    expect(queued.map((q) => [q.destination, q.outcome])).toEqual([['ris', 'added'], ['ris-ae', 'added'], ['ris-silent', 'added'], ['ris-tls', 'added']]);
+    expect(queued.map((q) => [q.destination, q.outcome])).toEqual([
+      ['ris', 'added'],
+      ['ris-ae', 'added'],
+      ['ris-silent', 'added'],
+      ['ris-tls', 'added'],
+    ]);
     const [jobAa, jobAe, jobSilent, jobTls] = queued.map((q) => q.jobId);
 
     const done = await h.waitState(jobAa!, ['completed']);
@@ -83,7 +98,10 @@ describe('HL7 ORU^R01 notification over MLLP', () => {
     expect(rejected.attemptsMade).toBe(1);
     expect(rejected.failedReason).toMatch(/^HL7 AE: /);
     expect(ae.received).toHaveLength(1);
-    expect(await h.dispatcher.store.getState(record.seriesInstanceUid, 'ris-ae')).toMatchObject({ status: 'failed', lastError: rejected.failedReason });
+    expect(await h.dispatcher.store.getState(record.seriesInstanceUid, 'ris-ae')).toMatchObject({
+      status: 'failed',
+      lastError: rejected.failedReason,
+    });
 
     const timedOut = await h.waitState(jobSilent!, ['failed'], 20_000);
     expect(timedOut.attemptsMade).toBe(2);
@@ -96,7 +114,12 @@ describe('HL7 ORU^R01 notification over MLLP', () => {
     expect(secure.received).toHaveLength(1);
 
     const states = await h.dispatcher.store.states(record.seriesInstanceUid);
-    expect(Object.fromEntries(states.map((s) => [s.destination, s.status]))).toEqual({ ris: 'sent', 'ris-ae': 'failed', 'ris-silent': 'failed', 'ris-tls': 'sent' });
+    expect(Object.fromEntries(states.map((s) => [s.destination, s.status]))).toEqual({
+      ris: 'sent',
+      'ris-ae': 'failed',
+      'ris-silent': 'failed',
+      'ris-tls': 'sent',
+    });
 
     // The message, as an independent parser reads it.
     const m = await parseWithPythonHl7(aa.received[0]!);
@@ -111,13 +134,28 @@ describe('HL7 ORU^R01 notification over MLLP', () => {
     expect([field(m, 'PID', 5, 1), field(m, 'PID', 5, 2)]).toEqual(["O'Brien|Smith", 'Mary&Ann']);
     expect([field(m, 'PID', 7), field(m, 'PID', 8)]).toEqual(['19700101', 'O']);
     expect([field(m, 'OBR', 3), field(m, 'OBR', 18)]).toEqual(['ACC0001', 'ACC0001']);
-    expect([field(m, 'OBR', 4, 1), field(m, 'OBR', 4, 3), field(m, 'OBR', 7), field(m, 'OBR', 25)]).toEqual(['24627-2', 'LN', '20260101120000', 'P']);
+    expect([field(m, 'OBR', 4, 1), field(m, 'OBR', 4, 3), field(m, 'OBR', 7), field(m, 'OBR', 25)]).toEqual([
+      '24627-2',
+      'LN',
+      '20260101120000',
+      'P',
+    ]);
     const obx = (m.OBX ?? []).map((_, k) => ({
-      type: field(m, 'OBX', 2, 1, 1, k), code: field(m, 'OBX', 3, 1, 1, k), system: field(m, 'OBX', 3, 3, 1, k),
-      value: field(m, 'OBX', 5, 1, 1, k), units: field(m, 'OBX', 6, 1, 1, k), status: field(m, 'OBX', 11, 1, 1, k),
+      type: field(m, 'OBX', 2, 1, 1, k),
+      code: field(m, 'OBX', 3, 1, 1, k),
+      system: field(m, 'OBX', 3, 3, 1, k),
+      value: field(m, 'OBX', 5, 1, 1, k),
+      units: field(m, 'OBX', 6, 1, 1, k),
+      status: field(m, 'OBX', 11, 1, 1, k),
     }));
     expect(obx.map((o) => [o.type, o.code, o.system, o.value, o.units])).toEqual([
-      ['TX', '19005-8', 'LN', expect.stringContaining('COVID-19 pneumonia pattern likely (score 0.85, opacity 12.35 % of lung volume, high opacity 3.21 %)'), ''],
+      [
+        'TX',
+        '19005-8',
+        'LN',
+        expect.stringContaining('COVID-19 pneumonia pattern likely (score 0.85, opacity 12.35 % of lung volume, high opacity 3.21 %)'),
+        '',
+      ],
       ['CWE', 'COVID-CAT', '99MLSAM', 'likely', ''],
       ['NM', 'COVID-SCORE', '99MLSAM', '0.85', '1'],
       ['NM', 'LUNG-OPAC-PCT', '99MLSAM', '12.35', '%'],

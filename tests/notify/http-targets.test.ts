@@ -50,7 +50,12 @@ async function startRecorder(): Promise<Recorder> {
       if (r.method === 'PUT' && status < 300) seen.add(r.url);
       if (status >= 400) {
         res.writeHead(status, { 'content-type': 'application/fhir+json' });
-        res.end(JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'invalid', diagnostics: 'refused by the test server' }] }));
+        res.end(
+          JSON.stringify({
+            resourceType: 'OperationOutcome',
+            issue: [{ severity: 'error', code: 'invalid', diagnostics: 'refused by the test server' }],
+          }),
+        );
         return;
       }
       res.writeHead(status, r.method === 'PUT' ? { 'content-type': 'application/fhir+json' } : {});
@@ -79,8 +84,19 @@ beforeAll(async () => {
   config = await testConfig('http-targets', {
     notifications: [
       { type: 'fhir', name: 'fhir', url: `http://127.0.0.1:${fhir.port}/fhir/r4/`, auth: { type: 'bearer', token: 'tok-123' } },
-      { type: 'fhir', name: 'fhir-basic', url: `http://127.0.0.1:${refusing.port}/r4`, auth: { type: 'basic', username: 'mlsam', password: 'pw:1' } },
-      { type: 'webhook', name: 'hook', url: `http://127.0.0.1:${hook.port}/hooks/mlsam`, secret: SECRET, dashboardUrl: 'https://ai-node.example.org/' },
+      {
+        type: 'fhir',
+        name: 'fhir-basic',
+        url: `http://127.0.0.1:${refusing.port}/r4`,
+        auth: { type: 'basic', username: 'mlsam', password: 'pw:1' },
+      },
+      {
+        type: 'webhook',
+        name: 'hook',
+        url: `http://127.0.0.1:${hook.port}/hooks/mlsam`,
+        secret: SECRET,
+        dashboardUrl: 'https://ai-node.example.org/',
+      },
       { type: 'webhook', name: 'hook-dead', url: `http://127.0.0.1:${deadPort}/x`, secret: SECRET },
     ],
     dispatch: { attempts: 3, backoffSeconds: 0.2, maxBackoffSeconds: 0.4, timeoutSeconds: 2 },
@@ -116,16 +132,24 @@ describe('FHIR R4 and webhook notifications', () => {
       ...['category', 'score', 'opacity', 'high-opacity'].map((s) => `/fhir/r4/Observation/${reportId}-${s}`),
       `/fhir/r4/DiagnosticReport/${reportId}`,
     ]);
-    expect(puts.every((r) => r.headers.authorization === 'Bearer tok-123' && r.headers['content-type']?.startsWith('application/fhir+json'))).toBe(true);
+    expect(
+      puts.every((r) => r.headers.authorization === 'Bearer tok-123' && r.headers['content-type']?.startsWith('application/fhir+json')),
+    ).toBe(true);
     const validator = new JSONSchemaValidator();
     const resources = puts.map((r) => JSON.parse(r.body.toString()) as Record<string, unknown>);
     for (const res of resources) expect(validator.validate(res)).toEqual([]);
     // The validator does catch a broken resource (status outside its value set).
     expect(validator.validate({ ...resources.at(-1), status: 'maybe' }).length).toBeGreaterThan(0);
     const report = resources.at(-1)! as {
-      id: string; status: string; conclusion: string; result: { reference: string }[];
-      identifier: { system?: string; value: string }[]; imagingStudy: { identifier: { value: string } }[]; subject: { identifier: { value: string } };
-      category: { coding: { code: string }[] }[]; code: { coding: { system: string; code: string }[] };
+      id: string;
+      status: string;
+      conclusion: string;
+      result: { reference: string }[];
+      identifier: { system?: string; value: string }[];
+      imagingStudy: { identifier: { value: string } }[];
+      subject: { identifier: { value: string } };
+      category: { coding: { code: string }[] }[];
+      code: { coding: { system: string; code: string }[] };
     };
     expect(report.status).toBe('preliminary');
     expect(report.code.coding[0]).toMatchObject({ system: 'http://loinc.org', code: '24627-2' });
@@ -135,7 +159,9 @@ describe('FHIR R4 and webhook notifications', () => {
     expect(report.subject.identifier.value).toBe('MRN-77');
     expect(report.result.map((r) => r.reference)).toEqual(resources.slice(0, 4).map((o) => `Observation/${o.id as string}`));
     expect(report.conclusion).toMatch(/COVID-19 pneumonia pattern likely .*NOT FOR DIAGNOSTIC USE\.$/);
-    expect(resources.find((o) => o.id === `${reportId}-opacity`)).toMatchObject({ valueQuantity: { value: 8.5, code: '%', system: 'http://unitsofmeasure.org' } });
+    expect(resources.find((o) => o.id === `${reportId}-opacity`)).toMatchObject({
+      valueQuantity: { value: 8.5, code: '%', system: 'http://unitsofmeasure.org' },
+    });
 
     // A re-send of the same result: the same URLs and the same bodies, answered 200 (no new resource).
     const [again] = await h.dispatcher.enqueue(record, 'admin', { destinations: ['fhir'] });
@@ -166,10 +192,21 @@ describe('FHIR R4 and webhook notifications', () => {
     }
     const doc = JSON.parse(posts[0]!.body.toString()) as Record<string, unknown>;
     expect(doc).toMatchObject({
-      event: 'result', notice: 'NOT FOR DIAGNOSTIC USE', studyInstanceUid: record.studyInstanceUid, seriesInstanceUid: record.seriesInstanceUid,
-      accessionNumber: 'ACC0001', status: 'scored', category: 'likely', score: 0.85, opacityPercent: 8.5, highOpacityPercent: 1.25,
+      event: 'result',
+      notice: 'NOT FOR DIAGNOSTIC USE',
+      studyInstanceUid: record.studyInstanceUid,
+      seriesInstanceUid: record.seriesInstanceUid,
+      accessionNumber: 'ACC0001',
+      status: 'scored',
+      category: 'likely',
+      score: 0.85,
+      opacityPercent: 8.5,
+      highOpacityPercent: 1.25,
       model: { name: 'mlsam-test', version: '1.0.0' },
-      links: { series: `https://ai-node.example.org/admin/series/${record.seriesInstanceUid}`, api: `https://ai-node.example.org/api/series/${record.seriesInstanceUid}` },
+      links: {
+        series: `https://ai-node.example.org/admin/series/${record.seriesInstanceUid}`,
+        api: `https://ai-node.example.org/api/series/${record.seriesInstanceUid}`,
+      },
     });
     expect(doc.deliveryId).toBe(posts[0]!.headers['x-mlsam-delivery']);
     // No patient name or ID in the webhook document.

@@ -38,9 +38,10 @@ function deepMerge(a: Record<string, unknown>, b: Record<string, unknown>): Reco
   const out: Record<string, unknown> = { ...a };
   for (const [k, v] of Object.entries(b)) {
     const x = out[k];
-    out[k] = x && v && typeof x === 'object' && typeof v === 'object' && !Array.isArray(v)
-      ? deepMerge(x as Record<string, unknown>, v as Record<string, unknown>)
-      : v;
+    out[k] =
+      x && v && typeof x === 'object' && typeof v === 'object' && !Array.isArray(v)
+        ? deepMerge(x as Record<string, unknown>, v as Record<string, unknown>)
+        : v;
   }
   return out;
 }
@@ -70,7 +71,6 @@ export async function waitFor<T>(fn: () => Promise<T | undefined | false>, timeo
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-
 /** A private redis-server (no persistence) a test may kill; stop it by PID. */
 export class PrivateRedis {
   private proc: ChildProcess | undefined;
@@ -84,16 +84,20 @@ export class PrivateRedis {
     this.proc = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
       stdio: 'ignore',
     });
-    await waitFor(async () => {
-      const r = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-      r.on('error', () => undefined);
-      try {
-        await r.connect();
-        return (await r.ping()) === 'PONG';
-      } finally {
-        r.disconnect();
-      }
-    }, 10_000, `redis-server on ${this.port}`);
+    await waitFor(
+      async () => {
+        const r = new Redis(this.url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+        r.on('error', () => undefined);
+        try {
+          await r.connect();
+          return (await r.ping()) === 'PONG';
+        } finally {
+          r.disconnect();
+        }
+      },
+      10_000,
+      `redis-server on ${this.port}`,
+    );
   }
 
   async kill(): Promise<void> {

@@ -35,8 +35,15 @@ async function spoolSeries(config: Config, count: number, opts: Partial<Syntheti
   const sopPrefix = newUid();
   const dir = join(config.spool.dir, study, series);
   const s = await writeSyntheticSeries({
-    dir, count, rows: 16, columns: 16, studyInstanceUid: study, seriesInstanceUid: series,
-    sopInstanceUidPrefix: sopPrefix, fileName: (i) => `${sopPrefix}.${i + 1}.dcm`, ...opts,
+    dir,
+    count,
+    rows: 16,
+    columns: 16,
+    studyInstanceUid: study,
+    seriesInstanceUid: series,
+    sopInstanceUidPrefix: sopPrefix,
+    fileName: (i) => `${sopPrefix}.${i + 1}.dcm`,
+    ...opts,
   });
   const old = new Date(Date.now() - ageMs);
   for (const inst of s.instances) await utimes(inst.path, old, old);
@@ -49,7 +56,11 @@ describe('spool reconciler', () => {
     const config = await testConfig('recon-hdr');
     await setup(config);
     for (const ts of ['1.2.840.10008.1.2.1', '1.2.840.10008.1.2'] as const) {
-      const s = await spoolSeries(config, 1, { transferSyntaxUid: ts, bodyPartExamined: 'lung', imageType: ['DERIVED', 'SECONDARY', 'LOCALIZER'] });
+      const s = await spoolSeries(config, 1, {
+        transferSyntaxUid: ts,
+        bodyPartExamined: 'lung',
+        imageType: ['DERIVED', 'SECONDARY', 'LOCALIZER'],
+      });
       const h = await readInstanceHeader(s.instances[0]?.path ?? '');
       expect(h.imageOrientation).toMatch(/^[-0-9.e]+(\\[-0-9.e]+){5}$/);
       expect(h).toMatchObject({

@@ -9,7 +9,11 @@ const slices = (n: number, over: Partial<RoutableInstance> = {}): RoutableInstan
 
 describe('routing rules', () => {
   it('scores a chest CT series with enough slices', () => {
-    expect(routeSeries(slices(rules.minSlices), rules)).toEqual({ route: 'score', scorableInstances: rules.minSlices, excludedInstances: 0 });
+    expect(routeSeries(slices(rules.minSlices), rules)).toEqual({
+      route: 'score',
+      scorableInstances: rules.minSlices,
+      excludedInstances: 0,
+    });
   });
 
   it('accepts a missing body part because "" is in the default list', () => {
@@ -36,7 +40,10 @@ describe('routing rules', () => {
     expect(routeSeries(scout, rules)).toMatchObject({ route: 'ignore', code: 'only-excluded-image-types', excludedInstances: 2 });
     const mixed = [...slices(rules.minSlices - 1), ...scout];
     expect(routeSeries(mixed, rules)).toMatchObject({
-      route: 'ignore', code: 'too-few-slices', scorableInstances: rules.minSlices - 1, excludedInstances: 2,
+      route: 'ignore',
+      code: 'too-few-slices',
+      scorableInstances: rules.minSlices - 1,
+      excludedInstances: 2,
     });
     expect(routeSeries([...slices(rules.minSlices), ...scout], rules)).toMatchObject({ route: 'score', excludedInstances: 2 });
   });
@@ -64,9 +71,15 @@ describe('inference job payload', () => {
 
   it('validates payloads', () => {
     const ok = {
-      studyInstanceUid: '1.2.3', seriesInstanceUid: '1.2.3.4', seriesDir: '/spool/1.2.3/1.2.3.4', instanceCount: 2,
-      instancesHash: instancesHash(['1', '2']), callingAeTitle: 'PACS', firstReceivedAt: new Date(0).toISOString(),
-      lastReceivedAt: new Date().toISOString(), enqueuedBy: 'tracker',
+      studyInstanceUid: '1.2.3',
+      seriesInstanceUid: '1.2.3.4',
+      seriesDir: '/spool/1.2.3/1.2.3.4',
+      instanceCount: 2,
+      instancesHash: instancesHash(['1', '2']),
+      callingAeTitle: 'PACS',
+      firstReceivedAt: new Date(0).toISOString(),
+      lastReceivedAt: new Date().toISOString(),
+      enqueuedBy: 'tracker',
     };
     expect(inferenceJobSchema.parse(ok)).toEqual(ok);
     expect(inferenceJobSchema.safeParse({ ...ok, seriesDir: 'relative/dir' }).success).toBe(false);

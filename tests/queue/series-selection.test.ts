@@ -10,18 +10,37 @@ const rules = config.series.selection;
 const AXIAL = [1, 0, 0, 0, 1, 0];
 const CORONAL = [1, 0, 0, 0, 0, -1];
 
-function series(n: number, o: { spacing?: number; thickness?: number; kernel?: string; iop?: number[]; imageType?: string[]; sopClassUid?: string; number?: string } = {}): SelectableInstance[] {
+function series(
+  n: number,
+  o: {
+    spacing?: number;
+    thickness?: number;
+    kernel?: string;
+    iop?: number[];
+    imageType?: string[];
+    sopClassUid?: string;
+    number?: string;
+  } = {},
+): SelectableInstance[] {
   return Array.from({ length: n }, (_, i) => ({
-    modality: 'CT', bodyPartExamined: 'CHEST', imageType: o.imageType ?? ['ORIGINAL', 'PRIMARY', 'AXIAL'],
+    modality: 'CT',
+    bodyPartExamined: 'CHEST',
+    imageType: o.imageType ?? ['ORIGINAL', 'PRIMARY', 'AXIAL'],
     sopClassUid: o.sopClassUid ?? '1.2.840.10008.5.1.4.1.1.2',
     orientation: o.iop ?? AXIAL,
     position: (o.iop ?? AXIAL) === AXIAL ? [0, 0, -i * (o.spacing ?? 1)] : [0, i * (o.spacing ?? 1), 0],
-    sliceThickness: o.thickness ?? o.spacing ?? 1, kernel: o.kernel ?? 'B30f', seriesNumber: o.number ?? '2', seriesDescription: '',
+    sliceThickness: o.thickness ?? o.spacing ?? 1,
+    kernel: o.kernel ?? 'B30f',
+    seriesNumber: o.number ?? '2',
+    seriesDescription: '',
   }));
 }
 
 const pick = (list: Array<[string, SelectableInstance[]]>) =>
-  selectSeries(list.map(([uid, inst]) => summarizeSeries(uid, inst, routing)), rules);
+  selectSeries(
+    list.map(([uid, inst]) => summarizeSeries(uid, inst, routing)),
+    rules,
+  );
 
 describe('series selection', () => {
   it('prefers thin over thick, soft over sharp, and says why for every other series', () => {
@@ -49,18 +68,24 @@ describe('series selection', () => {
   });
 
   it('takes a second acquisition as a candidate and breaks ties deterministically', () => {
-    const a = pick([['1.2.9', series(200, { number: '3' })], ['1.2.8', series(200, { number: '4' })]]);
-    const b = pick([['1.2.8', series(200, { number: '4' })], ['1.2.9', series(200, { number: '3' })]]);
+    const a = pick([
+      ['1.2.9', series(200, { number: '3' })],
+      ['1.2.8', series(200, { number: '4' })],
+    ]);
+    const b = pick([
+      ['1.2.8', series(200, { number: '4' })],
+      ['1.2.9', series(200, { number: '3' })],
+    ]);
     expect(a.chosen).toBe('1.2.9');
     expect(b.chosen).toBe('1.2.9');
     expect(a.roles.find((r) => r.seriesInstanceUid === '1.2.8')?.reason).toMatch(/lower SeriesNumber/);
   });
 
   it('follows preferKernel: sharp', () => {
-    const s = selectSeries([
-      summarizeSeries('1.1', series(300, { kernel: 'B70f' }), routing),
-      summarizeSeries('1.2', series(300, { kernel: 'B30f' }), routing),
-    ], { ...rules, preferKernel: 'sharp' });
+    const s = selectSeries(
+      [summarizeSeries('1.1', series(300, { kernel: 'B70f' }), routing), summarizeSeries('1.2', series(300, { kernel: 'B30f' }), routing)],
+      { ...rules, preferKernel: 'sharp' },
+    );
     expect(s.chosen).toBe('1.1');
   });
 

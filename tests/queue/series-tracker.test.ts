@@ -65,10 +65,14 @@ describe('series tracker', () => {
     }
     const lastArrival = Date.now() - 250;
     expect(await tracker.inferenceQueue.getJobCounts()).toMatchObject({ waiting: 0 });
-    const [job] = await waitFor(async () => {
-      const jobs = await tracker.inferenceQueue.getJobs(['waiting']);
-      return jobs.length ? jobs : undefined;
-    }, 10_000, 'inference job');
+    const [job] = await waitFor(
+      async () => {
+        const jobs = await tracker.inferenceQueue.getJobs(['waiting']);
+        return jobs.length ? jobs : undefined;
+      },
+      10_000,
+      'inference job',
+    );
     expect(Date.now() - lastArrival).toBeGreaterThanOrEqual(900);
     expect(Date.now() - t0).toBeGreaterThan(2_500);
     expect(job?.data).toMatchObject({
@@ -83,8 +87,16 @@ describe('series tracker', () => {
     expect(await tracker.inferenceQueue.count()).toBe(1);
     const state = await tracker.getSeries(insts[0]?.seriesInstanceUid ?? '');
     expect(state).toMatchObject({
-      status: 'queued', instanceCount: 8, instancesReceived: 8, jobId: job?.id, queuedHash: job?.data.instancesHash,
-      modalities: ['CT'], bodyParts: ['CHEST'], scorableInstances: 8, excludedInstances: 0, enqueuedBy: 'tracker',
+      status: 'queued',
+      instanceCount: 8,
+      instancesReceived: 8,
+      jobId: job?.id,
+      queuedHash: job?.data.instancesHash,
+      modalities: ['CT'],
+      bodyParts: ['CHEST'],
+      scorableInstances: 8,
+      excludedInstances: 0,
+      enqueuedBy: 'tracker',
     });
     expect((await tracker.listSeries(10)).map((x) => x.seriesInstanceUid)).toEqual([insts[0]?.seriesInstanceUid]);
   });
@@ -95,10 +107,14 @@ describe('series tracker', () => {
     const insts = series(3, { imageType: ['ORIGINAL', 'PRIMARY', 'LOCALIZER'] });
     for (const inst of insts) await tracker.instanceStored(inst);
     const uid = insts[0]?.seriesInstanceUid ?? '';
-    const state = await waitFor(async () => {
-      const s = await tracker.getSeries(uid);
-      return s?.status === 'ignored' ? s : undefined;
-    }, 10_000, 'ignored series');
+    const state = await waitFor(
+      async () => {
+        const s = await tracker.getSeries(uid);
+        return s?.status === 'ignored' ? s : undefined;
+      },
+      10_000,
+      'ignored series',
+    );
     expect(state).toMatchObject({ ignoreCode: 'only-excluded-image-types', instanceCount: 3, excludedInstances: 3 });
     expect(state.reason).toContain('LOCALIZER');
     expect(await tracker.inferenceQueue.count()).toBe(0);

@@ -17,7 +17,11 @@ const LINES = [
   'Series 0.640: indeterminate (thr. 0.537)',
 ];
 
-async function alpha(width: number, height: number, hasAttention = true): Promise<{ a: (x: number, y: number) => number; rgb: (x: number, y: number) => [number, number, number] }> {
+async function alpha(
+  width: number,
+  height: number,
+  hasAttention = true,
+): Promise<{ a: (x: number, y: number) => number; rgb: (x: number, y: number) => [number, number, number] }> {
   const svg = heatmapOverlaySvg(width, height, { lines: LINES, hasAttention });
   const { data } = await sharp(Buffer.from(svg)).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
   return {
@@ -33,7 +37,12 @@ function opaqueIn(a: (x: number, y: number) => number, x0: number, x1: number, y
 }
 
 describe('heatmap overlay layout', () => {
-  for (const [w, h] of [[512, 512], [768, 768], [1024, 1024], [512, 640]] as const) {
+  for (const [w, h] of [
+    [512, 512],
+    [768, 768],
+    [1024, 1024],
+    [512, 640],
+  ] as const) {
     it(`${w}x${h}: nothing in the top quarter or the corners, band centred above the banner`, async () => {
       const { a, rgb } = await alpha(w, h);
       // Top quarter: empty (viewers' top overlays, cine controls).

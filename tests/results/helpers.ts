@@ -25,7 +25,9 @@ export const MODEL_PATH = SHIPPED_MODEL;
 
 /** sha256 over the sorted SOP Instance UIDs, one per line. */
 export function instancesHash(uids: readonly string[]): string {
-  return createHash('sha256').update([...uids].sort().join('\n')).digest('hex');
+  return createHash('sha256')
+    .update([...uids].sort().join('\n'))
+    .digest('hex');
 }
 
 /** Copies the P001 instances with these instance numbers into <spool>/<study>/<series>/<sop>.dcm; returns the series folder. */
@@ -55,7 +57,11 @@ export function recordFromScore(
 ): ResultRecord {
   const s = score.series[0];
   if (!s?.seriesInstanceUid || !s.studyInstanceUid) throw new Error('no scored DICOM series');
-  const fields = scoredFields(s, score.slices.filter((x) => x.seriesInstanceUid === s.seriesInstanceUid), SopClass.CtImageStorage);
+  const fields = scoredFields(
+    s,
+    score.slices.filter((x) => x.seriesInstanceUid === s.seriesInstanceUid),
+    SopClass.CtImageStorage,
+  );
   return {
     studyInstanceUid: s.studyInstanceUid,
     seriesInstanceUid: s.seriesInstanceUid,
@@ -78,7 +84,10 @@ export function recordFromScore(
 }
 
 /** Scores the spooled series and returns its record, the model metadata and (as the worker keeps them) the slices' lung and lesion labels. */
-export async function scoredRecord(seriesDir: string, files: string[]): Promise<{ record: ResultRecord; meta: ModelMetadata; labels?: SeriesLabels }> {
+export async function scoredRecord(
+  seriesDir: string,
+  files: string[],
+): Promise<{ record: ResultRecord; meta: ModelMetadata; labels?: SeriesLabels }> {
   const { metadata } = await loadModelMetadata(MODEL_PATH, { verifyHash: false });
   const score = await scoreFiles(files, { modelPath: MODEL_PATH, keyAttention: true, keepLabels: true, batchSize: 8, threads: 2 });
   const labels = score.series[0]?.labels;
@@ -90,4 +99,3 @@ export function testConfig(spoolDir: string, results: Partial<Config['results']>
   const c = loadConfig({ env: {}, overrides: { spool: { dir: spoolDir } } });
   return { ...c, results: { ...c.results, ...results } };
 }
-

@@ -13,7 +13,9 @@ export function seedModelFields(record: ResultRecord, pixelSpacingMm = 0.7): Res
     const att = k.attention;
     if (!att) return k;
     let best = 0;
-    att.data.forEach((v, j) => { if (v > (att.data[best] ?? 0)) best = j; });
+    att.data.forEach((v, j) => {
+      if (v > (att.data[best] ?? 0)) best = j;
+    });
     const bw = att.cropBox.x1 - att.cropBox.x0 + 1;
     const bh = att.cropBox.y1 - att.cropBox.y0 + 1;
     const cx = att.cropBox.x0 + (((best % att.width) + 0.5) * bw) / att.width;
@@ -36,19 +38,32 @@ export function seedModelFields(record: ResultRecord, pixelSpacingMm = 0.7): Res
       cnnProbability: Math.round(k.probability * 0.9 * 1e4) / 1e4,
       opacityPercent: opacity,
       highOpacityPercent: Math.round((opacity / (4 + i)) * 100) / 100,
-      region: { peak: [cx, cy], polygon: pts, polygonAreaMm2: Math.round((Math.abs(area) / 2) * pixelSpacingMm * pixelSpacingMm * 10) / 10 },
+      region: {
+        peak: [cx, cy],
+        polygon: pts,
+        polygonAreaMm2: Math.round((Math.abs(area) / 2) * pixelSpacingMm * pixelSpacingMm * 10) / 10,
+      },
     };
   });
   const measure = (lungMl: number, pct: number) => ({
-    lungMl, opacityMl: Math.round(lungMl * pct) / 100, highOpacityMl: Math.round(lungMl * pct * 0.2) / 100,
-    percentOpacity: pct, percentHighOpacity: Math.round(pct * 20) / 100,
+    lungMl,
+    opacityMl: Math.round(lungMl * pct) / 100,
+    highOpacityMl: Math.round(lungMl * pct * 0.2) / 100,
+    percentOpacity: pct,
+    percentHighOpacity: Math.round(pct * 20) / 100,
   });
   r.cnnScore = Math.round((r.score ?? 0) * 0.95 * 1e4) / 1e4;
   r.fusion = 'cnn+opacity';
   r.opacity = {
-    method: 'hu-threshold-v1', opacityHu: [-700, -100], highOpacityHu: [-100, 100],
-    sliceSpacingMm: 5, sliceThicknessMm: 5, groundGlassOpenMm: 2.7,
-    total: measure(4210, 11.4), right: measure(2290, 9.8), left: measure(1920, 13.3),
+    method: 'hu-threshold-v1',
+    opacityHu: [-700, -100],
+    highOpacityHu: [-100, 100],
+    sliceSpacingMm: 5,
+    sliceThicknessMm: 5,
+    groundGlassOpenMm: 2.7,
+    total: measure(4210, 11.4),
+    right: measure(2290, 9.8),
+    left: measure(1920, 13.3),
   };
   return r;
 }

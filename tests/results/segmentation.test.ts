@@ -60,7 +60,13 @@ function naturalized(file: string): Naturalized {
 async function dciodvfy(file: string): Promise<{ errors: string[]; all: string }> {
   const r = await run('dciodvfy', [file]);
   const all = r.stdout + r.stderr;
-  return { errors: all.split('\n').map((l) => l.trim()).filter((l) => l.startsWith('Error')), all };
+  return {
+    errors: all
+      .split('\n')
+      .map((l) => l.trim())
+      .filter((l) => l.startsWith('Error')),
+    all,
+  };
 }
 
 const seq = <T = Naturalized>(v: unknown): T[] => (v === undefined ? [] : Array.isArray(v) ? (v as T[]) : [v as T]);
@@ -78,7 +84,7 @@ describe('DICOM Segmentation', () => {
     expect(vs.errors, vs.all).toEqual([]);
   });
 
-  it('has four coded segments, AUTOMATIC with algorithm name and version, on the CT\'s frame of reference', () => {
+  it("has four coded segments, AUTOMATIC with algorithm name and version, on the CT's frame of reference", () => {
     const ds = naturalized(outputs.find((o) => o.kind === 'seg')!.path);
     const ct = naturalized(record.slices[0]!.file);
     expect(ds.Modality).toBe('SEG');
@@ -90,7 +96,12 @@ describe('DICOM Segmentation', () => {
     expect(String(ds.SeriesDescription)).toMatch(/^AI segmentation/);
     const segs = seq(ds.SegmentSequence);
     expect(segs.map((s) => s.SegmentLabel)).toEqual(['Left lung', 'Right lung', 'Ground glass', 'Consolidation']);
-    expect(segs.map((s) => seq(s.SegmentedPropertyTypeCodeSequence)[0]?.CodeValue)).toEqual(['44029006', '3341006', '1217294009', '95436008']);
+    expect(segs.map((s) => seq(s.SegmentedPropertyTypeCodeSequence)[0]?.CodeValue)).toEqual([
+      '44029006',
+      '3341006',
+      '1217294009',
+      '95436008',
+    ]);
     expect(segs.every((s) => seq(s.SegmentedPropertyTypeCodeSequence)[0]?.CodingSchemeDesignator === 'SCT')).toBe(true);
     for (const s of segs) {
       expect(s.SegmentAlgorithmType).toBe('AUTOMATIC');
@@ -143,7 +154,12 @@ describe('DICOM Segmentation', () => {
     const before = readFileSync(seg.path);
     const again = await writeResultObjects(structuredClone(record), { config: testConfig(spool), logger, metadata: meta, labels });
     expect(readFileSync(again.find((o) => o.kind === 'seg')!.path).equals(before)).toBe(true);
-    const off = await writeResultObjects(structuredClone(record), { config: testConfig(path.join(tmp, 'spool-noseg'), { segmentation: false }), logger, metadata: meta, labels });
+    const off = await writeResultObjects(structuredClone(record), {
+      config: testConfig(path.join(tmp, 'spool-noseg'), { segmentation: false }),
+      logger,
+      metadata: meta,
+      labels,
+    });
     expect(off.some((o) => o.kind === 'seg')).toBe(false);
     expect(off.some((o) => o.kind === 'sr')).toBe(true);
   });
@@ -194,7 +210,8 @@ describe('key-slice Secondary Captures', () => {
     const first = naturalized(heatmaps[0]!.path);
     mkdirSync(path.join(repoRoot, 'test-artifacts'), { recursive: true });
     await sharp(Buffer.from((first.PixelData as ArrayBuffer[])[0]!), { raw: { width: first.Columns, height: first.Rows, channels: 3 } })
-      .png().toFile(path.join(repoRoot, 'test-artifacts', 'heatmap-findings.png'));
+      .png()
+      .toFile(path.join(repoRoot, 'test-artifacts', 'heatmap-findings.png'));
   });
 });
 
@@ -300,7 +317,7 @@ describe('Grayscale Softcopy Presentation States of the key slices', () => {
 });
 
 describe('lung zones', () => {
-  it('partition each lung: volumes add up to the lung\'s, percentages average back to it, score = sum of the bins', () => {
+  it("partition each lung: volumes add up to the lung's, percentages average back to it, score = sum of the bins", () => {
     const z = record.zones!;
     expect(z).toBeDefined();
     expect(z.rule).toBe('lung-thirds-v1');
@@ -332,18 +349,26 @@ describe('lung zones', () => {
     const sr = naturalized(outputs.find((o) => o.kind === 'sr')!.path);
     const measurements = seq(sr.ContentSequence).find((c) => seq(c.ConceptNameCodeSequence)[0]?.CodeValue === '126011')!;
     const zoneGroups = seq(measurements.ContentSequence).filter((g) =>
-      seq(g.ContentSequence).some((c) => seq(c.ConceptNameCodeSequence)[0]?.CodeValue === '112039' && String(c.TextValue).startsWith('Zone ')));
+      seq(g.ContentSequence).some(
+        (c) => seq(c.ConceptNameCodeSequence)[0]?.CodeValue === '112039' && String(c.TextValue).startsWith('Zone '),
+      ),
+    );
     expect(zoneGroups).toHaveLength(6);
     const modifiers: Record<string, string> = { upper: '261183002', middle: '255562008', lower: '261122009' };
     for (const g of zoneGroups) {
       const items = seq(g.ContentSequence);
-      const [, side, zone] = String(items.find((c) => seq(c.ConceptNameCodeSequence)[0]?.CodeValue === '112039')!.TextValue).split(' ') as [string, 'right' | 'left', 'upper' | 'middle' | 'lower'];
+      const [, side, zone] = String(items.find((c) => seq(c.ConceptNameCodeSequence)[0]?.CodeValue === '112039')!.TextValue).split(' ') as [
+        string,
+        'right' | 'left',
+        'upper' | 'middle' | 'lower',
+      ];
       const site = items.find((c) => seq(c.ConceptNameCodeSequence)[0]?.CodeValue === '363698007')!;
       expect(seq(site.ConceptCodeSequence)[0]!.CodeValue).toBe(side === 'right' ? '3341006' : '44029006');
       const mod = seq(site.ContentSequence)[0]!;
       expect(seq(mod.ConceptNameCodeSequence)[0]!.CodeValue).toBe('106233006');
       expect(seq(mod.ConceptCodeSequence)[0]!.CodeValue).toBe(modifiers[zone]);
-      const numOf = (code: string) => Number(seq(items.find((c) => seq(c.ConceptNameCodeSequence)[0]?.CodeValue === code)!.MeasuredValueSequence)[0]!.NumericValue);
+      const numOf = (code: string) =>
+        Number(seq(items.find((c) => seq(c.ConceptNameCodeSequence)[0]?.CodeValue === code)!.MeasuredValueSequence)[0]!.NumericValue);
       const m = record.zones![side][zone];
       // the SR holds two decimals
       expect(Math.abs(numOf('OPACITY-PCT-ZONE') - m.percentOpacity)).toBeLessThanOrEqual(0.0051);
@@ -351,7 +376,7 @@ describe('lung zones', () => {
     }
   });
 
-  it('are on the dashboard\'s series page: a table of the six zones and a picture coloured by bin', () => {
+  it("are on the dashboard's series page: a table of the six zones and a picture coloured by bin", () => {
     const html = zonesHtml(record.zones!);
     expect(html.match(/<tr data-side=/g)).toHaveLength(6);
     expect(html).toContain(`${record.zones!.score} / 30`);

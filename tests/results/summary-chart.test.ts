@@ -28,9 +28,19 @@ function input(n: number, keys: number[]): ChartInput {
   };
 }
 
-interface Label { x: number; y: number; size: number; text: string }
+interface Label {
+  x: number;
+  y: number;
+  size: number;
+  text: string;
+}
 const labels = (svg: string): Label[] =>
-  [...svg.matchAll(/<text class="key-label" x="([\d.]+)" y="([\d.]+)" font-size="([\d.]+)"[^>]*>([^<]*)<\/text>/g)].map((m) => ({ x: Number(m[1]), y: Number(m[2]), size: Number(m[3]), text: m[4]! }));
+  [...svg.matchAll(/<text class="key-label" x="([\d.]+)" y="([\d.]+)" font-size="([\d.]+)"[^>]*>([^<]*)<\/text>/g)].map((m) => ({
+    x: Number(m[1]),
+    y: Number(m[2]),
+    size: Number(m[3]),
+    text: m[4]!,
+  }));
 
 function expectNoOverlap(ls: Label[]): void {
   for (const a of ls) {

@@ -73,7 +73,9 @@ describe('spool disk full (tmpfs)', () => {
       const [a, b] = await Promise.all([sendAll(tl.port, datasets.slice(0, 32)), sendAll(tl.port, datasets.slice(32))]);
       const statuses = [...a!, ...b!];
       const usage = diskUsagePercent(dir);
-      console.log(`watermark burst: ${statuses.filter((s) => s === 0).length} stored, ${statuses.filter((s) => s === 0xa700).length} answered 0xA700; spool at ${usage.toFixed(1)} %`);
+      console.log(
+        `watermark burst: ${statuses.filter((s) => s === 0).length} stored, ${statuses.filter((s) => s === 0xa700).length} answered 0xA700; spool at ${usage.toFixed(1)} %`,
+      );
       expect(statuses.filter((s) => s === 0).length).toBeGreaterThan(10);
       expect(new Set(statuses)).toEqual(new Set([0, 0xa700]));
       // Within one PDU, a page per file and the directories of the watermark.
@@ -95,7 +97,9 @@ describe('spool disk full (tmpfs)', () => {
     const tl = await startTestListener({ spool: { dir, maxDiskUsagePercent: 100 } });
     try {
       const statuses = await sendAll(tl.port, datasets.slice(0, 24));
-      console.log(`full disk: ${statuses.filter((s) => s === 0).length} stored, then ${statuses.filter((s) => s === 0xa700).length} answered 0xA700`);
+      console.log(
+        `full disk: ${statuses.filter((s) => s === 0).length} stored, then ${statuses.filter((s) => s === 0xa700).length} answered 0xA700`,
+      );
       expect(statuses.filter((s) => s === 0).length).toBeGreaterThan(5);
       expect(statuses.filter((s) => s === 0xa700).length).toBeGreaterThan(5);
       expect(new Set(statuses)).toEqual(new Set([0, 0xa700]));
@@ -103,7 +107,10 @@ describe('spool disk full (tmpfs)', () => {
       const spool = await checkSpool(dir);
       expect(spool.invalid).toEqual([]);
       expect(spool.temp).toEqual([]);
-      const acked = datasets.slice(0, 24).filter((_, i) => statuses[i] === 0).map((d) => d.sopInstanceUid);
+      const acked = datasets
+        .slice(0, 24)
+        .filter((_, i) => statuses[i] === 0)
+        .map((d) => d.sopInstanceUid);
       expect([...spool.files.keys()].sort()).toEqual(acked.sort());
       // Room again: the next instance is stored.
       for (const p of [...spool.files.values()].slice(0, 4)) await unlink(p);

@@ -53,12 +53,14 @@ it('200 silent connections, 64 parallel associations and 8 slow peers at once: l
   const silent: Array<Promise<number>> = [];
   const t0 = Date.now();
   for (let i = 0; i < 200; i++) {
-    silent.push(new Promise<number>((resolve) => {
-      const s: Socket = connect({ host: '127.0.0.1', port: l.port });
-      s.on('error', () => undefined);
-      s.on('data', () => undefined);
-      s.on('close', () => resolve(Date.now() - t0));
-    }));
+    silent.push(
+      new Promise<number>((resolve) => {
+        const s: Socket = connect({ host: '127.0.0.1', port: l.port });
+        s.on('error', () => undefined);
+        s.on('data', () => undefined);
+        s.on('close', () => resolve(Date.now() - t0));
+      }),
+    );
   }
   // 8 slow peers: a C-STORE, then a byte every 150 ms inside its dataset.
   const slow = Array.from({ length: 8 }, async (_, i) => {
@@ -127,7 +129,9 @@ it('200 silent connections, 64 parallel associations and 8 slow peers at once: l
   while (l.fds() > baseline.fds + 1 && Date.now() < until) await new Promise((r) => setTimeout(r, 100));
   clearInterval(sampler);
   const mb = (n: number): string => (n / 1048576).toFixed(1);
-  console.log(`exhaustion: ${rejectedTransient} transient rejections; fds ${baseline.fds} → peak ${peakFds} → ${l.fds()}; RSS ${mb(baseline.rss)} → peak ${mb(peakRss)} MB`);
+  console.log(
+    `exhaustion: ${rejectedTransient} transient rejections; fds ${baseline.fds} → peak ${peakFds} → ${l.fds()}; RSS ${mb(baseline.rss)} → peak ${mb(peakRss)} MB`,
+  );
   expect(l.fds()).toBeLessThanOrEqual(baseline.fds + 1);
   expect(peakFds).toBeGreaterThan(baseline.fds + 200);
   expect(peakRss - baseline.rss).toBeLessThan(250 * 1048576);

@@ -138,8 +138,16 @@ export async function runCampaign(opts: CampaignOptions): Promise<FuzzReport> {
   let listener: ListenerChild = await startListenerChild({ spoolDir: opts.spoolDir, env: FUZZ_LISTENER_ENV, sampleMs: 500 });
   await new Promise((r) => setTimeout(r, 300));
   const report: FuzzReport = {
-    seed: opts.seed, cases: opts.count, concurrency: opts.concurrency, ms: 0, crashes: 0, hangs: 0, failures: [], statuses: {},
-    acknowledged: 0, spooled: 0,
+    seed: opts.seed,
+    cases: opts.count,
+    concurrency: opts.concurrency,
+    ms: 0,
+    crashes: 0,
+    hangs: 0,
+    failures: [],
+    statuses: {},
+    acknowledged: 0,
+    spooled: 0,
     rssMb: { baseline: mb(listener.rss()), peak: 0, end: 0 },
     fds: { baseline: listener.fds(), peak: 0, end: 0 },
     tempFiles: { peak: 0, end: 0 },
@@ -192,7 +200,8 @@ export async function runCampaign(opts: CampaignOptions): Promise<FuzzReport> {
     restarting ??= (async () => {
       report.crashes++;
       const exit = listener.exited();
-      for (const c of inFlight) await fail(c, 'crash', `listener exited (${JSON.stringify(exit)}) while this case ran: ${listener.stderr().slice(-1500)}`);
+      for (const c of inFlight)
+        await fail(c, 'crash', `listener exited (${JSON.stringify(exit)}) while this case ran: ${listener.stderr().slice(-1500)}`);
       listener = await startListenerChild({ spoolDir: opts.spoolDir, env: FUZZ_LISTENER_ENV, sampleMs: 500 });
     })().finally(() => {
       restarting = undefined;
@@ -265,7 +274,8 @@ export async function runCampaign(opts: CampaignOptions): Promise<FuzzReport> {
       await fail(opts.cases(a.pos), 'success-not-stored', `${uid} answered Success, not in the spool`);
       continue;
     }
-    if (a.sha && sha(await spooledDataset(path)) !== a.sha) await fail(opts.cases(a.pos), 'stored-differs', `${uid}: spooled dataset differs from the one sent`);
+    if (a.sha && sha(await spooledDataset(path)) !== a.sha)
+      await fail(opts.cases(a.pos), 'stored-differs', `${uid}: spooled dataset differs from the one sent`);
   }
   report.ms = Date.now() - t0;
   return report;

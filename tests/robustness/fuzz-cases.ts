@@ -85,7 +85,10 @@ export function fuzzUid(seed: number, index: number, n: number): string {
 /** The (seed, index) of the case a fuzz UID belongs to. */
 export function caseOfUid(uid: string): { seed: number; index: number } | undefined {
   if (!uid.startsWith(`${FUZZ_UID_ROOT}.`)) return undefined;
-  const [seed, index] = uid.slice(FUZZ_UID_ROOT.length + 1).split('.').map(Number);
+  const [seed, index] = uid
+    .slice(FUZZ_UID_ROOT.length + 1)
+    .split('.')
+    .map(Number);
   return seed === undefined || index === undefined ? undefined : { seed, index };
 }
 
@@ -98,9 +101,11 @@ function sequence(rng: Rng, explicit: boolean, depth: number): Buffer {
       element(explicit, 0x00081155, 'UI', uidValue(`1.2.3.${rng.int(100000)}`)),
       ...(depth > 0 && rng.chance(0.4) ? [sequence(rng, explicit, depth - 1)] : []),
     ]);
-    items.push(rng.chance(0.5)
-      ? Buffer.concat([tagOnly(ITEM, 0xffffffff), content, tagOnly(ITEM_END, 0)])
-      : Buffer.concat([tagOnly(ITEM, content.length), content]));
+    items.push(
+      rng.chance(0.5)
+        ? Buffer.concat([tagOnly(ITEM, 0xffffffff), content, tagOnly(ITEM_END, 0)])
+        : Buffer.concat([tagOnly(ITEM, content.length), content]),
+    );
   }
   const body = Buffer.concat(items);
   // Defined or undefined length (an implicit VR one is known to be a sequence from the dictionary).
@@ -110,20 +115,23 @@ function sequence(rng: Rng, explicit: boolean, depth: number): Buffer {
 }
 
 /** A small CT dataset: header, maybe a sequence, geometry, native or encapsulated Pixel Data. */
-export function ctDataset(rng: Rng, opts: { explicit: boolean; encapsulated: boolean; sopInstanceUid: string; studyUid: string; seriesUid: string }): Buffer {
+export function ctDataset(
+  rng: Rng,
+  opts: { explicit: boolean; encapsulated: boolean; sopInstanceUid: string; studyUid: string; seriesUid: string },
+): Buffer {
   const e = opts.explicit;
   const rows = rng.range(2, 16);
   const cols = rng.range(2, 16);
   const pixels = opts.encapsulated
     ? Buffer.concat([
-      element(true, 0x7fe00010, 'OB', Buffer.alloc(0), 0xffffffff),
-      tagOnly(ITEM, 0),
-      ...Array.from({ length: rng.range(1, 3) }, () => {
-        const frag = rng.bytes(rng.range(1, 200) * 2);
-        return Buffer.concat([tagOnly(ITEM, frag.length), frag]);
-      }),
-      tagOnly(SEQ_END, 0),
-    ])
+        element(true, 0x7fe00010, 'OB', Buffer.alloc(0), 0xffffffff),
+        tagOnly(ITEM, 0),
+        ...Array.from({ length: rng.range(1, 3) }, () => {
+          const frag = rng.bytes(rng.range(1, 200) * 2);
+          return Buffer.concat([tagOnly(ITEM, frag.length), frag]);
+        }),
+        tagOnly(SEQ_END, 0),
+      ])
     : element(e, 0x7fe00010, 'OW', rng.bytes(rows * cols * 2));
   return Buffer.concat([
     element(e, 0x00080008, 'CS', text('ORIGINAL\\PRIMARY\\AXIAL')),
@@ -192,7 +200,11 @@ const DATASET_MUTATIONS: Record<string, DatasetMutation> = {
   },
   manyItems: (rng, ds, explicit) => {
     const n = rng.pick([100, 3000]);
-    const seq = Buffer.concat([element(explicit, 0x00081115, 'SQ', Buffer.alloc(0), 0xffffffff), ...Array<Buffer>(n).fill(tagOnly(ITEM, 0)), tagOnly(SEQ_END, 0)]);
+    const seq = Buffer.concat([
+      element(explicit, 0x00081115, 'SQ', Buffer.alloc(0), 0xffffffff),
+      ...Array<Buffer>(n).fill(tagOnly(ITEM, 0)),
+      tagOnly(SEQ_END, 0),
+    ]);
     const at = elementOffsets(ds, explicit)[3]?.at ?? 0;
     return Buffer.concat([ds.subarray(0, at), seq, ds.subarray(at)]);
   },
@@ -244,30 +256,52 @@ function mutateOne(rng: Rng, candidates: Pdu[], c: { stores: StoreSent[] }, chan
 const withPdv = (pdus: Pdu[]): Pdu[] => pdus.filter((p) => p.kind === 'data' || p.kind === 'command');
 
 const FRAMING_MUTATIONS: Record<string, FramingMutation> = {
-  pduHeader: (rng, pdus, c) => mutateOne(rng, pdus, c, (b) => {
-    const i = rng.int(Math.min(12, b.length));
-    b[i] = rng.chance(0.5) ? rng.int(256) : b[i]! ^ (1 << rng.int(8));
-  }),
-  pduLength: (rng, pdus, c) => mutateOne(rng, pdus.filter((p) => p.bytes.length >= 6), c, (b) => {
-    const len = b.readUInt32BE(2);
-    b.writeUInt32BE(rng.pick([len + 1, Math.max(0, len - 1), 0, 0xffffffff, rng.int(0x20000), len * 2]) >>> 0, 2);
-  }),
-  pdvLength: (rng, pdus, c) => mutateOne(rng, withPdv(pdus), c, (b) => {
-    const len = b.readUInt32BE(6);
-    b.writeUInt32BE(rng.pick([len + 1, Math.max(0, len - 1), 0, 1, 2, 0xffffffff]) >>> 0, 6);
-  }),
-  pdvControl: (rng, pdus, c) => mutateOne(rng, withPdv(pdus), c, (b) => {
-    b[11] = rng.int(4);
-  }),
-  pdvContext: (rng, pdus, c) => mutateOne(rng, withPdv(pdus), c, (b) => {
-    b[10] = rng.pick([0, 1, 2, 3, 5, 7, 9, 255]);
-  }),
-  command: (rng, pdus, c) => mutateOne(rng, pdus.filter((p) => p.kind === 'command'), c, (b) => {
-    for (let i = rng.range(1, 4); i > 0; i--) b[12 + rng.int(b.length - 12)] = rng.int(256);
-  }),
-  association: (rng, pdus, c) => mutateOne(rng, pdus.filter((p) => p.kind === 'assoc'), c, (b) => {
-    for (let i = rng.range(1, 6); i > 0; i--) b[6 + rng.int(b.length - 6)] = rng.int(256);
-  }),
+  pduHeader: (rng, pdus, c) =>
+    mutateOne(rng, pdus, c, (b) => {
+      const i = rng.int(Math.min(12, b.length));
+      b[i] = rng.chance(0.5) ? rng.int(256) : b[i]! ^ (1 << rng.int(8));
+    }),
+  pduLength: (rng, pdus, c) =>
+    mutateOne(
+      rng,
+      pdus.filter((p) => p.bytes.length >= 6),
+      c,
+      (b) => {
+        const len = b.readUInt32BE(2);
+        b.writeUInt32BE(rng.pick([len + 1, Math.max(0, len - 1), 0, 0xffffffff, rng.int(0x20000), len * 2]) >>> 0, 2);
+      },
+    ),
+  pdvLength: (rng, pdus, c) =>
+    mutateOne(rng, withPdv(pdus), c, (b) => {
+      const len = b.readUInt32BE(6);
+      b.writeUInt32BE(rng.pick([len + 1, Math.max(0, len - 1), 0, 1, 2, 0xffffffff]) >>> 0, 6);
+    }),
+  pdvControl: (rng, pdus, c) =>
+    mutateOne(rng, withPdv(pdus), c, (b) => {
+      b[11] = rng.int(4);
+    }),
+  pdvContext: (rng, pdus, c) =>
+    mutateOne(rng, withPdv(pdus), c, (b) => {
+      b[10] = rng.pick([0, 1, 2, 3, 5, 7, 9, 255]);
+    }),
+  command: (rng, pdus, c) =>
+    mutateOne(
+      rng,
+      pdus.filter((p) => p.kind === 'command'),
+      c,
+      (b) => {
+        for (let i = rng.range(1, 4); i > 0; i--) b[12 + rng.int(b.length - 12)] = rng.int(256);
+      },
+    ),
+  association: (rng, pdus, c) =>
+    mutateOne(
+      rng,
+      pdus.filter((p) => p.kind === 'assoc'),
+      c,
+      (b) => {
+        for (let i = rng.range(1, 6); i > 0; i--) b[6 + rng.int(b.length - 6)] = rng.int(256);
+      },
+    ),
   drop: (rng, pdus, c) => {
     if (pdus.length < 2) return;
     const i = 1 + rng.int(pdus.length - 1);
@@ -313,7 +347,7 @@ const STREAM_MUTATIONS: Record<string, (rng: Rng, segs: Segment[]) => Segment[]>
   smallWrites: (rng, segs) => {
     const all = Buffer.concat(segs.map((s) => s.bytes));
     const out: Segment[] = [];
-    for (let p = 0; p < all.length;) {
+    for (let p = 0; p < all.length; ) {
       const n = rng.range(1, Math.max(1, Math.min(4000, all.length >> 3)));
       out.push({ bytes: all.subarray(p, p + n), delayMs: out.length < 20 && rng.chance(0.3) ? rng.int(15) : 0 });
       p += n;
@@ -337,7 +371,7 @@ const STREAM_MUTATIONS: Record<string, (rng: Rng, segs: Segment[]) => Segment[]>
 function frameDataset(rng: Rng, pc: number, ds: Buffer, maxValue: number, store: number): Pdu[] {
   const out: Pdu[] = [];
   if (ds.length === 0) return [{ kind: 'data', store, bytes: pdataPdu(pc, PDV_LAST, Buffer.alloc(0)) }];
-  for (let off = 0; off < ds.length;) {
+  for (let off = 0; off < ds.length; ) {
     const n = Math.min(ds.length - off, rng.chance(0.7) ? maxValue : rng.range(1, maxValue));
     const last = off + n === ds.length;
     out.push({ kind: 'data', store, bytes: pdataPdu(pc, last ? PDV_LAST : 0, ds.subarray(off, off + n)) });
@@ -351,14 +385,16 @@ export function generateCase(seed: number, index: number): FuzzCase {
   const rng = new Rng((Math.imul(seed, 0x9e3779b1) ^ Math.imul(index + 1, 0x85ebca6b)) >>> 0);
   const c: FuzzCase = { seed, index, mutations: [], segments: [], stores: [] };
   const maxPdu = rng.pick([4096, 16384, 16384, 65536]);
-  const pdus: Pdu[] = [{
-    kind: 'assoc',
-    bytes: associateRq({
-      calling: rng.chance(0.05) ? rng.bytes(16).toString('latin1') : 'FUZZER',
-      called: rng.chance(0.03) ? 'NOT-US' : 'MLSAM',
-      maxPdu: rng.chance(0.05) ? 0 : maxPdu,
-    }),
-  }];
+  const pdus: Pdu[] = [
+    {
+      kind: 'assoc',
+      bytes: associateRq({
+        calling: rng.chance(0.05) ? rng.bytes(16).toString('latin1') : 'FUZZER',
+        called: rng.chance(0.03) ? 'NOT-US' : 'MLSAM',
+        maxPdu: rng.chance(0.05) ? 0 : maxPdu,
+      }),
+    },
+  ];
   let uids = 0;
   const studyUid = fuzzUid(seed, index, ++uids);
   const seriesUid = fuzzUid(seed, index, ++uids);
@@ -406,19 +442,29 @@ export function generateCase(seed: number, index: number): FuzzCase {
 
 /** JSON form of a case (bytes in base64), for saving a failing case. */
 export function serializeCase(c: FuzzCase, problem: string): string {
-  return JSON.stringify({
-    seed: c.seed,
-    index: c.index,
-    problem,
-    mutations: c.mutations,
-    stores: c.stores.map((s) => ({ sopInstanceUid: s.sopInstanceUid, ...(s.dataset ? { dataset: s.dataset.toString('base64') } : {}) })),
-    segments: c.segments.map((s) => ({ bytes: s.bytes.toString('base64'), ...(s.delayMs ? { delayMs: s.delayMs } : {}), ...(s.reset ? { reset: true } : {}) })),
-  }, null, 1);
+  return JSON.stringify(
+    {
+      seed: c.seed,
+      index: c.index,
+      problem,
+      mutations: c.mutations,
+      stores: c.stores.map((s) => ({ sopInstanceUid: s.sopInstanceUid, ...(s.dataset ? { dataset: s.dataset.toString('base64') } : {}) })),
+      segments: c.segments.map((s) => ({
+        bytes: s.bytes.toString('base64'),
+        ...(s.delayMs ? { delayMs: s.delayMs } : {}),
+        ...(s.reset ? { reset: true } : {}),
+      })),
+    },
+    null,
+    1,
+  );
 }
 
 export function deserializeCase(json: string): FuzzCase {
   const o = JSON.parse(json) as {
-    seed: number; index: number; mutations: string[];
+    seed: number;
+    index: number;
+    mutations: string[];
     stores: Array<{ sopInstanceUid: string; dataset?: string }>;
     segments: Array<{ bytes: string; delayMs?: number; reset?: boolean }>;
   };
@@ -426,7 +472,14 @@ export function deserializeCase(json: string): FuzzCase {
     seed: o.seed,
     index: o.index,
     mutations: o.mutations,
-    stores: o.stores.map((s) => ({ sopInstanceUid: s.sopInstanceUid, ...(s.dataset ? { dataset: Buffer.from(s.dataset, 'base64') } : {}) })),
-    segments: o.segments.map((s) => ({ bytes: Buffer.from(s.bytes, 'base64'), ...(s.delayMs ? { delayMs: s.delayMs } : {}), ...(s.reset ? { reset: true } : {}) })),
+    stores: o.stores.map((s) => ({
+      sopInstanceUid: s.sopInstanceUid,
+      ...(s.dataset ? { dataset: Buffer.from(s.dataset, 'base64') } : {}),
+    })),
+    segments: o.segments.map((s) => ({
+      bytes: Buffer.from(s.bytes, 'base64'),
+      ...(s.delayMs ? { delayMs: s.delayMs } : {}),
+      ...(s.reset ? { reset: true } : {}),
+    })),
   };
 }

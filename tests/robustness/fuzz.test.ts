@@ -43,36 +43,41 @@ function summary(r: FuzzReport): string {
   ].join('\n');
 }
 
-it(`${REPLAY ? 'replays saved fuzz cases' : `survives ${COUNT} fuzz cases`}: no crash, no hang, Success only for what is stored and readable, nothing leaks`, async () => {
-  const spoolDir = await mkdtemp(join(tmpdir(), 'mlsam-fuzz-'));
-  cleanup.push(() => rm(spoolDir, { recursive: true, force: true }));
-  const replay = REPLAY ? await replayCases(REPLAY) : undefined;
-  const corpus = replay ? [] : await replayCases(CORPUS);
-  const report = await runCampaign({
-    spoolDir,
-    artifactsDir: join(ARTIFACTS, REPLAY ? 'fuzz-replay' : ''),
-    seed: SEED,
-    count: replay?.length ?? COUNT + corpus.length,
-    concurrency: CONCURRENCY,
-    cases: (i) => replay?.[i] ?? (i < COUNT ? generateCase(SEED, i) : corpus[i - COUNT]!),
-    onProgress: (done, total, r) => {
-      if (LONG) console.log(`fuzz: ${done}/${total} cases, ${r.failures.length} failures, RSS peak ${r.rssMb.peak} MB`);
-    },
-  });
-  console.log(summary(report));
-  await mkdir(ARTIFACTS, { recursive: true });
-  await writeFile(join(ARTIFACTS, LONG ? 'fuzz-report.json' : 'fuzz-report-quick.json'), `${JSON.stringify(report, null, 1)}\n`);
-  for (const f of report.failures.slice(0, 20)) console.log(`  ${f.kind} (case ${f.index}): ${f.detail.slice(0, 300)}${f.saved ? `\n    saved: ${f.saved}` : ''}`);
-  expect(report.crashes).toBe(0);
-  expect(report.hangs).toBe(0);
-  expect(report.failures).toEqual([]);
-  expect(report.tempFiles.end).toBe(0);
-  expect(report.fds.end).toBeLessThanOrEqual(report.fds.baseline + 1);
-  if (!replay) {
-    // The cases really exercise the store path: plenty of Success and plenty of refusals.
-    expect(report.acknowledged).toBeGreaterThan(COUNT / 4);
-    expect(report.statuses['0xc000'] ?? 0).toBeGreaterThan(COUNT / 50);
-  }
-  // Memory stays near its PDU buffers, whatever was thrown at it.
-  expect(report.rssMb.peak - report.rssMb.baseline).toBeLessThan(250);
-}, LONG ? 3 * 3600_000 : 600_000);
+it(
+  `${REPLAY ? 'replays saved fuzz cases' : `survives ${COUNT} fuzz cases`}: no crash, no hang, Success only for what is stored and readable, nothing leaks`,
+  async () => {
+    const spoolDir = await mkdtemp(join(tmpdir(), 'mlsam-fuzz-'));
+    cleanup.push(() => rm(spoolDir, { recursive: true, force: true }));
+    const replay = REPLAY ? await replayCases(REPLAY) : undefined;
+    const corpus = replay ? [] : await replayCases(CORPUS);
+    const report = await runCampaign({
+      spoolDir,
+      artifactsDir: join(ARTIFACTS, REPLAY ? 'fuzz-replay' : ''),
+      seed: SEED,
+      count: replay?.length ?? COUNT + corpus.length,
+      concurrency: CONCURRENCY,
+      cases: (i) => replay?.[i] ?? (i < COUNT ? generateCase(SEED, i) : corpus[i - COUNT]!),
+      onProgress: (done, total, r) => {
+        if (LONG) console.log(`fuzz: ${done}/${total} cases, ${r.failures.length} failures, RSS peak ${r.rssMb.peak} MB`);
+      },
+    });
+    console.log(summary(report));
+    await mkdir(ARTIFACTS, { recursive: true });
+    await writeFile(join(ARTIFACTS, LONG ? 'fuzz-report.json' : 'fuzz-report-quick.json'), `${JSON.stringify(report, null, 1)}\n`);
+    for (const f of report.failures.slice(0, 20))
+      console.log(`  ${f.kind} (case ${f.index}): ${f.detail.slice(0, 300)}${f.saved ? `\n    saved: ${f.saved}` : ''}`);
+    expect(report.crashes).toBe(0);
+    expect(report.hangs).toBe(0);
+    expect(report.failures).toEqual([]);
+    expect(report.tempFiles.end).toBe(0);
+    expect(report.fds.end).toBeLessThanOrEqual(report.fds.baseline + 1);
+    if (!replay) {
+      // The cases really exercise the store path: plenty of Success and plenty of refusals.
+      expect(report.acknowledged).toBeGreaterThan(COUNT / 4);
+      expect(report.statuses['0xc000'] ?? 0).toBeGreaterThan(COUNT / 50);
+    }
+    // Memory stays near its PDU buffers, whatever was thrown at it.
+    expect(report.rssMb.peak - report.rssMb.baseline).toBeLessThan(250);
+  },
+  LONG ? 3 * 3600_000 : 600_000,
+);

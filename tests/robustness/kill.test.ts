@@ -55,7 +55,9 @@ async function sendUntilKilled(port: number, sources: Source[], acked: Map<strin
     return;
   }
   for (const s of sources) {
-    const status = await peer.store(s.pc, CT_IMAGE_STORAGE, s.sopInstanceUid, s.data, { maxValue: 16000, timeoutMs: 20_000 }).catch(() => undefined);
+    const status = await peer
+      .store(s.pc, CT_IMAGE_STORAGE, s.sopInstanceUid, s.data, { maxValue: 16000, timeoutMs: 20_000 })
+      .catch(() => undefined);
     if (status === 0) acked.set(s.sopInstanceUid, sha(s.data));
     if (status === undefined || peer.closed) return;
   }
@@ -66,8 +68,16 @@ it(`kill -9 at random instants during transfers (${ROUNDS} rounds): every acknow
   const work = await mkdtemp(join(tmpdir(), 'mlsam-kill9-'));
   cleanup.push(() => rm(work, { recursive: true, force: true }));
   const spoolDir = join(work, 'spool');
-  const jpeg: Source[] = (await Promise.all((await readdir(P001)).filter((f) => f.endsWith('.dcm')).slice(0, 40).map((f) => datasetOfFile(join(P001, f)))))
-    .map((d) => ({ pc: 7, sopInstanceUid: d.sopInstanceUid, data: d.data }));
+  const jpeg: Source[] = (
+    await Promise.all(
+      (
+        await readdir(P001)
+      )
+        .filter((f) => f.endsWith('.dcm'))
+        .slice(0, 40)
+        .map((f) => datasetOfFile(join(P001, f))),
+    )
+  ).map((d) => ({ pc: 7, sopInstanceUid: d.sopInstanceUid, data: d.data }));
   const rng = new Rng(Number(process.env.FUZZ_SEED ?? 99));
   const acked = new Map<string, string>();
   let listener: ListenerChild | undefined;
@@ -79,7 +89,11 @@ it(`kill -9 at random instants during transfers (${ROUNDS} rounds): every acknow
     // UIDs), four senders in parallel.
     const synthetic = await writeSyntheticSeries({ dir: join(work, `series-${round}`), count: 40, rows: 512, columns: 512 });
     const sources: Source[] = [
-      ...(await Promise.all(synthetic.instances.map((i) => datasetOfFile(i.path)))).map((d) => ({ pc: 3, sopInstanceUid: d.sopInstanceUid, data: d.data })),
+      ...(await Promise.all(synthetic.instances.map((i) => datasetOfFile(i.path)))).map((d) => ({
+        pc: 3,
+        sopInstanceUid: d.sopInstanceUid,
+        data: d.data,
+      })),
       ...jpeg.map((s, i) => renamed(s, 1000 + round * 100 + i)),
     ];
     const shares = Array.from({ length: 4 }, (_, k) => sources.filter((_, i) => i % 4 === k));
@@ -99,7 +113,9 @@ it(`kill -9 at random instants during transfers (${ROUNDS} rounds): every acknow
       expect(path, `round ${round}: ${uid} acknowledged, missing`).toBeDefined();
       expect(sha(await spooledDataset(path!)), `round ${round}: ${uid}`).toBe(hash);
     }
-    console.log(`kill -9 round ${round}: ${acked.size - before} newly acknowledged, ${spool.files.size} spooled, ${spool.temp.length} temp files left by the kill`);
+    console.log(
+      `kill -9 round ${round}: ${acked.size - before} newly acknowledged, ${spool.files.size} spooled, ${spool.temp.length} temp files left by the kill`,
+    );
   }
   expect(acked.size).toBeGreaterThan(0);
   expect(killedMidTransfer).toBeGreaterThan(0);

@@ -16,19 +16,26 @@ const tmp = mkdtempSync(path.join(tmpdir(), 'mlsam-img-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 function pick(re: RegExp): string {
-  const row = readFileSync(path.join(covidCt, 'split.csv'), 'utf8').split('\n').find((l) => re.test(l)) as string;
+  const row = readFileSync(path.join(covidCt, 'split.csv'), 'utf8')
+    .split('\n')
+    .find((l) => re.test(l)) as string;
   return path.join(covidCt, row.split(',')[0] as string);
 }
 
 function pilGray(file: string): Uint8Array {
   const out = path.join(tmp, `${path.basename(file)}.u8`);
-  execFileSync('/usr/bin/python3', ['-c', [
-    'import sys, numpy as np',
-    'from PIL import Image',
-    'im = Image.open(sys.argv[1])',
-    "np.asarray(im.convert('L'), dtype=np.uint8).tofile(sys.argv[2])",
-    "print(im.size[0], im.size[1])",
-  ].join('\n'), file, out]);
+  execFileSync('/usr/bin/python3', [
+    '-c',
+    [
+      'import sys, numpy as np',
+      'from PIL import Image',
+      'im = Image.open(sys.argv[1])',
+      "np.asarray(im.convert('L'), dtype=np.uint8).tofile(sys.argv[2])",
+      'print(im.size[0], im.size[1])',
+    ].join('\n'),
+    file,
+    out,
+  ]);
   return new Uint8Array(readFileSync(out));
 }
 
@@ -51,12 +58,16 @@ describe('decodeImageFile', () => {
 
   it('colour is reduced to ITU-R 601 luma like PIL', async () => {
     const file = path.join(tmp, 'rgb.png');
-    execFileSync('/usr/bin/python3', ['-c', [
-      'import sys, numpy as np',
-      'from PIL import Image',
-      'rng = np.random.RandomState(7)',
-      "Image.fromarray(rng.randint(0, 256, (37, 53, 3), dtype=np.uint8), 'RGB').save(sys.argv[1])",
-    ].join('\n'), file]);
+    execFileSync('/usr/bin/python3', [
+      '-c',
+      [
+        'import sys, numpy as np',
+        'from PIL import Image',
+        'rng = np.random.RandomState(7)',
+        "Image.fromarray(rng.randint(0, 256, (37, 53, 3), dtype=np.uint8), 'RGB').save(sys.argv[1])",
+      ].join('\n'),
+      file,
+    ]);
     const img = await decodeImageFile(file);
     const ref = pilGray(file);
     expect([img.width, img.height]).toEqual([53, 37]);

@@ -70,9 +70,17 @@ describe('lung-aware scoring of real HU series', () => {
         expect(sl.lungAreaMm2!).toBeGreaterThanOrEqual(0.2 * maxLung);
         // recompute the slice's lung mask and check the heatmap and region against it
         const d = await decodeDicomFile(k.file);
-        const a = analyseSlice(d.image.data, d.image.width, d.image.height, d.header.pixelSpacing!, session.metadata.preprocessing.lungs!, session.metadata.quantification!);
+        const a = analyseSlice(
+          d.image.data,
+          d.image.width,
+          d.image.height,
+          d.header.pixelSpacing!,
+          session.metadata.preprocessing.lungs!,
+          session.metadata.quantification!,
+        );
         const lung = a.segmentation.lung;
-        const inLung = (x: number, y: number) => lung.data[Math.floor((y * lung.height) / d.image.height) * lung.width + Math.floor((x * lung.width) / d.image.width)] === 1;
+        const inLung = (x: number, y: number) =>
+          lung.data[Math.floor((y * lung.height) / d.image.height) * lung.width + Math.floor((x * lung.width) / d.image.width)] === 1;
         const att = k.attention!;
         let outside = 0;
         let inside = 0;
@@ -99,7 +107,15 @@ describe('lung-aware scoring of real HU series', () => {
           for (let i = 0; i < poly.length; i += 2) {
             const x = poly[i]!;
             const y = poly[i + 1]!;
-            if ([[-1, -1], [-1, 1], [1, -1], [1, 1]].some(([dx, dy]) => inLung(x + dx! * 1.5, y + dy! * 1.5))) near++;
+            if (
+              [
+                [-1, -1],
+                [-1, 1],
+                [1, -1],
+                [1, 1],
+              ].some(([dx, dy]) => inLung(x + dx! * 1.5, y + dy! * 1.5))
+            )
+              near++;
           }
           expect(near).toBe(poly.length / 2);
           expect(k.region!.polygonAreaMm2!).toBeGreaterThan(0);
@@ -109,7 +125,10 @@ describe('lung-aware scoring of real HU series', () => {
   });
 
   it('8-bit images have no HU: the CNN alone decides and the result says so', async () => {
-    const r = await scoreFiles([path.join(data, 'covid-ct', 'CT_COVID', (await import('node:fs')).readdirSync(path.join(data, 'covid-ct', 'CT_COVID')).sort()[0]!)], { session, decodeThreads: 0 });
+    const r = await scoreFiles(
+      [path.join(data, 'covid-ct', 'CT_COVID', (await import('node:fs')).readdirSync(path.join(data, 'covid-ct', 'CT_COVID')).sort()[0]!)],
+      { session, decodeThreads: 0 },
+    );
     const s = r.series[0]!;
     expect(s.fusion).toBe('cnn-only');
     expect(s.opacity).toBeUndefined();

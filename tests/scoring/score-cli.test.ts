@@ -43,21 +43,33 @@ beforeAll(() => {
 describe('mlsam score', () => {
   it('scores P001 above normal001, a PNG as a one-slice series, and skips a non-image file', async () => {
     const meta = JSON.parse(readFileSync(metaPath, 'utf8')) as {
-      name: string; version: string; series: { keySlices: number; threshold: number; aggregation: { kFraction: number; kMin: number } };
+      name: string;
+      version: string;
+      series: { keySlices: number; threshold: number; aggregation: { kFraction: number; kMin: number } };
       fusion: FusionSpec;
       metrics?: { covidCtMd?: { series?: Record<string, { score?: number }> } };
     };
     const t0 = Date.now();
     const { stdout } = await run(
       process.execPath,
-      [cli, 'score', '--json', '--batch-size', '16',
-        path.join(data, 'covid-ct-md', 'P001'), path.join(data, 'covid-ct-md', 'normal001'), png,
-        path.join(data, 'covid-ct-md', 'slice_labels.csv')],
+      [
+        cli,
+        'score',
+        '--json',
+        '--batch-size',
+        '16',
+        path.join(data, 'covid-ct-md', 'P001'),
+        path.join(data, 'covid-ct-md', 'normal001'),
+        png,
+        path.join(data, 'covid-ct-md', 'slice_labels.csv'),
+      ],
       { cwd: repoRoot, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, MLSAM_LOG__LEVEL: 'warn' } },
     );
     const secs = (Date.now() - t0) / 1000;
     const out = JSON.parse(stdout) as Out;
-    console.info(`score CLI: ${out.timing.slicesScored} slices in ${secs.toFixed(1)} s wall (${out.timing.slicesPerSecond} slices/s inside)`);
+    console.info(
+      `score CLI: ${out.timing.slicesScored} slices in ${secs.toFixed(1)} s wall (${out.timing.slicesPerSecond} slices/s inside)`,
+    );
 
     expect(out.model).toMatchObject({ name: meta.name, version: meta.version });
     expect(out.series).toHaveLength(3);
@@ -78,7 +90,10 @@ describe('mlsam score', () => {
       expect(Math.abs(sN!.score - py.normal001.score)).toBeLessThan(2e-3);
     }
 
-    for (const [s, sops] of [[sP!, p001], [sN!, normal]] as const) {
+    for (const [s, sops] of [
+      [sP!, p001],
+      [sN!, normal],
+    ] as const) {
       const mine = out.slices.filter((x) => x.seriesInstanceUid === s.seriesInstanceUid);
       // scan order, superior first, is the data set's SliceLocation-descending order
       expect(mine.map((x) => x.sopInstanceUid)).toEqual(sops);
@@ -87,7 +102,9 @@ describe('mlsam score', () => {
       expect(s.fusion).toBe('cnn+opacity');
       const f = fuseSeries(
         mine.map((x) => ({ cnn: x.cnnProbability, lungAreaMm2: x.lungAreaMm2!, opacityMm2: (x.opacityPercent! * x.lungAreaMm2!) / 100 })),
-        s.opacity!.total.percentOpacity, meta.fusion, meta.series.aggregation,
+        s.opacity!.total.percentOpacity,
+        meta.fusion,
+        meta.series.aggregation,
       )!;
       expect(s.score).toBeCloseTo(f.score, 6);
       expect(s.k).toBe(f.k);
@@ -120,7 +137,10 @@ describe('mlsam score', () => {
   }, 600_000);
 
   it('prints a readable report without --json, and exits 2 when nothing can be scored', async () => {
-    const { stdout } = await run(process.execPath, [cli, 'score', png], { cwd: repoRoot, env: { ...process.env, MLSAM_LOG__LEVEL: 'warn' } });
+    const { stdout } = await run(process.execPath, [cli, 'score', png], {
+      cwd: repoRoot,
+      env: { ...process.env, MLSAM_LOG__LEVEL: 'warn' },
+    });
     expect(stdout).toMatch(/NOT FOR DIAGNOSTIC USE/);
     // the category with the band it comes from (issue 26)
     expect(stdout).toMatch(/score 0\.\d{4} — (likely|indeterminate|unlikely) \((0\.\d\d or below|0\.\d\d–0\.\d\d|0\.\d\d or above)\)/);
@@ -128,9 +148,16 @@ describe('mlsam score', () => {
     expect(stdout).toContain(path.basename(png));
 
     const odd = path.join(data, 'dicom-samples', 'orthanc-tests', 'odd');
-    const unscorable = ['2026-05-06-Deeply-Nested-Sequence.dcm', 'sample-pdf.dcm', '2026-05-26-oob-monochrome-46341.dcm', 'Issue22-NoPixelData.dcm']
-      .map((f) => path.join(odd, f));
-    const r = await run(process.execPath, [cli, 'score', '--json', ...unscorable], { cwd: repoRoot, env: { ...process.env, MLSAM_LOG__LEVEL: 'warn' } }).then(
+    const unscorable = [
+      '2026-05-06-Deeply-Nested-Sequence.dcm',
+      'sample-pdf.dcm',
+      '2026-05-26-oob-monochrome-46341.dcm',
+      'Issue22-NoPixelData.dcm',
+    ].map((f) => path.join(odd, f));
+    const r = await run(process.execPath, [cli, 'score', '--json', ...unscorable], {
+      cwd: repoRoot,
+      env: { ...process.env, MLSAM_LOG__LEVEL: 'warn' },
+    }).then(
       () => ({ code: 0, stdout: '' }),
       (e: { code: number; stdout: string }) => ({ code: e.code, stdout: e.stdout }),
     );

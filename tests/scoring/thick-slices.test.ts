@@ -37,8 +37,15 @@ async function slabSeries(dir: string, sliceThickness: number): Promise<string> 
   });
   const z = sl.map((x) => x.parts[1].header.imagePositionPatient![2]!);
   await writeSyntheticSeries({
-    dir, count: sl.length, rows: height, columns: width, pixelSpacing: first.header.pixelSpacing![0],
-    zStart: z[0]!, sliceSpacing: z[1]! - z[0]!, sliceThickness, pixels: (i) => stored[i]!,
+    dir,
+    count: sl.length,
+    rows: height,
+    columns: width,
+    pixelSpacing: first.header.pixelSpacing![0],
+    zStart: z[0]!,
+    sliceSpacing: z[1]! - z[0]!,
+    sliceThickness,
+    pixels: (i) => stored[i]!,
   });
   return dir;
 }
@@ -84,7 +91,9 @@ describe('thick slices through scoreFiles (normal001 as 6 mm slabs)', () => {
     expect(pAs2).toBeGreaterThan(2 * pThin);
     expect(pThick).toBeLessThan(0.6 * pAs2);
     expect(pThick).toBeLessThan(2 * pThin);
-    console.log(`normal001 % opacity: 2 mm ${pThin}, 6 mm slabs ${pThick} (score ${thick.score.toFixed(3)}, ${thick.category}), slabs labelled 2 mm ${pAs2} (score ${labelledThin.score.toFixed(3)}, ${labelledThin.category})`);
+    console.log(
+      `normal001 % opacity: 2 mm ${pThin}, 6 mm slabs ${pThick} (score ${thick.score.toFixed(3)}, ${thick.category}), slabs labelled 2 mm ${pAs2} (score ${labelledThin.score.toFixed(3)}, ${labelledThin.category})`,
+    );
     expect(thick.category).toBe('unlikely');
     expect(thick.score).toBeLessThan(labelledThin.score);
     // the volumes do not depend on the opening

@@ -67,7 +67,7 @@ describe('pipelines under pipefail', () => {
     expect(EARLY_EXIT_GREP.test(`grep -q x <<<"$page" || fail`)).toBe(false);
   });
 
-  it('docker/check.sh prints each step\'s time under that step, before the next heading', () => {
+  it("docker/check.sh prints each step's time under that step, before the next heading", () => {
     // The step functions of check.sh, run on their own.
     const r = bash(`set -euo pipefail
       source <(sed -n '/^step_done() {/,/^}/p;/^step() {/,/^}/p' docker/check.sh)
@@ -75,12 +75,22 @@ describe('pipelines under pipefail', () => {
       step one; echo 'output of one'; step two; echo 'output of two'; step_done`);
     expect(r.status).toBe(0);
     expect(r.stdout.split('\n').map((l) => l.replace(/\d+ s$/, 'N s'))).toEqual([
-      '== one', 'output of one', '   one: N s', '== two', 'output of two', '   two: N s', '',
+      '== one',
+      'output of one',
+      '   one: N s',
+      '== two',
+      'output of two',
+      '   two: N s',
+      '',
     ]);
   });
 
   it('every image compose.yaml builds gets BASE_IMAGE (and NPM_REGISTRY) from the host', () => {
-    const json = execFileSync('/usr/bin/python3', ['-c', 'import json,sys,yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))', join(REPO_ROOT, 'compose.yaml')], { encoding: 'utf8' });
+    const json = execFileSync(
+      '/usr/bin/python3',
+      ['-c', 'import json,sys,yaml; print(json.dumps(yaml.safe_load(open(sys.argv[1]))))', join(REPO_ROOT, 'compose.yaml')],
+      { encoding: 'utf8' },
+    );
     const compose = JSON.parse(json) as { services: Record<string, { build?: { args?: Record<string, string> } }> };
     const built = Object.entries(compose.services).filter(([, s]) => s.build);
     expect(built.map(([n]) => n).sort()).toEqual(['mlsam-admin', 'mlsam-listener', 'mlsam-worker', 'mlsam-worker-gpu']);

@@ -23,11 +23,19 @@ describe('shared stats (Redis)', () => {
       expect(await a.applyOnce('result:1', ev)).toBe('counted');
       expect(await b.applyOnce('result:1', ev)).toBe('seen');
       expect(await a.applyOnce('result:2', ev)).toBe('counted');
-      const snap = await waitFor(async () => {
-        const s = await a.snapshot();
-        return s.counters.find((c) => c.name === 'instances_received')?.value === 7 ? s : undefined;
-      }, 3_000, 'counters');
-      expect(snap.counters.find((c) => c.name === 'series_completed')).toEqual({ name: 'series_completed', labels: { model: 'm', version: '1' }, value: 2 });
+      const snap = await waitFor(
+        async () => {
+          const s = await a.snapshot();
+          return s.counters.find((c) => c.name === 'instances_received')?.value === 7 ? s : undefined;
+        },
+        3_000,
+        'counters',
+      );
+      expect(snap.counters.find((c) => c.name === 'series_completed')).toEqual({
+        name: 'series_completed',
+        labels: { model: 'm', version: '1' },
+        value: 2,
+      });
       const h = snap.histograms.stage_duration_seconds![0]!;
       expect(h.labels).toEqual({ stage: 'infer' });
       expect(h.count).toBe(3);

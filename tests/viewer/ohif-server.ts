@@ -29,10 +29,20 @@ export async function ohifDist(): Promise<string> {
 }
 
 const TYPES: Record<string, string> = {
-  '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.mjs': 'text/javascript; charset=utf-8',
-  '.css': 'text/css; charset=utf-8', '.json': 'application/json', '.wasm': 'application/wasm', '.svg': 'image/svg+xml',
-  '.png': 'image/png', '.ico': 'image/x-icon', '.woff2': 'font/woff2', '.woff': 'font/woff', '.ttf': 'font/ttf',
-  '.txt': 'text/plain; charset=utf-8', '.map': 'application/json',
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.wasm': 'application/wasm',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+  '.woff2': 'font/woff2',
+  '.woff': 'font/woff',
+  '.ttf': 'font/ttf',
+  '.txt': 'text/plain; charset=utf-8',
+  '.map': 'application/json',
 };
 
 /** OHIF's configuration: one DICOMweb source (Orthanc behind this server), nothing from the internet. */
@@ -82,7 +92,12 @@ export function splitIncludeField(search: string): string {
   const params = new URLSearchParams(search);
   const out = new URLSearchParams();
   for (const [k, v] of params) {
-    if (k.toLowerCase() === 'includefield') for (const f of v.split(',').map((s) => s.trim()).filter(Boolean)) out.append(k, f);
+    if (k.toLowerCase() === 'includefield')
+      for (const f of v
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean))
+        out.append(k, f);
     else out.append(k, v);
   }
   const s = out.toString();
@@ -104,7 +119,11 @@ async function forward(req: IncomingMessage, res: ServerResponse, target: string
   const chunks: Buffer[] = [];
   for await (const c of req) chunks.push(c as Buffer);
   const body = chunks.length ? Buffer.concat(chunks) : undefined;
-  const r = await fetch(target, { method: req.method ?? 'GET', headers, ...(body && req.method !== 'GET' && req.method !== 'HEAD' ? { body } : {}) });
+  const r = await fetch(target, {
+    method: req.method ?? 'GET',
+    headers,
+    ...(body && req.method !== 'GET' && req.method !== 'HEAD' ? { body } : {}),
+  });
   const out: Record<string, string> = {};
   r.headers.forEach((v, k) => {
     if (!HOP_BY_HOP.has(k) && k !== 'content-encoding') out[k] = v;
@@ -118,7 +137,11 @@ async function serveFile(res: ServerResponse, file: string): Promise<boolean> {
   try {
     const st = await stat(file);
     if (!st.isFile()) return false;
-    res.writeHead(200, { 'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream', 'content-length': String(st.size), 'cache-control': 'no-cache' });
+    res.writeHead(200, {
+      'content-type': TYPES[path.extname(file)] ?? 'application/octet-stream',
+      'content-length': String(st.size),
+      'cache-control': 'no-cache',
+    });
     await new Promise<void>((resolve, reject) => createReadStream(file).on('error', reject).on('end', resolve).pipe(res));
     return true;
   } catch {
@@ -169,9 +192,10 @@ export async function startOhifServer(dist: string, orthancUrl: string): Promise
   return {
     url: `http://127.0.0.1:${port}`,
     forwarded,
-    close: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

@@ -41,7 +41,9 @@ const BAD_SR_MESSAGES = /no SCOORD|not rehydratable|No measurements found which 
 function dicomWebPlugin(): string {
   for (const dir of ['/usr/share/orthanc/plugins', '/usr/lib/orthanc']) {
     if (!existsSync(dir)) continue;
-    const so = readdirSync(dir).sort().find((f) => /^libOrthancDicomWeb\.so/.test(f));
+    const so = readdirSync(dir)
+      .sort()
+      .find((f) => /^libOrthancDicomWeb\.so/.test(f));
     if (so) return path.join(dir, so);
   }
   throw new Error('the Orthanc DICOMweb plugin is not installed (apt install orthanc-dicomweb)');
@@ -64,19 +66,35 @@ beforeAll(async () => {
   const { seriesDir, files } = await spoolP001(spool, INSTANCES);
   const scored = await scoredRecord(seriesDir, files);
   record = scored.record;
-  outputs = await writeResultObjects(record, { config: testConfig(spool), logger, metadata: scored.meta, ...(scored.labels ? { labels: scored.labels } : {}) });
+  outputs = await writeResultObjects(record, {
+    config: testConfig(spool),
+    logger,
+    metadata: scored.meta,
+    ...(scored.labels ? { labels: scored.labels } : {}),
+  });
 
   orthanc = await startOrthanc({
     modalities: { mlsam: { aeTitle: 'MLSAM', port: 104 }, uploader: { aeTitle: 'UPLOADER', port: 104 } },
     extraConfig: {
       Plugins: [dicomWebPlugin()],
-      DicomWeb: { Enable: true, Root: '/dicom-web/', EnableWado: true, WadoRoot: '/wado', Ssl: false, StudiesMetadata: 'Full', SeriesMetadata: 'Full' },
+      DicomWeb: {
+        Enable: true,
+        Root: '/dicom-web/',
+        EnableWado: true,
+        WadoRoot: '/wado',
+        Ssl: false,
+        StudiesMetadata: 'Full',
+        SeriesMetadata: 'Full',
+      },
     },
   });
   // The CT as a modality sends it, the results as the node dispatches them.
   const ct = await run('storescu', ['-xs', '-aet', 'UPLOADER', '-aec', 'ORTHANC', '127.0.0.1', String(orthanc.dicomPort), ...files]);
   expect(ct.code, ct.stderr).toBe(0);
-  const sent = await sendFiles({ host: '127.0.0.1', port: orthanc.dicomPort, calledAeTitle: 'ORTHANC', callingAeTitle: 'MLSAM' }, outputs.map((o) => o.path));
+  const sent = await sendFiles(
+    { host: '127.0.0.1', port: orthanc.dicomPort, calledAeTitle: 'ORTHANC', callingAeTitle: 'MLSAM' },
+    outputs.map((o) => o.path),
+  );
   expect(sent.failed, JSON.stringify(sent.failed)).toEqual([]);
 
   server = await startOhifServer(dist, orthanc.url);
@@ -112,8 +130,10 @@ async function shownInstance(): Promise<number> {
 const instanceOf = (sop: string): number => record.slices.find((s) => s.sopInstanceUid === sop)!.instanceNumber!;
 
 describe.skipIf(!existsSync(P001))('OHIF Viewer 3.13.2 on Orthanc + DICOMweb', () => {
-  it('the proxy splits OHIF\'s comma-separated includefield for Orthanc\'s DICOMweb 1.7', () => {
-    expect(splitIncludeField('?limit=101&includefield=00081030,00080060&StudyInstanceUID=1.2')).toBe('?limit=101&includefield=00081030&includefield=00080060&StudyInstanceUID=1.2');
+  it("the proxy splits OHIF's comma-separated includefield for Orthanc's DICOMweb 1.7", () => {
+    expect(splitIncludeField('?limit=101&includefield=00081030,00080060&StudyInstanceUID=1.2')).toBe(
+      '?limit=101&includefield=00081030&includefield=00080060&StudyInstanceUID=1.2',
+    );
     expect(splitIncludeField('')).toBe('');
     expect(server.forwarded.length).toBe(0);
   });
@@ -131,7 +151,10 @@ describe.skipIf(!existsSync(P001))('OHIF Viewer 3.13.2 on Orthanc + DICOMweb', (
     expect(server.forwarded.some((f) => /includefield=[0-9A-F]{8}&includefield=/.test(f))).toBe(true);
     expect(server.forwarded.every((f) => !/includefield=[^&]*,/.test(f))).toBe(true);
     // The Key Object Selection, as a PACS client queries it (QIDO-RS).
-    const series = (await (await fetch(`${server.url}/dicom-web/studies/${record.studyInstanceUid}/series`)).json()) as Record<string, { Value?: string[] }>[];
+    const series = (await (await fetch(`${server.url}/dicom-web/studies/${record.studyInstanceUid}/series`)).json()) as Record<
+      string,
+      { Value?: string[] }
+    >[];
     const byModality = series.map((s) => s['00080060']?.Value?.[0]).sort();
     expect(byModality).toEqual(['CT', 'CT', 'KO', 'PR', 'SEG', 'SR']);
     await page.screenshot({ path: path.join(artifacts, 'viewer-study.png') });
@@ -139,7 +162,11 @@ describe.skipIf(!existsSync(P001))('OHIF Viewer 3.13.2 on Orthanc + DICOMweb', (
 
   it('the heatmap series opens as a stack of stills: no cine, the text band clear of the viewer overlays', async () => {
     await page.locator('[data-cy="study-browser-thumbnail"]', { hasText: 'AI heatmaps' }).dblclick();
-    await page.waitForFunction("document.querySelector('[data-cy=\"viewport-overlay-top-left\"]')?.innerText.includes('AI heatmaps')", null, { timeout: 30_000 });
+    await page.waitForFunction(
+      "document.querySelector('[data-cy=\"viewport-overlay-top-left\"]')?.innerText.includes('AI heatmaps')",
+      null,
+      { timeout: 30_000 },
+    );
     await page.waitForTimeout(1500);
     expect(await page.locator('[data-cy="cine-player-play-pause"]').count()).toBe(0);
     expect(await shownInstance()).toBe(1);
@@ -149,7 +176,11 @@ describe.skipIf(!existsSync(P001))('OHIF Viewer 3.13.2 on Orthanc + DICOMweb', (
     await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
     const last = outputs.filter((o) => o.kind === 'heatmap' || o.kind === 'summary').length;
     for (let i = 1; i < last; i++) await page.mouse.wheel(0, 120);
-    await page.waitForFunction(`document.querySelector('[data-cy="viewport-overlay-bottom-right"]')?.innerText.includes('I:${last} ')`, null, { timeout: 15_000 });
+    await page.waitForFunction(
+      `document.querySelector('[data-cy="viewport-overlay-bottom-right"]')?.innerText.includes('I:${last} ')`,
+      null,
+      { timeout: 15_000 },
+    );
     await page.waitForTimeout(1000);
     expect(await page.locator('[data-cy="cine-player-play-pause"]').count()).toBe(0);
     await page.screenshot({ path: path.join(artifacts, 'viewer-summary.png') });
@@ -165,7 +196,11 @@ describe.skipIf(!existsSync(P001))('OHIF Viewer 3.13.2 on Orthanc + DICOMweb', (
     });
     await no.click();
     const first = record.keySlices[0]!;
-    await page.waitForFunction(`document.querySelector('[data-cy="viewport-overlay-bottom-right"]')?.innerText.includes('I:${instanceOf(first.sopInstanceUid)} ')`, null, { timeout: 30_000 });
+    await page.waitForFunction(
+      `document.querySelector('[data-cy="viewport-overlay-bottom-right"]')?.innerText.includes('I:${instanceOf(first.sopInstanceUid)} ')`,
+      null,
+      { timeout: 30_000 },
+    );
     expect(await shownInstance()).toBe(instanceOf(first.sopInstanceUid));
     const want = `Series ${record.score!.toFixed(3)}: ${record.category}`;
     const drawn = async (): Promise<boolean> => (await drawnTexts()).some((t) => t.includes(want));
@@ -177,7 +212,11 @@ describe.skipIf(!existsSync(P001))('OHIF Viewer 3.13.2 on Orthanc + DICOMweb', (
       // had (the CT's first slice, shown when the study opened) and does not render again: the
       // annotations appear at the next render. A resize is the least a user does to get one.
       await page.setViewportSize({ width: 1919, height: 1080 });
-      await page.waitForFunction(`[...document.querySelectorAll('svg.svg-layer text')].some((t) => t.textContent.includes(${JSON.stringify(want)}))`, null, { timeout: 15_000 });
+      await page.waitForFunction(
+        `[...document.querySelectorAll('svg.svg-layer text')].some((t) => t.textContent.includes(${JSON.stringify(want)}))`,
+        null,
+        { timeout: 15_000 },
+      );
     }
     const texts = (await drawnTexts()).join('\n');
     const lo = (record.threshold! - record.indeterminateMargin!).toFixed(2);
@@ -196,15 +235,27 @@ describe.skipIf(!existsSync(P001))('OHIF Viewer 3.13.2 on Orthanc + DICOMweb', (
     expect(await shownInstance()).toBe(instanceOf(record.keySlices[0]!.sopInstanceUid));
     for (const [i, k] of record.keySlices.entries()) {
       if (i > 0) await right.click();
-      await page.waitForFunction(`document.querySelector('[data-cy="viewport-overlay-bottom-right"]')?.innerText.includes('I:${instanceOf(k.sopInstanceUid)} ')`, null, { timeout: 15_000 });
+      await page.waitForFunction(
+        `document.querySelector('[data-cy="viewport-overlay-bottom-right"]')?.innerText.includes('I:${instanceOf(k.sopInstanceUid)} ')`,
+        null,
+        { timeout: 15_000 },
+      );
       const want = `Slice probability: ${(k.probability * 100).toFixed(2)} %`;
-      await page.waitForFunction(`[...document.querySelectorAll('svg.svg-layer text')].some((t) => t.textContent.includes(${JSON.stringify(want)}))`, null, { timeout: 15_000 });
+      await page.waitForFunction(
+        `[...document.querySelectorAll('svg.svg-layer text')].some((t) => t.textContent.includes(${JSON.stringify(want)}))`,
+        null,
+        { timeout: 15_000 },
+      );
       if (i === 1) await page.screenshot({ path: path.join(artifacts, 'viewer-sr-key2.png') });
     }
     // ...and back.
     for (let i = record.keySlices.length - 2; i >= 0; i--) {
       await left.click();
-      await page.waitForFunction(`document.querySelector('[data-cy="viewport-overlay-bottom-right"]')?.innerText.includes('I:${instanceOf(record.keySlices[i]!.sopInstanceUid)} ')`, null, { timeout: 15_000 });
+      await page.waitForFunction(
+        `document.querySelector('[data-cy="viewport-overlay-bottom-right"]')?.innerText.includes('I:${instanceOf(record.keySlices[i]!.sopInstanceUid)} ')`,
+        null,
+        { timeout: 15_000 },
+      );
     }
   });
 
@@ -216,7 +267,9 @@ describe.skipIf(!existsSync(P001))('OHIF Viewer 3.13.2 on Orthanc + DICOMweb', (
   it('the Segmentation loads as an overlay on the CT, lists its four segments and toggles them', async () => {
     await page.goto(`${server.url}/viewer?StudyInstanceUIDs=${record.studyInstanceUid}`);
     await page.locator('[data-cy="study-browser-thumbnail"]').nth(1).waitFor({ timeout: 60_000 });
-    const segThumb = page.locator('[data-cy="study-browser-thumbnail-no-image"], [data-cy="study-browser-thumbnail"]', { hasText: 'SEG' }).first();
+    const segThumb = page
+      .locator('[data-cy="study-browser-thumbnail-no-image"], [data-cy="study-browser-thumbnail"]', { hasText: 'SEG' })
+      .first();
     await segThumb.dblclick();
     // OHIF 3.13 asks whether to load the segmentation into the viewport.
     const yes = page.getByRole('button', { name: 'Yes', exact: true });
@@ -233,7 +286,8 @@ describe.skipIf(!existsSync(P001))('OHIF Viewer 3.13.2 on Orthanc + DICOMweb', (
     expect((await page.locator('[data-cy="data-row-title"]').allInnerTexts()).map((t) => t.trim())).toEqual(expect.arrayContaining(labels));
     await page.screenshot({ path: path.join(artifacts, 'viewer-seg.png') });
     // the overlay is drawn: coloured pixels on the viewport's (largest) canvas
-    const coloured = async (): Promise<number> => (await page.evaluate(`(() => {
+    const coloured = async (): Promise<number> =>
+      (await page.evaluate(`(() => {
       const c = [...document.querySelectorAll('canvas')].sort((a, b) => b.width * b.height - a.width * a.height)[0];
       const off = document.createElement('canvas'); off.width = c.width; off.height = c.height;
       const o = off.getContext('2d'); o.drawImage(c, 0, 0);

@@ -20,7 +20,10 @@ export const P001 = join(SHARED_DATA, 'covid-ct-md', 'P001');
 
 /** The first `n` files of P001 by name (a contiguous run of slice positions is not needed). */
 export async function p001Files(n: number, skip = 0): Promise<string[]> {
-  return (await readdir(P001)).sort().slice(skip, skip + n).map((f) => join(P001, f));
+  return (await readdir(P001))
+    .sort()
+    .slice(skip, skip + n)
+    .map((f) => join(P001, f));
 }
 
 export interface SeriesIds {
@@ -33,7 +36,12 @@ export interface SeriesIds {
  * series ids. The files keep their own UIDs unless `retag` gives the series a fresh Series UID
  * (so several variants of P001 can be scored side by side).
  */
-export async function spoolSeries(spool: string, files: string[], ids: SeriesIds, name: (i: number) => string = (i) => `${String(i).padStart(4, '0')}.dcm`): Promise<string> {
+export async function spoolSeries(
+  spool: string,
+  files: string[],
+  ids: SeriesIds,
+  name: (i: number) => string = (i) => `${String(i).padStart(4, '0')}.dcm`,
+): Promise<string> {
   const dir = join(spool, ids.studyInstanceUid, ids.seriesInstanceUid);
   await mkdir(dir, { recursive: true });
   for (const [i, f] of files.entries()) await copyFile(f, join(dir, name(i)));
@@ -61,7 +69,12 @@ export async function sopUids(dir: string): Promise<string[]> {
 }
 
 /** The inference job the tracker would add for the folder's content. */
-export async function addJob(queue: Queue<InferenceJobData>, dir: string, ids: SeriesIds, opts: Partial<typeof INFERENCE_JOB_OPTIONS> = {}): Promise<string> {
+export async function addJob(
+  queue: Queue<InferenceJobData>,
+  dir: string,
+  ids: SeriesIds,
+  opts: Partial<typeof INFERENCE_JOB_OPTIONS> = {},
+): Promise<string> {
   const sops = await sopUids(dir);
   const hash = instancesHash(sops);
   const now = new Date().toISOString();
@@ -90,11 +103,23 @@ export async function readRecord(redis: Redis, config: Config, seriesUid: string
 }
 
 /** Waits until the record of the series has one of `statuses` (and, if given, the content hash). */
-export function waitForRecord(redis: Redis, config: Config, seriesUid: string, statuses: ResultRecord['status'][], timeoutMs = 120_000, hash?: string): Promise<ResultRecord> {
-  return waitFor(async () => {
-    const r = await readRecord(redis, config, seriesUid);
-    return r && statuses.includes(r.status) && (!hash || r.instancesHash === hash) ? r : undefined;
-  }, timeoutMs, `result record of ${seriesUid} in ${statuses.join('/')}`, 100);
+export function waitForRecord(
+  redis: Redis,
+  config: Config,
+  seriesUid: string,
+  statuses: ResultRecord['status'][],
+  timeoutMs = 120_000,
+  hash?: string,
+): Promise<ResultRecord> {
+  return waitFor(
+    async () => {
+      const r = await readRecord(redis, config, seriesUid);
+      return r && statuses.includes(r.status) && (!hash || r.instancesHash === hash) ? r : undefined;
+    },
+    timeoutMs,
+    `result record of ${seriesUid} in ${statuses.join('/')}`,
+    100,
+  );
 }
 
 export async function truncate(file: string, bytes: number): Promise<void> {

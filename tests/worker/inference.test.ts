@@ -22,7 +22,18 @@ import { run } from '../helpers/dcmtk.js';
 import { MLSAM_MAIN } from '../helpers/process.js';
 import { cleanup, logger, testConfig, waitFor } from '../queue/helpers.js';
 import { inferenceQueue } from '../e2e/helpers.js';
-import { addJob, dcmodify, newIds, p001Files, plainRedis, retagSeries, spoolSeries, truncate, waitForRecord, type SeriesIds } from './helpers.js';
+import {
+  addJob,
+  dcmodify,
+  newIds,
+  p001Files,
+  plainRedis,
+  retagSeries,
+  spoolSeries,
+  truncate,
+  waitForRecord,
+  type SeriesIds,
+} from './helpers.js';
 import { SHIPPED_VERSION } from '../helpers/model.js';
 
 const exec = promisify(execFile);
@@ -68,7 +79,13 @@ async function tmp(tag: string): Promise<string> {
 
 interface CliOut {
   slices: { sopInstanceUid: string; probability: number; index: number }[];
-  series: { seriesInstanceUid: string; score: number; category: string; k: number; keySlices: { sopInstanceUid: string; index: number }[] }[];
+  series: {
+    seriesInstanceUid: string;
+    score: number;
+    category: string;
+    k: number;
+    keySlices: { sopInstanceUid: string; index: number }[];
+  }[];
 }
 
 /** `mlsam score --json` (the built CLI) on files. */
@@ -106,16 +123,31 @@ describe('inference worker', () => {
 
     const files = await p001Files(30);
     // -xs: propose JPEG Lossless SV1, the files' own syntax (sent as published, not decompressed)
-    const sent = await run('storescu', ['-v', '-xs', '-aet', 'PACS', '-aec', 'MLSAM', '127.0.0.1', String(listener.address?.port ?? 0), ...files]);
+    const sent = await run('storescu', [
+      '-v',
+      '-xs',
+      '-aet',
+      'PACS',
+      '-aec',
+      'MLSAM',
+      '127.0.0.1',
+      String(listener.address?.port ?? 0),
+      ...files,
+    ]);
     expect((sent.stdout + sent.stderr).match(/Received Store Response \(Success\)/g)?.length, sent.stderr).toBe(30);
-    const uid = (await import('../../src/dicom/decode/index.js').then((m) => m.readDicomHeaderFile(files[0] as string))).seriesInstanceUid as string;
+    const uid = (await import('../../src/dicom/decode/index.js').then((m) => m.readDicomHeaderFile(files[0] as string)))
+      .seriesInstanceUid as string;
     const rec = await waitForRecord(redis, c, uid, ['scored', 'not-scored', 'failed'], 120_000);
     expect(rec.status, rec.reason).toBe('scored');
 
     const cli = await scoreCli(files);
     expect(cli.series).toHaveLength(1);
     // same engine, same batch size: the very same numbers
-    expectSameProbabilities(rec, cli.slices.map((s) => [s.sopInstanceUid, s.probability] as const), 0);
+    expectSameProbabilities(
+      rec,
+      cli.slices.map((s) => [s.sopInstanceUid, s.probability] as const),
+      0,
+    );
     expect(rec.score).toBe(cli.series[0]!.score);
     expect(rec.category).toBe(cli.series[0]!.category);
     expect(rec.k).toBe(cli.series[0]!.k);
@@ -131,7 +163,9 @@ describe('inference worker', () => {
       attemptsMade: 1,
       dropped: [],
     });
-    expect(rec.slices.every((s) => isAbsolute(s.file) && s.file.startsWith(rec.seriesDir) && s.sopClassUid === '1.2.840.10008.5.1.4.1.1.2')).toBe(true);
+    expect(
+      rec.slices.every((s) => isAbsolute(s.file) && s.file.startsWith(rec.seriesDir) && s.sopClassUid === '1.2.840.10008.5.1.4.1.1.2'),
+    ).toBe(true);
     expect(rec.slices.map((s) => s.index)).toEqual([...Array(30).keys()]);
     for (const k of rec.keySlices) {
       expect(k.attention?.data).toHaveLength((k.attention?.width ?? 0) * (k.attention?.height ?? 0));
@@ -204,15 +238,20 @@ describe('inference worker', () => {
 
     for (const v of Object.values(variants)) await addJob(queue, v.dir, v.ids);
     const rec: Record<string, ResultRecord> = {};
-    for (const [name, v] of Object.entries(variants)) rec[name] = await waitForRecord(redis, c, v.ids.seriesInstanceUid, ['scored', 'not-scored', 'failed'], 180_000);
+    for (const [name, v] of Object.entries(variants))
+      rec[name] = await waitForRecord(redis, c, v.ids.seriesInstanceUid, ['scored', 'not-scored', 'failed'], 180_000);
     for (const [name, r] of Object.entries(rec)) expect(r.status, `${name}: ${r.reason}`).toBe('scored');
 
     const clean = probs(rec.clean!);
     expect(clean).toHaveLength(12);
     for (const name of ['scrambled', 'localizer', 'orientation', 'corrupt', 'syntaxes']) expectSameProbabilities(rec[name]!, clean);
     // the later acquisition at a repeated position replaces the earlier one, with the same pixels
-    const dupOf = (await import('../../src/dicom/decode/index.js').then((m) => m.readDicomHeaderFile(join(dup, '0003.dcm')))).sopInstanceUid;
-    expectSameProbabilities(rec.duplicate!, clean.map(([sop, p]) => [sop === dupOf ? dupUid : sop, p] as const));
+    const dupOf = (await import('../../src/dicom/decode/index.js').then((m) => m.readDicomHeaderFile(join(dup, '0003.dcm'))))
+      .sopInstanceUid;
+    expectSameProbabilities(
+      rec.duplicate!,
+      clean.map(([sop, p]) => [sop === dupOf ? dupUid : sop, p] as const),
+    );
     const reasons = (r: ResultRecord) => r.dropped.map((d) => d.reason).join(' | ');
     expect(reasons(rec.duplicate!)).toMatch(new RegExp(`duplicate position .* kept the later acquisition ${dupUid.replace(/\./g, '\\.')}`));
     expect(reasons(rec.localizer!)).toMatch(/localizer/);
@@ -224,7 +263,12 @@ describe('inference worker', () => {
       const h = await import('../../src/dicom/decode/index.js').then((m) => m.readDicomHeaderFile(join(variants.syntaxes!.dir, f)));
       syntaxes.add(h.transferSyntaxUid as string);
     }
-    expect([...syntaxes].sort()).toEqual(['1.2.840.10008.1.2.1', '1.2.840.10008.1.2.4.70', '1.2.840.10008.1.2.4.80', '1.2.840.10008.1.2.5']);
+    expect([...syntaxes].sort()).toEqual([
+      '1.2.840.10008.1.2.1',
+      '1.2.840.10008.1.2.4.70',
+      '1.2.840.10008.1.2.4.80',
+      '1.2.840.10008.1.2.5',
+    ]);
   }, 300_000);
 
   it('ends deterministic problems as "not scored: <reason>" without retries: too short, no usable slices, undecodable', async () => {
@@ -238,7 +282,12 @@ describe('inference worker', () => {
     await retagSeries(await spoolSeries(c.spool.dir, files.slice(0, 5), short), short);
     const scouts = newIds();
     const scoutDir = await spoolSeries(c.spool.dir, files, scouts);
-    for (const f of await readdir(scoutDir)) await dcmodify(join(scoutDir, f), { '(0020,000E)': scouts.seriesInstanceUid, '(0020,000D)': scouts.studyInstanceUid, '(0008,0008)': 'ORIGINAL\\PRIMARY\\LOCALIZER' });
+    for (const f of await readdir(scoutDir))
+      await dcmodify(join(scoutDir, f), {
+        '(0020,000E)': scouts.seriesInstanceUid,
+        '(0020,000D)': scouts.studyInstanceUid,
+        '(0008,0008)': 'ORIGINAL\\PRIMARY\\LOCALIZER',
+      });
     const broken = newIds();
     const brokenDir = await spoolSeries(c.spool.dir, files, broken);
     await retagSeries(brokenDir, broken);
@@ -249,7 +298,9 @@ describe('inference worker', () => {
       [scouts, /no scorable slices/],
       [broken, /no slice could be decoded/],
     ];
-    for (const [ids, , dir] of cases.map(([ids, re]) => [ids, re, join(c.spool.dir, ids.studyInstanceUid, ids.seriesInstanceUid)] as const)) {
+    for (const [ids, , dir] of cases.map(
+      ([ids, re]) => [ids, re, join(c.spool.dir, ids.studyInstanceUid, ids.seriesInstanceUid)] as const,
+    )) {
       await addJob(queue, dir, ids);
     }
     for (const [ids, re] of cases) {
@@ -257,10 +308,14 @@ describe('inference worker', () => {
       expect(r.status).toBe('not-scored');
       expect(r.reason).toMatch(re);
       expect(r.slices).toEqual([]);
-      const job = await waitFor(async () => {
-        const jobs = await queue.getJobs(['failed']);
-        return jobs.find((j) => j.data.seriesInstanceUid === ids.seriesInstanceUid);
-      }, 10_000, 'failed job');
+      const job = await waitFor(
+        async () => {
+          const jobs = await queue.getJobs(['failed']);
+          return jobs.find((j) => j.data.seriesInstanceUid === ids.seriesInstanceUid);
+        },
+        10_000,
+        'failed job',
+      );
       expect(job.failedReason).toMatch(new RegExp(`^not scored: .*${re.source}`));
       expect(job.attemptsMade).toBe(1); // UnrecoverableError: no retries
     }
@@ -276,7 +331,15 @@ describe('inference worker', () => {
       onResult: async (r): Promise<OutputFile[]> => {
         if (r.seriesInstanceUid === doomed.seriesInstanceUid) throw new Error('results store unavailable');
         if (calls++ === 0) throw new Error('transient: disk busy');
-        return [{ kind: 'sr', path: '/tmp/sr.dcm', sopClassUid: '1.2.840.10008.5.1.4.1.1.88.33', sopInstanceUid: srUid, seriesInstanceUid: srSeries }];
+        return [
+          {
+            kind: 'sr',
+            path: '/tmp/sr.dcm',
+            sopClassUid: '1.2.840.10008.5.1.4.1.1.88.33',
+            sopInstanceUid: srUid,
+            seriesInstanceUid: srSeries,
+          },
+        ];
       },
     });
     const doomed = newIds();
@@ -295,12 +358,24 @@ describe('inference worker', () => {
     await copyFile(files[10] as string, join(dir, 'late.dcm'));
     await dcmodify(join(dir, 'late.dcm'), { '(0020,000E)': ids.seriesInstanceUid, '(0020,000D)': ids.studyInstanceUid });
     const second = await addJob(queue, dir, ids);
-    const r2 = await waitFor(async () => {
-      const r = await waitForRecord(redis, c, ids.seriesInstanceUid, ['scored']);
-      return r.jobId === second ? r : undefined;
-    }, 60_000, 'second result');
+    const r2 = await waitFor(
+      async () => {
+        const r = await waitForRecord(redis, c, ids.seriesInstanceUid, ['scored']);
+        return r.jobId === second ? r : undefined;
+      },
+      60_000,
+      'second result',
+    );
     expect(r2.slices).toHaveLength(11);
-    expect(r2.previous).toEqual([{ instancesHash: r1.instancesHash, modelVersion: SHIPPED_VERSION, srSopInstanceUid: srUid, srSeriesInstanceUid: srSeries, finishedAt: r1.finishedAt }]);
+    expect(r2.previous).toEqual([
+      {
+        instancesHash: r1.instancesHash,
+        modelVersion: SHIPPED_VERSION,
+        srSopInstanceUid: srUid,
+        srSeriesInstanceUid: srSeries,
+        finishedAt: r1.finishedAt,
+      },
+    ]);
 
     const ddir = await spoolSeries(c.spool.dir, files.slice(0, 10), doomed);
     await retagSeries(ddir, doomed);
@@ -309,7 +384,11 @@ describe('inference worker', () => {
     expect(r3).toMatchObject({ status: 'failed', reason: 'results store unavailable', attemptsMade: 2 });
     expect(r3.slices).toHaveLength(10); // scored, then the results stage failed: the scores stay visible
     // the record is written inside the last attempt, before BullMQ moves the job to the failed set: wait for that
-    const job = await waitFor(async () => (await queue.getJobs(['failed'])).find((j) => j.data.seriesInstanceUid === doomed.seriesInstanceUid), 30_000, 'the job in the failed set');
+    const job = await waitFor(
+      async () => (await queue.getJobs(['failed'])).find((j) => j.data.seriesInstanceUid === doomed.seriesInstanceUid),
+      30_000,
+      'the job in the failed set',
+    );
     expect(job.attemptsMade).toBe(2);
     expect(basename(r3.seriesDir)).toBe(doomed.seriesInstanceUid);
   }, 300_000);
@@ -319,7 +398,11 @@ describe('inference worker', () => {
     const queue = queueOf(c);
     const redis = redisOf(c);
     const files = await p001Files(11);
-    const sops = await Promise.all(files.map(async (f) => (await import('../../src/dicom/decode/index.js').then((m) => m.readDicomHeaderFile(f))).sopInstanceUid as string));
+    const sops = await Promise.all(
+      files.map(
+        async (f) => (await import('../../src/dicom/decode/index.js').then((m) => m.readDicomHeaderFile(f))).sopInstanceUid as string,
+      ),
+    );
     const ids = newIds();
     // spool names as the listener writes them: <SOP Instance UID>.dcm
     const dir = await spoolSeries(c.spool.dir, files.slice(0, 10), ids, (i) => `${sops[i]}.dcm`);

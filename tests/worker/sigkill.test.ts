@@ -58,18 +58,28 @@ describe('inference worker killed mid-job', () => {
     cleanups.push(async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     });
-    await waitFor(async () => {
-      if (child.exitCode !== null) throw new Error(`mlsam work exited ${child.exitCode}: ${stderr}`);
-      return stderr.includes('"inference worker started"');
-    }, 30_000, 'mlsam work to start', 50);
+    await waitFor(
+      async () => {
+        if (child.exitCode !== null) throw new Error(`mlsam work exited ${child.exitCode}: ${stderr}`);
+        return stderr.includes('"inference worker started"');
+      },
+      30_000,
+      'mlsam work to start',
+      50,
+    );
 
     const jobId = await addJob(q.queue, dir, ids);
     // kill it once some, not all, slices are scored
-    const progress = await waitFor(async () => {
-      const job = await q.queue.getJob(jobId);
-      const p = job?.progress as { done?: number; total?: number } | undefined;
-      return p?.done && p.done >= 6 ? p : undefined;
-    }, 60_000, 'progress of the first worker', 20);
+    const progress = await waitFor(
+      async () => {
+        const job = await q.queue.getJob(jobId);
+        const p = job?.progress as { done?: number; total?: number } | undefined;
+        return p?.done && p.done >= 6 ? p : undefined;
+      },
+      60_000,
+      'progress of the first worker',
+      20,
+    );
     const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGKILL');
     await exited;

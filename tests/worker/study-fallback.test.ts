@@ -42,28 +42,59 @@ describe('study fallback', () => {
     await retagSeries(badDir, bad);
     await retagSeries(goodDir, good);
     const [badSops, goodSops] = [await sopUids(badDir), await sopUids(goodDir)];
-    const contentHash = instancesHash([`${bad.seriesInstanceUid}:${instancesHash(badSops)}`, `${good.seriesInstanceUid}:${instancesHash(goodSops)}`]);
+    const contentHash = instancesHash([
+      `${bad.seriesInstanceUid}:${instancesHash(badSops)}`,
+      `${good.seriesInstanceUid}:${instancesHash(goodSops)}`,
+    ]);
     const now = new Date().toISOString();
     const data: InferenceJobData = {
-      ...bad, seriesDir: badDir, instanceCount: badSops.length, instancesHash: instancesHash(badSops), callingAeTitle: 'PACS',
-      firstReceivedAt: now, lastReceivedAt: now, enqueuedBy: 'tracker',
+      ...bad,
+      seriesDir: badDir,
+      instanceCount: badSops.length,
+      instancesHash: instancesHash(badSops),
+      callingAeTitle: 'PACS',
+      firstReceivedAt: now,
+      lastReceivedAt: now,
+      enqueuedBy: 'tracker',
       study: {
         contentHash,
         roles: [
-          { seriesInstanceUid: bad.seriesInstanceUid, seriesNumber: '2', seriesDescription: 'thin', role: 'chosen', reason: 'axial chest stack' },
-          { seriesInstanceUid: good.seriesInstanceUid, seriesNumber: '3', seriesDescription: 'thick', role: 'candidate', reason: 'candidate not chosen: thinner slices preferred' },
+          {
+            seriesInstanceUid: bad.seriesInstanceUid,
+            seriesNumber: '2',
+            seriesDescription: 'thin',
+            role: 'chosen',
+            reason: 'axial chest stack',
+          },
+          {
+            seriesInstanceUid: good.seriesInstanceUid,
+            seriesNumber: '3',
+            seriesDescription: 'thick',
+            role: 'candidate',
+            reason: 'candidate not chosen: thinner slices preferred',
+          },
         ],
-        fallback: [{ seriesInstanceUid: good.seriesInstanceUid, seriesDir: goodDir, instanceCount: goodSops.length, instancesHash: instancesHash(goodSops) }],
+        fallback: [
+          {
+            seriesInstanceUid: good.seriesInstanceUid,
+            seriesDir: goodDir,
+            instanceCount: goodSops.length,
+            instancesHash: instancesHash(goodSops),
+          },
+        ],
       },
     };
     // The results stage, as the worker role wires it (no destinations: nothing dispatched).
     const results: Array<{ series: string; status: string }> = [];
-    const w = new WorkerRole({ config: c, logger }, {
-      onResult: async (record, _job, metadata) => {
-        results.push({ series: record.seriesInstanceUid, status: record.status });
-        return writeResultObjects(record, { config: c, logger, metadata });
+    const w = new WorkerRole(
+      { config: c, logger },
+      {
+        onResult: async (record, _job, metadata) => {
+          results.push({ series: record.seriesInstanceUid, status: record.status });
+          return writeResultObjects(record, { config: c, logger, metadata });
+        },
       },
-    });
+    );
     await w.start();
     cleanups.push(() => w.stop());
     const q = inferenceQueue(c);

@@ -32,7 +32,11 @@ export const apiRoutes: FastifyPluginAsync<AdminServerDeps> = async (app, deps) 
     '/api/series/:uid/images/:sop',
     {
       schema: {
-        params: { type: 'object', properties: { uid: { type: 'string' }, sop: { type: 'string', description: 'SOP Instance UID, optionally with .png' } }, required: ['uid', 'sop'] },
+        params: {
+          type: 'object',
+          properties: { uid: { type: 'string' }, sop: { type: 'string', description: 'SOP Instance UID, optionally with .png' } },
+          required: ['uid', 'sop'],
+        },
         response: { 404: errorBody, 500: errorBody },
       },
     },
@@ -52,29 +56,32 @@ export const apiRoutes: FastifyPluginAsync<AdminServerDeps> = async (app, deps) 
     },
   );
   for (const action of ACTIONS) {
-    app.post<{ Params: { uid: string } }>(
-      `/api/series/:uid/${action}`,
-      { schema: { params: uidParams } },
-      async (req, reply) => {
-        const uid = uidOf(req.params);
-        if (!uid) return reply.code(404).send({ error: 'series not found' });
-        const r = await actions.run(action, uid);
-        return reply.code(r.ok ? 200 : r.message === 'series not found' ? 404 : 409).send(r);
-      },
-    );
+    app.post<{ Params: { uid: string } }>(`/api/series/:uid/${action}`, { schema: { params: uidParams } }, async (req, reply) => {
+      const uid = uidOf(req.params);
+      if (!uid) return reply.code(404).send({ error: 'series not found' });
+      const r = await actions.run(action, uid);
+      return reply.code(r.ok ? 200 : r.message === 'series not found' ? 404 : 409).send(r);
+    });
   }
   app.get<{ Querystring: { limit?: string } }>('/api/associations', { schema: { querystring: limitQuery } }, async (req) =>
     listAssociations(deps.redis, config, deps.logger, limitOf(req.query)),
   );
   app.get('/api/queues', async () => {
     const out: Record<string, Record<string, number>> = {};
-    for (const q of deps.queues) out[q.name] = await q.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'paused', 'prioritized');
+    for (const q of deps.queues)
+      out[q.name] = await q.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'paused', 'prioritized');
     return out;
   });
   app.get('/api/workers', async () => listWorkers(deps.redis, config.redis.keyPrefix));
   app.get('/api/destinations', async () => {
     const echoes = new Map((await readDestinationEchoes(deps.redis, config)).map((e) => [e.destination, e]));
-    return config.destinations.map((d) => ({ name: d.name, aeTitle: d.aeTitle, host: d.host, port: d.port, lastEcho: echoes.get(d.name) ?? null }));
+    return config.destinations.map((d) => ({
+      name: d.name,
+      aeTitle: d.aeTitle,
+      host: d.host,
+      port: d.port,
+      lastEcho: echoes.get(d.name) ?? null,
+    }));
   });
   app.get<{ Querystring: { limit?: string } }>(
     '/api/results/undispatched',

@@ -15,7 +15,10 @@ const BASE = '/admin/queues';
 export function bullBoardHtml(html: string): string {
   return html
     .replace(/<link[^>]+href="https?:\/\/fonts\.(googleapis|gstatic)\.com[^"]*"[^>]*>\s*/g, '')
-    .replace(/<body([^>]*)>/, '<body$1><a id="mlsam-back" href="/admin" style="position:fixed;right:16px;bottom:12px;z-index:1000;background:#1d3557;color:#fff;padding:6px 12px;border-radius:4px;font:600 13px system-ui,sans-serif;text-decoration:none;box-shadow:0 1px 4px rgba(0,0,0,.3)">← Series dashboard</a>');
+    .replace(
+      /<body([^>]*)>/,
+      '<body$1><a id="mlsam-back" href="/admin" style="position:fixed;right:16px;bottom:12px;z-index:1000;background:#1d3557;color:#fff;padding:6px 12px;border-radius:4px;font:600 13px system-ui,sans-serif;text-decoration:none;box-shadow:0 1px 4px rgba(0,0,0,.3)">← Series dashboard</a>',
+    );
 }
 
 export const bullBoardRoutes: FastifyPluginAsync<AdminServerDeps> = async (app, deps) => {
@@ -23,7 +26,9 @@ export const bullBoardRoutes: FastifyPluginAsync<AdminServerDeps> = async (app, 
   createBullBoard({
     queues: deps.queues.map((q) => new BullMQAdapter(q)),
     serverAdapter: board,
-    options: { uiConfig: { boardTitle: 'mlsam-node queues', hideDocsLink: true, miscLinks: [{ text: 'Series dashboard', url: '/admin' }] } },
+    options: {
+      uiConfig: { boardTitle: 'mlsam-node queues', hideDocsLink: true, miscLinks: [{ text: 'Series dashboard', url: '/admin' }] },
+    },
   });
   board.setBasePath(BASE);
   // (Added before the board's plugin so that its routes inherit it.)

@@ -44,7 +44,8 @@ export const UID = /^[0-9]+(\.[0-9]+)*$/;
 export const ACTIONS: readonly ActionName[] = ['force', 'rescore', 'resend'];
 
 /** The series UID of a route's :uid, or undefined when it is not a UID (the routes answer 404). */
-export const uidOf = (params: { uid: string }): string | undefined => (UID.test(params.uid) && params.uid.length <= 64 ? params.uid : undefined);
+export const uidOf = (params: { uid: string }): string | undefined =>
+  UID.test(params.uid) && params.uid.length <= 64 ? params.uid : undefined;
 
 /** ?limit= as 1..1000, else 100. */
 export const limitOf = (q: unknown): number => {

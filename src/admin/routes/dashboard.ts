@@ -44,7 +44,10 @@ export const dashboardRoutes: FastifyPluginAsync<AdminServerDeps> = async (app, 
     const limit = limitOf(req.query);
     live.serve(req, reply, async () => {
       const list = await data.listSeries(limit);
-      return { active: list.some((s) => ACTIVE_STATUSES.has(s.status)), events: [{ event: 'html', data: { id: 'series-rows', html: seriesRows(list, showPhi) } }] };
+      return {
+        active: list.some((s) => ACTIVE_STATUSES.has(s.status)),
+        events: [{ event: 'html', data: { id: 'series-rows', html: seriesRows(list, showPhi) } }],
+      };
     });
   });
   app.get<{ Params: { uid: string }; Querystring: { status?: string } }>(
@@ -73,7 +76,10 @@ export const dashboardRoutes: FastifyPluginAsync<AdminServerDeps> = async (app, 
     {
       schema: {
         params: uidParams,
-        querystring: { type: 'object', properties: { ok: { type: 'string' }, msg: { type: 'string', description: "An action's outcome, shown once" } } },
+        querystring: {
+          type: 'object',
+          properties: { ok: { type: 'string' }, msg: { type: 'string', description: "An action's outcome, shown once" } },
+        },
       },
     },
     async (req, reply) => {
@@ -82,20 +88,25 @@ export const dashboardRoutes: FastifyPluginAsync<AdminServerDeps> = async (app, 
       if (!uid || !d) return html(reply, notFoundPage(`No series ${req.params.uid}.`), 404);
       const sr = await loadSr(data, uid);
       const flash = req.query.msg ? { ok: req.query.ok === '1', message: req.query.msg.slice(0, 300) } : undefined;
-      return html(reply, seriesPage(d, { showPhi, destinations, ...(sr.doc ? { sr: sr.doc } : {}), ...(sr.error ? { srError: sr.error } : {}), ...(flash ? { flash } : {}) }));
+      return html(
+        reply,
+        seriesPage(d, {
+          showPhi,
+          destinations,
+          ...(sr.doc ? { sr: sr.doc } : {}),
+          ...(sr.error ? { srError: sr.error } : {}),
+          ...(flash ? { flash } : {}),
+        }),
+      );
     },
   );
   for (const action of ACTIONS) {
-    app.post<{ Params: { uid: string } }>(
-      `/admin/series/:uid/${action}`,
-      { schema: { params: uidParams } },
-      async (req, reply) => {
-        const uid = uidOf(req.params);
-        if (!uid) return html(reply, notFoundPage('Not a series UID.'), 404);
-        const r = await actions.run(action, uid).catch((err: Error) => ({ ok: false, message: err.message }));
-        return reply.redirect(`/admin/series/${uid}?ok=${r.ok ? 1 : 0}&msg=${encodeURIComponent(`${action}: ${r.message}`)}`, 303);
-      },
-    );
+    app.post<{ Params: { uid: string } }>(`/admin/series/:uid/${action}`, { schema: { params: uidParams } }, async (req, reply) => {
+      const uid = uidOf(req.params);
+      if (!uid) return html(reply, notFoundPage('Not a series UID.'), 404);
+      const r = await actions.run(action, uid).catch((err: Error) => ({ ok: false, message: err.message }));
+      return reply.redirect(`/admin/series/${uid}?ok=${r.ok ? 1 : 0}&msg=${encodeURIComponent(`${action}: ${r.message}`)}`, 303);
+    });
   }
   app.get<{ Querystring: { limit?: string } }>('/admin/associations', { schema: { querystring: limitQuery } }, async (req, reply) =>
     html(reply, associationsPage(await listAssociations(deps.redis, config, deps.logger, limitOf(req.query)))),

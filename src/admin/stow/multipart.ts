@@ -7,7 +7,10 @@
 
 export class StowInputError extends Error {
   override name = 'StowInputError';
-  constructor(readonly statusCode: 400 | 413 | 415, message: string) {
+  constructor(
+    readonly statusCode: 400 | 413 | 415,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -41,11 +44,18 @@ export function stowBoundary(contentType: string | undefined): string {
     throw new StowInputError(415, `Content-Type must be multipart/related; type="application/dicom" (got ${mediaType || 'none'})`);
   }
   if (params.type !== undefined && params.type.toLowerCase() !== 'application/dicom') {
-    throw new StowInputError(415, `only type="application/dicom" is accepted (got type="${params.type}"); metadata + bulk data STOW is not supported`);
+    throw new StowInputError(
+      415,
+      `only type="application/dicom" is accepted (got type="${params.type}"); metadata + bulk data STOW is not supported`,
+    );
   }
   const boundary = params.boundary;
   // RFC 2046 allows 70 characters; some clients use longer ones, so only absurd lengths are refused.
-  if (!boundary || boundary.length > 200) throw new StowInputError(400, `multipart/related without a valid boundary parameter (Content-Type: ${String(contentType).slice(0, 200)})`);
+  if (!boundary || boundary.length > 200)
+    throw new StowInputError(
+      400,
+      `multipart/related without a valid boundary parameter (Content-Type: ${String(contentType).slice(0, 200)})`,
+    );
   return boundary;
 }
 
@@ -61,7 +71,8 @@ export function parseMultipartRelated(body: Buffer, boundary: string): Multipart
     if (body[pos] === 0x2d && body[pos + 1] === 0x2d) break;
     // Transport padding, then CRLF.
     while (body[pos] === 0x20 || body[pos] === 0x09) pos++;
-    if (body[pos] !== 0x0d || body[pos + 1] !== 0x0a) throw new StowInputError(400, `broken multipart body: no line break after boundary ${parts.length + 1}`);
+    if (body[pos] !== 0x0d || body[pos + 1] !== 0x0a)
+      throw new StowInputError(400, `broken multipart body: no line break after boundary ${parts.length + 1}`);
     pos += 2;
     const headerEnd = body.indexOf('\r\n\r\n', pos);
     const next = body.indexOf(Buffer.concat([Buffer.from('\r\n'), delimiter]), pos);
@@ -71,7 +82,8 @@ export function parseMultipartRelated(body: Buffer, boundary: string): Multipart
     if (body[pos] === 0x0d && body[pos + 1] === 0x0a) {
       bodyStart = pos + 2; // no headers
     } else {
-      if (headerEnd < 0 || headerEnd > next) throw new StowInputError(400, `broken multipart body: part ${parts.length + 1} has no end of headers`);
+      if (headerEnd < 0 || headerEnd > next)
+        throw new StowInputError(400, `broken multipart body: part ${parts.length + 1} has no end of headers`);
       for (const line of body.subarray(pos, headerEnd).toString('latin1').split('\r\n')) {
         const colon = line.indexOf(':');
         if (colon <= 0) throw new StowInputError(400, `broken multipart body: bad header line in part ${parts.length + 1}`);
@@ -119,7 +131,8 @@ export function readPart10Meta(buf: Buffer, index: number): Part10Meta {
   }
   const need = (elem: number, what: string): string => {
     const v = values[elem];
-    if (!v || !/^[0-9]+(\.[0-9]+)*$/.test(v) || v.length > 64) throw new StowInputError(400, `part ${index}: file meta information has no valid ${what}`);
+    if (!v || !/^[0-9]+(\.[0-9]+)*$/.test(v) || v.length > 64)
+      throw new StowInputError(400, `part ${index}: file meta information has no valid ${what}`);
     return v;
   };
   return {

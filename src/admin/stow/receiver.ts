@@ -47,10 +47,15 @@ function safeEqual(a: string, b: string): boolean {
 }
 
 /** null when the request may store; else the status and message to answer. */
-export function stowAuthProblem(config: Config, ip: string, authorization: string | undefined): { code: 401 | 403; message: string } | null {
+export function stowAuthProblem(
+  config: Config,
+  ip: string,
+  authorization: string | undefined,
+): { code: 401 | 403; message: string } | null {
   const s = config.http.stow;
   const host = ip.replace(/^::ffff:/, '');
-  if (!s.allowedHosts.includes('*') && !s.allowedHosts.includes(host)) return { code: 403, message: `client ${host} is not in http.stow.allowedHosts` };
+  if (!s.allowedHosts.includes('*') && !s.allowedHosts.includes(host))
+    return { code: 403, message: `client ${host} is not in http.stow.allowedHosts` };
   const auth = authorization ?? '';
   if (auth.startsWith('Bearer ')) {
     const token = auth.slice(7).trim();
@@ -68,13 +73,18 @@ export function stowAuthProblem(config: Config, ip: string, authorization: strin
 type DicomJsonItem = Record<string, { vr: string; Value?: unknown[] }>;
 
 /** The PS3.18 response dataset. */
-export function stowResponse(stored: { sopClassUid: string; sopInstanceUid: string }[], failed: { sopClassUid: string; sopInstanceUid: string; reason: number }[]): DicomJsonItem {
+export function stowResponse(
+  stored: { sopClassUid: string; sopInstanceUid: string }[],
+  failed: { sopClassUid: string; sopInstanceUid: string; reason: number }[],
+): DicomJsonItem {
   const ref = (i: { sopClassUid: string; sopInstanceUid: string }): DicomJsonItem => ({
     '00081150': { vr: 'UI', Value: [i.sopClassUid] },
     '00081155': { vr: 'UI', Value: [i.sopInstanceUid] },
   });
   return {
-    '00081198': failed.length ? { vr: 'SQ', Value: failed.map((f) => ({ ...ref(f), '00081197': { vr: 'US', Value: [f.reason] } })) } : { vr: 'SQ' },
+    '00081198': failed.length
+      ? { vr: 'SQ', Value: failed.map((f) => ({ ...ref(f), '00081197': { vr: 'US', Value: [f.reason] } })) }
+      : { vr: 'SQ' },
     '00081199': stored.length ? { vr: 'SQ', Value: stored.map(ref) } : { vr: 'SQ' },
   };
 }
@@ -102,7 +112,8 @@ export async function stowReceiver(app: FastifyInstance, opts: StowReceiverOptio
     const problem = stowAuthProblem(config, req.ip, req.headers.authorization);
     if (!problem) return;
     log.warn({ client: req.ip, code: problem.code, reason: problem.message }, 'STOW-RS request refused');
-    if (problem.code === 401) void reply.header('WWW-Authenticate', s.basicAuth ? 'Basic realm="mlsam-node DICOMweb"' : 'Bearer realm="mlsam-node DICOMweb"');
+    if (problem.code === 401)
+      void reply.header('WWW-Authenticate', s.basicAuth ? 'Basic realm="mlsam-node DICOMweb"' : 'Bearer realm="mlsam-node DICOMweb"');
     return fail(reply, problem.code, problem.message);
   });
 
@@ -114,8 +125,10 @@ export async function stowReceiver(app: FastifyInstance, opts: StowReceiverOptio
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       parts = parseMultipartRelated(body, boundary).map((p) => {
         const type = (p.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-        if (type !== 'application/dicom') throw new StowInputError(415, `part ${p.index}: Content-Type ${type || 'none'}; only application/dicom parts are accepted`);
-        if (p.body.length > maxInstance) throw new StowInputError(413, `part ${p.index}: ${p.body.length} bytes, above http.stow.maxInstanceMB (${s.maxInstanceMB} MB)`);
+        if (type !== 'application/dicom')
+          throw new StowInputError(415, `part ${p.index}: Content-Type ${type || 'none'}; only application/dicom parts are accepted`);
+        if (p.body.length > maxInstance)
+          throw new StowInputError(413, `part ${p.index}: ${p.body.length} bytes, above http.stow.maxInstanceMB (${s.maxInstanceMB} MB)`);
         return { meta: readPart10Meta(p.body, p.index), body: p.body };
       });
     } catch (err) {
@@ -137,9 +150,19 @@ export async function stowReceiver(app: FastifyInstance, opts: StowReceiverOptio
         fsync: opts.fsync ?? true,
         limits: { maxSequenceDepth: config.dicom.maxSequenceDepth, maxItems: config.dicom.maxItemsPerInstance },
         watermark,
-        meta: { sopClassUid: meta.sopClassUid, sopInstanceUid: meta.sopInstanceUid, transferSyntaxUid: meta.transferSyntaxUid, sourceAeTitle: STOW_SOURCE },
+        meta: {
+          sopClassUid: meta.sopClassUid,
+          sopInstanceUid: meta.sopInstanceUid,
+          transferSyntaxUid: meta.transferSyntaxUid,
+          sourceAeTitle: STOW_SOURCE,
+        },
         ...(over !== undefined
-          ? { refuse: { status: StoreStatus.OutOfResources, reason: `spool disk ${over.toFixed(1)}% used, above ${config.spool.maxDiskUsagePercent}%` } }
+          ? {
+              refuse: {
+                status: StoreStatus.OutOfResources,
+                reason: `spool disk ${over.toFixed(1)}% used, above ${config.spool.maxDiskUsagePercent}%`,
+              },
+            }
           : {}),
       });
       writer.write(body.subarray(meta.datasetOffset));
@@ -155,14 +178,30 @@ export async function stowReceiver(app: FastifyInstance, opts: StowReceiverOptio
       stored.push({ sopClassUid: meta.sopClassUid, sopInstanceUid: meta.sopInstanceUid });
       const h = o.header;
       // Like a C-STORE: the tracker hears of it once it is durable; a failing sink loses nothing (the reconciler).
-      opts.sink.instanceStored({
-        sopClassUid: h.sopClassUid, sopInstanceUid: h.sopInstanceUid, studyInstanceUid: h.studyInstanceUid, seriesInstanceUid: h.seriesInstanceUid,
-        transferSyntaxUid: meta.transferSyntaxUid, modality: h.modality, bodyPartExamined: h.bodyPartExamined, imageType: h.imageType,
-        path: o.path, bytes: o.bytes, callingAeTitle: STOW_SOURCE, callingHost: req.ip, receivedAt: Date.now(), isNew: o.isNew,
-      }).catch((err: Error) => log.warn({ err: err.message }, 'series tracker did not take the instance (the reconciler will)'));
+      opts.sink
+        .instanceStored({
+          sopClassUid: h.sopClassUid,
+          sopInstanceUid: h.sopInstanceUid,
+          studyInstanceUid: h.studyInstanceUid,
+          seriesInstanceUid: h.seriesInstanceUid,
+          transferSyntaxUid: meta.transferSyntaxUid,
+          modality: h.modality,
+          bodyPartExamined: h.bodyPartExamined,
+          imageType: h.imageType,
+          path: o.path,
+          bytes: o.bytes,
+          callingAeTitle: STOW_SOURCE,
+          callingHost: req.ip,
+          receivedAt: Date.now(),
+          isNew: o.isNew,
+        })
+        .catch((err: Error) => log.warn({ err: err.message }, 'series tracker did not take the instance (the reconciler will)'));
     }
     const code = failed.length === 0 ? 200 : stored.length === 0 ? 409 : 202;
     log.info({ client: req.ip, stored: stored.length, failed: failed.length, bytes, ms: Date.now() - t0 }, 'STOW-RS request stored');
-    return reply.code(code).header('content-type', 'application/dicom+json').send(JSON.stringify(stowResponse(stored, failed)));
+    return reply
+      .code(code)
+      .header('content-type', 'application/dicom+json')
+      .send(JSON.stringify(stowResponse(stored, failed)));
   });
 }

@@ -20,7 +20,14 @@ export interface AcquisitionAttributes {
 function text(ds: DicomDataset, tag: string): string | null {
   const vals = ds[tag]?.Value;
   if (!vals || vals.length === 0) return null;
-  const s = vals.map((v) => String(v ?? '').replace(/\0/g, '').trim()).filter((v) => v !== '').join('\\');
+  const s = vals
+    .map((v) =>
+      String(v ?? '')
+        .replace(/\0/g, '')
+        .trim(),
+    )
+    .filter((v) => v !== '')
+    .join('\\');
   return s === '' ? null : s.slice(0, 200);
 }
 

@@ -171,7 +171,16 @@ export function decodeJpegLossless(data: Uint8Array): LosslessImage | null {
 
 let diffScratch = new Int32Array(0);
 
-function scan(data: Uint8Array, start: number, width: number, height: number, precision: number, predictor: number, pt: number, h: Huffman): LosslessImage | null {
+function scan(
+  data: Uint8Array,
+  start: number,
+  width: number,
+  height: number,
+  precision: number,
+  predictor: number,
+  pt: number,
+  h: Huffman,
+): LosslessImage | null {
   const n = width * height;
   const len = data.length;
   const fast = h.fast;
@@ -289,7 +298,8 @@ function scan(data: Uint8Array, start: number, width: number, height: number, pr
           const a = out[i - 1] as number;
           const b = out[i - width] as number;
           const c = out[i - width - 1] as number;
-          const p = predictor === 4 ? a + b - c : predictor === 5 ? a + ((b - c) >> 1) : predictor === 6 ? b + ((a - c) >> 1) : (a + b) >> 1;
+          const p =
+            predictor === 4 ? a + b - c : predictor === 5 ? a + ((b - c) >> 1) : predictor === 6 ? b + ((a - c) >> 1) : (a + b) >> 1;
           out[i] = (p + (diffs[i] as number)) & 0xffff;
         }
     }

@@ -70,7 +70,10 @@ function walkDataset(w: Walk, p: number, end: number, depth: number, stopAt: num
     } else {
       if (len === UNDEFINED_LENGTH) throw new Stop();
       if (depth === 0 && tag === PIXEL_DATA && q + len > w.dv.byteLength) {
-        throw new DecodeError('pixel-data-too-short', `Pixel Data is truncated (${len} bytes declared, ${w.dv.byteLength - q} in the file)`);
+        throw new DecodeError(
+          'pixel-data-too-short',
+          `Pixel Data is truncated (${len} bytes declared, ${w.dv.byteLength - q} in the file)`,
+        );
       }
       p = q + len;
     }
@@ -85,14 +88,18 @@ function walkDataset(w: Walk, p: number, end: number, depth: number, stopAt: num
  */
 function checkFragments(w: Walk, p: number): number {
   for (;;) {
-    if (p + 8 > w.dv.byteLength) throw new DecodeError('pixel-data-too-short', 'encapsulated Pixel Data is truncated (no sequence delimiter)');
+    if (p + 8 > w.dv.byteLength)
+      throw new DecodeError('pixel-data-too-short', 'encapsulated Pixel Data is truncated (no sequence delimiter)');
     const tag = tagAt(w, p);
     const len = w.dv.getUint32(p + 4, w.le);
     p += 8;
     if (tag === Tag.SequenceDelimitation) return p;
     if (tag !== Tag.Item || len === UNDEFINED_LENGTH) throw new Stop();
     if (p + len > w.dv.byteLength) {
-      throw new DecodeError('pixel-data-too-short', `encapsulated Pixel Data is truncated (fragment of ${len} bytes, ${w.dv.byteLength - p} left)`);
+      throw new DecodeError(
+        'pixel-data-too-short',
+        `encapsulated Pixel Data is truncated (fragment of ${len} bytes, ${w.dv.byteLength - p} left)`,
+      );
     }
     p += len;
   }

@@ -76,10 +76,18 @@ export function readPixelModule(ds: DicomDataset): PixelModule {
     throw new DecodeError('bad-geometry', `PixelRepresentation ${pixelRepresentation} is not 0 or 1`);
   }
   return {
-    rows, columns, samplesPerPixel, bitsAllocated, bitsStored, highBit, pixelRepresentation,
-    photometricInterpretation, planarConfiguration,
+    rows,
+    columns,
+    samplesPerPixel,
+    bitsAllocated,
+    bitsStored,
+    highBit,
+    pixelRepresentation,
+    photometricInterpretation,
+    planarConfiguration,
     numberOfFrames: frames !== null && frames >= 1 ? Math.floor(frames) : 1,
-    rescaleSlope: slope, rescaleIntercept: intercept,
+    rescaleSlope: slope,
+    rescaleIntercept: intercept,
   };
 }
 
@@ -127,7 +135,10 @@ function nativeFrame(values: unknown[], frame: number, frameBytes: number): Uint
   const all = concat(parts as Uint8Array[]);
   const start = frame * frameBytes;
   if (all.byteLength < start + frameBytes) {
-    throw new DecodeError('pixel-data-too-short', `Pixel Data holds ${all.byteLength} bytes, frame ${frame + 1} needs ${start + frameBytes}`);
+    throw new DecodeError(
+      'pixel-data-too-short',
+      `Pixel Data holds ${all.byteLength} bytes, frame ${frame + 1} needs ${start + frameBytes}`,
+    );
   }
   return all.subarray(start, start + frameBytes);
 }
@@ -137,7 +148,9 @@ function rawSamples(bytes: Uint8Array, bitsAllocated: number, bigEndian: boolean
   if (bitsAllocated === 8) return bytes.subarray(0, count);
   const size = bitsAllocated / 8;
   if (!bigEndian && bytes.byteOffset % size === 0) {
-    return bitsAllocated === 16 ? new Uint16Array(bytes.buffer, bytes.byteOffset, count) : new Uint32Array(bytes.buffer, bytes.byteOffset, count);
+    return bitsAllocated === 16
+      ? new Uint16Array(bytes.buffer, bytes.byteOffset, count)
+      : new Uint32Array(bytes.buffer, bytes.byteOffset, count);
   }
   const dv = new DataView(bytes.buffer, bytes.byteOffset, count * size);
   const out = bitsAllocated === 16 ? new Uint16Array(count) : new Uint32Array(count);
@@ -222,7 +235,8 @@ export async function decodePixels(parsed: ParsedDicom, frame = 0): Promise<Deco
   const values = pd.Value ?? [];
   if (values.length === 0) throw new DecodeError('no-pixel-data', 'Pixel Data (7FE0,0010) is empty');
   const pm = readPixelModule(ds);
-  if (frame < 0 || frame >= pm.numberOfFrames) throw new DecodeError('bad-geometry', `frame ${frame} out of range (${pm.numberOfFrames} frames)`);
+  if (frame < 0 || frame >= pm.numberOfFrames)
+    throw new DecodeError('bad-geometry', `frame ${frame} out of range (${pm.numberOfFrames} frames)`);
   const n = pm.rows * pm.columns;
   const spp = pm.samplesPerPixel;
   const frameBytes = n * spp * (pm.bitsAllocated / 8);
@@ -238,8 +252,13 @@ export async function decodePixels(parsed: ParsedDicom, frame = 0): Promise<Deco
     const encoded = encapsulatedFrame(values, frame, pm.numberOfFrames);
     await initCodecs();
     const dec = decodeFrame(ts, encoded, {
-      width: pm.columns, height: pm.rows, bitsAllocated: pm.bitsAllocated, bitsStored: pm.bitsStored,
-      samplesPerPixel: spp, pixelRepresentation: pm.pixelRepresentation, planarConfiguration: planar,
+      width: pm.columns,
+      height: pm.rows,
+      bitsAllocated: pm.bitsAllocated,
+      bitsStored: pm.bitsStored,
+      samplesPerPixel: spp,
+      pixelRepresentation: pm.pixelRepresentation,
+      planarConfiguration: planar,
       photometricInterpretation: photometric,
     });
     if (dec.bytes.byteLength < frameBytes) {

@@ -63,12 +63,17 @@ function syntheticPart10(transferSyntaxUid: string, body: Uint8Array): ArrayBuff
   const dv = new DataView(out.buffer);
   out.set([0x44, 0x49, 0x43, 0x4d], 128);
   let p = 132;
-  dv.setUint16(p, 0x0002, true); dv.setUint16(p + 2, 0x0000, true);
-  out[p + 4] = 0x55; out[p + 5] = 0x4c; // UL
-  dv.setUint16(p + 6, 4, true); dv.setUint32(p + 8, tsElementLength, true);
+  dv.setUint16(p, 0x0002, true);
+  dv.setUint16(p + 2, 0x0000, true);
+  out[p + 4] = 0x55;
+  out[p + 5] = 0x4c; // UL
+  dv.setUint16(p + 6, 4, true);
+  dv.setUint32(p + 8, tsElementLength, true);
   p += 12;
-  dv.setUint16(p, 0x0002, true); dv.setUint16(p + 2, 0x0010, true);
-  out[p + 4] = 0x55; out[p + 5] = 0x49; // UI
+  dv.setUint16(p, 0x0002, true);
+  dv.setUint16(p + 2, 0x0010, true);
+  out[p + 4] = 0x55;
+  out[p + 5] = 0x49; // UI
   dv.setUint16(p + 6, uid.length, true);
   for (let i = 0; i < uid.length; i++) out[p + 8 + i] = uid.charCodeAt(i);
   out.set(body, head);

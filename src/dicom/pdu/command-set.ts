@@ -77,8 +77,14 @@ export interface ParsedCommand {
 /** Reads the few elements we need from a command set; undefined when it is not one. */
 export function parseCommand(buf: Buffer): ParsedCommand | undefined {
   const out: ParsedCommand = {
-    commandField: -1, messageId: -1, messageIdBeingRespondedTo: -1, dataSetType: -1, status: -1, errorComment: '',
-    affectedSopClassUid: '', affectedSopInstanceUid: '',
+    commandField: -1,
+    messageId: -1,
+    messageIdBeingRespondedTo: -1,
+    dataSetType: -1,
+    status: -1,
+    errorComment: '',
+    affectedSopClassUid: '',
+    affectedSopInstanceUid: '',
   };
   let pos = 0;
   while (pos + 8 <= buf.length) {
@@ -90,15 +96,32 @@ export function parseCommand(buf: Buffer): ParsedCommand | undefined {
     const text = (): string => buf.toString('latin1', pos, pos + length).replace(/[\0 ]+$/, '');
     const u16 = (): number => (length >= 2 ? buf.readUInt16LE(pos) : -1);
     switch (element) {
-      case 0x0002: out.affectedSopClassUid = text(); break;
-      case 0x0100: out.commandField = u16(); break;
-      case 0x0110: out.messageId = u16(); break;
-      case 0x0120: out.messageIdBeingRespondedTo = u16(); break;
-      case 0x0800: out.dataSetType = u16(); break;
-      case 0x0900: out.status = u16(); break;
-      case 0x0902: out.errorComment = text(); break;
-      case 0x1000: out.affectedSopInstanceUid = text(); break;
-      default: break;
+      case 0x0002:
+        out.affectedSopClassUid = text();
+        break;
+      case 0x0100:
+        out.commandField = u16();
+        break;
+      case 0x0110:
+        out.messageId = u16();
+        break;
+      case 0x0120:
+        out.messageIdBeingRespondedTo = u16();
+        break;
+      case 0x0800:
+        out.dataSetType = u16();
+        break;
+      case 0x0900:
+        out.status = u16();
+        break;
+      case 0x0902:
+        out.errorComment = text();
+        break;
+      case 0x1000:
+        out.affectedSopInstanceUid = text();
+        break;
+      default:
+        break;
     }
     pos += length;
   }

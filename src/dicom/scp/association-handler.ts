@@ -189,7 +189,9 @@ export class AssociationHandler extends Scp {
       this.windowBytes = 0;
       if (got < minBytes) {
         const secs = d.progressTimeoutSeconds;
-        this.abortAssociation(`too slow: ${got} bytes in ${secs} s mid-transfer (at least ${d.minTransferBytesPerSecond} bytes/s required)`);
+        this.abortAssociation(
+          `too slow: ${got} bytes in ${secs} s mid-transfer (at least ${d.minTransferBytesPerSecond} bytes/s required)`,
+        );
       }
     }, tickMs);
     this.progressTimer.unref();
@@ -256,10 +258,7 @@ export class AssociationHandler extends Scp {
       activeAssociations: this.ctx.acceptedAssociations(),
     });
     if (!decision.accept) {
-      this.log.warn(
-        { callingAe: this.callingAeTitle, calledAe: this.calledAeTitle, reason: decision.reason },
-        'association rejected',
-      );
+      this.log.warn({ callingAe: this.callingAeTitle, calledAe: this.calledAeTitle, reason: decision.reason }, 'association rejected');
       this.outcome = `rejected:${decision.reason}`;
       this.sendAssociationReject(decision.result, decision.source, decision.diagnostic);
       this.awaitPeerClose();
@@ -275,7 +274,11 @@ export class AssociationHandler extends Scp {
     const accepted: string[] = [];
     for (const { id } of association.getPresentationContexts()) {
       const pc = association.getPresentationContext(id);
-      const d = negotiatePresentationContext(pc.getAbstractSyntaxUid(), pc.getTransferSyntaxUids(), this.ctx.config.dicom.acceptUnscoredSopClasses);
+      const d = negotiatePresentationContext(
+        pc.getAbstractSyntaxUid(),
+        pc.getTransferSyntaxUids(),
+        this.ctx.config.dicom.acceptUnscoredSopClasses,
+      );
       if (d.result === PcResult.Accept) {
         pc.setResult(d.result, d.transferSyntaxUid);
         accepted.push(`${id}:${pc.getAbstractSyntaxUid()}@${d.transferSyntaxUid}`);
@@ -288,18 +291,31 @@ export class AssociationHandler extends Scp {
         if (seen) {
           for (const ts of pc.getTransferSyntaxUids()) if (!seen.transferSyntaxUids.includes(ts)) seen.transferSyntaxUids.push(ts);
         } else if (this.refused.length < MAX_REFUSED_RECORDED) {
-          this.refused.push({ sopClassUid, transferSyntaxUids: [...pc.getTransferSyntaxUids()], reason: presentationContextResultText(d.result) });
+          this.refused.push({
+            sopClassUid,
+            transferSyntaxUids: [...pc.getTransferSyntaxUids()],
+            reason: presentationContextResultText(d.result),
+          });
         } else if (!this.refusedOverflow.has(sopClassUid)) {
           this.refusedOverflow.add(sopClassUid);
         }
       }
     }
     this.accepted = true;
-    const refused = this.refused.map((r) => `${sopClassName(r.sopClassUid)}: ${r.reason}${r.reason.startsWith('none of the transfer') ? ` (${r.transferSyntaxUids.map(transferSyntaxName).join(', ')})` : ''}`);
+    const refused = this.refused.map(
+      (r) =>
+        `${sopClassName(r.sopClassUid)}: ${r.reason}${r.reason.startsWith('none of the transfer') ? ` (${r.transferSyntaxUids.map(transferSyntaxName).join(', ')})` : ''}`,
+    );
     const more = refused.length + this.refusedOverflow.size - LOGGED_REFUSED;
     const refusedMsg = refused.slice(0, LOGGED_REFUSED).join('; ') + (more > 0 ? `; and ${more} more SOP classes` : '');
     this.log[refused.length && !accepted.length ? 'warn' : 'info'](
-      { callingAe: this.callingAeTitle, calledAe: this.calledAeTitle, maxPdu: association.getMaxPduLength(), accepted, ...(refused.length ? { refused } : {}) },
+      {
+        callingAe: this.callingAeTitle,
+        calledAe: this.calledAeTitle,
+        maxPdu: association.getMaxPduLength(),
+        accepted,
+        ...(refused.length ? { refused } : {}),
+      },
       refused.length ? `association accepted; refused ${refusedMsg}` : 'association accepted',
     );
     this.sendAssociationAccept();
@@ -329,12 +345,17 @@ export class AssociationHandler extends Scp {
   }
 
   /** Why an instance cannot be stored, decided before its first byte arrives. */
-  private refusal(sopClassUid: string, sopInstanceUid: string, pc: DimsePresentationContext | undefined): { status: number; reason: string } | undefined {
+  private refusal(
+    sopClassUid: string,
+    sopInstanceUid: string,
+    pc: DimsePresentationContext | undefined,
+  ): { status: number; reason: string } | undefined {
     if (!isValidUid(sopInstanceUid)) return { status: StoreStatus.CannotUnderstand, reason: 'invalid AffectedSOPInstanceUID' };
     if (!pc || pc.getResult() !== PcResult.Accept) {
       return { status: StoreStatus.CannotUnderstand, reason: 'dataset on a presentation context that was not accepted' };
     }
-    const storable = STORAGE_SOP_CLASSES.includes(sopClassUid) ||
+    const storable =
+      STORAGE_SOP_CLASSES.includes(sopClassUid) ||
       (this.ctx.config.dicom.acceptUnscoredSopClasses && isUnscoredStorageSopClass(sopClassUid));
     if (!storable || sopClassUid !== pc.getAbstractSyntaxUid()) {
       return { status: 0x0122, reason: `SOP class ${sopClassUid} not supported on this presentation context` };
@@ -364,7 +385,12 @@ export class AssociationHandler extends Scp {
       fsync: this.ctx.fsync,
       limits: { maxSequenceDepth: this.ctx.config.dicom.maxSequenceDepth, maxItems: this.ctx.config.dicom.maxItemsPerInstance },
       watermark: this.ctx.watermark,
-      meta: { sopClassUid, sopInstanceUid, transferSyntaxUid: pc?.getAcceptedTransferSyntaxUid() ?? '', sourceAeTitle: this.callingAeTitle },
+      meta: {
+        sopClassUid,
+        sopInstanceUid,
+        transferSyntaxUid: pc?.getAcceptedTransferSyntaxUid() ?? '',
+        sourceAeTitle: this.callingAeTitle,
+      },
       ...(refuse ? { refuse } : {}),
     });
     this.current = writer;
@@ -394,14 +420,16 @@ export class AssociationHandler extends Scp {
         void writer.outcome.then((o) => {
           const respond = (status: number, errorComment?: string): void => {
             if (this.socket.destroyed || !this.socket.writable) return;
-            this.socket.write(encodeCStoreResponse({
-              presentationContextId: cmd.presentationContextId,
-              messageIdBeingRespondedTo: cmd.messageId,
-              sopClassUid: cmd.sopClassUid,
-              sopInstanceUid: cmd.sopInstanceUid,
-              status,
-              ...(errorComment ? { errorComment } : {}),
-            }));
+            this.socket.write(
+              encodeCStoreResponse({
+                presentationContextId: cmd.presentationContextId,
+                messageIdBeingRespondedTo: cmd.messageId,
+                sopClassUid: cmd.sopClassUid,
+                sopInstanceUid: cmd.sopInstanceUid,
+                status,
+                ...(errorComment ? { errorComment } : {}),
+              }),
+            );
           };
           this.finishStore(writer, o, respond, cmd.sopInstanceUid);
         });
@@ -438,9 +466,15 @@ export class AssociationHandler extends Scp {
       bodyPartExamined: h.bodyPartExamined,
       imageType: h.imageType,
       attributes: {
-        studyDate: h.studyDate, studyDescription: h.studyDescription, seriesDescription: h.seriesDescription, seriesNumber: h.seriesNumber,
-        sliceThickness: h.sliceThickness, convolutionKernel: h.convolutionKernel, imageOrientation: h.imageOrientation,
-        imagePosition: h.imagePosition, pixelSpacing: h.pixelSpacing,
+        studyDate: h.studyDate,
+        studyDescription: h.studyDescription,
+        seriesDescription: h.seriesDescription,
+        seriesNumber: h.seriesNumber,
+        sliceThickness: h.sliceThickness,
+        convolutionKernel: h.convolutionKernel,
+        imageOrientation: h.imageOrientation,
+        imagePosition: h.imagePosition,
+        pixelSpacing: h.pixelSpacing,
       },
       path: o.path,
       bytes: o.bytes,

@@ -33,8 +33,11 @@ export function decideAssociation(
 ): AssociationDecision {
   if (req.calledAeTitle.trim() !== dicom.aeTitle.trim()) {
     return {
-      accept: false, reason: 'called-ae-title-not-recognized', result: RESULT_PERMANENT,
-      source: SOURCE_SERVICE_USER, diagnostic: USER_CALLED_AE_NOT_RECOGNIZED,
+      accept: false,
+      reason: 'called-ae-title-not-recognized',
+      result: RESULT_PERMANENT,
+      source: SOURCE_SERVICE_USER,
+      diagnostic: USER_CALLED_AE_NOT_RECOGNIZED,
     };
   }
   const calling = req.callingAeTitle.trim();
@@ -44,14 +47,20 @@ export function decideAssociation(
   );
   if (!allowed) {
     return {
-      accept: false, reason: 'calling-ae-title-not-recognized', result: RESULT_PERMANENT,
-      source: SOURCE_SERVICE_USER, diagnostic: USER_CALLING_AE_NOT_RECOGNIZED,
+      accept: false,
+      reason: 'calling-ae-title-not-recognized',
+      result: RESULT_PERMANENT,
+      source: SOURCE_SERVICE_USER,
+      diagnostic: USER_CALLING_AE_NOT_RECOGNIZED,
     };
   }
   if (req.activeAssociations >= dicom.maxAssociations) {
     return {
-      accept: false, reason: 'local-limit-exceeded', result: RESULT_TRANSIENT,
-      source: SOURCE_SERVICE_PROVIDER_PRESENTATION, diagnostic: PRESENTATION_LOCAL_LIMIT_EXCEEDED,
+      accept: false,
+      reason: 'local-limit-exceeded',
+      result: RESULT_TRANSIENT,
+      source: SOURCE_SERVICE_PROVIDER_PRESENTATION,
+      diagnostic: PRESENTATION_LOCAL_LIMIT_EXCEEDED,
     };
   }
   return { accept: true };

@@ -152,10 +152,17 @@ export class DicomListener {
       void handler.settled().then(() => {
         const record = handler.record(Date.now());
         this.log.info(
-          { assoc: record.id.slice(0, 8), callingAe: record.callingAeTitle, host: record.callingHost,
-            instances: record.instances, bytes: record.bytes, outcome: record.outcome,
-            ...(record.failed ? { failed: record.failed } : {}), ...(record.reason ? { reason: record.reason } : {}),
-            ms: record.endedAt - record.startedAt },
+          {
+            assoc: record.id.slice(0, 8),
+            callingAe: record.callingAeTitle,
+            host: record.callingHost,
+            instances: record.instances,
+            bytes: record.bytes,
+            outcome: record.outcome,
+            ...(record.failed ? { failed: record.failed } : {}),
+            ...(record.reason ? { reason: record.reason } : {}),
+            ms: record.endedAt - record.startedAt,
+          },
           'association ended',
         );
         const observer = this.opts.observer;

@@ -52,7 +52,11 @@ const PDATA = PDU_TYPE_PDATA;
 const ASSOCIATE_RQ = 0x01;
 const RELEASE_RQ = 0x05;
 /** PDU types only an acceptor sends or that answer our own request (we never request a release). */
-const NOT_FOR_AN_ACCEPTOR: ReadonlyMap<number, string> = new Map([[0x02, 'A-ASSOCIATE-AC'], [0x03, 'A-ASSOCIATE-RJ'], [0x06, 'A-RELEASE-RP']]);
+const NOT_FOR_AN_ACCEPTOR: ReadonlyMap<number, string> = new Map([
+  [0x02, 'A-ASSOCIATE-AC'],
+  [0x03, 'A-ASSOCIATE-RJ'],
+  [0x06, 'A-RELEASE-RP'],
+]);
 /** Longest command set we collect (real ones are a few hundred bytes). */
 export const MAX_COMMAND_SET = 64 * 1024;
 
@@ -79,7 +83,11 @@ export class PduStream {
   private activeStore: { sink: DatasetSink; pc: number } | undefined;
   private failed = false;
 
-  constructor(private readonly maxPdataLength: number, private readonly hooks: PduStreamHooks, private readonly maxOtherLength = 1 << 20) {}
+  constructor(
+    private readonly maxPdataLength: number,
+    private readonly hooks: PduStreamHooks,
+    private readonly maxOtherLength = 1 << 20,
+  ) {}
 
   get broken(): boolean {
     return this.failed;
@@ -91,7 +99,10 @@ export class PduStream {
    * watches; between messages the idle timeout applies instead).
    */
   get inTransit(): boolean {
-    return !this.failed && (this.hdrHave > 0 || this.inPdu || this.commandParts.length > 0 || this.pendingStore !== undefined || this.activeStore !== undefined);
+    return (
+      !this.failed &&
+      (this.hdrHave > 0 || this.inPdu || this.commandParts.length > 0 || this.pendingStore !== undefined || this.activeStore !== undefined)
+    );
   }
 
   feed(chunk: Buffer): void {

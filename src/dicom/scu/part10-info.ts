@@ -63,8 +63,12 @@ export async function readPart10Info(path: string): Promise<Part10Info> {
     let head = first.subarray(0, (await fh.read(first, 0, first.length, 0)).bytesRead);
     let meta: MetaFields | undefined;
     let hasMeta = true;
-    const metaStart = head.length >= 132 && head.toString('latin1', 128, 132) === 'DICM' ? 132
-      : head.length >= 8 && head.readUInt16LE(0) === 0x0002 ? 0 : -1;
+    const metaStart =
+      head.length >= 132 && head.toString('latin1', 128, 132) === 'DICM'
+        ? 132
+        : head.length >= 8 && head.readUInt16LE(0) === 0x0002
+          ? 0
+          : -1;
     if (metaStart >= 0) {
       meta = parseMeta(head, metaStart, head.length === size);
       while (!meta) {
@@ -96,7 +100,11 @@ export async function readPart10Info(path: string): Promise<Part10Info> {
 }
 
 async function scanDataset(
-  fh: Awaited<ReturnType<typeof open>>, head: Buffer, offset: number, size: number, ts: string,
+  fh: Awaited<ReturnType<typeof open>>,
+  head: Buffer,
+  offset: number,
+  size: number,
+  ts: string,
 ): Promise<{ sopClassUid: string; sopInstanceUid: string }> {
   if (!isWalkableSyntax(ts)) {
     throw new NotDicomError(`file meta lacks SOP Class/Instance UID and the dataset (${ts}) cannot be scanned`);

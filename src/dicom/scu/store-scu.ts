@@ -122,7 +122,10 @@ interface NetworkInternals {
 
 /** dcmjs-dimse's Network class (exported only as the base class of Scp). */
 function networkClass(): new (socket: Socket, opts?: NetworkOptions) => DimseNetwork {
-  return Object.getPrototypeOf(dimse.Scp) as new (socket: Socket, opts?: NetworkOptions) => DimseNetwork;
+  return Object.getPrototypeOf(dimse.Scp) as new (
+    socket: Socket,
+    opts?: NetworkOptions,
+  ) => DimseNetwork;
 }
 
 interface Pending {
@@ -224,7 +227,11 @@ export class StoreAssociation {
   /** Presentation context ID proposed for Verification (C-ECHO), when asked for. */
   private readonly verificationPc: number | undefined;
 
-  constructor(private readonly peer: StorePeer, files: readonly Part10Info[], opts: { verification?: boolean } = {}) {
+  constructor(
+    private readonly peer: StorePeer,
+    files: readonly Part10Info[],
+    opts: { verification?: boolean } = {},
+  ) {
     configureDimse();
     this.association = new dimse.association.Association(peer.callingAeTitle, peer.calledAeTitle);
     for (const [sopClass, ts] of proposedPairs(files)) {
@@ -243,7 +250,9 @@ export class StoreAssociation {
     this.socket.setNoDelay(true);
     const Network = networkClass();
     this.network = new Network(this.socket, {
-      connectTimeout: peer.timeoutMs, associationTimeout: peer.timeoutMs, pduTimeout: peer.timeoutMs,
+      connectTimeout: peer.timeoutMs,
+      associationTimeout: peer.timeoutMs,
+      pduTimeout: peer.timeoutMs,
     });
     // Take the socket's data away from the library: we read P-DATA ourselves, it gets the rest.
     const libraryHandlers = this.socket.listeners('data') as Array<(chunk: Buffer) => void>;

@@ -42,10 +42,5 @@ export function buildPart10Header(f: FileMetaFields): Buffer {
   ]);
   const groupLength = Buffer.alloc(4);
   groupLength.writeUInt32LE(body.length, 0);
-  return Buffer.concat([
-    Buffer.alloc(128),
-    Buffer.from('DICM', 'latin1'),
-    element(0x0002, 0x0000, 'UL', groupLength),
-    body,
-  ]);
+  return Buffer.concat([Buffer.alloc(128), Buffer.from('DICM', 'latin1'), element(0x0002, 0x0000, 'UL', groupLength), body]);
 }

@@ -274,7 +274,10 @@ export class InstanceWriter {
       return fail('SOPInstanceUID in the dataset differs from the C-STORE request');
     }
     if (header.sopClassUid !== '' && header.sopClassUid !== meta.sopClassUid) {
-      return fail(`SOPClassUID in the dataset (${header.sopClassUid}) differs from the C-STORE request`, StoreStatus.DataSetDoesNotMatchSopClass);
+      return fail(
+        `SOPClassUID in the dataset (${header.sopClassUid}) differs from the C-STORE request`,
+        StoreStatus.DataSetDoesNotMatchSopClass,
+      );
     }
     header.sopInstanceUid = meta.sopInstanceUid;
     header.sopClassUid = meta.sopClassUid;

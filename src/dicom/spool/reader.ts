@@ -57,7 +57,10 @@ export async function listSpooledSeries(spoolDir: string): Promise<SpooledSeries
 export async function listSeriesInstances(seriesDir: string): Promise<string[]> {
   try {
     const names = await readdir(seriesDir);
-    return names.filter((n) => n.endsWith('.dcm')).map((n) => n.slice(0, -4)).filter((n) => UID_NAME.test(n));
+    return names
+      .filter((n) => n.endsWith('.dcm'))
+      .map((n) => n.slice(0, -4))
+      .filter((n) => UID_NAME.test(n));
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
     throw err;

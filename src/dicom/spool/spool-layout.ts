@@ -14,7 +14,13 @@ export const RESULTS_DIR_NAME = 'results';
 
 /** Folder of the result objects of one (series, content hash, model version). */
 export function resultsDirFor(spoolDir: string, studyUid: string, seriesUid: string, instancesHash: string, modelVersion: string): string {
-  return join(spoolDir, RESULTS_DIR_NAME, studyUid, seriesUid, `${instancesHash.slice(0, 16)}-${modelVersion.replace(/[^A-Za-z0-9._-]/g, '_')}`);
+  return join(
+    spoolDir,
+    RESULTS_DIR_NAME,
+    studyUid,
+    seriesUid,
+    `${instancesHash.slice(0, 16)}-${modelVersion.replace(/[^A-Za-z0-9._-]/g, '_')}`,
+  );
 }
 
 export function spoolPathFor(spoolDir: string, studyUid: string, seriesUid: string, sopInstanceUid: string): string {
@@ -78,7 +84,11 @@ export class DiskWatermark {
   /** Bytes written since the file system was last asked. */
   private written = 0;
 
-  constructor(private readonly dir: string, readonly maxPercent: number, private readonly ttlMs = 1000) {}
+  constructor(
+    private readonly dir: string,
+    readonly maxPercent: number,
+    private readonly ttlMs = 1000,
+  ) {}
 
   private percent(): number {
     return this.total > 0 ? ((this.used + this.written) / this.total) * 100 : 0;

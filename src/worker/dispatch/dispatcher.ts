@@ -10,7 +10,14 @@ import type { Logger } from '../../log.js';
 import { DISPATCH_QUEUE, dispatchJobId, dispatchJobSchema, type DispatchJobData } from '../../queue/jobs.js';
 import { Keys } from '../../stores/keys.js';
 import { throttledWarn, whenReady } from '../../stores/redis.js';
-import { parseStored, resultRecordSchema, type DispatchState, type OutputFile, type ResultRecord, resultKey } from '../../contracts/result-record.js';
+import {
+  parseStored,
+  resultRecordSchema,
+  type DispatchState,
+  type OutputFile,
+  type ResultRecord,
+  resultKey,
+} from '../../contracts/result-record.js';
 import { selectDestinations } from './destinations.js';
 import { allTargets, type DispatchTarget } from '../../config/dispatch-targets.js';
 import { DispatchStore, parseDispatchStates, READY_MS } from '../../stores/dispatch-state.js';
@@ -81,7 +88,13 @@ export interface UndispatchedResult {
   /** Why it is listed: no destinations at all, or per destination not sent. */
   reason: 'no-destinations' | 'not-sent';
   /** Destinations still owed this result, with their dispatch state (absent: never queued). */
-  destinations: Array<{ name: string; status: DispatchState['status'] | 'not-queued'; attempts: number; lastError?: string; jobId: string }>;
+  destinations: Array<{
+    name: string;
+    status: DispatchState['status'] | 'not-queued';
+    attempts: number;
+    lastError?: string;
+    jobId: string;
+  }>;
 }
 
 export class Dispatcher {

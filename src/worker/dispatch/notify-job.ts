@@ -36,20 +36,33 @@ export async function runNotificationJob(d: NotificationJobDeps): Promise<{ deli
   await whenReady(d.redis, READY_MS);
   const record = parseStored(resultRecordSchema, await d.redis.get(new Keys(d.config.redis.keyPrefix).result(data.seriesInstanceUid)));
   if (!record) return d.giveUp('no result record for this series any more');
-  if (resultKey(record) !== data.instancesHash) return d.giveUp('the series was scored again: this result is superseded (the newer one has its own notification)');
+  if (resultKey(record) !== data.instancesHash)
+    return d.giveUp('the series was scored again: this result is superseded (the newer one has its own notification)');
   const t0 = Date.now();
   const out = await deliverNotification(n, record, { timeoutMs: Math.round(d.config.dispatch.timeoutSeconds * 1000) });
   if (out.ok) {
-    await d.recordState({ status: 'sent', sentAt: new Date().toISOString(), instancesSent: 1 }, { outcome: 'sent', sent: 1, warnings: 0, failed: 0 });
+    await d.recordState(
+      { status: 'sent', sentAt: new Date().toISOString(), instancesSent: 1 },
+      { outcome: 'sent', sent: 1, warnings: 0, failed: 0 },
+    );
     log.info({ type: n.type, detail: out.detail, ms: Date.now() - t0 }, 'notification delivered');
     return { delivered: 1 };
   }
   if (out.permanent) {
     log.error({ type: n.type, err: out.reason }, 'notification refused by the target: parked');
-    await d.recordState({ status: 'failed', lastError: out.reason }, { outcome: 'failed', sent: 0, warnings: 0, failed: 1, error: out.reason });
+    await d.recordState(
+      { status: 'failed', lastError: out.reason },
+      { outcome: 'failed', sent: 0, warnings: 0, failed: 1, error: out.reason },
+    );
     throw new UnrecoverableError(out.reason);
   }
-  await d.recordState({ status: d.finalTry ? 'failed' : 'pending', lastError: out.reason }, { outcome: 'failed', sent: 0, warnings: 0, failed: 1, error: out.reason });
-  log.warn({ type: n.type, err: out.reason, finalTry: d.finalTry }, d.finalTry ? 'notification failed: no attempts left' : 'notification failed: will retry');
+  await d.recordState(
+    { status: d.finalTry ? 'failed' : 'pending', lastError: out.reason },
+    { outcome: 'failed', sent: 0, warnings: 0, failed: 1, error: out.reason },
+  );
+  log.warn(
+    { type: n.type, err: out.reason, finalTry: d.finalTry },
+    d.finalTry ? 'notification failed: no attempts left' : 'notification failed: will retry',
+  );
   throw new Error(out.reason);
 }

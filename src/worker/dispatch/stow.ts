@@ -143,7 +143,11 @@ export async function stowFiles(
     failAll(`STOW-RS to ${dest.name}: ${describeResponse(res)}`);
     return finish(res.status);
   }
-  const outcomes = classifyStowResponse(res.status, ds, infos.map((i) => i.sopInstanceUid));
+  const outcomes = classifyStowResponse(
+    res.status,
+    ds,
+    infos.map((i) => i.sopInstanceUid),
+  );
   for (const [i, file] of files.entries()) results.push({ file, ...outcomes[i]! });
   return finish(res.status);
 }
@@ -155,7 +159,11 @@ export async function stowFiles(
  * listed nowhere → stored on a 200 (PS3.18 10.5.3: every instance stored), failed otherwise.
  * Failed SOP Sequence wins over the status: Orthanc answers 200 and lists failures there.
  */
-export function classifyStowResponse(status: number, ds: DicomJson | undefined, sopInstanceUids: readonly string[]): Omit<StowFileResult, 'file'>[] {
+export function classifyStowResponse(
+  status: number,
+  ds: DicomJson | undefined,
+  sopInstanceUids: readonly string[],
+): Omit<StowFileResult, 'file'>[] {
   const stored = new Map<string, number | undefined>();
   for (const it of items(ds, REFERENCED_SOP_SEQ)) {
     const uid = str(it, REFERENCED_SOP_INSTANCE_UID);
@@ -169,12 +177,22 @@ export function classifyStowResponse(status: number, ds: DicomJson | undefined, 
   return sopInstanceUids.map((uid) => {
     if (failed.has(uid)) {
       const code = failed.get(uid);
-      const reason = code === undefined ? 'failed (no reason given)' : `failure reason ${hex(code)}${FAILURE_TEXT.has(code) ? ` (${FAILURE_TEXT.get(code)})` : ''}`;
-      return { sopInstanceUid: uid, outcome: 'failed' as const, ...(code !== undefined ? { status: code } : {}), reason: `STOW-RS: ${reason}` };
+      const reason =
+        code === undefined
+          ? 'failed (no reason given)'
+          : `failure reason ${hex(code)}${FAILURE_TEXT.has(code) ? ` (${FAILURE_TEXT.get(code)})` : ''}`;
+      return {
+        sopInstanceUid: uid,
+        outcome: 'failed' as const,
+        ...(code !== undefined ? { status: code } : {}),
+        reason: `STOW-RS: ${reason}`,
+      };
     }
     if (stored.has(uid) || status === 200) {
       const w = stored.get(uid);
-      return w ? { sopInstanceUid: uid, outcome: 'warning' as const, status: w, reason: `warning reason ${hex(w)}` } : { sopInstanceUid: uid, outcome: 'stored' as const };
+      return w
+        ? { sopInstanceUid: uid, outcome: 'warning' as const, status: w, reason: `warning reason ${hex(w)}` }
+        : { sopInstanceUid: uid, outcome: 'stored' as const };
     }
     return { sopInstanceUid: uid, outcome: 'failed' as const, reason: `STOW-RS: HTTP ${status}, instance not listed as stored` };
   });

@@ -109,7 +109,13 @@ export class DispatchWorker {
       const parked = err instanceof UnrecoverableError || err.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
       if (parked) {
         this.log.error(
-          { jobId: job.id, series: job.data.seriesInstanceUid, destination: job.data.destination, attempts: job.attemptsMade, err: err.message },
+          {
+            jobId: job.id,
+            series: job.data.seriesInstanceUid,
+            destination: job.data.destination,
+            attempts: job.attemptsMade,
+            err: err.message,
+          },
           'dispatch failed: parked as a failed job (retry from the dashboard or the admin API)',
         );
       }
@@ -131,7 +137,10 @@ export class DispatchWorker {
     const t0 = Date.now();
     const at = new Date(t0).toISOString();
     const parsed = dispatchJobSchema.safeParse(job.data);
-    if (!parsed.success) throw new UnrecoverableError(`invalid dispatch job data: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+    if (!parsed.success)
+      throw new UnrecoverableError(
+        `invalid dispatch job data: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`,
+      );
     const data = parsed.data;
     const jobId = job.id ?? '';
     const attempt = job.attemptsMade + 1;
@@ -148,16 +157,29 @@ export class DispatchWorker {
       jobId,
       ...s,
     });
-    const record = async (st: DispatchState, a: Omit<DispatchAttempt, 'destination' | 'instancesHash' | 'attempt' | 'at' | 'ms'>): Promise<void> => {
+    const record = async (
+      st: DispatchState,
+      a: Omit<DispatchAttempt, 'destination' | 'instancesHash' | 'attempt' | 'at' | 'ms'>,
+    ): Promise<void> => {
       try {
         await this.store.updateState(data.seriesInstanceUid, st);
         await this.store.logAttempt(data.seriesInstanceUid, {
-          destination: data.destination, instancesHash: data.instancesHash, attempt, at, ms: Date.now() - t0, ...a,
+          destination: data.destination,
+          instancesHash: data.instancesHash,
+          attempt,
+          at,
+          ms: Date.now() - t0,
+          ...a,
         });
         // The target's latest outcome and counts (dashboard targets page, per-target metrics).
         await this.targets.record(data.destination, {
-          at: new Date().toISOString(), outcome: a.outcome, studyInstanceUid: data.studyInstanceUid, seriesInstanceUid: data.seriesInstanceUid,
-          attempt, ...(a.error ? { error: a.error } : {}), ...(st.status === 'failed' ? { parked: true } : {}),
+          at: new Date().toISOString(),
+          outcome: a.outcome,
+          studyInstanceUid: data.studyInstanceUid,
+          seriesInstanceUid: data.seriesInstanceUid,
+          attempt,
+          ...(a.error ? { error: a.error } : {}),
+          ...(st.status === 'failed' ? { parked: true } : {}),
         });
       } catch (err) {
         log.warn({ err: (err as Error).message }, 'could not record the dispatch state');
@@ -173,10 +195,24 @@ export class DispatchWorker {
     if (target.kind === 'notification') {
       // HL7 / FHIR / webhook: one message about the result, not its files (notify-job.ts).
       const out = await runNotificationJob({
-        redis: this.opts.redis, config: this.opts.config, notification: target.notification, data, attempt, finalTry, log,
-        recordState: (st, a) => record(state(st), a), giveUp,
+        redis: this.opts.redis,
+        config: this.opts.config,
+        notification: target.notification,
+        data,
+        attempt,
+        finalTry,
+        log,
+        recordState: (st, a) => record(state(st), a),
+        giveUp,
       });
-      return { destination: data.destination, delivered: out.delivered, warnings: 0, sentThisAttempt: out.delivered, attempt, ms: Date.now() - t0 };
+      return {
+        destination: data.destination,
+        delivered: out.delivered,
+        warnings: 0,
+        sentThisAttempt: out.delivered,
+        attempt,
+        ms: Date.now() - t0,
+      };
     }
 
     let todo = data.files.filter((f) => !progress.delivered.has(f));
@@ -199,17 +235,28 @@ export class DispatchWorker {
       if (r.outcome === 'failed') return;
       progress.delivered.add(r.file);
       if (r.outcome === 'warning') {
-        log.warn({ file: basename(r.file), status: hex4(r.status), reason: r.reason }, 'instance stored with a warning status (counted delivered)');
+        log.warn(
+          { file: basename(r.file), status: hex4(r.status), reason: r.reason },
+          'instance stored with a warning status (counted delivered)',
+        );
       }
     };
-    const sent = target.kind === 'dimse'
-      ? await sendFiles(destinationPeer(this.opts.config, target.dest), todo, { onResult })
-      // DICOMweb: one STOW-RS request, per-instance outcome from the response dataset (stow.ts).
-      : { ...(await stowFiles(target.dest, todo, { timeoutMs: Math.round(this.opts.config.dispatch.timeoutSeconds * 1000), onResult })), associations: 0 };
+    const sent =
+      target.kind === 'dimse'
+        ? await sendFiles(destinationPeer(this.opts.config, target.dest), todo, { onResult })
+        : // DICOMweb: one STOW-RS request, per-instance outcome from the response dataset (stow.ts).
+          {
+            ...(await stowFiles(target.dest, todo, { timeoutMs: Math.round(this.opts.config.dispatch.timeoutSeconds * 1000), onResult })),
+            associations: 0,
+          };
     const warnings = sent.warnings;
     progress.warnings += warnings;
     try {
-      await job.updateProgress({ total: data.files.length, delivered: [...progress.delivered], warnings: progress.warnings } satisfies DispatchProgress);
+      await job.updateProgress({
+        total: data.files.length,
+        delivered: [...progress.delivered],
+        warnings: progress.warnings,
+      } satisfies DispatchProgress);
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'could not record the delivered files');
     }
@@ -217,19 +264,51 @@ export class DispatchWorker {
     if (sent.failed.length === 0 && progress.delivered.size === data.files.length) {
       const done = new Date().toISOString();
       await record(state({ status: 'sent', sentAt: done, instancesSent: progress.delivered.size, warnings: progress.warnings }), {
-        outcome: 'sent', sent: sentNow, warnings, failed: 0,
+        outcome: 'sent',
+        sent: sentNow,
+        warnings,
+        failed: 0,
       });
-      log.info({ files: data.files.length, sentNow, warnings: progress.warnings, ms: Date.now() - t0, associations: sent.associations }, 'results dispatched');
-      return { destination: data.destination, delivered: progress.delivered.size, warnings: progress.warnings, sentThisAttempt: sentNow, attempt, ms: Date.now() - t0 };
+      log.info(
+        { files: data.files.length, sentNow, warnings: progress.warnings, ms: Date.now() - t0, associations: sent.associations },
+        'results dispatched',
+      );
+      return {
+        destination: data.destination,
+        delivered: progress.delivered.size,
+        warnings: progress.warnings,
+        sentThisAttempt: sentNow,
+        attempt,
+        ms: Date.now() - t0,
+      };
     }
     const nFailed = sent.failed.length;
     const reason = `${nFailed} of ${todo.length} instance(s) not stored: ${sent.failed[0]?.reason ?? 'no response'}`;
-    await record(state({ status: finalTry ? 'failed' : 'pending', lastError: reason, instancesSent: progress.delivered.size, warnings: progress.warnings }), {
-      outcome: 'failed', sent: sentNow, warnings, failed: nFailed, error: reason,
-    });
+    await record(
+      state({
+        status: finalTry ? 'failed' : 'pending',
+        lastError: reason,
+        instancesSent: progress.delivered.size,
+        warnings: progress.warnings,
+      }),
+      {
+        outcome: 'failed',
+        sent: sentNow,
+        warnings,
+        failed: nFailed,
+        error: reason,
+      },
+    );
     log.warn(
-      { sentNow, failed: nFailed, delivered: progress.delivered.size, total: data.files.length, finalTry, err: reason,
-        ...(finalTry ? {} : { retryInMs: dispatchBackoffMs(attempt, this.opts.config.dispatch) }) },
+      {
+        sentNow,
+        failed: nFailed,
+        delivered: progress.delivered.size,
+        total: data.files.length,
+        finalTry,
+        err: reason,
+        ...(finalTry ? {} : { retryInMs: dispatchBackoffMs(attempt, this.opts.config.dispatch) }),
+      },
       finalTry ? 'dispatch attempt failed: no attempts left' : 'dispatch attempt failed: will retry',
     );
     throw new Error(reason);

@@ -24,7 +24,15 @@ import { scoreFiles, type ScoreResult, type SeriesLabels } from '../../scoring/s
 import { scoredFields } from './scored-record.js';
 import type { ModelMetadata } from '../../model/metadata.js';
 import { ModelSession } from '../../model/session.js';
-import { INFERENCE_JOB_OPTIONS, INFERENCE_QUEUE, inferenceJobId, inferenceJobSchema, instancesHash, type InferenceJobData, type StudyJobContext } from '../../queue/jobs.js';
+import {
+  INFERENCE_JOB_OPTIONS,
+  INFERENCE_QUEUE,
+  inferenceJobId,
+  inferenceJobSchema,
+  instancesHash,
+  type InferenceJobData,
+  type StudyJobContext,
+} from '../../queue/jobs.js';
 import { Keys } from '../../stores/keys.js';
 import { throttledWarn } from '../../stores/redis.js';
 import { listSeriesInstances } from '../../dicom/spool/reader.js';
@@ -44,7 +52,10 @@ export interface ResultExtras {
 }
 
 export type OnResult = (
-  record: ResultRecord, job: Job<InferenceJobData>, metadata: ModelMetadata, extras?: ResultExtras,
+  record: ResultRecord,
+  job: Job<InferenceJobData>,
+  metadata: ModelMetadata,
+  extras?: ResultExtras,
 ) => Promise<OutputFile[] | undefined>;
 
 export interface InferenceWorkerOptions {
@@ -79,7 +90,9 @@ export type InferenceJobResult =
 
 /** "no series of the study could be scored" with every series' reason, for the study's "not scored" SR. */
 export function noCandidateReason(roles: StudyJobContext['roles']): string {
-  const each = roles.map((r) => `series ${r.seriesNumber || r.seriesInstanceUid}${r.seriesDescription ? ` (${r.seriesDescription})` : ''}: ${r.reason}`);
+  const each = roles.map(
+    (r) => `series ${r.seriesNumber || r.seriesInstanceUid}${r.seriesDescription ? ` (${r.seriesDescription})` : ''}: ${r.reason}`,
+  );
   return `no series of the study could be scored${each.length ? ` — ${each.join('; ')}` : ''}`;
 }
 
@@ -144,7 +157,9 @@ export class InferenceWorker {
     // dying) leaves its record at 'scoring': say 'failed' there too.
     this.worker.on('failed', (job, err) => {
       if (!job || err instanceof UnrecoverableError || !/stalled/i.test(err.message)) return;
-      void this.markFailed(job, err.message).catch((e: Error) => this.log.warn({ jobId: job.id, err: e.message }, 'could not record the failure'));
+      void this.markFailed(job, err.message).catch((e: Error) =>
+        this.log.warn({ jobId: job.id, err: e.message }, 'could not record the failure'),
+      );
     });
     const meta = (this.sessions[0] as ModelSession).metadata;
     this.heartbeat = new WorkerHeartbeat(this.opts.redis, config.redis.keyPrefix, {
@@ -245,7 +260,12 @@ export class InferenceWorker {
     let record: ResultRecord = base;
     try {
       if (data.study?.noCandidate) {
-        record = { ...base, status: 'not-scored', reason: noCandidateReason(data.study.roles), timings: { ...base.timings, totalMs: Date.now() - started } };
+        record = {
+          ...base,
+          status: 'not-scored',
+          reason: noCandidateReason(data.study.roles),
+          timings: { ...base.timings, totalMs: Date.now() - started },
+        };
         log.warn({ reason: record.reason }, 'study not scored: no candidate series');
         return await this.finish(record, job, meta, started, log);
       }
@@ -269,17 +289,24 @@ export class InferenceWorker {
       }
       record = this.toRecord(base, data, result, started);
       if (record.status === 'scored') {
-        log.info({ slices: record.slices.length, score: record.score, category: record.category, ms: record.timings.totalMs }, 'series scored');
+        log.info(
+          { slices: record.slices.length, score: record.score, category: record.category, ms: record.timings.totalMs },
+          'series scored',
+        );
       } else {
         log.warn({ reason: record.reason, dropped: record.dropped.length }, 'series not scored');
         const next = data.study?.fallback[0];
         if (data.study && next) return await this.fallBack(record, job, data, data.study, log);
         if (data.study) {
           // The last candidate could not be scored either: the study's "not scored" report says why for every series.
-          record = { ...record, reason: `${record.reason ?? 'not scored'}; ${noCandidateReason(data.study.roles.filter((r) => r.seriesInstanceUid !== data.seriesInstanceUid))}` };
+          record = {
+            ...record,
+            reason: `${record.reason ?? 'not scored'}; ${noCandidateReason(data.study.roles.filter((r) => r.seriesInstanceUid !== data.seriesInstanceUid))}`,
+          };
         }
       }
-      const labels = record.status === 'scored' ? result.series.find((s) => s.seriesInstanceUid === data.seriesInstanceUid)?.labels : undefined;
+      const labels =
+        record.status === 'scored' ? result.series.find((s) => s.seriesInstanceUid === data.seriesInstanceUid)?.labels : undefined;
       return await this.finish(record, job, meta, started, log, labels ? { labels } : undefined);
     } catch (err) {
       if (err instanceof NotScored) throw new UnrecoverableError(`not scored: ${err.message}`);
@@ -288,7 +315,13 @@ export class InferenceWorker {
       log.warn({ err: msg, last }, last ? 'inference job failed (no retries left)' : 'inference job failed (will retry)');
       // A failure after scoring (the results stage) keeps the scores in the record.
       const failed: ResultRecord = last
-        ? { ...record, status: 'failed', reason: msg, finishedAt: new Date().toISOString(), timings: { ...record.timings, totalMs: Date.now() - started } }
+        ? {
+            ...record,
+            status: 'failed',
+            reason: msg,
+            finishedAt: new Date().toISOString(),
+            timings: { ...record.timings, totalMs: Date.now() - started },
+          }
         : { ...base, reason: `attempt ${job.attemptsMade + 1} failed, will retry: ${msg}` };
       await this.store.write(failed, 'own').catch((e: Error) => log.warn({ err: e.message }, 'could not record the failure'));
       throw err;
@@ -297,7 +330,12 @@ export class InferenceWorker {
 
   /** Results stage, final record, and the job's outcome ('not-scored' throws NotScored). */
   private async finish(
-    record: ResultRecord, job: Job<InferenceJobData>, meta: ModelMetadata, started: number, log: Logger, extras?: ResultExtras,
+    record: ResultRecord,
+    job: Job<InferenceJobData>,
+    meta: ModelMetadata,
+    started: number,
+    log: Logger,
+    extras?: ResultExtras,
   ): Promise<InferenceJobResult> {
     if (this.opts.onResult) {
       const t = Date.now();
@@ -317,30 +355,52 @@ export class InferenceWorker {
    * it once); this series keeps a 'not-scored' record without result objects, and the roles say why.
    */
   private async fallBack(
-    record: ResultRecord, job: Job<InferenceJobData>, data: InferenceJobData, study: StudyJobContext, log: Logger,
+    record: ResultRecord,
+    job: Job<InferenceJobData>,
+    data: InferenceJobData,
+    study: StudyJobContext,
+    log: Logger,
   ): Promise<InferenceJobResult> {
     const [next, ...rest] = study.fallback as [StudyJobContext['fallback'][number], ...StudyJobContext['fallback']];
     const why = `chosen first, but not scored: ${record.reason ?? 'not scored'}`;
     const roles = study.roles.map((r) => {
       if (r.seriesInstanceUid === data.seriesInstanceUid) return { ...r, role: 'candidate' as const, reason: why };
-      if (r.seriesInstanceUid === next.seriesInstanceUid) return { ...r, role: 'chosen' as const, reason: `${r.reason.replace(/^candidate not chosen: .*$/, 'next candidate')}; scored instead of series ${r.seriesNumber || data.seriesInstanceUid}` };
+      if (r.seriesInstanceUid === next.seriesInstanceUid)
+        return {
+          ...r,
+          role: 'chosen' as const,
+          reason: `${r.reason.replace(/^candidate not chosen: .*$/, 'next candidate')}; scored instead of series ${r.seriesNumber || data.seriesInstanceUid}`,
+        };
       return r;
     });
     const jobId = `${String(job.id)}-next-${next.seriesInstanceUid}`;
     const payload = inferenceJobSchema.parse({
-      ...data, seriesInstanceUid: next.seriesInstanceUid, seriesDir: next.seriesDir, instanceCount: next.instanceCount, instancesHash: next.instancesHash,
+      ...data,
+      seriesInstanceUid: next.seriesInstanceUid,
+      seriesDir: next.seriesDir,
+      instanceCount: next.instanceCount,
+      instancesHash: next.instancesHash,
       study: { ...study, roles, fallback: rest },
     } satisfies InferenceJobData);
     await this.queue?.add('score', payload, { ...INFERENCE_JOB_OPTIONS, jobId });
     const k = this.keys;
-    await this.opts.redis.multi()
+    await this.opts.redis
+      .multi()
       .hset(k.series(data.seriesInstanceUid), { role: 'candidate', roleReason: why })
-      .hset(k.series(next.seriesInstanceUid), { status: 'queued', jobId, role: 'chosen', roleReason: roles.find((r) => r.seriesInstanceUid === next.seriesInstanceUid)?.reason ?? '' })
+      .hset(k.series(next.seriesInstanceUid), {
+        status: 'queued',
+        jobId,
+        role: 'chosen',
+        roleReason: roles.find((r) => r.seriesInstanceUid === next.seriesInstanceUid)?.reason ?? '',
+      })
       .hset(k.study(data.studyInstanceUid), { chosenSeries: next.seriesInstanceUid, jobId })
       .exec();
     const final = { ...record, study: { contentHash: study.contentHash, roles }, finishedAt: new Date().toISOString() };
     await this.store.write(final, 'own');
-    log.info({ next: next.seriesInstanceUid, jobId, reason: record.reason }, 'chosen series not scored: the next candidate of the study is scored instead');
+    log.info(
+      { next: next.seriesInstanceUid, jobId, reason: record.reason },
+      'chosen series not scored: the next candidate of the study is scored instead',
+    );
     return { status: 'fallback', seriesInstanceUid: next.seriesInstanceUid, jobId };
   }
 
@@ -353,7 +413,8 @@ export class InferenceWorker {
     if (data.study) {
       // A study still receiving (or settled again to another content) gets a newer job.
       const [status, content] = await this.opts.redis.hmget(this.keys.study(data.studyInstanceUid), 'status', 'contentHash');
-      if (status === 'receiving' || (content && content !== data.study.contentHash && status === 'queued')) return content ?? data.instancesHash;
+      if (status === 'receiving' || (content && content !== data.study.contentHash && status === 'queued'))
+        return content ?? data.instancesHash;
     }
     const sops = await listSeriesInstances(data.seriesDir);
     if (sops.length === 0) return null;
@@ -377,8 +438,15 @@ export class InferenceWorker {
     const uid = data.seriesInstanceUid;
     const st = r.timing.stages;
     const timings = {
-      ...base.timings, readMs: st.readMs, decodeMs: st.decodeMs, lungMs: st.lungMs, preprocessMs: st.preprocessMs, inferMs: st.inferMs, aggregateMs: st.aggregateMs,
-      ...(st.keySlicesMs !== undefined ? { keySlicesMs: st.keySlicesMs } : {}), totalMs: Date.now() - started,
+      ...base.timings,
+      readMs: st.readMs,
+      decodeMs: st.decodeMs,
+      lungMs: st.lungMs,
+      preprocessMs: st.preprocessMs,
+      inferMs: st.inferMs,
+      aggregateMs: st.aggregateMs,
+      ...(st.keySlicesMs !== undefined ? { keySlicesMs: st.keySlicesMs } : {}),
+      totalMs: Date.now() - started,
     };
     const series = r.series.find((s) => s.seriesInstanceUid === uid);
     const unscored = r.notScored.find((s) => s.seriesInstanceUid === uid);

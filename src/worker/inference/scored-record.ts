@@ -8,7 +8,18 @@ import type { ScoredSeries, ScoredSlice } from '../../scoring/score.js';
 
 export type ScoredFields = Pick<
   ResultRecord,
-  'score' | 'category' | 'threshold' | 'indeterminateMargin' | 'k' | 'cnnScore' | 'fusion' | 'opacity' | 'pattern' | 'zones' | 'slices' | 'keySlices'
+  | 'score'
+  | 'category'
+  | 'threshold'
+  | 'indeterminateMargin'
+  | 'k'
+  | 'cnnScore'
+  | 'fusion'
+  | 'opacity'
+  | 'pattern'
+  | 'zones'
+  | 'slices'
+  | 'keySlices'
 >;
 
 /** `slices` are the series' own slices (scoreFiles lists every series' slices together). */
@@ -33,7 +44,9 @@ export function scoredFields(series: ScoredSeries, slices: readonly ScoredSlice[
       position: s.position,
       instanceNumber: s.instanceNumber,
       cnnProbability: s.cnnProbability,
-      ...(s.lungAreaMm2 !== undefined ? { lungAreaMm2: s.lungAreaMm2, opacityPercent: s.opacityPercent, highOpacityPercent: s.highOpacityPercent, eligible: s.eligible } : {}),
+      ...(s.lungAreaMm2 !== undefined
+        ? { lungAreaMm2: s.lungAreaMm2, opacityPercent: s.opacityPercent, highOpacityPercent: s.highOpacityPercent, eligible: s.eligible }
+        : {}),
       ...(s.ineligibleReason ? { ineligibleReason: s.ineligibleReason } : {}),
     })),
     keySlices: series.keySlices.map((k) => ({

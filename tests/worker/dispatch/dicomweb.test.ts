@@ -19,7 +19,6 @@ import { Harness, makeScoredResultSet } from './helpers.js';
 
 const DICOMWEB_PLUGIN = '/usr/share/orthanc/plugins/libOrthancDicomWeb.so';
 
-
 let orthanc: Orthanc;
 let dir: string;
 let config: Config;
@@ -53,7 +52,8 @@ afterAll(async () => {
 
 async function storedFiles(studyUid: string): Promise<Map<string, Buffer>> {
   const out = new Map<string, Buffer>();
-  for (const i of await orthanc.instancesOfStudy(studyUid)) out.set(i.MainDicomTags.SOPInstanceUID!, await orthanc.getBytes(`/instances/${i.ID}/file`));
+  for (const i of await orthanc.instancesOfStudy(studyUid))
+    out.set(i.MainDicomTags.SOPInstanceUID!, await orthanc.getBytes(`/instances/${i.ID}/file`));
   return out;
 }
 
@@ -68,7 +68,10 @@ describe('DICOMweb STOW-RS destination (Orthanc)', () => {
     const set = await makeScoredResultSet(config);
     await new ResultStore(await h.ready(), new Keys(config.redis.keyPrefix)).write(set.record, 'take');
     const results = await h.dispatcher.enqueue(set.record, 'worker');
-    expect(results.map((r) => [r.destination, r.outcome])).toEqual([['archive', 'added'], ['dead', 'added']]);
+    expect(results.map((r) => [r.destination, r.outcome])).toEqual([
+      ['archive', 'added'],
+      ['dead', 'added'],
+    ]);
     const archiveJob = results[0]!.jobId;
     await h.waitState(archiveJob, ['completed']);
     const stored = await storedFiles(set.record.studyInstanceUid);
@@ -95,7 +98,6 @@ describe('DICOMweb STOW-RS destination (Orthanc)', () => {
     const owed = (await h.dispatcher.listUndispatched()).find((u) => u.seriesInstanceUid === set.record.seriesInstanceUid);
     expect(owed?.destinations.map((d) => [d.name, d.status])).toEqual([['dead', 'failed']]);
   });
-
 });
 
 describe('STOW-RS response dataset (PS3.18 10.5.3)', () => {
@@ -121,7 +123,8 @@ describe('STOW-RS response dataset (PS3.18 10.5.3)', () => {
     expect(classifyStowResponse(200, ds, [uid(1), uid(2)]).map((r) => r.outcome)).toEqual(['stored', 'failed']);
     const all = { '00081198': { vr: 'SQ', Value: [failed(1, 0xc000), failed(2, 0x0122)] } };
     expect(classifyStowResponse(409, all, [uid(1), uid(2)]).map((r) => r.reason)).toEqual([
-      'STOW-RS: failure reason 0xc000 (cannot understand)', 'STOW-RS: failure reason 0x0122 (SOP class not supported)',
+      'STOW-RS: failure reason 0xc000 (cannot understand)',
+      'STOW-RS: failure reason 0x0122 (SOP class not supported)',
     ]);
     // An empty Failed SOP Sequence (Orthanc always sends one) is no failure.
     expect(classifyStowResponse(200, { '00081198': { vr: 'SQ' } }, [uid(1)])).toEqual([{ sopInstanceUid: uid(1), outcome: 'stored' }]);

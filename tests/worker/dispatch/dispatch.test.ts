@@ -61,14 +61,28 @@ describe('dispatch state in Redis', () => {
     const store = h.dispatcher.store;
     const base = { destination: 'pacs', attempts: 0, instancesSent: 0, warnings: 0 };
     await store.setState('1.2.3', { ...base, instancesHash: 'old', status: 'pending', jobId: 'job-old' });
-    expect(await store.updateState('1.2.3', { ...base, instancesHash: 'old', status: 'sending', jobId: 'job-old', attempts: 1 })).toBe(true);
+    expect(await store.updateState('1.2.3', { ...base, instancesHash: 'old', status: 'sending', jobId: 'job-old', attempts: 1 })).toBe(
+      true,
+    );
     await store.setState('1.2.3', { ...base, instancesHash: 'new', status: 'pending', jobId: 'job-new' });
-    expect(await store.updateState('1.2.3', { ...base, instancesHash: 'old', status: 'failed', jobId: 'job-old', attempts: 2 })).toBe(false);
+    expect(await store.updateState('1.2.3', { ...base, instancesHash: 'old', status: 'failed', jobId: 'job-old', attempts: 2 })).toBe(
+      false,
+    );
     expect(await store.getState('1.2.3', 'pacs')).toMatchObject({ jobId: 'job-new', status: 'pending' });
     expect(await store.updateState('1.2.3', { ...base, instancesHash: 'new', status: 'sent', jobId: 'job-new', attempts: 1 })).toBe(true);
     expect(await store.getState('1.2.3', 'pacs')).toMatchObject({ jobId: 'job-new', status: 'sent' });
     for (let i = 1; i <= DISPATCH_LOG_CAP + 5; i++) {
-      await store.logAttempt('1.2.3', { destination: 'pacs', instancesHash: 'new', attempt: i, at: new Date().toISOString(), ms: 1, outcome: 'failed', sent: 0, warnings: 0, failed: 1 });
+      await store.logAttempt('1.2.3', {
+        destination: 'pacs',
+        instancesHash: 'new',
+        attempt: i,
+        at: new Date().toISOString(),
+        ms: 1,
+        outcome: 'failed',
+        sent: 0,
+        warnings: 0,
+        failed: 1,
+      });
     }
     const log = await store.attempts('1.2.3');
     expect(log).toHaveLength(DISPATCH_LOG_CAP);
@@ -106,7 +120,14 @@ describe('dispatch to DCMTK storescp (and a scripted SCP for per-instance status
     expect([...got.values()].every((n) => n === 1)).toBe(true);
 
     const state = await h.dispatcher.store.getState(series, 'pacs');
-    expect(state).toMatchObject({ status: 'sent', attempts: 1, instancesSent: n, warnings: 0, jobId, instancesHash: set.record.instancesHash });
+    expect(state).toMatchObject({
+      status: 'sent',
+      attempts: 1,
+      instancesSent: n,
+      warnings: 0,
+      jobId,
+      instancesHash: set.record.instancesHash,
+    });
     expect(state?.sentAt).toBeTruthy();
     const log = await h.dispatcher.store.attempts(series);
     expect(log).toHaveLength(1);
@@ -122,7 +143,11 @@ describe('dispatch to DCMTK storescp (and a scripted SCP for per-instance status
     // An admin re-send retries the completed job in place: every file goes again.
     const [again] = await h.dispatcher.enqueue(set.record, 'admin');
     expect(again).toMatchObject({ jobId, outcome: 'retried', previousState: 'completed' });
-    await waitFor(async () => s.receptions().length >= 2 * n && (await (await h.job(jobId))?.getState()) === 'completed', 20_000, 'the re-send');
+    await waitFor(
+      async () => s.receptions().length >= 2 * n && (await (await h.job(jobId))?.getState()) === 'completed',
+      20_000,
+      'the re-send',
+    );
     expect([...counts(s.receptions()).values()]).toEqual(Array(n).fill(2));
     expect((await h.dispatcher.store.attempts(series)).map((a) => a.outcome)).toEqual(['sent', 'sent']);
   });
@@ -214,9 +239,15 @@ describe('dispatch to DCMTK storescp (and a scripted SCP for per-instance status
     const set = await makeResultSet(join(work, 'c'), 2);
     const series = set.record.seriesInstanceUid;
     const added = await h.dispatcher.enqueue(set.record, 'worker');
-    expect(added.map((a) => [a.destination, a.outcome])).toEqual([['a', 'added'], ['b', 'added']]);
+    expect(added.map((a) => [a.destination, a.outcome])).toEqual([
+      ['a', 'added'],
+      ['b', 'added'],
+    ]);
     const [jobA, jobB] = await Promise.all(added.map((a) => h.waitState(a.jobId, ['failed'], 20_000)));
-    for (const [job, name] of [[jobA!, 'a'], [jobB!, 'b']] as const) {
+    for (const [job, name] of [
+      [jobA!, 'a'],
+      [jobB!, 'b'],
+    ] as const) {
       expect(job.attemptsMade).toBe(2);
       expect(job.failedReason).toMatch(/2 of 2 instance\(s\) not stored/);
       expect(await h.dispatcher.store.getState(series, name)).toMatchObject({ status: 'failed', attempts: 2, instancesSent: 0 });
@@ -246,12 +277,18 @@ describe('dispatch to DCMTK storescp (and a scripted SCP for per-instance status
     harnesses.push(h);
     const set = await makeResultSet(join(work, 'd'), 2);
     const base = {
-      studyInstanceUid: set.record.studyInstanceUid, seriesInstanceUid: set.record.seriesInstanceUid,
-      instancesHash: set.record.instancesHash, enqueuedBy: 'worker' as const,
+      studyInstanceUid: set.record.studyInstanceUid,
+      seriesInstanceUid: set.record.seriesInstanceUid,
+      instancesHash: set.record.instancesHash,
+      enqueuedBy: 'worker' as const,
     };
     const opts = { attempts: 5, backoff: { type: 'dispatch-capped-exponential', delay: 100 } };
     await h.dispatcher.queue.add('send', { ...base, destination: 'gone', files: set.files }, { ...opts, jobId: 'j-gone' });
-    await h.dispatcher.queue.add('send', { ...base, destination: 'pacs', files: [...set.files, join(work, 'd', 'nope.dcm')] }, { ...opts, jobId: 'j-missing' });
+    await h.dispatcher.queue.add(
+      'send',
+      { ...base, destination: 'pacs', files: [...set.files, join(work, 'd', 'nope.dcm')] },
+      { ...opts, jobId: 'j-missing' },
+    );
     const gone = await h.waitState('j-gone', ['failed']);
     const missing = await h.waitState('j-missing', ['failed']);
     expect(gone.attemptsMade).toBe(1);
@@ -273,17 +310,28 @@ describe('dispatch to DCMTK storescp (and a scripted SCP for per-instance status
     expect(await h.dispatcher.enqueue(set.record, 'worker')).toEqual([]);
     expect(await h.dispatcher.queue.count()).toBe(0);
     expect(await h.dispatcher.listUndispatched()).toEqual([
-      expect.objectContaining({ seriesInstanceUid: set.record.seriesInstanceUid, reason: 'no-destinations', files: set.files, modelVersion: '1.0.0' }),
+      expect.objectContaining({
+        seriesInstanceUid: set.record.seriesInstanceUid,
+        reason: 'no-destinations',
+        files: set.files,
+        modelVersion: '1.0.0',
+      }),
     ]);
 
     // Same Redis data, two destinations now: one gets it, the other is down.
     const s = await scp();
-    const config2 = { ...config, destinations: [destination('up', s.port), destination('down', await freePort())],
-      dispatch: { ...config.dispatch, attempts: 1 } };
+    const config2 = {
+      ...config,
+      destinations: [destination('up', s.port), destination('down', await freePort())],
+      dispatch: { ...config.dispatch, attempts: 1 },
+    };
     const h2 = new Harness(config2);
     harnesses.push(h2);
     const listedBefore = await h2.dispatcher.listUndispatched();
-    expect(listedBefore[0]?.destinations.map((d) => [d.name, d.status])).toEqual([['up', 'not-queued'], ['down', 'not-queued']]);
+    expect(listedBefore[0]?.destinations.map((d) => [d.name, d.status])).toEqual([
+      ['up', 'not-queued'],
+      ['down', 'not-queued'],
+    ]);
     const added = await h2.dispatcher.resend(set.record.seriesInstanceUid);
     await h2.waitState(added[0]!.jobId, ['completed']);
     await h2.waitState(added[1]!.jobId, ['failed']);
@@ -313,7 +361,10 @@ describe('DispatchRole: C-ECHO of destinations and the worker', () => {
     expect(added!.outcome).toBe('added');
     await role.start();
     const startup = await role.startupEcho!;
-    expect(startup.map((e) => [e.destination, e.ok])).toEqual([['up', true], ['down', false]]);
+    expect(startup.map((e) => [e.destination, e.ok])).toEqual([
+      ['up', true],
+      ['down', false],
+    ]);
     expect(startup[0]).toMatchObject({ status: 0, aeTitle: 'STORESCP', host: '127.0.0.1', port: s.port });
     expect(startup[1]!.error).toBeTruthy();
 
@@ -330,10 +381,14 @@ describe('DispatchRole: C-ECHO of destinations and the worker', () => {
 
     // The cron (every 2 s here) refreshes the stored results without being asked.
     const t = Date.parse(onDemand[0]!.at);
-    await waitFor(async () => {
-      const e = await readDestinationEchoes(h.redis, config);
-      return e.length === 2 && e.every((x) => Date.parse(x.at) > t) ? e : undefined;
-    }, 10_000, 'a cron echo round');
+    await waitFor(
+      async () => {
+        const e = await readDestinationEchoes(h.redis, config);
+        return e.length === 2 && e.every((x) => Date.parse(x.at) > t) ? e : undefined;
+      },
+      10_000,
+      'a cron echo round',
+    );
 
     // The role's worker took the job enqueued before start().
     await h.waitState(added!.jobId, ['completed']);

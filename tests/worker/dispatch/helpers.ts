@@ -130,7 +130,12 @@ export async function makeScoredResultSet(config: Config, patient: { patientName
   const seriesInstanceUid = newUid();
   const spool = resolvePath(config.spool.dir);
   const series = await writeSyntheticSeries({
-    dir: join(spool, studyInstanceUid, seriesInstanceUid), count: 6, rows: 128, columns: 128, studyInstanceUid, seriesInstanceUid,
+    dir: join(spool, studyInstanceUid, seriesInstanceUid),
+    count: 6,
+    rows: 128,
+    columns: 128,
+    studyInstanceUid,
+    seriesInstanceUid,
     fileName: (i) => `slice-${i + 1}.dcm`,
     ...patient,
   });
@@ -145,7 +150,11 @@ export async function makeScoredResultSet(config: Config, patient: { patientName
     instanceNumber: inst.instanceNumber,
   }));
   const attention = {
-    width: 8, height: 8, imageWidth: 128, imageHeight: 128, cropBox: { x0: 0, y0: 0, x1: 127, y1: 127 },
+    width: 8,
+    height: 8,
+    imageWidth: 128,
+    imageHeight: 128,
+    cropBox: { x0: 0, y0: 0, x1: 127, y1: 127 },
     data: Array.from({ length: 64 }, (_, i) => ((i % 8) + Math.floor(i / 8)) / 14),
   };
   const keySlices = [3, 2].map((i) => ({ index: i, sopInstanceUid: slices[i]!.sopInstanceUid, probability: probabilities[i]!, attention }));
@@ -194,7 +203,10 @@ export class Harness {
   readonly dispatcher: Dispatcher;
   readonly worker: DispatchWorker;
 
-  constructor(readonly config: Config, startWorker = true) {
+  constructor(
+    readonly config: Config,
+    startWorker = true,
+  ) {
     this.redis = createRedis(config.redis.url, 'command', logger);
     this.workerRedis = createRedis(config.redis.url, 'worker', logger);
     this.dispatcher = new Dispatcher({ config, logger, redis: this.redis });
@@ -215,10 +227,15 @@ export class Harness {
   /** Waits until the job is in one of `states`; returns it. */
   async waitState(id: string, states: string[], timeoutMs = 30_000): Promise<Job<DispatchJobData>> {
     // State first, then the job: a job read before its state changed would carry stale fields.
-    return waitFor(async () => {
-      if (!states.includes(await this.dispatcher.queue.getJobState(id))) return undefined;
-      return this.job(id);
-    }, timeoutMs, `job ${id} in ${states.join('/')}`, 50);
+    return waitFor(
+      async () => {
+        if (!states.includes(await this.dispatcher.queue.getJobState(id))) return undefined;
+        return this.job(id);
+      },
+      timeoutMs,
+      `job ${id} in ${states.join('/')}`,
+      50,
+    );
   }
 
   async close(): Promise<void> {

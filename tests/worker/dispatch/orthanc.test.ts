@@ -84,8 +84,17 @@ describe('dispatch to Orthanc', () => {
     expect(stored.map((i) => i.MainDicomTags.SOPInstanceUID).sort()).toEqual([...set.sopInstanceUids].sort());
     expect(await instanceCount()).toBe(before + n);
     for (const i of stored) expect(await orthanc.instanceMetadata(i.ID, 'RemoteAET')).toBe('MLSAM');
-    const modalities = await Promise.all(stored.map(async (i) => [i.MainDicomTags.SOPInstanceUID, (await orthanc.instanceTags(i.ID)).Modality]));
-    expect(Object.fromEntries(modalities)).toEqual(Object.fromEntries(set.record.outputs!.map((o) => [o.sopInstanceUid, o.kind === 'sr' ? 'SR' : o.kind === 'kos' ? 'KO' : o.kind === 'gsps' ? 'PR' : o.kind === 'seg' ? 'SEG' : 'CT'])));
+    const modalities = await Promise.all(
+      stored.map(async (i) => [i.MainDicomTags.SOPInstanceUID, (await orthanc.instanceTags(i.ID)).Modality]),
+    );
+    expect(Object.fromEntries(modalities)).toEqual(
+      Object.fromEntries(
+        set.record.outputs!.map((o) => [
+          o.sopInstanceUid,
+          o.kind === 'sr' ? 'SR' : o.kind === 'kos' ? 'KO' : o.kind === 'gsps' ? 'PR' : o.kind === 'seg' ? 'SEG' : 'CT',
+        ]),
+      ),
+    );
 
     // The same job again (admin re-send: every file is sent a second time).
     const [again] = await h.dispatcher.enqueue(set.record, 'admin');

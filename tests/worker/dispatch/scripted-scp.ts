@@ -27,7 +27,10 @@ interface State {
 }
 
 class ScriptedConnection extends Scp {
-  constructor(socket: Socket, private readonly state: State) {
+  constructor(
+    socket: Socket,
+    private readonly state: State,
+  ) {
     super(socket, { connectTimeout: 10_000, associationTimeout: 10_000, pduTimeout: 10_000 });
     // Server.listen would set these; the socket is handed over already connected.
     const internals = this as unknown as { connected: boolean; connectedTime: number };
