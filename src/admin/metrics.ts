@@ -14,6 +14,8 @@ import { resolvePath } from '../config/load.js';
 import { loadModelMetadata } from '../model/metadata.js';
 import { listWorkers } from '../stores/worker-registry.js';
 import { Keys } from '../stores/keys.js';
+import type { DriftWatch } from '../drift/watch.js';
+import { registerDriftGauges } from './drift-metrics.js';
 import { dispatchAttemptSchema, parseStored, resultRecordSchema } from '../contracts/result-record.js';
 import {
   dispatchIncrements,
@@ -49,6 +51,8 @@ export interface MetricsOptions {
   config: Config;
   redis: Redis;
   queues: Queue[];
+  /** The drift watch (its gauges: src/admin/drift-metrics.ts). */
+  drift?: DriftWatch;
 }
 
 export class Metrics {
@@ -177,6 +181,8 @@ export class Metrics {
         }
       },
     });
+
+    if (opts.drift) registerDriftGauges(reg, opts.drift);
 
     this.redisUp = new Gauge({ name: 'mlsam_redis_up', help: '1 when the shared counters could be read from Redis', registers: [reg] });
   }

@@ -74,7 +74,7 @@ export function layout(title: string, body: string, opts: LayoutOptions = {}): s
 ${refresh}${live}
 <title>${esc(title)} · mlsam-node</title><style>${CSS}</style>${opts.head ?? ''}</head>
 <body${opts.live ? ` data-live="${esc(opts.live)}"` : ''}><header><span class="brand">mlsam-node</span><a href="/admin/studies">Studies</a><a href="/admin">Series</a><a href="/admin/associations">Associations</a><a href="/admin/targets">Targets</a>
-<a href="/admin/review">Review</a><a href="/admin/validation">Validation</a><a href="/admin/queues">Queues</a><a href="/metrics">Metrics</a><a href="/readyz">Ready?</a></header>
+<a href="/admin/review">Review</a><a href="/admin/validation">Validation</a><a href="/admin/drift">Drift</a><a href="/admin/queues">Queues</a><a href="/metrics">Metrics</a><a href="/readyz">Ready?</a></header>
 <main>${body}</main>${opts.live ? '<script src="/admin/static/live.js"></script>' : ''}</body></html>`;
 }
 

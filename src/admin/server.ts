@@ -28,6 +28,8 @@ import { studiesPlugin } from './studies.js';
 import { stowReceiver } from './stow/receiver.js';
 import { targetsPlugin } from './targets.js';
 import { validationRoutes } from './validation-routes.js';
+import { driftBannerHook } from './drift-banner.js';
+import { driftRoutes } from './drift-routes.js';
 
 export type { AdminServerDeps } from './routes/context.js';
 export { bullBoardHtml } from './routes/bull-board.js';
@@ -119,6 +121,9 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyIn
       .send({ error: code === 401 ? 'authentication required' : redisDown ? `redis unavailable: ${err.message}` : err.message });
   });
 
+  // Before the route plugins, so that their routes inherit it: the drift banner on every dashboard page.
+  if (deps.drift) app.addHook('onSend', driftBannerHook(deps.drift));
+
   if (stowEnabled) await app.register(stowReceiver, { config, logger: deps.logger, sink: deps.stowSink! });
   await app.register(targetsPlugin, { config, redis: deps.redis });
   // Route groups (routes/*.ts); each gets the deps as its options.
@@ -130,6 +135,7 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyIn
   await app.register(studiesPlugin, { data: deps.data });
   await app.register(apiRoutes, deps);
   if (deps.store) await app.register(validationRoutes, { store: deps.store });
+  if (deps.drift) await app.register(driftRoutes, { watch: deps.drift });
 
   app.setNotFoundHandler((req, reply) => {
     if (req.url.startsWith('/api/')) return reply.code(404).send({ error: 'not found' });

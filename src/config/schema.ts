@@ -8,6 +8,72 @@ import {
   type DicomwebDestination,
 } from './targets.js';
 
+/** ISO-8601 date (2026-03-31) or date-time. */
+const isoDate = z
+  .string()
+  .refine(
+    (s) => /^\d{4}-\d{2}-\d{2}([T ][\d:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(s) && !Number.isNaN(Date.parse(s)),
+    'must be an ISO-8601 date such as 2026-03-31',
+  );
+
+/** The drift watch's windows, bands and rules (docs/drift.md). */
+export const driftSchema = z.strictObject({
+  /**
+   * The reference window: "first" the first `studies` scored studies; "period" the studies scored
+   * from `from` to `to` (ISO dates, `to` inclusive; e.g. the local validation's retrospective run).
+   */
+  reference: z
+    .strictObject({
+      kind: z.enum(['first', 'period']),
+      studies: z.number().int().min(1),
+      from: z.union([z.literal(''), isoDate]),
+      to: z.union([z.literal(''), isoDate]),
+    })
+    .superRefine((r, ctx) => {
+      if (r.kind !== 'period') return;
+      for (const k of ['from', 'to'] as const)
+        if (r[k] === '') ctx.addIssue({ code: 'custom', path: [k], message: 'must be set when drift.reference.kind is "period"' });
+      if (r.from && r.to && Date.parse(r.from) > Date.parse(r.to))
+        ctx.addIssue({ code: 'custom', path: ['to'], message: 'must not be before drift.reference.from' });
+    }),
+  /** The current window, after the reference: "last" the last `studies` studies, "days" the studies of the last `days` days. */
+  current: z.strictObject({
+    kind: z.enum(['last', 'days']),
+    studies: z.number().int().min(1),
+    days: z.number().positive(),
+  }),
+  /** Fewer studies than this in either window: "not enough studies", no figure and no alarm. */
+  minStudies: z.number().int().min(2),
+  /** Reference-quantile bins for the PSI of score and opacity. */
+  bins: z.number().int().min(2).max(50),
+  /** PSI bands: below moderate stable, moderate..shift moderate, from shift on a shift. */
+  psiBands: z
+    .strictObject({ moderate: z.number().positive(), shift: z.number().positive() })
+    .refine((b) => b.moderate < b.shift, 'moderate must be below shift'),
+  /** A variable alarms only when its difference is also beyond chance at this level (PSI χ² approximation; KS for score and opacity). */
+  alpha: z.number().gt(0).lt(1),
+  agreement: z.strictObject({
+    /** Alarm when the current agreement's Wilson 95 % upper bound is below this; null: compare with the reference window. */
+    floor: z.number().gt(0).max(1).nullable(),
+    /** Radiologist answers (agree / disagree) a window needs before its agreement is judged. */
+    minAnswers: z.number().int().min(1),
+  }),
+  /** The figures are recomputed this often (and at most this often on scrape or page view). */
+  refreshSeconds: z.number().positive(),
+});
+export type DriftConfig = z.infer<typeof driftSchema>;
+
+export const DRIFT_DEFAULTS: DriftConfig = {
+  reference: { kind: 'first', studies: 100, from: '', to: '' },
+  current: { kind: 'last', studies: 100, days: 30 },
+  minStudies: 30,
+  bins: 10,
+  psiBands: { moderate: 0.1, shift: 0.25 },
+  alpha: 0.01,
+  agreement: { floor: null, minAnswers: 20 },
+  refreshSeconds: 300,
+};
+
 /** An AE title: 1–16 characters of the default repertoire, no backslash, not all spaces. */
 const aeTitle = z
   .string()
@@ -246,6 +312,8 @@ export const configSchema = z
     log: z.strictObject({
       level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']),
     }),
+    /** Drift watch (src/drift, docs/drift.md): the input mix and the outputs now against a reference window. */
+    drift: driftSchema.default(DRIFT_DEFAULTS),
   })
   .superRefine((cfg, ctx) => {
     const names = [...cfg.destinations.map((d) => d.name), ...cfg.notifications.map((n) => n.name)];

@@ -8,6 +8,24 @@ import type { LabelRow, ReferenceLabel } from '../contracts/feedback.js';
 import type { StoreConnection } from './database.js';
 import type { AuditRow, Database, FeedbackRow, NewResultRow, ResultRow } from './tables.js';
 
+/** A scored row as the drift watch reads it. */
+export type DriftInputRow = Pick<
+  ResultRow,
+  | 'study_instance_uid'
+  | 'series_instance_uid'
+  | 'score'
+  | 'opacity_percent'
+  | 'manufacturer'
+  | 'kernel'
+  | 'slice_thickness_mm'
+  | 'kvp'
+  | 'contrast'
+  | 'finished_at'
+>;
+
+/** A feedback row that said agree (1) or disagree (0). */
+export type AgreementAnswerRow = Pick<FeedbackRow, 'study_instance_uid' | 'series_instance_uid' | 'user_name' | 'agree' | 'created_at'>;
+
 export interface NewFeedback {
   studyInstanceUid: string;
   seriesInstanceUid?: string;
@@ -50,6 +68,43 @@ export class ResultsDb {
     const latest = new Map<string, ResultRow>();
     for (const r of await q.execute()) latest.set(r.series_instance_uid, r);
     return [...latest.values()];
+  }
+
+  /**
+   * What the drift watch reads (src/drift): the few columns of every scored row, oldest first
+   * (one narrow query; no key slices or outputs).
+   */
+  async driftInputs(): Promise<DriftInputRow[]> {
+    return this.db
+      .selectFrom('results')
+      .select([
+        'study_instance_uid',
+        'series_instance_uid',
+        'score',
+        'opacity_percent',
+        'manufacturer',
+        'kernel',
+        'slice_thickness_mm',
+        'kvp',
+        'contrast',
+        'finished_at',
+      ])
+      .where('status', '=', 'scored')
+      .where('score', 'is not', null)
+      .orderBy('finished_at', 'asc')
+      .orderBy('id', 'asc')
+      .execute();
+  }
+
+  /** Radiologist answers that said agree or disagree (label imports say neither), oldest first. */
+  async agreementAnswers(): Promise<AgreementAnswerRow[]> {
+    return this.db
+      .selectFrom('feedback')
+      .select(['study_instance_uid', 'series_instance_uid', 'user_name', 'agree', 'created_at'])
+      .where('agree', 'is not', null)
+      .orderBy('created_at', 'asc')
+      .orderBy('id', 'asc')
+      .execute();
   }
 
   async studyExists(studyInstanceUid: string): Promise<boolean> {

@@ -20,6 +20,7 @@ import { openResultsDb, storeUrl } from '../db/open.js';
 import { checkStore } from '../db/health.js';
 import { redactDbUrl } from '../db/database.js';
 import { Users } from '../db/users.js';
+import { DriftWatch } from '../drift/watch.js';
 
 /** C-ECHO of one configured destination: the dispatcher's echo (it also stores the result for the dashboard). */
 export function destinationEcho(config: Config, logger: Logger, redis: Redis): EchoFn {
@@ -44,6 +45,7 @@ export class AdminRole implements Role {
   private retention: SpoolRetention | undefined;
   private deriveTimer: NodeJS.Timeout | undefined;
   private store: StoreHandle | undefined;
+  private drift: DriftWatch | undefined;
   /** Where the server is bound, once started. */
   address: { host: string; port: number } | undefined;
 
@@ -75,7 +77,8 @@ export class AdminRole implements Role {
     const readiness = new ReadinessChecker(config, this.redis, destinationEcho(config, logger, this.redis), () =>
       checkStore(store, redis, config.redis.keyPrefix, redactDbUrl(storeUrl(config))),
     );
-    const metrics = new Metrics({ config, redis: this.redis, queues: shown });
+    this.drift = new DriftWatch({ store, config: config.drift, logger });
+    const metrics = new Metrics({ config, redis: this.redis, queues: shown, drift: this.drift });
     this.retention = new SpoolRetention({ config, logger, redis: this.redis });
     const retention = this.retention;
     this.app = await buildAdminServer({
@@ -92,6 +95,7 @@ export class AdminRole implements Role {
       // STOW-RS (http.stow): received instances go to the series tracker like C-STORE'd ones (its settle worker runs in the listener role).
       stowSink: this.tracker,
       store,
+      drift: this.drift,
       users: {
         verify: (name, password) => store.use((db) => new Users(db).verify(name, password)),
         verifyToken: (token) => store.use((db) => new Users(db).verifyToken(token)),
@@ -102,6 +106,7 @@ export class AdminRole implements Role {
     const port = typeof addr === 'object' && addr ? addr.port : config.http.port;
     this.address = { host: config.http.host, port };
     this.retention.start();
+    this.drift.start();
     // Count the stages' events even when nobody scrapes /metrics for a while (the window is two days).
     this.deriveTimer = setInterval(() => void metrics.derive(true).catch(() => undefined), 60_000);
     this.deriveTimer.unref();
@@ -130,6 +135,7 @@ export class AdminRole implements Role {
 
   async stop(): Promise<void> {
     clearInterval(this.deriveTimer);
+    await this.drift?.stop();
     await this.retention?.stop();
     await this.app?.close().catch(() => undefined);
     await this.store?.close();

@@ -12,7 +12,7 @@ const SRC = resolve(import.meta.dirname, '../../src');
 /** Layers, top first: a folder may import its own layer's folders (without cycles) and any lower layer. */
 const LAYERS: readonly (readonly string[])[] = [
   ['cli', 'node', 'bench', 'demo'],
-  ['admin', 'cleaner', 'queue', 'worker', 'results', 'scoring', 'notify', 'validation'],
+  ['admin', 'cleaner', 'queue', 'worker', 'results', 'scoring', 'notify', 'validation', 'drift'],
   ['stores', 'contracts', 'db'],
   ['dicom', 'model'],
   ['config', 'types', '.'],

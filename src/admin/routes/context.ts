@@ -8,6 +8,7 @@ import type { Redis } from 'ioredis';
 import type { Config } from '../../config/schema.js';
 import type { InstanceSink } from '../../dicom/received-instance.js';
 import type { StoreHandle } from '../../db/handle.js';
+import type { DriftWatch } from '../../drift/watch.js';
 import type { Logger } from '../../log.js';
 import type { ActionName, AdminActions } from '../actions.js';
 import type { Identity } from '../identity.js';
@@ -33,6 +34,8 @@ export interface AdminServerDeps {
   stowSink?: InstanceSink;
   /** The durable results store (feedback, validation report, review page). */
   store?: StoreHandle;
+  /** The drift watch (/api/drift, /admin/drift, the banner on every dashboard page). */
+  drift?: DriftWatch;
   /** Local users (src/db/users.ts): basic-auth name and password, or an API token (Bearer). */
   users?: {
     verify(name: string, password: string): Promise<Identity | undefined>;
