@@ -63,6 +63,25 @@ describe('configuration loader', () => {
     expect(() => loadConfig({ env: { MLSAM_CONFIG: join(tmp, 'missing.json') } })).toThrow(/cannot read/);
   });
 
+  it('drift: the defaults, a validation period as the reference, and the keys named when wrong', () => {
+    const d = loadConfig({ env: {} }).drift;
+    expect(d).toMatchObject({ reference: { kind: 'first', studies: 100 }, current: { kind: 'last', studies: 100 }, minStudies: 30 });
+    expect(d.psiBands).toEqual({ moderate: 0.1, shift: 0.25 });
+    const period = loadConfig({
+      env: { MLSAM_DRIFT__REFERENCE: '{"kind":"period","from":"2026-01-01","to":"2026-03-31"}', MLSAM_DRIFT__CURRENT__KIND: '"days"' },
+    }).drift;
+    expect(period.reference).toEqual({ kind: 'period', studies: 100, from: '2026-01-01', to: '2026-03-31' });
+    expect(period.current).toEqual({ kind: 'days', studies: 100, days: 30 });
+    expect(() => loadConfig({ env: { MLSAM_DRIFT__REFERENCE__KIND: '"period"' } })).toThrow(
+      /drift\.reference\.from.*must be set when drift\.reference\.kind is "period"/,
+    );
+    expect(() => loadConfig({ env: { MLSAM_DRIFT__REFERENCE: '{"kind":"period","from":"2026-04-01","to":"2026-03-31"}' } })).toThrow(
+      /drift\.reference\.to.*must not be before/,
+    );
+    expect(() => loadConfig({ env: { MLSAM_DRIFT__REFERENCE__FROM: '"last spring"' } })).toThrow(/drift\.reference\.from.*ISO-8601/);
+    expect(() => loadConfig({ env: { MLSAM_DRIFT__PSI_BANDS: '{"moderate":0.3,"shift":0.2}' } })).toThrow(/drift\.psiBands/);
+  });
+
   it('names the environment variable the user set and suggests the nearest key (issue 26 item 8)', () => {
     const msg = (env: NodeJS.ProcessEnv): string => {
       try {
