@@ -2,8 +2,9 @@
  * The drift banner on every dashboard page: when a variable of the drift watch leaves its stable
  * band beyond chance, or the radiologists' agreement fell, every page rendered by layout() (the
  * <main> element) starts with a red banner naming them and linking to /admin/drift. Added by an
- * onSend hook on the admin server (from the watch's cached report), so that the page builders
- * stay synchronous and this is the only place that knows about it.
+ * onSend hook on the admin server from the watch's last computed report (never waiting on the
+ * database; a stale report is refreshed in the background), so that the page builders stay
+ * synchronous and this is the only place that knows about it.
  */
 import type { onSendAsyncHookHandler } from 'fastify';
 import type { DriftReport } from '../drift/report.js';
@@ -30,7 +31,7 @@ export function driftBannerHook(watch: DriftWatch): onSendAsyncHookHandler<unkno
     if (!String(reply.getHeader('content-type') ?? '').startsWith('text/html')) return payload;
     const at = payload.indexOf('<main>');
     if (at < 0) return payload;
-    const banner = driftBannerHtml(await watch.report());
+    const banner = driftBannerHtml(watch.peek());
     if (!banner) return payload;
     const cut = at + '<main>'.length;
     return payload.slice(0, cut) + banner + payload.slice(cut);

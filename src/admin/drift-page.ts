@@ -53,10 +53,11 @@ export function driftPage(r: DriftReport | undefined, error?: string): string {
   const a = r.agreement;
   const w = r.windows;
   const win = (x: typeof w.reference): string =>
-    `${esc(x.description)}: <b>${x.studies}</b> studies${x.from ? ` <span class="muted">(${esc(x.from.slice(0, 10))} to ${esc((x.to ?? '').slice(0, 10))})</span>` : ''}`;
+    `${esc(x.description)}: <b>${x.studies}</b> studies${x.from ? ` <span class="muted">(${esc(x.from.slice(0, 10))} to ${esc((x.to ?? '').slice(0, 10))}; model ${esc(x.modelVersions.join(', '))})</span>` : ''}`;
   const body = `<h1>Drift watch</h1><p class="notice">${esc(r.notice)}</p>
 <p><a href="/api/drift">JSON</a> · <a href="/metrics">Prometheus gauges</a> (mlsam_drift_*) · computed ${esc(r.generatedAt.replace('T', ' ').slice(0, 19))} UTC</p>
 <div class="card"><dl class="kv"><dt>Reference</dt><dd id="window-reference">${win(w.reference)}</dd><dt>Current</dt><dd id="window-current">${win(w.current)}</dd></dl></div>
+${r.warnings.map((t) => `<p class="card info warning">Note: ${esc(t)}.</p>`).join('')}
 ${r.alarms.length ? '' : '<p class="card info" id="drift-ok">No alarm: every variable with enough studies is in its stable band or within chance, and the agreement has not fallen.</p>'}
 <h2>Inputs and outputs</h2><table id="drift"><thead><tr><th>Variable</th><th>Reference</th><th>Current</th><th>PSI</th><th>Band</th><th>p (chance)</th><th>KS D</th><th>KS p</th><th></th></tr></thead><tbody>${rows}</tbody></table>
 <h2>Agreement with radiologists</h2><table id="agreement" class="opacity"><tbody>

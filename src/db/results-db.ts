@@ -21,6 +21,7 @@ export type DriftInputRow = Pick<
   | 'kvp'
   | 'contrast'
   | 'finished_at'
+  | 'model_version'
 >;
 
 /** A feedback row that said agree (1) or disagree (0). */
@@ -88,6 +89,7 @@ export class ResultsDb {
         'kvp',
         'contrast',
         'finished_at',
+        'model_version',
       ])
       .where('status', '=', 'scored')
       .where('score', 'is not', null)

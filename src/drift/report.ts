@@ -41,6 +41,7 @@ export interface DriftStudy {
   at: string;
   score: number;
   opacityPercent: number | null;
+  modelVersion: string;
   manufacturer: string;
   kernel: string;
   thickness: string;
@@ -80,6 +81,8 @@ export interface WindowSummary {
   /** First and last study time in the window (ISO), null when empty. */
   from: string | null;
   to: string | null;
+  /** Model versions that scored the window's studies. */
+  modelVersions: string[];
 }
 
 export interface AgreementDrift {
@@ -102,6 +105,8 @@ export interface DriftReport {
   agreement: AgreementDrift;
   /** One sentence per alarm (the banner's text); empty when nothing alarms. */
   alarms: string[];
+  /** Caveats that are not alarms (e.g. the windows were scored by different model versions). */
+  warnings: string[];
   method: {
     psi: string;
     bands: string;
@@ -151,6 +156,7 @@ export function driftStudies(rows: readonly DriftInputRow[]): DriftStudy[] {
       at: firstAt.get(r.study_instance_uid)!,
       score: r.score!,
       opacityPercent: r.opacity_percent,
+      modelVersion: r.model_version,
       manufacturer: norm(r.manufacturer).toUpperCase(),
       kernel: norm(r.kernel),
       thickness: thicknessBand(r.slice_thickness_mm),
@@ -208,6 +214,7 @@ const summary = (description: string, w: readonly DriftStudy[]): WindowSummary =
   studies: w.length,
   from: w[0]?.at ?? null,
   to: w[w.length - 1]?.at ?? null,
+  modelVersions: [...new Set(w.map((s) => s.modelVersion))].sort(),
 });
 
 function levelOf(value: number, cfg: DriftConfig): Exclude<DriftLevel, 'not-enough-studies'> {
@@ -356,13 +363,23 @@ export function buildDriftReport(
       `Agreement with radiologists fell: ${pctText(agreement.current)} in the current window against ${agreement.floor !== null ? `the floor ${(agreement.floor * 100).toFixed(0)} %` : `${pctText(agreement.reference)} in the reference`}`,
     );
   }
+  const windows = { reference: summary(w.referenceText, w.reference), current: summary(w.currentText, w.current) };
+  const warnings: string[] = [];
+  const refVersions = windows.reference.modelVersions.join(', ');
+  const curVersions = windows.current.modelVersions.join(', ');
+  if (w.current.length > 0 && refVersions !== curVersions) {
+    warnings.push(
+      `the windows were scored by different model versions (reference ${refVersions || '—'}, current ${curVersions}): score and opacity may differ because the model changed; after a model update set drift.reference to a period after it`,
+    );
+  }
   return {
     generatedAt: now.toISOString(),
     notice: DRIFT_NOTICE,
-    windows: { reference: summary(w.referenceText, w.reference), current: summary(w.currentText, w.current) },
+    windows,
     variables,
     agreement,
     alarms,
+    warnings,
     method: {
       psi: `PSI = Σ (current share − reference share) · ln(current share / reference share); an empty bin's share counts as 0.0001. Inputs: one bin per category (unknown is a category); score and opacity: ${cfg.bins} bins at the reference's quantiles.`,
       bands: `stable below ${cfg.psiBands.moderate}, moderate ${cfg.psiBands.moderate}–${cfg.psiBands.shift}, shift from ${cfg.psiBands.shift} (the usual credit-scoring bands, Siddiqi 2006)`,

@@ -48,6 +48,15 @@ export class DriftWatch {
     }
   }
 
+  /**
+   * The last report without waiting; when it is stale a recomputation starts in the background
+   * (for the page banner: a page never waits on the database).
+   */
+  peek(): DriftReport | undefined {
+    if (!this.cached || Date.now() - this.computedAt >= this.refreshMs) void this.refresh().catch(() => undefined);
+    return this.cached;
+  }
+
   /** Computes now (one computation at a time; concurrent callers share it). */
   refresh(): Promise<DriftReport> {
     this.computing ??= this.compute().finally(() => (this.computing = undefined));
