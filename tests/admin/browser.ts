@@ -32,14 +32,16 @@ export interface DashboardPage {
 }
 
 /**
- * Debian's chromium (headless, via playwright-core) with the admin's basic-auth credentials:
+ * Debian's chromium (headless, via playwright-core) with the admin's basic-auth credentials (sent
+ * with every request: basic auth still works in a browser; the login page is tests/admin/sessions-browser.test.ts):
  * runs `fn` with a fresh page and closes the browser afterwards, whatever happens.
  */
 export async function withDashboardPage<T>(credentials: [string, string], fn: (p: DashboardPage) => Promise<T>): Promise<T> {
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS, headless: true });
   try {
     const context = await browser.newContext({
-      httpCredentials: { username: credentials[0], password: credentials[1] },
+      // Sent with every request: without credentials a page now leads to the login form, not to a 401 challenge.
+      httpCredentials: { username: credentials[0], password: credentials[1], send: 'always' },
       viewport: { width: 1360, height: 900 },
     });
     const page = await context.newPage();

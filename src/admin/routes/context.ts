@@ -33,10 +33,12 @@ export interface AdminServerDeps {
   stowSink?: InstanceSink;
   /** The durable results store (feedback, validation report, review page). */
   store?: StoreHandle;
-  /** Local users (src/db/users.ts): basic-auth name and password, or an API token (Bearer). */
+  /** Local users (src/db/users.ts): basic-auth name and password, an API token (Bearer), or a browser session (login page). */
   users?: {
     verify(name: string, password: string): Promise<Identity | undefined>;
     verifyToken(token: string): Promise<Identity | undefined>;
+    /** The current identity (role) of a user by name, for browser sessions (src/admin/sessions.ts). */
+    find(name: string): Promise<Identity | undefined>;
   };
 }
 
