@@ -1,7 +1,7 @@
 /**
  * Browser sessions against a real `mlsam admin` (SQLite store in its spool) in Debian's chromium
  * (playwright-core): a radiologist logs in through the login form and answers on the review page
- * with a click (the answer lands in the store under their name); the cookie is signed, HttpOnly,
+ * with a click (the answer lands in the store under their name and moves the report); the cookie is signed, HttpOnly,
  * SameSite=Lax (not Secure: plain HTTP on loopback); a post from a page of another origin, a plain
  * POST carrying the cookie without the CSRF token, and a page script's fetch without the token are
  * refused with 403 (with the token the same fetch works); a radiologist may not act as an admin; a
@@ -16,6 +16,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/schema.js';
 import { openResultsDb } from '../../src/db/open.js';
 import { resultRow } from '../../src/db/result-row.js';
+import type { ValidationReport } from '../../src/validation/report.js';
 import { fakeRecord } from '../db/helpers.js';
 import { MLSAM_MAIN } from '../helpers/process.js';
 import { cleanup, testConfig } from '../queue/helpers.js';
@@ -148,11 +149,18 @@ describe('browser sessions, CSRF and roles (mlsam admin, chromium)', () => {
     // Every form of the page carries the token.
     expect(await rayPage.locator('#feedback-form input[name=_csrf]').count()).toBe(1);
     expect(await rayPage.locator('h1').innerText()).toContain('1.2.70');
+    const ops = http(daemon.httpPort, ['ops', 'ops-secret-1']);
+    const before = (await (await ops('/api/validation')).json()) as ValidationReport;
+    expect(before.counts).toMatchObject({ cases: 0 });
     await Promise.all([rayPage.waitForURL(/msg=/), rayPage.click('#label-covid-pattern')]);
     expect(await rayPage.locator('#flash').innerText()).toContain('Saved covid-pattern for 1.2.70');
     expect(await feedbackOf(config, '1.2.70')).toEqual([
       expect.objectContaining({ label: 'covid-pattern', user_name: 'dr.ray', source: 'dashboard', agree: 0 }),
     ]);
+    // The answer moves the report: one case, a positive the node called unlikely (a false negative).
+    const after = (await (await ops('/api/validation')).json()) as ValidationReport;
+    expect(after.counts).toMatchObject({ cases: 1, positives: 1, negatives: 0 });
+    expect(after.operatingPoints[0]!.confusion).toEqual({ tp: 0, fp: 0, tn: 0, fn: 1 });
     const db = await openResultsDb(config);
     const audit = await db.listAudit();
     await db.conn.close();
