@@ -40,8 +40,9 @@ export async function withDashboardPage<T>(credentials: [string, string], fn: (p
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS, headless: true });
   try {
     const context = await browser.newContext({
-      // Sent with every request: without credentials a page now leads to the login form, not to a 401 challenge.
-      httpCredentials: { username: credentials[0], password: credentials[1], send: 'always' },
+      // Basic auth on every request the page makes (httpCredentials would wait for a 401 challenge, but a
+      // browser opening a page without credentials is now sent to the login form instead).
+      extraHTTPHeaders: { authorization: `Basic ${Buffer.from(`${credentials[0]}:${credentials[1]}`).toString('base64')}` },
       viewport: { width: 1360, height: 900 },
     });
     const page = await context.newPage();

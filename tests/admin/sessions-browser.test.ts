@@ -5,7 +5,8 @@
  * SameSite=Lax (not Secure: plain HTTP on loopback); a post from a page of another origin, a plain
  * POST carrying the cookie without the CSRF token, and a page script's fetch without the token are
  * refused with 403 (with the token the same fetch works); a radiologist may not act as an admin; a
- * viewer session gets 403 on feedback; the session survives a restart of the node; logout ends it.
+ * viewer session gets 403 on feedback; Bull Board's API (its page sends no token) needs a
+ * same-origin request; the session survives a restart of the node; logout ends it.
  * Basic auth (no cookie) needs no CSRF token. A first start with an empty password says so on
  * the login page and on every page.
  */
@@ -276,6 +277,26 @@ describe('browser sessions, CSRF and roles (mlsam admin, chromium)', () => {
     const audit = await db.listAudit();
     await db.conn.close();
     expect(audit.some((a) => a.action === 'logout' && a.user_name === 'dr.ray')).toBe(true);
+  });
+
+  it("an admin session's Bull Board actions need the browser's same-origin request (its page sends no token)", async () => {
+    const ctx = await browser.newContext();
+    try {
+      const page = await ctx.newPage();
+      await logIn(page, base, 'ops', 'ops-secret-1', '/admin');
+      expect(await page.locator('#who').innerText()).toBe('ops (admin)');
+      const clean = '/admin/queues/api/queues/inference/clean/completed';
+      // From the page (the browser adds Origin: this origin): done.
+      const own = (await page.evaluate(`fetch(${JSON.stringify(clean)}, { method: 'PUT' }).then((r) => r.status)`)) as number;
+      expect(own).toBeLessThan(300);
+      // The same cookie without the browser's Origin (or with another one): refused.
+      const [cookie] = await ctx.cookies(base);
+      const jar = `${cookie!.name}=${cookie!.value}`;
+      expect((await fetch(`${base}${clean}`, { method: 'PUT', headers: { cookie: jar } })).status).toBe(403);
+      expect((await fetch(`${base}${clean}`, { method: 'PUT', headers: { cookie: jar, origin: attackerBase } })).status).toBe(403);
+    } finally {
+      await ctx.close();
+    }
   });
 
   it('a new password ends the sessions of the user', async () => {
