@@ -29,6 +29,7 @@ export async function enforceRole(req: FastifyRequest, reply: FastifyReply): Pro
   const who = identities.get(req);
   if (!who || who.role === 'admin') return;
   const path = req.url.split('?')[0] ?? '';
+  if (path === '/logout') return; // everyone may end their own session
   if (who.role === 'radiologist' && FEEDBACK_PATHS.some((p) => p.test(path))) return;
   await reply.code(403).send({
     error: `user ${who.name} (${who.role}) may not do this: ${req.method} ${path} needs the ${who.role === 'radiologist' ? 'admin' : 'radiologist or admin'} role`,

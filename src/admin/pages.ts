@@ -51,6 +51,8 @@ button:hover{background:#1d3557;color:#fff}.flash{padding:8px 12px;margin-bottom
 pre.sr{background:#fff;padding:12px;box-shadow:0 1px 2px rgba(0,0,0,.08);overflow:auto;font-size:12px;margin:0}
 #sr h3{margin:0 0 4px;display:inline}#sr h4{margin:12px 0 4px;font-size:14px}#sr .sr-note{margin:4px 0}#sr details{margin-top:12px}
 #chart .u-legend th{text-transform:none;font-size:12px;background:none}#chart{background:#fff;padding:8px;box-shadow:0 1px 2px rgba(0,0,0,.08);min-height:300px}.phi{background:#fff8e1;border-left:3px solid #d99a0b}
+header .who{margin-left:auto;color:#dfe8f3;font-size:13px}header form.logout{display:inline}header form.logout button{padding:3px 10px;background:transparent;color:#fff;border-color:#dfe8f3}
+.bar-top{background:#1d3557;color:#fff;padding:10px 20px;font-weight:700}input[type=password],input[name=username]{padding:6px;width:100%;font:inherit}
 .notice{font-size:12px;color:#a61b1b;font-weight:600}.nowrap{white-space:nowrap}
 .note{font-size:12px;color:#6b7280;margin:6px 0}.info{background:#eef6ff;border-left:3px solid #1d4ed8}table.opacity{width:auto}table.opacity td,table.opacity th{text-align:right}table.opacity td:first-child,table.opacity th:first-child{text-align:left}
 `;
@@ -64,6 +66,8 @@ export interface LayoutOptions {
    * without JavaScript the page reloads every 10 s instead.
    */
   live?: string;
+  /** Without the navigation (the login page). */
+  bare?: boolean;
 }
 
 export function layout(title: string, body: string, opts: LayoutOptions = {}): string {
@@ -73,8 +77,12 @@ export function layout(title: string, body: string, opts: LayoutOptions = {}): s
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 ${refresh}${live}
 <title>${esc(title)} · mlsam-node</title><style>${CSS}</style>${opts.head ?? ''}</head>
-<body${opts.live ? ` data-live="${esc(opts.live)}"` : ''}><header><span class="brand">mlsam-node</span><a href="/admin/studies">Studies</a><a href="/admin">Series</a><a href="/admin/associations">Associations</a><a href="/admin/targets">Targets</a>
-<a href="/admin/review">Review</a><a href="/admin/validation">Validation</a><a href="/admin/drift">Drift</a><a href="/admin/queues">Queues</a><a href="/metrics">Metrics</a><a href="/readyz">Ready?</a></header>
+<body${opts.live ? ` data-live="${esc(opts.live)}"` : ''}>${
+    opts.bare
+      ? '<div class="bar-top"><span class="brand">mlsam-node</span></div>'
+      : `<header><span class="brand">mlsam-node</span><a href="/admin/studies">Studies</a><a href="/admin">Series</a><a href="/admin/associations">Associations</a><a href="/admin/targets">Targets</a>
+<a href="/admin/review">Review</a><a href="/admin/validation">Validation</a><a href="/admin/drift">Drift</a><a href="/admin/queues">Queues</a><a href="/metrics">Metrics</a><a href="/readyz">Ready?</a></header>`
+  }
 <main>${body}</main>${opts.live ? '<script src="/admin/static/live.js"></script>' : ''}</body></html>`;
 }
 

@@ -1,22 +1,28 @@
 /**
  * The admin HTTP server (fastify): dashboard pages, Bull Board, JSON API, /metrics, /healthz and
- * /readyz, each a plugin in routes/. This file holds what every route shares: HTTP basic auth
- * (config.http.username/password) on every route except /healthz and /readyz (left open for
- * probes; they reveal no PHI), the refusal of POSTs from another site (the browser sends
- * basic-auth credentials with cross-site form posts), the short wait for a reconnecting Redis,
- * and the error and not-found answers.
+ * /readyz, each a plugin in routes/. This file holds what every route shares: authentication on
+ * every route except /healthz and /readyz (left open for probes; they reveal no PHI) and the login
+ * page — HTTP basic auth (config.http.username/password or a local user), an API token (Bearer),
+ * or a browser session from the login page (sessions.ts; with the results store) — then the role
+ * check (identity.ts) and, for session requests, the CSRF check; the refusal of state-changing
+ * requests from another site (the browser sends basic-auth credentials with cross-site form
+ * posts), the short wait for a reconnecting Redis, and the error and not-found answers. A browser
+ * that opens a page without credentials is sent to the login page; everything else gets the
+ * basic-auth challenge (401).
  *
  * A new group of routes is a plugin file of its own in routes/ (FastifyPluginAsync<AdminServerDeps>),
  * registered with one line in buildAdminServer.
  */
 import { timingSafeEqual } from 'node:crypto';
 import fastifyBasicAuth from '@fastify/basic-auth';
+import fastifyFormbody from '@fastify/formbody';
 import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Config } from '../config/schema.js';
 import { isLoopback } from '../config/schema.js';
 import { whenReady } from '../stores/redis.js';
-import { enforceRole, setIdentity } from './identity.js';
+import { enforceRole, identityOf, setIdentity } from './identity.js';
 import { notFoundPage } from './pages.js';
+import { csrfGuard, decorateHtml, registerSessions } from './sessions.js';
 import { apiRoutes } from './routes/api.js';
 import { bullBoardRoutes } from './routes/bull-board.js';
 import { type AdminServerDeps, html } from './routes/context.js';
@@ -55,10 +61,16 @@ function safeEqual(a: string, b: string): boolean {
 export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyInstance> {
   const { config } = deps;
   assertSafeBinding(config);
-  const app = Fastify({ logger: false, trustProxy: false, bodyLimit: 64 * 1024 });
+  const app = Fastify({ logger: false, trustProxy: config.http.trustProxy, bodyLimit: 64 * 1024 });
   const stowEnabled = config.http.stow.enabled && deps.stowSink !== undefined;
   const log = deps.logger.child({ component: 'admin-http' });
 
+  // Form posts (the dashboard's forms; the login form) parse to an object.
+  await app.register(fastifyFormbody);
+  // Browser sessions need the store (it keeps them and the users).
+  const sessionIdentity = deps.store
+    ? await registerSessions(app, { config, logger: deps.logger, store: deps.store, ...(deps.users ? { users: deps.users } : {}) })
+    : undefined;
   await app.register(fastifyBasicAuth, {
     validate: async (username: string, password: string, req: FastifyRequest) => {
       if (safeEqual(username, config.http.username) && safeEqual(password, config.http.password)) {
@@ -76,7 +88,8 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyIn
     if (OPEN_PATHS.has(path)) return done();
     // The STOW-RS receiver checks its own allow-list and credentials (src/admin/stow/receiver.ts).
     if (stowEnabled && path.startsWith('/dicom-web/')) return done();
-    if (req.method === 'POST') {
+    if (path === '/login') return done();
+    if (req.method !== 'GET' && req.method !== 'HEAD' && req.method !== 'OPTIONS') {
       const site = req.headers['sec-fetch-site'];
       const origin = req.headers.origin;
       let foreign = false;
@@ -89,6 +102,26 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyIn
         void reply.code(403).send({ error: 'cross-site request refused' });
         return;
       }
+    }
+    if (!req.headers.authorization && sessionIdentity) {
+      sessionIdentity(req, reply).then(
+        (who) => {
+          if (who) {
+            setIdentity(req, who);
+            return done();
+          }
+          if (path === '/logout') return done(); // no session (any more): the route just goes to the login page
+          // A browser opening a page: the login page; anything else: the basic-auth challenge.
+          const page = req.method === 'GET' && !path.startsWith('/api/') && path !== '/metrics';
+          if (page && /text\/html/.test(req.headers.accept ?? '')) {
+            void reply.redirect(`/login?next=${encodeURIComponent(req.url)}`, 303);
+            return;
+          }
+          app.basicAuth(req, reply, done);
+        },
+        (err: Error) => done(err),
+      );
+      return;
     }
     const bearer = /^Bearer (\S+)$/.exec(req.headers.authorization ?? '')?.[1];
     if (bearer && deps.users) {
@@ -104,7 +137,10 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyIn
     }
     app.basicAuth(req, reply, done);
   });
+  // A cookie session's state-changing request carries its CSRF token (sessions.ts), then the role decides.
+  app.addHook('preHandler', csrfGuard(app));
   app.addHook('preHandler', enforceRole);
+  app.addHook('onSend', decorateHtml(config, identityOf));
   // The command connection does not queue commands while it (re)connects: a request right after
   // start-up or a Redis blip waits briefly for it instead of failing at once (still 503 if it stays down).
   app.addHook('preHandler', async (req) => {

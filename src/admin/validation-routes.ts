@@ -64,9 +64,12 @@ export const validationRoutes: FastifyPluginAsync<ValidationRoutesOptions> = asy
   app.addContentTypeParser(['text/csv', 'text/plain'], { parseAs: 'string', bodyLimit: LABEL_CSV_LIMIT }, (_req, body, done) =>
     done(null, body),
   );
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
-    done(null, Object.fromEntries(new URLSearchParams(String(body))));
-  });
+  // (The admin server parses form posts already, @fastify/formbody; this plugin alone needs its own.)
+  if (!app.hasContentTypeParser('application/x-www-form-urlencoded')) {
+    app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
+      done(null, Object.fromEntries(new URLSearchParams(String(body))));
+    });
+  }
 
   /** Validates and stores one answer; the same code for the API and the form. */
   async function answer(db: ResultsDb, study: string, body: unknown, who: Identity, source: 'api' | 'dashboard') {

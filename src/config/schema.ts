@@ -250,6 +250,24 @@ export const configSchema = z
       password: z.string(),
       /** Show patient name and ID on the dashboard and in the API (default false: UIDs only). */
       showPhi: z.boolean(),
+      /**
+       * A reverse proxy (TLS termination) in front of the admin server: trust its X-Forwarded-For
+       * and X-Forwarded-Proto (fastify trustProxy; the client address of the STOW-RS allow-list
+       * and the Secure session cookie then follow them). Default false.
+       */
+      trustProxy: z.boolean().default(false),
+      /**
+       * Browser sessions of the dashboard (login page, src/admin/sessions.ts): a login lasts
+       * maxAgeHours; the cookie is marked Secure with secureCookie "auto" whenever the browser came
+       * over HTTPS (directly or through the trusted proxy), always with true (then plain HTTP gets
+       * no session), never with false.
+       */
+      sessions: z
+        .strictObject({
+          maxAgeHours: z.number().positive().max(720),
+          secureCookie: z.union([z.literal('auto'), z.boolean()]),
+        })
+        .default({ maxAgeHours: 12, secureCookie: 'auto' }),
       /** DICOMweb STOW-RS receiver under /dicom-web/studies (config/targets.ts). */
       stow: stowReceiverSchema.default(STOW_RECEIVER_DEFAULTS),
     }),

@@ -114,6 +114,26 @@ function migrations(engine: Engine): Record<string, Migration> {
         for (const t of ['settings', 'audit', 'api_tokens', 'users']) await db.schema.dropTable(t).execute();
       },
     },
+    '0004_sessions': {
+      // Browser sessions of the dashboard (src/admin/sessions.ts): keyed by the sha256 of the session
+      // id (the id itself lives only in the signed cookie), with the user's name, the session's JSON
+      // (cookie settings, CSRF secret) and its end.
+      async up(db: Kysely<unknown>) {
+        await db.schema
+          .createTable('sessions')
+          .addColumn('id_hash', 'varchar(64)', (c) => c.primaryKey())
+          .addColumn('user_name', 'varchar(64)')
+          .addColumn('data', 'text', (c) => c.notNull())
+          .addColumn('created_at', 'varchar(32)', (c) => c.notNull())
+          .addColumn('expires_at', 'varchar(32)', (c) => c.notNull())
+          .execute();
+        await db.schema.createIndex('sessions_expires').on('sessions').column('expires_at').execute();
+        await db.schema.createIndex('sessions_user').on('sessions').column('user_name').execute();
+      },
+      async down(db: Kysely<unknown>) {
+        await db.schema.dropTable('sessions').execute();
+      },
+    },
   };
 }
 

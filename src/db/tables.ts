@@ -96,6 +96,19 @@ export interface SettingsTable {
   updated_by: string;
 }
 
+/** A browser session of the dashboard (src/db/sessions.ts). */
+export interface SessionsTable {
+  /** sha256 of the session id (the id is only in the signed cookie). */
+  id_hash: string;
+  /** Who logged in; null for the short session of the login form (its CSRF secret only). */
+  user_name: string | null;
+  /** The session as JSON (cookie settings, CSRF secret, who and how). */
+  data: string;
+  created_at: string;
+  /** ISO time after which the session is void (and deleted). */
+  expires_at: string;
+}
+
 export interface Database {
   results: ResultsTable;
   feedback: FeedbackTable;
@@ -103,6 +116,7 @@ export interface Database {
   api_tokens: ApiTokensTable;
   audit: AuditTable;
   settings: SettingsTable;
+  sessions: SessionsTable;
 }
 
 export type ResultRow = Selectable<ResultsTable>;

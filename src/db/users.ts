@@ -1,7 +1,8 @@
 /**
  * Local users of the dashboard and API: roles admin (everything), radiologist (read, feedback),
  * viewer (read only); passwords hashed with bcrypt (bcryptjs, cost 11); API tokens for
- * integrations (random 32 bytes, only their sha256 stored). Every change lands in the audit table.
+ * integrations (random 32 bytes, only their sha256 stored). A new password or the removal of a user
+ * ends their browser sessions. Every change lands in the audit table.
  */
 import { createHash, randomBytes } from 'node:crypto';
 import bcrypt from 'bcryptjs';
@@ -63,6 +64,8 @@ export class Users {
     await this.store.db.transaction().execute(async (trx) => {
       const r = await trx.updateTable('users').set({ password_hash: hash, updated_at: now }).where('name', '=', name).executeTakeFirst();
       if (Number(r.numUpdatedRows) !== 1) throw new Error(`no user ${name}`);
+      // A new password ends the user's browser sessions (src/db/sessions.ts).
+      await trx.deleteFrom('sessions').where('user_name', '=', name).execute();
       await trx
         .insertInto('audit')
         .values({
@@ -101,6 +104,7 @@ export class Users {
     const now = new Date().toISOString();
     await this.store.db.transaction().execute(async (trx) => {
       await trx.deleteFrom('api_tokens').where('user_name', '=', name).execute();
+      await trx.deleteFrom('sessions').where('user_name', '=', name).execute();
       const r = await trx.deleteFrom('users').where('name', '=', name).executeTakeFirst();
       if (Number(r.numDeletedRows) !== 1) throw new Error(`no user ${name}`);
       await trx
@@ -126,6 +130,12 @@ export class Users {
     const u = await this.store.db.selectFrom('users').select(['name', 'password_hash', 'role']).where('name', '=', name).executeTakeFirst();
     const ok = await bcrypt.compare(password, u?.password_hash ?? DUMMY_HASH);
     return ok && u ? { name: u.name, role: roleSchema.parse(u.role) } : undefined;
+  }
+
+  /** The user's current identity (role) by name; undefined when there is no such user. */
+  async find(name: string): Promise<UserIdentity | undefined> {
+    const u = await this.store.db.selectFrom('users').select(['name', 'role']).where('name', '=', name).executeTakeFirst();
+    return u ? { name: u.name, role: roleSchema.parse(u.role) } : undefined;
   }
 
   /** A new API token for the user (shown once; `Authorization: Bearer <token>`). */

@@ -99,6 +99,7 @@ export class AdminRole implements Role {
       users: {
         verify: (name, password) => store.use((db) => new Users(db).verify(name, password)),
         verifyToken: (token) => store.use((db) => new Users(db).verifyToken(token)),
+        find: (name) => store.use((db) => new Users(db).find(name)),
       },
     });
     await this.app.listen({ host: config.http.host, port: config.http.port });

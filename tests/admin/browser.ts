@@ -32,14 +32,17 @@ export interface DashboardPage {
 }
 
 /**
- * Debian's chromium (headless, via playwright-core) with the admin's basic-auth credentials:
+ * Debian's chromium (headless, via playwright-core) with the admin's basic-auth credentials (sent
+ * with every request: basic auth still works in a browser; the login page is tests/admin/sessions-browser.test.ts):
  * runs `fn` with a fresh page and closes the browser afterwards, whatever happens.
  */
 export async function withDashboardPage<T>(credentials: [string, string], fn: (p: DashboardPage) => Promise<T>): Promise<T> {
   const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS, headless: true });
   try {
     const context = await browser.newContext({
-      httpCredentials: { username: credentials[0], password: credentials[1] },
+      // Basic auth on every request the page makes (httpCredentials would wait for a 401 challenge, but a
+      // browser opening a page without credentials is now sent to the login form instead).
+      extraHTTPHeaders: { authorization: `Basic ${Buffer.from(`${credentials[0]}:${credentials[1]}`).toString('base64')}` },
       viewport: { width: 1360, height: 900 },
     });
     const page = await context.newPage();

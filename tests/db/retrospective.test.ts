@@ -3,7 +3,8 @@
  * the three real COVID-CT-MD series over DICOM (storescu), scores them with the shipped model and
  * writes every result to the store with the scanner's attributes; `mlsam validation import` reads
  * the labels (one bad line, reported); the report's counts and metrics are recomputed here from
- * the cases. Then the node restarts with Redis emptied of its keys (as a Redis that keeps nothing
+ * the cases; that report's HTML export, opened in chromium, draws the ROC and calibration
+ * pictures. Then the node restarts with Redis emptied of its keys (as a Redis that keeps nothing
  * on disk would come back): results and labels are still there, and a feedback moves the report.
  */
 import { execFile } from 'node:child_process';
@@ -11,11 +12,13 @@ import { mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/schema.js';
 import { readAcquisitionAttributes } from '../../src/dicom/decode/acquisition.js';
 import { readDicomHeaderFile } from '../../src/dicom/decode/index.js';
 import type { ValidationReport } from '../../src/validation/report.js';
+import { CHROMIUM_ARGS } from '../admin/browser.js';
 import { DaemonProcess, envOf, http } from '../admin/helpers.js';
 import { run as dcmtk } from '../helpers/dcmtk.js';
 import { CTMD } from '../helpers/ctmd.js';
@@ -136,6 +139,29 @@ describe.each(ENGINES)('retrospective validation of COVID-CT-MD through DICOM (%
     expect(score('cap001')).toBeGreaterThan(score('normal001'));
     // Three cases: every subgroup is flagged too small.
     expect(r.subgroups.every((g) => g.groups.every((x) => x.warning))).toBe(true);
+    // This report's HTML export, opened from disk in chromium (no server): the ROC and calibration pictures.
+    const out = await mkdtemp(join(tmpdir(), 'mlsam-retro-report-'));
+    const file = join(out, 'report.html');
+    await writeFile(file, await (await get('/api/validation.html')).text());
+    const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS, headless: true });
+    try {
+      const page = await browser.newPage();
+      const fetched: string[] = [];
+      page.on('request', (q) => fetched.push(q.url()));
+      await page.goto(`file://${file}`);
+      for (const id of ['#roc', '#calibration']) {
+        const box = await page.locator(id).boundingBox();
+        expect(box!.width).toBeGreaterThan(200);
+        expect(box!.height).toBeGreaterThan(200);
+      }
+      expect(await page.locator('#roc polyline').count()).toBe(1);
+      expect(await page.locator('#calibration circle').count()).toBeGreaterThan(0);
+      expect(await page.locator('#auc').innerText()).toBe(r.auc.value === null ? '—' : r.auc.value.toFixed(3));
+      expect(fetched.filter((u) => !u.startsWith('file://'))).toEqual([]);
+    } finally {
+      await browser.close();
+      await rm(out, { recursive: true, force: true });
+    }
     const ready = (await (await get('/readyz')).json()) as { checks: { database?: { ok: boolean; engine?: string } } };
     expect(ready.checks.database).toMatchObject({ ok: true, engine });
   });

@@ -31,7 +31,7 @@ describe.each(ENGINES)('results store on %s', (engine) => {
 
   it('applies the migrations once, in order', async () => {
     const rows = await sql<{ name: string }>`select name from kysely_migration order by name`.execute(db.db);
-    expect(rows.rows.map((r) => r.name)).toEqual(['0001_results', '0002_feedback', '0003_users_audit_settings']);
+    expect(rows.rows.map((r) => r.name)).toEqual(['0001_results', '0002_feedback', '0003_users_audit_settings', '0004_sessions']);
     // A second open applies nothing more.
     const again = openStore(ts.url);
     expect(await migrateToLatest(again)).toEqual([]);

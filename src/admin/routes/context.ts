@@ -36,10 +36,12 @@ export interface AdminServerDeps {
   store?: StoreHandle;
   /** The drift watch (/api/drift, /admin/drift, the banner on every dashboard page). */
   drift?: DriftWatch;
-  /** Local users (src/db/users.ts): basic-auth name and password, or an API token (Bearer). */
+  /** Local users (src/db/users.ts): basic-auth name and password, an API token (Bearer), or a browser session (login page). */
   users?: {
     verify(name: string, password: string): Promise<Identity | undefined>;
     verifyToken(token: string): Promise<Identity | undefined>;
+    /** The current identity (role) of a user by name, for browser sessions (src/admin/sessions.ts). */
+    find(name: string): Promise<Identity | undefined>;
   };
 }
 
