@@ -24,6 +24,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import fastifyCookie from '@fastify/cookie';
 import fastifyCsrf from '@fastify/csrf-protection';
+import fastifyRateLimit from '@fastify/rate-limit';
 import fastifySession, { type SessionStore } from '@fastify/session';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config/schema.js';
@@ -148,6 +149,10 @@ export async function registerSessions(
     store: sessionStore(store, log),
   });
   await app.register(fastifyCsrf, { sessionPlugin: '@fastify/session', getToken: csrfToken });
+  // A brake on password guessing: POST /login per client address and user name (a guess at one
+  // account from one place), counted in memory; beyond it 429 with Retry-After. global: false keeps
+  // every other route unlimited.
+  await app.register(fastifyRateLimit, { global: false });
 
   const firstStart = config.http.password === '';
 
@@ -208,32 +213,52 @@ ${tlsNote}<p class="note">Integrations use HTTP basic auth or an API token (<cod
     return loginPage(req, reply, msg);
   });
 
-  app.post<{ Body: Record<string, unknown> | undefined }>('/login', { preHandler: app.csrfProtection }, async (req, reply) => {
-    const form = req.body ?? {};
-    const name = typeof form.username === 'string' ? form.username.trim() : '';
-    const password = typeof form.password === 'string' ? form.password : '';
-    let who: { name: string; via: 'local' | 'config'; mark?: string } | undefined;
-    if (name && safeEqual(name, config.http.username) && safeEqual(password, config.http.password)) {
-      who = { name, via: 'config', mark: configMark };
-    } else if (name && users) {
-      const id = await users.verify(name, password).catch((err: Error) => {
-        throw new StoreUnavailableError(err.message);
-      });
-      if (id) who = { name: id.name, via: 'local' };
-    }
-    if (!who) {
-      log.info({ user: name.slice(0, 64) }, 'login refused');
-      return loginPage(req, reply, { text: 'Wrong user name or password.', ok: false }, 401);
-    }
-    // A new session id at login (no fixation) with a fresh CSRF secret.
-    await req.session.regenerate();
-    req.session.cookie.maxAge = maxAgeMs;
-    req.session.user = who;
-    reply.generateCsrf(); // a fresh CSRF secret with the new session
-    await store.use((db) => db.audit({ user: who.name, action: 'login', detail: { via: who.via } })).catch(() => undefined);
-    log.info({ user: who.name }, 'logged in');
-    return reply.redirect(safeNext(form.next), 303);
-  });
+  const loginLimit = {
+    max: config.http.sessions.loginAttemptsPerMinute,
+    timeWindow: 60_000,
+    hook: 'preHandler' as const, // after the form body is parsed: the key names the user tried
+    keyGenerator: (req: FastifyRequest) => {
+      const body = req.body as Record<string, unknown> | undefined;
+      const name = typeof body?.username === 'string' ? body.username.trim().slice(0, 128) : '';
+      return `${req.ip}\0${name}`;
+    },
+    onExceeded: (req: FastifyRequest) => log.warn({ ip: req.ip }, 'login attempts over the limit: 429'),
+    errorResponseBuilder: (_req: FastifyRequest, ctx: { after: string; statusCode: number }) => ({
+      statusCode: ctx.statusCode,
+      error: 'Too Many Requests',
+      message: `Too many login attempts for this user from this address; try again in ${ctx.after}.`,
+    }),
+  };
+  app.post<{ Body: Record<string, unknown> | undefined }>(
+    '/login',
+    { preHandler: app.csrfProtection, config: { rateLimit: loginLimit } },
+    async (req, reply) => {
+      const form = req.body ?? {};
+      const name = typeof form.username === 'string' ? form.username.trim() : '';
+      const password = typeof form.password === 'string' ? form.password : '';
+      let who: { name: string; via: 'local' | 'config'; mark?: string } | undefined;
+      if (name && safeEqual(name, config.http.username) && safeEqual(password, config.http.password)) {
+        who = { name, via: 'config', mark: configMark };
+      } else if (name && users) {
+        const id = await users.verify(name, password).catch((err: Error) => {
+          throw new StoreUnavailableError(err.message);
+        });
+        if (id) who = { name: id.name, via: 'local' };
+      }
+      if (!who) {
+        log.info({ user: name.slice(0, 64) }, 'login refused');
+        return loginPage(req, reply, { text: 'Wrong user name or password.', ok: false }, 401);
+      }
+      // A new session id at login (no fixation) with a fresh CSRF secret.
+      await req.session.regenerate();
+      req.session.cookie.maxAge = maxAgeMs;
+      req.session.user = who;
+      reply.generateCsrf(); // a fresh CSRF secret with the new session
+      await store.use((db) => db.audit({ user: who.name, action: 'login', detail: { via: who.via } })).catch(() => undefined);
+      log.info({ user: who.name }, 'logged in');
+      return reply.redirect(safeNext(form.next), 303);
+    },
+  );
 
   app.post('/logout', async (req, reply) => {
     const who = req.session.user?.name;

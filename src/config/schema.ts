@@ -260,14 +260,16 @@ export const configSchema = z
        * Browser sessions of the dashboard (login page, src/admin/sessions.ts): a login lasts
        * maxAgeHours; the cookie is marked Secure with secureCookie "auto" whenever the browser came
        * over HTTPS (directly or through the trusted proxy), always with true (then plain HTTP gets
-       * no session), never with false.
+       * no session), never with false. loginAttemptsPerMinute bounds POST /login per client address
+       * (a password-guessing brake; 429 beyond it).
        */
       sessions: z
         .strictObject({
           maxAgeHours: z.number().positive().max(720),
           secureCookie: z.union([z.literal('auto'), z.boolean()]),
+          loginAttemptsPerMinute: z.number().int().min(1).max(1000).default(10),
         })
-        .default({ maxAgeHours: 12, secureCookie: 'auto' }),
+        .default({ maxAgeHours: 12, secureCookie: 'auto', loginAttemptsPerMinute: 10 }),
       /** DICOMweb STOW-RS receiver under /dicom-web/studies (config/targets.ts). */
       stow: stowReceiverSchema.default(STOW_RECEIVER_DEFAULTS),
     }),

@@ -19,6 +19,7 @@ import { StoreHandle } from '../db/handle.js';
 import { openResultsDb, storeUrl } from '../db/open.js';
 import { checkStore } from '../db/health.js';
 import { redactDbUrl } from '../db/database.js';
+import { Sessions } from '../db/sessions.js';
 import { Users } from '../db/users.js';
 import { DriftWatch } from '../drift/watch.js';
 
@@ -44,6 +45,7 @@ export class AdminRole implements Role {
   private app: FastifyInstance | undefined;
   private retention: SpoolRetention | undefined;
   private deriveTimer: NodeJS.Timeout | undefined;
+  private sessionSweep: NodeJS.Timeout | undefined;
   private store: StoreHandle | undefined;
   private drift: DriftWatch | undefined;
   /** Where the server is bound, once started. */
@@ -111,6 +113,16 @@ export class AdminRole implements Role {
     // Count the stages' events even when nobody scrapes /metrics for a while (the window is two days).
     this.deriveTimer = setInterval(() => void metrics.derive(true).catch(() => undefined), 60_000);
     this.deriveTimer.unref();
+    // Expired browser sessions are void when read; this deletes the ones nobody comes back with.
+    this.sessionSweep = setInterval(
+      () =>
+        void store
+          .use((db) => new Sessions(db).purgeExpired())
+          .then((n) => n > 0 && logger.info({ sessions: n }, 'expired browser sessions deleted'))
+          .catch(() => undefined),
+      3_600_000,
+    );
+    this.sessionSweep.unref();
     logger.info(
       {
         host: config.http.host,
@@ -136,6 +148,7 @@ export class AdminRole implements Role {
 
   async stop(): Promise<void> {
     clearInterval(this.deriveTimer);
+    clearInterval(this.sessionSweep);
     await this.drift?.stop();
     await this.retention?.stop();
     await this.app?.close().catch(() => undefined);

@@ -299,6 +299,36 @@ describe('browser sessions, CSRF and roles (mlsam admin, chromium)', () => {
     }
   });
 
+  it('password guessing at one user is stopped after http.sessions.loginAttemptsPerMinute posts (429); other users still log in', async () => {
+    const ctx = await browser.newContext();
+    try {
+      const page = await ctx.newPage();
+      await page.goto(`${base}/login`);
+      const limit = config.http.sessions.loginAttemptsPerMinute;
+      const statuses: number[] = [];
+      for (let i = 0; i <= limit; i++) {
+        await page.fill('#username', 'dr.guess');
+        await page.fill('#password', `wrong-${i}`);
+        const [res] = await Promise.all([
+          page.waitForResponse((r) => r.url() === `${base}/login` && r.request().method() === 'POST'),
+          page.click('#login'),
+        ]);
+        statuses.push(res.status());
+        if (res.status() === 429) {
+          expect(Number(res.headers()['retry-after'])).toBeGreaterThan(0);
+          expect(await res.text()).toContain('Too many login attempts');
+        } else {
+          await page.waitForSelector('#login-form');
+        }
+      }
+      expect(statuses).toEqual([...Array(limit).fill(401), 429]);
+      // The brake is per user name from an address: the radiologist is not locked out by the guesser.
+      await logIn(page, base, 'dr.ray', 'ray-password-1', '/admin/review');
+    } finally {
+      await ctx.close();
+    }
+  });
+
   it('a new password ends the sessions of the user', async () => {
     const ctx = await browser.newContext();
     try {
