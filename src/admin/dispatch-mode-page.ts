@@ -1,5 +1,5 @@
 /** HTML of silent mode: the banner every dashboard page carries, and the /admin/dispatch page with the admin's switch. */
-import type { DispatchModesWithHeld } from '../worker/dispatch/silent-mode.js';
+import type { DispatchModesWithHeld } from '../db/dispatch-modes.js';
 import { esc, layout } from './pages.js';
 
 /** The banner ('' when every target is live): put right after <main> by the server's onSend hook. */

@@ -56,6 +56,32 @@ export interface DispatchModesView {
   error?: string;
 }
 
+/** The view with the results held per target now (the dashboard, GET /api/dispatch/mode). */
+export interface DispatchModesWithHeld extends DispatchModesView {
+  held: Record<string, number>;
+}
+
+/** What releasing one target did with its held results (Dispatcher.releaseHeld). */
+export interface ReleaseOutcome {
+  target: string;
+  /** Queued for sending (through their dispatch job ids: each goes out once). */
+  sent: number;
+  /** Marked withheld: never sent (sendHeld false). */
+  withheld: number;
+  /** Held entries whose result was replaced or removed since (nothing to do). */
+  skipped: number;
+}
+
+/** The admin's switch as the dashboard and the API use it (src/worker/dispatch/silent-mode.ts). */
+export interface DispatchSwitch {
+  view(): Promise<DispatchModesWithHeld>;
+  release(
+    by: { name: string; role: string },
+    opts: { destination?: string; sendHeld: boolean },
+  ): Promise<{ targets: string[]; released: ReleaseOutcome[] }>;
+  silence(by: { name: string; role: string }, opts: { destination?: string }): Promise<{ targets: string[] }>;
+}
+
 const settingRowSchema = z.object({ name: z.string(), value: z.string(), updated_at: z.string(), updated_by: z.string() });
 const isMode = (v: string | undefined): v is DispatchMode => v === 'live' || v === 'silent';
 

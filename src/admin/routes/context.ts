@@ -7,11 +7,11 @@ import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from '../../config/schema.js';
 import type { InstanceSink } from '../../dicom/received-instance.js';
+import type { DispatchSwitch } from '../../db/dispatch-modes.js';
 import type { StoreHandle } from '../../db/handle.js';
 import type { Logger } from '../../log.js';
 import type { ActionAudit } from '../action-audit.js';
 import type { ActionName, ActionResult, AdminActions } from '../actions.js';
-import type { SilentModeSwitch } from '../../worker/dispatch/silent-mode.js';
 import type { Identity } from '../identity.js';
 import type { AdminData } from '../data.js';
 import { readSr, type SrDocument } from '../dicom-view.js';
@@ -37,7 +37,7 @@ export interface AdminServerDeps {
   store?: StoreHandle;
   /** Local users (src/db/users.ts): basic-auth name and password, or an API token (Bearer). */
   /** The silent-mode switch (GET/POST /api/dispatch/..., /admin/dispatch, the banner on every page). */
-  dispatchModes?: Pick<SilentModeSwitch, 'view' | 'release' | 'silence'>;
+  dispatchModes?: DispatchSwitch;
   /** Records user actions in the audit table (buildAdminServer makes one from `store` when absent). */
   audit?: ActionAudit;
   users?: {

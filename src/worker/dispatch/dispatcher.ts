@@ -26,6 +26,7 @@ import { selectDestinations } from './destinations.js';
 import { allTargets, type DispatchTarget } from '../../config/dispatch-targets.js';
 import { DispatchStore, parseDispatchStates, READY_MS } from '../../stores/dispatch-state.js';
 import { HeldDispatch } from '../../stores/held-dispatch.js';
+import type { ReleaseOutcome } from '../../db/dispatch-modes.js';
 
 /** Which targets are silent now (DispatchModes of src/db/dispatch-modes.ts, read on every use). */
 export interface SilentTargets {
@@ -87,16 +88,7 @@ export interface DispatcherOptions {
   modes?: SilentTargets;
 }
 
-/** What releasing one target did with its held results. */
-export interface ReleaseOutcome {
-  target: string;
-  /** Queued for sending (through their dispatch job ids: each goes out once). */
-  sent: number;
-  /** Marked withheld: never sent (sendHeld false). */
-  withheld: number;
-  /** Held entries whose result was replaced or removed since (nothing to do). */
-  skipped: number;
-}
+export type { ReleaseOutcome } from '../../db/dispatch-modes.js';
 
 export interface EnqueueOptions {
   /** Only these destinations (by name); default every configured one. */

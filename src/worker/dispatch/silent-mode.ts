@@ -5,20 +5,15 @@
  * released target are sent once (sendHeld true) or withheld for good (sendHeld false, the default:
  * a site going live wants the studies from now on, not a burst of old ones in the PACS).
  */
-import type { DispatchModes, DispatchModesView } from '../../db/dispatch-modes.js';
-import type { Dispatcher, ReleaseOutcome } from './dispatcher.js';
+import type { DispatchModes, DispatchModesWithHeld, DispatchSwitch, ReleaseOutcome } from '../../db/dispatch-modes.js';
+import type { Dispatcher } from './dispatcher.js';
 
 export interface SwitchUser {
   name: string;
   role: string;
 }
 
-export interface DispatchModesWithHeld extends DispatchModesView {
-  /** Results held per target now. */
-  held: Record<string, number>;
-}
-
-export class SilentModeSwitch {
+export class SilentModeSwitch implements DispatchSwitch {
   constructor(
     private readonly modes: DispatchModes,
     private readonly dispatcher: Dispatcher,
