@@ -179,6 +179,14 @@ export class Dispatcher {
     const results: EnqueueResult[] = [];
     for (const dest of destinations) {
       const jobId = dispatchJobId(record.seriesInstanceUid, resultKey(record), record.model.version, dest.name);
+      if (by === 'worker') {
+        // Withheld at a release (silent mode, sendHeld false): a re-run of the inference job does not send it after all.
+        const st = await this.store.getState(record.seriesInstanceUid, dest.name);
+        if (st?.jobId === jobId && st.status === 'withheld') {
+          results.push({ destination: dest.name, jobId, outcome: 'exists', previousState: 'unknown' });
+          continue;
+        }
+      }
       if (silent.includes(dest.name) && (await this.holdIfSilent(record, dest.name, jobId, by))) {
         results.push({ destination: dest.name, jobId, outcome: 'held' });
         continue;
