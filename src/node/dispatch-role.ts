@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { NodeContext, Role, RoleFactory } from './role.js';
+import type { NodeContext, Role, RoleFactory, SummaryLine } from './role.js';
 import { closeRedis, createRedis, withTimeout } from '../stores/redis.js';
 import type { ResultRecord } from '../contracts/result-record.js';
 import { Dispatcher, type EnqueueOptions, type EnqueueResult } from '../worker/dispatch/dispatcher.js';
@@ -32,6 +32,7 @@ export class DispatchRole implements Role {
   /** The results store, for the silent-mode switches (settings table). */
   private store: StoreHandle | undefined;
   private modes: DispatchModes | undefined;
+  private silentAtStart: string[] = [];
   /** Producer and admin helpers (enqueue, resend, listUndispatched), set by start() or the first enqueue(). */
   dispatcher: Dispatcher | undefined;
   private stopped = false;
@@ -63,12 +64,26 @@ export class DispatchRole implements Role {
     this.worker = new DispatchWorker({ config, logger, redis: this.redis!, workerRedis: this.workerRedis, modes: this.modes! });
     this.worker.start();
     this.startupEcho = this.echoes.start();
+    // Said once at start-up (the dashboard says it on every page): which targets get nothing.
+    const modes = await this.modes!.view();
+    this.silentAtStart = modes.silent;
+    if (modes.silent.length)
+      logger.warn(
+        { silent: modes.silent, readFrom: modes.readFrom },
+        'SILENT MODE: results are held, not sent, to these targets until an admin releases them (/admin/dispatch)',
+      );
     logger.info(
       { destinations: config.destinations.map((d) => d.name), concurrency: config.worker.dispatchConcurrency },
       config.destinations.length
         ? 'dispatch worker started'
         : 'dispatch worker started; no destinations configured: results stay in the spool',
     );
+  }
+
+  summary(): SummaryLine[] {
+    return this.silentAtStart.length
+      ? [['Silent mode', `results are NOT sent to ${this.silentAtStart.join(', ')} (an admin releases them on /admin/dispatch)`]]
+      : [];
   }
 
   /** Dispatcher.enqueue through this role's dispatcher (for the results stage and the admin API). */
