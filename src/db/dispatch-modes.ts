@@ -75,11 +75,12 @@ export interface ReleaseOutcome {
 /** The admin's switch as the dashboard and the API use it (src/worker/dispatch/silent-mode.ts). */
 export interface DispatchSwitch {
   view(): Promise<DispatchModesWithHeld>;
+  /** `via`: where the user switched (kept in the audit entry). */
   release(
     by: { name: string; role: string },
-    opts: { destination?: string; sendHeld: boolean },
+    opts: { destination?: string; sendHeld: boolean; via?: 'api' | 'dashboard' },
   ): Promise<{ targets: string[]; released: ReleaseOutcome[] }>;
-  silence(by: { name: string; role: string }, opts: { destination?: string }): Promise<{ targets: string[] }>;
+  silence(by: { name: string; role: string }, opts: { destination?: string; via?: 'api' | 'dashboard' }): Promise<{ targets: string[] }>;
 }
 
 const settingRowSchema = z.object({ name: z.string(), value: z.string(), updated_at: z.string(), updated_by: z.string() });

@@ -119,6 +119,15 @@ describe('user actions in the audit table', () => {
     expect((await asLead('/api/retention/run', { method: 'POST' })).status).toBe(200);
     expect((await asLead('/api/dispatch/release', json({ destination: 'pacs' }))).status).toBe(200);
     expect((await asLead('/api/dispatch/silence', json({ destination: 'pacs' }))).status).toBe(200);
+    // The dashboard's control: the page shows the admin the forms; the form switches back to silent.
+    expect(await (await asLead('/admin/dispatch')).text()).toContain('action="/admin/dispatch/release"');
+    const silenceForm = await asLead('/admin/dispatch/silence', {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: 'destination=pacs',
+    });
+    expect(silenceForm.status).toBe(303);
+    expect(silenceForm.headers.get('location')).toMatch(/^\/admin\/dispatch\?ok=1&msg=Silent/);
     expect((await asLead('/api/dispatch/release', json({ destination: 'nowhere' }))).status).toBe(404);
     expect((await asLead('/api/dispatch/release', json({ sendHeld: 'yes' }))).status).toBe(400);
     expect((await asLead('/admin/queues/api/queues/inference/pause', { method: 'PUT' })).status).toBe(200);
@@ -126,6 +135,9 @@ describe('user actions in the audit table', () => {
 
     const ray = http(daemon.httpPort, ['dr.ray', 'ray-password-1']);
     expect((await ray('/api/dispatch/release', json({}))).status).toBe(403);
+    const rayPage = await (await ray('/admin/dispatch')).text();
+    expect(rayPage).toContain('Only an admin switches the dispatch mode.');
+    expect(rayPage).not.toContain('action="/admin/dispatch/release"');
     expect((await ray(`/api/series/${scored.seriesInstanceUid}/resend`, { method: 'POST' })).status).toBe(403);
     const fb = await ray(`/api/studies/${scored.studyInstanceUid}/feedback`, json({ label: 'normal' }));
     expect(fb.status).toBe(201);
@@ -141,8 +153,9 @@ describe('user actions in the audit table', () => {
       ['resend', 'it.lead', 'admin', 'api', scored.seriesInstanceUid],
       ['resend', 'it.lead', 'admin', 'dashboard', scored.seriesInstanceUid],
       ['retention-run', 'it.lead', 'admin', 'api', null],
-      ['dispatch-release', 'it.lead', 'admin', null, null],
-      ['dispatch-silence', 'it.lead', 'admin', null, null],
+      ['dispatch-release', 'it.lead', 'admin', 'api', null],
+      ['dispatch-silence', 'it.lead', 'admin', 'api', null],
+      ['dispatch-silence', 'it.lead', 'admin', 'dashboard', null],
       ['queue-job', 'it.lead', 'admin', 'bull-board', null],
       ['queue-job', 'it.lead', 'admin', 'bull-board', null],
       ['feedback', 'dr.ray', 'radiologist', 'api', null],

@@ -36,12 +36,16 @@ export const dispatchModeRoutes: FastifyPluginAsync<AdminServerDeps> = async (ap
     const b = releaseBody.safeParse(req.body ?? {});
     if (!b.success) return badRequest(reply, b.error);
     const who = whoIs(req, fallback);
-    return control.release(who, { ...(b.data.destination ? { destination: b.data.destination } : {}), sendHeld: b.data.sendHeld });
+    return control.release(who, {
+      ...(b.data.destination ? { destination: b.data.destination } : {}),
+      sendHeld: b.data.sendHeld,
+      via: 'api',
+    });
   });
   app.post('/api/dispatch/silence', async (req, reply) => {
     const b = silenceBody.safeParse(req.body ?? {});
     if (!b.success) return badRequest(reply, b.error);
-    return control.silence(whoIs(req, fallback), b.data.destination ? { destination: b.data.destination } : {});
+    return control.silence(whoIs(req, fallback), { ...(b.data.destination ? { destination: b.data.destination } : {}), via: 'api' });
   });
 
   app.get<{ Querystring: { ok?: string; msg?: string } }>('/admin/dispatch', async (req, reply) => {
@@ -57,7 +61,11 @@ export const dispatchModeRoutes: FastifyPluginAsync<AdminServerDeps> = async (ap
     const form = req.body ?? {};
     const sendHeld = form.sendHeld === '1' || form.sendHeld === 'on';
     try {
-      const r = await control.release(whoIs(req, fallback), { ...(form.destination ? { destination: form.destination } : {}), sendHeld });
+      const r = await control.release(whoIs(req, fallback), {
+        ...(form.destination ? { destination: form.destination } : {}),
+        sendHeld,
+        via: 'dashboard',
+      });
       const sent = r.released.reduce((n, x) => n + x.sent, 0);
       const withheld = r.released.reduce((n, x) => n + x.withheld, 0);
       return back(reply, true, `Released ${r.targets.join(', ')}: ${sent} held result(s) queued for sending, ${withheld} withheld.`);
@@ -68,7 +76,10 @@ export const dispatchModeRoutes: FastifyPluginAsync<AdminServerDeps> = async (ap
   app.post<{ Body: Record<string, string> | undefined }>('/admin/dispatch/silence', async (req, reply) => {
     const form = req.body ?? {};
     try {
-      const r = await control.silence(whoIs(req, fallback), form.destination ? { destination: form.destination } : {});
+      const r = await control.silence(whoIs(req, fallback), {
+        ...(form.destination ? { destination: form.destination } : {}),
+        via: 'dashboard',
+      });
       return back(reply, true, `Silent: ${r.targets.join(', ')}. Results are held from now on.`);
     } catch (err) {
       return back(reply, false, `Not switched: ${(err as Error).message}`);

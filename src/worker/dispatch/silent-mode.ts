@@ -27,19 +27,23 @@ export class SilentModeSwitch implements DispatchSwitch {
   /** Switches one target (or all) live, then sends or withholds what was held for it. */
   async release(
     by: SwitchUser,
-    opts: { destination?: string; sendHeld: boolean },
+    opts: { destination?: string; sendHeld: boolean; via?: 'api' | 'dashboard' },
   ): Promise<{ targets: string[]; released: ReleaseOutcome[] }> {
     const held = await this.dispatcher.heldCounts(
       opts.destination ? [opts.destination] : (await this.modes.view()).targets.map((t) => t.name),
     );
-    const targets = await this.modes.set('live', by, opts.destination, { sendHeld: opts.sendHeld, held });
+    const targets = await this.modes.set('live', by, opts.destination, {
+      sendHeld: opts.sendHeld,
+      held,
+      ...(opts.via ? { via: opts.via } : {}),
+    });
     const released: ReleaseOutcome[] = [];
     for (const t of targets) released.push(await this.dispatcher.releaseHeld(t, opts.sendHeld));
     return { targets, released };
   }
 
   /** Switches one target (or all) back to silent: from now on its results are held. */
-  async silence(by: SwitchUser, opts: { destination?: string }): Promise<{ targets: string[] }> {
-    return { targets: await this.modes.set('silent', by, opts.destination) };
+  async silence(by: SwitchUser, opts: { destination?: string; via?: 'api' | 'dashboard' }): Promise<{ targets: string[] }> {
+    return { targets: await this.modes.set('silent', by, opts.destination, opts.via ? { via: opts.via } : {}) };
   }
 }
