@@ -5,7 +5,8 @@
  *   `<inferenceJobId>-admin-<epoch ms>` and enqueuedBy "admin" (the original job stays in the
  *   history; the result UIDs are deterministic, so a re-score of the same content gives the same
  *   objects — a re-send after it replaces nothing in the PACS);
- * - resend: the dispatcher sends the latest result again to every destination.
+ * - resend: the dispatcher sends the latest result again to every destination (a target in silent
+ *   mode holds it instead: nothing leaves the node until an admin releases it).
  */
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
@@ -22,8 +23,8 @@ export interface ActionResult {
   [k: string]: unknown;
 }
 
-/** Re-sends a result to every destination (the dispatcher's `enqueue(record, 'admin')`). */
-export type ResendFn = (record: ResultRecord) => Promise<{ jobIds: string[] }>;
+/** Re-sends a result to every destination (the dispatcher's `enqueue(record, 'admin')`); `held`: targets in silent mode. */
+export type ResendFn = (record: ResultRecord) => Promise<{ jobIds: string[]; held?: string[] }>;
 
 export interface ActionsOptions {
   config: Config;
@@ -81,7 +82,15 @@ export class AdminActions {
     const { config } = this.opts;
     if (resultDestinations(config).length + config.notifications.length === 0)
       return { ok: false, action: 'resend', message: 'no destinations or notifications configured' };
-    const { jobIds } = await this.opts.resend(record);
-    return { ok: true, action: 'resend', message: `re-sending to ${jobIds.length} destination(s)`, jobIds };
+    const { jobIds, held = [] } = await this.opts.resend(record);
+    const sending = jobIds.length - held.length;
+    const heldText = held.length ? `; held, not sent (silent mode): ${held.join(', ')}` : '';
+    return {
+      ok: true,
+      action: 'resend',
+      message: `re-sending to ${sending} destination(s)${heldText}`,
+      jobIds,
+      ...(held.length ? { held } : {}),
+    };
   }
 }

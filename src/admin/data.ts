@@ -33,6 +33,8 @@ export type DisplayStatus =
   | 'scored'
   | 'dispatching'
   | 'sent'
+  /** Scored, and held for at least one destination in silent mode (nothing else pending). */
+  | 'held'
   | 'failed'
   | 'ignored'
   | 'not-scored';
@@ -45,6 +47,7 @@ export const STATUS_TEXT: Record<DisplayStatus, string> = {
   scored: 'scored',
   dispatching: 'sending',
   sent: 'sent',
+  held: 'held (silent mode)',
   failed: 'failed',
   ignored: 'ignored',
   'not-scored': 'not scored',
@@ -367,7 +370,8 @@ export class AdminData {
 
   /**
    * A scored series: "sent" when every configured destination got the current result, "failed" when
-   * one gave up, "sending" while any is pending; with no destinations configured, "scored" is final.
+   * one gave up, "held" when the others are held (silent mode) or withheld, "sending" while any is
+   * pending; with no destinations configured, "scored" is final.
    */
   private dispatchStatus(result: ResultRecord, dispatch: DispatchState[]): DisplayStatus {
     const dests = resultDestinations(this.opts.config).map((d) => d.name);
@@ -375,6 +379,9 @@ export class AdminData {
     const current = dispatch.filter((d) => d.instancesHash === resultKey(result));
     if (current.some((d) => d.status === 'failed')) return 'failed';
     if (dests.every((n) => current.some((d) => d.destination === n && d.status === 'sent'))) return 'sent';
+    // Held (silent mode) or withheld at release, the rest sent: nothing is under way.
+    const settled = (n: string) => current.some((d) => d.destination === n && ['sent', 'held', 'withheld'].includes(d.status));
+    if (dests.every(settled) && current.some((d) => d.status === 'held' || d.status === 'withheld')) return 'held';
     return 'dispatching';
   }
 }

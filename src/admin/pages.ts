@@ -39,7 +39,8 @@ th,td{text-align:left;padding:6px 8px;border-bottom:1px solid #e5e8eb;vertical-a
 tr:hover td{background:#fafbfc}.mono{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12px}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:12px;font-weight:600;white-space:nowrap}
 .s-receiving,.s-waiting{background:#e0ecff;color:#1d4ed8}.s-queued{background:#eef1f4;color:#374151}.s-scoring,.s-dispatching{background:#fff4d6;color:#92600a}
-.s-scored,.s-sent{background:#dcf5e3;color:#11663a}.s-failed{background:#fde2e1;color:#a61b1b}.s-ignored,.s-not-scored{background:#ececec;color:#555}
+.s-scored,.s-sent{background:#dcf5e3;color:#11663a}.s-failed{background:#fde2e1;color:#a61b1b}.s-ignored,.s-not-scored{background:#ececec;color:#555}.s-held{background:#ede4ff;color:#5b21b6}
+.silent-banner{background:#5b21b6;color:#fff;padding:8px 12px;margin:0 0 12px;font-weight:600;border-radius:4px}.silent-banner a{color:#fff}
 .c-likely{color:#a61b1b;font-weight:600}.c-indeterminate{color:#92600a;font-weight:600}.c-unlikely{color:#11663a;font-weight:600}
 .reason{color:#6b7280;font-size:12px}.muted{color:#6b7280}.bar{height:6px;background:#e5e8eb;border-radius:3px;width:90px;margin-top:3px}.bar>div{height:6px;background:#d99a0b;border-radius:3px}
 .card{background:#fff;padding:12px 16px;box-shadow:0 1px 2px rgba(0,0,0,.08);margin-bottom:12px}
@@ -80,7 +81,7 @@ ${refresh}${live}
 <body${opts.live ? ` data-live="${esc(opts.live)}"` : ''}>${
     opts.bare
       ? '<div class="bar-top"><span class="brand">mlsam-node</span></div>'
-      : `<header><span class="brand">mlsam-node</span><a href="/admin/studies">Studies</a><a href="/admin">Series</a><a href="/admin/associations">Associations</a><a href="/admin/targets">Targets</a>
+      : `<header><span class="brand">mlsam-node</span><a href="/admin/studies">Studies</a><a href="/admin">Series</a><a href="/admin/associations">Associations</a><a href="/admin/targets">Targets</a><a href="/admin/dispatch">Dispatch mode</a>
 <a href="/admin/review">Review</a><a href="/admin/validation">Validation</a><a href="/admin/drift">Drift</a><a href="/admin/queues">Queues</a><a href="/metrics">Metrics</a><a href="/readyz">Ready?</a></header>`
   }
 <main>${body}</main>${opts.live ? '<script src="/admin/static/live.js"></script>' : ''}</body></html>`;
@@ -314,7 +315,7 @@ export function availableActions(d: SeriesDetail, destinations: readonly string[
   const out: ActionName[] = [];
   if (d.status === 'receiving' || d.status === 'waiting') out.push('force');
   if (d.tracker && !['receiving', 'waiting', 'queued', 'scoring'].includes(d.status)) out.push('rescore');
-  if (destinations.length > 0 && d.result?.outputs?.length && ['scored', 'sent', 'failed', 'dispatching'].includes(d.status))
+  if (destinations.length > 0 && d.result?.outputs?.length && ['scored', 'sent', 'held', 'failed', 'dispatching'].includes(d.status))
     out.push('resend');
   return out;
 }
@@ -398,7 +399,7 @@ ${kv('Finished', esc(fmtTime(d.finishedAt)))}${kv('Job', d.job ? `<span class="m
   const dispatchRows = d.dispatch.map(
     (
       s,
-    ) => `<tr><td>${esc(s.destination)}</td><td><span class="badge s-${s.status === 'sent' ? 'sent' : s.status === 'failed' ? 'failed' : 'dispatching'}">${esc(s.status)}</span></td>
+    ) => `<tr><td>${esc(s.destination)}</td><td><span class="badge s-${s.status === 'sent' ? 'sent' : s.status === 'failed' ? 'failed' : s.status === 'held' || s.status === 'withheld' ? 'held' : 'dispatching'}">${esc(s.status)}</span></td>
 <td>${esc(s.attempts)}</td><td>${esc(s.instancesSent)}</td><td>${esc(s.warnings)}</td><td>${esc(fmtTime(s.lastAttemptAt))}</td><td>${esc(fmtTime(s.sentAt))}</td><td class="reason">${esc(s.lastError ?? '')}</td></tr>`,
   );
   const attemptRows = d.attempts.map(

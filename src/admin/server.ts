@@ -20,6 +20,8 @@ import Fastify, { type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Config } from '../config/schema.js';
 import { isLoopback } from '../config/schema.js';
 import { whenReady } from '../stores/redis.js';
+import { ActionAudit } from './action-audit.js';
+import { silentBanner, withBanner } from './dispatch-mode-page.js';
 import { enforceRole, identityOf, setIdentity } from './identity.js';
 import { notFoundPage } from './pages.js';
 import { csrfGuard, decorateHtml, registerSessions } from './sessions.js';
@@ -27,6 +29,7 @@ import { apiRoutes } from './routes/api.js';
 import { bullBoardRoutes } from './routes/bull-board.js';
 import { type AdminServerDeps, html } from './routes/context.js';
 import { dashboardRoutes } from './routes/dashboard.js';
+import { dispatchModeRoutes } from './routes/dispatch-mode.js';
 import { healthRoutes, OPEN_PATHS } from './routes/health.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { staticRoutes } from './routes/static.js';
@@ -58,8 +61,9 @@ function safeEqual(a: string, b: string): boolean {
   return x.length === y.length && timingSafeEqual(x, y);
 }
 
-export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyInstance> {
-  const { config } = deps;
+export async function buildAdminServer(given: AdminServerDeps): Promise<FastifyInstance> {
+  const { config } = given;
+  const deps: AdminServerDeps = { ...given, audit: given.audit ?? new ActionAudit(given.store, given.logger, config.http.username) };
   assertSafeBinding(config);
   const app = Fastify({ logger: false, trustProxy: config.http.trustProxy, bodyLimit: 64 * 1024 });
   const stowEnabled = config.http.stow.enabled && deps.stowSink !== undefined;
@@ -160,6 +164,17 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyIn
   // Before the route plugins, so that their routes inherit it: the drift banner on every dashboard page.
   if (deps.drift) app.addHook('onSend', driftBannerHook(deps.drift));
 
+  // Silent mode: the banner on every HTML page (not on /api/ downloads such as the validation report's HTML export).
+  const control = deps.dispatchModes;
+  if (control) {
+    app.addHook('onSend', async (req, reply, payload) => {
+      if (typeof payload !== 'string' || req.url.startsWith('/api/')) return payload;
+      if (!String(reply.getHeader('content-type') ?? '').startsWith('text/html')) return payload;
+      const view = await control.view().catch(() => undefined);
+      return view ? withBanner(payload, silentBanner(view)) : payload;
+    });
+  }
+
   if (stowEnabled) await app.register(stowReceiver, { config, logger: deps.logger, sink: deps.stowSink! });
   await app.register(targetsPlugin, { config, redis: deps.redis });
   // Route groups (routes/*.ts); each gets the deps as its options.
@@ -170,6 +185,7 @@ export async function buildAdminServer(deps: AdminServerDeps): Promise<FastifyIn
   await app.register(dashboardRoutes, deps);
   await app.register(studiesPlugin, { data: deps.data });
   await app.register(apiRoutes, deps);
+  await app.register(dispatchModeRoutes, deps);
   if (deps.store) await app.register(validationRoutes, { store: deps.store });
   if (deps.drift) await app.register(driftRoutes, { watch: deps.drift });
 

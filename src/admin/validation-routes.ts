@@ -95,6 +95,7 @@ export const validationRoutes: FastifyPluginAsync<ValidationRoutesOptions> = asy
       agree,
       ...(f.comment ? { comment: f.comment } : {}),
       user: who.name,
+      role: who.role,
       source,
     });
     return {
@@ -131,7 +132,7 @@ export const validationRoutes: FastifyPluginAsync<ValidationRoutesOptions> = asy
     const parsed = parseLabelCsv(req.body);
     const result = await store.use(async (db) => {
       const imported = parsed.rows.length
-        ? await db.importLabels(parsed.rows, who.name, { source: 'api', errors: parsed.errors.length })
+        ? await db.importLabels(parsed.rows, who.name, { source: 'api', role: who.role, errors: parsed.errors.length })
         : 0;
       const scored = new Set((await db.latestResults()).map((r) => r.study_instance_uid));
       return {

@@ -5,7 +5,9 @@
  *
  * - destinations configured: the series' latest result (status scored, or not-scored with a
  *   not-scored SR) covers the spool's current content (same instances hash) and every configured
- *   destination's DispatchState for that content is "sent"; the age counts from the last sentAt.
+ *   destination's DispatchState for that content is "sent" (or "withheld": held in silent mode and
+ *   released without sending); the age counts from the last sentAt (releasedAt). A result held in
+ *   silent mode is kept: a release may still send it.
  * - no destinations configured: there is nowhere to send, so the work is done once the result is
  *   final for the current content: status "scored" or "not-scored"; the age counts from finishedAt.
  * - a not-scored series without result objects (results.reportNotScored false) is final at
@@ -154,10 +156,13 @@ export class SpoolRetention {
     let last = 0;
     for (const name of destinations) {
       const st = parseStored(dispatchStateSchema, dispatchRaw[name]);
-      if (!st || st.instancesHash !== resultKey(rec) || st.status !== 'sent') {
+      if (st?.status === 'held' && st.instancesHash === resultKey(rec)) return { delete: false, reason: 'held (silent mode)' };
+      // Withheld at a release (silent mode, sendHeld false): done as if sent, counted from the release.
+      const done = st?.status === 'sent' || st?.status === 'withheld';
+      if (!st || st.instancesHash !== resultKey(rec) || !done) {
         return { delete: false, reason: 'not sent to every destination' };
       }
-      const at = st.sentAt ? Date.parse(st.sentAt) : NaN;
+      const at = st.status === 'withheld' ? (st.releasedAt ? Date.parse(st.releasedAt) : NaN) : st.sentAt ? Date.parse(st.sentAt) : NaN;
       if (!Number.isFinite(at)) return { delete: false, reason: 'sent without a time' };
       last = Math.max(last, at);
     }

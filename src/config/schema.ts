@@ -2,6 +2,7 @@ import { isIP } from 'node:net';
 import { z } from 'zod';
 import {
   dicomwebDestinationSchema,
+  dispatchModeSchema,
   notificationSchema,
   STOW_RECEIVER_DEFAULTS,
   stowReceiverSchema,
@@ -115,6 +116,8 @@ export const destinationSchema = z.strictObject({
   callingAeTitle: aeTitle.optional(),
   /** Present: C-ECHO and C-STORE to this destination over DICOM TLS. */
   tls: destinationTlsSchema.optional(),
+  /** "silent": this destination's results are held on the node (overrides dispatch.mode; see targets.ts). */
+  mode: dispatchModeSchema.optional(),
 });
 
 export const configSchema = z
@@ -319,6 +322,12 @@ export const configSchema = z
       presentationStates: z.boolean(),
     }),
     dispatch: z.strictObject({
+      /**
+       * "live" (default): results are sent. "silent": computed, stored and shown on the dashboard,
+       * but nothing leaves the node (no C-STORE, STOW-RS, HL7, FHIR or webhook) until an admin
+       * releases it; the initial state, an admin's switch (settings table) wins.
+       */
+      mode: dispatchModeSchema.default('live'),
       /** Tries per (result, destination) before the job is parked as failed. */
       attempts: z.number().int().min(1),
       /** First retry delay; doubles on each try up to maxBackoffSeconds. */

@@ -7,6 +7,18 @@
 import { z } from 'zod';
 
 const port = z.number().int().min(1).max(65535);
+
+/**
+ * Whether results go out ("live") or are held on the node ("silent": computed, stored and shown,
+ * never sent) — `dispatch.mode` for every target, `mode` on one destination or notification to
+ * override it. This is the initial state: an admin's switch on the dashboard or
+ * `POST /api/dispatch/release|silence` is kept in the results store's settings table and wins
+ * (src/db/dispatch-modes.ts has the precedence).
+ */
+export const dispatchModeSchema = z.enum(['live', 'silent']);
+export type DispatchMode = z.infer<typeof dispatchModeSchema>;
+/** The optional per-target override. */
+const targetMode = { mode: dispatchModeSchema.optional() };
 const httpUrl = z
   .string()
   .url()
@@ -34,6 +46,7 @@ export type TargetTls = z.infer<typeof targetTlsSchema>;
 export const dicomwebDestinationSchema = z.strictObject({
   type: z.literal('dicomweb'),
   name: z.string().min(1),
+  ...targetMode,
   /** DICOMweb root, e.g. https://pacs.example.org/dicom-web (the node POSTs to `<url>/studies`). */
   url: httpUrl,
   auth: httpAuthSchema.default({ type: 'none' }),
@@ -46,6 +59,7 @@ export type DicomwebDestination = z.infer<typeof dicomwebDestinationSchema>;
 export const hl7NotificationSchema = z.strictObject({
   type: z.literal('hl7'),
   name: z.string().min(1),
+  ...targetMode,
   host: z.string().min(1),
   port,
   /** MSH-3 / MSH-5 (HD namespace IDs). */
@@ -64,6 +78,7 @@ export type Hl7Notification = z.infer<typeof hl7NotificationSchema>;
 export const fhirNotificationSchema = z.strictObject({
   type: z.literal('fhir'),
   name: z.string().min(1),
+  ...targetMode,
   /** FHIR base URL, e.g. https://fhir.example.org/r4 */
   url: httpUrl,
   auth: httpAuthSchema.default({ type: 'none' }),
@@ -75,6 +90,7 @@ export type FhirNotification = z.infer<typeof fhirNotificationSchema>;
 export const webhookNotificationSchema = z.strictObject({
   type: z.literal('webhook'),
   name: z.string().min(1),
+  ...targetMode,
   url: httpUrl,
   secret: z.string().min(16, 'use a secret of at least 16 characters'),
   /** Base URL of the dashboard as the receiver reaches it, for the links in the document (default: none). */

@@ -300,7 +300,11 @@ export function resultKey(record: Pick<ResultRecord, 'instancesHash' | 'study'>)
 export const dispatchStateSchema = z.strictObject({
   destination: z.string(),
   instancesHash: z.string(),
-  status: z.enum(['pending', 'sending', 'sent', 'failed']),
+  /**
+   * held: the target is in silent mode, nothing was sent (no job, or the job stopped before sending);
+   * withheld: held, then released without sending (release with sendHeld false); never sent.
+   */
+  status: z.enum(['pending', 'sending', 'sent', 'failed', 'held', 'withheld']),
   attempts: z.number().int().min(0),
   instancesSent: z.number().int().min(0),
   warnings: z.number().int().min(0),
@@ -308,6 +312,12 @@ export const dispatchStateSchema = z.strictObject({
   lastAttemptAt: z.string().optional(),
   sentAt: z.string().optional(),
   jobId: z.string(),
+  /** When the result was held (silent mode). */
+  heldAt: z.string().optional(),
+  /** Who asked for the send that was held: the pipeline (sent at most once on release) or an admin's re-send (run again on release). */
+  heldBy: z.enum(['worker', 'admin']).optional(),
+  /** When a held result was released: sent (status pending → sent) or withheld. */
+  releasedAt: z.string().optional(),
 });
 export type DispatchState = z.infer<typeof dispatchStateSchema>;
 

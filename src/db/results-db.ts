@@ -6,7 +6,7 @@
 import type { Kysely, Transaction } from 'kysely';
 import type { LabelRow, ReferenceLabel } from '../contracts/feedback.js';
 import type { StoreConnection } from './database.js';
-import type { AuditRow, Database, FeedbackRow, NewResultRow, ResultRow } from './tables.js';
+import type { AuditRow, Database, FeedbackRow, NewResultRow, ResultRow, SettingRow } from './tables.js';
 
 /** A scored row as the drift watch reads it. */
 export type DriftInputRow = Pick<
@@ -34,6 +34,8 @@ export interface NewFeedback {
   agree: boolean | null;
   comment?: string;
   user: string;
+  /** The user's role, kept in the audit entry. */
+  role?: string;
   source: 'dashboard' | 'api' | 'import';
 }
 
@@ -129,7 +131,7 @@ export class ResultsDb {
           action: 'feedback',
           studyInstanceUid: f.studyInstanceUid,
           ...(f.seriesInstanceUid ? { seriesInstanceUid: f.seriesInstanceUid } : {}),
-          detail: { label: f.label, agree: f.agree, source: f.source },
+          detail: { label: f.label, agree: f.agree, source: f.source, ...(f.role ? { role: f.role } : {}) },
         },
         at.toISOString(),
       );
@@ -184,6 +186,26 @@ export class ResultsDb {
         .onConflict((oc) => oc.column('name').doUpdateSet({ value, updated_at: iso, updated_by: user }))
         .execute();
       await insertAudit(trx, { user, action: 'setting', detail: { name, value } }, iso);
+    });
+  }
+
+  /** The settings whose name starts with `prefix`. */
+  async settingsLike(prefix: string): Promise<SettingRow[]> {
+    return this.db.selectFrom('settings').selectAll().where('name', 'like', `${prefix}%`).orderBy('name').execute();
+  }
+
+  /** Several settings and the one audit entry that says why, in one transaction (all or nothing). */
+  async setSettings(entries: readonly { name: string; value: string }[], audit: AuditEntry, at = new Date()): Promise<void> {
+    const iso = at.toISOString();
+    await this.db.transaction().execute(async (trx) => {
+      for (const { name, value } of entries) {
+        await trx
+          .insertInto('settings')
+          .values({ name, value, updated_at: iso, updated_by: audit.user })
+          .onConflict((oc) => oc.column('name').doUpdateSet({ value, updated_at: iso, updated_by: audit.user }))
+          .execute();
+      }
+      await insertAudit(trx, audit, iso);
     });
   }
 

@@ -123,3 +123,4 @@ export type ResultRow = Selectable<ResultsTable>;
 export type NewResultRow = Insertable<ResultsTable>;
 export type FeedbackRow = Selectable<FeedbackTable>;
 export type AuditRow = Selectable<AuditTable>;
+export type SettingRow = Selectable<SettingsTable>;

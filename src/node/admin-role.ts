@@ -22,6 +22,8 @@ import { redactDbUrl } from '../db/database.js';
 import { Sessions } from '../db/sessions.js';
 import { Users } from '../db/users.js';
 import { DriftWatch } from '../drift/watch.js';
+import { DispatchModes } from '../db/dispatch-modes.js';
+import { SilentModeSwitch } from '../worker/dispatch/silent-mode.js';
 
 /** C-ECHO of one configured destination: the dispatcher's echo (it also stores the result for the dashboard). */
 export function destinationEcho(config: Config, logger: Logger, redis: Redis): EchoFn {
@@ -60,7 +62,10 @@ export class AdminRole implements Role {
     // Fail-fast connection: pages, API and probes answer at once when Redis is down.
     this.redis = createRedis(config.redis.url, 'command', logger);
     this.tracker = new SeriesTracker({ config, logger, redis: this.redis });
-    this.dispatcher = new Dispatcher({ config, logger, redis: this.redis });
+    this.store = new StoreHandle(() => openResultsDb(config, logger));
+    const store = this.store;
+    const modes = new DispatchModes({ config, logger, redis: this.redis, store });
+    this.dispatcher = new Dispatcher({ config, logger, redis: this.redis, modes });
     const dispatchQueue = this.dispatcher.queue;
     const inferenceQueue = this.tracker.inferenceQueue as Queue<InferenceJobData>;
     const shown = [inferenceQueue as Queue, dispatchQueue as Queue];
@@ -70,11 +75,12 @@ export class AdminRole implements Role {
       config,
       logger,
       tracker: this.tracker,
-      resend: async (record) => ({ jobIds: (await dispatcher.enqueue(record, 'admin')).map((r) => r.jobId) }),
+      resend: async (record) => {
+        const out = await dispatcher.enqueue(record, 'admin');
+        return { jobIds: out.map((r) => r.jobId), held: out.filter((r) => r.outcome === 'held').map((r) => r.destination) };
+      },
       getResult: (uid) => data.getResult(uid),
     });
-    this.store = new StoreHandle(() => openResultsDb(config, logger));
-    const store = this.store;
     const redis = this.redis;
     const readiness = new ReadinessChecker(config, this.redis, destinationEcho(config, logger, this.redis), () =>
       checkStore(store, redis, config.redis.keyPrefix, redactDbUrl(storeUrl(config))),
@@ -98,6 +104,7 @@ export class AdminRole implements Role {
       stowSink: this.tracker,
       store,
       drift: this.drift,
+      dispatchModes: new SilentModeSwitch(modes, dispatcher),
       users: {
         verify: (name, password) => store.use((db) => new Users(db).verify(name, password)),
         verifyToken: (token) => store.use((db) => new Users(db).verifyToken(token)),

@@ -1,11 +1,14 @@
 import type { Redis } from 'ioredis';
-import type { NodeContext, Role, RoleFactory } from './role.js';
+import type { NodeContext, Role, RoleFactory, SummaryLine } from './role.js';
 import { closeRedis, createRedis, withTimeout } from '../stores/redis.js';
 import type { ResultRecord } from '../contracts/result-record.js';
 import { Dispatcher, type EnqueueOptions, type EnqueueResult } from '../worker/dispatch/dispatcher.js';
 import type { DestinationEcho } from '../stores/destination-echoes.js';
 import { DestinationEchoScheduler, echoDestinations } from '../worker/dispatch/echo.js';
 import { DispatchWorker } from '../worker/dispatch/worker.js';
+import { DispatchModes } from '../db/dispatch-modes.js';
+import { StoreHandle } from '../db/handle.js';
+import { openResultsDb } from '../db/open.js';
 
 /** How long running sends get to finish when the role stops (then the worker is closed by force; BullMQ retries the job). */
 const DRAIN_MS = 20_000;
@@ -26,6 +29,10 @@ export class DispatchRole implements Role {
   private workerRedis: Redis | undefined;
   private worker: DispatchWorker | undefined;
   private echoes: DestinationEchoScheduler | undefined;
+  /** The results store, for the silent-mode switches (settings table). */
+  private store: StoreHandle | undefined;
+  private modes: DispatchModes | undefined;
+  private silentAtStart: string[] = [];
   /** Producer and admin helpers (enqueue, resend, listUndispatched), set by start() or the first enqueue(). */
   dispatcher: Dispatcher | undefined;
   private stopped = false;
@@ -41,7 +48,9 @@ export class DispatchRole implements Role {
       const { config } = this.ctx;
       const logger = this.ctx.logger.child({ role: this.name });
       this.redis = createRedis(config.redis.url, 'command', logger);
-      this.dispatcher = new Dispatcher({ config, logger, redis: this.redis });
+      this.store = new StoreHandle(() => openResultsDb(config, logger));
+      this.modes = new DispatchModes({ config, logger, redis: this.redis, store: this.store });
+      this.dispatcher = new Dispatcher({ config, logger, redis: this.redis, modes: this.modes });
     }
     return this.dispatcher;
   }
@@ -52,15 +61,29 @@ export class DispatchRole implements Role {
     this.producer();
     this.workerRedis = createRedis(config.redis.url, 'worker', logger);
     this.echoes = new DestinationEchoScheduler({ config, logger, redis: this.redis! });
-    this.worker = new DispatchWorker({ config, logger, redis: this.redis!, workerRedis: this.workerRedis });
+    this.worker = new DispatchWorker({ config, logger, redis: this.redis!, workerRedis: this.workerRedis, modes: this.modes! });
     this.worker.start();
     this.startupEcho = this.echoes.start();
+    // Said once at start-up (the dashboard says it on every page): which targets get nothing.
+    const modes = await this.modes!.view();
+    this.silentAtStart = modes.silent;
+    if (modes.silent.length)
+      logger.warn(
+        { silent: modes.silent, readFrom: modes.readFrom },
+        'SILENT MODE: results are held, not sent, to these targets until an admin releases them (/admin/dispatch)',
+      );
     logger.info(
       { destinations: config.destinations.map((d) => d.name), concurrency: config.worker.dispatchConcurrency },
       config.destinations.length
         ? 'dispatch worker started'
         : 'dispatch worker started; no destinations configured: results stay in the spool',
     );
+  }
+
+  summary(): SummaryLine[] {
+    return this.silentAtStart.length
+      ? [['Silent mode', `results are NOT sent to ${this.silentAtStart.join(', ')} (an admin releases them on /admin/dispatch)`]]
+      : [];
   }
 
   /** Dispatcher.enqueue through this role's dispatcher (for the results stage and the admin API). */
@@ -86,10 +109,13 @@ export class DispatchRole implements Role {
       });
     }
     await this.dispatcher?.close();
+    await this.store?.close();
     await Promise.all([this.redis, this.workerRedis].map((r) => (r ? closeRedis(r) : undefined)));
     this.worker = undefined;
     this.dispatcher = undefined;
     this.echoes = undefined;
+    this.store = undefined;
+    this.modes = undefined;
   }
 }
 

@@ -61,6 +61,16 @@ export class Keys {
     return `${this.prefix}:dispatch:${seriesUid}:log`;
   }
 
+  /** Sorted set: series UIDs whose result is held for the target (silent mode), by time held (epoch ms). */
+  heldDispatch(target: string): string {
+    return `${this.prefix}:dispatch-held:${target}`;
+  }
+
+  /** String: JSON of the dispatch-mode settings last read from the results store (used while it is unreachable). */
+  dispatchModes(): string {
+    return `${this.prefix}:dispatch-modes`;
+  }
+
   /** Hash: destination name → JSON of its last C-ECHO (ok, ms, error, at). */
   destinationEcho(): string {
     return `${this.prefix}:destinations:echo`;

@@ -4,10 +4,21 @@ import { listAssociations } from '../../stores/audit.js';
 import { readDestinationEchoes } from '../../stores/destination-echoes.js';
 import { listWorkers } from '../../stores/worker-registry.js';
 import { part10ToPng, srText } from '../dicom-view.js';
-import { ACTIONS, type AdminServerDeps, errorBody, limitOf, limitQuery, loadSr, UID, uidOf, uidParams } from './context.js';
+import {
+  ACTIONS,
+  type AdminServerDeps,
+  auditedSeriesAction,
+  errorBody,
+  limitOf,
+  limitQuery,
+  loadSr,
+  UID,
+  uidOf,
+  uidParams,
+} from './context.js';
 
 export const apiRoutes: FastifyPluginAsync<AdminServerDeps> = async (app, deps) => {
-  const { config, data, actions } = deps;
+  const { config, data } = deps;
   const notFound = { 404: errorBody };
 
   app.get('/api/series', { schema: { querystring: limitQuery } }, async (req) => data.listSeries(limitOf(req.query)));
@@ -59,7 +70,7 @@ export const apiRoutes: FastifyPluginAsync<AdminServerDeps> = async (app, deps) 
     app.post<{ Params: { uid: string } }>(`/api/series/:uid/${action}`, { schema: { params: uidParams } }, async (req, reply) => {
       const uid = uidOf(req.params);
       if (!uid) return reply.code(404).send({ error: 'series not found' });
-      const r = await actions.run(action, uid);
+      const r = await auditedSeriesAction(deps, req, 'api', action, uid);
       return reply.code(r.ok ? 200 : r.message === 'series not found' ? 404 : 409).send(r);
     });
   }
@@ -91,8 +102,12 @@ export const apiRoutes: FastifyPluginAsync<AdminServerDeps> = async (app, deps) 
       return deps.listUndispatched(limitOf(req.query));
     },
   );
-  app.post('/api/retention/run', { schema: { response: notFound } }, async (_req, reply) => {
+  app.post('/api/retention/run', { schema: { response: notFound } }, async (req, reply) => {
     if (!deps.runRetention) return reply.code(404).send({ error: 'retention not available' });
-    return deps.runRetention();
+    await deps.audit?.ready();
+    const out = await deps.runRetention();
+    const { scanned, deleted, errors } = (out ?? {}) as { scanned?: number; deleted?: number; errors?: number };
+    await deps.audit?.record(req, 'api', { action: 'retention-run', detail: { scanned, deleted, errors } });
+    return out;
   });
 };

@@ -31,6 +31,14 @@ export const bullBoardRoutes: FastifyPluginAsync<AdminServerDeps> = async (app, 
     },
   });
   board.setBasePath(BASE);
+  // Job operations (retry, promote, remove, clean, pause…) are user actions: each lands in the audit table.
+  app.addHook('onResponse', async (req, reply) => {
+    if (!req.url.startsWith(`${BASE}/api/`) || req.method === 'GET' || req.method === 'HEAD') return;
+    await deps.audit?.record(req, 'bull-board', {
+      action: 'queue-job',
+      detail: { method: req.method, path: req.url.split('?')[0], status: reply.statusCode },
+    });
+  });
   // (Added before the board's plugin so that its routes inherit it.)
   app.addHook('onSend', async (req, reply, payload) => {
     if (typeof payload !== 'string' || !req.url.startsWith(BASE)) return payload;

@@ -3,14 +3,16 @@
  * helpers they share: UID and limit parsing, the HTML reply, the route schemas' building blocks.
  */
 import type { Queue } from 'bullmq';
-import type { FastifyReply } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Redis } from 'ioredis';
 import type { Config } from '../../config/schema.js';
 import type { InstanceSink } from '../../dicom/received-instance.js';
+import type { DispatchSwitch } from '../../db/dispatch-modes.js';
 import type { StoreHandle } from '../../db/handle.js';
 import type { DriftWatch } from '../../drift/watch.js';
 import type { Logger } from '../../log.js';
-import type { ActionName, AdminActions } from '../actions.js';
+import type { ActionAudit } from '../action-audit.js';
+import type { ActionName, ActionResult, AdminActions } from '../actions.js';
 import type { Identity } from '../identity.js';
 import type { AdminData } from '../data.js';
 import { readSr, type SrDocument } from '../dicom-view.js';
@@ -36,6 +38,10 @@ export interface AdminServerDeps {
   store?: StoreHandle;
   /** The drift watch (/api/drift, /admin/drift, the banner on every dashboard page). */
   drift?: DriftWatch;
+  /** The silent-mode switch (GET/POST /api/dispatch/..., /admin/dispatch, the banner on every page). */
+  dispatchModes?: DispatchSwitch;
+  /** Records user actions in the audit table (buildAdminServer makes one from `store` when absent). */
+  audit?: ActionAudit;
   /** Local users (src/db/users.ts): basic-auth name and password, an API token (Bearer), or a browser session (login page). */
   users?: {
     verify(name: string, password: string): Promise<Identity | undefined>;
@@ -47,6 +53,30 @@ export interface AdminServerDeps {
 
 export const UID = /^[0-9]+(\.[0-9]+)*$/;
 export const ACTIONS: readonly ActionName[] = ['force', 'rescore', 'resend'];
+
+/**
+ * A series action (force, rescore, resend) as a user asked for it: refused (503) when the audit
+ * table cannot be written, then run, then recorded with the user, role and outcome.
+ */
+export async function auditedSeriesAction(
+  deps: AdminServerDeps,
+  req: FastifyRequest,
+  via: 'api' | 'dashboard',
+  action: ActionName,
+  uid: string,
+): Promise<ActionResult> {
+  await deps.audit?.ready();
+  const r = await deps.actions.run(action, uid);
+  const study = (await deps.data.getResult(uid).catch(() => undefined))?.studyInstanceUid;
+  const { ok, message, jobId, jobIds, held } = r;
+  await deps.audit?.record(req, via, {
+    action,
+    seriesInstanceUid: uid,
+    ...(study ? { studyInstanceUid: study } : {}),
+    detail: { ok, message, ...(jobId ? { jobId } : {}), ...(jobIds ? { jobIds } : {}), ...(held ? { held } : {}) },
+  });
+  return r;
+}
 
 /** The series UID of a route's :uid, or undefined when it is not a UID (the routes answer 404). */
 export const uidOf = (params: { uid: string }): string | undefined =>

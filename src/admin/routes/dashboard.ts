@@ -10,10 +10,10 @@ import { listWorkers } from '../../stores/worker-registry.js';
 import { ACTIVE_STATUSES } from '../data.js';
 import { type LiveEvent, LiveStreams } from '../live.js';
 import { associationsPage, notFoundPage, seriesListPage, seriesPage, seriesRows, seriesStatusHtml } from '../pages.js';
-import { ACTIONS, type AdminServerDeps, html, limitOf, limitQuery, loadSr, uidOf, uidParams } from './context.js';
+import { ACTIONS, type AdminServerDeps, auditedSeriesAction, html, limitOf, limitQuery, loadSr, uidOf, uidParams } from './context.js';
 
 export const dashboardRoutes: FastifyPluginAsync<AdminServerDeps> = async (app, deps) => {
-  const { config, data, actions } = deps;
+  const { config, data } = deps;
   // Every target a result goes to (destinations, DICOMweb, notifications): the list line and the re-send action.
   const destinations = allTargets(config).map((t) => t.name);
   const showPhi = config.http.showPhi;
@@ -104,7 +104,7 @@ export const dashboardRoutes: FastifyPluginAsync<AdminServerDeps> = async (app, 
     app.post<{ Params: { uid: string } }>(`/admin/series/:uid/${action}`, { schema: { params: uidParams } }, async (req, reply) => {
       const uid = uidOf(req.params);
       if (!uid) return html(reply, notFoundPage('Not a series UID.'), 404);
-      const r = await actions.run(action, uid).catch((err: Error) => ({ ok: false, message: err.message }));
+      const r = await auditedSeriesAction(deps, req, 'dashboard', action, uid).catch((err: Error) => ({ ok: false, message: err.message }));
       return reply.redirect(`/admin/series/${uid}?ok=${r.ok ? 1 : 0}&msg=${encodeURIComponent(`${action}: ${r.message}`)}`, 303);
     });
   }

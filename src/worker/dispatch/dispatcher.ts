@@ -2,6 +2,10 @@
  * Producer side of the `dispatch` queue: one BullMQ job per (result, destination), with the
  * deterministic job id of src/queue/jobs.ts, so enqueueing the same result twice is one job and
  * nothing is sent twice. Also the admin's views: re-send, and results not (yet) delivered.
+ *
+ * Silent mode (src/db/dispatch-modes.ts): for a silent target no job is added; the result is held
+ * (DispatchState "held", src/stores/held-dispatch.ts) until an admin releases the target, which
+ * sends the held results through the same job ids (releaseHeld) or withholds them for good.
  */
 import { Queue, type Job, type JobsOptions, type JobState } from 'bullmq';
 import type { Redis } from 'ioredis';
@@ -21,6 +25,13 @@ import {
 import { selectDestinations } from './destinations.js';
 import { allTargets, type DispatchTarget } from '../../config/dispatch-targets.js';
 import { DispatchStore, parseDispatchStates, READY_MS } from '../../stores/dispatch-state.js';
+import { HeldDispatch } from '../../stores/held-dispatch.js';
+import type { ReleaseOutcome } from '../../db/dispatch-modes.js';
+
+/** Which targets are silent now (DispatchModes of src/db/dispatch-modes.ts, read on every use). */
+export interface SilentTargets {
+  silent(): Promise<readonly string[]>;
+}
 
 /** Name of every dispatch job (Bull Board shows it). */
 export const DISPATCH_JOB_NAME = 'send';
@@ -28,7 +39,10 @@ export const DISPATCH_JOB_NAME = 'send';
 export const DISPATCH_BACKOFF = 'dispatch-capped-exponential';
 
 /** Delay before retry n (n = attempts made so far, from 1): min(backoffSeconds · 2^(n-1), maxBackoffSeconds). */
-export function dispatchBackoffMs(attemptsMade: number, dispatch: Config['dispatch']): number {
+export function dispatchBackoffMs(
+  attemptsMade: number,
+  dispatch: Pick<Config['dispatch'], 'backoffSeconds' | 'maxBackoffSeconds'>,
+): number {
   const n = Math.max(1, attemptsMade);
   const seconds = Math.min(dispatch.backoffSeconds * 2 ** (n - 1), dispatch.maxBackoffSeconds);
   return Math.round(seconds * 1000);
@@ -53,7 +67,9 @@ export type EnqueueOutcome =
   /** Admin: the completed or failed job was moved back to waiting with its attempts reset. */
   | 'retried'
   /** Admin: the job was waiting for its next retry; it runs now. */
-  | 'promoted';
+  | 'promoted'
+  /** The target is in silent mode: no job, the result is held until an admin releases the target. */
+  | 'held';
 
 export interface EnqueueResult {
   destination: string;
@@ -68,11 +84,17 @@ export interface DispatcherOptions {
   logger: Logger;
   /** A command connection (createRedis(url, 'command')); the caller closes it. */
   redis: Redis;
+  /** Silent mode; absent: every target is live. */
+  modes?: SilentTargets;
 }
+
+export type { ReleaseOutcome } from '../../db/dispatch-modes.js';
 
 export interface EnqueueOptions {
   /** Only these destinations (by name); default every configured one. */
   destinations?: string[];
+  /** Queue even for a silent target (releaseHeld, after the admin's switch). */
+  ignoreSilence?: boolean;
 }
 
 /** One result whose objects have not reached every destination (admin listing). */
@@ -100,6 +122,7 @@ export interface UndispatchedResult {
 export class Dispatcher {
   readonly queue: Queue<DispatchJobData>;
   readonly store: DispatchStore;
+  readonly held: HeldDispatch;
   readonly keys: Keys;
   private readonly log: Logger;
 
@@ -108,6 +131,7 @@ export class Dispatcher {
     this.log = opts.logger.child({ component: 'dispatcher' });
     this.keys = new Keys(config.redis.keyPrefix);
     this.store = new DispatchStore(redis, config.redis.keyPrefix);
+    this.held = new HeldDispatch(redis, config.redis.keyPrefix);
     this.queue = new Queue<DispatchJobData>(DISPATCH_QUEUE, { connection: redis, prefix: config.redis.keyPrefix });
     const warn = throttledWarn(this.log);
     this.queue.on('error', (err) => warn({ err: err.message, queue: DISPATCH_QUEUE }, 'queue error'));
@@ -132,6 +156,10 @@ export class Dispatcher {
    *
    * With no destinations configured, nothing is queued: the results stay in the spool and
    * listUndispatched() lists them. Returns one entry per destination handled.
+   *
+   * A silent target (opts.modes) gets no new job: the result is held ('held'), by the worker and by
+   * an admin's re-send alike; a job that exists already is left to the dispatch worker, which
+   * holds it instead of sending while the target is silent.
    */
   async enqueue(record: ResultRecord, by: 'worker' | 'admin', opts: EnqueueOptions = {}): Promise<EnqueueResult[]> {
     const outputs = record.outputs ?? [];
@@ -147,9 +175,22 @@ export class Dispatcher {
     }
     const files = outputs.map((o) => o.path);
     await whenReady(this.opts.redis, READY_MS);
+    const silent = opts.ignoreSilence || !this.opts.modes ? [] : await this.opts.modes.silent();
     const results: EnqueueResult[] = [];
     for (const dest of destinations) {
       const jobId = dispatchJobId(record.seriesInstanceUid, resultKey(record), record.model.version, dest.name);
+      if (by === 'worker') {
+        // Withheld at a release (silent mode, sendHeld false): a re-run of the inference job does not send it after all.
+        const st = await this.store.getState(record.seriesInstanceUid, dest.name);
+        if (st?.jobId === jobId && st.status === 'withheld') {
+          results.push({ destination: dest.name, jobId, outcome: 'exists', previousState: 'unknown' });
+          continue;
+        }
+      }
+      if (silent.includes(dest.name) && (await this.holdIfSilent(record, dest.name, jobId, by))) {
+        results.push({ destination: dest.name, jobId, outcome: 'held' });
+        continue;
+      }
       // Validated here, so a bad record (e.g. relative paths) fails the caller, not N retries later.
       const data: DispatchJobData = dispatchJobSchema.parse({
         studyInstanceUid: record.studyInstanceUid,
@@ -194,6 +235,77 @@ export class Dispatcher {
       }
     }
     return results;
+  }
+
+  /**
+   * Holds the result for a silent target: state "held" (with the job id it will have), then the
+   * series on the target's held list. True when held. A job that exists already for a worker's
+   * enqueue is not held here (it was queued while live; the dispatch worker holds it if it runs
+   * while silent). After holding, the mode is read again: a release that came in between has
+   * read the held list before this entry was on it, so the entry is claimed back and sent now.
+   */
+  private async holdIfSilent(record: ResultRecord, target: string, jobId: string, by: 'worker' | 'admin'): Promise<boolean> {
+    const existing = (await this.queue.getJob(jobId)) as Job<DispatchJobData> | undefined;
+    if (existing && by === 'worker') return false;
+    const at = new Date();
+    await this.store.setState(record.seriesInstanceUid, {
+      destination: target,
+      instancesHash: resultKey(record),
+      status: 'held',
+      attempts: 0,
+      instancesSent: 0,
+      warnings: 0,
+      jobId,
+      heldAt: at.toISOString(),
+      // An existing job (admin re-send of a finished one) is retried on release; a new one is added once.
+      heldBy: existing ? 'admin' : by,
+    });
+    await this.held.hold(target, record.seriesInstanceUid, at.getTime());
+    const stillSilent = (await this.opts.modes?.silent())?.includes(target) ?? false;
+    if (!stillSilent && (await this.held.claim(target, record.seriesInstanceUid))) {
+      this.log.info({ series: record.seriesInstanceUid, destination: target }, 'target released while holding: sent now');
+      return false;
+    }
+    this.log.info(
+      { series: record.seriesInstanceUid, instancesHash: resultKey(record), destination: target, jobId, by },
+      'silent mode: result held, not sent',
+    );
+    return true;
+  }
+
+  /**
+   * After an admin released `target` (its mode is live now): every result held for it is claimed
+   * once and either queued (sendHeld: through its dispatch job id, so at most once — a job that
+   * exists already is left alone, except one an admin's re-send asked to run again) or marked
+   * "withheld" (never sent; the series' re-send action still sends it on request).
+   */
+  async releaseHeld(target: string, sendHeld: boolean): Promise<ReleaseOutcome> {
+    const out: ReleaseOutcome = { target, sent: 0, withheld: 0, skipped: 0 };
+    for (const seriesUid of await this.held.list(target)) {
+      if (!(await this.held.claim(target, seriesUid))) continue;
+      const [record, state] = await Promise.all([this.readRecord(seriesUid), this.store.getState(seriesUid, target)]);
+      const jobId = record ? dispatchJobId(seriesUid, resultKey(record), record.model.version, target) : undefined;
+      if (!record?.outputs?.length || state?.status !== 'held' || state.jobId !== jobId) {
+        out.skipped++;
+        continue;
+      }
+      if (sendHeld) {
+        await this.enqueue(record, state.heldBy ?? 'worker', { destinations: [target], ignoreSilence: true });
+        out.sent++;
+      } else {
+        await this.store.updateState(seriesUid, { ...state, status: 'withheld', releasedAt: new Date().toISOString() });
+        out.withheld++;
+      }
+    }
+    this.log.info({ ...out, sendHeld }, 'held results released');
+    return out;
+  }
+
+  /** How many results are held per target (the dashboard's dispatch-mode page). */
+  async heldCounts(targets: readonly string[]): Promise<Record<string, number>> {
+    const out: Record<string, number> = {};
+    for (const t of targets) out[t] = await this.held.count(t);
+    return out;
   }
 
   /** Admin re-send of a series' latest result (read from Redis); throws if there is none with outputs. */

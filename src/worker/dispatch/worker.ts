@@ -12,6 +12,9 @@
  *   (an admin re-send of a completed job) sends every file again.
  * - A destination no longer configured, or result files missing from the spool, fail the job at
  *   once (UnrecoverableError): retrying cannot help.
+ * - A target in silent mode (a job queued while it was live, or retried from Bull Board): nothing
+ *   is sent; the job completes as "held" (DispatchState held, on the target's held list), and an
+ *   admin's release with sendHeld runs it again for what was not delivered yet.
  */
 import { access } from 'node:fs/promises';
 import { basename } from 'node:path';
@@ -24,7 +27,8 @@ import { DISPATCH_QUEUE, dispatchJobSchema, type DispatchJobData } from '../../q
 import { throttledWarn } from '../../stores/redis.js';
 import type { DispatchAttempt, DispatchState } from '../../contracts/result-record.js';
 import { destinationPeer } from './destinations.js';
-import { dispatchBackoffMs } from './dispatcher.js';
+import { dispatchBackoffMs, type SilentTargets } from './dispatcher.js';
+import { HeldDispatch } from '../../stores/held-dispatch.js';
 import { DispatchStore } from '../../stores/dispatch-state.js';
 import { TargetStatusStore } from '../../stores/target-status.js';
 import { runNotificationJob } from './notify-job.js';
@@ -40,6 +44,8 @@ export interface DispatchJobResult {
   warnings: number;
   /** Files sent by the last attempt. */
   sentThisAttempt: number;
+  /** The target was in silent mode: nothing was sent, the result is held. */
+  held?: boolean;
   attempt: number;
   ms: number;
 }
@@ -72,18 +78,38 @@ export interface DispatchWorkerOptions {
   workerRedis: Redis;
   /** Default config.worker.dispatchConcurrency. */
   concurrency?: number;
+  /** Silent mode, checked before every send; absent: every target is live. */
+  modes?: SilentTargets;
 }
 
 export class DispatchWorker {
   private worker: Worker<DispatchJobData, DispatchJobResult> | undefined;
   private readonly store: DispatchStore;
   private readonly targets: TargetStatusStore;
+  private readonly held: HeldDispatch;
   private readonly log: Logger;
 
   constructor(private readonly opts: DispatchWorkerOptions) {
     this.log = opts.logger.child({ component: 'dispatch-worker' });
     this.store = new DispatchStore(opts.redis, opts.config.redis.keyPrefix);
     this.targets = new TargetStatusStore(opts.redis, opts.config.redis.keyPrefix);
+    this.held = new HeldDispatch(opts.redis, opts.config.redis.keyPrefix);
+  }
+
+  /**
+   * True when the target is silent: the job's state becomes "held" (run again on release: heldBy
+   * admin, since the job exists) and the series goes on the target's held list. As in
+   * Dispatcher.enqueue, a release that came in meanwhile is caught by reading the mode again.
+   */
+  private async heldBySilence(data: DispatchJobData, st: DispatchState, log: Logger): Promise<boolean> {
+    if (!this.opts.modes || !(await this.opts.modes.silent()).includes(data.destination)) return false;
+    const at = new Date();
+    await this.store.updateState(data.seriesInstanceUid, { ...st, status: 'held', heldAt: at.toISOString(), heldBy: 'admin' });
+    await this.held.hold(data.destination, data.seriesInstanceUid, at.getTime());
+    if (!(await this.opts.modes.silent()).includes(data.destination) && (await this.held.claim(data.destination, data.seriesInstanceUid)))
+      return false;
+    log.info('silent mode: dispatch job held, nothing sent');
+    return true;
   }
 
   /** Starts taking jobs. */
@@ -192,6 +218,17 @@ export class DispatchWorker {
 
     const target = findTarget(this.opts.config, data.destination);
     if (!target) return giveUp(`destination "${data.destination}" is not configured`);
+    if (await this.heldBySilence(data, state({ status: 'held' }), log)) {
+      return {
+        destination: data.destination,
+        delivered: progress.delivered.size,
+        warnings: progress.warnings,
+        sentThisAttempt: 0,
+        attempt,
+        ms: Date.now() - t0,
+        held: true,
+      };
+    }
     if (target.kind === 'notification') {
       // HL7 / FHIR / webhook: one message about the result, not its files (notify-job.ts).
       const out = await runNotificationJob({

@@ -11,7 +11,7 @@ import { instancesHash, type DispatchJobData } from '../../../src/queue/jobs.js'
 import { closeRedis, createRedis, whenReady } from '../../../src/stores/redis.js';
 import type { ResultRecord } from '../../../src/contracts/result-record.js';
 import { writeResultObjects } from '../../../src/results/index.js';
-import { Dispatcher } from '../../../src/worker/dispatch/dispatcher.js';
+import { Dispatcher, type SilentTargets } from '../../../src/worker/dispatch/dispatcher.js';
 import { DispatchWorker } from '../../../src/worker/dispatch/worker.js';
 import { newUid, writeSyntheticSeries } from '../../helpers/synthetic-series.js';
 import { logger, waitFor } from '../../queue/helpers.js';
@@ -206,11 +206,13 @@ export class Harness {
   constructor(
     readonly config: Config,
     startWorker = true,
+    /** Silent mode (DispatchModes); absent: every target live. */
+    modes?: SilentTargets,
   ) {
     this.redis = createRedis(config.redis.url, 'command', logger);
     this.workerRedis = createRedis(config.redis.url, 'worker', logger);
-    this.dispatcher = new Dispatcher({ config, logger, redis: this.redis });
-    this.worker = new DispatchWorker({ config, logger, redis: this.redis, workerRedis: this.workerRedis });
+    this.dispatcher = new Dispatcher({ config, logger, redis: this.redis, ...(modes ? { modes } : {}) });
+    this.worker = new DispatchWorker({ config, logger, redis: this.redis, workerRedis: this.workerRedis, ...(modes ? { modes } : {}) });
     if (startWorker) this.worker.start();
   }
 
