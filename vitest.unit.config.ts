@@ -12,6 +12,7 @@ export const UNIT_TESTS = [
   'tests/architecture/imports.test.ts',
   'tests/dicom/pdu-stream.test.ts',
   'tests/queue/routing.test.ts',
+  'tests/queue/study-decision.test.ts',
   'tests/model/series.test.ts',
   'tests/model/onnx-golden.test.ts',
   'tests/results/heatmap-layout.test.ts',
