@@ -11,6 +11,7 @@ import base from './vitest.config.js';
 export const UNIT_TESTS = [
   'tests/architecture/imports.test.ts',
   'tests/dicom/pdu-stream.test.ts',
+  'tests/dicom/uids.test.ts',
   'tests/queue/routing.test.ts',
   'tests/queue/study-decision.test.ts',
   'tests/model/series.test.ts',
