@@ -17,6 +17,7 @@ export const UNIT_TESTS = [
   'tests/model/series.test.ts',
   'tests/model/onnx-golden.test.ts',
   'tests/results/heatmap-layout.test.ts',
+  'tests/results/result-set.test.ts',
   'tests/results/summary-chart.test.ts',
 ];
 
