@@ -11,10 +11,13 @@ import base from './vitest.config.js';
 export const UNIT_TESTS = [
   'tests/architecture/imports.test.ts',
   'tests/dicom/pdu-stream.test.ts',
+  'tests/dicom/uids.test.ts',
   'tests/queue/routing.test.ts',
+  'tests/queue/study-decision.test.ts',
   'tests/model/series.test.ts',
   'tests/model/onnx-golden.test.ts',
   'tests/results/heatmap-layout.test.ts',
+  'tests/results/result-set.test.ts',
   'tests/results/summary-chart.test.ts',
 ];
 

@@ -19,7 +19,8 @@ import {
   type DispatchState,
   type ResultRecord,
 } from '../contracts/result-record.js';
-import type { SeriesState, SeriesTracker } from '../queue/series-tracker.js';
+import type { SeriesTracker } from '../queue/series-tracker.js';
+import type { SeriesState } from '../queue/series-state.js';
 import { listSeriesInstances } from '../dicom/spool/reader.js';
 import { DispatchStore } from '../stores/dispatch-state.js';
 import { resultDestinations } from '../config/schema.js';

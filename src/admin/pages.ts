@@ -12,7 +12,7 @@ import { zonesHtml } from './zones-view.js';
 import type { SeriesDetail, SeriesSummary, StageTimings } from './data.js';
 import type { SrDocument, SrNode } from './dicom-view.js';
 import { srReportHtml } from './sr-report.js';
-import { sopClassName, transferSyntaxName } from '../dicom/words.js';
+import { sopClassName, transferSyntaxName } from '../dicom/uids.js';
 import type { WorkerInfo } from '../stores/worker-registry.js';
 
 export function esc(v: unknown): string {

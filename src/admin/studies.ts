@@ -15,7 +15,7 @@
  */
 import type { FastifyPluginAsync } from 'fastify';
 import type { StudyState } from '../queue/study-state.js';
-import type { SeriesState } from '../queue/series-tracker.js';
+import type { SeriesState } from '../queue/series-state.js';
 import type { AdminData, SeriesSummary } from './data.js';
 import { esc, fmtDate, layout, notFoundPage } from './pages.js';
 

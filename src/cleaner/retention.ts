@@ -18,6 +18,12 @@
  * Kept, whatever their age: series still receiving or queued, scoring, failed (an admin may retry),
  * with any destination not "sent", or whose spool content grew after the result (new content is
  * undispatched work). Anything unreadable is kept. One pass never throws.
+ *
+ * One result per study (results.perSeries false): the series of a study that were not chosen are
+ * recorded ignored at the study's settle, but they are the chosen series' fallback candidates (scored
+ * instead when it cannot be) and the study is one piece of work. They are kept until the study's
+ * chosen series is dispatched as above, or its job failed; their age counts from the later of their
+ * own time and that. A study receiving again keeps all its series.
  */
 import { readdir, rm, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -31,7 +37,7 @@ import { Keys } from '../stores/keys.js';
 import { isRedisUnavailable } from '../stores/redis.js';
 import { ScheduledPass } from '../scheduled-pass.js';
 import { dispatchStateSchema, parseStored, resultKey, resultRecordSchema, type ResultRecord } from '../contracts/result-record.js';
-import { listSeriesInstances, listSpooledSeries } from '../dicom/spool/reader.js';
+import { listSeriesInstances, listSpooledSeries, seriesDirOf } from '../dicom/spool/reader.js';
 import { resultDestinations } from '../config/schema.js';
 
 export interface RetentionReport {
@@ -51,7 +57,7 @@ export interface RetentionOptions {
   now?: () => number;
 }
 
-type Verdict = { delete: true; dispatchedAt: number } | { delete: false; reason: string };
+type Verdict = { delete: true; dispatchedAt: number } | { delete: false; reason: string; failedAt?: number };
 
 export class SpoolRetention {
   private readonly schedule: ScheduledPass<RetentionReport>;
@@ -120,8 +126,45 @@ export class SpoolRetention {
     return report;
   }
 
-  /** Whether a spooled series is dispatched (see the file comment), and since when. */
+  /** Whether a spooled series is dispatched (see the file comment), and since when; in study mode with its study. */
   async verdict(seriesUid: string, dir: string): Promise<Verdict> {
+    const own = await this.seriesVerdict(seriesUid, dir);
+    if (!own.delete) return own;
+    const study = await this.studyVerdict(seriesUid);
+    if (!study) return own;
+    if (!study.delete) return study;
+    return { delete: true, dispatchedAt: Math.max(own.dispatchedAt, study.dispatchedAt) };
+  }
+
+  /**
+   * Study mode, for a series that is not its study's chosen one: whether the chosen series is
+   * dispatched or failed, and since when. Undefined when there is nothing to wait for (per-series
+   * mode, a study with no chosen series, the chosen series itself, or one already removed).
+   */
+  private async studyVerdict(seriesUid: string): Promise<Verdict | undefined> {
+    const r = this.opts.redis;
+    const [studyUid, role] = await r.hmget(this.keys.series(seriesUid), 'studyInstanceUid', 'role');
+    if (!studyUid || !role) return undefined;
+    const study = await r.hgetall(this.keys.study(studyUid));
+    if (study.status === 'receiving') return { delete: false, reason: 'study receiving' };
+    const chosen = study.chosenSeries;
+    if (!chosen || chosen === seriesUid) return undefined;
+    const chosenDir = (await r.hget(this.keys.series(chosen), 'seriesDir')) ?? seriesDirOf(this.spoolDir, studyUid, chosen);
+    // Removed by an earlier sweep (after it was dispatched): nothing left to wait for.
+    if ((await listSeriesInstances(chosenDir)).length === 0 && !(await r.exists(this.keys.result(chosen)))) return undefined;
+    const raw = await r.get(this.keys.result(chosen));
+    const rec = raw ? parseStored(resultRecordSchema, raw) : undefined;
+    if (rec?.study && study.contentHash && rec.study.contentHash !== study.contentHash) {
+      return { delete: false, reason: "the study's chosen series is not dispatched yet" };
+    }
+    const v = await this.seriesVerdict(chosen, chosenDir);
+    if (v.delete) return v;
+    if (v.failedAt !== undefined) return { delete: true, dispatchedAt: v.failedAt };
+    return { delete: false, reason: "the study's chosen series is not dispatched yet" };
+  }
+
+  /** Whether a spooled series' own work is dispatched (see the file comment), and since when. */
+  private async seriesVerdict(seriesUid: string, dir: string): Promise<Verdict> {
     const r = this.opts.redis;
     const sops = await listSeriesInstances(dir);
     if (sops.length === 0) return { delete: false, reason: 'empty series folder' };
@@ -144,8 +187,9 @@ export class SpoolRetention {
     // A newer inference job than the result's (e.g. an admin re-score) is still to come.
     if (series.jobId && rec.jobId && series.jobId !== rec.jobId) return { delete: false, reason: 'a newer job is pending' };
     if (rec.status === 'scoring') return { delete: false, reason: 'scoring' };
-    if (rec.status === 'failed') return { delete: false, reason: 'failed' };
     const finishedAt = rec.finishedAt ? Date.parse(rec.finishedAt) : NaN;
+    if (rec.status === 'failed')
+      return { delete: false, reason: 'failed', ...(Number.isFinite(finishedAt) ? { failedAt: finishedAt } : {}) };
     // DIMSE and DICOMweb destinations alike (notifications carry no files: they do not hold the spool).
     const destinations = resultDestinations(this.opts.config).map((d) => d.name);
     const nothingToSend = !rec.outputs?.length;

@@ -3,6 +3,8 @@
  * reason (PS3.8 9.3.4, table 9-21), A-ABORT source / reason (PS3.8 9.3.8, table 9-26), presentation
  * context results (PS3.8 9.3.3.2) and DIMSE status codes (PS3.7 annex C, with the C-STORE / C-FIND /
  * C-MOVE / C-GET service statuses of PS3.4). Unknown and reserved values keep their number.
+ * SOP class and transfer syntax names live with their UIDs (src/dicom/uids.ts: sopClassName,
+ * transferSyntaxName).
  */
 
 const RJ_RESULT: Record<number, string> = {
@@ -148,73 +150,4 @@ export function dimseStatusMeaning(status: number): string {
   if ((status & 0xf000) === 0xb000) return 'warning';
   if ((status & 0xf000) === 0xa000) return 'failure';
   return 'unknown status';
-}
-
-/** Names of the storage SOP classes a PACS commonly pushes (PS3.4 B.5), for messages about refused ones. */
-const SOP_CLASS_NAMES: Record<string, string> = {
-  '1.2.840.10008.1.1': 'Verification',
-  '1.2.840.10008.5.1.4.1.1.1': 'CR Image Storage',
-  '1.2.840.10008.5.1.4.1.1.1.1': 'Digital X-Ray Image Storage (presentation)',
-  '1.2.840.10008.5.1.4.1.1.1.1.1': 'Digital X-Ray Image Storage (processing)',
-  '1.2.840.10008.5.1.4.1.1.1.2': 'Digital Mammography Image Storage (presentation)',
-  '1.2.840.10008.5.1.4.1.1.1.2.1': 'Digital Mammography Image Storage (processing)',
-  '1.2.840.10008.5.1.4.1.1.2': 'CT Image Storage',
-  '1.2.840.10008.5.1.4.1.1.2.1': 'Enhanced CT Image Storage',
-  '1.2.840.10008.5.1.4.1.1.3.1': 'Ultrasound Multi-frame Image Storage',
-  '1.2.840.10008.5.1.4.1.1.4': 'MR Image Storage',
-  '1.2.840.10008.5.1.4.1.1.4.1': 'Enhanced MR Image Storage',
-  '1.2.840.10008.5.1.4.1.1.6.1': 'Ultrasound Image Storage',
-  '1.2.840.10008.5.1.4.1.1.7': 'Secondary Capture Image Storage',
-  '1.2.840.10008.5.1.4.1.1.7.1': 'Multi-frame Single Bit Secondary Capture Image Storage',
-  '1.2.840.10008.5.1.4.1.1.7.2': 'Multi-frame Grayscale Byte Secondary Capture Image Storage',
-  '1.2.840.10008.5.1.4.1.1.7.3': 'Multi-frame Grayscale Word Secondary Capture Image Storage',
-  '1.2.840.10008.5.1.4.1.1.7.4': 'Multi-frame True Color Secondary Capture Image Storage',
-  '1.2.840.10008.5.1.4.1.1.11.1': 'Grayscale Softcopy Presentation State Storage',
-  '1.2.840.10008.5.1.4.1.1.12.1': 'X-Ray Angiographic Image Storage',
-  '1.2.840.10008.5.1.4.1.1.12.2': 'X-Ray Radiofluoroscopic Image Storage',
-  '1.2.840.10008.5.1.4.1.1.20': 'Nuclear Medicine Image Storage',
-  '1.2.840.10008.5.1.4.1.1.66': 'Raw Data Storage',
-  '1.2.840.10008.5.1.4.1.1.66.4': 'Segmentation Storage',
-  '1.2.840.10008.5.1.4.1.1.77.1.4': 'VL Photographic Image Storage',
-  '1.2.840.10008.5.1.4.1.1.88.11': 'Basic Text SR Storage',
-  '1.2.840.10008.5.1.4.1.1.88.22': 'Enhanced SR Storage',
-  '1.2.840.10008.5.1.4.1.1.88.33': 'Comprehensive SR Storage',
-  '1.2.840.10008.5.1.4.1.1.88.34': 'Comprehensive 3D SR Storage',
-  '1.2.840.10008.5.1.4.1.1.88.59': 'Key Object Selection Document Storage',
-  '1.2.840.10008.5.1.4.1.1.104.1': 'Encapsulated PDF Storage',
-  '1.2.840.10008.5.1.4.1.1.128': 'PET Image Storage',
-  '1.2.840.10008.5.1.4.1.1.481.1': 'RT Image Storage',
-  '1.2.840.10008.5.1.4.1.1.481.2': 'RT Dose Storage',
-  '1.2.840.10008.5.1.4.1.1.481.3': 'RT Structure Set Storage',
-  '1.2.840.10008.5.1.4.1.1.481.5': 'RT Plan Storage',
-};
-
-const TRANSFER_SYNTAX_NAMES: Record<string, string> = {
-  '1.2.840.10008.1.2': 'Implicit VR Little Endian',
-  '1.2.840.10008.1.2.1': 'Explicit VR Little Endian',
-  '1.2.840.10008.1.2.1.99': 'Deflated Explicit VR Little Endian',
-  '1.2.840.10008.1.2.2': 'Explicit VR Big Endian',
-  '1.2.840.10008.1.2.4.50': 'JPEG Baseline',
-  '1.2.840.10008.1.2.4.51': 'JPEG Extended',
-  '1.2.840.10008.1.2.4.57': 'JPEG Lossless',
-  '1.2.840.10008.1.2.4.70': 'JPEG Lossless SV1',
-  '1.2.840.10008.1.2.4.80': 'JPEG-LS Lossless',
-  '1.2.840.10008.1.2.4.81': 'JPEG-LS Near-Lossless',
-  '1.2.840.10008.1.2.4.90': 'JPEG 2000 Lossless',
-  '1.2.840.10008.1.2.4.91': 'JPEG 2000',
-  '1.2.840.10008.1.2.4.100': 'MPEG2 Main Profile',
-  '1.2.840.10008.1.2.4.102': 'MPEG-4 AVC/H.264',
-  '1.2.840.10008.1.2.4.201': 'HTJ2K Lossless',
-  '1.2.840.10008.1.2.4.203': 'HTJ2K',
-  '1.2.840.10008.1.2.5': 'RLE Lossless',
-};
-
-/** "MR Image Storage", else the UID. */
-export function sopClassName(uid: string): string {
-  return SOP_CLASS_NAMES[uid] ?? uid;
-}
-
-/** "JPEG 2000 Lossless", else the UID. */
-export function transferSyntaxName(uid: string): string {
-  return TRANSFER_SYNTAX_NAMES[uid] ?? uid;
 }

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { resolveModelPath } from '../model/model-path.js';
 import { resultPipeline } from '../worker/pipeline.js';
+import { resultSetDescription } from '../results/result-set.js';
 import { DispatchRole } from './dispatch-role.js';
 import { StoreRole } from './store-role.js';
 import { closeRedis, createRedis } from '../stores/redis.js';
@@ -12,7 +13,7 @@ import type { NodeContext, Role, RoleFactory, SummaryLine } from './role.js';
 export interface WorkerStages {
   /**
    * Called with every finished record ('scored' / 'not-scored') before the inference job completes:
-   * the results stage (SR + SC writer) and the dispatch enqueue. Its outputs go into the record.
+   * the results stage (the result objects' writer) and the dispatch enqueue. Its outputs go into the record.
    */
   onResult?: OnResult;
   /** More roles started after the inference worker and stopped before it (the dispatch worker). */
@@ -89,8 +90,8 @@ export class WorkerRole implements Role {
       [
         'Results',
         dests.length
-          ? `SR + Secondary Captures sent to ${dests.join(', ')}; copies in ${resolve(config.spool.dir, 'results')}`
-          : `no destinations configured: SR + Secondary Captures stay in the spool, ${resolve(config.spool.dir, 'results')}`,
+          ? `${resultSetDescription(config.results)}; sent to ${dests.join(', ')}; copies in ${resolve(config.spool.dir, 'results')}`
+          : `${resultSetDescription(config.results)}; no destinations configured: they stay in the spool, ${resolve(config.spool.dir, 'results')}`,
       ],
       ...(notes.length ? [['Notify', `each result is announced to ${notes.join(', ')}`] as SummaryLine] : []),
     ];

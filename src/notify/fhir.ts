@@ -2,14 +2,24 @@
  * FHIR R4 for one result: a DiagnosticReport (status preliminary, category radiology/imaging, code
  * LOINC 24627-2 "CT Chest", conclusion, identifiers: the Study Instance UID as urn:dicom:uid and the
  * accession number as ACSN, imagingStudy as a logical reference by Study Instance UID) and one
- * Observation per finding (category, score, % opacity, % high opacity), each PUT by an id derived
+ * Observation per finding (category, score, % opacity, % high opacity, and with lung zones the zone
+ * score 0-30 with one component per zone: its % opacity), each PUT by an id derived
  * from the result: the same result PUT twice is the same resources (idempotent), a newer result
  * of the series gets new ids. Observations first, so the report's references resolve.
  */
 import type { CodeableConcept, DiagnosticReport, Identifier, Observation, Reference } from 'fhir/r4.js';
 import type { FhirNotification } from '../config/targets.js';
 import type { ResultRecord } from '../contracts/result-record.js';
-import { CATEGORY_TEXT, NOT_FOR_DIAGNOSTIC_USE, conclusionText, resultDigest, resultNumbers, round } from './notification-content.js';
+import {
+  CATEGORY_TEXT,
+  NOT_FOR_DIAGNOSTIC_USE,
+  ZONE_DEFINITION,
+  conclusionText,
+  resultDigest,
+  resultNumbers,
+  round,
+  zoneFigures,
+} from './notification-content.js';
 import { describeResponse, httpRequestTo } from './http-request.js';
 import type { StudyFacts } from './study-facts.js';
 
@@ -59,7 +69,7 @@ export function buildFhirBundle(record: ResultRecord, facts: StudyFacts, target:
     suffix: string,
     code: string,
     display: string,
-    value: Partial<Pick<Observation, 'valueQuantity' | 'valueCodeableConcept'>>,
+    value: Partial<Pick<Observation, 'valueQuantity' | 'valueCodeableConcept' | 'bodySite' | 'component'>>,
   ): Observation => ({
     resourceType: 'Observation',
     id: `${id}-${suffix}`,
@@ -99,6 +109,22 @@ export function buildFhirBundle(record: ResultRecord, facts: StudyFacts, target:
     if (n.highOpacityPercent !== undefined) {
       observations.push(
         obs('high-opacity', 'lung-high-opacity-percent', 'Lung high opacity (consolidation), % of lung volume', pct(n.highOpacityPercent)),
+      );
+    }
+    const zones = zoneFigures(record);
+    if (zones) {
+      observations.push(
+        obs('zones', 'lung-zone-score', `Lung zone score 0-30 (${ZONE_DEFINITION})`, {
+          valueQuantity: { value: zones.score, unit: 'score', system: 'http://unitsofmeasure.org', code: '{score}' },
+          bodySite: { coding: [{ system: 'http://snomed.info/sct', code: '39607008', display: 'Lung structure' }], text: 'Lung' },
+          component: zones.zones.map((z) => {
+            const display = `${z.label} opacity, % of zone volume`;
+            return {
+              code: { coding: [{ system: MLSAM_CODE_SYSTEM, code: `lung-zone-opacity-percent-${z.slug}`, display }], text: display },
+              ...pct(z.percentOpacity),
+            };
+          }),
+        }),
       );
     }
   }

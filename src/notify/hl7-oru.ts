@@ -7,7 +7,8 @@
  *   PID  patient ID (with issuer), name, birth date, sex, from the study's own DICOM header
  *   OBR  placer / filler order numbers, LOINC 24627-2 "CT Chest", observation time = study time,
  *        OBR-18 accession number, OBR-19 requested procedure ID, OBR-25 "P" (preliminary)
- *   OBX  conclusion (LOINC 19005-8, TX), category (CWE), score, % opacity, % high opacity, lung volume (NM;
+ *   OBX  conclusion (LOINC 19005-8, TX), category (CWE), score, % opacity, % high opacity, lung volume, and
+ *        with lung zones the zone score (0-30) and one % opacity per zone (LUNG-OPAC-PCT-RU … -LL) (NM;
  *        no LOINC code exists for these: local code system 99MLSAM), Study and Series Instance UID (DCM 110180 / 112002)
  *   NTE  NOT FOR DIAGNOSTIC USE, the model and its version
  */
@@ -15,7 +16,16 @@ import { Message } from 'node-hl7-client';
 import { HL7_2_5_1 } from 'node-hl7-client/hl7';
 import type { Hl7Notification } from '../config/targets.js';
 import type { ResultRecord } from '../contracts/result-record.js';
-import { CATEGORY_TEXT, NOT_FOR_DIAGNOSTIC_USE, conclusionText, resultDigest, resultNumbers, round } from './notification-content.js';
+import {
+  CATEGORY_TEXT,
+  NOT_FOR_DIAGNOSTIC_USE,
+  ZONE_DEFINITION,
+  conclusionText,
+  resultDigest,
+  resultNumbers,
+  round,
+  zoneFigures,
+} from './notification-content.js';
 import type { StudyFacts } from './study-facts.js';
 
 /** The local coding system of our own observation codes (HL7 "99zzz" convention). */
@@ -148,6 +158,23 @@ export function buildOruR01(record: ResultRecord, facts: StudyFacts, target: Hl7
     if (nums.lungMl !== undefined) {
       const v = nums.lungMl;
       obx('NM', ['LUNG-VOL', 'Lung volume', LOCAL_CODE_SYSTEM], (s) => s.set('5', String(round(v, 0))), ['mL', 'milliliter', 'UCUM']);
+    }
+    const zones = zoneFigures(record);
+    if (zones) {
+      obx(
+        'NM',
+        ['LUNG-ZONE-SCORE', `Lung zone score 0-30 (${ZONE_DEFINITION})`, LOCAL_CODE_SYSTEM],
+        (s) => s.set('5', String(zones.score)),
+        ['{score}', 'score', 'UCUM'],
+      );
+      for (const z of zones.zones) {
+        obx(
+          'NM',
+          [`LUNG-OPAC-PCT-${z.abbrev}`, `${z.label} opacity, % of zone volume`, LOCAL_CODE_SYSTEM],
+          (s) => s.set('5', String(round(z.percentOpacity, 2))),
+          ['%', 'percent', 'UCUM'],
+        );
+      }
     }
   }
   obx('ST', ['110180', 'Study Instance UID', 'DCM'], (s) => s.set('5', record.studyInstanceUid));

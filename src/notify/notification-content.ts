@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { resultKey, type ResultRecord } from '../contracts/result-record.js';
+import { ZONE_NAMES, type ZoneName } from '../model/zones.js';
 
 export const NOT_FOR_DIAGNOSTIC_USE = 'NOT FOR DIAGNOSTIC USE';
 
@@ -36,6 +37,47 @@ export function resultNumbers(r: ResultRecord): ResultNumbers {
     ...(t ? { opacityPercent: t.percentOpacity, highOpacityPercent: t.percentHighOpacity, lungMl: t.lungMl } : {}),
   };
 }
+
+/** One lung zone of the result (src/model/zones.ts: upper, middle, lower third of each lung's craniocaudal extent). */
+export interface ZoneFigure {
+  side: 'right' | 'left';
+  zone: ZoneName;
+  /** RU, RM, RL, LU, LM, LL. */
+  abbrev: string;
+  /** "right-upper": for codes and ids. */
+  slug: string;
+  /** "Right upper lung zone". */
+  label: string;
+  /** Opacity, % of the zone's lung volume. */
+  percentOpacity: number;
+  /** The zone's extent bin, 0–5. */
+  score: number;
+}
+
+/** The six zones, right lung first, upper to lower, and the zone score 0–30; undefined when the record has no zones. */
+export function zoneFigures(r: ResultRecord): { score: number; zones: ZoneFigure[] } | undefined {
+  const z = r.zones;
+  if (!z) return undefined;
+  const zones = (['right', 'left'] as const).flatMap((side) =>
+    ZONE_NAMES.map((zone): ZoneFigure => {
+      const m = z[side][zone];
+      const sideWord = side === 'right' ? 'Right' : 'Left';
+      return {
+        side,
+        zone,
+        abbrev: `${sideWord[0]}${zone[0]!.toUpperCase()}`,
+        slug: `${side}-${zone}`,
+        label: `${sideWord} ${zone} lung zone`,
+        percentOpacity: m.percentOpacity,
+        score: m.score,
+      };
+    }),
+  );
+  return { score: z.score, zones };
+}
+
+/** What a zone is, for the receiver of a notification. */
+export const ZONE_DEFINITION = "thirds of each lung's craniocaudal extent; per zone 0-5 by % opacified, summed over six zones";
 
 const round = (x: number, d: number): number => Math.round(x * 10 ** d) / 10 ** d;
 export { round };

@@ -4,7 +4,8 @@ import type { Logger } from '../log.js';
 import { inferenceJobId, instancesHash } from './jobs.js';
 import { isRedisUnavailable, withTimeout } from '../stores/redis.js';
 import { ScheduledPass } from '../scheduled-pass.js';
-import type { SeriesTracker, SettleResult } from './series-tracker.js';
+import type { SeriesTracker } from './series-tracker.js';
+import type { SettleResult } from './settle-outcome.js';
 import { listSeriesInstances, listSpooledSeries, type SpooledSeries } from '../dicom/spool/reader.js';
 
 export interface ReconcileReport {

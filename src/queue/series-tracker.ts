@@ -1,5 +1,3 @@
-import { stat } from 'node:fs/promises';
-import { join } from 'node:path';
 import { Queue, Worker, type Job } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Config } from '../config/schema.js';
@@ -12,86 +10,24 @@ import {
   SETTLE_QUEUE,
   inferenceJobId,
   inferenceJobSchema,
-  instancesHash,
   settleJobSchema,
-  studyInferenceJobId,
   studyJobContextSchema,
   type EnqueuedBy,
   type InferenceJobData,
   type SettleJobData,
   type StudyJobContext,
 } from './jobs.js';
-import {
-  decimals,
-  selectSeries,
-  summarizeSeries,
-  type SelectableInstance,
-  type SeriesRole,
-  type SeriesSummary,
-} from './series-selection.js';
+import { summarizeSeries } from './series-selection.js';
+import { parseSeriesState, type SeriesState } from './series-state.js';
 import { parseStudyState, type StudyState } from './study-state.js';
+import { SeriesContentReader, storedInstance, type SeriesHead } from './series-content.js';
+import { decideStudy, roleFields, type StudyDecision, type StudySeries } from './study-decision.js';
+import { commonFields, inferencePayload, SettleRecorder, type SettleResult } from './settle-outcome.js';
 import { Keys } from '../stores/keys.js';
 import { loadLua } from '../stores/lua.js';
 import { throttledWarn, whenReady, withTimeout } from '../stores/redis.js';
-import { routeSeries, type IgnoreCode, type RouteDecision } from './routing.js';
-import { listSeriesInstances, readInstanceHeader, seriesDirLastChange, seriesDirOf } from '../dicom/spool/reader.js';
-
-export type SeriesStatus =
-  | 'receiving'
-  | 'queued'
-  | 'ignored'
-  /** Set by the inference worker (src/worker/inference) as the job runs and ends. */
-  | 'scoring'
-  | 'scored'
-  | 'not-scored'
-  | 'failed';
-
-/** A series as the tracker keeps it in Redis (hash `<prefix>:series:<uid>`). */
-export interface SeriesState {
-  studyInstanceUid: string;
-  seriesInstanceUid: string;
-  seriesDir: string;
-  callingAeTitle: string;
-  firstReceivedAt: number;
-  lastReceivedAt: number;
-  status: SeriesStatus;
-  /** Instances known now (grows while receiving). */
-  instancesReceived: number;
-  /** Content of the last settle: count and hash of the instances it saw. */
-  instanceCount?: number;
-  instancesHash?: string;
-  scorableInstances?: number;
-  excludedInstances?: number;
-  /** Set when status is ignored. */
-  ignoreCode?: IgnoreCode;
-  reason?: string;
-  /** Modality and BodyPartExamined values seen (at the last settle). */
-  modalities?: string[];
-  bodyParts?: string[];
-  /** Study mode (results.perSeries false): the series' role in its study and why. */
-  role?: SeriesRole;
-  roleReason?: string;
-  /** Study mode: what selection saw (SeriesNumber, description, orientation, thickness, spacing, coverage, kernel). */
-  seriesNumber?: string;
-  seriesDescription?: string;
-  orientation?: string;
-  sliceThicknessMm?: number;
-  spacingMm?: number;
-  coverageMm?: number;
-  kernel?: string;
-  /** Set when status is queued. */
-  jobId?: string;
-  /** Content hash of the last inference job added; kept while new instances arrive. */
-  queuedHash?: string;
-  enqueuedBy?: EnqueuedBy;
-  settledAt?: number;
-}
-
-export type SettleResult =
-  | { outcome: 'not-found' }
-  | { outcome: 'deferred'; remainingMs: number }
-  | { outcome: 'queued'; jobId: string; instanceCount: number; instancesHash: string; existed?: boolean }
-  | { outcome: 'ignored'; code: IgnoreCode; reason: string; instanceCount: number; instancesHash: string };
+import { routeSeries } from './routing.js';
+import { seriesDirOf } from '../dicom/spool/reader.js';
 
 /** The outcome of a study settle: every series' part of it. */
 export type StudySettleResult =
@@ -107,86 +43,19 @@ export type StudySettleResult =
       series: Array<{ seriesInstanceUid: string; result: SettleResult }>;
     };
 
-interface SeriesHead {
+/** A study as one settle read it: its hash and the heads of its series still known. */
+interface StudyHead {
   key: string;
   h: Record<string, string>;
-  studyInstanceUid: string;
-  seriesDir: string;
-  lastRaw: string;
+  heads: Array<readonly [string, SeriesHead]>;
   lastArrival: number;
-}
-
-/** Compact form of an instance's routing attributes in the per-series instances hash. */
-interface StoredInstance {
-  m: string;
-  b: string;
-  t: string[];
-  /** SOP class (absent: CT Image Storage, records from before it was kept). */
-  c?: string;
-  /** ImageOrientationPatient, ImagePositionPatient, SliceThickness, ConvolutionKernel, SeriesNumber, SeriesDescription as stored. */
-  o?: string;
-  p?: string;
-  th?: string;
-  k?: string;
-  n?: string;
-  d?: string;
-}
-
-function storedInstance(h: {
-  modality: string;
-  bodyPartExamined: string;
-  imageType: string[];
-  sopClassUid: string;
-  imageOrientation?: string;
-  imagePosition?: string;
-  sliceThickness?: string;
-  convolutionKernel?: string;
-  seriesNumber?: string;
-  seriesDescription?: string;
-}): StoredInstance {
-  const out: StoredInstance = { m: h.modality, b: h.bodyPartExamined, t: h.imageType };
-  if (h.sopClassUid) out.c = h.sopClassUid;
-  if (h.imageOrientation) out.o = h.imageOrientation;
-  if (h.imagePosition) out.p = h.imagePosition;
-  if (h.sliceThickness) out.th = h.sliceThickness;
-  if (h.convolutionKernel) out.k = h.convolutionKernel;
-  if (h.seriesNumber) out.n = h.seriesNumber;
-  if (h.seriesDescription) out.d = h.seriesDescription;
-  return out;
-}
-
-function selectable(s: StoredInstance): SelectableInstance {
-  const th = s.th !== undefined ? Number(s.th) : NaN;
-  return {
-    modality: s.m,
-    bodyPartExamined: s.b,
-    imageType: s.t,
-    ...(s.c ? { sopClassUid: s.c } : {}),
-    orientation: decimals(s.o, 6),
-    position: decimals(s.p, 3),
-    sliceThickness: Number.isFinite(th) ? th : null,
-    kernel: s.k ?? '',
-    seriesNumber: s.n ?? '',
-    seriesDescription: s.d ?? '',
-  };
-}
-
-/** What one settle read about a series: its content, routing attributes and arrival times. */
-interface SeriesContent extends SeriesHead {
-  instances: SelectableInstance[];
-  hash: string;
-  instanceCount: number;
-  firstReceivedAt: number;
-  lastReceivedAt: number;
 }
 
 /** Updates the study's arrival times and membership with each instance (study mode and per-series mode alike). */
 const RECORD_STUDY = loadLua(import.meta.url, 'record-study');
 
+/** Records an instance in its series' hash and instances hash, and the series in the index. */
 const RECORD_INSTANCE = loadLua(import.meta.url, 'record-instance');
-
-/** Writes the settle outcome only if no instance arrived since the settle read the state. */
-const FINALIZE = loadLua(import.meta.url, 'finalize-series');
 
 export interface SeriesTrackerOptions {
   config: Config;
@@ -201,10 +70,18 @@ export interface SeriesTrackerOptions {
 
 /**
  * The series tracker: an InstanceSink that records each stored instance in Redis and debounces
- * "series complete" with a delayed BullMQ job per series (deduplicated by series UID, replaced on
- * every arrival). When it fires (on any listener's settle worker), the quiet period is checked
- * again, the content is read from Redis and the spool, routing decides, and either one inference
- * job is added (its id is derived from series UID + content hash) or the series is recorded ignored.
+ * "series complete" (per-series mode) or "study complete" (study mode, the default) with a delayed
+ * BullMQ job per series or study (deduplicated by UID, replaced on every arrival). When it fires
+ * (on any listener's settle worker), the settle runs in named steps:
+ *
+ * 1. gather (src/queue/series-content.ts): the quiet period is checked again and each series'
+ *    content read from Redis and the spool;
+ * 2. decide: routing (src/queue/routing.ts) for a series; for a study, selection
+ *    (src/queue/series-selection.ts) and the study decision (src/queue/study-decision.ts);
+ * 3. record the study's decision (study mode);
+ * 4. enqueue inference: one job for the content (its id derived from the series or study UID and
+ *    the content hash), the series recorded queued (src/queue/settle-outcome.ts);
+ * 5. record reasons: every other series recorded ignored with its reason.
  */
 export class SeriesTracker implements InstanceSink {
   readonly keys: Keys;
@@ -214,6 +91,8 @@ export class SeriesTracker implements InstanceSink {
   private readonly quietMs: number;
   private readonly spoolDir: string;
   private readonly log: Logger;
+  private readonly reader: SeriesContentReader;
+  private readonly recorder: SettleRecorder;
   /** Redis down: one warning per 10 s, not one per instance. */
   private readonly sinkWarn: ReturnType<typeof throttledWarn>;
 
@@ -232,8 +111,9 @@ export class SeriesTracker implements InstanceSink {
       q.on('error', (err) => warn({ err: err.message, queue: q.name }, 'queue error'));
     }
     redis.defineCommand('mlsamRecordInstance', { numberOfKeys: 3, lua: RECORD_INSTANCE });
-    redis.defineCommand('mlsamFinalizeSeries', { numberOfKeys: 1, lua: FINALIZE });
     redis.defineCommand('mlsamRecordStudy', { numberOfKeys: 3, lua: RECORD_STUDY });
+    this.reader = new SeriesContentReader(redis, this.keys, this.spoolDir, this.log);
+    this.recorder = new SettleRecorder(redis, this.inferenceQueue, this.log);
   }
 
   /** One result per study (results.perSeries false): series settle as a study. */
@@ -341,35 +221,8 @@ export class SeriesTracker implements InstanceSink {
     await whenReady(this.opts.redis, 3_000);
     const h = await this.opts.redis.hgetall(this.keys.series(seriesInstanceUid));
     if (!h.studyInstanceUid || !h.seriesInstanceUid) return undefined;
-    const n = (v: string | undefined): number | undefined => (v === undefined || v === '' ? undefined : Number(v));
     const received = await this.opts.redis.hlen(this.keys.seriesInstances(seriesInstanceUid));
-    const state: SeriesState = {
-      studyInstanceUid: h.studyInstanceUid,
-      seriesInstanceUid: h.seriesInstanceUid,
-      seriesDir: h.seriesDir ?? seriesDirOf(this.spoolDir, h.studyInstanceUid, h.seriesInstanceUid),
-      callingAeTitle: h.callingAeTitle ?? '',
-      firstReceivedAt: n(h.firstReceivedAt) ?? 0,
-      lastReceivedAt: n(h.lastReceivedAt) ?? 0,
-      status: (h.status as SeriesStatus | undefined) ?? 'receiving',
-      instancesReceived: received,
-    };
-    if (h.instanceCount) state.instanceCount = Number(h.instanceCount);
-    if (h.instancesHash) state.instancesHash = h.instancesHash;
-    if (h.scorableInstances) state.scorableInstances = Number(h.scorableInstances);
-    if (h.excludedInstances) state.excludedInstances = Number(h.excludedInstances);
-    if (h.ignoreCode) state.ignoreCode = h.ignoreCode as IgnoreCode;
-    if (h.reason) state.reason = h.reason;
-    if (h.jobId) state.jobId = h.jobId;
-    if (h.queuedHash) state.queuedHash = h.queuedHash;
-    if (h.role) state.role = h.role as SeriesRole;
-    if (h.roleReason) state.roleReason = h.roleReason;
-    for (const f of ['seriesNumber', 'seriesDescription', 'orientation', 'kernel'] as const) if (h[f]) state[f] = h[f];
-    for (const f of ['sliceThicknessMm', 'spacingMm', 'coverageMm'] as const) if (h[f]) state[f] = Number(h[f]);
-    if (h.modalities !== undefined) state.modalities = h.modalities.split('\\');
-    if (h.bodyParts !== undefined) state.bodyParts = h.bodyParts.split('\\');
-    if (h.enqueuedBy) state.enqueuedBy = h.enqueuedBy as EnqueuedBy;
-    if (h.settledAt) state.settledAt = Number(h.settledAt);
-    return state;
+    return parseSeriesState(h, received, (study, series) => seriesDirOf(this.spoolDir, study, series));
   }
 
   /** A study and its series UIDs (undefined when unknown). */
@@ -434,41 +287,47 @@ export class SeriesTracker implements InstanceSink {
    * series' part of that decision is returned.
    */
   async settle(seriesInstanceUid: string, by: EnqueuedBy, opts: { force?: boolean } = {}): Promise<SettleResult> {
-    const redis = this.opts.redis;
-    await whenReady(redis, 3_000);
-    if (this.studyMode) {
-      const study = await redis.hget(this.keys.series(seriesInstanceUid), 'studyInstanceUid');
-      if (!study) return { outcome: 'not-found' };
-      // A series tracked before studies were (an upgrade) joins its study here.
-      await redis.sadd(this.keys.studySeries(study), seriesInstanceUid);
-      await redis.hsetnx(this.keys.study(study), 'studyInstanceUid', study);
-      const r = await this.settleStudy(study, by, opts);
-      if (r.outcome !== 'settled') return r;
-      return r.series.find((x) => x.seriesInstanceUid === seriesInstanceUid)?.result ?? { outcome: 'not-found' };
-    }
-    const head = await this.head(seriesInstanceUid);
+    await whenReady(this.opts.redis, 3_000);
+    if (this.studyMode) return this.settleSeriesOfStudy(seriesInstanceUid, by, opts);
+    // 1. Gather: wait for the quiet period, then read the content.
+    const head = await this.reader.head(seriesInstanceUid);
     if (!head) return { outcome: 'not-found' };
-    const remainingMs = this.quietMs - (Date.now() - head.lastArrival);
+    const remainingMs = this.remainingQuietMs(head.lastArrival);
     if (!opts.force && remainingMs > 0) {
       await this.scheduleSettle(seriesInstanceUid, Math.min(remainingMs, this.quietMs)); // cap: clock skew
       return { outcome: 'deferred', remainingMs };
     }
-    const c = await this.content(seriesInstanceUid, head);
+    const c = await this.reader.content(seriesInstanceUid, head);
     if (!c) return { outcome: 'not-found' };
+    // 2. Decide: routing.
     const decision = routeSeries(c.instances, this.opts.config.series.routing);
+    // 5. Record the reason it is not scored, or 4. enqueue one inference job for this content.
     if (decision.route === 'ignore') {
-      return this.recordIgnored(seriesInstanceUid, c, decision.code, decision.reason, this.common(c, decision), by);
+      return this.recorder.recordIgnored(seriesInstanceUid, c, decision.code, decision.reason, commonFields(c, decision), by);
     }
     const jobId = inferenceJobId(seriesInstanceUid, c.hash);
-    return this.recordQueued(
+    return this.recorder.recordQueued(
       seriesInstanceUid,
       c,
       jobId,
-      this.common(c, decision),
+      commonFields(c, decision),
       by,
-      this.payload(seriesInstanceUid, c, by),
+      inferencePayload(seriesInstanceUid, c, by),
       c.h.queuedHash === c.hash,
     );
+  }
+
+  /** Study mode: settles the series' study and returns this series' part of it. */
+  private async settleSeriesOfStudy(seriesInstanceUid: string, by: EnqueuedBy, opts: { force?: boolean }): Promise<SettleResult> {
+    const redis = this.opts.redis;
+    const study = await redis.hget(this.keys.series(seriesInstanceUid), 'studyInstanceUid');
+    if (!study) return { outcome: 'not-found' };
+    // A series tracked before studies were (an upgrade) joins its study here.
+    await redis.sadd(this.keys.studySeries(study), seriesInstanceUid);
+    await redis.hsetnx(this.keys.study(study), 'studyInstanceUid', study);
+    const r = await this.settleStudy(study, by, opts);
+    if (r.outcome !== 'settled') return r;
+    return r.series.find((x) => x.seriesInstanceUid === seriesInstanceUid)?.result ?? { outcome: 'not-found' };
   }
 
   /**
@@ -479,295 +338,129 @@ export class SeriesTracker implements InstanceSink {
    * again once) and records every series' role and reason.
    */
   async settleStudy(studyInstanceUid: string, by: EnqueuedBy, opts: { force?: boolean } = {}): Promise<StudySettleResult> {
-    const redis = this.opts.redis;
-    await whenReady(redis, 3_000);
-    const studyKey = this.keys.study(studyInstanceUid);
-    const [sh, uids] = await Promise.all([redis.hgetall(studyKey), redis.smembers(this.keys.studySeries(studyInstanceUid))]);
-    if (uids.length === 0) return { outcome: 'not-found' };
-    const heads = (await Promise.all(uids.map(async (u) => [u, await this.head(u)] as const))).filter(
-      (x): x is readonly [string, SeriesHead] => Boolean(x[1]),
-    );
-    if (heads.length === 0) return { outcome: 'not-found' };
-    const lastArrival = Math.max(...heads.map(([, h]) => h.lastArrival));
-    const remainingMs = this.quietMs - (Date.now() - lastArrival);
+    await whenReady(this.opts.redis, 3_000);
+    // 1. Gather: the study and its series' heads; wait until none received an instance for the quiet period.
+    const study = await this.studyHead(studyInstanceUid);
+    if (!study) return { outcome: 'not-found' };
+    const remainingMs = this.remainingQuietMs(study.lastArrival);
     if (!opts.force && remainingMs > 0) {
       await this.scheduleStudySettle(studyInstanceUid, Math.min(remainingMs, this.quietMs));
       return { outcome: 'deferred', remainingMs };
     }
-    const contents: Array<{ uid: string; c: SeriesContent; summary: SeriesSummary }> = [];
-    for (const [uid, head] of heads) {
-      const c = await this.content(uid, head);
-      if (c) contents.push({ uid, c, summary: summarizeSeries(uid, c.instances, this.opts.config.series.routing) });
-    }
-    if (contents.length === 0) return { outcome: 'not-found' };
-    const num = (s: SeriesSummary): number => Number(s.seriesNumber) || Number.MAX_SAFE_INTEGER;
-    contents.sort((a, b) => num(a.summary) - num(b.summary) || (a.uid < b.uid ? -1 : 1));
-    const selection = selectSeries(
-      contents.map((x) => x.summary),
-      this.opts.config.series.selection,
-    );
-    const contentHash = instancesHash(contents.map((x) => `${x.uid}:${x.c.hash}`));
-    const roles = selection.roles.map((r) => {
-      const s = contents.find((x) => x.uid === r.seriesInstanceUid)!.summary;
-      return {
-        seriesInstanceUid: r.seriesInstanceUid,
-        seriesNumber: s.seriesNumber,
-        seriesDescription: s.seriesDescription,
-        role: r.role,
-        reason: r.reason,
-      };
-    });
+    const series = await this.gatherStudySeries(study);
+    if (series.length === 0) return { outcome: 'not-found' };
 
-    // No candidate, but chest CT series that routing accepts (reformats, non-axial, short coverage):
-    // the largest of them carries the study's "not scored" report. A study with nothing for this
-    // model (other modality, body part, only localizers or too few slices) is ignored, no report.
-    let chosen = selection.chosen;
-    let noCandidate = false;
-    if (!chosen) {
-      const reportable = contents.filter((x) => x.summary.route.route === 'score').sort((a, b) => b.c.instanceCount - a.c.instanceCount)[0];
-      if (reportable) {
-        chosen = reportable.uid;
-        noCandidate = true;
-      }
-    }
-    const jobId = chosen ? studyInferenceJobId(studyInstanceUid, contentHash) : undefined;
-    const status = chosen ? 'queued' : 'ignored';
-    const reason = noCandidate
-      ? 'no series of the study could be scored (each series says why)'
-      : chosen
-        ? ''
-        : 'no series of the study is for this model (each series says why)';
-    const fields: Record<string, string> = {
-      status,
-      contentHash,
-      settledAt: String(Date.now()),
-      seriesCount: String(contents.length),
-      candidates: String(selection.order.length),
-      noCandidate: noCandidate ? '1' : '0',
-      reason,
-      ...(chosen ? { chosenSeries: chosen, jobId: jobId as string } : {}),
-    };
-    // The study's state first (the worker checks it as soon as the job exists); an instance that
-    // arrived meanwhile wins: its own settle job decides later.
-    const ok = (await this.redisCmd('mlsamFinalizeSeries')(studyKey, sh.lastReceivedAt ?? '', ...Object.entries(fields).flat())) as number;
-    if (ok === 0) {
+    // 2. Select the series to score and decide what every series and the study record.
+    const decision = decideStudy(studyInstanceUid, series, study.h, this.opts.config.series.selection, Date.now());
+
+    // 3. Record the study's decision first (the worker checks it as soon as the job exists); an
+    // instance that arrived meanwhile wins: its own settle job decides later.
+    if (!(await this.recordStudyDecision(study, decision))) {
       await this.scheduleStudySettle(studyInstanceUid, this.quietMs);
       return { outcome: 'deferred', remainingMs: this.quietMs };
     }
-    if (!chosen) await redis.hdel(studyKey, 'chosenSeries', 'jobId');
+
+    // 4. Enqueue inference for the chosen series (one job per study content).
     const results: Array<{ seriesInstanceUid: string; result: SettleResult }> = [];
-    let existing = false;
-    if (chosen && jobId) {
-      const x = contents.find((y) => y.uid === chosen)!;
-      const fallback = noCandidate
-        ? []
-        : selection.order.slice(1).map((u) => {
-            const f = contents.find((y) => y.uid === u)!.c;
-            return { seriesInstanceUid: u, seriesDir: f.seriesDir, instanceCount: f.instanceCount, instancesHash: f.hash };
-          });
-      const study: StudyJobContext = {
-        contentHash,
-        roles,
-        fallback,
-        ...(sh.chosenSeries && sh.chosenSeries !== chosen ? { previousSeries: sh.chosenSeries } : {}),
-        ...(noCandidate ? { noCandidate: true } : {}),
-      };
-      existing = sh.queuedHash === contentHash;
-      await redis.hset(studyKey, 'context', JSON.stringify(study));
-      const r = await this.recordQueued(
-        chosen,
-        x.c,
-        jobId,
-        { ...this.common(x.c, x.summary.route), ...this.roleFields(x.summary, roles) },
-        by,
-        { ...this.payload(chosen, x.c, by), study },
-        existing,
-      );
-      existing = existing || (r.outcome === 'queued' && r.existed === true);
-      results.push({ seriesInstanceUid: chosen, result: r });
-      await redis.hset(studyKey, 'queuedHash', contentHash);
+    let alreadyQueued = false;
+    if (decision.chosen) {
+      const queued = await this.enqueueChosen(study, decision, by);
+      alreadyQueued = queued.alreadyQueued;
+      results.push({ seriesInstanceUid: decision.chosen.uid, result: queued.result });
     }
-    for (const x of contents) {
-      if (x.uid === chosen) continue;
-      const role = roles.find((r) => r.seriesInstanceUid === x.uid)!;
-      const code = x.summary.route.route === 'ignore' ? x.summary.route.code : role.role === 'candidate' ? 'not-chosen' : 'not-candidate';
-      const r = await this.recordIgnored(
-        x.uid,
-        x.c,
-        code,
-        role.reason,
-        { ...this.common(x.c, x.summary.route), ...this.roleFields(x.summary, roles) },
-        by,
-        true,
-      );
+
+    // 5. Record every other series as not scored, with its reason.
+    for (const { series: x, code, reason } of decision.notChosen) {
+      const fields = { ...commonFields(x.content, x.summary.route), ...roleFields(x.summary, decision.roles) };
+      const r = await this.recorder.recordIgnored(x.uid, x.content, code, reason, fields, by, true);
       results.push({ seriesInstanceUid: x.uid, result: r });
     }
+
+    const { chosen, jobId, noCandidate, contentHash } = decision;
     this.log.info(
       {
         studyInstanceUid,
-        series: contents.length,
-        candidates: selection.order.length,
-        chosen,
+        series: decision.series.length,
+        candidates: decision.candidates,
+        chosen: chosen?.uid,
         noCandidate,
         contentHash,
         jobId,
-        alreadyQueued: existing,
+        alreadyQueued,
         by,
       },
-      chosen ? (existing ? 'study already queued' : 'study queued for inference') : 'study ignored',
+      chosen ? (alreadyQueued ? 'study already queued' : 'study queued for inference') : 'study ignored',
     );
     return {
       outcome: 'settled',
       studyInstanceUid,
-      ...(chosen ? { chosen, jobId: jobId as string } : {}),
+      ...(chosen && jobId ? { chosen: chosen.uid, jobId } : {}),
       noCandidate,
       contentHash,
       series: results,
     };
   }
 
-  /** Role and selection fields recorded in a series' hash (study mode). */
-  private roleFields(s: SeriesSummary, roles: StudyJobContext['roles']): Record<string, string> {
-    const r = roles.find((x) => x.seriesInstanceUid === s.seriesInstanceUid);
-    const f: Record<string, string> = {
-      role: r?.role ?? 'ignored',
-      roleReason: r?.reason ?? '',
-      seriesNumber: s.seriesNumber,
-      seriesDescription: s.seriesDescription,
-      orientation: s.orientation,
-      kernel: s.kernel,
-    };
-    if (s.sliceThicknessMm !== null) f.sliceThicknessMm = String(s.sliceThicknessMm);
-    if (s.spacingMm !== null) f.spacingMm = String(Number(s.spacingMm.toFixed(3)));
-    if (s.coverageMm !== null) f.coverageMm = String(Number(s.coverageMm.toFixed(1)));
-    return f;
+  /** How long the quiet period still runs after an arrival at `lastArrival` (≤ 0: over). */
+  private remainingQuietMs(lastArrival: number): number {
+    return this.quietMs - (Date.now() - lastArrival);
   }
 
-  /** A series' hash and its last arrival (Redis or the spool folder's mtime), without reading its content. */
-  private async head(seriesInstanceUid: string): Promise<SeriesHead | undefined> {
-    const key = this.keys.series(seriesInstanceUid);
-    const h = await this.opts.redis.hgetall(key);
-    if (!h.studyInstanceUid) return undefined;
-    const seriesDir = h.seriesDir ?? seriesDirOf(this.spoolDir, h.studyInstanceUid, seriesInstanceUid);
-    const lastRaw = h.lastReceivedAt ?? '';
-    const dirChange = (await seriesDirLastChange(seriesDir)) ?? 0;
-    return { key, h, studyInstanceUid: h.studyInstanceUid, seriesDir, lastRaw, lastArrival: Math.max(Number(lastRaw || 0), dirChange) };
-  }
-
-  /** A series' content: what Redis knows plus whatever the spool holds that Redis missed (e.g. Redis was down). */
-  private async content(seriesInstanceUid: string, head: SeriesHead): Promise<SeriesContent | undefined> {
+  /** Settle step 1 (study): the study's hash and the heads of its series still known to Redis. */
+  private async studyHead(studyInstanceUid: string): Promise<StudyHead | undefined> {
     const redis = this.opts.redis;
-    const { seriesDir } = head;
-    const known = await redis.hgetall(this.keys.seriesInstances(seriesInstanceUid));
-    const missing = (await listSeriesInstances(seriesDir)).filter((sop) => known[sop] === undefined);
-    let firstFile = Infinity;
-    let lastFile = 0;
-    if (missing.length > 0) {
-      const add: Record<string, string> = {};
-      for (const sop of missing) {
-        const path = join(seriesDir, `${sop}.dcm`);
-        try {
-          const [hdr, st] = await Promise.all([readInstanceHeader(path), stat(path)]);
-          add[sop] = JSON.stringify(storedInstance(hdr));
-          firstFile = Math.min(firstFile, st.mtimeMs);
-          lastFile = Math.max(lastFile, st.mtimeMs);
-        } catch (err) {
-          this.log.warn({ seriesInstanceUid, sopInstanceUid: sop, err: (err as Error).message }, 'unreadable spooled instance skipped');
-        }
-      }
-      if (Object.keys(add).length > 0) {
-        await redis.hset(this.keys.seriesInstances(seriesInstanceUid), add);
-        Object.assign(known, add);
-        this.log.info({ seriesInstanceUid, added: Object.keys(add).length }, 'instances recovered from the spool');
-      }
+    const key = this.keys.study(studyInstanceUid);
+    const [h, uids] = await Promise.all([redis.hgetall(key), redis.smembers(this.keys.studySeries(studyInstanceUid))]);
+    if (uids.length === 0) return undefined;
+    const heads = (await Promise.all(uids.map(async (u) => [u, await this.reader.head(u)] as const))).filter(
+      (x): x is readonly [string, SeriesHead] => Boolean(x[1]),
+    );
+    if (heads.length === 0) return undefined;
+    return { key, h, heads, lastArrival: Math.max(...heads.map(([, head]) => head.lastArrival)) };
+  }
+
+  /** Settle step 1 (study), once quiet: every series' content and selection's summary of it. */
+  private async gatherStudySeries(study: StudyHead): Promise<StudySeries[]> {
+    const series: StudySeries[] = [];
+    for (const [uid, head] of study.heads) {
+      const content = await this.reader.content(uid, head);
+      if (content) series.push({ uid, content, summary: summarizeSeries(uid, content.instances, this.opts.config.series.routing) });
     }
-    const sops = Object.keys(known);
-    if (sops.length === 0) return undefined;
-    const instances = Object.values(known).map((v) => selectable(JSON.parse(v) as StoredInstance));
-    const firstReceivedAt = Math.min(Number(head.h.firstReceivedAt || Infinity), firstFile);
-    const lastReceivedAt = Math.max(Number(head.lastRaw || 0), lastFile);
-    return {
-      ...head,
-      instances,
-      hash: instancesHash(sops),
-      instanceCount: sops.length,
-      firstReceivedAt: Number.isFinite(firstReceivedAt) ? firstReceivedAt : lastReceivedAt,
-      lastReceivedAt,
-    };
+    return series;
   }
 
-  /** The fields every settle outcome records. */
-  private common(c: SeriesContent, decision: RouteDecision): Record<string, string> {
-    return {
-      instanceCount: String(c.instanceCount),
-      instancesHash: c.hash,
-      scorableInstances: String(decision.scorableInstances),
-      excludedInstances: String(decision.excludedInstances),
-      firstReceivedAt: String(c.firstReceivedAt),
-      lastReceivedAt: String(c.lastReceivedAt),
-      settledAt: String(Date.now()),
-      modalities: [...new Set(c.instances.map((i) => i.modality))].sort().join('\\'),
-      bodyParts: [...new Set(c.instances.map((i) => i.bodyPartExamined))].sort().join('\\'),
-    };
+  /** Settle step 3 (study): writes the study's hash; false when an instance arrived since it was read. */
+  private async recordStudyDecision(study: StudyHead, decision: StudyDecision): Promise<boolean> {
+    if (!(await this.recorder.writeIfQuiet(study.key, study.h.lastReceivedAt ?? '', decision.studyFields))) return false;
+    if (!decision.chosen) await this.opts.redis.hdel(study.key, 'chosenSeries', 'jobId');
+    return true;
   }
 
-  private payload(seriesInstanceUid: string, c: SeriesContent, by: EnqueuedBy): InferenceJobData {
-    return {
-      studyInstanceUid: c.studyInstanceUid,
-      seriesInstanceUid,
-      seriesDir: c.seriesDir,
-      instanceCount: c.instanceCount,
-      instancesHash: c.hash,
-      callingAeTitle: c.h.callingAeTitle ?? '',
-      firstReceivedAt: new Date(c.firstReceivedAt).toISOString(),
-      lastReceivedAt: new Date(c.lastReceivedAt).toISOString(),
-      enqueuedBy: by,
-    };
-  }
-
-  private async recordIgnored(
-    seriesInstanceUid: string,
-    c: SeriesContent,
-    code: IgnoreCode,
-    reason: string,
-    common: Record<string, string>,
+  /**
+   * Settle step 4 (study): the study job's context into the study's hash, the inference job for
+   * the chosen series (not added again for content already queued) and the series recorded queued.
+   */
+  private async enqueueChosen(
+    study: StudyHead,
+    decision: StudyDecision,
     by: EnqueuedBy,
-    quiet = false,
-  ): Promise<SettleResult> {
-    await this.finalize(c.key, c.lastRaw, { ...common, status: 'ignored', ignoreCode: code, reason });
-    const log = {
-      seriesInstanceUid,
-      studyInstanceUid: c.studyInstanceUid,
-      instanceCount: c.instanceCount,
-      instancesHash: c.hash,
+  ): Promise<{ result: SettleResult; alreadyQueued: boolean }> {
+    const redis = this.opts.redis;
+    const { chosen, jobId, context, contentHash, roles } = decision;
+    if (!chosen || !jobId || !context) throw new Error('enqueueChosen needs a chosen series');
+    const sameContent = study.h.queuedHash === contentHash;
+    await redis.hset(study.key, 'context', JSON.stringify(context));
+    const result = await this.recorder.recordQueued(
+      chosen.uid,
+      chosen.content,
+      jobId,
+      { ...commonFields(chosen.content, chosen.summary.route), ...roleFields(chosen.summary, roles) },
       by,
-      code,
-      reason,
-    };
-    if (quiet) this.log.debug(log, 'series not scored in its study');
-    else this.log.info(log, 'series ignored');
-    return { outcome: 'ignored', code, reason, instanceCount: c.instanceCount, instancesHash: c.hash };
-  }
-
-  private async recordQueued(
-    seriesInstanceUid: string,
-    c: SeriesContent,
-    jobId: string,
-    common: Record<string, string>,
-    by: EnqueuedBy,
-    data: InferenceJobData,
-    sameContent: boolean,
-  ): Promise<SettleResult & { existed?: boolean }> {
-    const payload = inferenceJobSchema.parse(data);
-    // One job per content: the job id dedups concurrent adds; queuedHash also covers a job that
-    // was already removed after completion (the same content re-sent is not scored again).
-    const existing = sameContent ? true : Boolean(await this.inferenceQueue.getJob(jobId));
-    if (!existing) await this.inferenceQueue.add('score', payload, { ...INFERENCE_JOB_OPTIONS, jobId });
-    await this.opts.redis.hset(c.key, 'queuedHash', c.hash);
-    await this.finalize(c.key, c.lastRaw, { ...common, status: 'queued', jobId, enqueuedBy: existing ? (c.h.enqueuedBy ?? by) : by });
-    const log = { seriesInstanceUid, studyInstanceUid: c.studyInstanceUid, instanceCount: c.instanceCount, instancesHash: c.hash, by };
-    this.log.info({ ...log, jobId, alreadyQueued: existing }, existing ? 'series already queued' : 'series queued for inference');
-    return { outcome: 'queued', jobId, instanceCount: c.instanceCount, instancesHash: c.hash, existed: existing };
+      { ...inferencePayload(chosen.uid, chosen.content, by), study: context },
+      sameContent,
+    );
+    await redis.hset(study.key, 'queuedHash', contentHash);
+    return { result, alreadyQueued: sameContent || (result.outcome === 'queued' && result.existed === true) };
   }
 
   /**
@@ -803,20 +496,7 @@ export class SeriesTracker implements InstanceSink {
     return { jobId };
   }
 
-  private async finalize(key: string, expectedLast: string, fields: Record<string, string>): Promise<void> {
-    const args = Object.entries(fields).flat();
-    const ok = (await this.redisCmd('mlsamFinalizeSeries')(key, expectedLast, ...args)) as number;
-    if (ok === 0) {
-      // An instance arrived meanwhile: its settle job decides again later; keep the content record.
-      await this.opts.redis.hset(key, {
-        instanceCount: fields.instanceCount ?? '',
-        instancesHash: fields.instancesHash ?? '',
-        ...(fields.jobId ? { jobId: fields.jobId } : {}),
-      });
-    }
-  }
-
-  private redisCmd(name: 'mlsamRecordInstance' | 'mlsamFinalizeSeries' | 'mlsamRecordStudy'): (...args: string[]) => Promise<unknown> {
+  private redisCmd(name: 'mlsamRecordInstance' | 'mlsamRecordStudy'): (...args: string[]) => Promise<unknown> {
     const fn = (this.opts.redis as unknown as Record<string, (...a: string[]) => Promise<unknown>>)[name];
     if (!fn) throw new Error(`redis command ${name} not defined`);
     return fn.bind(this.opts.redis);

@@ -143,32 +143,44 @@ export function resultSeriesNumbers(sourceSeriesNumber: number | null): { kos: n
   return { kos: 8000 + s, seg: 8500 + s, pr: 8700 + s, sr: 9000 + s, sc: 9500 + s };
 }
 
-/** What the SR and the Key Object Selection are built from. */
-export interface DocumentInput {
-  record: ResultRecord;
+/**
+ * What every result object is built from first: the source slice whose patient and study it joins,
+ * the model that made it, its own SOP Instance UID and series, the AE title and time of creation.
+ * Each object's input (SR, KOS, SEG, SC, GSPS) extends it with what is its own.
+ */
+export interface ResultObjectInput {
   source: SourceInstance;
   model: ModelInfo;
   sopInstanceUid: string;
   seriesInstanceUid: string;
   seriesNumber: number;
-  deviceObserverUid: string;
   aeTitle: string;
   when: DicomDateTime;
 }
 
-/** What every result object's header says about itself. */
-export interface ObjectHeader {
-  source: SourceInstance;
-  model: ModelInfo;
+/** A CT slice a result object is drawn on or derived from (GSPS image, SC heatmap source). */
+export interface SourceSlice {
   sopClassUid: string;
   sopInstanceUid: string;
-  modality: string;
-  seriesInstanceUid: string;
-  seriesNumber: number;
-  seriesDescription: string;
+  instance: SourceInstance;
+}
+
+/** A result object that is one numbered instance of several in its series (SC, GSPS). */
+export interface NumberedObjectInput extends ResultObjectInput {
   instanceNumber: number;
-  aeTitle: string;
-  when: DicomDateTime;
+}
+
+/** What the SR and the Key Object Selection are built from. */
+export interface DocumentInput extends ResultObjectInput {
+  record: ResultRecord;
+  deviceObserverUid: string;
+}
+
+/** What every result object's header says about itself. */
+export interface ObjectHeader extends NumberedObjectInput {
+  sopClassUid: string;
+  modality: string;
+  seriesDescription: string;
 }
 
 /**

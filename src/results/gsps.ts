@@ -12,24 +12,15 @@
  * - Graphic annotations on layer OPACITY: the outline of the largest opacity region (the SR's region) as a
  *   closed POLYLINE; on layer TEXT: the short text (finding, opacity, series result, caution).
  */
-import { NOT_FOR_DIAGNOSTIC_USE, setObjectHeader, type DicomDateTime, type ModelInfo } from './common.js';
+import { NOT_FOR_DIAGNOSTIC_USE, setObjectHeader, type NumberedObjectInput, type SourceSlice } from './common.js';
 import { encodeElement, formatDs, setFL, setSequence, setString, setUS, tagOf, type Dataset } from './dataset.js';
-import type { SourceInstance } from './source.js';
 
 export const GRAYSCALE_SOFTCOPY_PRESENTATION_STATE = '1.2.840.10008.5.1.4.1.1.11.1';
 
-export interface GspsInput {
-  source: SourceInstance;
-  model: ModelInfo;
-  sopInstanceUid: string;
-  seriesInstanceUid: string;
-  seriesNumber: number;
-  instanceNumber: number;
-  aeTitle: string;
-  when: DicomDateTime;
+export interface GspsInput extends NumberedObjectInput {
   /** The CT series and key slice the state applies to. */
   imageSeriesInstanceUid: string;
-  image: { sopClassUid: string; sopInstanceUid: string; instance: SourceInstance };
+  image: SourceSlice;
   window: { center: number; width: number };
   /** Lesion labels of the slice (one byte per pixel, non-zero = opacity), when known. */
   lesion?: Uint8Array;

@@ -1,23 +1,22 @@
 /** Secondary Capture Image Storage datasets (8-bit RGB) for the heatmaps and the summary chart. */
-import { Codes, MANUFACTURER, patientOrientation, setObjectHeader, softwareVersion, type DicomDateTime, type ModelInfo } from './common.js';
+import {
+  Codes,
+  MANUFACTURER,
+  patientOrientation,
+  setObjectHeader,
+  softwareVersion,
+  type NumberedObjectInput,
+  type SourceSlice,
+} from './common.js';
 import { setCode, setOB, setSequence, setString, setUS, tagOf, type Dataset } from './dataset.js';
 import type { RgbImage } from './render.js';
-import type { SourceInstance } from './source.js';
 
 export const SECONDARY_CAPTURE = '1.2.840.10008.5.1.4.1.1.7';
 
-export interface ScInput {
-  source: SourceInstance;
-  model: ModelInfo;
-  sopInstanceUid: string;
-  seriesInstanceUid: string;
-  seriesNumber: number;
-  instanceNumber: number;
-  aeTitle: string;
-  when: DicomDateTime;
+export interface ScInput extends NumberedObjectInput {
   image: RgbImage;
   /** Heatmap: the slice it shows (Source Image Sequence), its geometry is the source's. */
-  sourceSlice?: { sopClassUid: string; sopInstanceUid: string; instance: SourceInstance };
+  sourceSlice?: SourceSlice;
   derivation: string;
   comments: string;
 }

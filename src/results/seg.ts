@@ -20,9 +20,8 @@ import {
   runsOf,
   type SliceLabelRuns,
 } from '../model/seg-masks.js';
-import { MANUFACTURER, NOT_FOR_DIAGNOSTIC_USE, setObjectHeader, type DicomDateTime, type ModelInfo } from './common.js';
+import { MANUFACTURER, NOT_FOR_DIAGNOSTIC_USE, setObjectHeader, type ResultObjectInput } from './common.js';
 import { encodeElement, formatDs, setCode, setOB, setSequence, setString, setUS, tagOf, type Code, type Dataset } from './dataset.js';
-import type { SourceInstance } from './source.js';
 
 export const SEGMENTATION_STORAGE = '1.2.840.10008.5.1.4.1.1.66.4';
 
@@ -34,14 +33,7 @@ export interface SegSlice {
   labels: SliceLabelRuns;
 }
 
-export interface SegInput {
-  source: SourceInstance;
-  model: ModelInfo;
-  sopInstanceUid: string;
-  seriesInstanceUid: string;
-  seriesNumber: number;
-  aeTitle: string;
-  when: DicomDateTime;
+export interface SegInput extends ResultObjectInput {
   /** The CT series segmented. */
   sourceSeriesInstanceUid: string;
   dimensionOrganizationUid: string;

@@ -234,13 +234,13 @@ export interface SeededSeries {
   record?: ResultRecord;
 }
 
-/** A synthetic CT series in the spool (files named <SOP UID>.dcm as the listener writes them). */
+/** A synthetic CT series in the spool (files named <SOP UID>.dcm as the listener writes them); a new study unless one is given. */
 export async function spoolSeries(
   config: Config,
   count: number,
-  opts: { patientName?: string; patientId?: string; seriesDescription?: string; seriesNumber?: number } = {},
+  opts: { patientName?: string; patientId?: string; seriesDescription?: string; seriesNumber?: number; studyInstanceUid?: string } = {},
 ): Promise<SeededSeries> {
-  const studyInstanceUid = newUid();
+  const studyInstanceUid = opts.studyInstanceUid ?? newUid();
   const seriesInstanceUid = newUid();
   const prefix = newUid();
   const seriesDir = join(config.spool.dir, studyInstanceUid, seriesInstanceUid);

@@ -65,7 +65,7 @@ it('mlsam serve on a terminal prints a start-up summary that is true', async () 
     const page = await fetch(dash![1]!, { headers: { authorization: `Basic ${Buffer.from('admin:').toString('base64')}` } });
     expect(page.status).toBe(200);
     expect(text).toContain(
-      `  Results    no destinations configured: SR + Secondary Captures stay in the spool, ${join(config.spool.dir, 'results')}`,
+      `  Results    SR, KOS, SEG, 5 heatmap SCs, summary chart SC, GSPS per key slice; one set per study; a not-scored SR says why; no destinations configured: they stay in the spool, ${join(config.spool.dir, 'results')}`,
     );
     expect(text).toMatch(/^ {2}Worker +mlsam-[\w.-]+\.onnx on cpu, 1 series at a time, 16 slices per batch$/m);
     expect(text).toContain(`  Redis      ${config.redis.url} (key prefix ${config.redis.keyPrefix})`);

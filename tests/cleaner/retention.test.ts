@@ -3,6 +3,8 @@ import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import type { Config } from '../../src/config/schema.js';
+import { resultKey, type ResultRecord } from '../../src/contracts/result-record.js';
+import { SeriesTracker } from '../../src/queue/series-tracker.js';
 import { Keys } from '../../src/stores/keys.js';
 import { closeRedis, createRedis } from '../../src/stores/redis.js';
 import { SpoolRetention } from '../../src/cleaner/retention.js';
@@ -129,5 +131,77 @@ describe('spool retention', () => {
     expect(report.kept).toEqual({ 'younger than retentionDays': 1, receiving: 1 });
     expect(existsSync(fresh.seriesDir)).toBe(true);
     expect(existsSync(receiving.seriesDir)).toBe(true);
+  });
+
+  it('one result per study: keeps the series not chosen until the chosen one is dispatched, or its job failed', async () => {
+    const c = await testConfig('retention-study', {
+      spool: { retentionDays: 1 },
+      series: { routing: { minSlices: 2 }, selection: { minCoverageMm: 0 } },
+      destinations: [{ name: 'pacs', aeTitle: 'PACS', host: '127.0.0.1', port: 1 }],
+    });
+    configs.push(c);
+    const k = new Keys(c.redis.keyPrefix);
+    // Two studies of two axial series each in the spool, settled as studies by the real tracker: the
+    // lower SeriesNumber is chosen (equal by every other rule), the other is its fallback candidate.
+    const cmd = createRedis(c.redis.url, 'command');
+    await waitFor(async () => cmd.status === 'ready', 5_000, 'redis');
+    const tracker = new SeriesTracker({ config: c, logger, redis: cmd });
+    const study = async () => {
+      const chosen = await spoolSeries(c, 4, { seriesNumber: 2 });
+      const other = await spoolSeries(c, 4, { seriesNumber: 3, studyInstanceUid: chosen.studyInstanceUid });
+      for (const s of [chosen, other]) await tracker.adoptSpooledSeries(s.studyInstanceUid, s.seriesInstanceUid, s.seriesDir, Date.now());
+      const settled = await tracker.settleStudy(chosen.studyInstanceUid, 'reconciler', { force: true });
+      if (settled.outcome !== 'settled') throw new Error(`study not settled: ${settled.outcome}`);
+      expect(settled.chosen).toBe(chosen.seriesInstanceUid);
+      expect(await redis.hget(k.series(other.seriesInstanceUid), 'status')).toBe('ignored');
+      return { chosen, other, settled };
+    };
+    const sent = await study();
+    const failed = await study();
+    await tracker.close();
+    await closeRedis(cmd);
+    const t0 = Date.now();
+    const later = t0 + 10 * DAY;
+
+    // The chosen series' job has not run yet (e.g. a worker backlog): ten days on, nothing goes.
+    let report = await sweep(c, later);
+    expect(report.deleted).toBe(0);
+    expect(report.kept).toEqual({ 'no result': 2, "the study's chosen series is not dispatched yet": 2 });
+
+    // The study results, as the worker records them (job id and study context of the study's job).
+    const studyResult = async (x: Awaited<ReturnType<typeof study>>, status: ResultRecord['status'], at: number) => {
+      const rec = await writeResult(redis, c, x.chosen, status, {
+        finishedAt: at,
+        ...(status === 'failed' ? { reason: 'onnx crashed' } : {}),
+      });
+      const settled = x.settled as Extract<typeof x.settled, { outcome: 'settled' }>;
+      const studyRec: ResultRecord = { ...rec, jobId: settled.jobId!, study: { contentHash: settled.contentHash, roles: [] } };
+      await redis.set(k.result(x.chosen.seriesInstanceUid), JSON.stringify(studyRec));
+      return studyRec;
+    };
+    const sentRec = await studyResult(sent, 'scored', later);
+    await studyResult(failed, 'failed', later);
+    // Scored but not sent yet: the other series still waits; the failed study's other series counts from the failure.
+    report = await sweep(c, later + DAY / 2);
+    expect(report.deleted).toBe(0);
+    expect(report.kept).toEqual({
+      'not sent to every destination': 1,
+      "the study's chosen series is not dispatched yet": 1,
+      failed: 1,
+      'younger than retentionDays': 1,
+    });
+
+    // Sent: both series of that study go retentionDays after the send, not before.
+    await writeDispatch(redis, c, { ...sent.chosen, instancesHash: resultKey(sentRec), record: sentRec }, 'pacs', 'sent', later + DAY);
+    report = await sweep(c, later + 1.5 * DAY);
+    expect(report.deletedSeries).toEqual([failed.other.seriesInstanceUid]);
+    expect(report.kept).toEqual({ 'younger than retentionDays': 2, failed: 1 });
+    report = await sweep(c, later + 2.5 * DAY);
+    expect(report.deletedSeries.sort()).toEqual([sent.chosen.seriesInstanceUid, sent.other.seriesInstanceUid].sort());
+    for (const s of [sent.chosen, sent.other, failed.other]) expect(existsSync(s.seriesDir), s.seriesInstanceUid).toBe(false);
+    // The failed job's series stays for an admin to retry; the study's state goes with its last series only.
+    expect(existsSync(failed.chosen.seriesDir)).toBe(true);
+    expect(await redis.exists(k.study(sent.chosen.studyInstanceUid))).toBe(0);
+    expect(await redis.exists(k.study(failed.chosen.studyInstanceUid))).toBe(1);
   });
 });

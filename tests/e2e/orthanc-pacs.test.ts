@@ -17,40 +17,29 @@
  * one result.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdir, symlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import dcmjs from 'dcmjs';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/demo/child-process.js';
 import { forwarderLua, startOrthanc, type Orthanc, type OrthancResource } from '../../src/demo/orthanc.js';
 import { writePhantomSeries } from '../../src/demo/phantom.js';
-import { dropRedisPrefix, MlsamProcess } from '../../src/demo/processes.js';
 import { srSeriesProbability } from '../../src/demo/sr-read.js';
-import { Keys } from '../../src/stores/keys.js';
 import type { ResultRecord } from '../../src/contracts/result-record.js';
 import { run } from '../helpers/dcmtk.js';
-import { SHARED_DATA } from '../helpers/dicom-listener.js';
 import { mlsam } from '../helpers/process.js';
 import { writeSyntheticSeries } from '../helpers/synthetic-series.js';
-import { sleep, uniquePrefix, waitFor } from '../queue/helpers.js';
+import { P001, P001_SUBSET_NAMES as SUBSET, ServeNode } from '../helpers/serve-node.js';
+import { sleep, waitFor } from '../queue/helpers.js';
 
-const P001 = join(SHARED_DATA, 'covid-ct-md', 'P001');
-const SUBSET = Array.from({ length: 40 }, (_, i) => `98C14734-ASSH_${50 + i}.dcm`);
-const REDIS_URL = 'redis://127.0.0.1:6379';
 const STABLE_AGE = 2;
 const QUIET = 2;
 const SC_CLASSES = ['1.2.840.10008.5.1.4.1.1.7', '1.2.840.10008.5.1.4.1.1.7.4'];
 
-let work: string;
 let orthanc: Orthanc;
-let node: MlsamProcess;
+let serve: ServeNode;
 let nodePort: number;
 let nodeConfig: Record<string, unknown>;
-let prefix: string;
-let redis: Redis;
-let keys: Keys;
 
 /** `storescu` as the modality (AE UPLOADER) into Orthanc. */
 async function upload(files: string[]): Promise<void> {
@@ -59,15 +48,7 @@ async function upload(files: string[]): Promise<void> {
   if (r.code !== 0) throw new Error(`storescu into Orthanc failed: ${r.stderr}`);
 }
 
-async function startNode(): Promise<void> {
-  node = await MlsamProcess.start({ command: 'serve', workDir: work, config: nodeConfig, name: `serve-${Date.now()}` });
-  await node.waitListening(60_000);
-}
-
-async function record(seriesUid: string): Promise<ResultRecord | undefined> {
-  const j = await redis.get(keys.result(seriesUid));
-  return j ? (JSON.parse(j) as ResultRecord) : undefined;
-}
+const record = (seriesUid: string): Promise<ResultRecord | undefined> => serve.record(seriesUid);
 
 /** Series of a study other than the source series, with their instances. */
 async function resultObjects(studyUid: string, sourceSeriesUid: string): Promise<Array<OrthancResource & { series: OrthancResource }>> {
@@ -90,7 +71,7 @@ async function waitForResultInOrthanc(
 }> {
   return waitFor(
     async () => {
-      if (!node.running) throw new Error(`mlsam serve exited:\n${node.log().slice(-3000)}`);
+      serve.checkRunning();
       const rec = await record(seriesUid);
       if (!rec?.outputs?.length) return undefined;
       const objects = await resultObjects(studyUid, seriesUid);
@@ -107,10 +88,7 @@ const storeJobs = async (): Promise<Awaited<ReturnType<Orthanc['jobs']>>> =>
   (await orthanc.jobs()).filter((j) => j.Type === 'DicomModalityStore');
 
 beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), 'mlsam-e2e-orthanc-'));
-  prefix = uniquePrefix('e2e-orthanc');
-  redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 2 });
-  keys = new Keys(prefix);
+  serve = await ServeNode.open('e2e-orthanc');
   nodePort = await freePort();
   orthanc = await startOrthanc({
     modalities: {
@@ -122,23 +100,17 @@ beforeAll(async () => {
   });
   nodeConfig = {
     dicom: { aeTitle: 'MLSAM', host: '127.0.0.1', port: nodePort },
-    redis: { url: REDIS_URL, keyPrefix: prefix },
-    spool: { dir: join(work, 'spool') },
     series: { quietPeriodSeconds: QUIET },
     destinations: [{ name: 'pacs', aeTitle: 'ORTHANC', host: '127.0.0.1', port: orthanc.dicomPort }],
     http: { host: '127.0.0.1', port: 0 },
     dispatch: { backoffSeconds: 1, maxBackoffSeconds: 5 },
-    log: { level: 'info' },
   };
-  await startNode();
+  await serve.start(nodeConfig);
 });
 
 afterAll(async () => {
-  await node?.stop();
+  await serve?.close();
   await orthanc?.stop();
-  redis?.disconnect();
-  if (prefix) await dropRedisPrefix(REDIS_URL, prefix);
-  if (work) await rm(work, { recursive: true, force: true });
 });
 
 describe.skipIf(!existsSync(P001))('Orthanc as the PACS, end to end', () => {
@@ -149,7 +121,7 @@ describe.skipIf(!existsSync(P001))('Orthanc as the PACS, end to end', () => {
   let objects: Array<OrthancResource & { series: OrthancResource }>;
 
   it('a CT uploaded into Orthanc comes back as SR + SC series in the same study, with no further action', async () => {
-    subsetDir = join(work, 'p001-subset');
+    subsetDir = join(serve.work, 'p001-subset');
     await mkdir(subsetDir);
     for (const f of SUBSET) await symlink(join(P001, f), join(subsetDir, f));
     await upload(SUBSET.map((f) => join(subsetDir, f)));
@@ -190,7 +162,7 @@ describe.skipIf(!existsSync(P001))('Orthanc as the PACS, end to end', () => {
   });
 
   it('every result object, as Orthanc stores it, passes dciodvfy', async () => {
-    const dir = join(work, 'from-orthanc');
+    const dir = join(serve.work, 'from-orthanc');
     await mkdir(dir, { recursive: true });
     for (const o of objects) {
       const path = join(dir, `${o.ID}.dcm`);
@@ -235,15 +207,15 @@ describe.skipIf(!existsSync(P001))('Orthanc as the PACS, end to end', () => {
     const jobs = await storeJobs();
     expect(jobs).toHaveLength(1); // the CT forward only
     const resultSeries = new Set(objects.map((o) => o.series.MainDicomTags.SeriesInstanceUID!));
-    for (const s of resultSeries) expect(await redis.exists(keys.series(s))).toBe(0);
-    const known = await redis.zrange(keys.seriesIndex(), 0, -1);
+    for (const s of resultSeries) expect(await serve.redis.exists(serve.keys.series(s))).toBe(0);
+    const known = await serve.redis.zrange(serve.keys.seriesIndex(), 0, -1);
     expect(known).toEqual([seriesUid]);
     expect(orthanc.logTail(200_000)).toMatch(/not forwarded \(Modality SR\)/);
   });
 
   it('a non-CT series is not forwarded, and stored unscored by the node when pushed to it by hand', async () => {
     const mr = await writeSyntheticSeries({
-      dir: join(work, 'mr'),
+      dir: join(serve.work, 'mr'),
       count: 25,
       rows: 64,
       columns: 64,
@@ -263,7 +235,7 @@ describe.skipIf(!existsSync(P001))('Orthanc as the PACS, end to end', () => {
     expect((await orthanc.waitJob(job.ID!)).State).toBe('Success');
     const ignored = await waitFor(
       async () => {
-        const h = await redis.hgetall(keys.series(mr.seriesInstanceUid));
+        const h = await serve.redis.hgetall(serve.keys.series(mr.seriesInstanceUid));
         return h.status === 'ignored' ? h : undefined;
       },
       QUIET * 1000 + 15_000,
@@ -273,12 +245,12 @@ describe.skipIf(!existsSync(P001))('Orthanc as the PACS, end to end', () => {
     expect(ignored.reason).toMatch(/MR Image Storage: stored, not scored/);
     expect(await record(mr.seriesInstanceUid)).toBeUndefined();
     expect((await orthanc.seriesOfStudy(mr.studyInstanceUid)).length).toBe(1);
-    expect(node.running).toBe(true);
+    expect(serve.node.running).toBe(true);
   });
 
   it('node down while Orthanc forwards: the job fails; re-forwarding after a restart gives exactly one result', async () => {
-    expect(await node.stop()).toBe(0);
-    const ph = await writePhantomSeries({ dir: join(work, 'phantom'), slices: 30, size: 256 });
+    expect(await serve.stop()).toBe(0);
+    const ph = await writePhantomSeries({ dir: join(serve.work, 'phantom'), slices: 30, size: 256 });
     const before = new Set((await storeJobs()).map((j) => j.ID));
     await upload(ph.instances.map((i) => i.path));
     const failed = await waitFor(
@@ -290,9 +262,9 @@ describe.skipIf(!existsSync(P001))('Orthanc as the PACS, end to end', () => {
       "Orthanc's failed forward job",
     );
     expect(failed).toHaveLength(1);
-    expect(await redis.exists(keys.series(ph.seriesInstanceUid))).toBe(0);
+    expect(await serve.redis.exists(serve.keys.series(ph.seriesInstanceUid))).toBe(0);
 
-    await startNode();
+    await serve.start(nodeConfig);
     // Re-forward: resubmit the failed job, then (as an impatient admin) forward the series once more.
     await orthanc.post(`/jobs/${failed[0]!.ID}/resubmit`, '');
     expect((await orthanc.waitJob(failed[0]!.ID)).State).toBe('Success');

@@ -10,72 +10,44 @@
  * Orthanc (our results arrive) forwards it again and the node adds nothing.
  */
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/demo/child-process.js';
 import { startOrthanc, studyForwarderLua, type Orthanc } from '../../src/demo/orthanc.js';
-import { dropRedisPrefix, MlsamProcess } from '../../src/demo/processes.js';
-import { Keys } from '../../src/stores/keys.js';
-import type { ResultRecord } from '../../src/contracts/result-record.js';
 import { run } from '../helpers/dcmtk.js';
-import { SHARED_DATA } from '../helpers/dicom-listener.js';
+import { P001, P001_SUBSET, ServeNode } from '../helpers/serve-node.js';
 import { buildStudyFixture, type StudyFixture } from '../helpers/study-fixture.js';
-import { sleep, uniquePrefix, waitFor } from '../queue/helpers.js';
+import { sleep, waitFor } from '../queue/helpers.js';
 
-const P001 = join(SHARED_DATA, 'covid-ct-md', 'P001');
-const SUBSET = Array.from({ length: 40 }, (_, i) => join(P001, `98C14734-ASSH_${50 + i}.dcm`));
-const REDIS_URL = 'redis://127.0.0.1:6379';
 const SR = '1.2.840.10008.5.1.4.1.1.88.34';
 const KOS = '1.2.840.10008.5.1.4.1.1.88.59';
 const SC = '1.2.840.10008.5.1.4.1.1.7';
 
-let work: string;
 let orthanc: Orthanc;
-let node: MlsamProcess;
-let prefix: string;
-let redis: Redis;
-let keys: Keys;
+let serve: ServeNode;
 let study: StudyFixture;
 
 beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), 'mlsam-e2e-ostudy-'));
-  prefix = uniquePrefix('e2e-ostudy');
-  redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 2 });
-  keys = new Keys(prefix);
-  study = await buildStudyFixture(join(work, 'study'), SUBSET);
+  serve = await ServeNode.open('e2e-ostudy');
+  study = await buildStudyFixture(join(serve.work, 'study'), P001_SUBSET);
   const nodePort = await freePort();
   orthanc = await startOrthanc({
     modalities: { mlsam: { aeTitle: 'MLSAM', port: nodePort }, uploader: { aeTitle: 'UPLOADER', port: 104 } },
     lua: [studyForwarderLua({ modality: 'mlsam', nodeAeTitle: 'MLSAM' })],
     stableAgeSeconds: 3,
   });
-  node = await MlsamProcess.start({
-    command: 'serve',
-    workDir: work,
-    name: 'serve-ostudy',
-    config: {
-      dicom: { aeTitle: 'MLSAM', host: '127.0.0.1', port: nodePort },
-      redis: { url: REDIS_URL, keyPrefix: prefix },
-      spool: { dir: join(work, 'spool') },
-      series: { quietPeriodSeconds: 2, routing: { minSlices: 10 }, selection: { minCoverageMm: 50 } },
-      destinations: [{ name: 'pacs', aeTitle: 'ORTHANC', host: '127.0.0.1', port: orthanc.dicomPort }],
-      http: { host: '127.0.0.1', port: 0 },
-      dispatch: { backoffSeconds: 1, maxBackoffSeconds: 5 },
-      log: { level: 'info' },
-    },
+  await serve.start({
+    dicom: { aeTitle: 'MLSAM', host: '127.0.0.1', port: nodePort },
+    series: { quietPeriodSeconds: 2, routing: { minSlices: 10 }, selection: { minCoverageMm: 50 } },
+    destinations: [{ name: 'pacs', aeTitle: 'ORTHANC', host: '127.0.0.1', port: orthanc.dicomPort }],
+    http: { host: '127.0.0.1', port: 0 },
+    dispatch: { backoffSeconds: 1, maxBackoffSeconds: 5 },
   });
-  await node.waitListening(60_000);
 }, 180_000);
 
 afterAll(async () => {
-  await node?.stop();
+  await serve?.close();
   await orthanc?.stop();
-  redis?.disconnect();
-  if (prefix) await dropRedisPrefix(REDIS_URL, prefix);
-  if (work) await rm(work, { recursive: true, force: true });
 });
 
 describe.skipIf(!existsSync(P001))('Orthanc forwards a whole study', () => {
@@ -88,9 +60,8 @@ describe.skipIf(!existsSync(P001))('Orthanc forwards a whole study', () => {
     expect(up.code, up.stderr).toBe(0);
     const rec = await waitFor(
       async () => {
-        if (!node.running) throw new Error(`mlsam serve exited:\n${node.log().slice(-3000)}`);
-        const j = await redis.get(keys.result(study.thin.seriesInstanceUid));
-        const r = j ? (JSON.parse(j) as ResultRecord) : undefined;
+        serve.checkRunning();
+        const r = await serve.record(study.thin.seriesInstanceUid);
         if (!r?.outputs?.length) return undefined;
         const inOrthanc = new Set((await orthanc.instancesOfStudy(study.studyInstanceUid)).map((i) => i.MainDicomTags.SOPInstanceUID));
         return r.outputs.every((o) => inOrthanc.has(o.sopInstanceUid)) ? r : undefined;
@@ -121,9 +92,9 @@ describe.skipIf(!existsSync(P001))('Orthanc forwards a whole study', () => {
     expect(resultSeries.size).toBe(new Set(rec.outputs!.map((o) => (o.kind === 'summary' ? 'heatmap' : o.kind))).size);
     expect(series).toHaveLength(5 + resultSeries.size);
     // Nothing more was scored after the re-forward.
-    const again = JSON.parse((await redis.get(keys.result(study.thin.seriesInstanceUid)))!) as ResultRecord;
-    expect(again.jobId).toBe(rec.jobId);
+    const again = await serve.record(study.thin.seriesInstanceUid);
+    expect(again?.jobId).toBe(rec.jobId);
     const others = [study.thick, study.coronal, study.localizer, study.dose].map((s) => s.seriesInstanceUid);
-    for (const uid of others) expect(await redis.exists(keys.result(uid))).toBe(0);
+    for (const uid of others) expect(await serve.redis.exists(serve.keys.result(uid))).toBe(0);
   }, 600_000);
 });

@@ -10,33 +10,20 @@
  * rescores the study once, the new SR naming the old one as predecessor.
  */
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../src/demo/child-process.js';
-import { dropRedisPrefix, MlsamProcess } from '../../src/demo/processes.js';
 import { writeSyntheticSeries } from '../../src/dicom/testing/synthetic-series.js';
-import { Keys } from '../../src/stores/keys.js';
 import type { ResultRecord } from '../../src/contracts/result-record.js';
 import type { StudyView } from '../../src/admin/studies.js';
 import { run } from '../helpers/dcmtk.js';
-import { SHARED_DATA } from '../helpers/dicom-listener.js';
+import { P001, P001_SUBSET, ServeNode } from '../helpers/serve-node.js';
 import { buildStudyFixture, type StudyFixture } from '../helpers/study-fixture.js';
-import { sleep, uniquePrefix, waitFor } from '../queue/helpers.js';
+import { sleep, waitFor } from '../queue/helpers.js';
 
-const P001 = join(SHARED_DATA, 'covid-ct-md', 'P001');
-const SUBSET = Array.from({ length: 40 }, (_, i) => join(P001, `98C14734-ASSH_${50 + i}.dcm`));
-const REDIS_URL = 'redis://127.0.0.1:6379';
-
-let work: string;
-let node: MlsamProcess;
+let serve: ServeNode;
 let nodePort: number;
 let httpPort: number;
-let prefix: string;
-let redis: Redis;
-let keys: Keys;
 let study: StudyFixture;
 
 async function storescu(files: string[]): Promise<{ code: number | null; stderr: string }> {
@@ -52,52 +39,33 @@ async function api<T>(path: string): Promise<T> {
   return (res.headers.get('content-type') ?? '').includes('json') ? ((await res.json()) as T) : ((await res.text()) as T);
 }
 
-async function record(seriesUid: string): Promise<ResultRecord | undefined> {
-  const j = await redis.get(keys.result(seriesUid));
-  return j ? (JSON.parse(j) as ResultRecord) : undefined;
-}
+const record = (seriesUid: string): Promise<ResultRecord | undefined> => serve.record(seriesUid);
 
 async function records(): Promise<ResultRecord[]> {
-  const uids = await redis.smembers(keys.studySeries(study.studyInstanceUid));
+  const uids = await serve.redis.smembers(serve.keys.studySeries(study.studyInstanceUid));
   return (await Promise.all(uids.map(record))).filter((r): r is ResultRecord => r !== undefined);
 }
 
 async function jobCount(): Promise<number> {
-  return (await redis.keys(`${prefix}:inference:study-*`)).filter((k) => /:inference:study-[0-9.]+-[0-9a-f]{64}$/.test(k)).length;
+  return (await serve.redis.keys(`${serve.prefix}:inference:study-*`)).filter((k) => /:inference:study-[0-9.]+-[0-9a-f]{64}$/.test(k))
+    .length;
 }
 
 beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), 'mlsam-e2e-study-'));
-  prefix = uniquePrefix('e2e-study');
-  redis = new Redis(REDIS_URL, { maxRetriesPerRequest: 2 });
-  keys = new Keys(prefix);
+  serve = await ServeNode.open('e2e-study');
   nodePort = await freePort();
   httpPort = await freePort();
-  study = await buildStudyFixture(join(work, 'study'), SUBSET);
-  node = await MlsamProcess.start({
-    command: 'serve',
-    workDir: work,
-    name: 'serve-study',
-    config: {
-      dicom: { aeTitle: 'MLSAM', host: '127.0.0.1', port: nodePort },
-      redis: { url: REDIS_URL, keyPrefix: prefix },
-      spool: { dir: join(work, 'spool') },
-      // 40 slices of 2 mm: the thick reconstruction has 13 slabs, the chest subset covers 78 mm.
-      series: { quietPeriodSeconds: 2, routing: { minSlices: 10 }, selection: { minCoverageMm: 50 } },
-      http: { host: '127.0.0.1', port: httpPort },
-      log: { level: 'info' },
-    },
+  study = await buildStudyFixture(join(serve.work, 'study'), P001_SUBSET);
+  await serve.start({
+    dicom: { aeTitle: 'MLSAM', host: '127.0.0.1', port: nodePort },
+    // 40 slices of 2 mm: the thick reconstruction has 13 slabs, the chest subset covers 78 mm.
+    series: { quietPeriodSeconds: 2, routing: { minSlices: 10 }, selection: { minCoverageMm: 50 } },
+    http: { host: '127.0.0.1', port: httpPort },
   });
-  await node.waitListening(60_000);
 }, 180_000);
 
 afterAll(async () => {
-  if (process.env.MLSAM_TEST_NODE_LOG)
-    await (await import('node:fs/promises')).writeFile(process.env.MLSAM_TEST_NODE_LOG, node?.log() ?? '');
-  await node?.stop();
-  redis?.disconnect();
-  if (prefix) await dropRedisPrefix(REDIS_URL, prefix);
-  if (work) await rm(work, { recursive: true, force: true });
+  await serve?.close();
 });
 
 describe.skipIf(!existsSync(P001))('a whole study forwarded as a PACS does', () => {
@@ -119,7 +87,7 @@ describe.skipIf(!existsSync(P001))('a whole study forwarded as a PACS does', () 
 
     first = await waitFor(
       async () => {
-        if (!node.running) throw new Error(`mlsam serve exited:\n${node.log().slice(-3000)}`);
+        serve.checkRunning();
         const rec = await record(study.thin.seriesInstanceUid);
         return rec?.outputs?.length ? rec : undefined;
       },
@@ -178,7 +146,7 @@ describe.skipIf(!existsSync(P001))('a whole study forwarded as a PACS does', () 
 
   it('scores the study once more when a series is added later, naming the first SR as predecessor', async () => {
     const extra = await writeSyntheticSeries({
-      dir: join(work, 'extra'),
+      dir: join(serve.work, 'extra'),
       count: 12,
       rows: 64,
       columns: 64,

@@ -40,7 +40,7 @@ const stored = (hu: ArrayLike<number>): Buffer => {
 };
 
 /** Builds the study under `dir` from `thinFiles` (slices of one real axial series, superior first). */
-export async function buildStudyFixture(dir: string, thinFiles: string[]): Promise<StudyFixture> {
+export async function buildStudyFixture(dir: string, thinFiles: readonly string[]): Promise<StudyFixture> {
   const first = await readDicomHeaderFile(thinFiles[0]!);
   const studyInstanceUid = first.studyInstanceUid!;
   const patientName = (await dcmdumpValue(thinFiles[0]!, '0010,0010')) ?? '';

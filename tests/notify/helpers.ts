@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import type { Config } from '../../src/config/schema.js';
 import type { ResultRecord } from '../../src/contracts/result-record.js';
+import { extentScore } from '../../src/model/zones.js';
 import { Keys } from '../../src/stores/keys.js';
 import { ResultStore } from '../../src/stores/result-store.js';
 import type { Harness } from '../worker/dispatch/helpers.js';
@@ -22,6 +23,32 @@ export function opacityOf(percentOpacity: number, percentHighOpacity: number): N
     percentHighOpacity,
   };
   return { method: 'hu-threshold', opacityHu: [-750, -300], highOpacityHu: [-300, 50], total: m, left: m, right: m };
+}
+
+/**
+ * Lung zones for test records: the six zones' % opacity given right upper → left lower, each zone
+ * 700 mL of lung, the zone bins (src/model/zones.ts extentScore) and their sum, the zone score.
+ */
+export function zonesOf(percents: [number, number, number, number, number, number]): NonNullable<ResultRecord['zones']> {
+  const bin = (p: number): number => extentScore(p);
+  const zone = (p: number, i: number) => ({
+    lungMl: 700,
+    opacityMl: (700 * p) / 100,
+    highOpacityMl: (700 * p) / 400,
+    percentOpacity: p,
+    percentHighOpacity: p / 4,
+    score: bin(p),
+    firstSlice: i * 10,
+    lastSlice: i * 10 + 9,
+    slices: 10,
+  });
+  const [ru, rm, rl, lu, lm, ll] = percents.map(zone) as [ReturnType<typeof zone>, ...ReturnType<typeof zone>[]];
+  return {
+    rule: 'lung-thirds-v1',
+    right: { upper: ru, middle: rm!, lower: rl! },
+    left: { upper: lu!, middle: lm!, lower: ll! },
+    score: percents.reduce((s, p) => s + bin(p), 0),
+  };
 }
 
 /**

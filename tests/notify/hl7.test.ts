@@ -11,7 +11,7 @@ import { hl7ControlId } from '../../src/notify/hl7-oru.js';
 import { cleanup, freePort, testConfig } from '../queue/helpers.js';
 import { makeTestPki, type TestPki } from '../helpers/tls-certs.js';
 import { Harness, makeScoredResultSet } from '../worker/dispatch/helpers.js';
-import { field, opacityOf, parseWithPythonHl7, storeRecord } from './helpers.js';
+import { field, opacityOf, parseWithPythonHl7, storeRecord, zonesOf } from './helpers.js';
 
 interface Peer {
   port: number;
@@ -78,7 +78,7 @@ afterAll(async () => {
 describe('HL7 ORU^R01 notification over MLLP', () => {
   it('AA: delivered once (a repeat enqueue sends nothing); AE: parked at once with the reason; no answer: retried, then parked; TLS: delivered', async () => {
     const set = await makeScoredResultSet(config, { patientName: "O'Brien|Smith^Mary&Ann", patientId: 'PAT~1^2' });
-    const record = { ...set.record, opacity: opacityOf(12.345, 3.21) };
+    const record = { ...set.record, opacity: opacityOf(12.345, 3.21), zones: zonesOf([2.5, 10.125, 30, 0, 4.994, 80]) };
     await storeRecord(h, config, record);
     const queued = await h.dispatcher.enqueue(record, 'worker');
     expect(queued.map((q) => [q.destination, q.outcome])).toEqual([
@@ -161,10 +161,40 @@ describe('HL7 ORU^R01 notification over MLLP', () => {
       ['NM', 'LUNG-OPAC-PCT', '99MLSAM', '12.35', '%'],
       ['NM', 'LUNG-HOPAC-PCT', '99MLSAM', '3.21', '%'],
       ['NM', 'LUNG-VOL', '99MLSAM', '4200', 'mL'],
+      // Lung zones: the zone score (bins 1 + 2 + 3 + 0 + 1 + 5), then one OBX per zone, right upper to left lower.
+      ['NM', 'LUNG-ZONE-SCORE', '99MLSAM', '12', '{score}'],
+      ['NM', 'LUNG-OPAC-PCT-RU', '99MLSAM', '2.5', '%'],
+      ['NM', 'LUNG-OPAC-PCT-RM', '99MLSAM', '10.13', '%'],
+      ['NM', 'LUNG-OPAC-PCT-RL', '99MLSAM', '30', '%'],
+      ['NM', 'LUNG-OPAC-PCT-LU', '99MLSAM', '0', '%'],
+      ['NM', 'LUNG-OPAC-PCT-LM', '99MLSAM', '4.99', '%'],
+      ['NM', 'LUNG-OPAC-PCT-LL', '99MLSAM', '80', '%'],
       ['ST', '110180', 'DCM', record.studyInstanceUid, ''],
       ['ST', '112002', 'DCM', record.seriesInstanceUid, ''],
     ]);
     expect(obx.every((o) => o.status === 'P')).toBe(true);
+    // Every OBX says what it is in words and with its UCUM unit's name; set IDs run 1..n.
+    const zoneObx = (m.OBX ?? []).map((_, k) => k).filter((k) => field(m, 'OBX', 3, 1, 1, k).startsWith('LUNG-OPAC-PCT-'));
+    expect(zoneObx.map((k) => field(m, 'OBX', 3, 2, 1, k))).toEqual([
+      'Right upper lung zone opacity, % of zone volume',
+      'Right middle lung zone opacity, % of zone volume',
+      'Right lower lung zone opacity, % of zone volume',
+      'Left upper lung zone opacity, % of zone volume',
+      'Left middle lung zone opacity, % of zone volume',
+      'Left lower lung zone opacity, % of zone volume',
+    ]);
+    expect(zoneObx.map((k) => [field(m, 'OBX', 6, 2, 1, k), field(m, 'OBX', 6, 3, 1, k)])).toEqual(Array(6).fill(['percent', 'UCUM']));
+    expect(
+      field(
+        m,
+        'OBX',
+        3,
+        2,
+        1,
+        obx.findIndex((o) => o.code === 'LUNG-ZONE-SCORE'),
+      ),
+    ).toMatch(/^Lung zone score 0-30 \(thirds of each lung/);
+    expect((m.OBX ?? []).map((_, k) => field(m, 'OBX', 1, 1, 1, k))).toEqual(obx.map((_, k) => String(k + 1)));
     expect(field(m, 'NTE', 3)).toBe('NOT FOR DIAGNOSTIC USE. Research triage aid, not a medical device. Model mlsam-test 1.0.0.');
     // Each listener got the same content (its own control ID).
     const tlsMsg = await parseWithPythonHl7(secure.received[0]!);

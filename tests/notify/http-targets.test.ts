@@ -15,7 +15,7 @@ import { targetViews, targetsMetrics, targetsPage } from '../../src/admin/target
 import { fhirReportId } from '../../src/notify/fhir.js';
 import { cleanup, freePort, testConfig } from '../queue/helpers.js';
 import { Harness, makeScoredResultSet } from '../worker/dispatch/helpers.js';
-import { opacityOf, storeRecord } from './helpers.js';
+import { opacityOf, storeRecord, zonesOf } from './helpers.js';
 
 interface Recorded {
   method: string;
@@ -113,7 +113,7 @@ afterAll(async () => {
 describe('FHIR R4 and webhook notifications', () => {
   it('PUTs a valid DiagnosticReport and Observations by deterministic ids (a second PUT is the same); signs the webhook; parks the refused and the unreachable', async () => {
     const set = await makeScoredResultSet(config, { patientId: 'MRN-77' });
-    const record = { ...set.record, opacity: opacityOf(8.5, 1.25) };
+    const record = { ...set.record, opacity: opacityOf(8.5, 1.25), zones: zonesOf([1, 6.254, 20, 0.5, 0, 55]) };
     await storeRecord(h, config, record);
     let failFirstHook = true;
     hook.answer = (r) => {
@@ -124,12 +124,12 @@ describe('FHIR R4 and webhook notifications', () => {
     const queued = await h.dispatcher.enqueue(record, 'worker');
     const id = (name: string) => queued.find((q) => q.destination === name)!.jobId;
 
-    // FHIR: 4 observations, then the report, each PUT to its own deterministic URL with the bearer token.
+    // FHIR: 5 observations (the last the lung zones), then the report, each PUT to its own deterministic URL with the bearer token.
     await h.waitState(id('fhir'), ['completed']);
     const reportId = fhirReportId(record, { name: 'fhir' });
     const puts = fhir.requests.filter((r) => r.method === 'PUT');
     expect(puts.map((r) => r.url)).toEqual([
-      ...['category', 'score', 'opacity', 'high-opacity'].map((s) => `/fhir/r4/Observation/${reportId}-${s}`),
+      ...['category', 'score', 'opacity', 'high-opacity', 'zones'].map((s) => `/fhir/r4/Observation/${reportId}-${s}`),
       `/fhir/r4/DiagnosticReport/${reportId}`,
     ]);
     expect(
@@ -157,11 +157,33 @@ describe('FHIR R4 and webhook notifications', () => {
     expect(report.identifier.map((i) => i.value)).toEqual([`urn:oid:${record.studyInstanceUid}`, 'ACC0001']);
     expect(report.imagingStudy[0]!.identifier.value).toBe(`urn:oid:${record.studyInstanceUid}`);
     expect(report.subject.identifier.value).toBe('MRN-77');
-    expect(report.result.map((r) => r.reference)).toEqual(resources.slice(0, 4).map((o) => `Observation/${o.id as string}`));
+    expect(report.result.map((r) => r.reference)).toEqual(resources.slice(0, 5).map((o) => `Observation/${o.id as string}`));
     expect(report.conclusion).toMatch(/COVID-19 pneumonia pattern likely .*NOT FOR DIAGNOSTIC USE\.$/);
     expect(resources.find((o) => o.id === `${reportId}-opacity`)).toMatchObject({
       valueQuantity: { value: 8.5, code: '%', system: 'http://unitsofmeasure.org' },
     });
+    // Lung zones: the zone score (bins 1 + 2 + 2 + 1 + 0 + 4) with one component per zone, its % opacity in UCUM "%".
+    const zones = resources.find((o) => o.id === `${reportId}-zones`) as {
+      code: { coding: { system: string; code: string }[] };
+      valueQuantity: Record<string, unknown>;
+      bodySite: { coding: { system: string; code: string }[] };
+      component: { code: { coding: { system: string; code: string; display: string }[] }; valueQuantity: Record<string, unknown> }[];
+    };
+    expect(zones.code.coding[0]).toEqual(expect.objectContaining({ system: 'urn:mlsam-node:observation', code: 'lung-zone-score' }));
+    expect(zones.valueQuantity).toEqual({ value: 10, unit: 'score', system: 'http://unitsofmeasure.org', code: '{score}' });
+    expect(zones.bodySite.coding[0]).toMatchObject({ system: 'http://snomed.info/sct', code: '39607008' });
+    expect(zones.component.map((c) => [c.code.coding[0]!.code, c.valueQuantity.value])).toEqual([
+      ['lung-zone-opacity-percent-right-upper', 1],
+      ['lung-zone-opacity-percent-right-middle', 6.25],
+      ['lung-zone-opacity-percent-right-lower', 20],
+      ['lung-zone-opacity-percent-left-upper', 0.5],
+      ['lung-zone-opacity-percent-left-middle', 0],
+      ['lung-zone-opacity-percent-left-lower', 55],
+    ]);
+    expect(zones.component[0]!.code.coding[0]!.display).toBe('Right upper lung zone opacity, % of zone volume');
+    expect(zones.component.every((c) => c.valueQuantity.code === '%' && c.valueQuantity.system === 'http://unitsofmeasure.org')).toBe(true);
+    // The validator checks components too (a component without its code is refused).
+    expect(validator.validate({ ...zones, component: [{ valueQuantity: { value: 1 } }] }).length).toBeGreaterThan(0);
 
     // A re-send of the same result: the same URLs and the same bodies, answered 200 (no new resource).
     const [again] = await h.dispatcher.enqueue(record, 'admin', { destinations: ['fhir'] });

@@ -7,12 +7,12 @@ import type { Logger } from '../../log.js';
 import type { AssociationRecord, ReceivedInstance, RefusedContextRecord, StoreFailureRecord } from '../received-instance.js';
 import { discardTempFile, InstanceWriter, openTempFile, StoreStatus, type StoreOutcome, type TempFile } from '../spool/instance-writer.js';
 import type { DiskWatermark } from '../spool/spool-layout.js';
-import { isUnscoredStorageSopClass, isValidUid, STORAGE_SOP_CLASSES } from '../uids.js';
+import { isUnscoredStorageSopClass, isValidUid, sopClassName, STORAGE_SOP_CLASSES, transferSyntaxName } from '../uids.js';
 import { decideAssociation, normalizeHost } from './association-policy.js';
 import { negotiatePresentationContext, PcResult } from './presentation-contexts.js';
 import { PduStream, type CStoreCommand, type DatasetSink } from './pdu-stream.js';
 import { encodeCStoreResponse } from './store-response.js';
-import { presentationContextResultText, sopClassName, transferSyntaxName } from '../words.js';
+import { presentationContextResultText } from '../words.js';
 
 const { Scp, Dataset } = dimse;
 const { CEchoResponse, CStoreResponse } = dimse.responses;

@@ -1,6 +1,6 @@
--- mlsamFinalizeSeries (queue/series-tracker.ts settle): writes the settle outcome only if no instance
+-- mlsamFinalizeSeries (queue/settle-outcome.ts, writeIfQuiet): writes the settle outcome only if no instance
 -- arrived since the settle read the state.
--- KEYS[1] series hash; ARGV[1] lastReceivedAt the settle read, ARGV[2..] field, value pairs
+-- KEYS[1] series (or study) hash; ARGV[1] lastReceivedAt the settle read, ARGV[2..] field, value pairs
 -- Returns 1 when written, 0 when an instance arrived meanwhile.
 if (redis.call('HGET', KEYS[1], 'lastReceivedAt') or '') ~= ARGV[1] then return 0 end
 redis.call('HDEL', KEYS[1], 'ignoreCode', 'reason', 'jobId', 'enqueuedBy')
