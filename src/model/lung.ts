@@ -178,30 +178,6 @@ export function segmentLungs(g: WorkGrid, spec: LungSpec): LungSegmentation {
   return { lung: paintRuns(inside.lung), side: inside.side, body: paintRuns(body), components: inside.components };
 }
 
-/** The inclusive box of a grid as a grid of its own. */
-export function cropGrid(g: WorkGrid, b: Box): WorkGrid {
-  const cw = b.x1 - b.x0 + 1;
-  const ch = b.y1 - b.y0 + 1;
-  const hu = new Float64Array(cw * ch);
-  for (let y = 0; y < ch; y++) hu.set(g.hu.subarray((b.y0 + y) * g.width + b.x0, (b.y0 + y) * g.width + b.x0 + cw), y * cw);
-  return { width: cw, height: ch, hu, pxMm: g.pxMm };
-}
-
-export function cropMask(m: Mask, b: Box): Mask {
-  const cw = b.x1 - b.x0 + 1;
-  const ch = b.y1 - b.y0 + 1;
-  const data = new Uint8Array(cw * ch);
-  for (let y = 0; y < ch; y++) data.set(m.data.subarray((b.y0 + y) * m.width + b.x0, (b.y0 + y) * m.width + b.x0 + cw), y * cw);
-  return { width: cw, height: ch, data };
-}
-
-/** A window's mask placed back into a w × h grid (0 outside the window). */
-export function pasteMask(m: Mask, b: Box, w: number, h: number): Mask {
-  const out = emptyMask(w, h);
-  for (let y = 0; y < m.height; y++) out.data.set(m.data.subarray(y * m.width, (y + 1) * m.width), (b.y0 + y) * w + b.x0);
-  return out;
-}
-
 /** Column sum (x relative to x0), count and first / last column of the runs (bodyColumns of the twin's crop). */
 function columns(r: Runs, x0: number): { sum: number; n: number; first: number; last: number } {
   let sum = 0;
