@@ -52,6 +52,14 @@ interface FlatWeights {
   tapCount: Int32Array;
   tapOff: Int32Array;
   tapW: Float64Array;
+  /**
+   * The non-zero taps again, padded with zero weights to the same number per output (`fixedN`, the most of any
+   * output): output i reads source fixedStart[i] … + fixedN − 1 with fixedW[i · fixedN + k] (the non-zero taps
+   * of a triangle are contiguous; a padded tap adds 0 · x = ±0, which leaves the sum as it is).
+   */
+  fixedN: number;
+  fixedStart: Int32Array;
+  fixedW: Float64Array;
 }
 
 /** Weights by "nIn/nOut": a series' slices share their sizes, so each pair is computed once (bounded cache). */
@@ -87,7 +95,15 @@ function flatWeights(nIn: number, nOut: number): FlatWeights {
     }
     tapCount[i] = t - (tapOff[i] as number);
   }
-  const f: FlatWeights = { start: a.start, count: a.count, off, w, tapIdx, tapCount, tapOff, tapW };
+  let fixedN = 0;
+  for (let i = 0; i < nOut; i++) if ((tapCount[i] as number) > fixedN) fixedN = tapCount[i] as number;
+  const fixedStart = new Int32Array(nOut);
+  const fixedW = new Float64Array(nOut * fixedN);
+  for (let i = 0; i < nOut; i++) {
+    fixedStart[i] = (tapCount[i] as number) > 0 ? (tapIdx[tapOff[i] as number] as number) : 0;
+    for (let k = 0; k < (tapCount[i] as number); k++) fixedW[i * fixedN + k] = tapW[(tapOff[i] as number) + k] as number;
+  }
+  const f: FlatWeights = { start: a.start, count: a.count, off, w, tapIdx, tapCount, tapOff, tapW, fixedN, fixedStart, fixedW };
   if (flatCache.size >= FLAT_CACHE_MAX) flatCache.delete(flatCache.keys().next().value as string);
   flatCache.set(key, f);
   return f;
@@ -117,28 +133,68 @@ export function resampleBox(
   const cw = box.x1 - box.x0 + 1;
   const wy = flatWeights(ch, outH);
   const wx = flatWeights(cw, outW);
-  if (tmpScratch.length < outH * cw) tmpScratch = new Float64Array(outH * cw);
+  // (+ fixedN: the padded taps of the last value may read past the last row; any finite value times 0 is ±0)
+  if (tmpScratch.length < outH * cw + wx.fixedN) tmpScratch = new Float64Array(outH * cw + wx.fixedN);
   const tmp = tmpScratch;
   // one copy of the row pass per source type: each stays monomorphic
   if (src instanceof Float32Array) rowsF32(src, srcWidth, box.x0, box.y0, cw, outH, wy, tmp);
   else rowsF64(src, srcWidth, box.x0, box.y0, cw, outH, wy, tmp);
   const res = out ?? new Float64Array(outH * outW);
-  const xi = wx.tapIdx;
-  const xc = wx.tapCount;
-  const xo = wx.tapOff;
-  const xw = wx.tapW;
+  columns(tmp, cw, outH, outW, wx, res);
+  return res;
+}
+
+/** The column pass: every value's taps in a register, unrolled for the usual 3-6 taps per value. */
+function columns(tmp: Float64Array, cw: number, outH: number, outW: number, wx: FlatWeights, res: Float64Array): void {
+  const n = wx.fixedN;
+  const fs = wx.fixedStart;
+  const fw = wx.fixedW;
   for (let i = 0; i < outH; i++) {
     const trow = i * cw;
     const orow = i * outW;
-    for (let o = 0; o < outW; o++) {
-      const k0 = xo[o] as number;
-      const k1 = k0 + (xc[o] as number);
-      let acc = 0;
-      for (let k = k0; k < k1; k++) acc += (xw[k] as number) * (tmp[trow + (xi[k] as number)] as number);
-      res[orow + o] = acc;
+    if (n === 4) {
+      for (let o = 0; o < outW; o++) {
+        const t = trow + (fs[o] as number);
+        const b = o * 4;
+        res[orow + o] =
+          0 +
+          (fw[b] as number) * (tmp[t] as number) +
+          (fw[b + 1] as number) * (tmp[t + 1] as number) +
+          (fw[b + 2] as number) * (tmp[t + 2] as number) +
+          (fw[b + 3] as number) * (tmp[t + 3] as number);
+      }
+    } else if (n === 5) {
+      for (let o = 0; o < outW; o++) {
+        const t = trow + (fs[o] as number);
+        const b = o * 5;
+        res[orow + o] =
+          0 +
+          (fw[b] as number) * (tmp[t] as number) +
+          (fw[b + 1] as number) * (tmp[t + 1] as number) +
+          (fw[b + 2] as number) * (tmp[t + 2] as number) +
+          (fw[b + 3] as number) * (tmp[t + 3] as number) +
+          (fw[b + 4] as number) * (tmp[t + 4] as number);
+      }
+    } else if (n === 3) {
+      for (let o = 0; o < outW; o++) {
+        const t = trow + (fs[o] as number);
+        const b = o * 3;
+        res[orow + o] =
+          0 +
+          (fw[b] as number) * (tmp[t] as number) +
+          (fw[b + 1] as number) * (tmp[t + 1] as number) +
+          (fw[b + 2] as number) * (tmp[t + 2] as number);
+      }
+    } else {
+      for (let o = 0; o < outW; o++) {
+        const t = trow + (fs[o] as number);
+        const b = o * n;
+        let acc = 0;
+        for (let k = 0; k < n; k++) acc += (fw[b + k] as number) * (tmp[t + k] as number);
+        res[orow + o] = acc;
+      }
     }
   }
-  return res;
 }
 
 /** The non-zero taps of output row i as source row offsets and weights in rowOff / rowW; returns their count. */
