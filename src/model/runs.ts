@@ -52,26 +52,28 @@ export class Runs {
   }
 }
 
-/** Set pixels of the mask. */
+/**
+ * Set pixels of a 0/1 mask (morphology.ts Mask). The run boundaries are found with the typed array's native
+ * indexOf (a memchr over the zeros), so the cost follows the runs more than the pixels.
+ */
 export function runsOf(m: Mask): Runs {
   const { width: w, height: h, data } = m;
   const out = new Runs(w, h);
-  for (let y = 0; y < h; y++) {
-    const f = out.n;
-    out.rs[y] = f;
-    const base = y * w;
-    let x = 0;
-    while (x < w) {
-      if (!data[base + x]) {
-        x++;
-        continue;
-      }
-      const s = x;
-      while (x < w && data[base + x]) x++;
-      out.push(f, s, x);
-    }
+  const total = w * h;
+  let y = 0; // rs[0 … y] are set
+  out.rs[0] = 0;
+  let pos = data.indexOf(1);
+  while (pos >= 0 && pos < total) {
+    const ry = (pos / w) | 0;
+    while (y < ry) out.rs[++y] = out.n;
+    const rowStart = ry * w;
+    const rowEnd = rowStart + w;
+    let end = data.indexOf(0, pos);
+    if (end < 0 || end > rowEnd) end = rowEnd;
+    out.push(out.rs[ry] as number, pos - rowStart, end - rowStart);
+    pos = data.indexOf(1, end);
   }
-  out.rs[h] = out.n;
+  while (y < h) out.rs[++y] = out.n;
   return out;
 }
 
