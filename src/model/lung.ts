@@ -7,7 +7,19 @@
  * pixel is `workMm` mm (never upsampled). Radii and areas are in mm / mm².
  */
 import { z } from 'zod';
-import { andNot, bbox, count, dilate, closing, emptyMask, fillHoles, label, type Box, type Mask } from './morphology.js';
+import { diskHalfWidths, emptyMask, type Box, type Mask } from './morphology.js';
+import {
+  dilateRuns,
+  erodeRuns,
+  fillHolesRuns,
+  intersectRuns,
+  labelRuns,
+  paintRuns,
+  Runs,
+  runsBox,
+  selectRuns,
+  subtractRuns,
+} from './runs.js';
 import { resampleBox } from './resample.js';
 
 export const lungSpecSchema = z.object({
@@ -104,26 +116,34 @@ export interface LungSegmentation {
   components: LungComponent[];
 }
 
-/** HU > t over the whole grid. */
-function above(g: WorkGrid, t: number): Mask {
-  const m = emptyMask(g.width, g.height);
-  const hu = g.hu;
-  const d = m.data;
-  for (let i = 0; i < d.length; i++) d[i] = (hu[i] as number) > t ? 1 : 0;
-  return m;
+/** Runs of HU > t over the whole grid (one pass, no byte mask). */
+function aboveRuns(g: WorkGrid, t: number): Runs {
+  const { width: w, height: h, hu } = g;
+  const out = new Runs(w, h, 4 * h);
+  for (let y = 0; y < h; y++) {
+    const f = out.n;
+    out.rs[y] = f;
+    const base = y * w;
+    let x = 0;
+    while (x < w) {
+      if (!((hu[base + x] as number) > t)) {
+        x++;
+        continue;
+      }
+      const s = x;
+      x++;
+      while (x < w && (hu[base + x] as number) > t) x++;
+      out.push(f, s, x);
+    }
+  }
+  out.rs[h] = out.n;
+  return out;
 }
 
-/** HU < t inside `within`. */
-function belowWithin(g: WorkGrid, t: number, within: Mask): Mask {
-  const m = emptyMask(g.width, g.height);
-  const hu = g.hu;
-  const d = m.data;
-  const w = within.data;
-  for (let i = 0; i < d.length; i++) d[i] = w[i] && (hu[i] as number) < t ? 1 : 0;
-  return m;
-}
-
-/** Segment the lungs of one working-grid slice (training/lung.py segment_lungs). */
+/**
+ * Segment the lungs of one working-grid slice (training/lung.py segment_lungs). The masks are built as row runs
+ * (runs.ts), pixel for pixel the byte-mask steps of the twin, and painted into byte masks at the end.
+ */
 export function segmentLungs(g: WorkGrid, spec: LungSpec): LungSegmentation {
   const { width: w, height: h } = g;
   const pxArea = g.pxMm[0] * g.pxMm[1];
@@ -134,18 +154,18 @@ export function segmentLungs(g: WorkGrid, spec: LungSpec): LungSegmentation {
     body,
     components,
   });
-  const bodyCand = label(above(g, spec.bodyHu), 8);
+  // 1. body: the largest 8-connected component of HU > bodyHu (the first of equal ones), holes filled
+  const cand = aboveRuns(g, spec.bodyHu);
+  const bodyCand = labelRuns(cand, 8);
   if (bodyCand.n === 0) return none(emptyMask(w, h));
   let best = 1;
   for (let l = 2; l <= bodyCand.n; l++) if ((bodyCand.sizes[l] as number) > (bodyCand.sizes[best] as number)) best = l;
-  const bodyRaw = emptyMask(w, h);
-  const bl = bodyCand.labels;
-  const bd = bodyRaw.data;
-  for (let i = 0; i < bd.length; i++) bd[i] = bl[i] === best ? 1 : 0;
-  const body = fillHoles(bodyRaw);
-  // The rest runs in the body's bounding box (+ a margin the closing cannot cross): everything outside it is
-  // not body, so the masks are the same as on the whole grid, for less work.
-  const bb = bbox(body) as Box;
+  const pick = new Uint8Array(bodyCand.n + 1);
+  pick[best] = 1;
+  const body = fillHolesRuns(selectRuns(cand, bodyCand.labelOf, pick), { x0: 0, y0: 0, x1: w - 1, y1: h - 1 });
+  // The rest runs in the body's bounding box (+ a margin the closing cannot cross), the window the twin crops:
+  // outside it everything is not body. Morphology is clipped to that window as the twin's is to its crop.
+  const bb = runsBox(body) as Box;
   const margin = Math.floor(spec.closeMm / rPx + 1e-9) + 2;
   const win = {
     x0: Math.max(0, bb.x0 - margin),
@@ -153,80 +173,106 @@ export function segmentLungs(g: WorkGrid, spec: LungSpec): LungSegmentation {
     x1: Math.min(w - 1, bb.x1 + margin),
     y1: Math.min(h - 1, bb.y1 + margin),
   };
-  const sub = cropGrid(g, win);
-  const inside = lungsInside(sub, cropMask(body, win), spec);
-  return {
-    lung: pasteMask(inside.lung, win, w, h),
-    side: pasteSide(inside.side, win, w, h, sub.width),
-    body,
-    components: inside.components,
-  };
+  const inside = lungsInside(g, body, win, spec);
+  if (!inside.lung) return none(paintRuns(body), inside.components);
+  return { lung: paintRuns(inside.lung), side: inside.side, body: paintRuns(body), components: inside.components };
 }
 
-/** The inclusive box of a grid as a grid of its own. */
-export function cropGrid(g: WorkGrid, b: Box): WorkGrid {
-  const cw = b.x1 - b.x0 + 1;
-  const ch = b.y1 - b.y0 + 1;
-  const hu = new Float64Array(cw * ch);
-  for (let y = 0; y < ch; y++) hu.set(g.hu.subarray((b.y0 + y) * g.width + b.x0, (b.y0 + y) * g.width + b.x0 + cw), y * cw);
-  return { width: cw, height: ch, hu, pxMm: g.pxMm };
+/** Column sum (x relative to x0), count and first / last column of the runs (bodyColumns of the twin's crop). */
+function columns(r: Runs, x0: number): { sum: number; n: number; first: number; last: number } {
+  let sum = 0;
+  let n = 0;
+  let first = Infinity;
+  let last = -1;
+  for (let k = 0; k < r.n; k++) {
+    const a = (r.s[k] as number) - x0;
+    const b = (r.e[k] as number) - x0; // exclusive
+    sum += ((a + b - 1) * (b - a)) / 2;
+    n += b - a;
+    if (a < first) first = a;
+    if (b - 1 > last) last = b - 1;
+  }
+  return { sum, n, first, last };
 }
 
-export function cropMask(m: Mask, b: Box): Mask {
-  const cw = b.x1 - b.x0 + 1;
-  const ch = b.y1 - b.y0 + 1;
-  const data = new Uint8Array(cw * ch);
-  for (let y = 0; y < ch; y++) data.set(m.data.subarray((b.y0 + y) * m.width + b.x0, (b.y0 + y) * m.width + b.x0 + cw), y * cw);
-  return { width: cw, height: ch, data };
-}
-
-/** A window's mask placed back into a w × h grid (0 outside the window). */
-export function pasteMask(m: Mask, b: Box, w: number, h: number): Mask {
-  const out = emptyMask(w, h);
-  for (let y = 0; y < m.height; y++) out.data.set(m.data.subarray(y * m.width, (y + 1) * m.width), (b.y0 + y) * w + b.x0);
-  return out;
-}
-
-function pasteSide(side: Int8Array, b: Box, w: number, h: number, sw: number): Int8Array {
-  const out = new Int8Array(w * h).fill(-1);
-  const sh = side.length / sw;
-  for (let y = 0; y < sh; y++) out.set(side.subarray(y * sw, (y + 1) * sw), (b.y0 + y) * w + b.x0);
-  return out;
-}
-
-/** Steps 2-6 of segment_lungs on a grid that holds the whole body. */
-function lungsInside(g: WorkGrid, body: Mask, spec: LungSpec): { lung: Mask; side: Int8Array; components: LungComponent[] } {
-  const { width: w, height: h } = g;
+/**
+ * Steps 2-6 of segment_lungs in the window `win` (the twin's crop around the body): coordinates that the twin
+ * reads in its crop (component centres, the body's centre, the split column) are taken relative to win.x0.
+ */
+function lungsInside(
+  g: WorkGrid,
+  body: Runs,
+  win: Box,
+  spec: LungSpec,
+): { lung: Runs | null; side: Int8Array; components: LungComponent[] } {
+  const { width: w, height: h, hu } = g;
   const pxArea = g.pxMm[0] * g.pxMm[1];
   const rPx = Math.sqrt(pxArea);
-  const none = (components: LungComponent[] = []) => ({ lung: emptyMask(w, h), side: new Int8Array(w * h).fill(-1), components });
-  const air = label(belowWithin(g, spec.airHu, body), 4);
-  if (air.n === 0) return none();
-  const gasCnt = new Float64Array(air.n + 1);
-  const sumX = new Float64Array(air.n + 1);
-  const bx0s = new Int32Array(air.n + 1).fill(w);
-  const bx1s = new Int32Array(air.n + 1).fill(-1);
-  const by0s = new Int32Array(air.n + 1).fill(h);
-  const by1s = new Int32Array(air.n + 1).fill(-1);
+  const noLung = (components: LungComponent[] = []) => ({ lung: null, side: new Int8Array(0), components });
+  // air inside the body (HU < airHu), and per run its gas pixels (HU < gasHu), in one pass
+  const air = new Runs(w, h, body.n * 2);
+  let gasOfRun = new Int32Array(body.n * 2 + 16);
+  const { airHu, gasHu } = spec;
   for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const i = y * w + x;
-      const l = air.labels[i] as number;
-      if (!l) continue;
-      if ((g.hu[i] as number) < spec.gasHu) gasCnt[l] = (gasCnt[l] as number) + 1;
-      sumX[l] = (sumX[l] as number) + x;
-      if (x < (bx0s[l] as number)) bx0s[l] = x;
-      if (x > (bx1s[l] as number)) bx1s[l] = x;
+    const f = air.n;
+    air.rs[y] = f;
+    const base = y * w;
+    for (let k = body.rs[y] as number; k < (body.rs[y + 1] as number); k++) {
+      const e = body.e[k] as number;
+      let x = body.s[k] as number;
+      while (x < e) {
+        if (!((hu[base + x] as number) < airHu)) {
+          x++;
+          continue;
+        }
+        const s = x;
+        let gas = 0;
+        while (x < e && (hu[base + x] as number) < airHu) {
+          if ((hu[base + x] as number) < gasHu) gas++;
+          x++;
+        }
+        // body runs never touch, so an air run never joins the previous one
+        air.push(f, s, x);
+        if (air.n > gasOfRun.length) {
+          const g2 = new Int32Array(gasOfRun.length * 2);
+          g2.set(gasOfRun);
+          gasOfRun = g2;
+        }
+        gasOfRun[air.n - 1] = gas;
+      }
+    }
+  }
+  air.rs[h] = air.n;
+  const lab = labelRuns(air, 4);
+  if (lab.n === 0) return noLung();
+  const nl = lab.n;
+  const gasCnt = new Float64Array(nl + 1);
+  const sumX = new Float64Array(nl + 1);
+  const bx0s = new Int32Array(nl + 1).fill(w);
+  const bx1s = new Int32Array(nl + 1).fill(-1);
+  const by0s = new Int32Array(nl + 1).fill(h);
+  const by1s = new Int32Array(nl + 1).fill(-1);
+  for (let y = 0; y < h; y++) {
+    for (let k = air.rs[y] as number; k < (air.rs[y + 1] as number); k++) {
+      const l = lab.labelOf[k] as number;
+      const s = air.s[k] as number;
+      const e = air.e[k] as number;
+      const a = s - win.x0;
+      const b = e - win.x0;
+      gasCnt[l] = (gasCnt[l] as number) + (gasOfRun[k] as number);
+      sumX[l] = (sumX[l] as number) + ((a + b - 1) * (b - a)) / 2;
+      if (s < (bx0s[l] as number)) bx0s[l] = s;
+      if (e - 1 > (bx1s[l] as number)) bx1s[l] = e - 1;
       if (y < (by0s[l] as number)) by0s[l] = y;
       if (y > (by1s[l] as number)) by1s[l] = y;
     }
   }
-  const bc = bodyColumns(body);
-  const bx = bc ? bc.centre : w / 2;
-  const bw = bc ? bc.x1 - bc.x0 + 1 : w;
+  const bcol = columns(body, win.x0);
+  const bx = bcol.n ? bcol.sum / bcol.n : (win.x1 - win.x0 + 1) / 2;
+  const bw = bcol.n ? bcol.last - bcol.first + 1 : win.x1 - win.x0 + 1;
   const comps: LungComponent[] = [];
-  for (let l = 1; l <= air.n; l++) {
-    const size = air.sizes[l] as number;
+  for (let l = 1; l <= nl; l++) {
+    const size = lab.sizes[l] as number;
     const areaMm2 = size * pxArea;
     if (areaMm2 < spec.minComponentMm2) continue;
     const gasFraction = (gasCnt[l] as number) / size;
@@ -238,121 +284,117 @@ function lungsInside(g: WorkGrid, body: Mask, spec: LungSpec): { lung: Mask; sid
       (central && areaMm2 < spec.airwayMaxMm2);
     comps.push({ label: l, areaMm2, gasFraction, centreX, gas, cavity: false, kept: false });
   }
-  // bullae and cavities: gas components ringed by lung, in rounds
-  const isLung = new Uint8Array(air.n + 1);
+  // bullae and cavities: gas components ringed by lung, in rounds (the parenchyma of a round is the lung
+  // components at its start)
+  const isLung = new Uint8Array(nl + 1);
   for (const c of comps) if (!c.gas) isLung[c.label] = 1;
+  const ringR = spec.cavityRingMm / rPx;
+  const ringHws = diskHalfWidths(ringR);
+  const M = Math.floor(ringR + 1e-9) + 1;
+  const roundLung = new Uint8Array(nl + 1);
   for (let round = 0; round < spec.cavityRounds; round++) {
-    const parenchyma = emptyMask(w, h);
+    roundLung.set(isLung);
     let any = false;
-    for (let i = 0; i < parenchyma.data.length; i++) {
-      if (isLung[air.labels[i] as number]) {
-        parenchyma.data[i] = 1;
-        any = true;
-      }
-    }
+    for (let l = 1; l <= nl && !any; l++) if (roundLung[l]) any = true;
     let changed = false;
     for (const c of comps) {
       if (!c.gas || !any) continue;
-      // the ring, computed in a window around the component (the dilation never reaches past its margin)
-      const r = spec.cavityRingMm / rPx;
-      const M = Math.floor(r + 1e-9) + 1;
-      const x0 = Math.max(0, (bx0s[c.label] as number) - M);
-      const x1 = Math.min(w - 1, (bx1s[c.label] as number) + M);
-      const y0 = Math.max(0, (by0s[c.label] as number) - M);
-      const y1 = Math.min(h - 1, (by1s[c.label] as number) + M);
-      const sw = x1 - x0 + 1;
-      const m = emptyMask(sw, y1 - y0 + 1);
-      for (let y = y0; y <= y1; y++)
-        for (let x = x0; x <= x1; x++) if (air.labels[y * w + x] === c.label) m.data[(y - y0) * sw + (x - x0)] = 1;
-      const ring = andNot(dilate(m, r), m);
+      // the ring, in a window around the component (the dilation never reaches past its margin)
+      const l = c.label;
+      const box = {
+        x0: Math.max(win.x0, (bx0s[l] as number) - M),
+        x1: Math.min(win.x1, (bx1s[l] as number) + M),
+        y0: Math.max(win.y0, (by0s[l] as number) - M),
+        y1: Math.min(win.y1, (by1s[l] as number) + M),
+      };
+      const mine = new Uint8Array(nl + 1);
+      mine[l] = 1;
+      const m = selectRuns(air, lab.labelOf, mine);
+      const ring = subtractRuns(dilateRuns(m, ringHws, box), m);
       let inLung = 0;
       let all = 0;
-      for (let i = 0; i < ring.data.length; i++) {
-        if (!ring.data[i]) continue;
-        all++;
-        if (parenchyma.data[(y0 + Math.floor(i / sw)) * w + x0 + (i % sw)]) inLung++;
+      for (let y = box.y0; y <= box.y1; y++) {
+        let j = air.rs[y] as number;
+        const j1 = air.rs[y + 1] as number;
+        for (let k = ring.rs[y] as number; k < (ring.rs[y + 1] as number); k++) {
+          const s = ring.s[k] as number;
+          const e = ring.e[k] as number;
+          all += e - s;
+          while (j < j1 && (air.e[j] as number) <= s) j++;
+          for (let q = j; q < j1 && (air.s[q] as number) < e; q++) {
+            if (!roundLung[lab.labelOf[q] as number]) continue;
+            const lo = (air.s[q] as number) > s ? (air.s[q] as number) : s;
+            const hi = (air.e[q] as number) < e ? (air.e[q] as number) : e;
+            if (lo < hi) inLung += hi - lo;
+          }
+        }
       }
       if (inLung / Math.max(1, all) >= spec.cavityRingFraction) {
         c.gas = false;
         c.cavity = true;
-        isLung[c.label] = 1;
+        isLung[l] = 1;
         changed = true;
       }
     }
     if (!changed) break;
   }
   const lungComps = comps.filter((c) => !c.gas);
-  if (lungComps.length === 0) return none(comps);
+  if (lungComps.length === 0) return noLung(comps);
   const biggest = Math.max(...lungComps.map((c) => c.areaMm2));
-  const keep = new Uint8Array(air.n + 1);
+  const keep = new Uint8Array(nl + 1);
   for (const c of lungComps) {
     if (c.areaMm2 >= spec.relativeMinArea * biggest) {
       keep[c.label] = 1;
       c.kept = true;
     }
   }
-  const raw = emptyMask(w, h);
-  for (let i = 0; i < raw.data.length; i++) if (keep[air.labels[i] as number]) raw.data[i] = 1;
-  let lung = closing(raw, spec.closeMm / rPx);
-  lung = fillHoles(lung, spec.maxHoleMm2 / pxArea);
-  for (let i = 0; i < lung.data.length; i++) if (!body.data[i]) lung.data[i] = 0;
-  return { lung, side: assignSides(lung, body), components: comps };
-}
-
-/** Centroid column and first/last column of the body's pixels, or null for an empty body. */
-function bodyColumns(body: Mask): { centre: number; x0: number; x1: number } | null {
-  const { width: w, height: h } = body;
-  let sum = 0;
-  let n = 0;
-  let x0 = w;
-  let x1 = -1;
+  const raw = selectRuns(air, lab.labelOf, keep);
+  const closeHws = diskHalfWidths(spec.closeMm / rPx);
+  let lung = erodeRuns(dilateRuns(raw, closeHws, win), closeHws, win);
+  lung = fillHolesRuns(lung, win, spec.maxHoleMm2 / pxArea);
+  lung = intersectRuns(lung, body);
+  if (lung.n === 0) return noLung(comps);
+  // sides: the split column in the window's coordinates (splitColumn)
+  const cut = win.x0 + Math.ceil(splitColumnRuns(lung, bx, bcol.first, bcol.last, win.x0, win.x1 - win.x0 + 1));
+  const side = new Int8Array(w * h).fill(-1);
   for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      if (!body.data[y * w + x]) continue;
-      sum += x;
-      n++;
-      if (x < x0) x0 = x;
-      if (x > x1) x1 = x;
+    const base = y * w;
+    for (let k = lung.rs[y] as number; k < (lung.rs[y + 1] as number); k++) {
+      const s = lung.s[k] as number;
+      const e = lung.e[k] as number;
+      if (s < cut) side.fill(0, base + s, base + (e < cut ? e : cut));
+      if (e > cut) side.fill(1, base + (s > cut ? s : cut), base + e);
     }
   }
-  return n ? { centre: sum / n, x0, x1 } : null;
+  return { lung, side, components: comps };
 }
 
 /**
- * The image-left / image-right boundary: the first column with the fewest lung pixels within ±15 % of the
- * body's width around the body's centroid column, + 0.5.
+ * The image-left / image-right boundary (in the coordinates of a window from x0, `ww` wide, as the twin's
+ * crop): the first column with the fewest lung pixels within ±15 % of the body's width (its first..last
+ * column) around the body's centroid column bx, + 0.5. Pixels left of it (x < split) are image left.
  */
-export function splitColumn(lung: Mask, body: Mask): number {
-  const { width: w, height: h } = lung;
-  const bc = bodyColumns(body);
-  if (!bc) return w / 2;
-  const bx = bc.centre;
-  const half = 0.15 * (bc.x1 - bc.x0 + 1);
+function splitColumnRuns(lung: Runs, bx: number, first: number, last: number, x0: number, ww: number): number {
+  const half = 0.15 * (last - first + 1);
   const lo = Math.max(0, Math.ceil(bx - half));
-  const hi = Math.min(w - 1, Math.floor(bx + half));
+  const hi = Math.min(ww - 1, Math.floor(bx + half));
   if (hi < lo) return bx;
+  // lung pixels per column: +1 where a run starts, −1 where it ends, summed from the left
+  const diff = new Int32Array(ww + 1);
+  for (let k = 0; k < lung.n; k++) {
+    diff[(lung.s[k] as number) - x0] = (diff[(lung.s[k] as number) - x0] as number) + 1;
+    diff[(lung.e[k] as number) - x0] = (diff[(lung.e[k] as number) - x0] as number) - 1;
+  }
+  let c = 0;
+  for (let x = 0; x < lo; x++) c += diff[x] as number;
   let bestX = lo;
   let bestC = Infinity;
   for (let x = lo; x <= hi; x++) {
-    let c = 0;
-    for (let y = 0; y < h; y++) c += lung.data[y * w + x] as number;
+    c += diff[x] as number;
     if (c < bestC) {
       bestC = c;
       bestX = x;
     }
   }
   return bestX + 0.5;
-}
-
-function assignSides(lung: Mask, body: Mask): Int8Array {
-  const side = new Int8Array(lung.data.length).fill(-1);
-  if (count(lung) === 0) return side;
-  const split = splitColumn(lung, body);
-  const w = lung.width;
-  for (let i = 0; i < side.length; i++) {
-    if (!lung.data[i]) continue;
-    const x = i % w;
-    side[i] = x < split ? 0 : 1;
-  }
-  return side;
 }

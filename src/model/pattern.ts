@@ -21,7 +21,7 @@
  *               concave or ragged shapes.
  */
 import type { Mask } from './morphology.js';
-import { label } from './morphology.js';
+import { labelRuns, Runs, runsBox, runsOf } from './runs.js';
 
 export interface SliceFocus {
   /** Opacity pixels per image side (0 = image left, 1 = image right). */
@@ -90,53 +90,73 @@ function envelope(f: Float64Array, base: number, len: number, g: Float64Array, v
   }
 }
 
+/** EDT scratch, reused from slice to slice (one prepare thread analyses one slice at a time). */
+let fS = new Float64Array(0);
+let downS = new Int32Array(0);
+let vS = new Int32Array(0);
+let zS = new Float64Array(0);
+let gS = new Float64Array(0);
+
+/**
+ * squaredDistance into scratch, padded: d² of box pixel (x, y) at [(y + 1) · bw + x + 1], bw = x1 − x0 + 3.
+ * The 1-D distances along y come from one sweep down and one up over the rows (row-major, the same integers as
+ * a scan of each column), then each row's lower envelope.
+ */
+function squaredDistancePadded(inside: Uint8Array, w: number, x0: number, y0: number, x1: number, y1: number): Float64Array {
+  const bw = x1 - x0 + 3;
+  const bh = y1 - y0 + 3;
+  if (fS.length < bw * bh) fS = new Float64Array(bw * bh);
+  if (downS.length < bw) downS = new Int32Array(bw);
+  const n = Math.max(bw, bh);
+  if (vS.length < n) {
+    vS = new Int32Array(n);
+    zS = new Float64Array(n + 1);
+    gS = new Float64Array(n);
+  }
+  const f = fS;
+  // down the rows: distance to the nearest background pixel above (the padding row and columns are background)
+  f.fill(0, 0, bw);
+  for (let y = 1; y < bh - 1; y++) {
+    const row = y * bw;
+    const src = (y + y0 - 1) * w + x0 - 1;
+    f[row] = 0;
+    for (let x = 1; x < bw - 1; x++) f[row + x] = inside[src + x] ? (f[row - bw + x] as number) + 1 : 0;
+    f[row + bw - 1] = 0;
+  }
+  f.fill(0, (bh - 1) * bw, bh * bw);
+  // up the rows: the nearer of above and below, squared
+  const down = downS;
+  down.fill(0, 0, bw);
+  for (let y = bh - 2; y > 0; y--) {
+    const row = y * bw;
+    for (let x = 1; x < bw - 1; x++) {
+      const u = f[row + x] as number;
+      if (u === 0) {
+        down[x] = 0;
+        continue;
+      }
+      const d = (down[x] as number) + 1;
+      down[x] = d;
+      const e = u < d ? u : d;
+      f[row + x] = e * e;
+    }
+  }
+  for (let y = 1; y < bh - 1; y++) envelope(f, y * bw, bw, gS, vS, zS);
+  return f;
+}
+
 /**
  * Exact squared Euclidean distance transform (Felzenszwalb & Huttenlocher 2012) of `inside` within the inclusive
  * box, padded by one background pixel: d² in working pixels for inside pixels, 0 elsewhere (box-local, row-major).
  * Integer arithmetic throughout: the same numbers as scipy.ndimage.distance_transform_edt squared.
  */
 export function squaredDistance(inside: Uint8Array, w: number, x0: number, y0: number, x1: number, y1: number): Float64Array {
+  const f = squaredDistancePadded(inside, w, x0, y0, x1, y1);
   const bw = x1 - x0 + 3;
-  const bh = y1 - y0 + 3;
-  const f = new Float64Array(bw * bh);
-  // columns first: 1-D distance along y to the nearest background pixel
-  for (let y = 0; y < bh; y++) {
-    for (let x = 0; x < bw; x++) {
-      const sx = x + x0 - 1;
-      const sy = y + y0 - 1;
-      const inBox = x > 0 && y > 0 && x < bw - 1 && y < bh - 1;
-      f[y * bw + x] = inBox && inside[sy * w + sx] ? INF : 0;
-    }
-  }
-  const n = Math.max(bw, bh);
-  const v = new Int32Array(n);
-  const z = new Float64Array(n + 1);
-  const g = new Float64Array(n);
-  // columns: f is 0 / ∞, so the 1-D distance is a scan each way (the padding row is background)
-  for (let x = 0; x < bw; x++) {
-    let last = 0;
-    for (let y = 1; y < bh; y++) {
-      const i = y * bw + x;
-      if (f[i] === 0) last = y;
-      else f[i] = y - last;
-    }
-    last = bh - 1;
-    for (let y = bh - 2; y > 0; y--) {
-      const i = y * bw + x;
-      const d = f[i] as number;
-      if (d === 0) last = y;
-      else {
-        const e = Math.min(d, last - y);
-        f[i] = e * e;
-      }
-    }
-  }
-  for (let y = 1; y < bh - 1; y++) envelope(f, y * bw, bw, g, v, z);
-  // back to the unpadded box
   const cw = x1 - x0 + 1;
   const ch = y1 - y0 + 1;
   const out = new Float64Array(cw * ch);
-  for (let y = 0; y < ch; y++) for (let x = 0; x < cw; x++) out[y * cw + x] = f[(y + 1) * bw + x + 1] as number;
+  for (let y = 0; y < ch; y++) out.set(f.subarray((y + 1) * bw + 1, (y + 1) * bw + 1 + cw), y * cw);
   return out;
 }
 
@@ -187,76 +207,115 @@ export function slicePattern(m: { lung: Mask; side: Int8Array; opacity: Mask; hi
     lungLowerHalfPx: [0, 0],
     foci: [],
   };
-  // lung box and per-side row extents
-  let x0 = w;
-  let y0 = h;
-  let x1 = -1;
-  let y1 = -1;
-  const ry0 = [h, h];
-  const ry1 = [-1, -1];
   const lung = m.lung.data;
+  const side = m.side;
+  // the lung as runs: its box and, per image side, its first and last row
+  const lr = runsOf(m.lung);
+  const box = runsBox(lr);
+  if (!box) return out;
+  const { x0, y0, x1, y1 } = box;
+  let ry00 = h;
+  let ry01 = -1;
+  let ry10 = h;
+  let ry11 = -1;
+  for (let y = y0; y <= y1; y++) {
+    const base = y * w;
+    for (let k = lr.rs[y] as number; k < (lr.rs[y + 1] as number); k++) {
+      for (let i = base + (lr.s[k] as number), e = base + (lr.e[k] as number); i < e; i++) {
+        if (side[i] === 1) {
+          if (y < ry10) ry10 = y;
+          ry11 = y;
+        } else {
+          if (y < ry00) ry00 = y;
+          ry01 = y;
+        }
+      }
+    }
+  }
+  const f = squaredDistancePadded(lung, w, x0, y0, x1, y1);
+  const bw = x1 - x0 + 3;
+  // d² of grid pixel (x, y) is f[dOff + y · bw + x]
+  const dOff = (1 - y0) * bw + 1 - x0;
+  let dmax0 = 0;
+  let dmax1 = 0;
+  for (let y = y0; y <= y1; y++) {
+    const base = y * w;
+    const drow = dOff + y * bw;
+    for (let k = lr.rs[y] as number; k < (lr.rs[y + 1] as number); k++) {
+      for (let x = lr.s[k] as number, e = lr.e[k] as number; x < e; x++) {
+        const d = f[drow + x] as number;
+        if (side[base + x] === 1) {
+          if (d > dmax1) dmax1 = d;
+        } else if (d > dmax0) dmax0 = d;
+      }
+    }
+  }
+  // d and dmax are squared distances: d ≤ dmax / 3 ⇔ 9·d² ≤ dmax²; lower half: 2y > first + last row of the side
+  const lower0 = ry00 + ry01;
+  const lower1 = ry10 + ry11;
+  let px0 = 0;
+  let px1 = 0;
+  let low0 = 0;
+  let low1 = 0;
+  let inner0 = 0;
+  let inner1 = 0;
+  let per0 = 0;
+  let per1 = 0;
+  for (let y = y0; y <= y1; y++) {
+    const base = y * w;
+    const drow = dOff + y * bw;
+    const isLow0 = 2 * y > lower0;
+    const isLow1 = 2 * y > lower1;
+    for (let k = lr.rs[y] as number; k < (lr.rs[y + 1] as number); k++) {
+      for (let x = lr.s[k] as number, e = lr.e[k] as number; x < e; x++) {
+        const d = f[drow + x] as number;
+        if (side[base + x] === 1) {
+          px1++;
+          if (isLow1) low1++;
+          if (d >= 2) {
+            inner1++;
+            if (9 * d <= dmax1) per1++;
+          }
+        } else {
+          px0++;
+          if (isLow0) low0++;
+          if (d >= 2) {
+            inner0++;
+            if (9 * d <= dmax0) per0++;
+          }
+        }
+      }
+    }
+  }
+  out.lungPx = [px0, px1];
+  out.lungLowerHalfPx = [low0, low1];
+  out.lungInnerPx = [inner0, inner1];
+  out.lungPeripheralPx = [per0, per1];
+  // opacity within the lung's box (where it lies), as runs: its 4-components in raster order
+  const op = m.opacity.data;
+  const or = new Runs(w, h, 64);
   for (let y = 0; y < h; y++) {
-    for (let x = 0; x < w; x++) {
-      const i = y * w + x;
-      if (!lung[i]) continue;
-      const s = m.side[i] === 1 ? 1 : 0;
-      if (x < x0) x0 = x;
-      if (x > x1) x1 = x;
-      if (y < y0) y0 = y;
-      if (y > y1) y1 = y;
-      if (y < (ry0[s] as number)) ry0[s] = y;
-      if (y > (ry1[s] as number)) ry1[s] = y;
-    }
-  }
-  if (x1 < 0) return out;
-  const d2 = squaredDistance(lung, w, x0, y0, x1, y1);
-  const cw = x1 - x0 + 1;
-  const dmax = [0, 0];
-  for (let y = y0; y <= y1; y++) {
-    for (let x = x0; x <= x1; x++) {
-      const i = y * w + x;
-      if (!lung[i]) continue;
-      const s = m.side[i] === 1 ? 1 : 0;
-      const d = d2[(y - y0) * cw + (x - x0)] as number;
-      if (d > (dmax[s] as number)) dmax[s] = d;
-    }
-  }
-  // d and dmax are squared distances: d ≤ dmax / 3 ⇔ 9·d² ≤ dmax²
-  const peripheral = (s: number, d: number): boolean => 9 * d <= (dmax[s] as number);
-  const lower = (s: number, y: number): boolean => 2 * y > (ry0[s] as number) + (ry1[s] as number);
-  for (let y = y0; y <= y1; y++) {
-    for (let x = x0; x <= x1; x++) {
-      const i = y * w + x;
-      if (!lung[i]) continue;
-      const s = m.side[i] === 1 ? 1 : 0;
-      const d = d2[(y - y0) * cw + (x - x0)] as number;
-      out.lungPx[s]++;
-      if (lower(s, y)) out.lungLowerHalfPx[s]++;
-      if (d >= 2) {
-        out.lungInnerPx[s]++;
-        if (peripheral(s, d)) out.lungPeripheralPx[s]++;
+    const f0 = or.n;
+    or.rs[y] = f0;
+    if (y < y0 || y > y1) continue;
+    const base = y * w;
+    let x = x0;
+    while (x <= x1) {
+      if (!op[base + x]) {
+        x++;
+        continue;
       }
+      const s = x;
+      while (x <= x1 && op[base + x]) x++;
+      or.push(f0, s, x);
     }
   }
-  // opacity lies inside the lung: label it in the lung's box (the same raster order, so the same numbers)
-  const ch = y1 - y0 + 1;
-  const crop = new Uint8Array(cw * ch);
-  let anyOpacity = false;
-  for (let y = 0; y < ch; y++) {
-    const row = (y + y0) * w + x0;
-    for (let x = 0; x < cw; x++) {
-      if (m.opacity.data[row + x]) {
-        crop[y * cw + x] = 1;
-        anyOpacity = true;
-      }
-    }
-  }
-  if (!anyOpacity) return out;
-  const comps = label({ width: cw, height: ch, data: crop }, 4);
-  if (comps.n === 0) return out;
+  or.rs[h] = or.n;
+  if (or.n === 0) return out;
+  const comps = labelRuns(or, 4);
   const n = comps.n;
-  const px0 = new Float64Array(n + 1);
-  const px1 = new Float64Array(n + 1);
+  const fpx0 = new Float64Array(n + 1);
+  const fpx1 = new Float64Array(n + 1);
   const high = new Float64Array(n + 1);
   const per = new Float64Array(n + 1);
   const low = new Float64Array(n + 1);
@@ -265,42 +324,54 @@ export function slicePattern(m: { lung: Mask; side: Int8Array; opacity: Mask; hi
   const sxx = new Float64Array(n + 1);
   const syy = new Float64Array(n + 1);
   const sxy = new Float64Array(n + 1);
-  const runs: number[][] = Array.from({ length: n + 1 }, () => []);
-  const labels = comps.labels;
+  const runCount = new Int32Array(n + 1);
+  for (let k = 0; k < or.n; k++) {
+    const l = comps.labelOf[k] as number;
+    runCount[l] = (runCount[l] as number) + 1;
+  }
+  const runs = Array.from({ length: n + 1 }, (_, l) => new Int32Array(3 * (runCount[l] as number)));
+  runCount.fill(0);
+  const hi = m.high.data;
   for (let y = y0; y <= y1; y++) {
-    let runLabel = 0;
-    let runStart = 0;
-    for (let x = x0; x <= x1 + 1; x++) {
-      const l = x <= x1 ? (labels[(y - y0) * cw + (x - x0)] as number) : 0;
-      if (l !== runLabel) {
-        if (runLabel) (runs[runLabel] as number[]).push(y, runStart, x - 1);
-        runLabel = l;
-        runStart = x;
+    const base = y * w;
+    const drow = dOff + y * bw;
+    const isLow0 = 2 * y > lower0;
+    const isLow1 = 2 * y > lower1;
+    for (let k = or.rs[y] as number; k < (or.rs[y + 1] as number); k++) {
+      const l = comps.labelOf[k] as number;
+      const s0 = or.s[k] as number;
+      const e = or.e[k] as number;
+      const r = runs[l] as Int32Array;
+      const j = 3 * (runCount[l] as number);
+      r[j] = y;
+      r[j + 1] = s0;
+      r[j + 2] = e - 1;
+      runCount[l] = (runCount[l] as number) + 1;
+      for (let x = s0; x < e; x++) {
+        const i = base + x;
+        const sd = side[i] === 1;
+        if (sd) fpx1[l] = (fpx1[l] as number) + 1;
+        else fpx0[l] = (fpx0[l] as number) + 1;
+        if (hi[i]) high[l] = (high[l] as number) + 1;
+        if (lung[i] && 9 * (f[drow + x] as number) <= (sd ? dmax1 : dmax0)) per[l] = (per[l] as number) + 1;
+        if (sd ? isLow1 : isLow0) low[l] = (low[l] as number) + 1;
+        sx[l] = (sx[l] as number) + x;
+        sy[l] = (sy[l] as number) + y;
+        sxx[l] = (sxx[l] as number) + x * x;
+        syy[l] = (syy[l] as number) + y * y;
+        sxy[l] = (sxy[l] as number) + x * y;
       }
-      if (!l) continue;
-      const i = y * w + x;
-      const s = m.side[i] === 1 ? 1 : 0;
-      if (s) px1[l] = (px1[l] as number) + 1;
-      else px0[l] = (px0[l] as number) + 1;
-      if (m.high.data[i]) high[l] = (high[l] as number) + 1;
-      if (lung[i] && peripheral(s, d2[(y - y0) * cw + (x - x0)] as number)) per[l] = (per[l] as number) + 1;
-      if (lower(s, y)) low[l] = (low[l] as number) + 1;
-      sx[l] = (sx[l] as number) + x;
-      sy[l] = (sy[l] as number) + y;
-      sxx[l] = (sxx[l] as number) + x * x;
-      syy[l] = (syy[l] as number) + y * y;
-      sxy[l] = (sxy[l] as number) + x * y;
     }
   }
   for (let l = 1; l <= n; l++) {
     const cnt = comps.sizes[l] as number;
     out.foci.push({
-      px: [px0[l] as number, px1[l] as number],
+      px: [fpx0[l] as number, fpx1[l] as number],
       highPx: high[l] as number,
       peripheralPx: per[l] as number,
       lowerHalfPx: low[l] as number,
       roundness: roundness(cnt, sx[l] as number, sy[l] as number, sxx[l] as number, syy[l] as number, sxy[l] as number, pxMm),
-      runs: Int32Array.from(runs[l] as number[]),
+      runs: runs[l] as Int32Array,
     });
   }
   return out;
