@@ -110,6 +110,11 @@ export function timingsText(t: StageTimings): string {
     ['total', t.totalMs],
     ['send', t.dispatchMs],
   ];
+  return joinTimings(parts);
+}
+
+/** `name time · name time …` of the stages that have a time. */
+function joinTimings(parts: [string, number | undefined][]): string {
   return parts
     .filter(([, v]) => v !== undefined)
     .map(([k, v]) => `${k} ${fmtMs(v)}`)
@@ -129,10 +134,7 @@ export function timingsShort(t: StageTimings): string {
     ['total', t.totalMs],
     ['send', t.dispatchMs],
   ];
-  return parts
-    .filter(([, v]) => v !== undefined)
-    .map(([k, v]) => `${k} ${fmtMs(v)}`)
-    .join(' · ');
+  return joinTimings(parts);
 }
 
 const fmtTime = (s: string | undefined): string => (s ? s.replace('T', ' ').replace(/\.\d+Z$/, 'Z') : '');
@@ -220,7 +222,7 @@ ${showPhi ? `<td class="phi">${s.patient ? `${esc(s.patient.patientName)} <span 
 function destinationsLine(destinations: readonly string[], resultsDir: string): string {
   return destinations.length
     ? `<p id="destinations">Results are sent to: ${destinations.map((d) => `<b>${esc(d)}</b>`).join(', ')}.</p>`
-    : `<p class="card info" id="destinations">No destinations are configured: results (SR and Secondary Captures) stay in the spool, under <span class="mono">${esc(resultsDir)}</span> (<a href="/api/results/undispatched">list of files</a>). Add a destination (config key <span class="mono">destinations</span>) to have them sent back to your PACS.</p>`;
+    : `<p class="card info" id="destinations">No destinations are configured: results (SR, KOS, SEG, Secondary Captures, presentation states) stay in the spool, under <span class="mono">${esc(resultsDir)}</span> (<a href="/api/results/undispatched">list of files</a>). Add a destination (config key <span class="mono">destinations</span>) to have them sent back to your PACS.</p>`;
 }
 
 export function seriesListPage(list: SeriesSummary[], opts: SeriesListOptions): string {

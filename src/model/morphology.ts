@@ -93,18 +93,31 @@ function rowDistances(data: Uint8Array, w: number, y: number, target: 0 | 1, out
   }
 }
 
+/** What both disc passes start from: the disc's half-widths, each row's set extent, and each set (dilate) or
+ * unset (erode) pixel's distance along its row to the nearest pixel of the other kind, up to R + 1. Undefined
+ * for a disc of radius 0 (the mask is its own answer). */
+const DILATE = { seek: 1, inverse: false } as const;
+const ERODE = { seek: 0, inverse: true } as const;
+function discPass(m: Mask, r: number, mode: { seek: 0 | 1; inverse: boolean }) {
+  const { width: w, height: h, data } = m;
+  const hws = diskHalfWidths(r);
+  const R = (hws.length - 1) >> 1;
+  if (R === 0) return undefined;
+  const { dist, first, last } = scratchInts(w * h, h);
+  rowExtents(data, w, h, first, last);
+  for (let y = 0; y < h; y++) if ((first[y] as number) >= 0) rowDistances(data, w, y, mode.seek, mode.inverse, R + 1, dist);
+  return { hws, R, dist, first, last };
+}
+
 /**
  * Dilation: 1 where some row y + dy inside the image has a set pixel within hw(dy) columns. Only rows with set
  * pixels contribute, and each only within its first − hw … last + hw columns.
  */
 export function dilate(m: Mask, r: number): Mask {
   const { width: w, height: h, data } = m;
-  const hws = diskHalfWidths(r);
-  const R = (hws.length - 1) >> 1;
-  if (R === 0) return { width: w, height: h, data: data.slice() };
-  const { dist, first, last } = scratchInts(w * h, h);
-  rowExtents(data, w, h, first, last);
-  for (let y = 0; y < h; y++) if ((first[y] as number) >= 0) rowDistances(data, w, y, 1, false, R + 1, dist);
+  const p = discPass(m, r, DILATE);
+  if (!p) return { width: w, height: h, data: data.slice() };
+  const { hws, R, dist, first, last } = p;
   const res = new Uint8Array(w * h);
   for (let yy = 0; yy < h; yy++) {
     const f = first[yy] as number;
@@ -131,12 +144,9 @@ export function dilate(m: Mask, r: number): Mask {
  */
 export function erode(m: Mask, r: number): Mask {
   const { width: w, height: h, data } = m;
-  const hws = diskHalfWidths(r);
-  const R = (hws.length - 1) >> 1;
-  if (R === 0) return { width: w, height: h, data: data.slice() };
-  const { dist, first, last } = scratchInts(w * h, h);
-  rowExtents(data, w, h, first, last);
-  for (let y = 0; y < h; y++) if ((first[y] as number) >= 0) rowDistances(data, w, y, 0, true, R + 1, dist);
+  const p = discPass(m, r, ERODE);
+  if (!p) return { width: w, height: h, data: data.slice() };
+  const { hws, R, dist, first, last } = p;
   const res = new Uint8Array(w * h);
   for (let y = R; y < h - R; y++) {
     let x0 = 0;

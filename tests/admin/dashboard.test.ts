@@ -92,7 +92,9 @@ describe('dashboard pages (mlsam admin, no destinations)', () => {
 
   it('says that results stay in the spool, and where, when no destination is configured', async () => {
     const list = await (await get('/admin')).text();
-    expect(list).toContain('No destinations are configured: results (SR and Secondary Captures) stay in the spool');
+    expect(list).toContain(
+      'No destinations are configured: results (SR, KOS, SEG, Secondary Captures, presentation states) stay in the spool',
+    );
     expect(list).toContain(join(config.spool.dir, 'results'));
     const page = await (await get(`/admin/series/${S.fused!.seriesInstanceUid}`)).text();
     expect(page).not.toContain('Nothing sent yet');
