@@ -27,9 +27,12 @@ export const dispatchModeRoutes: FastifyPluginAsync<AdminServerDeps> = async (ap
   const control = deps.dispatchModes;
   if (!control) return;
   const fallback = deps.config.http.username;
-  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
-    done(null, Object.fromEntries(new URLSearchParams(String(body))));
-  });
+  // The admin server parses form posts already (@fastify/formbody); registered alone, this plugin needs its own.
+  if (!app.hasContentTypeParser('application/x-www-form-urlencoded')) {
+    app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (_req, body, done) => {
+      done(null, Object.fromEntries(new URLSearchParams(String(body))));
+    });
+  }
 
   app.get('/api/dispatch/mode', async () => control.view());
   app.post('/api/dispatch/release', async (req, reply) => {
