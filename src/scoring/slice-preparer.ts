@@ -11,7 +11,7 @@ import { availableParallelism } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { decodeDicomFile, DecodeError, type DecodeErrorCode } from '../dicom/decode/index.js';
+import { DecodeError, type DecodeErrorCode, decodeDicomImageFile } from '../dicom/decode/index.js';
 import type { Logger } from '../log.js';
 import { analyseSlice, type QuantificationSpec, type RegionAreas, type SliceAnalysis } from '../model/opacity.js';
 import { slicePattern, type SlicePattern } from '../model/pattern.js';
@@ -69,7 +69,7 @@ export interface SlicePreparer {
 }
 
 export async function decodeSlice(file: string, source: SliceSource): Promise<SliceImage> {
-  if (source === 'dicom') return (await decodeDicomFile(file)).image;
+  if (source === 'dicom') return decodeDicomImageFile(file);
   return decodeImageFile(file);
 }
 

@@ -10,7 +10,15 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { DecodeError, decodeDicom, decodeDicomFile, readDicomHeaderFile } from '../../src/dicom/decode/index.js';
+import {
+  DecodeError,
+  decodeDicom,
+  decodeDicomFile,
+  decodeDicomImage,
+  decodeDicomImageFile,
+  readDicomHeaderFile,
+} from '../../src/dicom/decode/index.js';
+import { readDirect } from '../../src/dicom/decode/direct.js';
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const data = path.resolve(repoRoot, '..', 'shared', 'data');
@@ -225,6 +233,72 @@ describe('bad input gives a typed DecodeError, fast, never a crash', () => {
         (e: unknown) => (e as DecodeError).code,
       ),
     ).toMatch(/^(parse-failed|pixel-data-too-short)$/);
+  });
+});
+
+describe('the scoring path reads plain files directly, with the same answers as the full parse', () => {
+  /** Every sample file (odd ones included) and the first and last slices of each covid-ct-md series. */
+  const files = [
+    ...execFileSync('find', [samples, '-name', '*.dcm', '-size', '-20M']).toString().trim().split('\n').sort(),
+    ...['P001', 'cap001', 'normal001'].flatMap((s) => {
+      const names = execFileSync('ls', [path.join(covid, s)])
+        .toString()
+        .trim()
+        .split('\n')
+        .sort();
+      return [names[0], names[names.length - 1]].map((n) => path.join(covid, s, n as string));
+    }),
+  ];
+  const outcome = async (f: () => Promise<{ width: number; height: number; kind: string; data: Float32Array }>): Promise<unknown> => {
+    try {
+      const img = await f();
+      return { ...img, data: Buffer.from(img.data.buffer, img.data.byteOffset, img.data.byteLength).toString('base64') };
+    } catch (err) {
+      return err instanceof DecodeError ? { code: err.code, message: err.message } : { untyped: String(err) };
+    }
+  };
+
+  it('decodeDicomImageFile = decodeDicomFile(...).image (pixels, spacing, thickness, or the same DecodeError) on every sample', async () => {
+    let direct = 0;
+    const into = new Float32Array(1024 * 1024);
+    for (const file of files) {
+      const full = await outcome(async () => (await decodeDicomFile(file)).image);
+      expect(await outcome(() => decodeDicomImageFile(file)), path.basename(file)).toEqual(full);
+      // into a reused buffer (the prepare pool's threads): the same values
+      expect(await outcome(() => decodeDicomImageFile(file, { into })), path.basename(file)).toEqual(full);
+      if (readDirect(readFileSync(file))) direct++;
+    }
+    // the plain files (all CT slices, most samples) took the direct reader; the odd ones the full parse
+    expect(direct).toBeGreaterThanOrEqual(20);
+    expect(direct).toBeLessThan(files.length);
+  });
+
+  it('a file the direct reader would misread is left to the full parse: wrong group length, VR, character set, trailing bytes', async () => {
+    const slice = readFileSync(path.join(covid, 'P001', '98C14734-ASSH_29.dcm'));
+    const expected = await outcome(async () => (await decodeDicom(slice)).image);
+    expect(readDirect(slice)).not.toBeNull();
+    const variants: Buffer[] = [];
+    // (0002,0000) one byte off: dcmjs reads the meta by it
+    const gl = Buffer.from(slice);
+    gl.writeUInt32LE(gl.readUInt32LE(140) + 2, 140);
+    variants.push(gl);
+    // SpecificCharacterSet dcmjs refuses
+    const cs = Buffer.from(slice);
+    const at = cs.indexOf('ISO_IR 100', 0, 'latin1');
+    cs.write('ISO_IR 999', at, 'latin1');
+    variants.push(cs);
+    // Rows as a DS instead of a US
+    const vr = Buffer.from(slice);
+    const rows = vr.indexOf(Buffer.from([0x28, 0x00, 0x10, 0x00, 0x55, 0x53]));
+    vr.write('DS', rows + 4, 'latin1');
+    variants.push(vr);
+    // three stray bytes after the dataset
+    variants.push(Buffer.concat([slice, Buffer.from([1, 2, 3])]));
+    for (const v of variants) {
+      expect(readDirect(v)).toBeNull();
+      expect(await outcome(() => decodeDicomImage(v))).toEqual(await outcome(async () => (await decodeDicom(v)).image));
+    }
+    expect(await outcome(() => decodeDicomImage(slice))).toEqual(expected);
   });
 });
 

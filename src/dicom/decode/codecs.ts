@@ -7,7 +7,8 @@ import path from 'node:path';
 import codecs from 'dcmjs-codecs';
 import { TransferSyntax } from '../uids.js';
 import { DecodeError } from './errors.js';
-import { decodeJpegLossless } from './jpeg-lossless.js';
+import { decodeJpegLossless, decodeJpegLosslessModality } from './jpeg-lossless.js';
+import type { Modality } from './modality.js';
 
 const { NativeCodecs, Context } = codecs;
 codecs.log.setLevel('error');
@@ -39,6 +40,11 @@ export const NATIVE_SYNTAXES: ReadonlySet<string> = new Set([
 ]);
 
 let init: Promise<void> | null = null;
+
+/** True once the codec WASM is loaded (decodeFrame can then run any codec). */
+export function codecsReady(): boolean {
+  return NativeCodecs.isInitialized();
+}
 
 /** Load the codec WASM once (idempotent, safe to call concurrently). */
 export function initCodecs(): Promise<void> {
@@ -73,13 +79,32 @@ export interface DecodedFrame {
 /** JPEG Lossless transfer syntaxes (process 14; .70 is its selection value 1). */
 const JPEG_LOSSLESS = new Set(['1.2.840.10008.1.2.4.57', '1.2.840.10008.1.2.4.70']);
 
+/** A frame the TypeScript JPEG Lossless decoder may take (it still declines streams it does not handle). */
+export function losslessEligible(transferSyntaxUid: string, p: { samplesPerPixel: number; bitsAllocated: number }): boolean {
+  return JPEG_LOSSLESS.has(transferSyntaxUid) && p.samplesPerPixel === 1 && p.bitsAllocated === 16;
+}
+
+/**
+ * decodeFrame and the modality LUT in one go, for a frame the TypeScript decoder takes: modality values of the
+ * width × height samples into `out`. False (nothing written) when it does not take the frame: decodeFrame then.
+ */
+export function decodeLosslessModality(
+  transferSyntaxUid: string,
+  encoded: Uint8Array,
+  p: FrameParams,
+  m: Modality,
+  out: Float32Array,
+): boolean {
+  return losslessEligible(transferSyntaxUid, p) && decodeJpegLosslessModality(encoded, m, out, { width: p.width, height: p.height });
+}
+
 /**
  * Single-component 9–16 bit JPEG Lossless through the TypeScript decoder (jpeg-lossless.ts), when the stream is
  * one it handles and matches the header; null otherwise (the WASM codec decodes it).
  */
-function losslessFast(transferSyntaxUid: string, encoded: Uint8Array, p: FrameParams): DecodedFrame | null {
-  if (!JPEG_LOSSLESS.has(transferSyntaxUid) || p.samplesPerPixel !== 1 || p.bitsAllocated !== 16) return null;
-  const img = decodeJpegLossless(encoded);
+function losslessFast(transferSyntaxUid: string, encoded: Uint8Array, p: FrameParams, samples?: Uint16Array): DecodedFrame | null {
+  if (!losslessEligible(transferSyntaxUid, p)) return null;
+  const img = decodeJpegLossless(encoded, samples);
   if (!img || img.width !== p.width || img.height !== p.height) return null;
   return {
     bytes: new Uint8Array(img.samples.buffer, img.samples.byteOffset, img.samples.byteLength),
@@ -88,11 +113,15 @@ function losslessFast(transferSyntaxUid: string, encoded: Uint8Array, p: FramePa
   };
 }
 
-/** Decode one compressed frame. Call (and await) initCodecs() first (JPEG Lossless CT frames may not need it). */
-export function decodeFrame(transferSyntaxUid: string, encoded: Uint8Array, p: FrameParams): DecodedFrame {
+/**
+ * Decode one compressed frame. Call (and await) initCodecs() first (JPEG Lossless CT frames may not need it).
+ * `samples`: where the TypeScript JPEG Lossless decoder may put its samples (the bytes returned are then a view of
+ * it, valid until the caller reuses it); the WASM codecs return a buffer of their own.
+ */
+export function decodeFrame(transferSyntaxUid: string, encoded: Uint8Array, p: FrameParams, samples?: Uint16Array): DecodedFrame {
   const which = ENCAPSULATED_SYNTAXES[transferSyntaxUid];
   if (!which) throw new DecodeError('unsupported-transfer-syntax', `no codec for transfer syntax ${transferSyntaxUid}`);
-  const fast = losslessFast(transferSyntaxUid, encoded, p);
+  const fast = losslessFast(transferSyntaxUid, encoded, p, samples);
   if (fast) return fast;
   if (!NativeCodecs.isInitialized()) throw new Error('codecs not initialised: await initCodecs() first');
   const ctx = new Context({ ...p, encodedBuffer: encoded });

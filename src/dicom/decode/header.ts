@@ -80,10 +80,16 @@ export function personNameValue(ds: DicomDataset, tag: string): string | null {
   return s === '' ? null : s;
 }
 
+/** PixelSpacing (row, column; both > 0) and SliceThickness (> 0) of a dataset, null where missing or malformed. */
+export function imageSpacing(ds: DicomDataset): { pixelSpacing: [number, number] | null; sliceThickness: number | null } {
+  return { pixelSpacing: spacingValue(nums(ds, '00280030', 2)), sliceThickness: positive(num(ds, '00180050')) };
+}
+
 export function readHeader(parsed: ParsedDicom): DicomHeader {
   const ds = parsed.dataset;
   const imageType = (ds['00080008']?.Value ?? []).map((v) => String(v).trim().toUpperCase());
   const frames = num(ds, '00280008');
+  const { pixelSpacing, sliceThickness } = imageSpacing(ds);
   return {
     transferSyntaxUid: parsed.transferSyntaxUid,
     sopClassUid: str(ds, '00080016') ?? str(parsed.meta, '00020002'),
@@ -100,8 +106,8 @@ export function readHeader(parsed: ParsedDicom): DicomHeader {
     contentTime: str(ds, '00080033'),
     rows: num(ds, '00280010'),
     columns: num(ds, '00280011'),
-    pixelSpacing: spacingValue(nums(ds, '00280030', 2)),
-    sliceThickness: positive(num(ds, '00180050')),
+    pixelSpacing,
+    sliceThickness,
     numberOfFrames: frames !== null && frames > 0 ? Math.floor(frames) : 1,
     hasPixelData: parsed.hasPixelData,
   };

@@ -1,14 +1,17 @@
 /**
  * JPEG Lossless (ITU-T T.81 process 14, SOF3; DICOM transfer syntaxes 1.2.840.10008.1.2.4.57 and .70), one
  * component, 9–16 bit precision, no restart intervals: what CT scanners and archives write. In plain
- * TypeScript because it beats the WASM libjpeg-turbo build of dcmjs-codecs on this path by about 2× (no copy in
- * and out of the WASM heap, a 9-bit Huffman lookup table) — `npm run bench` measures both.
+ * TypeScript because it beats the WASM libjpeg-turbo build of dcmjs-codecs on this path (no copy in and out of the
+ * WASM heap; the entropy-coded data unstuffed once, then read through a 32-bit big-endian window with no refill
+ * branch and a 12-bit code + extra bits lookup; selection value 1 decoded straight to modality values in one
+ * pass) — `npm run bench` measures the decode stage.
  *
  * Anything else (several components, ≤ 8-bit precision, restart markers, hierarchical or arithmetic coding, or
  * a stream it cannot read) returns null, and the caller uses the WASM codec, so the answer for unusual or
  * corrupt streams is exactly what it was. Output: the reconstructed samples (mod 2^16, shifted left by the
- * point transform), as libjpeg returns them.
+ * point transform), as libjpeg returns them, or their modality values.
  */
+import { integerModality, type Modality, modalityU16 } from './modality.js';
 
 const FAST_BITS = 9;
 /** Bits of the combined lookup (code + extra bits → difference in one step). */
@@ -100,8 +103,61 @@ export interface LosslessImage {
   samples: Uint16Array;
 }
 
-/** Decode a single-component JPEG Lossless stream; null when it is a variant this decoder leaves to the WASM codec. */
-export function decodeJpegLossless(data: Uint8Array): LosslessImage | null {
+/** What the stream's headers say about its one scan. */
+interface ScanParams {
+  start: number;
+  width: number;
+  height: number;
+  precision: number;
+  predictor: number;
+  pt: number;
+  huff: Huffman;
+}
+
+/**
+ * Decode a single-component JPEG Lossless stream into samples (`into` when it holds width × height of them, else a
+ * new array); null when it is a variant this decoder leaves to the WASM codec.
+ */
+export function decodeJpegLossless(data: Uint8Array, into?: Uint16Array): LosslessImage | null {
+  const sp = readHeaders(data);
+  if (!sp || !scanDiffs(data, sp)) return null;
+  const n = sp.width * sp.height;
+  const out = into && into.length >= n ? into.subarray(0, n) : new Uint16Array(n);
+  predict(sp, out);
+  return { width: sp.width, height: sp.height, precision: sp.precision, samples: out };
+}
+
+/** Samples reused by decodeJpegLosslessModality for the predictors it does not fuse. */
+let samplesScratch = new Uint16Array(0);
+
+/**
+ * Decode a single-component JPEG Lossless stream straight to modality values (modality.ts) in `out` (at least
+ * width × height values): the same values as decodeJpegLossless followed by the modality LUT. With selection value
+ * 1 (what CT archives write) it takes a single pass and stores neither differences nor samples: each difference
+ * is added to the sample on its left (the row's first to the first of the row above) and the sum turned into a
+ * modality value at once. False when the decoder leaves the stream to the WASM codec or its size is not `expect`
+ * (the header's Columns × Rows); `out` may then hold anything.
+ */
+export function decodeJpegLosslessModality(
+  data: Uint8Array,
+  m: Modality,
+  out: Float32Array,
+  expect: { width: number; height: number },
+): boolean {
+  const sp = readHeaders(data);
+  if (!sp || sp.width !== expect.width || sp.height !== expect.height) return false;
+  const n = sp.width * sp.height;
+  if (out.length < n || !integerModality(m)) return false;
+  if (sp.predictor === 1) return scanModality1(data, sp, m, out);
+  if (!scanDiffs(data, sp)) return false;
+  if (samplesScratch.length < n) samplesScratch = new Uint16Array(n);
+  const samples = samplesScratch.subarray(0, n);
+  predict(sp, samples);
+  modalityU16(samples, out, n, m);
+  return true;
+}
+
+function readHeaders(data: Uint8Array): ScanParams | null {
   const len = data.length;
   if (len < 4 || data[0] !== 0xff || data[1] !== 0xd8) return null;
   const tables: (Huffman | null)[] = [null, null, null, null];
@@ -161,7 +217,7 @@ export function decodeJpegLossless(data: Uint8Array): LosslessImage | null {
       const pt = (data[pos + 7] as number) & 15;
       const huff = tables[td & 3];
       if (!huff || td > 3 || predictor < 1 || predictor > 7 || pt >= precision) return null;
-      return scan(data, segEnd, width, height, precision, predictor, pt, huff);
+      return { start: segEnd, width, height, precision, predictor, pt, huff };
     } else if ((marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) || marker === 0xd9) {
       return null; // another coding process, or no scan
     }
@@ -169,105 +225,130 @@ export function decodeJpegLossless(data: Uint8Array): LosslessImage | null {
   }
 }
 
+/**
+ * Reused from frame to frame (a thread decodes one slice at a time): the differences, and the entropy-coded bytes
+ * unstuffed, with a big-endian view of them for the bit reader.
+ */
 let diffScratch = new Int32Array(0);
+let ecsScratch = new Uint8Array(0);
+let ecsView = new DataView(ecsScratch.buffer);
 
-function scan(
-  data: Uint8Array,
-  start: number,
-  width: number,
-  height: number,
-  precision: number,
-  predictor: number,
-  pt: number,
-  h: Huffman,
-): LosslessImage | null {
-  const n = width * height;
+/**
+ * The entropy-coded segment data[start…] with its stuffed zero bytes removed (0xFF 0x00 → 0xFF), up to the first
+ * marker (0xFF followed by anything else, or a 0xFF as the last byte), into ecsScratch; then `pad` zero bytes.
+ * Returns the number of data bytes. Reading these bits is reading exactly what a reader that unstuffed byte by
+ * byte, and fed zeros from the first marker on, would read. The bytes are copied in one block and moved down only
+ * where a stuffed byte was dropped (a few hundred times in a CT slice), so this costs about a memcpy.
+ */
+function unstuff(data: Uint8Array, start: number, pad: number): number {
   const len = data.length;
-  const fast = h.fast;
+  const need = len - start + pad;
+  if (ecsScratch.length < need) {
+    ecsScratch = new Uint8Array(need + (need >> 3));
+    ecsView = new DataView(ecsScratch.buffer);
+  }
+  const u = ecsScratch;
+  const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength); // memchr-speed indexOf
+  u.set(data.subarray(start), 0);
+  let w = 0; // bytes kept so far
+  let p = start; // next source byte not yet accounted for
+  let end = len;
+  for (let ff = buf.indexOf(0xff, p); ff >= 0; ff = buf.indexOf(0xff, p)) {
+    if (ff + 1 >= len || data[ff + 1] !== 0) {
+      end = ff; // a marker: the data stop here
+      break;
+    }
+    // keep p … ff (the 0xFF included), drop the stuffed zero after it
+    if (w !== p - start) u.copyWithin(w, p - start, ff + 1 - start);
+    w += ff + 1 - p;
+    p = ff + 2;
+  }
+  if (end > p) {
+    if (w !== p - start) u.copyWithin(w, p - start, end - start);
+    w += end - p;
+  }
+  u.fill(0, w, w + pad);
+  return w;
+}
+
+/**
+ * The entry of a code longer than the combined lookup, or whose extra bits do not fit in it: (difference << 8) |
+ * bits used, as a combo entry; 0 for a code the table does not have. `win`: the 32 bits at bit position `bp`.
+ */
+function slowEntry(win: number, bp: number, h: Huffman, dv: DataView): number {
+  let s: number;
+  let used: number;
+  const f = h.fast[win >>> (32 - FAST_BITS)] as number;
+  if (f) {
+    used = f >> 8;
+    s = f & 255;
+  } else {
+    let l = FAST_BITS + 1;
+    let code = win >>> (32 - l);
+    while (l <= 16 && code > (h.maxCode[l] as number)) {
+      l++;
+      code = win >>> (32 - l);
+    }
+    if (l > 16) return 0;
+    used = l;
+    s = h.values[(h.delta[l] as number) + code] as number;
+  }
+  if (s === 0) return used;
+  if (s === 16) return (32768 << 8) | used;
+  const at = bp + used;
+  const extra = (dv.getInt32(at >>> 3, false) << (at & 7)) >>> (32 - s);
+  const diff = extra < 1 << (s - 1) ? extra - ((1 << s) - 1) : extra;
+  return (diff << 8) | (used + s);
+}
+
+/**
+ * Unstuffs the scan's entropy-coded data (unstuff) with room for a row of the longest codes after it; returns the
+ * number of data bits. A pixel takes at most 32 bits (a 16-bit code and 16 extra bits): a row reads at most
+ * 4 · width bytes (and a 4-byte window) past where it started, and each row starts inside the data (the callers
+ * check after each row), so the padding keeps every read in the buffer.
+ */
+function unstuffScan(data: Uint8Array, sp: ScanParams): number {
+  return unstuff(data, sp.start, 4 * sp.width + 8) * 8;
+}
+
+// The bit reader of both passes: `bp` is the bit position in the unstuffed bytes; a 32-bit big-endian window read at
+// it (dv.getInt32, shifted left by bp & 7) holds at least 25 unread bits, most significant first, so the combined
+// lookup needs no refill branch. A difference is one combo entry, or slowEntry's.
+
+/** Pass 1: the differences of every sample, into diffScratch; false for a stream to leave to the WASM codec. */
+function scanDiffs(data: Uint8Array, sp: ScanParams): boolean {
+  const { width, height } = sp;
+  const n = width * height;
+  const h = sp.huff;
   const combo = h.combo;
-  const maxCode = h.maxCode;
-  const delta = h.delta;
-  const values = h.values;
   if (diffScratch.length < n) diffScratch = new Int32Array(n);
   const diffs = diffScratch;
-  let pos = start;
-  let acc = 0; // bit buffer: the low `bits` bits are unread, most significant first
-  let bits = 0;
-  let padded = 0; // zero bytes fed once the data ran out or a marker came
-  const FAST_MASK = (1 << FAST_BITS) - 1;
-  const COMBO_MASK = (1 << COMBO_BITS) - 1;
-  // 1. the differences, in one tight loop
-  for (let i = 0; i < n; i++) {
-    while (bits <= 24) {
-      let b = 0;
-      if (padded === 0 && pos < len) {
-        b = data[pos] as number;
-        if (b === 0xff) {
-          if (pos + 1 < len && data[pos + 1] === 0) pos += 2;
-          else {
-            b = 0;
-            padded++;
-          }
-        } else pos++;
-      } else padded++;
-      acc = (acc << 8) | b;
-      bits += 8;
-    }
-    const e = combo[(acc >>> (bits - COMBO_BITS)) & COMBO_MASK] as number;
-    if (e !== 0) {
-      bits -= e & 255;
-      diffs[i] = e >> 8;
-      continue;
-    }
-    let s: number;
-    const f = fast[(acc >>> (bits - FAST_BITS)) & FAST_MASK] as number;
-    if (f) {
-      bits -= f >> 8;
-      s = f & 255;
-    } else {
-      let l = FAST_BITS + 1;
-      let code = (acc >>> (bits - l)) & ((1 << l) - 1);
-      while (l <= 16 && code > (maxCode[l] as number)) {
-        l++;
-        code = (acc >>> (bits - l)) & ((1 << l) - 1);
+  const availBits = unstuffScan(data, sp);
+  const dv = ecsView;
+  let bp = 0;
+  for (let y = 0, i = 0; y < height; y++) {
+    const rowEnd = i + width;
+    for (; i < rowEnd; i++) {
+      const win = dv.getInt32(bp >>> 3, false) << (bp & 7);
+      let e = combo[win >>> (32 - COMBO_BITS)] as number;
+      if (e === 0) {
+        e = slowEntry(win, bp, h, dv);
+        if (e === 0) return false;
       }
-      if (l > 16) return null;
-      bits -= l;
-      s = values[(delta[l] as number) + code] as number;
+      bp += e & 255;
+      diffs[i] = e >> 8;
     }
-    if (s === 0) {
-      diffs[i] = 0;
-      continue;
-    }
-    if (s === 16) {
-      diffs[i] = 32768;
-      continue;
-    }
-    while (bits < s) {
-      // at most 16 bits were taken since the refill above: room for 8 more
-      let b = 0;
-      if (padded === 0 && pos < len) {
-        b = data[pos] as number;
-        if (b === 0xff) {
-          if (pos + 1 < len && data[pos + 1] === 0) pos += 2;
-          else {
-            b = 0;
-            padded++;
-          }
-        } else pos++;
-      } else padded++;
-      acc = (acc << 8) | b;
-      bits += 8;
-    }
-    bits -= s;
-    let d = (acc >>> bits) & ((1 << s) - 1);
-    if (d < 1 << (s - 1)) d -= (1 << s) - 1;
-    diffs[i] = d;
+    // Bits read past the entropy-coded data (a truncated or odd stream): leave it to the WASM codec.
+    if (bp > availBits) return false;
   }
-  // Bits read past the entropy-coded data (a truncated or odd stream): leave it to the WASM codec.
-  if (padded * 8 > bits) return null;
-  // 2. undo the prediction (T.81 H.1.2.1; no restart intervals): values mod 2^16, then the point transform
-  const out = new Uint16Array(n);
+  return true;
+}
+
+/** Pass 2: undo the prediction (T.81 H.1.2.1; no restart intervals) into `out`: values mod 2^16, then the point transform. */
+function predict(sp: ScanParams, out: Uint16Array): void {
+  const { width, height, precision, predictor, pt } = sp;
+  const n = width * height;
+  const diffs = diffScratch;
   const initial = 1 << (precision - pt - 1);
   let ra = (initial + (diffs[0] as number)) & 0xffff;
   out[0] = ra;
@@ -305,5 +386,46 @@ function scan(
     }
   }
   if (pt > 0) for (let i = 0; i < n; i++) out[i] = ((out[i] as number) << pt) & 0xffff;
-  return { width, height, precision, samples: out };
+}
+
+/**
+ * Selection value 1 (Ra), decoded, predicted and turned into modality values in one pass: sample (mod 2^16) →
+ * << pt (mod 2^16) → modalityU16's formula, written as a float32 straight away.
+ */
+function scanModality1(data: Uint8Array, sp: ScanParams, m: Modality, out: Float32Array): boolean {
+  const { width, height, precision, pt } = sp;
+  const h = sp.huff;
+  const combo = h.combo;
+  const availBits = unstuffScan(data, sp);
+  const dv = ecsView;
+  const range = 2 ** m.bitsStored;
+  const half = range / 2;
+  const mask = range - 1;
+  const shift = m.shift;
+  const slope = m.slope;
+  const icpt = m.intercept;
+  const signed = m.signed;
+  let bp = 0;
+  let first = 1 << (precision - pt - 1); // predictor of the row's first sample: the first sample of the row above
+  for (let y = 0, i = 0; y < height; y++) {
+    const rowStart = i;
+    const rowEnd = i + width;
+    let ra = first;
+    for (; i < rowEnd; i++) {
+      const win = dv.getInt32(bp >>> 3, false) << (bp & 7);
+      let e = combo[win >>> (32 - COMBO_BITS)] as number;
+      if (e === 0) {
+        e = slowEntry(win, bp, h, dv);
+        if (e === 0) return false;
+      }
+      bp += e & 255;
+      ra = (ra + (e >> 8)) & 0xffff;
+      if (i === rowStart) first = ra;
+      let v = (((ra << pt) & 0xffff) >>> shift) & mask;
+      if (signed && v >= half) v -= range;
+      out[i] = v * slope + icpt;
+    }
+    if (bp > availBits) return false;
+  }
+  return true;
 }

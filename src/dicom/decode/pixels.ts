@@ -5,10 +5,11 @@
  * 0..255, kind 'display'.
  */
 import type { DicomDataset } from 'dcmjs';
-import { decodeFrame, ENCAPSULATED_SYNTAXES, initCodecs, NATIVE_SYNTAXES } from './codecs.js';
+import { decodeFrame, decodeLosslessModality, ENCAPSULATED_SYNTAXES, type FrameParams, initCodecs, NATIVE_SYNTAXES } from './codecs.js';
 import { DecodeError } from './errors.js';
 import { TransferSyntax } from '../uids.js';
 import { numberValue, stringValue } from './header.js';
+import { integerModality, type Modality, modalityU8, modalityU16, modalityU32 } from './modality.js';
 import type { ParsedDicom } from './read.js';
 
 /** Largest frame we allocate for (pixels); far above any CT slice. */
@@ -158,32 +159,47 @@ function rawSamples(bytes: Uint8Array, bitsAllocated: number, bigEndian: boolean
   return out;
 }
 
-function toModalityValues(raw: ArrayLike<number>, pm: PixelModule, n: number): Float32Array {
-  const shift = pm.highBit + 1 - pm.bitsStored;
-  const range = 2 ** pm.bitsStored;
-  const half = range / 2;
-  const signed = pm.pixelRepresentation === 1;
-  const slope = pm.rescaleSlope;
-  const icpt = pm.rescaleIntercept;
-  const out = new Float32Array(n);
-  if (pm.bitsStored < 32 && shift >= 0 && shift < 32) {
-    // Same values as the general loop below, with integer ops (raw samples are unsigned < 2^32):
-    // floor(x / 2^shift) = x >>> shift, and % 2^bitsStored = & (2^bitsStored − 1). This loop runs
-    // once per pixel of every slice scored.
-    const mask = range - 1;
-    if (raw instanceof Uint16Array || raw instanceof Uint8Array || raw instanceof Uint32Array) {
-      for (let i = 0; i < n; i++) {
-        let v = ((raw[i] as number) >>> shift) & mask;
-        if (signed && v >= half) v -= range;
-        out[i] = v * slope + icpt;
-      }
+/** The modality LUT of a pixel module (modality.ts). */
+export function modalityOf(pm: PixelModule): Modality {
+  return {
+    shift: pm.highBit + 1 - pm.bitsStored,
+    bitsStored: pm.bitsStored,
+    signed: pm.pixelRepresentation === 1,
+    slope: pm.rescaleSlope,
+    intercept: pm.rescaleIntercept,
+  };
+}
+
+/** A Float32Array of n values: `into` (or its first n) when it is large enough, else a new one. */
+function outputArray(n: number, into?: Float32Array): Float32Array {
+  if (!into || into.length < n) return new Float32Array(n);
+  return into.length === n ? into : into.subarray(0, n);
+}
+
+/** Modality values of n raw samples (modality.ts), into `into` when it is given and large enough. */
+function toModalityValues(raw: ArrayLike<number>, pm: PixelModule, n: number, into?: Float32Array): Float32Array {
+  const m = modalityOf(pm);
+  const out = outputArray(n, into);
+  if (integerModality(m)) {
+    if (raw instanceof Uint16Array) {
+      modalityU16(raw, out, n, m);
+      return out;
+    }
+    if (raw instanceof Uint8Array) {
+      modalityU8(raw, out, n, m);
+      return out;
+    }
+    if (raw instanceof Uint32Array) {
+      modalityU32(raw, out, n, m);
       return out;
     }
   }
+  const range = 2 ** m.bitsStored;
+  const half = range / 2;
   for (let i = 0; i < n; i++) {
-    let v = Math.floor((raw[i] as number) / 2 ** shift) % range;
-    if (signed && v >= half) v -= range;
-    out[i] = v * slope + icpt;
+    let v = Math.floor((raw[i] as number) / 2 ** m.shift) % range;
+    if (m.signed && v >= half) v -= range;
+    out[i] = v * m.slope + m.intercept;
   }
   return out;
 }
@@ -237,21 +253,43 @@ export async function decodePixels(parsed: ParsedDicom, frame = 0): Promise<Deco
   const pm = readPixelModule(ds);
   if (frame < 0 || frame >= pm.numberOfFrames)
     throw new DecodeError('bad-geometry', `frame ${frame} out of range (${pm.numberOfFrames} frames)`);
+  const frameBytes = pm.rows * pm.columns * pm.samplesPerPixel * (pm.bitsAllocated / 8);
+  let source: FrameBytes;
+  if (NATIVE_SYNTAXES.has(ts)) {
+    source = { native: nativeFrame(values, frame, frameBytes) };
+  } else if (ENCAPSULATED_SYNTAXES[ts]) {
+    source = { encoded: encapsulatedFrame(values, frame, pm.numberOfFrames) };
+    await initCodecs();
+  } else {
+    throw new DecodeError('unsupported-transfer-syntax', `transfer syntax ${ts} is not supported`);
+  }
+  return { image: frameImage(ts, pm, source), pixel: pm };
+}
+
+/** The bytes of one frame: native (stored values) or encoded (a compressed frame). */
+export type FrameBytes = { native: Uint8Array; encoded?: undefined } | { encoded: Uint8Array; native?: undefined };
+
+/** JPEG Lossless samples, reused from slice to slice (they are turned into modality values before frameImage returns). */
+let samplesScratch = new Uint16Array(0);
+
+/**
+ * One frame's bytes → PixelImage, for both readers (the dcmjs parse above, and direct.ts). Synchronous: an
+ * encapsulated frame other than the JPEG Lossless the TypeScript decoder takes needs initCodecs() done.
+ * `into`: where the modality values go when it holds at least rows × columns values (else a new array).
+ */
+export function frameImage(ts: string, pm: PixelModule, source: FrameBytes, into?: Float32Array): PixelImage {
   const n = pm.rows * pm.columns;
   const spp = pm.samplesPerPixel;
   const frameBytes = n * spp * (pm.bitsAllocated / 8);
-
   let bytes: Uint8Array;
   let photometric = pm.photometricInterpretation;
   let planar = pm.planarConfiguration;
   let bigEndian = false;
-  if (NATIVE_SYNTAXES.has(ts)) {
-    bytes = nativeFrame(values, frame, frameBytes);
+  if (source.native) {
+    bytes = source.native;
     bigEndian = ts === TransferSyntax.ExplicitVRBigEndian;
-  } else if (ENCAPSULATED_SYNTAXES[ts]) {
-    const encoded = encapsulatedFrame(values, frame, pm.numberOfFrames);
-    await initCodecs();
-    const dec = decodeFrame(ts, encoded, {
+  } else {
+    const params: FrameParams = {
       width: pm.columns,
       height: pm.rows,
       bitsAllocated: pm.bitsAllocated,
@@ -260,15 +298,22 @@ export async function decodePixels(parsed: ParsedDicom, frame = 0): Promise<Deco
       pixelRepresentation: pm.pixelRepresentation,
       planarConfiguration: planar,
       photometricInterpretation: photometric,
-    });
+    };
+    if (photometric === 'MONOCHROME1' || photometric === 'MONOCHROME2') {
+      // JPEG Lossless CT: decoded straight to modality values (the same values as the steps below)
+      const out = outputArray(n, into);
+      if (decodeLosslessModality(ts, source.encoded, params, modalityOf(pm), out)) {
+        return { width: pm.columns, height: pm.rows, data: out, kind: 'hu' };
+      }
+    }
+    if (samplesScratch.length < n) samplesScratch = new Uint16Array(n);
+    const dec = decodeFrame(ts, source.encoded, params, samplesScratch);
     if (dec.bytes.byteLength < frameBytes) {
       throw new DecodeError('codec-failed', `decoded frame has ${dec.bytes.byteLength} bytes, expected ${frameBytes}`);
     }
     bytes = dec.bytes;
     photometric = dec.photometricInterpretation.toUpperCase();
     planar = dec.planarConfiguration;
-  } else {
-    throw new DecodeError('unsupported-transfer-syntax', `transfer syntax ${ts} is not supported`);
   }
 
   if (spp === 1) {
@@ -276,10 +321,10 @@ export async function decodePixels(parsed: ParsedDicom, frame = 0): Promise<Deco
       throw new DecodeError('unsupported-image', `one-sample image with PhotometricInterpretation ${photometric} is not supported`);
     }
     const raw = rawSamples(bytes, pm.bitsAllocated, bigEndian, n);
-    return { image: { width: pm.columns, height: pm.rows, data: toModalityValues(raw, pm, n), kind: 'hu' }, pixel: pm };
+    return { width: pm.columns, height: pm.rows, data: toModalityValues(raw, pm, n, into), kind: 'hu' };
   }
   if (spp === 3 && pm.bitsAllocated === 8) {
-    return { image: { width: pm.columns, height: pm.rows, data: toLuma(bytes, photometric, planar, n), kind: 'display' }, pixel: pm };
+    return { width: pm.columns, height: pm.rows, data: toLuma(bytes, photometric, planar, n), kind: 'display' };
   }
   throw new DecodeError('unsupported-image', `${spp} samples per pixel at ${pm.bitsAllocated} bits is not supported`);
 }

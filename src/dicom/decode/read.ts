@@ -84,7 +84,8 @@ function toArrayBuffer(buf: Uint8Array): ArrayBuffer {
   if (buf.byteOffset === 0 && buf.byteLength === buf.buffer.byteLength && buf.buffer instanceof ArrayBuffer) {
     return buf.buffer;
   }
-  return buf.slice().buffer as ArrayBuffer;
+  // a copy (Buffer.prototype.slice is a view: a small Buffer from Node's pool would hand dcmjs the whole pool)
+  return Uint8Array.prototype.slice.call(buf).buffer as ArrayBuffer;
 }
 
 /** Refuse absurdly nested datasets before dcmjs spends minutes on them (see nesting-guard.ts). */
