@@ -41,18 +41,8 @@ export function modalityU16(raw: Uint16Array, out: Float32Array, n: number, m: M
   }
 }
 
-export function modalityU8(raw: Uint8Array, out: Float32Array, n: number, m: Modality): void {
-  const range = 2 ** m.bitsStored;
-  const half = range / 2;
-  const mask = range - 1;
-  for (let i = 0; i < n; i++) {
-    let v = ((raw[i] as number) >>> m.shift) & mask;
-    if (m.signed && v >= half) v -= range;
-    out[i] = v * m.slope + m.intercept;
-  }
-}
-
-export function modalityU32(raw: Uint32Array, out: Float32Array, n: number, m: Modality): void {
+/** 8- and 32-bit samples (rare in CT): one loop for both. */
+export function modalityU8or32(raw: Uint8Array | Uint32Array, out: Float32Array, n: number, m: Modality): void {
   const range = 2 ** m.bitsStored;
   const half = range / 2;
   const mask = range - 1;

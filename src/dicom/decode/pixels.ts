@@ -9,7 +9,7 @@ import { decodeFrame, decodeLosslessModality, ENCAPSULATED_SYNTAXES, type FrameP
 import { DecodeError } from './errors.js';
 import { TransferSyntax } from '../uids.js';
 import { numberValue, stringValue } from './header.js';
-import { integerModality, type Modality, modalityU8, modalityU16, modalityU32 } from './modality.js';
+import { integerModality, type Modality, modalityU8or32, modalityU16 } from './modality.js';
 import type { ParsedDicom } from './read.js';
 
 /** Largest frame we allocate for (pixels); far above any CT slice. */
@@ -185,12 +185,8 @@ function toModalityValues(raw: ArrayLike<number>, pm: PixelModule, n: number, in
       modalityU16(raw, out, n, m);
       return out;
     }
-    if (raw instanceof Uint8Array) {
-      modalityU8(raw, out, n, m);
-      return out;
-    }
-    if (raw instanceof Uint32Array) {
-      modalityU32(raw, out, n, m);
+    if (raw instanceof Uint8Array || raw instanceof Uint32Array) {
+      modalityU8or32(raw, out, n, m);
       return out;
     }
   }
