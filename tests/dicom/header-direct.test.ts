@@ -121,7 +121,7 @@ describe('discovery reads headers directly, with the answers of the full dcmjs p
       },
       // multi-valued and padded values: dcmjs's splitting and trimming
       { name: 'two modalities', bytes: withValue(slice, 0x0008, 0x0060, 'CS', ' C\\T'), direct: true },
-      { name: 'odd SOP instance UID', bytes: withValue(slice, 0x0008, 0x0018, 'UI', '1.2\\3x.4 '), direct: true },
+      { name: 'odd SOP instance UID', bytes: withValue(slice, 0x0008, 0x0018, 'UI', 'x1.2 3\\4.5'), direct: true },
       { name: 'padded instance number', bytes: withValue(slice, 0x0020, 0x0013, 'IS', ' +29'), direct: true },
       { name: 'acquisition time with spaces', bytes: withValue(slice, 0x0008, 0x0032, 'TM', ' 12 \\3'), direct: true },
       // cut short inside the header: dcmjs's error
