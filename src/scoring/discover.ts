@@ -5,7 +5,7 @@
 import type { Stats } from 'node:fs';
 import { open, readdir, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { type DicomHeader, isDecodeError, looksLikeDicom, readDicomHeaderFile } from '../dicom/decode/index.js';
+import { type DicomHeader, HEADER_CHUNK_BYTES, isDecodeError, looksLikeDicom, readDicomHeaderFile } from '../dicom/decode/index.js';
 import { type ImageFormat, sniffImage } from './image-file.js';
 import type { SkippedFile } from './types.js';
 import { fsReason } from '../fs-error-text.js';
@@ -43,25 +43,32 @@ export async function listFiles(paths: readonly string[], skipped: SkippedFile[]
   return out;
 }
 
-async function readHead(file: string, n = 140): Promise<Uint8Array> {
+/** The first `n` bytes of a file (enough to sniff it, and most DICOM headers); `eof` when that is all of it. */
+async function readHead(file: string, n = HEADER_CHUNK_BYTES): Promise<{ bytes: Uint8Array; eof: boolean }> {
   const fh = await open(file, 'r');
   try {
-    const buf = Buffer.alloc(n);
-    const { bytesRead } = await fh.read(buf, 0, n, 0);
-    return buf.subarray(0, bytesRead);
+    const buf = Buffer.allocUnsafe(n);
+    let got = 0;
+    while (got < n) {
+      const { bytesRead } = await fh.read(buf, got, n - got, got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    return { bytes: buf.subarray(0, got), eof: got < n };
   } finally {
     await fh.close();
   }
 }
 
 export async function classify(file: string, skipped: SkippedFile[]): Promise<Input | null> {
-  let head: Uint8Array;
+  let first: { bytes: Uint8Array; eof: boolean };
   try {
-    head = await readHead(file);
+    first = await readHead(file);
   } catch (err) {
     skipped.push({ file, reason: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
     return null;
   }
+  const head = first.bytes;
   const format = sniffImage(head);
   if (format) return { kind: 'image', file, format };
   if (!looksLikeDicom(head)) {
@@ -69,7 +76,7 @@ export async function classify(file: string, skipped: SkippedFile[]): Promise<In
     return null;
   }
   try {
-    return { kind: 'dicom', file, header: await readDicomHeaderFile(file) };
+    return { kind: 'dicom', file, header: await readDicomHeaderFile(file, first) };
   } catch (err) {
     if (isDecodeError(err)) {
       skipped.push({ file, reason: `${err.code}: ${err.message}` });

@@ -58,16 +58,16 @@ const WANTED: ReadonlyMap<number, { vr: WantedVr; key: string }> = new Map(
   ).map(([tag, vr]) => [tag, { vr, key: tag.toString(16).padStart(8, '0').toUpperCase() }]),
 );
 
-const SPECIFIC_CHARACTER_SET = 0x00080005;
+export const SPECIFIC_CHARACTER_SET = 0x00080005;
 const SHARED_FUNCTIONAL_GROUPS = 0x52009229;
-const PIXEL_DATA = 0x7fe00010;
+export const PIXEL_DATA = 0x7fe00010;
 /** Character sets dcmjs 0.51 accepts (its encodingMapping), as written in the file: the common ones. */
-const CHARACTER_SETS = new Set(['', 'ISO_IR 6', 'ISO_IR 100', 'ISO_IR 192', 'ISO 2022 IR 6', 'ISO 2022 IR 100']);
+export const CHARACTER_SETS = new Set(['', 'ISO_IR 6', 'ISO_IR 100', 'ISO_IR 192', 'ISO 2022 IR 6', 'ISO 2022 IR 100']);
 
 /** Thrown inside the walk for anything it does not read; caught at the top (null). */
-class NotDirect extends Error {}
+export class NotDirect extends Error {}
 
-function notDirect(): never {
+export function notDirect(): never {
   throw new NotDirect();
 }
 
@@ -87,7 +87,7 @@ function element(buf: Buffer, vr: WantedVr, start: number, length: number): Dico
   return { vr, Value: parts.map(formatNumber) };
 }
 
-interface Walk {
+export interface Walk {
   buf: Buffer;
   implicit: boolean;
 }
@@ -125,7 +125,7 @@ function skipDataset(w: Walk, p: number, depth: number): number {
   }
 }
 
-function skipValue(w: Walk, vr: string, length: number, q: number, depth: number): number {
+export function skipValue(w: Walk, vr: string, length: number, q: number, depth: number): number {
   if (length === UNDEFINED_LENGTH) {
     // a sequence (implicit VR: an undefined length is one); an undefined-length UN holds implicit VR data: not read
     if (vr !== 'SQ' && vr !== '') notDirect();

@@ -4,10 +4,11 @@
  * bad input.
  */
 import { readFileSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { type FileHandle, open, readFile } from 'node:fs/promises';
 import type { PixelImage } from './pixels.js';
 import { codecsReady, ENCAPSULATED_SYNTAXES, initCodecs, NATIVE_SYNTAXES } from './codecs.js';
 import { readDirect, type DirectImage } from './direct.js';
+import { readHeaderDirect } from './direct-header.js';
 import { DecodeError, isDecodeError } from './errors.js';
 import { imageSpacing, readHeader, type DicomHeader } from './header.js';
 import { decodePixels, frameImage, type FrameBytes, type PixelModule, readPixelModule } from './pixels.js';
@@ -32,7 +33,64 @@ export function decodeDicomHeader(buf: Uint8Array): DicomHeader {
   return readHeader(parseDicom(buf, { headerOnly: true }));
 }
 
-export async function readDicomHeaderFile(path: string): Promise<DicomHeader> {
+/** How much of a file discovery reads first for its header (doubled while Pixel Data is not reached). */
+export const HEADER_CHUNK_BYTES = 32 * 1024;
+
+/** The first bytes of a file, as read by the caller: `eof` when they are all of it. */
+export interface FileHead {
+  bytes: Uint8Array;
+  eof: boolean;
+}
+
+/** Reads `length` bytes of an open file from `position` (fewer at its end). */
+async function readAt(fh: FileHandle, position: number, length: number): Promise<Buffer> {
+  const buf = Buffer.allocUnsafe(length);
+  let n = 0;
+  while (n < length) {
+    const { bytesRead } = await fh.read(buf, n, length - n, position + n);
+    if (bytesRead === 0) break;
+    n += bytesRead;
+  }
+  return buf.subarray(0, n);
+}
+
+/** The header read directly from the first bytes of the file (more of them as needed), or null (dcmjs's turn). */
+async function directHeaderFile(path: string, head?: FileHead): Promise<DicomHeader | null> {
+  let bytes = head?.bytes ?? new Uint8Array(0);
+  let eof = head?.eof ?? false;
+  let fh: FileHandle | undefined;
+  try {
+    for (;;) {
+      if (bytes.length > 0 || eof) {
+        const h = readHeaderDirect(bytes, eof);
+        if (h !== 'more') return h;
+      }
+      fh ??= await open(path, 'r');
+      const want = Math.max(HEADER_CHUNK_BYTES, bytes.length);
+      const more = await readAt(fh, bytes.length, want);
+      eof = more.length < want;
+      bytes = bytes.length ? Buffer.concat([bytes, more]) : more;
+    }
+  } catch {
+    return null; // a read error: the full read below reports it as it always did
+  } finally {
+    await fh?.close().catch(() => undefined);
+  }
+}
+
+/**
+ * The header of a DICOM file. A plain Part 10 file is read only up to its Pixel Data (direct-header.ts: the first
+ * HEADER_CHUNK_BYTES, more where the header is longer) and gives the same DicomHeader dcmjs gives; anything else is
+ * read in full and parsed with dcmjs, with the errors it always had. `head`: the first bytes, already read.
+ */
+export async function readDicomHeaderFile(path: string, head?: FileHead): Promise<DicomHeader> {
+  const direct = await directHeaderFile(path, head);
+  if (direct) return direct;
+  return decodeDicomHeader(await readBytes(path));
+}
+
+/** The header as dcmjs reads it from the whole file (the reference readDicomHeaderFile is checked against). */
+export async function readDicomHeaderFileFull(path: string): Promise<DicomHeader> {
   return decodeDicomHeader(await readBytes(path));
 }
 
