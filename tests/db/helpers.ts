@@ -6,7 +6,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import type { Page } from 'playwright-core';
 import pg from 'pg';
+import { expect } from 'vitest';
 
 export type EngineName = 'sqlite' | 'postgres';
 export const ENGINES: readonly EngineName[] = ['sqlite', 'postgres'];
@@ -76,4 +78,23 @@ export function fakeRecord(study: string, series: string, score: number, over: P
     attemptsMade: 1,
     ...over,
   });
+}
+
+/**
+ * Opens an exported validation report (a file on disk, no server) in the page and checks that it
+ * shows both pictures: the ROC curve (one polyline) and the calibration points, each at least
+ * 200 px square. Returns what the page requested beyond the file (it should be nothing).
+ */
+export async function expectReportPictures(page: Page, file: string): Promise<string[]> {
+  const requests: string[] = [];
+  page.on('request', (r) => requests.push(r.url()));
+  await page.goto(`file://${file}`);
+  for (const id of ['#roc', '#calibration']) {
+    const box = await page.locator(id).boundingBox();
+    expect(box!.width).toBeGreaterThan(200);
+    expect(box!.height).toBeGreaterThan(200);
+  }
+  expect(await page.locator('#roc polyline').count()).toBe(1);
+  expect(await page.locator('#calibration circle').count()).toBeGreaterThan(0);
+  return requests.filter((u) => !u.startsWith('file://'));
 }

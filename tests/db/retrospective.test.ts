@@ -24,7 +24,7 @@ import { run as dcmtk } from '../helpers/dcmtk.js';
 import { CTMD } from '../helpers/ctmd.js';
 import { MLSAM_MAIN } from '../helpers/process.js';
 import { cleanup, dropPrefix, testConfig, waitFor } from '../queue/helpers.js';
-import { createTestStore, ENGINES, type TestStore } from './helpers.js';
+import { createTestStore, ENGINES, expectReportPictures, type TestStore } from './helpers.js';
 
 const run = promisify(execFile);
 const AUTH: [string, string] = ['admin', 'retro-secret'];
@@ -146,18 +146,9 @@ describe.each(ENGINES)('retrospective validation of COVID-CT-MD through DICOM (%
     const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: CHROMIUM_ARGS, headless: true });
     try {
       const page = await browser.newPage();
-      const fetched: string[] = [];
-      page.on('request', (q) => fetched.push(q.url()));
-      await page.goto(`file://${file}`);
-      for (const id of ['#roc', '#calibration']) {
-        const box = await page.locator(id).boundingBox();
-        expect(box!.width).toBeGreaterThan(200);
-        expect(box!.height).toBeGreaterThan(200);
-      }
-      expect(await page.locator('#roc polyline').count()).toBe(1);
-      expect(await page.locator('#calibration circle').count()).toBeGreaterThan(0);
+      const fetched = await expectReportPictures(page, file);
       expect(await page.locator('#auc').innerText()).toBe(r.auc.value === null ? '—' : r.auc.value.toFixed(3));
-      expect(fetched.filter((u) => !u.startsWith('file://'))).toEqual([]);
+      expect(fetched).toEqual([]);
     } finally {
       await browser.close();
       await rm(out, { recursive: true, force: true });

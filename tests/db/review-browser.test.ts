@@ -17,7 +17,7 @@ import { ResultsDb } from '../../src/db/results-db.js';
 import { resultRow } from '../../src/db/result-row.js';
 import type { ValidationReport } from '../../src/validation/report.js';
 import { CHROMIUM_ARGS } from '../admin/browser.js';
-import { createTestStore, ENGINES, fakeRecord, type TestStore } from './helpers.js';
+import { createTestStore, ENGINES, expectReportPictures, fakeRecord, type TestStore } from './helpers.js';
 
 describe.each(ENGINES)('review page in chromium (%s)', (engine) => {
   let ts: TestStore;
@@ -85,18 +85,9 @@ describe.each(ENGINES)('review page in chromium (%s)', (engine) => {
       // The exported report opens from disk (no server) and shows both pictures.
       const file = join(mkdtempSync(join(tmpdir(), 'mlsam-report-')), 'report.html');
       writeFileSync(file, await (await fetch(`${base}/api/validation.html`)).text());
-      const requests: string[] = [];
-      page.on('request', (r) => requests.push(r.url()));
-      await page.goto(`file://${file}`);
-      for (const id of ['#roc', '#calibration']) {
-        const box = await page.locator(id).boundingBox();
-        expect(box!.width).toBeGreaterThan(200);
-        expect(box!.height).toBeGreaterThan(200);
-      }
-      expect(await page.locator('#roc polyline').count()).toBe(1);
-      expect(await page.locator('#calibration circle').count()).toBeGreaterThan(0);
+      const requests = await expectReportPictures(page, file);
       expect(await page.locator('#auc').innerText()).toBe('0.500'); // positives 0.9 and 0.2 against one negative at 0.3
-      expect(requests.filter((u) => !u.startsWith('file://'))).toEqual([]);
+      expect(requests).toEqual([]);
     } finally {
       await browser.close();
     }

@@ -16,20 +16,11 @@ import {
   PSI_EPSILON,
   quantileEdges,
 } from '../../src/drift/statistics.js';
+import { prng } from '../../src/demo/phantom.js';
 
-/** A seeded generator (mulberry32) and a normal deviate (Box–Muller), so the samples are fixed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A normal deviate (Box–Muller) from the demo's seeded generator (mulberry32), so the samples are fixed. */
 function normals(n: number, mean: number, sd: number, seed: number, decimals?: number): number[] {
-  const r = rng(seed);
+  const r = prng(seed);
   return Array.from({ length: n }, () => {
     const v = mean + sd * Math.sqrt(-2 * Math.log(1 - r())) * Math.cos(2 * Math.PI * r());
     return decimals === undefined ? v : Number(v.toFixed(decimals));
