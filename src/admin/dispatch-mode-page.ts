@@ -1,5 +1,6 @@
 /** HTML of silent mode: the banner every dashboard page carries, and the /admin/dispatch page with the admin's switch. */
 import type { DispatchModesWithHeld } from '../db/dispatch-modes.js';
+import { atTopOfMain } from './page-banner.js';
 import { esc, layout } from './pages.js';
 
 /** The banner ('' when every target is live): put right after <main> by the server's onSend hook. */
@@ -19,7 +20,7 @@ const STANDALONE =
 /** Puts the banner into a page: after <main> (our layout), else at the top of <body> (Bull Board). */
 export function withBanner(page: string, banner: string): string {
   if (!banner) return page;
-  if (page.includes('<main>')) return page.replace('<main>', `<main>${banner}`);
+  if (page.includes('<main>')) return atTopOfMain(page, banner);
   return page.replace(
     /<body([^>]*)>/,
     (_m, attrs: string) => `<body${attrs}>${banner.replace('class="silent-banner"', `style="${STANDALONE}"`)}`,

@@ -9,6 +9,7 @@
 import type { onSendAsyncHookHandler } from 'fastify';
 import type { DriftReport } from '../drift/report.js';
 import type { DriftWatch } from '../drift/watch.js';
+import { atTopOfMain, isHtmlPage } from './page-banner.js';
 import { esc } from './pages.js';
 
 const STYLE = 'background:#fde2e1;border-left:4px solid #a61b1b;color:#5c0f0f;padding:8px 12px;margin:0 0 12px;border-radius:4px';
@@ -27,13 +28,7 @@ const isDashboardPage = (url: string): boolean =>
 /** onSend hook: puts the banner at the top of <main> of the dashboard's HTML pages. */
 export function driftBannerHook(watch: DriftWatch): onSendAsyncHookHandler<unknown> {
   return async (req, reply, payload) => {
-    if (typeof payload !== 'string' || !isDashboardPage(req.url)) return payload;
-    if (!String(reply.getHeader('content-type') ?? '').startsWith('text/html')) return payload;
-    const at = payload.indexOf('<main>');
-    if (at < 0) return payload;
-    const banner = driftBannerHtml(watch.peek());
-    if (!banner) return payload;
-    const cut = at + '<main>'.length;
-    return payload.slice(0, cut) + banner + payload.slice(cut);
+    if (!isHtmlPage(reply, payload) || !isDashboardPage(req.url)) return payload;
+    return atTopOfMain(payload, driftBannerHtml(watch.peek()));
   };
 }

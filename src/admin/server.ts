@@ -22,6 +22,7 @@ import { isLoopback } from '../config/schema.js';
 import { whenReady } from '../stores/redis.js';
 import { ActionAudit } from './action-audit.js';
 import { silentBanner, withBanner } from './dispatch-mode-page.js';
+import { isHtmlPage } from './page-banner.js';
 import { enforceRole, identityOf, setIdentity } from './identity.js';
 import { notFoundPage } from './pages.js';
 import { csrfGuard, decorateHtml, registerSessions } from './sessions.js';
@@ -168,8 +169,7 @@ export async function buildAdminServer(given: AdminServerDeps): Promise<FastifyI
   const control = deps.dispatchModes;
   if (control) {
     app.addHook('onSend', async (req, reply, payload) => {
-      if (typeof payload !== 'string' || req.url.startsWith('/api/')) return payload;
-      if (!String(reply.getHeader('content-type') ?? '').startsWith('text/html')) return payload;
+      if (!isHtmlPage(reply, payload) || req.url.startsWith('/api/')) return payload;
       const view = await control.view().catch(() => undefined);
       return view ? withBanner(payload, silentBanner(view)) : payload;
     });

@@ -33,6 +33,7 @@ import { StoreUnavailableError, type StoreHandle } from '../db/handle.js';
 import { Sessions } from '../db/sessions.js';
 import type { Logger } from '../log.js';
 import type { Identity } from './identity.js';
+import { atTopOfMain, isHtmlPage } from './page-banner.js';
 import { esc, layout } from './pages.js';
 
 declare module 'fastify' {
@@ -318,8 +319,7 @@ export function csrfGuard(app: FastifyInstance) {
 export function decorateHtml(config: Config, who: (req: FastifyRequest) => Identity | undefined) {
   const firstStart = config.http.password === '';
   return async (req: FastifyRequest, reply: FastifyReply, payload: unknown): Promise<unknown> => {
-    if (typeof payload !== 'string' || !String(reply.getHeader('content-type') ?? '').startsWith('text/html')) return payload;
-    if (!payload.includes('<header>')) return payload;
+    if (!isHtmlPage(reply, payload) || !payload.includes('<header>')) return payload;
     let out = payload;
     const id = who(req);
     if (viaSession(req)) {
@@ -336,7 +336,6 @@ export function decorateHtml(config: Config, who: (req: FastifyRequest) => Ident
     const banner = firstStart
       ? `<div class="flash err" id="first-start">First-start default: user ${esc(config.http.username)} with an empty password, accepted only because the node listens on loopback. Set http.password and add users (mlsam users add).</div>`
       : '';
-    out = out.replace('</header>', `${user}</header>`).replace('<main>', `<main>${banner}`);
-    return out;
+    return atTopOfMain(out.replace('</header>', `${user}</header>`), banner);
   };
 }
