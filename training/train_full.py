@@ -69,6 +69,9 @@ def normalise(x: torch.Tensor) -> torch.Tensor:
 
 
 def logits(model: MLSAM, x: torch.Tensor) -> torch.Tensor:
+    # channels_last (NHWC) end to end: oneDNN's fast convolution layout on CPU, measured 2.1x the images/s of
+    # NCHW for a training step on this 2-core VM (5.6 -> 11.9 img/s, batch 32); same arithmetic, other order.
+    x = x.contiguous(memory_format=torch.channels_last)
     l8 = model.stem(x)
     out, _ = model.forward_features(l8, model.mid(l8))
     return out
@@ -127,7 +130,7 @@ def main():
         y_ct = np.array([i["label"] for i in ct])
         ser_ct = np.array([i["series"] for i in ct])
 
-    model = MLSAM().to(dev_)
+    model = MLSAM().to(dev_).to(memory_format=torch.channels_last)
     groups = [
         {"params": [p for p in model.stem.parameters()], "lr": args.lr_stem},
         {"params": [p for m in model.trainable_backbone() for p in m.parameters()] + list(model.mid.parameters()),
@@ -173,7 +176,7 @@ def main():
         rec["epochSeconds"] = epoch.seconds()
         hist.append(rec)
         log(f"{msg} | {rec['imgPerSec']:.1f} img/s {rec['epochSeconds']:.0f}s")
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     torch.save(state, os.path.join(run, "model.pt"))
     extra = {}
     if len(va_idx):
