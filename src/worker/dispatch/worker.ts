@@ -187,18 +187,19 @@ export class DispatchWorker {
       st: DispatchState,
       a: Omit<DispatchAttempt, 'destination' | 'instancesHash' | 'attempt' | 'at' | 'ms'>,
     ): Promise<void> => {
-      try {
-        await this.store.updateState(data.seriesInstanceUid, st);
-        await this.store.logAttempt(data.seriesInstanceUid, {
-          destination: data.destination,
-          instancesHash: data.instancesHash,
-          attempt,
-          at,
-          ms: Date.now() - t0,
-          ...a,
-        });
-        // The target's latest outcome and counts (dashboard targets page, per-target metrics).
-        await this.targets.record(data.destination, {
+      // Three independent writes, the state last: whoever sees the state (a dashboard, a test, an admin
+      // waiting for "failed") also sees the attempt in the log and in the target's counts, and a write
+      // that fails (Redis away for a moment) does not take the others with it.
+      const write = async (what: string, f: () => Promise<unknown>): Promise<void> => {
+        try {
+          await f();
+        } catch (err) {
+          log.warn({ err: (err as Error).message, what }, 'could not record the dispatch state');
+        }
+      };
+      // The target's latest outcome and counts (dashboard targets page, per-target metrics).
+      await write('target status', () =>
+        this.targets.record(data.destination, {
           at: new Date().toISOString(),
           outcome: a.outcome,
           studyInstanceUid: data.studyInstanceUid,
@@ -206,10 +207,19 @@ export class DispatchWorker {
           attempt,
           ...(a.error ? { error: a.error } : {}),
           ...(st.status === 'failed' ? { parked: true } : {}),
-        });
-      } catch (err) {
-        log.warn({ err: (err as Error).message }, 'could not record the dispatch state');
-      }
+        }),
+      );
+      await write('attempt log', () =>
+        this.store.logAttempt(data.seriesInstanceUid, {
+          destination: data.destination,
+          instancesHash: data.instancesHash,
+          attempt,
+          at,
+          ms: Date.now() - t0,
+          ...a,
+        }),
+      );
+      await write('state', () => this.store.updateState(data.seriesInstanceUid, st));
     };
     const giveUp = async (reason: string): Promise<never> => {
       await record(state({ status: 'failed', lastError: reason }), { outcome: 'failed', sent: 0, warnings: 0, failed: 0, error: reason });
