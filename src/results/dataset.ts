@@ -90,10 +90,28 @@ export function setOB(ds: Dataset, tag: number, bytes: Buffer): void {
   ds.set(tag, encodeElement(tag, 'OB', bytes, 0x00));
 }
 
+/**
+ * An OB element of `length` bytes (padded to even with 0) whose value `fill` writes in place, zeroed before:
+ * a large value (a Segmentation's 40 MB of frames for a 600-slice series) is then allocated once, not built
+ * and copied into its element.
+ */
+export function setOBInPlace(ds: Dataset, tag: number, length: number, fill: (value: Buffer) => void): void {
+  const even = length + (length % 2);
+  const h = header(tag, 'OB', even);
+  const el = Buffer.alloc(h.length + even);
+  h.copy(el, 0);
+  fill(el.subarray(h.length, h.length + length));
+  ds.set(tag, el);
+}
+
+/** The elements of a dataset in ascending tag order. */
+function elements(ds: Dataset): Buffer[] {
+  return [...ds.keys()].sort((a, b) => a - b).map((t) => ds.get(t) as Buffer);
+}
+
 /** Encodes a dataset: elements in ascending tag order. */
 export function encodeDataset(ds: Dataset): Buffer {
-  const tags = [...ds.keys()].sort((a, b) => a - b);
-  return Buffer.concat(tags.map((t) => ds.get(t) as Buffer));
+  return Buffer.concat(elements(ds));
 }
 
 const ITEM = Buffer.from([0xfe, 0xff, 0x00, 0xe0]);
@@ -134,8 +152,9 @@ export function setCode(ds: Dataset, tag: number, c: Code): void {
 
 /** Preamble, file meta (Explicit VR Little Endian) and dataset: a complete Part-10 file. */
 export function part10(ds: Dataset, sopClassUid: string, sopInstanceUid: string, sourceAeTitle: string): Buffer {
+  // One copy of every element into the file (not the dataset first, then the file).
   return Buffer.concat([
     buildPart10Header({ sopClassUid, sopInstanceUid, transferSyntaxUid: TransferSyntax.ExplicitVRLittleEndian, sourceAeTitle }),
-    encodeDataset(ds),
+    ...elements(ds),
   ]);
 }

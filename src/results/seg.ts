@@ -21,7 +21,18 @@ import {
   type SliceLabelRuns,
 } from '../model/seg-masks.js';
 import { MANUFACTURER, NOT_FOR_DIAGNOSTIC_USE, setObjectHeader, type ResultObjectInput } from './common.js';
-import { encodeElement, formatDs, setCode, setOB, setSequence, setString, setUS, tagOf, type Code, type Dataset } from './dataset.js';
+import {
+  encodeElement,
+  formatDs,
+  setCode,
+  setOBInPlace,
+  setSequence,
+  setString,
+  setUS,
+  tagOf,
+  type Code,
+  type Dataset,
+} from './dataset.js';
 
 export const SEGMENTATION_STORAGE = '1.2.840.10008.5.1.4.1.1.66.4';
 
@@ -336,18 +347,18 @@ export function buildSeg(inp: SegInput): { dataset: Dataset; summary: SegFrameSu
   setSequence(ds, tagOf(0x0008, 0x1115), [series]);
 
   // Pixel Data: frames packed bit after bit, the first pixel in the least significant bit (PS3.5 8.1.1).
-  const pixels = Buffer.alloc(Math.ceil((frames.length * frameBits) / 8));
-  frames.forEach((f, k) => {
-    const base = k * frameBits;
-    for (let j = 0; j < f.starts.length; j++) {
-      const from = base + (f.starts[j] as number);
-      const to = from + (f.lengths[j] as number);
-      let p = from;
-      for (; p < to && p % 8 !== 0; p++) pixels[p >> 3] = (pixels[p >> 3] as number) | (1 << (p & 7));
-      for (; p + 8 <= to; p += 8) pixels[p >> 3] = 0xff;
-      for (; p < to; p++) pixels[p >> 3] = (pixels[p >> 3] as number) | (1 << (p & 7));
-    }
+  setOBInPlace(ds, tagOf(0x7fe0, 0x0010), Math.ceil((frames.length * frameBits) / 8), (pixels) => {
+    frames.forEach((f, k) => {
+      const base = k * frameBits;
+      for (let j = 0; j < f.starts.length; j++) {
+        const from = base + (f.starts[j] as number);
+        const to = from + (f.lengths[j] as number);
+        let p = from;
+        for (; p < to && p % 8 !== 0; p++) pixels[p >> 3] = (pixels[p >> 3] as number) | (1 << (p & 7));
+        for (; p + 8 <= to; p += 8) pixels[p >> 3] = 0xff;
+        for (; p < to; p++) pixels[p >> 3] = (pixels[p >> 3] as number) | (1 << (p & 7));
+      }
+    });
   });
-  setOB(ds, tagOf(0x7fe0, 0x0010), pixels);
   return { dataset: ds, summary };
 }
