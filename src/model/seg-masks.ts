@@ -63,28 +63,63 @@ class RunWriter {
   }
 }
 
-/** Lung and lesion labels of `a` (working grid) on a `width` × `height` source grid. */
+/**
+ * Lung and lesion labels of `a` (working grid) on a `width` × `height` source grid.
+ *
+ * The nearest-neighbour maps are monotonic, so the source columns under one working column are contiguous and
+ * consecutive source rows under one working row are the same row of labels: each working row is turned into
+ * runs once (one step per working column, weighted by its number of source columns) and replayed for every
+ * source row under it. Same runs as the pixel-by-pixel definition (the writers merge equal neighbours either
+ * way); tests/model/seg-masks.test.ts keeps the two equal on real slices.
+ */
 export function sliceLabelRuns(a: SliceAnalysis, width: number, height: number): SliceLabelRuns {
   const { lung, side } = a.segmentation;
   const { opacity, high } = a.masks;
   const ww = lung.width;
   const wh = lung.height;
-  const colMap = new Int32Array(width);
-  for (let x = 0; x < width; x++) colMap[x] = Math.min(ww - 1, Math.floor(((x + 0.5) * ww) / width));
+  const perCol = new Int32Array(ww);
+  for (let x = 0; x < width; x++) {
+    const c = Math.min(ww - 1, Math.floor(((x + 0.5) * ww) / width));
+    perCol[c] = (perCol[c] as number) + 1;
+  }
+  const lungRow = new Uint32Array(2 * ww);
+  const lesionRow = new Uint32Array(2 * ww);
+  let nLung = 0;
+  let nLesion = 0;
   const lungRuns = new RunWriter();
   const lesionRuns = new RunWriter();
+  let prev = -1;
   for (let y = 0; y < height; y++) {
-    const row = Math.min(wh - 1, Math.floor(((y + 0.5) * wh) / height)) * ww;
-    for (let x = 0; x < width; x++) {
-      const i = row + (colMap[x] as number);
-      if (!lung.data[i]) {
-        lungRuns.push(0);
-        lesionRuns.push(0);
-        continue;
+    const r = Math.min(wh - 1, Math.floor(((y + 0.5) * wh) / height));
+    if (r !== prev) {
+      prev = r;
+      nLung = 0;
+      nLesion = 0;
+      const row = r * ww;
+      for (let c = 0; c < ww; c++) {
+        const n = perCol[c] as number;
+        if (n === 0) continue;
+        const i = row + c;
+        let lv = 0;
+        let sv = 0;
+        if (lung.data[i]) {
+          lv = side[i] === 1 ? LUNG_IMAGE_RIGHT : LUNG_IMAGE_LEFT;
+          sv = high.data[i] ? LESION_CONSOLIDATION : opacity.data[i] ? LESION_GROUND_GLASS : 0;
+        }
+        if (nLung > 0 && lungRow[nLung - 2] === lv) lungRow[nLung - 1] = (lungRow[nLung - 1] as number) + n;
+        else {
+          lungRow[nLung++] = lv;
+          lungRow[nLung++] = n;
+        }
+        if (nLesion > 0 && lesionRow[nLesion - 2] === sv) lesionRow[nLesion - 1] = (lesionRow[nLesion - 1] as number) + n;
+        else {
+          lesionRow[nLesion++] = sv;
+          lesionRow[nLesion++] = n;
+        }
       }
-      lungRuns.push(side[i] === 1 ? LUNG_IMAGE_RIGHT : LUNG_IMAGE_LEFT);
-      lesionRuns.push(high.data[i] ? LESION_CONSOLIDATION : opacity.data[i] ? LESION_GROUND_GLASS : 0);
     }
+    for (let k = 0; k < nLung; k += 2) lungRuns.push(lungRow[k] as number, lungRow[k + 1] as number);
+    for (let k = 0; k < nLesion; k += 2) lesionRuns.push(lesionRow[k] as number, lesionRow[k + 1] as number);
   }
   return { width, height, lung: lungRuns.done(), lesion: lesionRuns.done() };
 }
