@@ -171,7 +171,8 @@ export async function runStageBench(opts: StageBenchOptions = {}): Promise<Stage
     for (let r = 0; r <= rounds; r++) {
       const c0 = cpuNow();
       const w0 = performance.now();
-      const res = await scoreFiles([seriesDir], { session: noop, preparer, keyAttention: true, minSlices: 1 });
+      // keepLabels: the inference worker keeps every slice's label runs (the Segmentation, the presentation states)
+      const res = await scoreFiles([seriesDir], { session: noop, preparer, keyAttention: true, keepLabels: true, minSlices: 1 });
       const secs = (performance.now() - w0) / 1000;
       const scored = res.timing.slicesScored;
       if (scored !== n) throw new Error(`ceiling run scored ${scored} of ${n} slices`);
@@ -224,7 +225,7 @@ export function stageReportLines(r: StageBenchResult, bareSlicesPerSec?: number)
     `| **CPU stages (decode + lungs + opacity + preprocess)** | **${f2(r.cpuStagesMs)}** | ${f2(s.decode.wallMs + s.lungs.wallMs + s.opacity.wallMs + s.preprocess.wallMs)} |`,
     row('infer (the model, CPU provider)', s.infer),
     '',
-    "Ceiling: the worker's engine (scoreFiles as the inference worker runs it, key slices included) with the network replaced " +
+    "Ceiling: the worker's engine (scoreFiles as the inference worker runs it, key slices and the Segmentation's label runs included) with the network replaced " +
       'by a no-op of the same batch and output shapes, by prepare threads. Best of the timed rounds.',
     '',
     '| prepare threads | slices/s | per thread | speed-up over 1 thread | process CPU ms/slice |',

@@ -152,9 +152,16 @@ export function setCode(ds: Dataset, tag: number, c: Code): void {
 
 /** Preamble, file meta (Explicit VR Little Endian) and dataset: a complete Part-10 file. */
 export function part10(ds: Dataset, sopClassUid: string, sopInstanceUid: string, sourceAeTitle: string): Buffer {
-  // One copy of every element into the file (not the dataset first, then the file).
-  return Buffer.concat([
+  return Buffer.concat(part10Chunks(ds, sopClassUid, sopInstanceUid, sourceAeTitle));
+}
+
+/**
+ * part10 as the pieces that make the file, in order (the file meta, then every element): written with one
+ * writev, a large element (a Segmentation's frames) goes to disk without being copied into a file-sized buffer.
+ */
+export function part10Chunks(ds: Dataset, sopClassUid: string, sopInstanceUid: string, sourceAeTitle: string): Buffer[] {
+  return [
     buildPart10Header({ sopClassUid, sopInstanceUid, transferSyntaxUid: TransferSyntax.ExplicitVRLittleEndian, sourceAeTitle }),
     ...elements(ds),
-  ]);
+  ];
 }

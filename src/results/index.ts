@@ -19,7 +19,7 @@ import type { Logger } from '../log.js';
 import type { ModelMetadata } from '../model/metadata.js';
 import { resultKey, type OutputFile, type ResultRecord } from '../contracts/result-record.js';
 import { dicomDateTime, howScored, NOT_FOR_DIAGNOSTIC_USE, resultSeriesNumbers, type DicomDateTime, type ModelInfo } from './common.js';
-import { part10 } from './dataset.js';
+import { part10Chunks } from './dataset.js';
 import { expandRuns } from '../model/seg-masks.js';
 import { blendFindings, blendHeatmap, chartSvg, compositeSvg, heatmapOverlaySvg, rasterizeSvg, windowed, type Window } from './render.js';
 import { buildSc, SECONDARY_CAPTURE } from './sc.js';
@@ -71,18 +71,50 @@ export const OUTPUT_NAMES = {
 } as const;
 const OUTPUT_NAME_RE = /^(sr|kos|seg|summary|heatmap-\d+|pr-\d+)\.dcm$/;
 
-async function writeAtomic(dir: string, name: string, bytes: Buffer): Promise<void> {
+/** True when the file at `path` holds exactly the concatenation of `chunks`. */
+async function sameContent(path: string, chunks: readonly Buffer[], total: number): Promise<boolean> {
+  const st = await fs.promises.stat(path);
+  if (st.size !== total) return false;
+  const held = await fs.promises.readFile(path);
+  let off = 0;
+  for (const c of chunks) {
+    if (!held.subarray(off, off + c.length).equals(c)) return false;
+    off += c.length;
+  }
+  return true;
+}
+
+/** Writes the file made of `chunks` (in order) under a temporary name, syncs it, then renames it into place. */
+async function writeAtomic(dir: string, name: string, chunks: readonly Buffer[]): Promise<void> {
   const path = join(dir, name);
+  const total = chunks.reduce((n, c) => n + c.length, 0);
   try {
-    const st = await fs.promises.stat(path);
-    if (st.size === bytes.length && (await fs.promises.readFile(path)).equals(bytes)) return;
+    if (await sameContent(path, chunks, total)) return;
   } catch {
     // not there yet
   }
   const tmp = join(dir, `.${name}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   const fh = await fs.promises.open(tmp, 'w');
   try {
-    await fh.writeFile(bytes);
+    // writev may write less than asked: go on from where it stopped
+    let rest = [...chunks];
+    let left = total;
+    while (left > 0) {
+      const { bytesWritten } = await fh.writev(rest);
+      left -= bytesWritten;
+      let skip = bytesWritten;
+      while (skip > 0 && rest.length) {
+        const c = rest[0] as Buffer;
+        if (c.length <= skip) {
+          skip -= c.length;
+          rest.shift();
+        } else {
+          rest[0] = c.subarray(skip);
+          skip = 0;
+        }
+      }
+      if (bytesWritten === 0 && left > 0) throw new Error(`writing ${name}: no progress`);
+    }
     await fh.sync();
   } finally {
     await fh.close();
@@ -245,7 +277,7 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
   const aeTitle = config.dicom.aeTitle;
   const window: Window = metadata?.preprocessing.window ?? DEFAULT_WINDOW;
 
-  const files: { name: string; bytes: Buffer; out: Omit<OutputFile, 'path'> }[] = [];
+  const files: { name: string; bytes: Buffer[]; out: Omit<OutputFile, 'path'> }[] = [];
 
   // The key slices, read once: the SR needs each one's size, the heatmaps its pixels.
   const slicesById = new Map(record.slices.map((s) => [s.sopInstanceUid, s]));
@@ -298,7 +330,7 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
   });
   files.push({
     name: OUTPUT_NAMES.sr,
-    bytes: part10(sr, COMPREHENSIVE_3D_SR, srUid, aeTitle),
+    bytes: part10Chunks(sr, COMPREHENSIVE_3D_SR, srUid, aeTitle),
     out: { kind: 'sr', sopClassUid: COMPREHENSIVE_3D_SR, sopInstanceUid: srUid, seriesInstanceUid: uids.srSeries },
   });
 
@@ -321,7 +353,7 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
     });
     files.push({
       name: OUTPUT_NAMES.kos,
-      bytes: part10(kos, KEY_OBJECT_SELECTION, uids.kos, aeTitle),
+      bytes: part10Chunks(kos, KEY_OBJECT_SELECTION, uids.kos, aeTitle),
       out: { kind: 'kos', sopClassUid: KEY_OBJECT_SELECTION, sopInstanceUid: uids.kos, seriesInstanceUid: uids.kosSeries },
     });
   }
@@ -350,7 +382,7 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
       } else {
         files.push({
           name: OUTPUT_NAMES.seg,
-          bytes: part10(dataset, SEGMENTATION_STORAGE, uids.seg, aeTitle),
+          bytes: part10Chunks(dataset, SEGMENTATION_STORAGE, uids.seg, aeTitle),
           out: { kind: 'seg', sopClassUid: SEGMENTATION_STORAGE, sopInstanceUid: uids.seg, seriesInstanceUid: uids.segSeries },
         });
         logger.debug({ seriesInstanceUid: record.seriesInstanceUid, frames: summary.frames }, 'segmentation built');
@@ -417,7 +449,7 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
       });
       files.push({
         name: OUTPUT_NAMES.heatmap(i),
-        bytes: part10(sc, SECONDARY_CAPTURE, uid, aeTitle),
+        bytes: part10Chunks(sc, SECONDARY_CAPTURE, uid, aeTitle),
         out: {
           kind: 'heatmap',
           sopClassUid: SECONDARY_CAPTURE,
@@ -457,7 +489,7 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
         });
         files.push({
           name: OUTPUT_NAMES.pr(i),
-          bytes: part10(pr, GRAYSCALE_SOFTCOPY_PRESENTATION_STATE, uid, aeTitle),
+          bytes: part10Chunks(pr, GRAYSCALE_SOFTCOPY_PRESENTATION_STATE, uid, aeTitle),
           out: {
             kind: 'gsps',
             sopClassUid: GRAYSCALE_SOFTCOPY_PRESENTATION_STATE,
@@ -501,7 +533,7 @@ export async function writeResultObjects(record: ResultRecord, opts: WriteResult
       });
       files.push({
         name: OUTPUT_NAMES.summary,
-        bytes: part10(sc, SECONDARY_CAPTURE, uids.summary, aeTitle),
+        bytes: part10Chunks(sc, SECONDARY_CAPTURE, uids.summary, aeTitle),
         out: { kind: 'summary', sopClassUid: SECONDARY_CAPTURE, sopInstanceUid: uids.summary, seriesInstanceUid: uids.scSeries },
       });
     }
