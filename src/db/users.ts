@@ -22,8 +22,16 @@ export const passwordSchema = z.string().min(10, 'a password needs at least 10 c
 
 const COST = 11;
 const sha256 = (s: string): string => createHash('sha256').update(s).digest('hex');
-/** Compared against when the user does not exist, so that an unknown name takes as long as a wrong password. */
-const DUMMY_HASH = bcrypt.hashSync('not a password of anyone', COST);
+/**
+ * Compared against when the user does not exist, so that an unknown name takes as long as a wrong password. Made
+ * once per process, in the background when the first Users is built (not at import: every process that loads
+ * this module, the inference worker included, paid ~0.2 s of blocking CPU for it at start).
+ */
+let dummyHash: Promise<string> | undefined;
+const dummy = (): Promise<string> => {
+  dummyHash ??= bcrypt.hash('not a password of anyone', COST);
+  return dummyHash;
+};
 
 export interface UserIdentity {
   name: string;
@@ -31,7 +39,9 @@ export interface UserIdentity {
 }
 
 export class Users {
-  constructor(private readonly store: ResultsDb) {}
+  constructor(private readonly store: ResultsDb) {
+    void dummy();
+  }
 
   async add(name: string, password: string, role: UserRole, by: string): Promise<void> {
     userNameSchema.parse(name);
@@ -128,7 +138,7 @@ export class Users {
   /** The user's identity when the password matches; undefined otherwise (same time either way). */
   async verify(name: string, password: string): Promise<UserIdentity | undefined> {
     const u = await this.store.db.selectFrom('users').select(['name', 'password_hash', 'role']).where('name', '=', name).executeTakeFirst();
-    const ok = await bcrypt.compare(password, u?.password_hash ?? DUMMY_HASH);
+    const ok = await bcrypt.compare(password, u?.password_hash ?? (await dummy()));
     return ok && u ? { name: u.name, role: roleSchema.parse(u.role) } : undefined;
   }
 
