@@ -97,7 +97,7 @@ async function writeAtomic(dir: string, name: string, chunks: readonly Buffer[])
   const fh = await fs.promises.open(tmp, 'w');
   try {
     // writev may write less than asked: go on from where it stopped
-    let rest = [...chunks];
+    const rest = [...chunks];
     let left = total;
     while (left > 0) {
       const { bytesWritten } = await fh.writev(rest);
