@@ -16,7 +16,7 @@ import { ModelSession } from '../model/session.js';
 import { scoreBatches } from './batches.js';
 import { decideSeries, type ScoredInput, type SeriesDecision, type SliceOutcome } from './decide.js';
 import { discoverInputs } from './discover.js';
-import { keySliceDetail } from './key-slices.js';
+import { keySliceDetails } from './key-slices.js';
 import { type PlannedSeries, planSeries } from './plan.js';
 import { createPreparer, defaultDecodeThreads, type PrepareSpec, type PreparedSlice } from './slice-preparer.js';
 import { sliceSpacing } from './series-opacity.js';
@@ -118,11 +118,10 @@ export async function scoreFiles(paths: readonly string[], opts: ScoreOptions = 
         continue;
       }
       scoredCount += scored.length;
-      const keySlices: KeySliceResult[] = [];
-      for (const idx of decided.key) {
+      const keyBase: KeySliceResult[] = decided.key.map((idx) => {
         const x = scored[idx] as ScoredInput;
         const sl = decided.slices[idx] as SliceOutcome;
-        const base: KeySliceResult = {
+        return {
           sopInstanceUid: x.header?.sopInstanceUid ?? null,
           file: x.file,
           probability: sl.probability,
@@ -130,14 +129,18 @@ export async function scoreFiles(paths: readonly string[], opts: ScoreOptions = 
           index: idx,
           ...(sl.opacityPercent !== undefined ? { opacityPercent: sl.opacityPercent, highOpacityPercent: sl.highOpacityPercent } : {}),
         };
-        if (opts.keyAttention) {
-          const tKey = performance.now();
-          const detail = await keySliceDetail(session, x.file, s.source, spec);
-          stages.keySlicesMs = (stages.keySlicesMs ?? 0) + performance.now() - tKey;
-          keySlices.push({ ...base, ...detail });
-        } else {
-          keySlices.push(base);
-        }
+      });
+      let keySlices = keyBase;
+      if (opts.keyAttention && keyBase.length) {
+        const tKey = performance.now();
+        const details = await keySliceDetails(
+          session,
+          preparer,
+          keyBase.map((k) => ({ file: k.file, source: s.source })),
+          spec,
+        );
+        stages.keySlicesMs = (stages.keySlicesMs ?? 0) + performance.now() - tKey;
+        keySlices = keyBase.map((k, i) => ({ ...k, ...details[i] }));
       }
       slicesOut.push(...scoredSlices(s, scored, decided));
       seriesOut.push(scoredSeries(s, scored, decided, keySlices, dropped, opts.keepLabels === true));

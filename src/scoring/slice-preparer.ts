@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { DecodeError, type DecodeErrorCode, decodeDicomImageFile } from '../dicom/decode/index.js';
 import type { Logger } from '../log.js';
+import type { Mask } from '../model/morphology.js';
 import { analyseSlice, type QuantificationSpec, type RegionAreas, type SliceAnalysis } from '../model/opacity.js';
 import { slicePattern, type SlicePattern } from '../model/pattern.js';
 import { preprocessInto, sliceSize, type Crop, type Preprocessing, type SliceImage } from '../model/preprocess.js';
@@ -28,6 +29,19 @@ export interface PrepareSpec {
   quantification?: QuantificationSpec;
   /** Keep each HU slice's lung and lesion labels on the source grid (run-length encoded) for the DICOM Segmentation. */
   labels?: boolean;
+  /**
+   * The key-slice pass: return the working-grid lung and opacity masks (`detail`) the attention is restricted to
+   * and the finding outlined on; no distribution summary.
+   */
+  keyDetail?: boolean;
+}
+
+/** What the key-slice pass needs of a slice's analysis (PrepareSpec.keyDetail). */
+export interface KeyDetailMasks {
+  lung: Mask;
+  opacity: Mask;
+  /** mm per working pixel: [row, column]. */
+  pxMm: [number, number];
 }
 
 /** Lung and opacity areas of one HU slice (image left / right as stored, not yet patient sides). */
@@ -58,6 +72,8 @@ export interface PreparedSlice {
   preprocessMs: number;
   /** The distribution summary (`pattern`), with `lungs`. */
   patternMs?: number;
+  /** HU slices analysed, when the spec asks for keyDetail. */
+  detail?: KeyDetailMasks;
 }
 
 /** Prepares one slice into `out` at `offset` (sliceSize(spec.preprocessing) floats). */
@@ -118,15 +134,18 @@ export async function prepareSlice(
   const f = await prepareFull(file, source, spec, out, offset);
   const a = f.analysis;
   const t0 = performance.now();
-  const pattern = a ? slicePattern({ ...a.segmentation, ...a.masks }, a.grid.pxMm) : undefined;
+  const pattern = a && !spec.keyDetail ? slicePattern({ ...a.segmentation, ...a.masks }, a.grid.pxMm) : undefined;
   const patternMs = performance.now() - t0;
   return {
     width: f.image.width,
     height: f.image.height,
     cropBox: f.crop.box,
     cropUsed: f.crop.used,
-    ...(a ? { lungs: { total: a.total, imageLeft: a.imageLeft, imageRight: a.imageRight }, pattern, patternMs } : {}),
+    ...(a
+      ? { lungs: { total: a.total, imageLeft: a.imageLeft, imageRight: a.imageRight }, ...(pattern ? { pattern, patternMs } : {}) }
+      : {}),
     ...(a && spec.labels ? { labels: sliceLabelRuns(a, f.image.width, f.image.height) } : {}),
+    ...(a && spec.keyDetail ? { detail: { lung: a.segmentation.lung, opacity: a.masks.opacity, pxMm: a.grid.pxMm } } : {}),
     decodeMs: f.decodeMs,
     lungMs: f.lungMs,
     preprocessMs: f.preprocessMs,
