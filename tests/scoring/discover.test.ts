@@ -2,7 +2,7 @@
  * Discovery (src/scoring/discover.ts) reads many files at once; what it returns must not depend on which read
  * finishes first: files, inputs and skipped entries in name order, folders walked depth first, links followed.
  */
-import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
