@@ -295,9 +295,43 @@ export function buildSeg(inp: SegInput): { dataset: Dataset; summary: SegFrameSu
   const perFrame: Dataset[] = [];
   const frames: { starts: number[]; lengths: number[] }[] = [];
   const summary: SegFrameSummary = { frames: {}, pixels: {} };
+  // The plane position and derivation of a slice are the same in each segment's frame of it: encoded once per
+  // slice, on first use, and the element bytes shared (a 600-slice series has ~1200 frames).
+  const sliceGroups = new Map<number, { position: Buffer; derivation: Buffer }>();
+  const groupsOf = (i: number): { position: Buffer; derivation: Buffer } => {
+    let g = sliceGroups.get(i);
+    if (!g) {
+      const sl = inp.slices[i] as (typeof inp.slices)[number];
+      const holder: Dataset = new Map();
+      const position: Dataset = new Map();
+      setString(
+        position,
+        T.imagePositionPatient,
+        'DS',
+        sl.imagePositionPatient.map((v) => formatDs(v, 10)),
+      );
+      setSequence(holder, T.planePosition, [position]);
+      const srcImage: Dataset = new Map();
+      setString(srcImage, tagOf(0x0008, 0x1150), 'UI', sl.sopClassUid);
+      setString(srcImage, tagOf(0x0008, 0x1155), 'UI', sl.sopInstanceUid);
+      setCode(srcImage, tagOf(0x0040, 0xa170), SOURCE_IMAGE);
+      const derivation: Dataset = new Map();
+      setSequence(derivation, tagOf(0x0008, 0x2112), [srcImage]);
+      setCode(derivation, tagOf(0x0008, 0x9215), DERIVATION_SEGMENTATION);
+      setSequence(holder, tagOf(0x0008, 0x9124), [derivation]);
+      g = { position: holder.get(T.planePosition) as Buffer, derivation: holder.get(tagOf(0x0008, 0x9124)) as Buffer };
+      sliceGroups.set(i, g);
+    }
+    return g;
+  };
   for (const seg of SEGMENTS) {
     summary.frames[seg.number] = 0;
     summary.pixels[seg.number] = 0;
+    const segId: Dataset = new Map();
+    setUS(segId, T.referencedSegmentNumber, seg.number);
+    const segIdHolder: Dataset = new Map();
+    setSequence(segIdHolder, T.segmentIdentification, [segId]);
+    const segIdElement = segIdHolder.get(T.segmentIdentification) as Buffer;
     inp.slices.forEach((sl, i) => {
       const px = segmentPixels(seg, sl.labels, imageLeftIsPatientRight);
       if (px.count === 0) return;
@@ -308,25 +342,10 @@ export function buildSeg(inp: SegInput): { dataset: Dataset; summary: SegFrameSu
       const content: Dataset = new Map();
       setUL(content, tagOf(0x0020, 0x9157), seg.number, i + 1);
       setSequence(fg, tagOf(0x0020, 0x9111), [content]);
-      const position: Dataset = new Map();
-      setString(
-        position,
-        T.imagePositionPatient,
-        'DS',
-        sl.imagePositionPatient.map((v) => formatDs(v, 10)),
-      );
-      setSequence(fg, T.planePosition, [position]);
-      const srcImage: Dataset = new Map();
-      setString(srcImage, tagOf(0x0008, 0x1150), 'UI', sl.sopClassUid);
-      setString(srcImage, tagOf(0x0008, 0x1155), 'UI', sl.sopInstanceUid);
-      setCode(srcImage, tagOf(0x0040, 0xa170), SOURCE_IMAGE);
-      const derivation: Dataset = new Map();
-      setSequence(derivation, tagOf(0x0008, 0x2112), [srcImage]);
-      setCode(derivation, tagOf(0x0008, 0x9215), DERIVATION_SEGMENTATION);
-      setSequence(fg, tagOf(0x0008, 0x9124), [derivation]);
-      const segId: Dataset = new Map();
-      setUS(segId, T.referencedSegmentNumber, seg.number);
-      setSequence(fg, T.segmentIdentification, [segId]);
+      const g = groupsOf(i);
+      fg.set(T.planePosition, g.position);
+      fg.set(tagOf(0x0008, 0x9124), g.derivation);
+      fg.set(T.segmentIdentification, segIdElement);
       perFrame.push(fg);
     });
   }
@@ -352,11 +371,19 @@ export function buildSeg(inp: SegInput): { dataset: Dataset; summary: SegFrameSu
       const base = k * frameBits;
       for (let j = 0; j < f.starts.length; j++) {
         const from = base + (f.starts[j] as number);
-        const to = from + (f.lengths[j] as number);
-        let p = from;
-        for (; p < to && p % 8 !== 0; p++) pixels[p >> 3] = (pixels[p >> 3] as number) | (1 << (p & 7));
-        for (; p + 8 <= to; p += 8) pixels[p >> 3] = 0xff;
-        for (; p < to; p++) pixels[p >> 3] = (pixels[p >> 3] as number) | (1 << (p & 7));
+        const to = from + (f.lengths[j] as number); // bits from … to − 1
+        let b = from >> 3;
+        const last = to >> 3; // the byte that holds bit `to` (not set)
+        if (b === last) {
+          pixels[b] = (pixels[b] as number) | ((((1 << (to - from)) - 1) << (from & 7)) & 0xff);
+          continue;
+        }
+        if (from & 7) {
+          pixels[b] = (pixels[b] as number) | ((0xff << (from & 7)) & 0xff);
+          b++;
+        }
+        for (; b < last; b++) pixels[b] = 0xff;
+        if (to & 7) pixels[last] = (pixels[last] as number) | ((1 << (to & 7)) - 1);
       }
     });
   });
