@@ -19,9 +19,13 @@ port.on('message', (req: Request) => {
   chain = chain.then(() => handle(req));
 });
 
+// The decoded HU of the slice in hand: reused from slice to slice (nothing keeps the image past its reply), so a
+// 512×512 slice does not allocate, fault in and collect 1 MB each time; a larger slice gets its own array.
+const hu = new Float32Array(1024 * 1024);
+
 function handle(req: Request): Promise<void> {
   const out = new Float32Array(sliceSize(req.spec.preprocessing));
-  return prepareSlice(req.file, req.source, req.spec, out, 0).then(
+  return prepareSlice(req.file, req.source, req.spec, out, 0, hu).then(
     (result) => {
       const reply: WorkerReply = { id: req.id, ok: true, result, data: out };
       port.postMessage(reply, [out.buffer]);

@@ -84,8 +84,9 @@ export interface SlicePreparer {
   close(): Promise<void>;
 }
 
-export async function decodeSlice(file: string, source: SliceSource): Promise<SliceImage> {
-  if (source === 'dicom') return decodeDicomImageFile(file);
+/** `huInto`: where a DICOM slice's modality values go when it is large enough (a thread's reused buffer). */
+export async function decodeSlice(file: string, source: SliceSource, huInto?: Float32Array): Promise<SliceImage> {
+  if (source === 'dicom') return decodeDicomImageFile(file, huInto ? { into: huInto } : {});
   return decodeImageFile(file);
 }
 
@@ -105,16 +106,21 @@ export interface FullPreparation {
   preprocessMs: number;
 }
 
-/** Decode + analyse + preprocess, keeping the image and masks (the key-slice pass needs them). */
+/**
+ * Decode + analyse + preprocess, keeping the image and masks. `huInto`: the decoded values go there when it is
+ * large enough; the image then lives in it, so only a caller that is done with the image before its next call
+ * may pass one (a prepare thread).
+ */
 export async function prepareFull(
   file: string,
   source: SliceSource,
   spec: PrepareSpec,
   out: Float32Array,
   offset: number,
+  huInto?: Float32Array,
 ): Promise<FullPreparation> {
   const t0 = performance.now();
-  const image = await decodeSlice(file, source);
+  const image = await decodeSlice(file, source, huInto);
   const t1 = performance.now();
   const analysis = analyseDecoded(image, spec);
   const t2 = performance.now();
@@ -130,8 +136,9 @@ export async function prepareSlice(
   spec: PrepareSpec,
   out: Float32Array,
   offset: number,
+  huInto?: Float32Array,
 ): Promise<PreparedSlice> {
-  const f = await prepareFull(file, source, spec, out, offset);
+  const f = await prepareFull(file, source, spec, out, offset, huInto);
   const a = f.analysis;
   const t0 = performance.now();
   const pattern = a && !spec.keyDetail ? slicePattern({ ...a.segmentation, ...a.masks }, a.grid.pxMm) : undefined;
