@@ -118,6 +118,11 @@ const ITEM = Buffer.from([0xfe, 0xff, 0x00, 0xe0]);
 
 /** A sequence of defined length whose items have defined lengths. */
 export function setSequence(ds: Dataset, tag: number, items: readonly Dataset[]): void {
+  ds.set(tag, sequenceElement(tag, items));
+}
+
+/** setSequence's element encoding (header + items), for an element shared by several datasets. */
+export function sequenceElement(tag: number, items: readonly Dataset[]): Buffer {
   const parts: Buffer[] = [];
   for (const item of items) {
     const body = encodeDataset(item);
@@ -126,7 +131,7 @@ export function setSequence(ds: Dataset, tag: number, items: readonly Dataset[])
     parts.push(ITEM, len, body);
   }
   const value = Buffer.concat(parts);
-  ds.set(tag, Buffer.concat([header(tag, 'SQ', value.length), value]));
+  return Buffer.concat([header(tag, 'SQ', value.length), value]);
 }
 
 /** A code sequence item (Code Value, Coding Scheme Designator, Code Meaning). */

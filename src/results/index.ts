@@ -96,25 +96,9 @@ async function writeAtomic(dir: string, name: string, chunks: readonly Buffer[])
   const tmp = join(dir, `.${name}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   const fh = await fs.promises.open(tmp, 'w');
   try {
-    // writev may write less than asked: go on from where it stopped
-    const rest = [...chunks];
-    let left = total;
-    while (left > 0) {
-      const { bytesWritten } = await fh.writev(rest);
-      left -= bytesWritten;
-      let skip = bytesWritten;
-      while (skip > 0 && rest.length) {
-        const c = rest[0] as Buffer;
-        if (c.length <= skip) {
-          skip -= c.length;
-          rest.shift();
-        } else {
-          rest[0] = c.subarray(skip);
-          skip = 0;
-        }
-      }
-      if (bytesWritten === 0 && left > 0) throw new Error(`writing ${name}: no progress`);
-    }
+    // one writev: libuv goes on until every chunk is written (or fails)
+    const { bytesWritten } = await fh.writev(chunks as Buffer[]);
+    if (bytesWritten !== total) throw new Error(`writing ${name}: ${bytesWritten} of ${total} bytes written`);
     await fh.sync();
   } finally {
     await fh.close();

@@ -25,6 +25,7 @@ import {
   encodeElement,
   formatDs,
   setCode,
+  sequenceElement,
   setOBInPlace,
   setSequence,
   setString,
@@ -302,7 +303,6 @@ export function buildSeg(inp: SegInput): { dataset: Dataset; summary: SegFrameSu
     let g = sliceGroups.get(i);
     if (!g) {
       const sl = inp.slices[i] as (typeof inp.slices)[number];
-      const holder: Dataset = new Map();
       const position: Dataset = new Map();
       setString(
         position,
@@ -310,7 +310,7 @@ export function buildSeg(inp: SegInput): { dataset: Dataset; summary: SegFrameSu
         'DS',
         sl.imagePositionPatient.map((v) => formatDs(v, 10)),
       );
-      setSequence(holder, T.planePosition, [position]);
+      const positionElement = sequenceElement(T.planePosition, [position]);
       const srcImage: Dataset = new Map();
       setString(srcImage, tagOf(0x0008, 0x1150), 'UI', sl.sopClassUid);
       setString(srcImage, tagOf(0x0008, 0x1155), 'UI', sl.sopInstanceUid);
@@ -318,8 +318,7 @@ export function buildSeg(inp: SegInput): { dataset: Dataset; summary: SegFrameSu
       const derivation: Dataset = new Map();
       setSequence(derivation, tagOf(0x0008, 0x2112), [srcImage]);
       setCode(derivation, tagOf(0x0008, 0x9215), DERIVATION_SEGMENTATION);
-      setSequence(holder, tagOf(0x0008, 0x9124), [derivation]);
-      g = { position: holder.get(T.planePosition) as Buffer, derivation: holder.get(tagOf(0x0008, 0x9124)) as Buffer };
+      g = { position: positionElement, derivation: sequenceElement(tagOf(0x0008, 0x9124), [derivation]) };
       sliceGroups.set(i, g);
     }
     return g;
@@ -329,9 +328,7 @@ export function buildSeg(inp: SegInput): { dataset: Dataset; summary: SegFrameSu
     summary.pixels[seg.number] = 0;
     const segId: Dataset = new Map();
     setUS(segId, T.referencedSegmentNumber, seg.number);
-    const segIdHolder: Dataset = new Map();
-    setSequence(segIdHolder, T.segmentIdentification, [segId]);
-    const segIdElement = segIdHolder.get(T.segmentIdentification) as Buffer;
+    const segIdElement = sequenceElement(T.segmentIdentification, [segId]);
     inp.slices.forEach((sl, i) => {
       const px = segmentPixels(seg, sl.labels, imageLeftIsPatientRight);
       if (px.count === 0) return;
