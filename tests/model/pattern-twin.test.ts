@@ -9,13 +9,13 @@ import { fileURLToPath } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { decodeDicomFile, readDicomHeaderFile } from '../../src/dicom/decode/index.js';
 import { loadModelMetadata, type ModelMetadata } from '../../src/model/metadata.js';
-import { analyseSlice } from '../../src/model/opacity.js';
 import { slicePattern, type SlicePattern } from '../../src/model/pattern.js';
 import { PATTERN_RULE } from '../../src/model/pattern-rule.js';
 import type { PatternFeatures } from '../../src/model/pattern-series.js';
 import { seriesPattern } from '../../src/scoring/series-pattern.js';
 import { sliceSpacing } from '../../src/scoring/series-opacity.js';
 import { selectSlices } from '../../src/scoring/select-slices.js';
+import { analyseDecoded } from '../../src/scoring/slice-preparer.js';
 import { CTMD } from '../helpers/ctmd.js';
 import { SHIPPED_METADATA } from '../helpers/model.js';
 import { readdirSync } from 'node:fs';
@@ -43,15 +43,7 @@ async function both(name: string) {
   const ts: { pattern: SlicePattern; position: number }[] = [];
   for (const s of sel) {
     const d = await decodeDicomFile(s.file);
-    const a = analyseSlice(
-      d.image.data,
-      d.image.width,
-      d.image.height,
-      d.header.pixelSpacing!,
-      meta.preprocessing.lungs!,
-      meta.quantification!,
-      d.image.sliceThicknessMm,
-    );
+    const a = analyseDecoded(d.image, { preprocessing: meta.preprocessing, quantification: meta.quantification! })!;
     ts.push({ pattern: slicePattern({ ...a.segmentation, ...a.masks }, a.grid.pxMm), position: s.position });
   }
   const py = JSON.parse(

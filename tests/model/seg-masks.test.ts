@@ -9,7 +9,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { decodeDicomFile } from '../../src/dicom/decode/index.js';
 import { loadModelMetadata, type ModelMetadata } from '../../src/model/metadata.js';
 import type { Mask } from '../../src/model/morphology.js';
-import { analyseSlice, type SliceAnalysis } from '../../src/model/opacity.js';
+import type { SliceAnalysis } from '../../src/model/opacity.js';
 import {
   countLabel,
   LESION_CONSOLIDATION,
@@ -18,6 +18,7 @@ import {
   LUNG_IMAGE_RIGHT,
   sliceLabelRuns,
 } from '../../src/model/seg-masks.js';
+import { analyseDecoded } from '../../src/scoring/slice-preparer.js';
 import { CTMD } from '../helpers/ctmd.js';
 import { SHIPPED_METADATA } from '../helpers/model.js';
 
@@ -116,15 +117,7 @@ describe('sliceLabelRuns', () => {
         const files = readdirSync(dir).sort();
         for (let i = 0; i < files.length; i += 8) {
           const d = await decodeDicomFile(path.join(dir, files[i]!));
-          const a = analyseSlice(
-            d.image.data,
-            d.image.width,
-            d.image.height,
-            d.header.pixelSpacing!,
-            meta.preprocessing.lungs!,
-            meta.quantification!,
-            d.image.sliceThicknessMm,
-          );
+          const a = analyseDecoded(d.image, { preprocessing: meta.preprocessing, quantification: meta.quantification! })!;
           const got = sliceLabelRuns(a, d.image.width, d.image.height);
           const want = plainLabelRuns(a, d.image.width, d.image.height);
           expect([...got.lung], `${name} ${files[i]} lung`).toEqual(want.lung);
