@@ -11,13 +11,7 @@ PY=/usr/bin/python3
 R=training/runs/full            # working runs (model.pt, gitignored)
 K=training/results/full         # committed, small
 mkdir -p "$R" "$K"
-commit() {   # commit only the given paths; retry while another git command holds the index
-  for _ in 1 2 3 4 5 6 7 8 9 10; do
-    git add -- "$@" && git commit -q -m "$COMMIT_MSG" --only -- "$@" && return 0
-    sleep 7
-  done
-  echo "commit failed (left in the work tree): $*"
-}
+. training/commit.sh
 $PY training/data.py --units-only
 for k in 0 1 2 3 4; do
   if [ -f "$K/fold$k/preds.npz" ]; then echo "fold $k: done in an earlier run, skipped"; continue; fi

@@ -19,13 +19,7 @@ V="$K/verdict.json"
 if ! $PY -c "import json,sys; sys.exit(0 if json.load(open('$V'))['adopt'] else 1)"; then
   echo "the verdict says do not adopt (see $V): nothing to do, the test split stays unseen"; exit 0
 fi
-commit() {   # commit only the given paths; retry while another git command holds the index
-  for _ in 1 2 3 4 5 6 7 8 9 10; do
-    git add -- "$@" && git commit -q -m "$COMMIT_MSG" --only -- "$@" && return 0
-    sleep 7
-  done
-  echo "commit failed (left in the work tree): $*"
-}
+. training/commit.sh
 E=$($PY -c "import json; print(json.load(open('$V'))['chosenEpochs'])")
 mkdir -p "$K/final"
 if [ ! -f "$R/full-all/model.pt" ]; then
