@@ -105,6 +105,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--checkpoint", default=None)
     ap.add_argument("--results", default=None, help="results.json written by evaluate.py")
+    ap.add_argument("--previous", default=None, help="the version this one replaces, for the metadata's lineage")
+    ap.add_argument("--changes", default=None, help="one line on what changed from --previous, for the lineage")
     args = ap.parse_args()
     torch.set_num_threads(2)
     torch.manual_seed(0)
@@ -161,6 +163,8 @@ def main():
         "metrics": results.get("metrics", {}),
         "training": results.get("training", {"note": "provisional export: ImageNet backbone, untrained head"}),
         "intendedUse": "Research triage aid only. NOT FOR DIAGNOSTIC USE.",
+        **({"lineage": {"previous": args.previous, "changes": args.changes or "",
+                        "exportedBy": "training/export.py"}} if args.previous else {}),
     }
     with open(META, "w") as f:
         json.dump(meta, f, indent=2)

@@ -125,6 +125,8 @@ def render(meta):
     out.append("| ML-SAM paper (VGG16, reported) | 0.95 | – | – |")
     out.append("| COVID-CT data set baselines (Zhao et al., reported; self-supervised best) | – | ≈ 0.85 | ≈ 0.94 |")
     out.append("| mlsam-mobilenetv2 1.0.0 (body crop, this project) | 0.778 | 0.769 | 0.869 |")
+    if meta["version"] not in ("2.0.0", "2.1.0"):
+        out.append("| mlsam-mobilenetv2 2.0.0 / 2.1.0 (the same CNN: heads on frozen stride-8 features, lung crop) | 0.778 | 0.762 | 0.882 |")
     cnn_of = meta.get("lineage", {}).get("cnn", "").split(" (")[0].replace("mlsam-mobilenetv2 ", "")
     label = f"CNN of {cnn_of}, " if cnn_of else ""
     out.append(f"| **mlsam-mobilenetv2 {meta['version']}** ({label}lung crop, cross-validation threshold) | {f3(tt['atThreshold']['accuracy'])} | "
@@ -141,10 +143,15 @@ def render(meta):
     out.append("")
     folds = tr.get("crossValidationFolds", [])
     cvmin = sum(x["durationSeconds"] for x in folds) / 60
-    if meta.get("lineage"):
-        out.append(f"CNN: {meta['lineage']['cnn']}.\n")
+    lineage = meta.get("lineage", {})
+    if lineage.get("cnn"):
+        out.append(f"CNN: {lineage['cnn']}.\n")
+    if lineage.get("changes"):
+        out.append(f"Changes from {lineage.get('previous', 'the previous version')}: {lineage['changes']}\n")
+    how = ("every block fine-tuned, online augmentation on every draw" if str(tr.get("frozen", "")).startswith("nothing")
+           else "cached stride-8 features")
     out.append(f"Final model: {tr['epochs']} epochs on all dev images, seed {tr['seed']}, {tr['durationSeconds'] / 60:.1f} min "
-               f"(≈ {tr['trainImagesPerSecond']} images/s, cached stride-8 features); cross-validation {len(folds)} folds, "
+               f"(≈ {tr['trainImagesPerSecond']} images/s, {how}); cross-validation {len(folds)} folds, "
                f"{cvmin:.0f} min in all. Manifests (sha256):\n")
     for k, v in tr["manifestSha256"].items():
         out.append(f"- `{k}` `{v}`")

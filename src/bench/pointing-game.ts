@@ -10,6 +10,7 @@
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
+import { loadConfig } from '../config/load.js';
 import { readDicomHeaderFile } from '../dicom/decode/index.js';
 import { attentionPeak, maskAttention } from '../model/regions.js';
 import { dilate } from '../model/morphology.js';
@@ -45,7 +46,7 @@ async function main(): Promise<void> {
     s.add(sop);
     positive.set(series, s);
   }
-  const session = await ModelSession.load(resolveModelPath('models/mlsam-mobilenetv2-2.1.0.onnx'), { providers: ['cpu'], batchSize: 1 });
+  const session = await ModelSession.load(resolveModelPath(loadConfig().model.path), { providers: ['cpu'], batchSize: 1 });
   const meta = session.metadata;
   if (!meta.quantification) throw new Error('the model has no quantification');
   const spec: PrepareSpec = { preprocessing: meta.preprocessing, quantification: meta.quantification };
