@@ -120,8 +120,9 @@ def main():
         "chosenEpochs": E,
         "rule": "epoch count with the best mean of the per-source out-of-fold AUCs (covid-ct, mosmed); threshold = "
                 "Youden J of the pooled OOF predictions; calibration = class-balanced Platt scaling of them",
-        "ruleHistory": "the first rule (best pooled OOF AUC) chose epoch 5, an isolated bump; replaced by the mean of the "
-                       "per-source AUCs after seeing the cross-validation curve and before training the final model",
+        "ruleHistory": "set for model 2.0.0, whose first rule (best pooled OOF AUC) chose epoch 5, an isolated bump, and "
+                       "was replaced by the mean of the per-source AUCs after seeing that cross-validation curve and before "
+                       "training the final model; unchanged since (fixed before 2.2.0's cross-validation ran)",
         "tta": {"use": use_tta, "oofAucGainAtLastEpoch": tta_gain,
                 "cost": "measured with bench:infer on 148 P001 slices (2 cores): ONNX 4.3 -> 9.7 ms per slice, worker "
                         "40 -> 34 slices/s, peak RSS 0.65 -> 1.19 GB (budget 1 GB): the gain does not pay for it",

@@ -48,7 +48,7 @@ from model import MLSAM  # noqa: E402
 from preprocess import PREPROCESSING  # noqa: E402
 
 REPO = os.path.dirname(HERE)
-NAME, VERSION = "mlsam-mobilenetv2", "2.1.0"
+NAME, VERSION = "mlsam-mobilenetv2", "2.2.0"
 MODELS = os.path.join(REPO, "models")
 ONNX = os.path.join(MODELS, f"{NAME}-{VERSION}.onnx")
 META = os.path.join(MODELS, f"{NAME}-{VERSION}.json")
